@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo-out
+
+.PHONY: demo test test-fast bench bench-ingest bench-scan clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 is required" >&2; exit 2; }
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/distillguard demo --out $(DEMO_DIR)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: bench-ingest bench-scan
+
+bench-ingest: $(STAMP)
+	$(BIN)/python benchmarks/bench_ingest.py
+
+bench-scan: $(STAMP)
+	$(BIN)/python benchmarks/bench_scan.py
+
+clean:
+	rm -rf $(DEMO_DIR) bench-data .pytest_cache
