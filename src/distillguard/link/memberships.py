@@ -1,0 +1,141 @@
+"""Per-account attribute values ("memberships") that link rules act on.
+
+Each function returns a PyArrow table ``(account_id, kind, value)`` with one
+row per distinct value an account holds. Values are namespaced by kind when
+they become graph hubs, so an IP and a card never collide.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pyarrow as pa
+from datasketch import MinHash
+from scipy.stats import poisson
+
+__all__ = [
+    "infrastructure",
+    "account_metadata",
+    "signup_bursts",
+    "band_keys",
+    "templates",
+    "lockstep",
+]
+
+MEMBERSHIP_SCHEMA = pa.schema([("account_id", pa.string()), ("kind", pa.string()), ("value", pa.string())])
+
+
+def _table(account_ids, kind: str, values) -> pa.Table:
+    ids = pa.array(account_ids, pa.string())
+    return pa.table(
+        {"account_id": ids, "kind": pa.array([kind] * len(ids), pa.string()), "value": pa.array(values, pa.string())},
+        schema=MEMBERSHIP_SCHEMA,
+    )
+
+
+def infrastructure(events: ir.Table) -> ir.Table:
+    """Distinct client IPs, /24 (IPv4) or /48 (IPv6) subnets and user agents per account."""
+    ip = events.client_ip
+    v4 = ip.re_extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1)
+    v6 = ip.re_extract(r"^([0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f]*):", 1).lower()
+    subnet = ibis.cases((v4 != "", v4 + ".0/24"), (v6 != "", v6 + "::/48"), else_=ibis.null("string"))
+    parts = [
+        events.select("account_id", kind=ibis.literal("client_ip"), value=ip),
+        events.select("account_id", kind=ibis.literal("subnet"), value=subnet),
+        events.select("account_id", kind=ibis.literal("user_agent"), value=events.user_agent),
+    ]
+    u = ibis.union(*parts, distinct=True)
+    return u.filter(u.value.notnull() & (u.value != ""))
+
+
+def account_metadata(accounts: pa.Table) -> pa.Table:
+    """Payment fingerprints and email domains from account metadata."""
+    out = []
+    for kind in ("payment_fingerprint", "email_domain"):
+        if kind in accounts.column_names:
+            col = accounts.column(kind).to_pylist()
+            ids = accounts.column("account_id").to_pylist()
+            keep = [(a, v.lower()) for a, v in zip(ids, col) if v]
+            out.append(_table([a for a, _ in keep], kind, [v for _, v in keep]))
+    return pa.concat_tables(out) if out else MEMBERSHIP_SCHEMA.empty_table()
+
+
+def signup_bursts(accounts: pa.Table, minutes: int = 10, p_value: float = 1e-4) -> pa.Table:
+    """Accounts created in a window with far more signups than the base rate.
+
+    The base rate is the mean number of signups per window over the span of
+    the data; a window is a burst when a Poisson count that large has
+    probability below ``p_value``.
+    """
+    if "created_at" not in accounts.column_names:
+        return MEMBERSHIP_SCHEMA.empty_table()
+    ids = np.array(accounts.column("account_id").to_pylist(), dtype=object)
+    created = accounts.column("created_at").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    valid = ~accounts.column("created_at").is_null().to_numpy(zero_copy_only=False)
+    if valid.sum() < 2:
+        return MEMBERSHIP_SCHEMA.empty_table()
+    ids, created = ids[valid], created[valid]
+    bucket = created // (minutes * 60 * 1_000_000)
+    values, counts = np.unique(bucket, return_counts=True)
+    span = max(1, int(bucket.max() - bucket.min()) + 1)
+    rate = len(bucket) / span
+    bursts = set(values[poisson.sf(counts - 1, rate) < p_value].tolist())
+    mask = np.array([b in bursts for b in bucket], dtype=bool)
+    return _table(ids[mask].tolist(), "signup_burst", [str(b) for b in bucket[mask]])
+
+
+def band_keys(signatures: np.ndarray, bands: int) -> list[list[str]]:
+    """LSH band keys of MinHash signatures (rows of ``signatures``).
+
+    Two sets with Jaccard similarity ``s`` share at least one key with
+    probability ``1 - (1 - s**r)**bands`` where ``r = num_perm / bands``.
+    """
+    rows = signatures.shape[1] // bands
+    keys = []
+    for sig in signatures:
+        keys.append(
+            [f"{b}:{hashlib.blake2b(sig[b * rows:(b + 1) * rows].tobytes(), digest_size=8).hexdigest()}" for b in range(bands)]
+        )
+    return keys
+
+
+def _signatures(token_sets: list[list[bytes]], num_perm: int) -> np.ndarray:
+    hashes = MinHash.bulk(token_sets, num_perm=num_perm, seed=1)
+    return np.vstack([h.hashvalues for h in hashes]) if hashes else np.zeros((0, num_perm), np.uint64)
+
+
+def templates(samples: pa.Table, shingles, num_perm: int = 64, bands: int = 16) -> pa.Table:
+    """Template hubs: LSH band keys of each sampled prompt's shingle set.
+
+    ``shingles(prompt) -> list[bytes]`` turns a prompt into tokens (word
+    n-grams of its normalised skeleton; character n-grams for unspaced
+    scripts). Prompts sent verbatim by many accounts are popular, not
+    templated, and are left out by the caller's rarity weighting.
+    """
+    ids = samples.column("account_id").to_pylist()
+    sets = [shingles(p) for p in samples.column("prompt").to_pylist()]
+    keep = [i for i, s in enumerate(sets) if len(s) >= 3]
+    sigs = _signatures([sets[i] for i in keep], num_perm)
+    accounts, values = [], []
+    for i, keys in zip(keep, band_keys(sigs, bands)):
+        accounts.extend([ids[i]] * len(keys))
+        values.extend(keys)
+    t = _table(accounts, "template", values)
+    return t.group_by(["account_id", "kind", "value"]).aggregate([])
+
+
+def lockstep(buckets: pa.Table, min_buckets: int = 8, num_perm: int = 64, bands: int = 16) -> pa.Table:
+    """Lockstep hubs (SynchroTrap-style): LSH keys of each account's set of active time buckets."""
+    grouped = buckets.group_by("account_id").aggregate([("bucket", "list")])
+    ids, sets = [], []
+    for acc, bs in zip(grouped.column("account_id").to_pylist(), grouped.column("bucket_list").to_pylist()):
+        if len(bs) >= min_buckets:
+            ids.append(acc)
+            sets.append([int(b).to_bytes(8, "little", signed=True) for b in bs])
+    accounts, values = [], []
+    for acc, keys in zip(ids, band_keys(_signatures(sets, num_perm), bands)):
+        accounts.extend([acc] * len(keys))
+        values.extend(keys)
+    return _table(accounts, "lockstep", values)

@@ -1,0 +1,114 @@
+"""Fuse the evidence vector into a calibrated risk, and say why.
+
+A logistic model over named evidence: ``risk = sigmoid(b + sum(w_j x_j))``.
+Its weights are data (``model.yaml``) fitted by ``distillguard calibrate`` on
+labelled reference traffic, so ``risk`` is a probability and each weighted
+term is a reason's share of the verdict. Weights are constrained to be
+non-negative for evidence of extraction, so more evidence never lowers risk.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from distillguard.errors import UsageError
+from distillguard.score.evidence import EvidenceMatrix
+
+__all__ = ["FusionModel", "Reason"]
+
+CLEARING = ("campaign_declared_org",)
+"""Evidence that may lower risk (a verified organisation sharing a card)."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    weight: float
+    terms: tuple[str, ...]
+
+
+@dataclass
+class FusionModel:
+    intercept: float
+    coefficients: dict[str, float]
+    provenance: dict = field(default_factory=dict)
+
+    # -- persistence -------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, text: str) -> "FusionModel":
+        data = yaml.safe_load(text)
+        return cls(float(data["intercept"]), {k: float(v) for k, v in data["coefficients"].items()}, data.get("provenance", {}))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "FusionModel":
+        try:
+            text = (
+                resources.files("distillguard.score").joinpath("model.yaml").read_text()
+                if path is None
+                else Path(path).read_text()
+            )
+            return cls.from_yaml(text)
+        except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+            raise UsageError(f"cannot load fusion model {path or 'model.yaml'}: {exc}") from exc
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(
+            {"intercept": round(self.intercept, 6), "coefficients": {k: round(v, 6) for k, v in self.coefficients.items()}, "provenance": self.provenance},
+            sort_keys=False,
+            allow_unicode=True,
+        )
+
+    # -- fitting -----------------------------------------------------------
+    @classmethod
+    def fit(cls, evidence: EvidenceMatrix, y: np.ndarray, *, C: float = 1.0, provenance: dict | None = None) -> "FusionModel":
+        """Fit weights by L2-regularised logistic regression, non-negative except clearing terms.
+
+        The sign constraint is imposed by refitting without any term whose
+        weight came out negative, until none does.
+        """
+        from sklearn.linear_model import LogisticRegression
+
+        active = list(range(len(evidence.names)))
+        while True:
+            lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
+            lr.fit(evidence.values[:, active], y)
+            bad = [j for j, w in zip(active, lr.coef_[0]) if w < 0 and evidence.names[j] not in CLEARING]
+            if not bad:
+                break
+            active = [j for j in active if j not in bad]
+        coefs = {name: 0.0 for name in evidence.names}
+        for j, w in zip(active, lr.coef_[0]):
+            coefs[evidence.names[j]] = float(w)
+        return cls(float(lr.intercept_[0]), coefs, dict(provenance or {}))
+
+    # -- scoring -----------------------------------------------------------
+    def terms(self, evidence: EvidenceMatrix) -> np.ndarray:
+        """Per-account weighted terms ``w_j * x_j`` (rows = accounts)."""
+        w = np.array([self.coefficients.get(n, 0.0) for n in evidence.names])
+        return evidence.values * w
+
+    def risk(self, evidence: EvidenceMatrix) -> np.ndarray:
+        z = self.intercept + self.terms(evidence).sum(axis=1)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def reasons(self, evidence: EvidenceMatrix, min_weight: float = 0.5) -> list[list[Reason]]:
+        """Reason codes per account: evidence terms grouped by code, strongest first."""
+        terms = self.terms(evidence)
+        out = []
+        for row in terms:
+            by_code: dict[str, list] = {}
+            for j, t in enumerate(row):
+                code = evidence.reasons[j]
+                if code and t > 0:
+                    by_code.setdefault(code, []).append((t, evidence.names[j]))
+            reasons = [
+                Reason(code, round(sum(t for t, _ in ts), 3), tuple(n for _, n in sorted(ts, reverse=True)))
+                for code, ts in by_code.items()
+                if sum(t for t, _ in ts) >= min_weight
+            ]
+            out.append(sorted(reasons, key=lambda r: -r.weight))
+        return out

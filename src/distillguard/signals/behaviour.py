@@ -1,0 +1,127 @@
+"""Behaviour detectors over per-account features (:mod:`distillguard.features`).
+
+Each turns a few feature columns into one score in [0, 1] with a fixed,
+documented transform, so a score means the same thing in every scan. Scores
+need volume before they speak: an account with three requests is never
+"machine-like" on timing alone.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from distillguard.signals.base import Signal, SignalResult
+
+__all__ = ["OutputHarvest", "LogprobsHarvest", "SamplingFanout", "MachineTiming", "ModelPivot", "BEHAVIOUR_SIGNALS"]
+
+
+def _col(data: pa.Table, name: str, default: float = 0.0) -> np.ndarray:
+    if name not in data.column_names:
+        return np.full(data.num_rows, default, dtype=float)
+    return np.nan_to_num(data.column(name).to_numpy(zero_copy_only=False).astype(float), nan=default)
+
+
+def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """0 at or below ``lo``, 1 at or above ``hi``, linear between."""
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+class _FeatureSignal(Signal):
+    """A signal computed from feature columns; subclasses implement ``_scores``."""
+
+    evidence_columns: tuple[str, ...] = ()
+    min_events: int = 10
+    evidence_floor: float = 0.5
+
+    def score(self, data: pa.Table) -> SignalResult:
+        values = np.clip(self._scores(data), 0.0, 1.0)
+        values *= _ramp(_col(data, "n_events"), 0, self.min_events)
+        ids = data.column("account_id").to_pylist()
+        evidence = {}
+        cols = {c: _col(data, c) for c in self.evidence_columns}
+        for i in np.flatnonzero(values >= self.evidence_floor):
+            evidence[ids[i]] = {c: round(float(v[i]), 4) for c, v in cols.items()}
+        scores = pa.table({"account_id": pa.array(ids, pa.string()), self.name: pa.array(values, pa.float64())})
+        return SignalResult(self.name, scores, evidence)
+
+    def _scores(self, data: pa.Table) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class OutputHarvest(_FeatureSignal):
+    """Far more output than input, with large output budgets: answers are the product.
+
+    Ratio 10 scores 0.5 and ratio 100 scores 1 (log scale); long mean outputs
+    raise it, so a chat user asking short questions for long answers does not
+    score on the ratio alone.
+    """
+
+    name = "output_harvest"
+    reason = "HIGH_OUTPUT_RATIO"
+    requires = ("output_ratio", "output_tokens_mean", "n_events")
+    evidence_columns = ("output_ratio", "output_tokens_mean", "max_output_tokens_mean", "n_events")
+
+    def _scores(self, data):
+        ratio = _ramp(np.log10(np.maximum(_col(data, "output_ratio"), 1e-9)), 0.0, 2.0)
+        length = _ramp(_col(data, "output_tokens_mean"), 200, 1500)
+        return np.sqrt(ratio * length)
+
+
+class LogprobsHarvest(_FeatureSignal):
+    """Token log-probabilities requested on most calls: soft labels for distillation."""
+
+    name = "logprobs_harvest"
+    reason = "LOGPROBS_HARVEST"
+    requires = ("logprobs_share", "n_events")
+    evidence_columns = ("logprobs_share", "n_events")
+
+    def _scores(self, data):
+        return _ramp(_col(data, "logprobs_share"), 0.2, 0.9)
+
+
+class SamplingFanout(_FeatureSignal):
+    """Several completions per prompt (n > 1): buying diverse samples per question."""
+
+    name = "sampling_fanout"
+    reason = "SAMPLING_FANOUT"
+    requires = ("fanout_share", "n_mean", "n_events")
+    evidence_columns = ("fanout_share", "n_mean", "n_events")
+
+    def _scores(self, data):
+        return _ramp(_col(data, "fanout_share"), 0.2, 0.9) * _ramp(_col(data, "n_mean"), 1.0, 3.0)
+
+
+class MachineTiming(_FeatureSignal):
+    """Round-the-clock, evenly spaced, single-turn traffic: a script, not a person.
+
+    Combines flatness over the 24 hours of the day (normalised entropy of the
+    hour histogram), regular spacing (low coefficient of variation of the gaps
+    between requests) and the absence of follow-up turns.
+    """
+
+    name = "machine_timing"
+    reason = "MACHINE_TIMING"
+    requires = ("hour_entropy", "gap_cv", "conversation_share", "n_events")
+    evidence_columns = ("hour_entropy", "gap_cv", "conversation_share", "active_hours", "n_events")
+    min_events = 48
+
+    def _scores(self, data):
+        flat = _ramp(_col(data, "hour_entropy"), 0.82, 0.95)
+        regular = _ramp(-_col(data, "gap_cv", 2.0), -1.2, -0.4)
+        single_turn = _ramp(_col(data, "conversation_share"), 0.7, 0.98)
+        return (0.45 * flat + 0.35 * regular + 0.2 * single_turn) * np.maximum(flat, regular)
+
+
+class ModelPivot(_FeatureSignal):
+    """Most traffic moved onto a model within a day of its release."""
+
+    name = "model_pivot"
+    reason = "MODEL_PIVOT"
+    requires = ("pivot_share", "n_events")
+    evidence_columns = ("pivot_share", "n_events")
+
+    def _scores(self, data):
+        return _ramp(_col(data, "pivot_share"), 0.2, 0.6)
+
+
+BEHAVIOUR_SIGNALS = (OutputHarvest, LogprobsHarvest, SamplingFanout, MachineTiming, ModelPivot)
