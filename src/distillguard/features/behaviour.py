@@ -52,6 +52,7 @@ def _volume_and_parameters(t: ir.Table) -> ir.Table:
         ip_distinct=t.client_ip.nunique(),
         user_agent_distinct=t.user_agent.nunique(),
         model_distinct=t.model.nunique(),
+        org_id=t.org_id.max(),
         prompt_chars_mean=t.prompt.length().mean(),
         prompt_distinct=t.prompt.nunique(),
     )
@@ -107,6 +108,7 @@ def account_features(events: ir.Table) -> ir.Table:
         "n_events",
         "first_ts",
         "last_ts",
+        "org_id",
         "active_days",
         "input_tokens",
         "output_tokens",

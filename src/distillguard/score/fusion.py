@@ -112,3 +112,17 @@ class FusionModel:
             ]
             out.append(sorted(reasons, key=lambda r: -r.weight))
         return out
+
+
+def shift_to_operating_point(model: FusionModel, evidence: EvidenceMatrix, benign: np.ndarray, target_fpr: float) -> float:
+    """Move the intercept so that risk 0.5 sits at ``target_fpr`` on benign reference accounts.
+
+    Returns the benign FPR actually reached at risk >= 0.5. The policy's
+    challenge threshold of 0.5 then means "the calibrated operating point".
+    """
+    z = model.intercept + model.terms(evidence).sum(axis=1)
+    zb = np.sort(z[benign])
+    allowed = int(np.floor(target_fpr * len(zb)))
+    cut = zb[len(zb) - allowed - 1] if allowed < len(zb) else zb[0]
+    model.intercept -= float(cut) + 1e-6
+    return float(np.mean(model.risk(evidence)[benign] >= 0.5))

@@ -95,11 +95,11 @@ class EventStore:
 
     # -- reading -----------------------------------------------------------
     def count(self, table: str) -> int:
-        return self.con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        return self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
 
     def has_table(self, table: str) -> bool:
         q = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
-        return self.con.execute(q, [table]).fetchone()[0] > 0
+        return self.con.execute(q, [table]).fetchall()[0][0] > 0
 
     def ibis(self):
         """An Ibis DuckDB backend over this connection (for feature expressions)."""

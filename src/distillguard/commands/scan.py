@@ -1,0 +1,77 @@
+"""``distillguard scan``: ingest, detect, decide, and write the results."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def scan(
+    events: List[Path] = typer.Argument(..., help="Event files or folders (JSONL, CSV, Parquet, OTLP, LiteLLM, OpenAI logs)."),
+    out: Path = typer.Option(..., "--out", help="Folder for accounts.parquet, campaigns.json, report.html, quarantine.jsonl."),
+    accounts: Optional[Path] = typer.Option(None, "--accounts", help="Account metadata file."),
+    db: Optional[Path] = typer.Option(None, "--db", help="DuckDB store to ingest into and keep results in (default: a temporary one)."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML (default: the packaged policy)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Fusion model YAML (default: the packaged calibration)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Force the input format instead of detecting it."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a table."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Scan request logs for distillation campaigns and decide an action per account."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from distillguard.ingest import ingest_files
+    from distillguard.report import store_results, write_outputs
+    from distillguard.scan import run_scan
+    from distillguard.score.fusion import FusionModel
+    from distillguard.score.policy import Policy
+    from distillguard.store import EventStore
+
+    pol = Policy.load(policy)
+    fusion = FusionModel.load(model)
+    out.mkdir(parents=True, exist_ok=True)
+    err = Console(stderr=True)
+    with tempfile.TemporaryDirectory(prefix="distillguard-") as tmp:
+        store = EventStore(db if db else Path(tmp) / "scan.duckdb")
+        with store:
+            counts = ingest_files(
+                [str(p) for p in events], store, quarantine_path=out / "quarantine.jsonl", fmt=fmt,
+                accounts=str(accounts) if accounts else None, progress=not quiet,
+            )
+            show = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, disable=quiet)
+            with show:
+                result = run_scan(store, pol, fusion, progress=show)
+            summary = counts.as_dict() if hasattr(counts, "as_dict") else dict(vars(counts))
+            paths = write_outputs(result, out, summary)
+            if db:
+                store_results(result, store)
+    actions = {}
+    for a in result.accounts.column("action").to_pylist():
+        actions[a] = actions.get(a, 0) + 1
+    report = {
+        "ingest": summary,
+        "accounts": result.accounts.num_rows,
+        "campaigns": len(result.campaigns),
+        "actions": actions,
+        "outputs": {k: str(v) for k, v in paths.items()} | {"quarantine": str(out / "quarantine.jsonl")},
+        "timings_s": result.timings,
+    }
+    if as_json:
+        print(json.dumps(report))
+        return
+    console = Console()
+    console.print(
+        f"[bold]{summary.get('accepted', 0)}[/] events accepted, {summary.get('quarantined', 0)} quarantined; "
+        f"{result.accounts.num_rows} accounts, [bold red]{len(result.campaigns)}[/] campaigns"
+    )
+    console.print("actions: " + ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
+    console.print(f"report: [link=file://{paths['report'].resolve()}]{paths['report']}[/link]")
+    console.print(f"accounts: {paths['accounts']}  campaigns: {paths['campaigns']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scan")(scan)

@@ -1,0 +1,84 @@
+"""Write a :class:`~distillguard.scan.ScanResult` as files (DESIGN.md) and into the store."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distillguard.report.html import render_report
+
+__all__ = ["write_outputs", "store_results", "ACCOUNT_COLUMNS"]
+
+ACCOUNT_COLUMNS = ("account_id", "risk", "action", "campaign_id", "reasons", "rule_id", "n_events", "org_id", "reasons_json")
+
+
+def write_outputs(result, out_dir: Path, ingest_summary: dict | None = None) -> dict[str, Path]:
+    """accounts.parquet, campaigns.json, report.html (quarantine.jsonl is written by ingest)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "accounts": out_dir / "accounts.parquet",
+        "campaigns": out_dir / "campaigns.json",
+        "report": out_dir / "report.html",
+    }
+    pq.write_table(result.accounts, paths["accounts"])
+    doc = {
+        "run_id": result.run_id,
+        "generated_at": datetime.now(timezone.utc).isoformat(),
+        "n_events": result.n_events,
+        "n_accounts": result.accounts.num_rows,
+        "policy_sha256": result.policy_sha256,
+        "ingest": ingest_summary or {},
+        "campaigns": result.campaigns,
+    }
+    paths["campaigns"].write_text(json.dumps(doc, indent=1, ensure_ascii=False, default=str))
+    paths["report"].write_text(render_report(result, ingest_summary or {}), encoding="utf-8")
+    return paths
+
+
+def store_results(result, store) -> None:
+    """Replace the latest-scan tables in the store; append to ``scan_runs``."""
+    con = store.con
+    accounts = result.accounts.select(list(ACCOUNT_COLUMNS))
+    con.register("_acc", accounts)
+    con.execute("CREATE OR REPLACE TABLE account_results AS SELECT ? AS run_id, * FROM _acc", [result.run_id])
+    con.unregister("_acc")
+    camps = [
+        {
+            "run_id": result.run_id,
+            "campaign_id": c["campaign_id"],
+            "risk": c["risk"],
+            "action": c.get("action"),
+            "n_accounts": c["n_accounts"],
+            "n_events": c["n_events"],
+            "first_seen": c["first_seen"],
+            "last_seen": c["last_seen"],
+            "reasons": [r["code"] for r in c["reasons"]],
+            "evidence_json": json.dumps(c, ensure_ascii=False, default=str),
+        }
+        for c in result.campaigns
+    ]
+    schema = pa.schema(
+        [("run_id", pa.string()), ("campaign_id", pa.string()), ("risk", pa.float64()), ("action", pa.string()),
+         ("n_accounts", pa.int64()), ("n_events", pa.int64()), ("first_seen", pa.string()), ("last_seen", pa.string()),
+         ("reasons", pa.list_(pa.string())), ("evidence_json", pa.string())]
+    )
+    con.register("_camp", pa.Table.from_pylist(camps, schema=schema))
+    con.execute(
+        "CREATE OR REPLACE TABLE campaigns AS SELECT run_id, campaign_id, risk, action, n_accounts, n_events, "
+        "CAST(first_seen AS TIMESTAMPTZ) AS first_seen, CAST(last_seen AS TIMESTAMPTZ) AS last_seen, reasons, evidence_json FROM _camp"
+    )
+    con.unregister("_camp")
+    con.register("_ind", result.indicators)
+    con.execute("CREATE OR REPLACE TABLE campaign_indicators AS SELECT * FROM _ind")
+    con.unregister("_ind")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS scan_runs (run_id VARCHAR, finished_at TIMESTAMPTZ, n_events BIGINT, "
+        "n_accounts BIGINT, n_campaigns BIGINT, policy_sha256 VARCHAR, timings_json VARCHAR)"
+    )
+    con.execute(
+        "INSERT INTO scan_runs VALUES (?, now(), ?, ?, ?, ?, ?)",
+        [result.run_id, result.n_events, result.accounts.num_rows, len(result.campaigns), result.policy_sha256, json.dumps(result.timings)],
+    )

@@ -1,0 +1,224 @@
+"""The batch scan: store -> features -> signals -> linkage -> scoring -> decisions.
+
+One direction, each stage a call into its own package. The result is a
+:class:`ScanResult` that every output (Parquet, JSON, HTML, the store) renders.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from distillguard.features import account_features
+from distillguard.features.samples import activity_buckets, prompt_sample
+from distillguard.link import find_communities, load_rules
+from distillguard.link import memberships as mb
+from distillguard.link.shingles import shingles
+from distillguard.score.campaigns import build_campaigns
+from distillguard.score.evidence import build_evidence
+from distillguard.score.fusion import FusionModel
+from distillguard.score.policy import ACTIONS, Policy
+from distillguard.signals.registry import default_signals, input_for
+from distillguard.store import EventStore
+
+__all__ = ["ScanResult", "run_scan"]
+
+INDICATOR_KINDS = ("payment_fingerprint", "client_ip", "subnet", "user_agent", "email_domain", "template")
+
+
+@dataclass
+class ScanResult:
+    """Everything a scan found; the outputs render this."""
+
+    run_id: str
+    accounts: pa.Table
+    campaigns: list[dict]
+    indicators: pa.Table
+    timings: dict[str, float] = field(default_factory=dict)
+    n_events: int = 0
+    policy_sha256: str = ""
+
+
+class _Stages:
+    """Times each stage and shows it on an optional Rich progress display."""
+
+    def __init__(self, progress):
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+
+    def run(self, name, fn, *args, **kw):
+        task = self.progress.add_task(name, total=1) if self.progress else None
+        t0 = time.perf_counter()
+        out = fn(*args, **kw)
+        self.timings[name] = round(time.perf_counter() - t0, 3)
+        if task is not None:
+            self.progress.update(task, completed=1)
+        return out
+
+
+def _memberships(events, samples: pa.Table, meta: pa.Table) -> pa.Table:
+    parts = [
+        mb.infrastructure(events).to_pyarrow(),
+        mb.account_metadata(meta),
+        mb.signup_bursts(meta),
+        mb.templates(samples, shingles),
+        mb.lockstep(activity_buckets(events).to_pyarrow()),
+    ]
+    return pa.concat_tables([p.select(mb.MEMBERSHIP_SCHEMA.names).cast(mb.MEMBERSHIP_SCHEMA) for p in parts])
+
+
+def _declared_orgs(meta: pa.Table) -> dict[str, str | None]:
+    """Accounts of a verified organisation: the evidence that clears a benign cluster."""
+    rows = meta.select(["account_id", "org_id", "verified"]).to_pylist()
+    return {r["account_id"]: r["org_id"] for r in rows if r["org_id"] and r["verified"]}
+
+
+def _samples_by_account(samples: pa.Table) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for a, p in zip(samples.column("account_id").to_pylist(), samples.column("prompt").to_pylist()):
+        out.setdefault(a, []).append(p)
+    return out
+
+
+def _indicators(campaigns: list[dict], comms, assignment) -> pa.Table:
+    rows = []
+    by_comm = {}
+    for acc, c in comms.membership.items():
+        if acc in assignment:
+            by_comm[c] = assignment[acc]
+    for c, cid in by_comm.items():
+        for kind, value, n, w in comms.hubs.get(c, []):
+            if kind in INDICATOR_KINDS:
+                rows.append({"campaign_id": cid, "kind": kind, "value": value, "weight": round(w * n, 4)})
+    schema = pa.schema([("campaign_id", pa.string()), ("kind", pa.string()), ("value", pa.string()), ("weight", pa.float64())])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _finish_campaigns(store: EventStore, campaigns: list[dict], rows: list[dict]) -> None:
+    """Each campaign's strongest member action and its hourly exchange timeline."""
+    severity = {a: i for i, a in enumerate(ACTIONS)}
+    worst: dict[str, str] = {}
+    for r in rows:
+        cid = r["campaign_id"]
+        if cid and severity[r["action"]] > severity[worst.get(cid, "allow")]:
+            worst[cid] = r["action"]
+    member = pa.table({"account_id": [r["account_id"] for r in rows if r["campaign_id"]],
+                       "campaign_id": [r["campaign_id"] for r in rows if r["campaign_id"]]})
+    store.con.register("_members", member)
+    hourly = store.con.execute(
+        "SELECT m.campaign_id, strftime(date_trunc('hour', e.ts), '%Y-%m-%d %H:00') AS h, count(*) "
+        "FROM events e JOIN _members m USING (account_id) GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall()
+    store.con.unregister("_members")
+    timeline: dict[str, list] = {}
+    for cid, h, n in hourly:
+        timeline.setdefault(cid, []).append((h, n))
+    for c in campaigns:
+        c["action"] = worst.get(c["campaign_id"], "allow")
+        c["timeline"] = timeline.get(c["campaign_id"], [])
+
+
+@dataclass
+class Analysis:
+    """What the detection stages computed, before any decision."""
+
+    features: pa.Table
+    samples: pa.Table
+    meta: pa.Table
+    signals: list
+    results: list
+    communities: object
+    evidence: object
+
+
+def analyse(store: EventStore, progress=None) -> tuple[Analysis, dict[str, float]]:
+    """Features, signals, linkage and the evidence matrix of every account in ``store``."""
+    st = _Stages(progress)
+    events = store.ibis().table("events")
+    features = st.run("features", lambda: account_features(events).to_pyarrow())
+    samples = st.run("prompt samples", lambda: prompt_sample(events).to_pyarrow())
+    meta = store.con.sql("SELECT * FROM accounts").to_arrow_table()
+    signals = default_signals()
+
+    def score_all():
+        return [s.fit(input_for(s, features, samples)).score(input_for(s, features, samples)) for s in signals]
+
+    results = st.run("signals", score_all)
+    members = st.run("linkage graph", _memberships, events, samples, meta)
+    ids = features.column("account_id").to_pylist()
+    comms = st.run("communities", find_communities, members, load_rules(), len(ids))
+    evidence = build_evidence(
+        ids,
+        [(r.name, s.reason, r.scores) for s, r in zip(signals, results)],
+        comms,
+        _declared_orgs(meta),
+        features.column("n_events").to_numpy().astype(float),
+    )
+    return Analysis(features, samples, meta, signals, results, comms, evidence), st.timings
+
+
+def run_scan(store: EventStore, policy: Policy | None = None, model: FusionModel | None = None, progress=None) -> ScanResult:
+    """Scan everything in ``store`` and decide an action for every account."""
+    policy = policy or Policy.load()
+    model = model or FusionModel.load()
+    an, timings = analyse(store, progress)
+    st = _Stages(progress)
+    features, samples, meta, results, comms, evidence = an.features, an.samples, an.meta, an.results, an.communities, an.evidence
+    ids = evidence.account_ids
+    risk = model.risk(evidence)
+    reasons = model.reasons(evidence)
+    by_account = _samples_by_account(samples)
+    campaigns, assignment = st.run(
+        "campaigns", build_campaigns, comms, ids, risk, reasons, features, by_account, {r.name: r.evidence for r in results}
+    )
+    meta_org = dict(zip(meta.column("account_id").to_pylist(), meta.column("org_id").to_pylist()))
+    orgs = features.column("org_id").to_pylist()
+    evidence_of = {r.name: r.evidence for r in results}
+    rows = []
+    for i, acc in enumerate(ids):
+        codes = [r.code for r in reasons[i]]
+        cid = assignment.get(acc)
+        d = policy.decide(float(risk[i]), codes, in_campaign=cid is not None, account_id=acc, org_id=meta_org.get(acc) or orgs[i])
+        details = [
+            {"code": r.code, "weight": r.weight, "evidence": {t: evidence_of[t][acc] for t in r.terms if t in evidence_of and acc in evidence_of[t]}, "terms": list(r.terms)}
+            for r in reasons[i]
+        ]
+        rows.append(
+            {
+                "account_id": acc,
+                "risk": round(float(risk[i]), 6),
+                "action": d.action,
+                "campaign_id": cid,
+                "reasons": codes,
+                "rule_id": d.rule_id,
+                "n_events": int(features.column("n_events")[i].as_py()),
+                "org_id": meta_org.get(acc) or orgs[i],
+                "reasons_json": json.dumps(details, ensure_ascii=False, default=str),
+            }
+        )
+    accounts = pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("account_id", pa.string()), ("risk", pa.float64()), ("action", pa.string()), ("campaign_id", pa.string()),
+                ("reasons", pa.list_(pa.string())), ("rule_id", pa.string()), ("n_events", pa.int64()),
+                ("org_id", pa.string()), ("reasons_json", pa.string()),
+            ]
+        ),
+    )
+    _finish_campaigns(store, campaigns, rows)
+    for name in evidence.names:
+        accounts = accounts.append_column(name, pa.array(evidence.column(name), pa.float64()))
+    accounts = accounts.sort_by([("risk", "descending"), ("account_id", "ascending")])
+    return ScanResult(
+        run_id=uuid.uuid4().hex[:12],
+        accounts=accounts,
+        campaigns=campaigns,
+        indicators=_indicators(campaigns, comms, assignment),
+        timings=timings | st.timings,
+        n_events=store.count("events"),
+        policy_sha256=policy.sha256,
+    )
