@@ -106,7 +106,7 @@ def _signatures(token_sets: list[list[bytes]], num_perm: int) -> np.ndarray:
     return np.vstack([h.hashvalues for h in hashes]) if hashes else np.zeros((0, num_perm), np.uint64)
 
 
-def templates(samples: pa.Table, shingles, num_perm: int = 64, bands: int = 16) -> pa.Table:
+def templates(samples: pa.Table, shingles, num_perm: int = 96, bands: int = 24) -> pa.Table:
     """Template hubs: LSH band keys of each sampled prompt's shingle set.
 
     ``shingles(prompt) -> list[bytes]`` turns a prompt into tokens (word

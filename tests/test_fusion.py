@@ -1,0 +1,62 @@
+"""Fusion: fitted weights, the non-negativity constraint, reasons, and the operating point."""
+import numpy as np
+import pytest
+
+from distillguard.errors import UsageError
+from distillguard.score.evidence import EvidenceMatrix
+from distillguard.score.fusion import FusionModel, shift_to_operating_point
+
+
+def _evidence(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.2
+    strong = np.where(y, rng.uniform(0.5, 1, n), rng.uniform(0, 0.4, n))
+    noise = rng.random(n)
+    anti = np.where(y, rng.uniform(0, 0.3, n), rng.uniform(0.2, 1, n))  # evidence that *looks* protective
+    org = np.where(y, 0.0, rng.uniform(0, 1, n))
+    ev = EvidenceMatrix([f"a{i}" for i in range(n)], ["cot", "noise", "anti", "campaign_declared_org"],
+                        ["COT_ELICITATION", "JAILBREAK", "LOCKSTEP", None], np.column_stack([strong, noise, anti, org]))
+    return ev, y
+
+
+def test_fit_orders_accounts_and_never_gives_attack_evidence_a_negative_weight():
+    ev, y = _evidence()
+    m = FusionModel.fit(ev, y)
+    assert m.coefficients["cot"] > 1
+    assert m.coefficients["anti"] == 0.0  # would be negative: dropped instead
+    assert m.coefficients["campaign_declared_org"] < 0  # clearing evidence may lower risk
+    risk = m.risk(ev)
+    assert risk[y].mean() > 0.8 and risk[~y].mean() < 0.2
+
+
+def test_reasons_name_the_evidence_that_carried_the_verdict():
+    ev, y = _evidence()
+    m = FusionModel.fit(ev, y)
+    reasons = m.reasons(ev)
+    top = int(np.argmax(ev.column("cot")))
+    assert reasons[top][0].code == "COT_ELICITATION" and reasons[top][0].terms == ("cot",)
+    assert all(r.code is not None for rs in reasons for r in rs)
+
+
+def test_operating_point_holds_the_target_benign_fpr():
+    ev, y = _evidence(n=5000, seed=1)
+    m = FusionModel.fit(ev, y)
+    fpr = shift_to_operating_point(m, ev, ~y, target_fpr=0.01)
+    assert fpr <= 0.01
+    assert np.mean(m.risk(ev)[~y] >= 0.5) == pytest.approx(fpr)
+
+
+def test_yaml_round_trip_and_bad_file(tmp_path):
+    ev, y = _evidence()
+    m = FusionModel.fit(ev, y, provenance={"data": "synthetic"})
+    again = FusionModel.from_yaml(m.to_yaml())
+    assert np.allclose(again.risk(ev), m.risk(ev), atol=1e-4)
+    bad = tmp_path / "m.yaml"
+    bad.write_text("nope: [")
+    with pytest.raises(UsageError):
+        FusionModel.load(bad)
+
+
+def test_packaged_model_loads():
+    m = FusionModel.load()
+    assert m.coefficients and all(v >= 0 for k, v in m.coefficients.items() if k != "campaign_declared_org")
