@@ -40,3 +40,7 @@ def main() -> None:
     except UsageError as exc:
         print(f"distillguard: error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
