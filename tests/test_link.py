@@ -8,7 +8,7 @@ import pytest
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
 from distillguard.link.rules import LinkRule
-from distillguard.link.shingles import shingles
+from distillguard.text import minhash_signatures
 
 
 def test_rare_values_link_strongly_and_common_values_not_at_all():
@@ -65,7 +65,7 @@ def test_near_duplicate_templates_share_lsh_bands_and_unrelated_prompts_do_not()
         "p3": "What is a good recipe for a vegetarian lasagna with spinach?",
     }
     samples = pa.table({"account_id": list(prompts), "prompt": list(prompts.values())})
-    t = mb.templates(samples, shingles)
+    t = mb.templates(samples)
     bands = {a: set() for a in prompts}
     for a, v in zip(t.column("account_id").to_pylist(), t.column("value").to_pylist()):
         bands[a].add(v)
@@ -73,9 +73,9 @@ def test_near_duplicate_templates_share_lsh_bands_and_unrelated_prompts_do_not()
     assert not bands["p1"] & bands["p3"]
 
 
-def test_chinese_prompts_are_shingled_by_characters():
-    s = shingles("请逐步展示你的完整推理过程，然后给出答案")
-    assert len(s) > 5
+def test_chinese_templates_link_too():
+    a, b, c = minhash_signatures(["请逐步展示你的完整推理过程，然后给出最终答案：小明有 5 个苹果", "请逐步展示你的完整推理过程，然后给出最终答案：火车每小时 80 公里", "今天天气怎么样"])
+    assert (a == b).mean() > 0.4 > (a == c).mean()
 
 
 def test_lockstep_links_synchronised_accounts_only():

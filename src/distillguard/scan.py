@@ -16,7 +16,6 @@ from distillguard.features import account_features
 from distillguard.features.samples import activity_buckets, prompt_sample
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
-from distillguard.link.shingles import shingles
 from distillguard.score.campaigns import build_campaigns
 from distillguard.score.evidence import build_evidence
 from distillguard.score.fusion import FusionModel
@@ -64,7 +63,7 @@ def _memberships(events, samples: pa.Table, meta: pa.Table) -> pa.Table:
         mb.infrastructure(events).to_pyarrow(),
         mb.account_metadata(meta),
         mb.signup_bursts(meta),
-        mb.templates(samples, shingles),
+        mb.templates(samples),
         mb.lockstep(activity_buckets(events).to_pyarrow()),
     ]
     return pa.concat_tables([p.select(mb.MEMBERSHIP_SCHEMA.names).cast(mb.MEMBERSHIP_SCHEMA) for p in parts])

@@ -6,8 +6,6 @@ they become graph hubs, so an IP and a card never collide.
 """
 from __future__ import annotations
 
-import hashlib
-
 import ibis
 import ibis.expr.types as ir
 import numpy as np
@@ -15,11 +13,12 @@ import pyarrow as pa
 from datasketch import MinHash
 from scipy.stats import poisson
 
+from distillguard.text import band_keys, minhash_signatures
+
 __all__ = [
     "infrastructure",
     "account_metadata",
     "signup_bursts",
-    "band_keys",
     "templates",
     "lockstep",
 ]
@@ -86,43 +85,32 @@ def signup_bursts(accounts: pa.Table, minutes: int = 10, p_value: float = 1e-4) 
     return _table(ids[mask].tolist(), "signup_burst", [str(b) for b in bucket[mask]])
 
 
-def band_keys(signatures: np.ndarray, bands: int) -> list[list[str]]:
-    """LSH band keys of MinHash signatures (rows of ``signatures``).
-
-    Two sets with Jaccard similarity ``s`` share at least one key with
-    probability ``1 - (1 - s**r)**bands`` where ``r = num_perm / bands``.
-    """
-    rows = signatures.shape[1] // bands
-    keys = []
-    for sig in signatures:
-        keys.append(
-            [f"{b}:{hashlib.blake2b(sig[b * rows:(b + 1) * rows].tobytes(), digest_size=8).hexdigest()}" for b in range(bands)]
-        )
-    return keys
-
-
 def _signatures(token_sets: list[list[bytes]], num_perm: int) -> np.ndarray:
     hashes = MinHash.bulk(token_sets, num_perm=num_perm, seed=1)
     return np.vstack([h.hashvalues for h in hashes]) if hashes else np.zeros((0, num_perm), np.uint64)
 
 
-def templates(samples: pa.Table, shingles, num_perm: int = 96, bands: int = 24) -> pa.Table:
-    """Template hubs: LSH band keys of each sampled prompt's shingle set.
-
-    ``shingles(prompt) -> list[bytes]`` turns a prompt into tokens (word
-    n-grams of its normalised skeleton; character n-grams for unspaced
-    scripts). Prompts sent verbatim by many accounts are popular, not
-    templated, and are left out by the caller's rarity weighting.
-    """
-    ids = samples.column("account_id").to_pylist()
-    sets = [shingles(p) for p in samples.column("prompt").to_pylist()]
-    keep = [i for i, s in enumerate(sets) if len(s) >= 3]
-    sigs = _signatures([sets[i] for i in keep], num_perm)
+def _hubs(account_ids: list[str], signatures: np.ndarray, kind: str, bands: int) -> pa.Table:
     accounts, values = [], []
-    for i, keys in zip(keep, band_keys(sigs, bands)):
-        accounts.extend([ids[i]] * len(keys))
+    for acc, sig in zip(account_ids, signatures):
+        keys = band_keys(sig, bands)
+        accounts.extend([acc] * len(keys))
         values.extend(keys)
-    t = _table(accounts, "template", values)
+    return _table(accounts, kind, values)
+
+
+def templates(samples: pa.Table, num_perm: int = 96, bands: int = 24, min_chars: int = 20) -> pa.Table:
+    """Template hubs: LSH band keys of each sampled prompt's template skeleton.
+
+    Two prompts of one template (Jaccard ~0.6 on skeleton shingles) share a
+    band with probability ~0.95. Prompts sent verbatim by many accounts are
+    popular, not templated: the rarity weighting of link rules drops them.
+    """
+    prompts = samples.column("prompt").to_pylist()
+    ids = samples.column("account_id").to_pylist()
+    keep = [i for i, p in enumerate(prompts) if p and len(p) >= min_chars]
+    sigs = minhash_signatures([prompts[i] for i in keep], num_perm=num_perm)
+    t = _hubs([ids[i] for i in keep], sigs, "template", bands)
     return t.group_by(["account_id", "kind", "value"]).aggregate([])
 
 
@@ -134,8 +122,4 @@ def lockstep(buckets: pa.Table, min_buckets: int = 8, num_perm: int = 64, bands:
         if len(bs) >= min_buckets:
             ids.append(acc)
             sets.append([int(b).to_bytes(8, "little", signed=True) for b in bs])
-    accounts, values = [], []
-    for acc, keys in zip(ids, band_keys(_signatures(sets, num_perm), bands)):
-        accounts.extend([acc] * len(keys))
-        values.extend(keys)
-    return _table(accounts, "lockstep", values)
+    return _hubs(ids, _signatures(sets, num_perm), "lockstep", bands)
