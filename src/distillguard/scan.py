@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import ibis
 import pyarrow as pa
 
 from distillguard.features import account_features
@@ -23,7 +24,7 @@ from distillguard.score.policy import ACTIONS, Policy
 from distillguard.signals.registry import default_signals, input_for
 from distillguard.store import EventStore
 
-__all__ = ["ScanResult", "run_scan"]
+__all__ = ["Analysis", "ScanResult", "analyse", "run_scan", "store_inputs"]
 
 INDICATOR_KINDS = ("payment_fingerprint", "client_ip", "subnet", "user_agent", "email_domain", "template")
 
@@ -96,7 +97,7 @@ def _indicators(campaigns: list[dict], comms, assignment) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def _finish_campaigns(store: EventStore, campaigns: list[dict], rows: list[dict]) -> None:
+def _finish_campaigns(events, campaigns: list[dict], rows: list[dict]) -> None:
     """Each campaign's strongest member action and its hourly exchange timeline."""
     severity = {a: i for i, a in enumerate(ACTIONS)}
     worst: dict[str, str] = {}
@@ -104,14 +105,13 @@ def _finish_campaigns(store: EventStore, campaigns: list[dict], rows: list[dict]
         cid = r["campaign_id"]
         if cid and severity[r["action"]] > severity[worst.get(cid, "allow")]:
             worst[cid] = r["action"]
-    member = pa.table({"account_id": [r["account_id"] for r in rows if r["campaign_id"]],
-                       "campaign_id": [r["campaign_id"] for r in rows if r["campaign_id"]]})
-    store.con.register("_members", member)
-    hourly = store.con.execute(
-        "SELECT m.campaign_id, strftime(date_trunc('hour', e.ts), '%Y-%m-%d %H:00') AS h, count(*) "
-        "FROM events e JOIN _members m USING (account_id) GROUP BY 1, 2 ORDER BY 1, 2"
-    ).fetchall()
-    store.con.unregister("_members")
+    member = ibis.memtable(
+        pa.table({"account_id": [r["account_id"] for r in rows if r["campaign_id"]],
+                  "campaign_id": [r["campaign_id"] for r in rows if r["campaign_id"]]})
+    )
+    j = events.select("account_id", "ts").join(member, "account_id")
+    hours = j.group_by(["campaign_id", j.ts.truncate("h").name("h")]).aggregate(n=j.count()).order_by(["campaign_id", "h"])
+    hourly = [(r["campaign_id"], r["h"].strftime("%Y-%m-%d %H:00"), r["n"]) for r in hours.to_pyarrow().to_pylist()]
     timeline: dict[str, list] = {}
     for cid, h, n in hourly:
         timeline.setdefault(cid, []).append((h, n))
@@ -133,13 +133,15 @@ class Analysis:
     evidence: object
 
 
-def analyse(store: EventStore, progress=None) -> tuple[Analysis, dict[str, float]]:
-    """Features, signals, linkage and the evidence matrix of every account in ``store``."""
+def analyse(events, meta: pa.Table, progress=None) -> tuple[Analysis, dict[str, float]]:
+    """Features, signals, linkage and the evidence matrix of every account.
+
+    ``events`` is an Ibis table with the canonical schema on any backend
+    (DuckDB by default, Spark for scale-out); ``meta`` is account metadata.
+    """
     st = _Stages(progress)
-    events = store.ibis().table("events")
     features = st.run("features", lambda: account_features(events).to_pyarrow())
     samples = st.run("prompt samples", lambda: prompt_sample(events).to_pyarrow())
-    meta = store.con.sql("SELECT * FROM accounts").to_arrow_table()
     signals = default_signals()
 
     def score_all():
@@ -159,11 +161,16 @@ def analyse(store: EventStore, progress=None) -> tuple[Analysis, dict[str, float
     return Analysis(features, samples, meta, signals, results, comms, evidence), st.timings
 
 
-def run_scan(store: EventStore, policy: Policy | None = None, model: FusionModel | None = None, progress=None) -> ScanResult:
-    """Scan everything in ``store`` and decide an action for every account."""
+def store_inputs(store: EventStore):
+    """The canonical events (Ibis, DuckDB-bound) and account metadata of a store."""
+    return store.ibis().table("events"), store.con.sql("SELECT * FROM accounts").to_arrow_table()
+
+
+def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: FusionModel | None = None, progress=None) -> ScanResult:
+    """Scan ``events`` (an Ibis table, see :func:`analyse`) and decide an action for every account."""
     policy = policy or Policy.load()
     model = model or FusionModel.load()
-    an, timings = analyse(store, progress)
+    an, timings = analyse(events, meta, progress)
     st = _Stages(progress)
     features, samples, meta, results, comms, evidence = an.features, an.samples, an.meta, an.results, an.communities, an.evidence
     ids = evidence.account_ids
@@ -208,7 +215,7 @@ def run_scan(store: EventStore, policy: Policy | None = None, model: FusionModel
             ]
         ),
     )
-    _finish_campaigns(store, campaigns, rows)
+    _finish_campaigns(events, campaigns, rows)
     for name in evidence.names:
         accounts = accounts.append_column(name, pa.array(evidence.column(name), pa.float64()))
     accounts = accounts.sort_by([("risk", "descending"), ("account_id", "ascending")])
@@ -218,6 +225,6 @@ def run_scan(store: EventStore, policy: Policy | None = None, model: FusionModel
         campaigns=campaigns,
         indicators=_indicators(campaigns, comms, assignment),
         timings=timings | st.timings,
-        n_events=store.count("events"),
+        n_events=int(features.column("n_events").to_numpy().sum()),
         policy_sha256=policy.sha256,
     )

@@ -26,7 +26,7 @@ def calibrate(
 
     from distillguard.errors import UsageError
     from distillguard.ingest import ingest_files
-    from distillguard.scan import analyse
+    from distillguard.scan import analyse, store_inputs
     from distillguard.score.fusion import FusionModel, shift_to_operating_point
     from distillguard.store import EventStore
 
@@ -40,7 +40,7 @@ def calibrate(
     with tempfile.TemporaryDirectory(prefix="distillguard-") as tmp, EventStore(Path(tmp) / "cal.duckdb") as store:
         ingest_files([str(p) for p in events], store, quarantine_path=Path(tmp) / "q.jsonl",
                      accounts=str(accounts) if accounts else None, progress=not quiet)
-        an, _ = analyse(store)
+        an, _ = analyse(*store_inputs(store))
     ev = an.evidence
     y = np.array([truth.get(a, False) for a in ev.account_ids])
     if y.all() or not y.any():

@@ -19,7 +19,7 @@ def demo(
     from distillguard.evaluate.render import render_table
     from distillguard.ingest import ingest_files
     from distillguard.report import store_results, write_outputs
-    from distillguard.scan import run_scan
+    from distillguard.scan import run_scan, store_inputs
     from distillguard.sim import simulate
     from distillguard.store import EventStore
 
@@ -34,7 +34,7 @@ def demo(
                               accounts=str(traffic / "accounts.parquet"))
         show = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
         with show:
-            result = run_scan(store, progress=show)
+            result = run_scan(*store_inputs(store), progress=show)
         paths = write_outputs(result, results, counts.as_dict())
         store_results(result, store)
     console.rule("3. evaluate against the simulator's ground truth")

@@ -26,7 +26,7 @@ def scan(
 
     from distillguard.ingest import ingest_files
     from distillguard.report import store_results, write_outputs
-    from distillguard.scan import run_scan
+    from distillguard.scan import run_scan, store_inputs
     from distillguard.score.fusion import FusionModel
     from distillguard.score.policy import Policy
     from distillguard.store import EventStore
@@ -44,7 +44,7 @@ def scan(
             )
             show = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, disable=quiet)
             with show:
-                result = run_scan(store, pol, fusion, progress=show)
+                result = run_scan(*store_inputs(store), pol, fusion, progress=show)
             summary = counts.as_dict() if hasattr(counts, "as_dict") else dict(vars(counts))
             paths = write_outputs(result, out, summary)
             if db:
