@@ -1,0 +1,501 @@
+"""Vectorised event generation and streaming output.
+
+Per population, accounts are processed in chunks of at most ``CHUNK_EVENTS``
+planned events. Inside a chunk everything is numpy arrays (timestamps, tokens,
+parameters, table indices) and Arrow ``take`` + element-wise joins (prompts,
+ids); nothing loops per event in Python. Each chunk is written as one row
+group, so memory stays bounded by the chunk size.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from distillguard.errors import UsageError
+from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
+from distillguard.sim.bank import Bank
+from distillguard.sim.grammar_data import KINDS, LANGS
+from distillguard.sim.responses import BUCKET_EDGES, KIND_TO_RKIND, N_VARIANTS, RKINDS, build_response_bank
+from distillguard.sim.scenario import Scenario, load_scenario
+from distillguard.sim.world import PARAMS, PopAccounts, Tables, build_world
+
+__all__ = ["simulate", "LABEL_SCHEMA", "CHUNK_EVENTS"]
+
+CHUNK_EVENTS = 200_000
+LABEL_SCHEMA = pa.schema([
+    pa.field("account_id", pa.string(), nullable=False),
+    pa.field("campaign_id", pa.string()),
+    pa.field("archetype", pa.string(), nullable=False),
+    pa.field("is_attack", pa.bool_(), nullable=False),
+])
+
+# local-hour activity profiles (relative weights)
+_DIURNAL = np.array([1.0, .6, .4, .3, .3, .4, .8, 1.5, 2.5, 3.2, 3.5, 3.4, 3.0, 3.2, 3.4, 3.3, 3.1, 3.0, 3.2, 3.6, 3.8, 3.4, 2.6, 1.6])
+_BUSINESS = np.array([.15, .1, .1, .1, .1, .2, .4, 1.0, 2.5, 4.5, 5.0, 5.0, 3.5, 4.5, 5.0, 4.8, 4.2, 3.0, 1.5, .9, .7, .5, .35, .2])
+_TPC = np.array([0.27, 0.75, 0.32, 0.28])  # tokens per character by language (en, zh, ru, es)
+_EFFORT_MULT = {"low": 0.4, "medium": 1.0, "high": 2.2}
+
+
+def _cum(p: np.ndarray) -> np.ndarray:
+    c = np.cumsum(p / p.sum())
+    c[-1] = 1.0
+    return c
+
+
+class _Ctx:
+    """Run-wide tables shared by all chunks."""
+
+    def __init__(self, sc: Scenario, bank: Bank, tables: Tables, seed: int):
+        self.sc = sc
+        self.bank = bank
+        self.seed = seed
+        self.seg = pa.array(bank.seg_texts, pa.string())
+        self.fill = pa.array(bank.fill_texts, pa.string())
+        self.ip = pa.array(tables.ip, pa.string())
+        self.ua = pa.array(tables.ua, pa.string())
+        self.key = pa.array(tables.key, pa.string())
+        self.sys = pa.array(tables.sys or [""], pa.string())
+        texts, index = build_response_bank(LANGS, sc.response_max_chars, seed)
+        self.resp = pa.array(texts, pa.string())
+        self.resp_base = np.zeros((len(RKINDS), len(LANGS)), dtype=np.int64)
+        for (rk, lg), off in index.items():
+            self.resp_base[RKINDS.index(rk), LANGS.index(lg)] = off
+        self.kind_rkind = np.array([RKINDS.index(KIND_TO_RKIND[k]) for k in KINDS], dtype=np.int64)
+        self.refusal = RKINDS.index("refusal")
+        weekday0 = sc.start.weekday()
+        self.weekday0 = weekday0
+        self.models: list[str] = []
+        self._model_idx: dict[str, int] = {}
+        rel = sc.release
+        self.release_s = float(rel["at_day"]) * 86400.0 if rel else None
+        self.release_model = self.model_id(rel["name"]) if rel else -1
+        self.reasoning_models = set(sc.reasoning_models)
+        self.counter = 0
+
+    def model_id(self, name: str) -> int:
+        if name not in self._model_idx:
+            self._model_idx[name] = len(self.models)
+            self.models.append(name)
+        return self._model_idx[name]
+
+
+def _param_values(spec_values, kind: str):
+    """Values list -> (numeric array with NaN/-1 for null, validity)."""
+    vals = list(spec_values)
+    if kind == "float":
+        return np.array([np.nan if v is None else float(v) for v in vals])
+    if kind == "int":
+        return np.array([-1 if v is None else int(v) for v in vals], dtype=np.int64)
+    if kind == "bool":
+        return np.array([-1 if v is None else int(bool(v)) for v in vals], dtype=np.int64)
+    return vals  # strings
+
+
+def _sessions_start(ctx: _Ctx, P: PopAccounts, acc: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Start time (s from window start) of each session of accounts ``acc``."""
+    s = P.pop.spec["timing"]
+    kind = s["start"]
+    W = ctx.sc.window_s
+    m = len(acc)
+    af = P.active_from[acc]
+    if kind in ("waves", "lockstep"):
+        out = np.empty(m)
+        for ci, c in enumerate(P.campaigns):
+            sel = np.flatnonzero(P.camp[acc] == ci)
+            if not len(sel):
+                continue
+            waves = c.waves
+            w0 = np.searchsorted(waves + c.wave_len * 0.5, af[sel])
+            nel = np.maximum(len(waves) - w0, 1)
+            wi = np.minimum(w0 + (rng.random(len(sel)) * nel).astype(np.int64), len(waves) - 1)
+            jit = s["wave_jitter_s"]
+            if kind == "lockstep":
+                off = c.offset + P.phase[acc[sel]] * jit + rng.normal(0, 2.0, len(sel))
+            else:
+                off = P.phase[acc[sel]] * jit + rng.normal(0, jit * 0.15, len(sel))
+            out[sel] = waves[wi] + np.abs(off)
+        return np.maximum(out, af)
+    if kind == "uniform":
+        return af + rng.random(m) * np.maximum(W - af, 1.0)
+    days = int(np.ceil(ctx.sc.days))
+    d0 = np.floor(af / 86400.0).astype(np.int64)
+    # day with weekend down-weighting (vectorised rejection, a few rounds)
+    day = d0 + (rng.random(m) * np.maximum(days - d0, 1)).astype(np.int64)
+    for _ in range(4):
+        wk = ((ctx.weekday0 + day) % 7) >= 5
+        redo = wk & (rng.random(m) > s["weekend"])
+        if not redo.any():
+            break
+        day[redo] = d0[redo] + (rng.random(int(redo.sum())) * np.maximum(days - d0[redo], 1)).astype(np.int64)
+    tz = P.tz[acc]
+    if kind == "batch":
+        hour = s["batch_hour"] + rng.normal(0, 0.7, m)
+    else:
+        prof = _DIURNAL if kind == "diurnal" else _BUSINESS
+        hour = np.searchsorted(_cum(prof), rng.random(m)) + rng.random(m)
+    t = day * 86400.0 + (hour - tz) * 3600.0
+    early = t < af
+    t[early] = af[early] + rng.exponential(3 * 3600.0, int(early.sum()))
+    return t
+
+
+def _gen_chunk(ctx: _Ctx, P: PopAccounts, a0: int, a1: int, rng: np.random.Generator) -> pa.Table | None:
+    spec = P.pop.spec
+    W = ctx.sc.window_s
+    accs = np.arange(a0, a1)
+    n_i = P.n_events[a0:a1]
+    if n_i.sum() == 0:
+        return None
+    # ---------------------------------------------------------------- sessions
+    se = spec["sessions"]
+    s_i = np.maximum(1, np.round(n_i / se["mean_len"] * rng.uniform(0.6, 1.4, len(n_i)))).astype(np.int64)
+    if spec["timing"]["start"] in ("waves", "lockstep"):
+        n_waves = np.array([len(P.campaigns[c].waves) for c in P.camp[accs]])
+        s_i = np.minimum(s_i, np.maximum(1, (n_waves * spec["timing"]["participation"]).astype(np.int64)))
+    s_i = np.minimum(s_i, n_i)
+    sess_acc = np.repeat(accs, s_i)
+    sess_start = _sessions_start(ctx, P, sess_acc, rng)
+    sess_off = np.concatenate([[0], np.cumsum(s_i)[:-1]])
+    ev_local = np.repeat(np.arange(len(accs)), n_i)
+    gs = sess_off[ev_local] + (rng.random(len(ev_local)) * s_i[ev_local]).astype(np.int64)
+    gs.sort()
+    N = len(gs)
+    first = np.r_[True, gs[1:] != gs[:-1]]
+    grp_start = np.flatnonzero(first)
+    grp_id = np.cumsum(first) - 1
+    pos = np.arange(N) - grp_start[grp_id]
+    gaps = np.exp(rng.normal(np.log(se["gap_median_s"]), se["gap_sigma"], N))
+    gaps[first] = 0.0
+    cs = np.cumsum(gaps)
+    offset = cs - cs[grp_start][grp_id]
+    t = sess_start[gs] + offset
+    acc = sess_acc[gs]
+    keep = t < W
+    if not keep.all():
+        t, acc, pos, gs = t[keep], acc[keep], pos[keep], gs[keep]
+    N = len(t)
+    if N == 0:
+        return None
+    order = np.lexsort((t, acc))
+    t, acc, pos, gs = t[order], acc[order], pos[order], gs[order]
+    first_acc = np.r_[True, acc[1:] != acc[:-1]]
+    acc_start = np.flatnonzero(first_acc)
+    rank = np.arange(N) - acc_start[np.cumsum(first_acc) - 1]
+
+    # ---------------------------------------------------------------- prompt kind and template
+    ks = np.searchsorted(P.kind_cum, rng.random(N), side="right")
+    ks = np.minimum(ks, len(P.kinds) - 1)
+    if spec["followup"] > 0 and "followup" in P.kinds:
+        fu = (pos > 0) & (rng.random(N) < spec["followup"])
+        ks[fu] = P.kinds.index("followup")
+    psize = P.pool_size[acc, ks]
+    tmpl = P.pool[acc, ks, (rng.random(N) * psize).astype(np.int64)]
+    t_lang = ctx.bank.t_lang[tmpl].astype(np.int64)
+    t_kind = ctx.bank.t_kind[tmpl].astype(np.int64)
+
+    # fillers: random (optionally skewed to popular ones) or a sweep in order
+    skew = float(spec["filler_skew"])
+    cols = []
+    for j in range(3):
+        size = ctx.bank.t_size[tmpl, j]
+        if spec["sweep"]:
+            idx = ((P.phase[acc] * 997).astype(np.int64) + rank) % size
+        else:
+            u = rng.random(N)
+            if skew != 1.0:
+                u = u ** skew
+            idx = (u * size).astype(np.int64)
+        cols.append(ctx.bank.t_off[tmpl, j] + idx)
+    segs = ctx.bank.t_seg[tmpl]
+    parts = [
+        ctx.seg.take(pa.array(segs[:, 0])), ctx.fill.take(pa.array(cols[0])),
+        ctx.seg.take(pa.array(segs[:, 1])), ctx.fill.take(pa.array(cols[1])),
+        ctx.seg.take(pa.array(segs[:, 2])), ctx.fill.take(pa.array(cols[2])),
+        ctx.seg.take(pa.array(segs[:, 3])),
+    ]
+    prompt = pc.binary_join_element_wise(*parts, "")
+
+    # ---------------------------------------------------------------- system prompt
+    ssz = P.sys_size[acc]
+    has_sys = ssz > 0
+    sys_idx = P.sys_off[acc] + (rng.random(N) * np.maximum(ssz, 1)).astype(np.int64)
+    system_prompt = ctx.sys.take(pa.array(sys_idx, mask=~has_sys))
+    sys_len = np.where(has_sys, np.asarray(pc.utf8_length(system_prompt).fill_null(0)), 0)
+
+    # ---------------------------------------------------------------- params (sticky per account)
+    pr = spec["params"]
+    sticky_p = pr["sticky"]
+
+    def draw(name: str) -> np.ndarray:
+        d = pr[name]
+        p = np.array(d["p"], dtype=float)
+        idx = P.sticky[name][acc].copy()
+        fresh = rng.random(N) >= sticky_p
+        if fresh.any():
+            idx[fresh] = np.searchsorted(_cum(p), rng.random(int(fresh.sum())), side="right").clip(0, len(p) - 1)
+        return idx
+
+    temp_v = _param_values(pr["temperature"]["values"], "float")[draw("temperature")]
+    top_p_v = _param_values(pr["top_p"]["values"], "float")[draw("top_p")]
+    max_v = _param_values(pr["max_output_tokens"]["values"], "int")[draw("max_output_tokens")]
+    n_v = _param_values(pr["n"]["values"], "int")[draw("n")]
+    lp_v = _param_values(pr["logprobs"]["values"], "bool")[draw("logprobs")]
+    tlp_v = _param_values(pr["top_logprobs"]["values"], "int")[draw("top_logprobs")]
+    tlp_v = np.where(lp_v == 1, tlp_v, -1)
+    eff_vals = pr["reasoning_effort"]["values"]
+    eff_i = draw("reasoning_effort")
+    eff_null = np.array([v is None for v in eff_vals])[eff_i]
+    eff_mult = np.array([_EFFORT_MULT.get(str(v), 1.0) if v is not None else 1.0 for v in eff_vals])[eff_i]
+    eff_tab = pa.array([("" if v is None else str(v)) for v in eff_vals], pa.string())
+    reasoning_effort = eff_tab.take(pa.array(eff_i, mask=eff_null))
+
+    # ---------------------------------------------------------------- model (with release adoption / pivot)
+    mi = np.searchsorted(P.model_cum, rng.random(N), side="right").clip(0, len(P.model_names) - 1)
+    name_ids = np.array([ctx.model_id(m) for m in P.model_names])
+    model_id = name_ids[mi]
+    if ctx.release_s is not None:
+        rel = ctx.release_s
+        camps = P.campaigns
+        pshare = np.array([c.pivot_share for c in camps])[P.camp[acc]]
+        pdelay = np.array([c.pivot_delay_s for c in camps])[P.camp[acc]]
+        ad = spec["adoption"]
+        dt_h = (t - rel) / 3600.0
+        p_new = np.where(dt_h > 0, ad["max_share"] * (1 - np.exp(-np.maximum(dt_h, 0) / ad["tau_h"])), 0.0)
+        p_new = np.where(P.adopter[acc], p_new, 0.0)
+        piv = pshare >= 0
+        p_new = np.where(piv, np.where(t > rel + pdelay, pshare, 0.0), p_new)
+        model_id = np.where(rng.random(N) < p_new, ctx.release_model, model_id)
+    model_tab = pa.array(ctx.models, pa.string())
+    model = model_tab.take(pa.array(model_id))
+    is_reasoner = np.isin(model_id, [ctx.model_id(m) for m in ctx.reasoning_models])
+
+    # ---------------------------------------------------------------- status, tokens, response
+    st = spec["status"]
+    u = rng.random(N)
+    c1, c2, c3 = st["refused"], st["refused"] + st["error"], st["refused"] + st["error"] + st["rate_limited"]
+    status_i = np.where(u < c1, 1, np.where(u < c2, 2, np.where(u < c3, 3, 0)))
+    status = pa.array(["ok", "refused", "error", "rate_limited"], pa.string()).take(pa.array(status_i))
+    ot = spec["output_tokens"]
+    out_tok = np.exp(rng.normal(np.log(ot["median"]), ot["sigma"], N))
+    out_tok = np.where(max_v > 0, np.minimum(out_tok, max_v), out_tok)
+    out_tok = np.maximum(1, np.round(out_tok)).astype(np.int64)
+    refused = status_i == 1
+    out_tok[refused] = rng.integers(12, 60, int(refused.sum()))
+    per_choice = out_tok.copy()
+    n_mult = np.where(n_v > 1, n_v, 1)
+    out_tok = out_tok * n_mult
+    rt = spec["reasoning_tokens"]
+    reasons = (is_reasoner | ~eff_null) & ~refused
+    r_tok = np.where(reasons, np.round(np.exp(rng.normal(np.log(rt["median"]), rt["sigma"], N)) * eff_mult), 0).astype(np.int64)
+    failed = status_i >= 2
+    out_tok[failed] = 0
+    r_tok[failed] = 0
+    rk = np.where(refused, ctx.refusal, ctx.kind_rkind[t_kind])
+    bucket = np.searchsorted(BUCKET_EDGES, per_choice, side="right") - 1
+    r_idx = ctx.resp_base[rk, t_lang] + bucket * N_VARIANTS + rng.integers(0, N_VARIANTS, N)
+    response = ctx.resp.take(pa.array(r_idx, mask=failed))
+    p_len = np.asarray(pc.utf8_length(prompt))
+    in_tok = np.ceil(p_len * _TPC[t_lang] + sys_len * 0.27 + pos * spec["context_tokens"]).astype(np.int64) + 3
+
+    # ---------------------------------------------------------------- infrastructure
+    def pick(off, size, skew=1.0):
+        uu = rng.random(N)
+        if skew != 1.0:
+            uu = uu ** skew
+        return off[acc] + (uu * size[acc]).astype(np.int64)
+
+    client_ip = ctx.ip.take(pa.array(pick(P.ip_off, P.ip_size, 1.0 if spec["infra"]["ip"]["kind"] == "rotating" else 2.0)))
+    user_agent = ctx.ua.take(pa.array(pick(P.ua_off, P.ua_size, 3.0)))
+    api_key = ctx.key.take(pa.array(pick(P.key_off, P.key_size, 2.0)))
+    ids = pa.array(P.ids, pa.string())
+    account_id = ids.take(pa.array(acc))
+    org_id = pa.array(P.org, pa.string()).take(pa.array(acc))
+    is_batch = rng.random(N) < spec["is_batch"]
+
+    ev_num = pa.array(np.arange(ctx.counter, ctx.counter + N, dtype=np.int64)).cast(pa.string())
+    ctx.counter += N
+    event_id = pc.binary_join_element_wise("evt_", pc.utf8_lpad(ev_num, 12, "0"), "")
+    if spec["conversation"]:
+        h = (gs.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64((ctx.seed * 1_000_003 + P.pop.index * 7919) & 0xFFFFFFFF)
+        h = (h ^ (h >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9)
+        conv = pc.binary_join_element_wise("conv_", pa.array(h).cast(pa.string()), "")
+    else:
+        conv = pa.nulls(N, pa.string())
+
+    ts_us = ctx.sc.start_us + np.round(t * 1e6).astype(np.int64)
+
+    def opt_float(x):
+        return pa.array(x, pa.float64(), mask=np.isnan(x))
+
+    def opt_int(x):
+        return pa.array(x, pa.int64(), mask=x < 0)
+
+    cols = {
+        "event_id": event_id,
+        "ts": pa.array(ts_us, pa.timestamp("us", tz="UTC")),
+        "account_id": account_id,
+        "api_key_id": api_key,
+        "org_id": org_id,
+        "client_ip": client_ip,
+        "user_agent": user_agent,
+        "model": model,
+        "prompt": prompt,
+        "system_prompt": system_prompt,
+        "response": response,
+        "input_tokens": pa.array(in_tok, pa.int64()),
+        "output_tokens": pa.array(out_tok, pa.int64()),
+        "reasoning_tokens": pa.array(r_tok, pa.int64()),
+        "temperature": opt_float(temp_v),
+        "top_p": opt_float(top_p_v),
+        "max_output_tokens": opt_int(max_v),
+        "n": opt_int(n_v),
+        "logprobs": pa.array(lp_v == 1, pa.bool_(), mask=lp_v < 0),
+        "top_logprobs": opt_int(tlp_v),
+        "reasoning_effort": reasoning_effort,
+        "conversation_id": conv,
+        "is_batch": pa.array(is_batch, pa.bool_()),
+        "status": status,
+        "extra": pa.nulls(N, pa.string()),
+    }
+    tbl = pa.table(cols, schema=EVENT_SCHEMA)
+    return tbl.take(pa.array(np.argsort(ts_us, kind="stable")))
+
+
+def _chunks(n_events: np.ndarray, limit: int):
+    a0, acc = 0, 0
+    for i, v in enumerate(n_events):
+        if acc and acc + v > limit:
+            yield a0, i
+            a0, acc = i, 0
+        acc += int(v)
+    if a0 < len(n_events):
+        yield a0, len(n_events)
+
+
+def _jsonl_lines(tbl: pa.Table) -> bytes:
+    import orjson
+
+    names = tbl.column_names
+    ts = tbl.column("ts")
+    ts_txt = pc.strftime(ts, format="%Y-%m-%dT%H:%M:%SZ").to_pylist() if len(tbl) else []
+    cols = [ts_txt if nm == "ts" else tbl.column(nm).to_pylist() for nm in names]
+    out = []
+    opt = orjson.OPT_SORT_KEYS
+    for row in zip(*cols):
+        out.append(orjson.dumps({k: v for k, v in zip(names, row) if v is not None}, option=opt))
+    out.append(b"")
+    return b"\n".join(out)
+
+
+def simulate(scenario="default", scale: float = 1.0, seed: int = 0, out="sim-out", fmt: str = "parquet",
+             family: str = "train", progress: bool = False, chunk_events: int = CHUNK_EVENTS) -> dict:
+    """Simulate a scenario into ``out``: events, accounts and labels (see docs/simulator.md).
+
+    Returns a summary dict (counts per archetype, files, seconds).
+    """
+    import time
+
+    if fmt not in ("parquet", "jsonl"):
+        raise UsageError(f"--format must be parquet or jsonl, got {fmt!r}")
+    if family not in ("train", "holdout"):
+        raise UsageError(f"--family must be train or holdout, got {family!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {seed!r}")
+    t0 = time.perf_counter()
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, scale)
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+    bank = Bank(family, seed)
+    tables = Tables()
+    world = build_world(sc, bank, seed, tables)
+    ctx = _Ctx(sc, bank, tables, seed)
+
+    meta = [m for P in world for m in P.meta]
+    labels = [lb for P in world for lb in P.labels]
+    meta_cols = {f.name: [m[f.name] for m in meta] for f in ACCOUNT_SCHEMA}
+    accounts_tbl = pa.table({k: pa.array(v, ACCOUNT_SCHEMA.field(k).type) for k, v in meta_cols.items()}, schema=ACCOUNT_SCHEMA)
+    labels_tbl = pa.table({f.name: pa.array([lb[f.name] for lb in labels], f.type) for f in LABEL_SCHEMA}, schema=LABEL_SCHEMA)
+    pq.write_table(accounts_tbl, out / "accounts.parquet", compression="zstd")
+    pq.write_table(labels_tbl, out / "labels.parquet", compression="zstd")
+
+    planned = int(sum(int(P.n_events.sum()) for P in world))
+    ev_path = out / ("events.parquet" if fmt == "parquet" else "events.jsonl")
+    other = out / ("events.jsonl" if fmt == "parquet" else "events.parquet")
+    if other.exists():
+        other.unlink()
+    per_arch: dict[str, int] = {}
+    n_written = 0
+    bar = _progress(progress, planned)
+    writer = pq.ParquetWriter(ev_path, EVENT_SCHEMA, compression="zstd") if fmt == "parquet" else None
+    fh = open(ev_path, "wb") if fmt == "jsonl" else None
+    try:
+        for P in world:
+            for ci, (a0, a1) in enumerate(_chunks(P.n_events, chunk_events)):
+                rng = np.random.default_rng([seed, 2, P.pop.index, ci])
+                tbl = _gen_chunk(ctx, P, a0, a1, rng)
+                if bar:
+                    bar[0].update(bar[1], advance=int(P.n_events[a0:a1].sum()))
+                if tbl is None:
+                    continue
+                if writer is not None:
+                    writer.write_table(tbl)
+                else:
+                    fh.write(_jsonl_lines(tbl))
+                n_written += len(tbl)
+                per_arch[P.pop.archetype] = per_arch.get(P.pop.archetype, 0) + len(tbl)
+    finally:
+        if writer is not None:
+            writer.close()
+        if fh is not None:
+            fh.close()
+        if bar:
+            bar[0].stop()
+    secs = time.perf_counter() - t0
+    n_campaigns = len({lb["campaign_id"] for lb in labels if lb["campaign_id"]})
+    summary = {
+        "scenario": sc.name, "scale": scale, "seed": seed, "family": family, "format": fmt,
+        "window": {"start": sc.start.isoformat().replace("+00:00", "Z"), "days": sc.days},
+        "events": n_written, "accounts": len(labels),
+        "attack_accounts": sum(1 for lb in labels if lb["is_attack"]), "campaigns": n_campaigns,
+        "events_per_archetype": per_arch,
+        "accounts_per_archetype": _count(lb["archetype"] for lb in labels),
+        "files": [str(ev_path), str(out / "accounts.parquet"), str(out / "labels.parquet")],
+        "seconds": round(secs, 2), "events_per_second": round(n_written / secs) if secs > 0 else None,
+    }
+    return summary
+
+
+def _count(xs) -> dict:
+    d: dict = {}
+    for x in xs:
+        d[x] = d.get(x, 0) + 1
+    return d
+
+
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    p = Progress(TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                 console=Console(stderr=True), transient=False)
+    p.start()
+    task = p.add_task("events", total=total)
+    return p, task
+
+
+def dump_summary(summary: dict) -> str:
+    return json.dumps(summary, indent=2, sort_keys=True)
+
+
+_ = dt  # datetime kept for type users

@@ -1,0 +1,483 @@
+"""Accounts, campaigns and infrastructure of a simulated world.
+
+Everything per account is built here (once, small); per-event work happens in
+:mod:`distillguard.sim.engine` on arrays indexed by the account position.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from distillguard.sim.bank import Bank
+from distillguard.sim.grammar_data import KINDS, LANGS
+from distillguard.sim.scenario import Population, Scenario
+
+COUNTRY_TZ = {"US": -6.0, "CA": -5.0, "MX": -6.0, "BR": -3.0, "AR": -3.0, "CO": -5.0, "GB": 0.0, "DE": 1.0, "FR": 1.0,
+              "ES": 1.0, "RU": 3.0, "KZ": 5.0, "IN": 5.5, "CN": 8.0, "SG": 8.0, "JP": 9.0, "KR": 9.0, "AU": 10.0, "TW": 8.0}
+COUNTRY_LANG = {"CN": "zh", "TW": "zh", "RU": "ru", "KZ": "ru", "ES": "es", "MX": "es", "AR": "es", "CO": "es"}
+CONSUMER_EMAIL = {
+    "en": (["gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me", "hotmail.com"], [0.5, 0.2, 0.1, 0.1, 0.05, 0.05]),
+    "zh": (["qq.com", "163.com", "gmail.com", "126.com"], [0.45, 0.3, 0.15, 0.1]),
+    "ru": (["yandex.ru", "mail.ru", "gmail.com", "rambler.ru"], [0.4, 0.35, 0.2, 0.05]),
+    "es": (["gmail.com", "hotmail.es", "outlook.es", "yahoo.es"], [0.55, 0.2, 0.15, 0.1]),
+}
+WORDS = ["blue", "north", "data", "peak", "river", "nova", "bright", "stone", "cloud", "pixel", "green", "lumen", "vertex", "harbor",
+         "atlas", "cedar", "delta", "ember", "fjord", "garnet", "helix", "iris", "juniper", "kite", "lotus", "maple", "onyx", "quartz"]
+TLDS = ["com", "io", "co", "net", "ai", "de", "com.br", "co.uk", "cn", "ru", "es"]
+CAMPAIGN_TLDS = ["top", "xyz", "site", "online", "icu", "shop", "info"]
+RESIDENTIAL_A = [24, 67, 71, 73, 76, 98, 99, 108, 174, 184, 186, 187, 189, 201, 2, 5, 31, 37, 46, 77, 78, 79, 80, 81, 82, 83,
+                 84, 85, 86, 88, 89, 90, 91, 92, 93, 94, 95, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119, 120, 121,
+                 122, 123, 124, 125, 175, 176, 177, 178, 179, 180, 181, 182, 183, 188, 190, 191, 200]
+CLOUD_A = [3, 13, 18, 20, 34, 35, 40, 52, 54, 104, 137, 138, 146, 157, 159, 161, 165, 167]
+SDK_UA = ["openai-python/1.{a}.{b}", "OpenAI/NodeJS/4.{a}.{b}", "python-httpx/0.2{c}.{b}", "langchain/0.{c}.{b}",
+          "litellm/1.4{c}.{b}", "Go-http-client/1.1", "okhttp/4.12.{c}", "axios/1.{c}.{b}", "node-fetch/3.{c}.{b}",
+          "ruby-openai/7.{c}.{b}", "Java-http-client/21.0.{c}"]
+IDE_UA = ["CodePilot-VSCode/1.{a}.{b}", "AgentCLI/0.{a}.{b} (node 20)", "JetBrainsAssistant/2025.{c}.{b}", "nvim-llm/0.{c}.{b}",
+          "ZedAssistant/0.1{a}.{b}", "Continue/0.9.{a}"]
+BROWSER_UA = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/1{a}.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.{c} Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:12{c}.0) Gecko/20100101 Firefox/12{c}.0",
+    "ChatApp/3.{a} (iPhone; iOS 17.{c}; Scale/3.00)",
+    "ChatApp/3.{a} (Android 14; Pixel {c})",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_{c} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+]
+SCRIPT_UA = ["python-requests/2.31.0", "python-requests/2.32.3", "aiohttp/3.9.5", "openai-python/1.35.3", "httpx/0.27.0",
+             "curl/8.5.0", "OpenAI/NodeJS/4.52.0", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"]
+PARAMS = ("temperature", "top_p", "max_output_tokens", "n", "logprobs", "top_logprobs", "reasoning_effort")
+
+
+@dataclass
+class Campaign:
+    cid: str
+    waves: np.ndarray          # wave start times (s from window start)
+    wave_len: float
+    offset: float              # lockstep: campaign-wide offset inside a wave
+    pivot_delay_s: float
+    pivot_share: float
+    pools: dict = field(default_factory=dict)  # (kind, lang) -> template ids
+
+
+@dataclass
+class PopAccounts:
+    """Per-account arrays of one population (index = account position)."""
+
+    pop: Population
+    ids: list[str]
+    n_events: np.ndarray
+    tz: np.ndarray
+    lang: np.ndarray
+    active_from: np.ndarray     # seconds from window start
+    camp: np.ndarray            # campaign index within the population, -1 benign
+    campaigns: list[Campaign]
+    ip_off: np.ndarray
+    ip_size: np.ndarray
+    ua_off: np.ndarray
+    ua_size: np.ndarray
+    key_off: np.ndarray
+    key_size: np.ndarray
+    sys_off: np.ndarray
+    sys_size: np.ndarray        # 0 = never a system prompt
+    org: list[str]
+    kinds: list[str]            # prompt kinds of the population, in pool order
+    kind_cum: np.ndarray        # cumulative weights over kinds
+    pool: np.ndarray            # (n, n_kinds, kmax) template ids
+    pool_size: np.ndarray       # (n, n_kinds)
+    sticky: dict                # param -> (n,) value index
+    adopter: np.ndarray         # bool: adopts a new model
+    model_cum: np.ndarray
+    model_names: list[str]
+    phase: np.ndarray           # per-account phase for sweeps / wave offsets
+    meta: list[dict]            # account metadata rows
+    labels: list[dict]
+
+
+class Tables:
+    """Global string tables (IPs, user agents, keys, system prompts)."""
+
+    def __init__(self):
+        self.ip: list[str] = []
+        self.ua: list[str] = []
+        self.key: list[str] = []
+        self.sys: list[str] = []
+        self._ua_idx: dict[str, int] = {}
+        self._sys_idx: dict[str, int] = {}
+
+    def add_ips(self, ips: list[str]) -> tuple[int, int]:
+        off = len(self.ip)
+        self.ip.extend(ips)
+        return off, len(ips)
+
+    def add_uas(self, uas: list[str]) -> tuple[int, int]:
+        off = len(self.ua)
+        self.ua.extend(uas)
+        return off, len(uas)
+
+    def add_sys(self, texts: list[str]) -> tuple[int, int]:
+        off = len(self.sys)
+        self.sys.extend(texts)
+        return off, len(texts)
+
+
+def _hex(r: random.Random, n: int) -> str:
+    return "%0*x" % (n, r.getrandbits(4 * n))
+
+
+def _pick(r: random.Random, weights: dict):
+    keys = list(weights)
+    return r.choices(keys, weights=[float(weights[k]) for k in keys])[0]
+
+
+def _rng_range(r: random.Random, lohi) -> int:
+    lo, hi = int(lohi[0]), int(lohi[1])
+    return r.randint(lo, max(lo, hi))
+
+
+def _groups(r: random.Random, n: int, size) -> list[int]:
+    """Group index per account: consecutive groups with sizes in ``size``."""
+    out, g = [], 0
+    while len(out) < n:
+        k = _rng_range(r, size)
+        out.extend([g] * k)
+        g += 1
+    return out[:n]
+
+
+def _ip_in(r: random.Random, a: int, b: int | None = None, c: int | None = None) -> str:
+    b = r.randrange(256) if b is None else b
+    c = r.randrange(256) if c is None else c
+    return f"{a}.{b}.{c}.{r.randrange(1, 255)}"
+
+
+def _ua(r: random.Random, frames: list[str]) -> str:
+    return r.choice(frames).format(a=r.randint(10, 39), b=r.randint(0, 19), c=r.randint(1, 9))
+
+
+def build_world(sc: Scenario, bank: Bank, seed: int, tables: Tables) -> list[PopAccounts]:
+    out = []
+    used_ids: set[str] = set()
+    camp_counter = [0]
+    for pop in sc.populations:
+        out.append(_build_pop(sc, pop, bank, seed, tables, used_ids, camp_counter))
+    return out
+
+
+def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tables, used_ids: set, camp_counter: list) -> PopAccounts:
+    s = pop.spec
+    n = pop.accounts
+    r = random.Random(seed * 1_000_003 + pop.index * 7_919 + 11)
+    rng = np.random.default_rng([seed, 1, pop.index])
+    W = sc.window_s
+    inf = s["infra"]
+
+    # --- ids, volumes, geography, language
+    ids = []
+    for _ in range(n):
+        while True:
+            a = "acct_" + _hex(r, 12)
+            if a not in used_ids:
+                used_ids.add(a)
+                ids.append(a)
+                break
+    v = s["volume"]
+    vol = np.exp(rng.normal(np.log(v["median"]), v["sigma"], n))
+    vol = np.clip(np.round(vol), v["min"], v["max"]).astype(np.int64)
+    low = rng.random(n) < v["low_frac"]
+    vol[low] = rng.integers(1, 4, int(low.sum()))
+    countries = [_pick(r, s["countries"]) for _ in range(n)]
+    tz = np.array([COUNTRY_TZ.get(c, 0.0) for c in countries]) + rng.choice([-1.0, 0.0, 0.0, 0.0, 1.0], n)
+    langs_w = s["languages"]
+    lang = []
+    for c in countries:
+        if s["language_from_country"]:
+            if c in COUNTRY_LANG:
+                lang.append(COUNTRY_LANG[c] if r.random() < 0.85 else "en")
+            else:
+                lang.append("en" if r.random() < 0.85 else _pick(r, langs_w))
+        else:
+            lang.append(_pick(r, langs_w))
+    lang_arr = np.array([LANGS.index(x) for x in lang], dtype=np.int8)
+
+    # --- campaigns
+    campaigns: list[Campaign] = []
+    camp = np.full(n, -1, dtype=np.int64)
+    if s["attack"] and n:
+        k = pop.campaigns
+        share = rng.dirichlet(np.full(k, 3.0))
+        camp = np.sort(rng.choice(k, size=n, p=share))
+        for ci in range(k):
+            camp_counter[0] += 1
+            t = s["timing"]
+            every = t["wave_every_h"] * 3600.0
+            starts, x = [], r.uniform(0, every)
+            while x < W:
+                starts.append(x)
+                x += every * r.uniform(0.8, 1.2)
+            piv = s["pivot"] or {"delay_h": [0, 0], "share": [0, 0]}
+            c = Campaign(
+                cid=f"camp-{camp_counter[0]:03d}",
+                waves=np.array(starts or [0.0]),
+                wave_len=t["wave_len_h"] * 3600.0,
+                offset=r.uniform(0, max(1.0, t["wave_len_h"] * 3600.0 * 0.3)),
+                pivot_delay_s=r.uniform(*piv["delay_h"]) * 3600.0,
+                pivot_share=r.uniform(*piv["share"]) if s["pivot"] else -1.0,
+            )
+            for kind in s["prompts"]:
+                for lg in LANGS:
+                    ids_kl = bank.by_kl[(kind, lg)]
+                    m = min(len(ids_kl), _rng_range(r, s["campaign_pool"]))
+                    c.pools[(kind, lg)] = np.array(r.sample(list(ids_kl), m), dtype=np.int32)
+            campaigns.append(c)
+    if not campaigns:
+        t = s["timing"]
+        every = t["wave_every_h"] * 3600.0
+        starts = list(np.arange(r.uniform(0, every), W, every)) or [0.0]
+        campaigns_benign = Campaign("", np.array(starts), t["wave_len_h"] * 3600.0, 0.0, 0.0, -1.0)
+    else:
+        campaigns_benign = None
+
+    # --- signup times (seconds relative to window start; negative = before)
+    su = inf["signup"]
+    created = np.zeros(n)
+    if su["kind"] == "bursts":
+        groups = campaigns if campaigns else [None]
+        for gi in range(len(groups)):
+            members = np.flatnonzero(camp == gi) if campaigns else np.arange(n)
+            if not len(members):
+                continue
+            nb = _rng_range(r, su["bursts"])
+            lo, hi = su["days_before"]
+            bt = []
+            for _ in range(nb):
+                if r.random() < su["in_window_frac"]:
+                    bt.append(r.uniform(0, 0.6 * W))
+                else:
+                    bt.append(-r.uniform(lo, hi) * 86400.0)
+            bt = np.array(bt)
+            pick = rng.integers(0, nb, len(members))
+            dur = su["burst_len_h"] * 3600.0
+            created[members] = bt[pick] + np.minimum(rng.exponential(dur / 3, len(members)), dur)
+        # imperfect: some accounts were bought/aged, not created in a burst
+        aged = rng.random(n) < 0.1
+        created[aged] = -np.exp(rng.uniform(np.log(30), np.log(700), int(aged.sum()))) * 86400.0
+    else:
+        lo, hi = su["days_before"]
+        created = -np.exp(rng.uniform(np.log(max(lo, 0.01)), np.log(max(hi, lo + 0.01)), n)) * 86400.0
+    active_from = np.maximum(0.0, created + rng.exponential(1800.0, n))
+
+    # --- orgs
+    ok = inf["org"]["kind"]
+    if ok == "shared":
+        g = _groups(r, n, inf["org"]["size"])
+        org_names = {gi: "org_" + _hex(r, 10) for gi in set(g)}
+        org = [org_names[x] for x in g]
+    elif ok == "campaign" and campaigns:
+        corg = ["org_" + _hex(r, 10) for _ in campaigns]
+        org = [corg[camp[i]] if r.random() < 0.9 else "org_" + _hex(r, 10) for i in range(n)]
+    else:
+        org = ["org_" + _hex(r, 10) for _ in range(n)]
+    org_group = {o: i for i, o in enumerate(dict.fromkeys(org))}
+
+    # --- email domains
+    ek = inf["email"]["kind"]
+    org_domain: dict[str, str] = {}
+    camp_domains = [[f"{r.choice(WORDS)}{r.choice(['mail', 'box', 'inbox', 'post'])}{r.randint(1, 99)}.{r.choice(CAMPAIGN_TLDS)}"
+                     for _ in range(r.randint(2, 4))] for _ in campaigns]
+
+    def consumer(lg: str) -> str:
+        doms, w = CONSUMER_EMAIL[lg]
+        return r.choices(doms, weights=w)[0]
+
+    def corporate(o: str) -> str:
+        if o not in org_domain:
+            org_domain[o] = f"{r.choice(WORDS)}{r.choice(WORDS)}.{r.choice(TLDS)}"
+        return org_domain[o]
+
+    email = []
+    for i in range(n):
+        if ek == "consumer":
+            email.append(consumer(lang[i]))
+        elif ek == "corporate":
+            email.append(corporate(org[i]) if r.random() < 0.9 else consumer(lang[i]))
+        elif ek == "edu_or_corp":
+            email.append(f"{r.choice(WORDS)}{r.choice(['', '-u', 'tech'])}.edu" if r.random() < 0.5 else corporate(org[i]))
+        else:  # campaign
+            x = r.random()
+            if campaigns and x < 0.45:
+                email.append(r.choice(camp_domains[camp[i]]))
+            elif x < 0.92:
+                email.append(consumer(lang[i]))
+            else:
+                email.append(f"{r.choice(WORDS)}{r.choice(WORDS)}.{r.choice(TLDS)}")
+
+    # --- payment fingerprints
+    pk = inf["payment"]
+    cards_of_camp = [["pm_" + _hex(r, 16) for _ in range(_rng_range(r, pk["cards"]))] for _ in campaigns]
+    org_card = {o: "pm_" + _hex(r, 16) for o in org_group}
+    pay: list[str | None] = []
+    for i in range(n):
+        if pk["kind"] == "none" or r.random() < pk["none_frac"]:
+            pay.append(None)
+        elif pk["kind"] == "org":
+            pay.append(org_card[org[i]])
+        elif pk["kind"] == "shared" and campaigns and r.random() < pk["shared_frac"]:
+            cards = cards_of_camp[camp[i]]
+            w = [1.0 / (j + 1) for j in range(len(cards))]
+            pay.append(r.choices(cards, weights=w)[0])
+        else:
+            pay.append("pm_" + _hex(r, 16))
+
+    # --- IPs
+    ipk = inf["ip"]
+    ip_off = np.zeros(n, dtype=np.int64)
+    ip_size = np.zeros(n, dtype=np.int64)
+    kind = ipk["kind"]
+    if kind in ("nat", "corporate"):
+        g = _groups(r, n, ipk["group"]) if kind == "nat" else [org_group[o] for o in org]
+        gl: dict[int, tuple[int, int]] = {}
+        for i in range(n):
+            if g[i] not in gl:
+                a = r.choice(CLOUD_A + RESIDENTIAL_A)
+                b, c = r.randrange(256), r.randrange(256)
+                gl[g[i]] = tables.add_ips([_ip_in(r, a, b, c) for _ in range(r.randint(1, 2))])
+            ip_off[i], ip_size[i] = gl[g[i]]
+    elif kind == "cloud_shared":
+        g = _groups(r, n, ipk["group"])
+        nets = {gi: (r.choice(CLOUD_A), r.randrange(256), r.randrange(256)) for gi in set(g)}
+        for i in range(n):
+            a, b, c = nets[g[i]]
+            ip_off[i], ip_size[i] = tables.add_ips([_ip_in(r, a, b, c) for _ in range(_rng_range(r, ipk["per_account"]))])
+    elif kind == "rotating" and campaigns:
+        for ci in range(len(campaigns)):
+            members = np.flatnonzero(camp == ci)
+            size = _rng_range(r, ipk["pool"])
+            subnets = [(r.choice(RESIDENTIAL_A), r.randrange(256)) for _ in range(max(10, size // 40))]
+            pool = [_ip_in(r, *r.choice(subnets)) for _ in range(size)]
+            off, size = tables.add_ips(pool)
+            for i in members:
+                k = min(size, _rng_range(r, ipk["per_account"]))
+                if r.random() < 0.08:  # imperfect: some accounts use their own home connection
+                    ip_off[i], ip_size[i] = tables.add_ips([_ip_in(r, r.choice(RESIDENTIAL_A)) for _ in range(r.randint(1, 2))])
+                else:
+                    ip_off[i], ip_size[i] = off + r.randrange(0, size - k + 1), k
+    else:
+        for i in range(n):
+            if kind == "cloud" or kind == "rotating":
+                a, b, c = r.choice(CLOUD_A), r.randrange(256), r.randrange(256)
+                ips = [_ip_in(r, a, b, c) for _ in range(_rng_range(r, ipk["per_account"]))]
+            elif kind == "unique_residential":
+                ips = [_ip_in(r, r.choice(RESIDENTIAL_A))]
+            else:  # home
+                a, b = r.choice(RESIDENTIAL_A), r.randrange(256)
+                ips = [_ip_in(r, a, b) for _ in range(_rng_range(r, ipk["per_account"]))]
+            ip_off[i], ip_size[i] = tables.add_ips(ips)
+
+    # --- user agents
+    uak = inf["ua"]
+    ua_off = np.zeros(n, dtype=np.int64)
+    ua_size = np.zeros(n, dtype=np.int64)
+    camp_ua = [tables.add_uas(r.sample(SCRIPT_UA, r.randint(1, 3))) for _ in campaigns]
+    frames = {"browser": BROWSER_UA, "sdk": SDK_UA, "ide": IDE_UA, "campaign": SDK_UA + SCRIPT_UA}
+    for i in range(n):
+        if uak["kind"] == "campaign" and campaigns and r.random() < uak["shared_frac"]:
+            ua_off[i], ua_size[i] = camp_ua[camp[i]]
+        elif uak["kind"] == "unique_browser":
+            ua_off[i], ua_size[i] = tables.add_uas([
+                r.choice(BROWSER_UA[:3]).replace(".0.0.0", f".0.{r.randint(4000, 6999)}.{r.randint(10, 250)}")
+                .replace("17.{c}", f"17.{r.randint(0, 6)}.{r.randint(1, 9)}").format(a=r.randint(18, 31), c=r.randint(1, 9))])
+        else:
+            ua_off[i], ua_size[i] = tables.add_uas([_ua(r, frames[uak["kind"]]) for _ in range(_rng_range(r, uak["per_account"]))])
+
+    # --- API keys
+    key_off = np.zeros(n, dtype=np.int64)
+    key_size = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        k = _rng_range(r, s["keys_per_account"])
+        key_off[i], key_size[i] = len(tables.key), k
+        tables.key.extend("key_" + _hex(r, 20) for _ in range(k))
+
+    # --- system prompts
+    sp = s["system_prompt"]
+    sys_off = np.zeros(n, dtype=np.int64)
+    sys_size = np.zeros(n, dtype=np.int64)
+    camp_sys = [[bank.system_prompt(sp["kind"], r) for _ in range(r.randint(1, 2))] for _ in campaigns]
+    for i in range(n):
+        if r.random() < sp["prob"]:
+            texts = camp_sys[camp[i]] if (campaigns and r.random() < 0.8) else [bank.system_prompt(sp["kind"], r) for _ in range(r.randint(1, 2))]
+            sys_off[i], sys_size[i] = tables.add_sys(texts)
+
+    # --- template pools
+    kinds = list(s["prompts"])
+    w = np.array([float(s["prompts"][k]) for k in kinds])
+    kind_cum = np.cumsum(w / w.sum())
+    kmax = max(int(s["template_pool"][1]), 1)
+    pool = np.zeros((n, len(kinds), kmax), dtype=np.int32)
+    pool_size = np.ones((n, len(kinds)), dtype=np.int64)
+    second = s["second_language"]
+    for i in range(n):
+        for j, kd in enumerate(kinds):
+            k = _rng_range(r, s["template_pool"])
+            chosen = []
+            for _ in range(k):
+                lg = lang[i] if r.random() >= second else ("en" if lang[i] != "en" else _pick(r, s["languages"]))
+                if campaigns and r.random() > 0.05:
+                    src = campaigns[camp[i]].pools[(kd, lg)]
+                else:
+                    src = bank.by_kl[(kd, lg)]
+                if kd == "chat_popular":  # popular prompts are shared by many users
+                    wts = 1.0 / (np.arange(len(src)) + 1.0) ** 1.2
+                    chosen.append(int(src[int(rng.choice(len(src), p=wts / wts.sum()))]))
+                else:
+                    chosen.append(int(src[r.randrange(len(src))]))
+            pool[i, j, :k] = chosen
+            pool_size[i, j] = k
+
+    # --- sticky parameter choices
+    sticky = {}
+    for p in PARAMS:
+        d = s["params"][p]
+        pw = np.array(d["p"], dtype=float)
+        sticky[p] = rng.choice(len(pw), size=n, p=pw / pw.sum())
+
+    models = s["models"] or sc.base_models
+    model_names = list(models)
+    mw = np.array([float(models[m]) for m in model_names])
+    adopter = rng.random(n) < s["adoption"]["fraction"]
+
+    # --- metadata and labels
+    paths = inf["signup_path"]
+    meta, labels = [], []
+    start_us = sc.start_us
+    for i in range(n):
+        meta.append({
+            "account_id": ids[i],
+            "created_at": start_us + int(created[i] * 1e6),
+            "email_domain": email[i],
+            "payment_fingerprint": pay[i],
+            "country": countries[i],
+            "org_id": org[i],
+            "verified": bool(r.random() < inf["verified"]),
+            "signup_path": _pick(r, paths),
+            "extra": None,
+        })
+        labels.append({
+            "account_id": ids[i],
+            "campaign_id": campaigns[camp[i]].cid if campaigns else None,
+            "archetype": pop.archetype,
+            "is_attack": bool(s["attack"]),
+        })
+    pa_ = PopAccounts(
+        pop=pop, ids=ids, n_events=vol, tz=tz, lang=lang_arr, active_from=active_from, camp=camp,
+        campaigns=campaigns or [campaigns_benign], ip_off=ip_off, ip_size=ip_size, ua_off=ua_off, ua_size=ua_size,
+        key_off=key_off, key_size=key_size, sys_off=sys_off, sys_size=sys_size, org=org, kinds=kinds,
+        kind_cum=kind_cum, pool=pool, pool_size=pool_size, sticky=sticky, adopter=adopter,
+        model_cum=np.cumsum(mw / mw.sum()), model_names=model_names, phase=rng.random(n), meta=meta, labels=labels,
+    )
+    if not campaigns:
+        pa_.camp = np.zeros(n, dtype=np.int64)  # benign: one shared schedule
+    return pa_
+
+
+__all__ = ["build_world", "Tables", "PopAccounts", "Campaign", "PARAMS", "KINDS"]
