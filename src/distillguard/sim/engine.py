@@ -124,15 +124,13 @@ def _sessions_start(ctx: _Ctx, P: PopAccounts, acc: np.ndarray, rng: np.random.G
     if kind == "uniform":
         return af + rng.random(m) * np.maximum(W - af, 1.0)
     days = int(np.ceil(ctx.sc.days))
-    d0 = np.floor(af / 86400.0).astype(np.int64)
-    # day with weekend down-weighting (vectorised rejection, a few rounds)
-    day = d0 + (rng.random(m) * np.maximum(days - d0, 1)).astype(np.int64)
-    for _ in range(4):
-        wk = ((ctx.weekday0 + day) % 7) >= 5
-        redo = wk & (rng.random(m) > s["weekend"])
-        if not redo.any():
-            break
-        day[redo] = d0[redo] + (rng.random(int(redo.sum())) * np.maximum(days - d0[redo], 1)).astype(np.int64)
+    d0 = np.minimum(np.floor(af / 86400.0).astype(np.int64), days - 1)
+    # day weighted by weekday/weekend, restricted to the account's active days
+    wd = np.where(((ctx.weekday0 + np.arange(days)) % 7) >= 5, float(s["weekend"]), 1.0)
+    cum = np.r_[0.0, np.cumsum(wd)]
+    lo = cum[d0]
+    x = lo + rng.random(m) * (cum[days] - lo)
+    day = np.clip(np.searchsorted(cum, x, side="right") - 1, d0, days - 1)
     tz = P.tz[acc]
     if kind == "batch":
         hour = s["batch_hour"] + rng.normal(0, 0.7, m)
