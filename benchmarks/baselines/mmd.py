@@ -100,29 +100,42 @@ def mmd_risk(
     kyy_rowsum = kyy.sum(1)
     kyy_total = float(kyy_rowsum.sum())
     m_all = y.shape[0]
+    y32 = np.ascontiguousarray(y, dtype=np.float32)
+    yn = (y32 * y32).sum(1)
+    # reference rows owned by each account (to leave an account's own prompts out)
+    order = np.argsort(owner, kind="stable")
+    bounds = np.searchsorted(owner[order], np.arange(n_acc + 1))
 
     stat = np.full(n_acc, np.nan)
     risk_raw = np.full(n_acc, np.nan)
     used = np.zeros(n_acc, dtype=np.int64)
     for i in range(n_acc):
-        x = emb.of(i).astype(np.float64)
+        x = emb.of(i)
         n = x.shape[0]
         used[i] = n
         if n < max(min_queries, 2):
             continue
-        own = owner == i
-        keep = ~own
-        m = int(keep.sum())
+        own = order[bounds[i] : bounds[i + 1]]
+        m = m_all - own.size
         if m < 2:
             continue
         ky_sum = kyy_total - 2.0 * float(kyy_rowsum[own].sum()) + float(kyy[np.ix_(own, own)].sum())
-        kxx = np.exp(-g * _sqdist(x, x))
-        kxy = np.exp(-g * _sqdist(x, y[keep]))
-        mmd2 = (kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + ky_sum / (m * (m - 1)) - 2.0 * kxy.mean()
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        xn = (x32 * x32).sum(1)
+        kxx = np.exp(-g * np.maximum(xn[:, None] + xn[None, :] - 2.0 * (x32 @ x32.T), 0.0))
+        kxy = np.exp(-g * np.maximum(xn[:, None] + yn[None, :] - 2.0 * (x32 @ y32.T), 0.0))
+        kxy_sum = float(kxy.sum(dtype=np.float64)) - float(kxy[:, own].sum(dtype=np.float64))
+        mmd2 = (
+            (float(kxx.sum(dtype=np.float64)) - float(np.trace(kxx))) / (n * (n - 1))
+            + ky_sum / (m * (m - 1))
+            - 2.0 * kxy_sum / (n * m)
+        )
         stat[i] = mmd2
         if permutations > 0:
+            keep = np.ones(m_all, dtype=bool)
+            keep[own] = False
             sub = rng.choice(np.nonzero(keep)[0], min(perm_ref_size, m), replace=False)
-            pool = np.vstack([x, y[sub]])
+            pool = np.vstack([x.astype(np.float64), y[sub]])
             k = np.exp(-g * _sqdist(pool, pool))
             obs = _mmd2_from_kernel(k, np.arange(n))
             count = 1
