@@ -1,0 +1,139 @@
+"""Intent detectors: reasoning-trace elicitation, rubric grading, dataset synthesis, jailbreaks.
+
+Each scores every distinct sampled prompt (and system prompt) of an account
+with the intent's per-prompt classifier (:mod:`.model`) and aggregates per
+account (:func:`.sampling.aggregate_intent`): a high score needs both strong
+matches (mean of the top-k prompt probabilities) and a sizeable share of the
+account's prompts matching, so one odd prompt among many ordinary ones does
+not make an account.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pyarrow as pa
+
+from distillguard.signals.base import Signal, SignalResult
+
+from .sampling import aggregate_intent, sample_accounts, score_texts
+
+__all__ = ["IntentSignal", "CotElicitation", "RubricGrading", "DatasetSynthesis", "Jailbreak"]
+
+
+class IntentSignal(Signal):
+    """Base of the four intent signals; subclasses set ``name``, ``reason``, ``intent``.
+
+    Parameters
+    ----------
+    prompt_threshold
+        Per-prompt probability at or above which a prompt "matches".
+    top_k
+        How many of the account's best-matching prompts are averaged.
+    full_share
+        Share of matching prompts at which the share factor reaches 1.
+    max_prompts
+        Distinct prompts per account that are scored (deterministic sample).
+    system_weight
+        Multiplier on system-prompt probabilities (system prompts are set by
+        apps, not always by the account holder).
+    evidence_floor
+        Accounts scoring at least this get evidence.
+    n_examples
+        Example prompts per account in the evidence.
+    """
+
+    requires: ClassVar[tuple[str, ...]] = ("prompt",)
+    intent: ClassVar[str]
+
+    def __init__(
+        self,
+        prompt_threshold: float = 0.5,
+        top_k: int = 3,
+        full_share: float = 0.4,
+        max_prompts: int = 64,
+        system_weight: float = 0.8,
+        evidence_floor: float = 0.3,
+        n_examples: int = 3,
+    ):
+        self.prompt_threshold = prompt_threshold
+        self.top_k = top_k
+        self.full_share = full_share
+        self.max_prompts = max_prompts
+        self.system_weight = system_weight
+        self.evidence_floor = evidence_floor
+        self.n_examples = n_examples
+
+    def fit(self, data: pa.Table) -> "IntentSignal":
+        """Nothing to learn from traffic: the scorer is trained on the exemplar bank."""
+        return self
+
+    def prompt_scores(self, texts: list[str]):
+        """Per-prompt probabilities of this signal's intent, one per text."""
+        return score_texts(list(texts))["intent"][self.intent]
+
+    def score(self, data: pa.Table) -> SignalResult:
+        sample = sample_accounts(data, max_prompts=self.max_prompts)
+        p = score_texts(sample.texts)["intent"][self.intent]
+        values, evidence = aggregate_intent(
+            sample,
+            p,
+            threshold=self.prompt_threshold,
+            top_k=self.top_k,
+            full_share=self.full_share,
+            system_weight=self.system_weight,
+            evidence_floor=self.evidence_floor,
+            n_examples=self.n_examples,
+        )
+        scores = pa.table(
+            {
+                "account_id": pa.array(sample.account_ids, pa.string()),
+                self.name: pa.array(values, pa.float64()),
+            }
+        )
+        return SignalResult(self.name, scores, evidence)
+
+    @classmethod
+    def _test_params(cls):
+        yield {}
+        yield {"prompt_threshold": 0.7, "top_k": 1, "max_prompts": 8}
+
+
+class CotElicitation(IntentSignal):
+    """Prompts that coerce complete, hidden or verbatim reasoning traces.
+
+    Not a request to "explain step by step" or "let's think step by step":
+    those are hard negatives in the bank. What scores is asking for the
+    model's full/hidden/raw chain of thought, unabridged, in a fixed format.
+    """
+
+    name = "cot_elicitation"
+    reason = "COT_ELICITATION"
+    intent = "cot_elicitation"
+    description = "Prompts coercing full, hidden or verbatim reasoning traces."
+
+
+class RubricGrading(IntentSignal):
+    """Reward-model / LLM-judge work: scoring responses on rubrics, preference pairs, rankings."""
+
+    name = "rubric_grading"
+    reason = "RUBRIC_GRADING"
+    intent = "rubric_grading"
+    description = "Prompts asking the model to grade, rank or compare responses (reward-model labels)."
+
+
+class DatasetSynthesis(IntentSignal):
+    """Bulk training-data generation: N question-answer pairs, instruction data, JSONL, dialogues."""
+
+    name = "dataset_synthesis"
+    reason = "DATASET_SYNTHESIS"
+    intent = "dataset_synthesis"
+    description = "Prompts generating training data in bulk (QA pairs, instruction/response sets)."
+
+
+class Jailbreak(IntentSignal):
+    """Instruction overrides, unrestricted personas, fictional framing used to unlock refusals."""
+
+    name = "jailbreak"
+    reason = "JAILBREAK"
+    intent = "jailbreak"
+    description = "Prompts overriding instructions or safety (DAN-style personas, fake overrides)."

@@ -1,0 +1,128 @@
+"""Per-prompt scorers trained on the exemplar bank.
+
+Features of a prompt: ``[alpha * static embedding (128) ; hashed char 2-4-grams
+(2^18)]`` (see :mod:`distillguard.text`). The embedding carries meaning
+(paraphrase), the char n-grams carry non-English text and exact phrasing.
+
+- :class:`IntentScorer`: one L2-regularised logistic regression per intent
+  (COT_ELICITATION, RUBRIC_GRADING, DATASET_SYNTHESIS, JAILBREAK); ``p`` in
+  [0, 1] is "this prompt asks for that".
+- :class:`CapabilityScorer`: multinomial logistic regression over the
+  capability classes.
+
+Both train from the package's YAML bank on first use (about a second, once per
+process; deterministic), so there is no pickled model to go stale.
+"""
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from distillguard.text import char_ngram_features, embed
+
+from .bank import CAPABILITIES, INTENTS, capability_training_set, intent_training_set
+
+__all__ = ["featurize", "IntentScorer", "CapabilityScorer", "intent_scorer", "capability_scorer"]
+
+#: Weight of the dense embedding block relative to the (unit-norm) n-gram block.
+EMBED_WEIGHT = 1.0
+INTENT_C = 16.0
+N_HASH = 2**16
+CAPABILITY_C = 4.0
+
+_lock = threading.Lock()
+
+
+def featurize(texts: Sequence[str | None], embed_weight: float = EMBED_WEIGHT) -> sp.csr_matrix:
+    """Sparse ``(n, 128 + 2^18)`` feature matrix of the texts."""
+    texts = ["" if t is None else str(t) for t in texts]
+    dense = embed(texts) * np.float32(embed_weight)
+    grams = char_ngram_features(texts, n_features=N_HASH)
+    return sp.hstack([sp.csr_matrix(dense), grams], format="csr", dtype=np.float32)
+
+
+def _fit_lr(X, y, C: float, multinomial: bool = False):
+    from sklearn.linear_model import LogisticRegression
+
+    if multinomial:
+        lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced", solver="lbfgs")
+    else:
+        lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced", solver="liblinear")
+    return lr.fit(X, y)
+
+
+class IntentScorer:
+    """Per-prompt probabilities for every intent in :data:`INTENTS`."""
+
+    def __init__(self, include_holdout: bool = True, C: float = INTENT_C, embed_weight: float = EMBED_WEIGHT):
+        self.include_holdout = include_holdout
+        self.C = C
+        self.embed_weight = embed_weight
+        self.coef_: dict[str, np.ndarray] = {}
+        self.intercept_: dict[str, float] = {}
+
+    def fit(self) -> "IntentScorer":
+        for intent in INTENTS:
+            texts, y, _, _ = intent_training_set(intent, include_holdout=self.include_holdout)
+            lr = _fit_lr(featurize(texts, self.embed_weight), np.asarray(y), self.C)
+            self.coef_[intent] = lr.coef_[0].astype(np.float32)
+            self.intercept_[intent] = float(lr.intercept_[0])
+        return self
+
+    def predict_features(self, X: sp.csr_matrix) -> dict[str, np.ndarray]:
+        out = {}
+        for intent in INTENTS:
+            z = X @ self.coef_[intent] + self.intercept_[intent]
+            out[intent] = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+        return out
+
+    def predict(self, texts: Sequence[str | None]) -> dict[str, np.ndarray]:
+        return self.predict_features(featurize(texts, self.embed_weight))
+
+
+class CapabilityScorer:
+    """Per-prompt probability over :data:`CAPABILITIES` (rows sum to 1)."""
+
+    classes = CAPABILITIES
+
+    def __init__(self, include_holdout: bool = True, C: float = CAPABILITY_C, embed_weight: float = EMBED_WEIGHT):
+        self.include_holdout = include_holdout
+        self.C = C
+        self.embed_weight = embed_weight
+        self.coef_: np.ndarray | None = None
+        self.intercept_: np.ndarray | None = None
+
+    def fit(self) -> "CapabilityScorer":
+        texts, y, _, _ = capability_training_set(include_holdout=self.include_holdout)
+        lr = _fit_lr(featurize(texts, self.embed_weight), np.asarray(y), self.C, multinomial=True)
+        order = [list(lr.classes_).index(c) for c in self.classes]
+        self.coef_ = lr.coef_[order].astype(np.float32)
+        self.intercept_ = lr.intercept_[order].astype(np.float64)
+        return self
+
+    def predict_features(self, X: sp.csr_matrix) -> np.ndarray:
+        z = np.asarray(X @ self.coef_.T, dtype=np.float64) + self.intercept_
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict(self, texts: Sequence[str | None]) -> np.ndarray:
+        return self.predict_features(featurize(texts, self.embed_weight))
+
+
+@lru_cache(maxsize=2)
+def intent_scorer(include_holdout: bool = True) -> IntentScorer:
+    """The process-wide trained :class:`IntentScorer` (trained once)."""
+    with _lock:
+        return IntentScorer(include_holdout=include_holdout).fit()
+
+
+@lru_cache(maxsize=2)
+def capability_scorer(include_holdout: bool = True) -> CapabilityScorer:
+    """The process-wide trained :class:`CapabilityScorer` (trained once)."""
+    with _lock:
+        return CapabilityScorer(include_holdout=include_holdout).fit()

@@ -1,0 +1,196 @@
+"""Per-account prompt sampling, shared scoring of unique prompts, aggregation.
+
+Content signals read a per-account prompt sample table with columns
+``account_id``, ``prompt`` and optionally ``system_prompt`` and ``uses``.
+Work is bounded: at most ``max_prompts`` distinct prompts per account (a
+deterministic choice by hash of the normalised prompt, so the same account
+always gets the same sample), and every distinct text is featurised and
+scored once however many accounts send it (campaign templates repeat).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from distillguard.text import normalize_prompt, script_of, template_skeleton
+
+from .model import capability_scorer, featurize, intent_scorer
+
+__all__ = ["AccountSample", "sample_accounts", "score_texts", "aggregate_intent", "EXAMPLE_CHARS"]
+
+EXAMPLE_CHARS = 300
+
+
+@dataclass
+class AccountSample:
+    """Accounts in input order and, per account, indices into ``texts``."""
+
+    account_ids: list[str]
+    texts: list[str]  # unique texts (first raw spelling seen)
+    prompt_idx: list[list[int]] = field(default_factory=list)
+    system_idx: list[list[int]] = field(default_factory=list)
+
+
+def _col(data: pa.Table, name: str) -> list | None:
+    if name not in data.column_names:
+        return None
+    return data.column(name).to_pylist()
+
+
+def _key(norm: str) -> bytes:
+    return hashlib.blake2b(norm.encode("utf-8", "replace"), digest_size=8).digest()
+
+
+def sample_accounts(data: pa.Table, max_prompts: int = 64, max_system: int = 4) -> AccountSample:
+    """Deduplicate and sample prompts per account (missing optional columns are fine)."""
+    accounts = _col(data, "account_id") or []
+    prompts = _col(data, "prompt") or [None] * len(accounts)
+    systems = _col(data, "system_prompt") or [None] * len(accounts)
+    order: dict[str, int] = {}
+    per_p: list[dict[bytes, str]] = []
+    per_s: list[dict[bytes, str]] = []
+    for a, p, s in zip(accounts, prompts, systems):
+        if a is None:
+            continue
+        a = str(a)
+        i = order.get(a)
+        if i is None:
+            i = order[a] = len(per_p)
+            per_p.append({})
+            per_s.append({})
+        for val, bucket in ((p, per_p[i]), (s, per_s[i])):
+            if isinstance(val, str):
+                n = normalize_prompt(val)
+                if n:
+                    bucket.setdefault(_key(n), val)
+    index: dict[bytes, int] = {}
+    texts: list[str] = []
+
+    def pick(bucket: dict[bytes, str], k: int) -> list[int]:
+        keys = sorted(bucket)[:k]
+        out = []
+        for key in keys:
+            j = index.get(key)
+            if j is None:
+                j = index[key] = len(texts)
+                texts.append(bucket[key])
+            out.append(j)
+        return out
+
+    sample = AccountSample(list(order), texts)
+    for bp, bs in zip(per_p, per_s):
+        sample.prompt_idx.append(pick(bp, max_prompts))
+        sample.system_idx.append(pick(bs, max_system))
+    return sample
+
+
+_CACHE: "OrderedDict[bytes, dict]" = OrderedDict()
+_CACHE_SIZE = 2
+
+
+def score_texts(texts: list[str]) -> dict:
+    """Features-derived per-text outputs, computed once per distinct text list.
+
+    Returns ``{"intent": {intent: p[n]}, "capability": P[n, k], "embedding": E[n, 128]}``.
+    The last few results are cached so the five content signals of one scan
+    featurise the sample once.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    for t in texts:
+        h.update(t.encode("utf-8", "replace"))
+        h.update(b"\x00")
+    key = h.digest()
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    if texts:
+        X = featurize(texts)
+        out = {
+            "intent": intent_scorer().predict_features(X),
+            "capability": capability_scorer().predict_features(X),
+            "embedding": np.asarray(X[:, :128].todense(), dtype=np.float32),
+        }
+    else:
+        from .bank import CAPABILITIES, INTENTS
+
+        out = {
+            "intent": {i: np.zeros(0) for i in INTENTS},
+            "capability": np.zeros((0, len(CAPABILITIES))),
+            "embedding": np.zeros((0, 128), dtype=np.float32),
+        }
+    _CACHE[key] = out
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return out
+
+
+def _ramp(x, lo: float, hi: float):
+    return np.clip((np.asarray(x, dtype=float) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def aggregate_intent(
+    sample: AccountSample,
+    p: np.ndarray,
+    threshold: float,
+    top_k: int,
+    full_share: float,
+    system_weight: float,
+    evidence_floor: float,
+    n_examples: int,
+) -> tuple[np.ndarray, dict[str, dict]]:
+    """Per-account intent score and evidence from per-text probabilities ``p``.
+
+    For an account with distinct prompts scored ``p_1..p_n``:
+    ``share = #{p_i >= threshold} / (n + 1)`` (one pseudo-prompt of prior, so one
+    hit out of one prompt is not a certainty), ``top = mean of the top-k p_i``,
+    and ``score = top * min(1, share / full_share) ** 0.5``. System prompts count
+    as prompts with weight ``system_weight`` on their probability.
+    """
+    n_acc = len(sample.account_ids)
+    scores = np.zeros(n_acc)
+    evidence: dict[str, dict] = {}
+    for a in range(n_acc):
+        pi = sample.prompt_idx[a]
+        si = sample.system_idx[a]
+        if not pi and not si:
+            continue
+        vals = [(float(p[j]), j, "prompt") for j in pi] + [(float(p[j]) * system_weight, j, "system_prompt") for j in si]
+        probs = np.array([v[0] for v in vals])
+        hits = int((probs >= threshold).sum())
+        share = hits / (len(vals) + 1)
+        k = min(top_k, len(vals))
+        top = float(np.sort(probs)[-k:].mean())
+        s = top * min(1.0, share / full_share) ** 0.5
+        scores[a] = s
+        if s >= evidence_floor:
+            best = []
+            seen: set[str] = set()
+            for v in sorted(vals, key=lambda v: (-v[0], v[1])):
+                sk = template_skeleton(sample.texts[v[1]])[:200]
+                if sk in seen:
+                    continue
+                seen.add(sk)
+                best.append(v)
+                if len(best) >= n_examples:
+                    break
+            scripts: dict[str, int] = {}
+            for v in vals:
+                if v[0] >= threshold:
+                    sc = script_of(sample.texts[v[1]])
+                    scripts[sc] = scripts.get(sc, 0) + 1
+            evidence[sample.account_ids[a]] = {
+                "n_prompts": len(pi),
+                "n_system_prompts": len(si),
+                "n_matching": hits,
+                "share_matching": round(hits / len(vals), 4),
+                "top_k_mean": round(top, 4),
+                "scripts_matching": scripts,
+                "examples": [
+                    {"text": sample.texts[j][:EXAMPLE_CHARS], "field": f, "score": round(v, 4)} for v, j, f in best
+                ],
+            }
+    return np.clip(scores, 0.0, 1.0), evidence
