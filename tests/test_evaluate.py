@@ -290,3 +290,43 @@ def test_cli_table_json_out_and_exit_codes(tmp_path):
 
     r = _cli("--labels", str(lp))  # missing required option
     assert r.returncode == 2
+
+
+# ---------------------------------------------------------------- properties
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.integers(0, 6)), min_size=1, max_size=40),
+    st.sampled_from([0.0, 0.001, 0.01, 0.1, 0.25, 0.5, 1.0]),
+)
+def test_threshold_matches_brute_force(pairs, target):
+    y = np.array([p[0] for p in pairs], bool)
+    s = np.array([p[1] for p in pairs], float)  # few distinct values: many ties
+    n_neg = int((~y).sum())
+
+    def fpr_at(t):
+        return ((s >= t) & ~y).sum() / n_neg if n_neg else 0.0
+
+    ok = [t for t in sorted(set(s.tolist())) if fpr_at(t) <= target + 1e-12]
+    expect = ok[0] if ok else math.inf
+    t = threshold_at_fpr(y, s, target)
+    assert t == expect
+    r = recall_at_fpr(y, s, target)
+    if r["fpr"] is not None:
+        assert r["fpr"] <= target + 1e-12
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 5)), min_size=2, max_size=40))
+def test_roc_auc_matches_sklearn(pairs):
+    from sklearn.metrics import roc_auc_score
+
+    y = np.array([p[0] for p in pairs], bool)
+    s = np.array([p[1] for p in pairs], float)
+    if y.all() or not y.any():
+        assert roc_auc(y, s) is None
+    else:
+        assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s))
