@@ -35,6 +35,8 @@ LABEL_SCHEMA = pa.schema([
     pa.field("is_attack", pa.bool_(), nullable=False),
 ])
 
+_LOOSE_SCHEMA = EVENT_SCHEMA.set(0, pa.field("event_id", pa.string()))  # ids come last
+
 # local-hour activity profiles (relative weights)
 _DIURNAL = np.array([1.0, .6, .4, .3, .3, .4, .8, 1.5, 2.5, 3.2, 3.5, 3.4, 3.0, 3.2, 3.4, 3.3, 3.1, 3.0, 3.2, 3.6, 3.8, 3.4, 2.6, 1.6])
 _BUSINESS = np.array([.15, .1, .1, .1, .1, .2, .4, 1.0, 2.5, 4.5, 5.0, 5.0, 3.5, 4.5, 5.0, 4.8, 4.2, 3.0, 1.5, .9, .7, .5, .35, .2])
@@ -76,7 +78,6 @@ class _Ctx:
         self.release_s = float(rel["at_day"]) * 86400.0 if rel else None
         self.release_model = self.model_id(rel["name"]) if rel else -1
         self.reasoning_models = set(sc.reasoning_models)
-        self.counter = 0
 
     def model_id(self, name: str) -> int:
         if name not in self._model_idx:
@@ -143,11 +144,11 @@ def _sessions_start(ctx: _Ctx, P: PopAccounts, acc: np.ndarray, rng: np.random.G
     return t
 
 
-def _gen_chunk(ctx: _Ctx, P: PopAccounts, a0: int, a1: int, rng: np.random.Generator) -> pa.Table | None:
+def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Generator) -> pa.Table | None:
+    """Events of accounts ``accs`` (positions in ``P``), sorted by time; event ids are set later."""
     spec = P.pop.spec
     W = ctx.sc.window_s
-    accs = np.arange(a0, a1)
-    n_i = P.n_events[a0:a1]
+    n_i = P.n_events[accs]
     if n_i.sum() == 0:
         return None
     # ---------------------------------------------------------------- sessions
@@ -316,9 +317,7 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, a0: int, a1: int, rng: np.random.Gener
     org_id = pa.array(P.org, pa.string()).take(pa.array(acc))
     is_batch = rng.random(N) < spec["is_batch"]
 
-    ev_num = pa.array(np.arange(ctx.counter, ctx.counter + N, dtype=np.int64)).cast(pa.string())
-    ctx.counter += N
-    event_id = pc.binary_join_element_wise("evt_", pc.utf8_lpad(ev_num, 12, "0"), "")
+    event_id = pa.nulls(N, pa.string())  # set per written chunk
     if spec["conversation"]:
         h = (gs.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64((ctx.seed * 1_000_003 + P.pop.index * 7919) & 0xFFFFFFFF)
         h = (h ^ (h >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -361,19 +360,18 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, a0: int, a1: int, rng: np.random.Gener
         "status": status,
         "extra": pa.nulls(N, pa.string()),
     }
-    tbl = pa.table(cols, schema=EVENT_SCHEMA)
-    return tbl.take(pa.array(np.argsort(ts_us, kind="stable")))
+    return pa.table(cols, schema=_LOOSE_SCHEMA)
 
 
-def _chunks(n_events: np.ndarray, limit: int):
-    a0, acc = 0, 0
-    for i, v in enumerate(n_events):
-        if acc and acc + v > limit:
-            yield a0, i
-            a0, acc = i, 0
-        acc += int(v)
-    if a0 < len(n_events):
-        yield a0, len(n_events)
+def _finish_chunk(tables: list[pa.Table], rng: np.random.Generator) -> pa.Table:
+    """Concatenate per-population parts, sort by time, give random event ids."""
+    tbl = pa.concat_tables(tables)
+    ts = np.asarray(tbl.column("ts").cast(pa.int64()))
+    tbl = tbl.take(pa.array(np.argsort(ts, kind="stable")))
+    ids = rng.integers(0, np.iinfo(np.int64).max, len(tbl), dtype=np.int64)
+    eid = pc.binary_join_element_wise("evt_", pc.utf8_lpad(pa.array(ids).cast(pa.string()), 19, "0"), "")
+    tbl = tbl.set_column(0, EVENT_SCHEMA.field("event_id"), eid)
+    return tbl.cast(EVENT_SCHEMA)
 
 
 def _jsonl_lines(tbl: pa.Table) -> bytes:
@@ -419,6 +417,9 @@ def simulate(scenario="default", scale: float = 1.0, seed: int = 0, out="sim-out
 
     meta = [m for P in world for m in P.meta]
     labels = [lb for P in world for lb in P.labels]
+    perm = np.random.default_rng([seed, 5]).permutation(len(meta))  # row order says nothing about archetype
+    meta = [meta[i] for i in perm]
+    labels = [labels[i] for i in perm]
     meta_cols = {f.name: [m[f.name] for m in meta] for f in ACCOUNT_SCHEMA}
     accounts_tbl = pa.table({k: pa.array(v, ACCOUNT_SCHEMA.field(k).type) for k, v in meta_cols.items()}, schema=ACCOUNT_SCHEMA)
     labels_tbl = pa.table({f.name: pa.array([lb[f.name] for lb in labels], f.type) for f in LABEL_SCHEMA}, schema=LABEL_SCHEMA)
@@ -430,26 +431,38 @@ def simulate(scenario="default", scale: float = 1.0, seed: int = 0, out="sim-out
     other = out / ("events.jsonl" if fmt == "parquet" else "events.parquet")
     if other.exists():
         other.unlink()
+    # Every chunk holds a random slice of the accounts of every population over
+    # the whole window, so file position says nothing about the archetype.
+    n_chunks = max(1, -(-planned // max(1, chunk_events)))
+    groups = [np.random.default_rng([seed, 3, P.pop.index]).integers(0, n_chunks, len(P.ids)) for P in world]
     per_arch: dict[str, int] = {}
     n_written = 0
     bar = _progress(progress, planned)
     writer = pq.ParquetWriter(ev_path, EVENT_SCHEMA, compression="zstd") if fmt == "parquet" else None
     fh = open(ev_path, "wb") if fmt == "jsonl" else None
     try:
-        for P in world:
-            for ci, (a0, a1) in enumerate(_chunks(P.n_events, chunk_events)):
-                rng = np.random.default_rng([seed, 2, P.pop.index, ci])
-                tbl = _gen_chunk(ctx, P, a0, a1, rng)
+        for k in range(n_chunks):
+            parts = []
+            for P, g in zip(world, groups):
+                accs = np.flatnonzero(g == k)
+                if not len(accs):
+                    continue
+                tbl = _gen_chunk(ctx, P, accs, np.random.default_rng([seed, 2, k, P.pop.index]))
                 if bar:
-                    bar[0].update(bar[1], advance=int(P.n_events[a0:a1].sum()))
+                    bar[0].update(bar[1], advance=int(P.n_events[accs].sum()))
                 if tbl is None:
                     continue
-                if writer is not None:
-                    writer.write_table(tbl)
-                else:
-                    fh.write(_jsonl_lines(tbl))
-                n_written += len(tbl)
+                parts.append(tbl)
                 per_arch[P.pop.archetype] = per_arch.get(P.pop.archetype, 0) + len(tbl)
+            if not parts:
+                continue
+            tbl = _finish_chunk(parts, np.random.default_rng([seed, 4, k]))
+            if writer is not None:
+                writer.write_table(tbl)
+            else:
+                fh.write(_jsonl_lines(tbl))
+            n_written += len(tbl)
+            del parts, tbl
     finally:
         if writer is not None:
             writer.close()
