@@ -27,7 +27,7 @@ from distillguard.sim.world import PARAMS, PopAccounts, Tables, build_world
 
 __all__ = ["simulate", "LABEL_SCHEMA", "CHUNK_EVENTS"]
 
-CHUNK_EVENTS = 200_000
+CHUNK_EVENTS = 100_000
 LABEL_SCHEMA = pa.schema([
     pa.field("account_id", pa.string(), nullable=False),
     pa.field("campaign_id", pa.string()),

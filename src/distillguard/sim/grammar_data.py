@@ -22,16 +22,16 @@ GRAMMAR: dict[str, dict[str, dict[str, list[str]]]] = {}
 # ---------------------------------------------------------------- benign chat
 GRAMMAR["chat"] = {
     "train": {
-        "en": ["|Hey, |Hi! |Quick question: |So ", "what's a good way to {topic}?|can you help me {topic}?|I want to {topic}. Any tips?|how do I {topic}?", "| Thanks!| Keep it short please.| I'm a beginner."],
-        "zh": ["|你好，|请问，|想问一下，", "怎么{topic}？|能帮我{topic}吗？|我想{topic}，有什么建议？", "|谢谢！|简单说说就行。|我是新手。"],
-        "ru": ["|Привет! |Подскажите, |Вопрос: ", "как лучше {topic}?|помогите {topic}.|хочу {topic}, есть советы?", "| Спасибо!| Покороче, пожалуйста.| Я новичок."],
-        "es": ["|Hola, |Una pregunta: |Oye, ", "¿cuál es una buena forma de {topic}?|¿me ayudas a {topic}?|quiero {topic}, ¿algún consejo?", "| ¡Gracias!| Breve, por favor.| Soy principiante."],
+        "en": ["|Hey, |Hi! |Quick question: |So ", "what's a good way to {topic}?|can you help me {topic}?|I want to {topic}. Any tips?|how do I {topic}?|pretend you're my grandma and tell me how to {topic}.", "| Thanks!| Keep it short please.| I'm a beginner."],
+        "zh": ["|你好，|请问，|想问一下，", "怎么{topic}？|能帮我{topic}吗？|我想{topic}，有什么建议？|假装你是我奶奶，告诉我怎么{topic}。", "|谢谢！|简单说说就行。|我是新手。"],
+        "ru": ["|Привет! |Подскажите, |Вопрос: ", "как лучше {topic}?|помогите {topic}.|хочу {topic}, есть советы?|представь, что ты моя бабушка, и расскажи, как {topic}.", "| Спасибо!| Покороче, пожалуйста.| Я новичок."],
+        "es": ["|Hola, |Una pregunta: |Oye, ", "¿cuál es una buena forma de {topic}?|¿me ayudas a {topic}?|quiero {topic}, ¿algún consejo?|finge que eres mi abuela y dime cómo {topic}.", "| ¡Gracias!| Breve, por favor.| Soy principiante."],
     },
     "holdout": {
-        "en": ["|Hello there. |Okay, |Random one: ", "any advice on how to {topic}?|what would you suggest if I need to {topic}?|I'm trying to {topic} - where do I start?", "| Appreciate it.| Bullet points are fine.| No jargon please."],
-        "zh": ["|嗨，|打扰一下，|有个问题：", "{topic}的话应该从哪里开始？|如果要{topic}，你会建议怎么做？|关于{topic}，给点意见吧。", "|多谢。|列几条要点就好。|别用太专业的词。"],
-        "ru": ["|Здравствуйте. |Слушай, |Такой вопрос: ", "с чего начать, если нужно {topic}?|что посоветуешь, чтобы {topic}?|никак не могу {topic}, что делать?", "| Заранее благодарю.| Можно списком.| Без терминов, пожалуйста."],
-        "es": ["|Buenas. |Bueno, |Duda rápida: ", "¿qué me recomiendas para {topic}?|¿por dónde empiezo si necesito {topic}?|estoy intentando {topic}, ¿qué hago?", "| Te lo agradezco.| En una lista está bien.| Sin tecnicismos."],
+        "en": ["|Hello there. |Okay, |Random one: ", "any advice on how to {topic}?|what would you suggest if I need to {topic}?|I'm trying to {topic} - where do I start?|roleplay as a pirate captain explaining how to {topic}.", "| Appreciate it.| Bullet points are fine.| No jargon please."],
+        "zh": ["|嗨，|打扰一下，|有个问题：", "{topic}的话应该从哪里开始？|如果要{topic}，你会建议怎么做？|关于{topic}，给点意见吧。|扮演一个海盗船长，讲讲怎么{topic}。", "|多谢。|列几条要点就好。|别用太专业的词。"],
+        "ru": ["|Здравствуйте. |Слушай, |Такой вопрос: ", "с чего начать, если нужно {topic}?|что посоветуешь, чтобы {topic}?|никак не могу {topic}, что делать?|сыграй роль пиратского капитана и объясни, как {topic}.", "| Заранее благодарю.| Можно списком.| Без терминов, пожалуйста."],
+        "es": ["|Buenas. |Bueno, |Duda rápida: ", "¿qué me recomiendas para {topic}?|¿por dónde empiezo si necesito {topic}?|estoy intentando {topic}, ¿qué hago?|haz de capitán pirata y explícame cómo {topic}.", "| Te lo agradezco.| En una lista está bien.| Sin tecnicismos."],
     },
 }
 
@@ -52,7 +52,7 @@ GRAMMAR["chat_popular"] = {
 
 GRAMMAR["followup"] = {
     "train": {
-        "en": ["Can you make it shorter?|Thanks! And what about {topic}?|Explain that again more simply.|Can you give an example?|Why is that?|Ok, and the next step?"],
+        "en": ["Can you make it shorter?|Thanks! Also, how do I {topic}?|Explain that again more simply.|Can you give an example?|Why is that?|Ok, and the next step?"],
         "zh": ["能再短一点吗？|谢谢！那{topic}呢？|再简单解释一遍。|能举个例子吗？|为什么呢？|好的，下一步呢？"],
         "ru": ["Можно короче?|Спасибо! А как насчёт того, чтобы {topic}?|Объясни проще.|Приведи пример.|Почему так?|А дальше что?"],
         "es": ["¿Puedes acortarlo?|¡Gracias! ¿Y para {topic}?|Explícalo más sencillo.|¿Me das un ejemplo?|¿Por qué?|Vale, ¿y el siguiente paso?"],
@@ -68,16 +68,16 @@ GRAMMAR["followup"] = {
 # ---------------------------------------------------------------- app backends
 GRAMMAR["app"] = {
     "train": {
-        "en": ["Summarize the following customer review in one sentence:\n{payload}|Classify the sentiment of this message as positive, neutral or negative:\n{payload}|Write a polite reply to this customer message:\n{payload}|Extract the product name and the main complaint from:\n{payload}"],
-        "zh": ["用一句话总结以下用户评价：\n{payload}|判断这条消息的情感（正面/中性/负面）：\n{payload}|请礼貌地回复这位顾客：\n{payload}"],
-        "ru": ["Кратко (одно предложение) изложи отзыв покупателя:\n{payload}|Определи тональность сообщения: позитивная, нейтральная или негативная:\n{payload}|Напиши вежливый ответ клиенту:\n{payload}"],
-        "es": ["Resume en una frase la siguiente reseña:\n{payload}|Clasifica el sentimiento del mensaje como positivo, neutro o negativo:\n{payload}|Escribe una respuesta amable a este cliente:\n{payload}"],
+        "en": ["Summarize the following customer review in one sentence:\n{payload}|Classify the sentiment of this message as positive, neutral or negative:\n{payload}|Write a polite reply to this customer message:\n{payload}|Extract the product name and the main complaint from:\n{payload}|Grade this student's answer from 1 to 5 and give one sentence of feedback.\nQuestion: {q}\nStudent answer: {answer}|Generate {n} realistic example customer questions about how to {topic} for our FAQ page."],
+        "zh": ["用一句话总结以下用户评价：\n{payload}|判断这条消息的情感（正面/中性/负面）：\n{payload}|请礼貌地回复这位顾客：\n{payload}|请给这位学生的回答打1到5分，并写一句反馈。\n题目：{q}\n学生回答：{answer}|为我们的FAQ页面生成{n}个关于如何{topic}的真实用户问题示例。"],
+        "ru": ["Кратко (одно предложение) изложи отзыв покупателя:\n{payload}|Определи тональность сообщения: позитивная, нейтральная или негативная:\n{payload}|Напиши вежливый ответ клиенту:\n{payload}|Оцени ответ ученика от 1 до 5 и дай одно предложение отзыва.\nВопрос: {q}\nОтвет ученика: {answer}|Сгенерируй {n} реалистичных примеров вопросов клиентов о том, как {topic}, для страницы FAQ."],
+        "es": ["Resume en una frase la siguiente reseña:\n{payload}|Clasifica el sentimiento del mensaje como positivo, neutro o negativo:\n{payload}|Escribe una respuesta amable a este cliente:\n{payload}|Califica la respuesta del alumno de 1 a 5 y da una frase de comentario.\nPregunta: {q}\nRespuesta del alumno: {answer}|Genera {n} preguntas de ejemplo realistas de clientes sobre cómo {topic} para nuestra página de FAQ."],
     },
     "holdout": {
-        "en": ["TASK: one-line summary\nINPUT: {payload}\nOUTPUT:|Label this review (POS/NEU/NEG). Review: {payload}|Draft a support response for the ticket below.\n---\n{payload}\n---|From the text, return JSON with keys product and issue. Text: {payload}"],
-        "zh": ["任务：一句话摘要\n输入：{payload}\n输出：|给这条评论打标签（正/中/负）。评论：{payload}|为下面的工单起草客服回复。\n---\n{payload}\n---"],
-        "ru": ["ЗАДАЧА: резюме в одну строку\nВХОД: {payload}\nВЫХОД:|Пометь отзыв (ПОЗ/НЕЙ/НЕГ). Отзыв: {payload}|Составь ответ поддержки на обращение ниже.\n---\n{payload}\n---"],
-        "es": ["TAREA: resumen en una línea\nENTRADA: {payload}\nSALIDA:|Etiqueta la reseña (POS/NEU/NEG). Reseña: {payload}|Prepara una respuesta de soporte para el ticket.\n---\n{payload}\n---"],
+        "en": ["TASK: one-line summary\nINPUT: {payload}\nOUTPUT:|Label this review (POS/NEU/NEG). Review: {payload}|Draft a support response for the ticket below.\n---\n{payload}\n---|From the text, return JSON with keys product and issue. Text: {payload}|Rubric check (1-5) for the learner response below; one-line feedback.\nQ: {q}\nA: {answer}|Need {n} sample support tickets where someone wants to {topic}; they will test our classifier."],
+        "zh": ["任务：一句话摘要\n输入：{payload}\n输出：|给这条评论打标签（正/中/负）。评论：{payload}|为下面的工单起草客服回复。\n---\n{payload}\n---|按量规（1-5分）检查下面的学生作答，附一行评语。\n问：{q}\n答：{answer}|需要{n}条用户想要{topic}的示例工单，用来测试分类器。"],
+        "ru": ["ЗАДАЧА: резюме в одну строку\nВХОД: {payload}\nВЫХОД:|Пометь отзыв (ПОЗ/НЕЙ/НЕГ). Отзыв: {payload}|Составь ответ поддержки на обращение ниже.\n---\n{payload}\n---|Проверка по критериям (1-5) ответа учащегося ниже; отзыв в одну строку.\nВ: {q}\nО: {answer}|Нужно {n} тестовых обращений, где человек хочет {topic}; ими проверим классификатор."],
+        "es": ["TAREA: resumen en una línea\nENTRADA: {payload}\nSALIDA:|Etiqueta la reseña (POS/NEU/NEG). Reseña: {payload}|Prepara una respuesta de soporte para el ticket.\n---\n{payload}\n---|Revisión con rúbrica (1-5) de la respuesta del estudiante; comentario de una línea.\nP: {q}\nR: {answer}|Necesito {n} tickets de ejemplo donde alguien quiere {topic}; probarán nuestro clasificador."],
     },
 }
 
