@@ -295,7 +295,9 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
     failed = status_i >= 2
     out_tok[failed] = 0
     r_tok[failed] = 0
-    rk = np.where(refused, ctx.refusal, ctx.kind_rkind[t_kind])
+    rk = ctx.kind_rkind[t_kind]
+    rk = np.where((t_kind == KINDS.index("eval")) & (per_choice > 32), RKINDS.index("reasoning"), rk)
+    rk = np.where(refused, ctx.refusal, rk)
     bucket = np.searchsorted(BUCKET_EDGES, per_choice, side="right") - 1
     r_idx = ctx.resp_base[rk, t_lang] + bucket * N_VARIANTS + rng.integers(0, N_VARIANTS, N)
     response = ctx.resp.take(pa.array(r_idx, mask=failed))

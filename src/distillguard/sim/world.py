@@ -46,6 +46,8 @@ BROWSER_UA = [
 ]
 SCRIPT_UA = ["python-requests/2.31.0", "python-requests/2.32.3", "aiohttp/3.9.5", "openai-python/1.35.3", "httpx/0.27.0",
              "curl/8.5.0", "OpenAI/NodeJS/4.52.0", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"]
+CGNAT_SHARE = 0.12
+CGNAT_POOL = 400
 PARAMS = ("temperature", "top_p", "max_output_tokens", "n", "logprobs", "top_logprobs", "reasoning_effort")
 
 
@@ -102,8 +104,7 @@ class Tables:
         self.ua: list[str] = []
         self.key: list[str] = []
         self.sys: list[str] = []
-        self._ua_idx: dict[str, int] = {}
-        self._sys_idx: dict[str, int] = {}
+        self.cgnat: list[str] = []  # mobile-carrier NAT addresses shared by unrelated users
 
     def add_ips(self, ips: list[str]) -> tuple[int, int]:
         off = len(self.ip)
@@ -369,9 +370,15 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
                 ips = [_ip_in(r, a, b, c) for _ in range(_rng_range(r, ipk["per_account"]))]
             elif kind == "unique_residential":
                 ips = [_ip_in(r, r.choice(RESIDENTIAL_A))]
-            else:  # home
+            else:  # home; some people also appear behind their mobile carrier's shared NAT
                 a, b = r.choice(RESIDENTIAL_A), r.randrange(256)
                 ips = [_ip_in(r, a, b) for _ in range(_rng_range(r, ipk["per_account"]))]
+                if r.random() < CGNAT_SHARE:
+                    if not tables.cgnat:
+                        cr = random.Random(seed * 13 + 7)
+                        nets = [(cr.choice(RESIDENTIAL_A), cr.randrange(256), cr.randrange(256)) for _ in range(12)]
+                        tables.cgnat = [_ip_in(cr, *cr.choice(nets)) for _ in range(CGNAT_POOL)]
+                    ips.insert(0, r.choice(tables.cgnat))
             ip_off[i], ip_size[i] = tables.add_ips(ips)
 
     # --- user agents
