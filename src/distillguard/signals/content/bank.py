@@ -2,9 +2,9 @@
 
 Files in ``data/`` (YAML, package data):
 
-- ``<intent>.yaml``: ``positive`` and ``hard_negative`` lists of groups; each
+- ``<intent>*.yaml``: ``positive`` and ``hard_negative`` lists of groups; each
   group is one idea phrased in several languages (``en``, ``zh``, ``ru``, ...).
-- ``capabilities.yaml``: ordinary user tasks per capability class; they are
+- ``capabilities*.yaml``: ordinary user tasks per capability class; they are
   the capability classifier's training data, neutral negatives for every
   intent, and the task payloads ("carriers") that exemplars are combined with.
 
@@ -66,12 +66,14 @@ def load_bank() -> tuple[Exemplar, ...]:
     """Every exemplar in the bank, in file order."""
     out: list[Exemplar] = []
     for intent in INTENTS:
-        d = yaml.safe_load((DATA_DIR / f"{intent}.yaml").read_text(encoding="utf-8"))
-        out += _groups_to_exemplars(d.get("positive", []), intent, "positive")
-        out += _groups_to_exemplars(d.get("hard_negative", []), intent, "hard_negative")
-    d = yaml.safe_load((DATA_DIR / "capabilities.yaml").read_text(encoding="utf-8"))
-    for cls in CAPABILITIES:
-        out += _groups_to_exemplars(d["classes"].get(cls, []), "capability", cls)
+        for path in sorted(DATA_DIR.glob(f"{intent}*.yaml")):
+            d = yaml.safe_load(path.read_text(encoding="utf-8"))
+            out += _groups_to_exemplars(d.get("positive", []), intent, "positive")
+            out += _groups_to_exemplars(d.get("hard_negative", []), intent, "hard_negative")
+    for path in sorted(DATA_DIR.glob("capabilities*.yaml")):
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for cls in CAPABILITIES:
+            out += _groups_to_exemplars(d["classes"].get(cls, []), "capability", cls)
     return tuple(out)
 
 

@@ -6,18 +6,19 @@ tool_use, reasoning_math, knowledge, creative, chat, other). Per account:
 - ``strong_share``: probability mass on the provider's strongest capabilities
   (agentic coding, tool use, reasoning/math), where distillation campaigns
   concentrate;
-- ``diversity``: 1 - mean pairwise cosine of the account's prompt embeddings
-  (a sweep covers many distinct tasks; a developer working on one project
-  does not);
+- ``breadth``: the account's prompt diversity (1 - mean pairwise cosine of
+  its prompt embeddings) relative to the diversity of prompts drawn at random
+  from the reference pool: a sweep covers many distinct tasks (breadth near
+  1); a developer working on one project does not;
 - ``mmd2``: unbiased squared MMD between the account's prompt embeddings and
   the reference traffic (RBF kernel via random Fourier features), i.e. how
   unlike ordinary traffic the account's prompt distribution is.
 
 ``fit(reference)`` learns the reference: its embedding mean map, the RBF
-bandwidth (median heuristic) and robust (median/MAD) scales of per-account
-MMD and diversity. Unfitted, the reference is the capability exemplar bank
+bandwidth (median heuristic), the robust (median/MAD) scale of per-account
+MMD, and the pool diversity. Unfitted, the reference is the capability exemplar bank
 resampled into pseudo-accounts. Score =
-``ramp(strong_share) * sqrt(ramp(mmd2) * ramp(diversity)) * ramp(n_prompts)``.
+``ramp(strong_share) * sqrt(ramp(mmd_z) * ramp(breadth)) * ramp(n_prompts)``.
 """
 from __future__ import annotations
 
@@ -94,8 +95,11 @@ class CapabilitySweep(Signal):
         The score ramps from 0 at ``min_prompts`` to full weight at ``full_prompts``.
     strong_lo, strong_hi
         ``strong_share`` ramp.
-    mmd_lo, mmd_hi, div_lo, div_hi
-        Ramps in robust z units (median + z * MAD of the reference accounts).
+    mmd_lo, mmd_hi
+        MMD ramp in robust z units (median + z * MAD over reference accounts).
+    breadth_lo, breadth_hi
+        Ramp of ``diversity / reference pool diversity`` (1 = as varied as
+        prompts drawn at random from all reference traffic).
     rff_features, reference_size
         Random Fourier features and the maximum number of reference prompts kept.
     seed
@@ -120,8 +124,8 @@ class CapabilitySweep(Signal):
         strong_hi: float = 0.8,
         mmd_lo: float = 1.0,
         mmd_hi: float = 5.0,
-        div_lo: float = 0.0,
-        div_hi: float = 2.5,
+        breadth_lo: float = 0.6,
+        breadth_hi: float = 0.9,
         rff_features: int = 256,
         reference_size: int = 4000,
         seed: int = 0,
@@ -135,8 +139,8 @@ class CapabilitySweep(Signal):
         self.strong_hi = strong_hi
         self.mmd_lo = mmd_lo
         self.mmd_hi = mmd_hi
-        self.div_lo = div_lo
-        self.div_hi = div_hi
+        self.breadth_lo = breadth_lo
+        self.breadth_hi = breadth_hi
         self.rff_features = rff_features
         self.reference_size = reference_size
         self.seed = seed
@@ -164,6 +168,12 @@ class CapabilitySweep(Signal):
         mmd, div = _account_stats(E_all, groups, rff, mu_ref)
         mmd_med, mmd_mad = _robust(mmd)
         div_med, div_mad = _robust(div)
+        k = min(len(E_ref), 1000)
+        if k >= 2:
+            e = E_ref[:k].sum(axis=0)
+            div_pool = 1.0 - (float(e @ e) - float((E_ref[:k] * E_ref[:k]).sum())) / (k * (k - 1))
+        else:
+            div_pool = 1.0
         return {
             "source": source,
             "n_reference_prompts": int(len(E_ref)),
@@ -174,6 +184,7 @@ class CapabilitySweep(Signal):
             "mmd_mad": mmd_mad,
             "div_med": div_med,
             "div_mad": div_mad,
+            "div_pool": max(div_pool, 1e-3),
         }
 
     def _default_baseline(self) -> dict:
@@ -212,10 +223,10 @@ class CapabilitySweep(Signal):
             dist = P[rows].mean(axis=0)
             strong = float(dist[_STRONG].sum())
             mmd_z = (mmd[a] - base["mmd_med"]) / base["mmd_mad"]
-            div_z = (div[a] - base["div_med"]) / base["div_mad"]
+            breadth = div[a] / base["div_pool"]
             s_conc = float(_ramp(strong, self.strong_lo, self.strong_hi))
             s_mmd = float(_ramp(mmd_z, self.mmd_lo, self.mmd_hi))
-            s_div = float(_ramp(div_z, self.div_lo, self.div_hi))
+            s_div = float(_ramp(breadth, self.breadth_lo, self.breadth_hi))
             s_vol = float(_ramp(n, self.min_prompts - 1, self.full_prompts))
             values[a] = s_conc * np.sqrt(s_mmd * s_div) * s_vol
             if values[a] >= self.evidence_floor:
@@ -226,7 +237,7 @@ class CapabilitySweep(Signal):
                     "capabilities": {c: round(float(v), 4) for c, v in zip(CAPABILITIES, dist)},
                     "strong_share": round(strong, 4),
                     "diversity": round(float(div[a]), 4),
-                    "diversity_z": round(float(div_z), 3),
+                    "breadth": round(float(breadth), 3),
                     "mmd2": round(float(mmd[a]), 6),
                     "mmd_z": round(float(mmd_z), 3),
                     "reference": base["source"],
