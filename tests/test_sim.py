@@ -217,7 +217,12 @@ def test_bad_scenarios_raise_usage_error(tmp_path):
     for text in ("populations: [", "populations:\n  - {archetype: nope, accounts: 3}\n",
                  "populations:\n  - {archetype: chat, accounts: 3, volum: {median: 3}}\n",
                  "populations:\n  - {archetype: chat, accounts: 3, timing: {start: sometimes}}\n",
-                 "nonsense: 1\n", "- 1\n- 2\n"):
+                 "nonsense: 1\n", "- 1\n- 2\n", "models: [1]\npopulations:\n  - {archetype: chat, accounts: 3}\n",
+                 "populations:\n  - {archetype: chat, accounts: 3, infra: {ip: {per_account: [0, 0]}}}\n",
+                 "populations:\n  - {archetype: chat, accounts: 3, params: {n: {values: [two], p: [1]}}}\n",
+                 "populations:\n  - {archetype: chat, accounts: 3, volume: 5}\n",
+                 "populations:\n  - {archetype: chat, accounts: 3, languages: {fr: 1}}\n",
+                 "populations:\n  - {archetype: chat, accounts: 3, prompts: {poetry: 1}}\n"):
         bad.write_text(text, encoding="utf-8")
         with pytest.raises(UsageError):
             load_scenario(bad)
@@ -251,3 +256,23 @@ def test_cli_runs_smoke(tmp_path):
     summary = json.loads(r.stdout)
     assert summary["events"] == len(_events(tmp_path)) > 1000
     assert set(summary["accounts_per_archetype"]) == set(ARCHETYPES)
+
+
+def test_custom_scenario_file_with_overrides_and_empty_population(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text(
+        "name: mine\nwindow: {start: '2026-05-04T00:00:00Z', days: 1}\n"
+        "populations:\n"
+        "  - {archetype: chat, accounts: 0}\n"
+        "  - {archetype: tutoring, accounts: 5, languages: {ru: 1.0}, language_from_country: false, second_language: 0.0}\n"
+        "  - {archetype: hydra, accounts: 6, campaigns: 2, volume: {median: 5}}\n",
+        encoding="utf-8")
+    out = tmp_path / "o"
+    summary = simulate(f, seed=1, out=out)
+    labels = _labels(out)
+    assert summary["accounts"] == len(labels) == 11
+    assert len({r["campaign_id"] for r in labels.values() if r["campaign_id"]}) == 2
+    ev = _events(out)
+    tut = [p for a, p in zip(ev.column("account_id").to_pylist(), ev.column("prompt").to_pylist())
+           if labels[a]["archetype"] == "tutoring"]
+    assert tut and all(CYR.search(p) for p in tut if len(p) > 40)

@@ -425,8 +425,11 @@ def simulate(scenario="default", scale: float = 1.0, seed: int = 0, out="sim-out
     meta_cols = {f.name: [m[f.name] for m in meta] for f in ACCOUNT_SCHEMA}
     accounts_tbl = pa.table({k: pa.array(v, ACCOUNT_SCHEMA.field(k).type) for k, v in meta_cols.items()}, schema=ACCOUNT_SCHEMA)
     labels_tbl = pa.table({f.name: pa.array([lb[f.name] for lb in labels], f.type) for f in LABEL_SCHEMA}, schema=LABEL_SCHEMA)
-    pq.write_table(accounts_tbl, out / "accounts.parquet", compression="zstd")
-    pq.write_table(labels_tbl, out / "labels.parquet", compression="zstd")
+    try:
+        pq.write_table(accounts_tbl, out / "accounts.parquet", compression="zstd")
+        pq.write_table(labels_tbl, out / "labels.parquet", compression="zstd")
+    except OSError as exc:
+        raise UsageError(f"cannot write into {out}: {exc.strerror or exc}") from None
 
     planned = int(sum(int(P.n_events.sum()) for P in world))
     ev_path = out / ("events.parquet" if fmt == "parquet" else "events.jsonl")
@@ -440,8 +443,11 @@ def simulate(scenario="default", scale: float = 1.0, seed: int = 0, out="sim-out
     per_arch: dict[str, int] = {}
     n_written = 0
     bar = _progress(progress, planned)
-    writer = pq.ParquetWriter(ev_path, EVENT_SCHEMA, compression="zstd") if fmt == "parquet" else None
-    fh = open(ev_path, "wb") if fmt == "jsonl" else None
+    try:
+        writer = pq.ParquetWriter(ev_path, EVENT_SCHEMA, compression="zstd") if fmt == "parquet" else None
+        fh = open(ev_path, "wb") if fmt == "jsonl" else None
+    except OSError as exc:
+        raise UsageError(f"cannot write {ev_path}: {exc.strerror or exc}") from None
     try:
         for k in range(n_chunks):
             parts = []

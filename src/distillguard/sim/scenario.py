@@ -150,12 +150,15 @@ def _build(raw: dict, where: str, scale: float) -> Scenario:
     if not 0 < days <= 400:
         raise UsageError(f"scenario {where}: window.days must be in (0, 400]")
     models = raw.get("models") or {}
+    if not isinstance(models, dict):
+        raise UsageError(f"scenario {where}: models must be a mapping")
     base = models.get("base") or {"orion-2": 1.0}
     if not isinstance(base, dict) or not base or not all(isinstance(v, (int, float)) and v >= 0 for v in base.values()):
         raise UsageError(f"scenario {where}: models.base must map model names to weights")
     release = models.get("release")
-    if release is not None and not (isinstance(release, dict) and "name" in release and "at_day" in release):
-        raise UsageError(f"scenario {where}: models.release needs name and at_day")
+    if release is not None and not (isinstance(release, dict) and "name" in release
+                                    and isinstance(release.get("at_day"), (int, float)) and 0 <= release["at_day"] <= days):
+        raise UsageError(f"scenario {where}: models.release needs name and at_day (a day inside the window)")
     pops_raw = raw.get("populations")
     if not isinstance(pops_raw, list) or not pops_raw:
         raise UsageError(f"scenario {where}: populations must be a non-empty list")
@@ -187,12 +190,18 @@ def _build(raw: dict, where: str, scale: float) -> Scenario:
         description=str(raw.get("description", "")),
         start=start.astimezone(dt.timezone.utc),
         days=days,
-        response_max_chars=int(raw.get("response_max_chars", 700)),
+        response_max_chars=_positive_int(raw.get("response_max_chars", 700), f"scenario {where}: response_max_chars"),
         base_models={str(k): float(v) for k, v in base.items()},
         reasoning_models=[str(m) for m in models.get("reasoning", [])],
         release=release,
         populations=pops,
     )
+
+
+def _positive_int(v: Any, name: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise UsageError(f"{name} must be a positive integer")
+    return v
 
 
 def _dist_ok(d: Any) -> bool:
@@ -203,6 +212,16 @@ def _dist_ok(d: Any) -> bool:
 
 def _weights_ok(d: Any) -> bool:
     return isinstance(d, dict) and d and all(isinstance(v, (int, float)) and v >= 0 for v in d.values()) and sum(d.values()) > 0
+
+
+def _range(v: Any, name: str, bad, lo_min: float = 1, hi_max: float | None = None, integer: bool = True) -> None:
+    ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+    if ok and integer:
+        ok = all(float(x).is_integer() for x in v)
+    if ok:
+        ok = lo_min <= v[0] <= v[1] and (hi_max is None or v[1] <= hi_max)
+    if not ok:
+        bad(f"{name} must be [lo, hi] with {lo_min} <= lo <= hi" + (f" <= {hi_max}" if hi_max is not None else ""))
 
 
 def _validate_spec(s: dict, where: str) -> None:
@@ -248,7 +267,48 @@ def _validate_spec(s: dict, where: str) -> None:
             lo, hi = s[key]
             if not (1 <= lo <= hi):
                 bad(f"{key} must be [lo, hi] with 1 <= lo <= hi")
-        if s["pivot"] is not None and not ("delay_h" in s["pivot"] and "share" in s["pivot"]):
-            bad("pivot needs delay_h and share")
+        if s["pivot"] is not None:
+            if not ("delay_h" in s["pivot"] and "share" in s["pivot"]):
+                bad("pivot needs delay_h and share")
+            _range(s["pivot"]["delay_h"], "pivot.delay_h", bad, lo_min=0, integer=False)
+            _range(s["pivot"]["share"], "pivot.share", bad, lo_min=0, hi_max=1, integer=False)
+        for key, kind in (("temperature", "num"), ("top_p", "num"), ("max_output_tokens", "int"), ("n", "int"),
+                          ("logprobs", "bool"), ("top_logprobs", "int"), ("reasoning_effort", "str")):
+            for x in s["params"][key]["values"]:
+                ok = x is None or (
+                    (kind == "num" and isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0)
+                    or (kind == "int" and isinstance(x, int) and not isinstance(x, bool) and x >= 1)
+                    or (kind == "bool" and isinstance(x, bool))
+                    or (kind == "str" and isinstance(x, str)))
+                if not ok:
+                    bad(f"params.{key}: bad value {x!r}")
+        if not 0 <= s["params"]["sticky"] <= 1:
+            bad("params.sticky must be in [0, 1]")
+        for key in ("ip", "ua"):
+            _range(inf[key]["per_account"], f"infra.{key}.per_account", bad)
+        _range(inf["ip"]["group"], "infra.ip.group", bad)
+        _range(inf["ip"]["pool"], "infra.ip.pool", bad)
+        _range(inf["payment"]["cards"], "infra.payment.cards", bad)
+        _range(inf["signup"]["bursts"], "infra.signup.bursts", bad)
+        _range(inf["signup"]["days_before"], "infra.signup.days_before", bad, lo_min=0, integer=False)
+        _range(inf["org"]["size"], "infra.org.size", bad)
+        for key in ("shared_frac", "none_frac"):
+            if not 0 <= inf["payment"][key] <= 1:
+                bad(f"infra.payment.{key} must be in [0, 1]")
+        for key in ("verified",):
+            if not 0 <= inf[key] <= 1:
+                bad(f"infra.{key} must be in [0, 1]")
+        for key in ("followup", "second_language", "is_batch"):
+            if not 0 <= s[key] <= 1:
+                bad(f"{key} must be in [0, 1]")
+        t = s["timing"]
+        if not (t["wave_every_h"] > 0 and t["wave_len_h"] > 0 and t["wave_jitter_s"] >= 0 and 0 < t["participation"] <= 1
+                and 0 <= t["weekend"]):
+            bad("timing needs wave_every_h > 0, wave_len_h > 0, wave_jitter_s >= 0, 0 < participation <= 1, weekend >= 0")
+        st = s["status"]
+        if not (min(st.values()) >= 0 and sum(st.values()) <= 1):
+            bad("status rates must be >= 0 and sum to at most 1")
+        if not (0 <= s["filler_skew"] and s["context_tokens"] >= 0):
+            bad("filler_skew and context_tokens must be >= 0")
     except (KeyError, TypeError, ValueError) as exc:
         bad(f"malformed value ({exc.__class__.__name__}: {exc})")
