@@ -13,7 +13,7 @@ LANGS = ("en", "zh", "ru", "es")
 # ------------------------------------------------------------------ problems {q}
 Q_FRAMES = {
     "en": [
-        "A train leaves at {a}:00 at {b} km/h; a second train leaves the same station {c} hours later at {d} km/h. When does the second catch up?",
+        "A train leaves at {h}:00 at {b} km/h; a second train leaves the same station {c} hours later at {d} km/h. When does the second catch up?",
         "If {a} workers build a wall in {b} days, how many days would {c} workers need?",
         "Find all real x such that x^2 - {a}x + {b} = 0.",
         "A bag has {a} red and {b} blue marbles. Two are drawn without replacement. What is the probability both are red?",
@@ -27,7 +27,7 @@ Q_FRAMES = {
         "Design an algorithm that finds the {a}-th smallest element of an unsorted array of {b}000 numbers, and analyse its complexity.",
     ],
     "zh": [
-        "一列火车{a}点以每小时{b}公里出发，{c}小时后另一列火车以每小时{d}公里从同一车站出发。第二列火车何时追上？",
+        "一列火车{h}点以每小时{b}公里出发，{c}小时后另一列火车以每小时{d}公里从同一车站出发。第二列火车何时追上？",
         "如果{a}个工人{b}天能砌好一堵墙，那么{c}个工人需要多少天？",
         "求所有实数x，使得x^2 - {a}x + {b} = 0。",
         "袋中有{a}个红球和{b}个蓝球，不放回地取两个，两个都是红球的概率是多少？",
@@ -39,7 +39,7 @@ Q_FRAMES = {
         "设计一个算法，在{b}000个无序数中找到第{a}小的元素，并分析复杂度。",
     ],
     "ru": [
-        "Поезд выходит в {a}:00 со скоростью {b} км/ч; через {c} ч с той же станции выходит второй со скоростью {d} км/ч. Когда второй догонит первый?",
+        "Поезд выходит в {h}:00 со скоростью {b} км/ч; через {c} ч с той же станции выходит второй со скоростью {d} км/ч. Когда второй догонит первый?",
         "Если {a} рабочих строят стену за {b} дней, за сколько дней её построят {c} рабочих?",
         "Найдите все действительные x, для которых x^2 - {a}x + {b} = 0.",
         "В мешке {a} красных и {b} синих шаров. Достают два без возвращения. Какова вероятность, что оба красные?",
@@ -51,7 +51,7 @@ Q_FRAMES = {
         "Придумайте алгоритм поиска {a}-го наименьшего элемента среди {b}000 чисел и оцените сложность.",
     ],
     "es": [
-        "Un tren sale a las {a}:00 a {b} km/h; otro sale de la misma estación {c} horas después a {d} km/h. ¿Cuándo lo alcanza?",
+        "Un tren sale a las {h}:00 a {b} km/h; otro sale de la misma estación {c} horas después a {d} km/h. ¿Cuándo lo alcanza?",
         "Si {a} obreros levantan un muro en {b} días, ¿cuántos días necesitan {c} obreros?",
         "Halla todos los x reales tales que x^2 - {a}x + {b} = 0.",
         "Una bolsa tiene {a} canicas rojas y {b} azules. Se sacan dos sin reposición. ¿Probabilidad de que ambas sean rojas?",
@@ -148,11 +148,11 @@ COMPANIES = ["ShopWave", "Learnly", "Medibook", "Tripzy", "FinBright", "Cartly",
 def _num(rng: random.Random) -> dict:
     return {
         "a": rng.randint(2, 97), "b": rng.randint(2, 60), "c": rng.randint(2, 40), "d": rng.randint(41, 160),
-        "o": rng.randint(10000, 99999), "m": rng.randint(1, 9), "t": rng.randint(100, 99999),
+        "o": rng.randint(10000, 99999), "m": rng.randint(1, 9), "t": rng.randint(100, 99999), "h": rng.randint(5, 22),
     }
 
 
-def build_fillers(seed: int, n_q: int = 3000, n_payload: int = 1500, n_doc: int = 1200) -> dict[str, dict[str, list[str]]]:
+def build_fillers(seed: int, n_q: int = 6000, n_payload: int = 1500, n_doc: int = 1200) -> dict[str, dict[str, list[str]]]:
     """Return ``slot -> lang -> list of filler strings`` (deterministic for ``seed``)."""
     rng = random.Random(seed * 7919 + 17)
     out: dict[str, dict[str, list[str]]] = {}
