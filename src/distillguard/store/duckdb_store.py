@@ -55,31 +55,51 @@ class EventStore:
             self.con.execute(ddl_for("accounts", ACCOUNT_SCHEMA))
 
     # -- writing -----------------------------------------------------------
-    def append_events(self, batches) -> tuple[int, int]:
-        """Stage Arrow batches/tables of canonical events, then insert the new ones.
+    def append_events(self, batches, group_rows: int = 262_144) -> tuple[int, int]:
+        """Insert Arrow batches/tables of canonical events whose ``event_id`` is new.
 
-        Returns ``(inserted, duplicates)``; duplicates are rows whose
-        ``event_id`` is already stored or repeats within the input.
+        Batches are grouped up to ``group_rows`` rows and inserted with one
+        anti-join each, streaming, so memory stays bounded. Returns
+        ``(inserted, duplicates)``; duplicates are rows whose ``event_id`` is
+        already stored or repeats within the input.
         """
-        self.con.execute("CREATE OR REPLACE TEMP TABLE _stage AS SELECT * FROM events LIMIT 0")
-        staged = 0
+        import pyarrow.compute as pc
+
+        inserted = total = 0
+        group: list[pa.RecordBatch] = []
+        rows = 0
+
+        def flush() -> int:
+            tbl = pa.Table.from_batches(group, schema=EVENT_SCHEMA) if group else None
+            group.clear()
+            if tbl is None or tbl.num_rows == 0:
+                return 0
+            unique = pc.count_distinct(tbl.column("event_id")).as_py() == tbl.num_rows
+            src = "_batch" if unique else (
+                "(SELECT * FROM _batch QUALIFY row_number() OVER (PARTITION BY event_id) = 1)")
+            self.con.register("_batch", tbl)
+            try:
+                return self.con.execute(
+                    f"INSERT INTO events SELECT s.* FROM {src} s ANTI JOIN events e ON s.event_id = e.event_id"
+                ).fetchone()[0]
+            finally:
+                self.con.unregister("_batch")
+
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            tbl = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-            self.con.register("_batch", tbl.select(EVENT_SCHEMA.names))
-            self.con.execute("INSERT INTO _stage SELECT * FROM _batch")
-            self.con.unregister("_batch")
-            staged += tbl.num_rows
-        before = self.count("events")
-        self.con.execute(
-            """INSERT INTO events
-               SELECT s.* FROM (SELECT * FROM _stage QUALIFY row_number() OVER (PARTITION BY event_id) = 1) s
-               ANTI JOIN events e ON s.event_id = e.event_id"""
-        )
-        self.con.execute("DROP TABLE _stage")
-        inserted = self.count("events") - before
-        return inserted, staged - inserted
+            parts = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
+            for part in parts:
+                if part.schema != EVENT_SCHEMA:
+                    part = pa.Table.from_batches([part]).select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA).to_batches()[0]
+                group.append(part)
+                rows += part.num_rows
+                total += part.num_rows
+            if rows >= group_rows:
+                inserted += flush()
+                rows = 0
+        inserted += flush()
+        return inserted, total - inserted
 
     def append_accounts(self, table: pa.Table) -> int:
         """Upsert account metadata (the newest row for an ``account_id`` wins)."""

@@ -1,0 +1,249 @@
+"""Canonical JSONL events (plain or ``.gz``): vectorised in DuckDB, Python for the odd row."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import ClassVar, Iterator
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distillguard.ingest.base import Quarantined, ReadBatch, truncate_raw
+from distillguard.ingest.lines import iter_lines
+from distillguard.ingest.normalize import FIELD_KEYS, KEY_TO_FIELD, Reject, normalize, rows_to_batch
+from distillguard.ingest.sqlfast import Col, connect, fill_event_ids, lit, normalize_sql, q, _to_schema
+from distillguard.schema import EVENT_SCHEMA
+
+__all__ = ["JsonlSource", "python_record"]
+
+
+@lru_cache(maxsize=64)
+def chunk_sql(keys: tuple[str, ...], source: str = "_lines") -> str | None:
+    """The normalisation SQL for a chunk whose lines use exactly these top-level keys.
+
+    Keys map case-insensitively onto canonical fields (exact canonical spelling
+    first); ``None`` when two keys differ only in case (DuckDB struct names are
+    case-insensitive), in which case the chunk goes through Python.
+    """
+    lowered = [k.lower() for k in keys]
+    if len(set(lowered)) != len(lowered):
+        return None
+    known = [k for k in keys if k.lower() in KEY_TO_FIELD]
+    unknown = [k for k in keys if k.lower() not in KEY_TO_FIELD]
+    cols: dict[str, list[Col]] = {}
+    for k in sorted(known, key=lambda k: (FIELD_KEYS[KEY_TO_FIELD[k.lower()]].index(k.lower()), k != k.lower())):
+        cols.setdefault(KEY_TO_FIELD[k.lower()], []).append(Col(f"_t.{q(k)}", "json"))
+    struct = json.dumps({k: "VARCHAR" for k in known} or {"__none__": "VARCHAR"})
+    pre = f"TRY(json_transform(line, {lit(struct)})) AS _t"
+    if not unknown:
+        extra, extra_ok = "NULL", "_t IS NOT NULL"
+    else:
+        klist = "[" + ", ".join(lit(k) for k in known) + "]"
+        patch = json.dumps({k: None for k in known})
+        pre += ", TRY(json_keys(line)) AS _k"
+        extra = f"CASE WHEN list_has_all({klist}, _k) THEN NULL ELSE TRY(json_merge_patch(line, {lit(patch)})) END"
+        extra_ok = "_t IS NOT NULL AND _k IS NOT NULL"
+        if any(k.lower() == "extra" for k in unknown):
+            extra_ok += " AND NOT list_contains(list_transform(_k, lambda x: lower(x)), 'extra')"
+    return normalize_sql(source, cols, extra_sql=extra, extra_ok=extra_ok, pre=pre, raw="line")
+
+
+def python_record(source: str, line_no: int, raw: bytes | str | None):
+    """Normalise one JSON line in Python: a canonical dict or a :class:`Quarantined`."""
+    try:
+        if isinstance(raw, (bytes, bytearray)):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise Reject("invalid_utf8", f"invalid UTF-8 at byte {exc.start}") from None
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise Reject("invalid_json", str(exc).splitlines()[0][:200]) from None
+        return normalize(obj)
+    except Reject as rej:
+        return Quarantined(source, int(line_no), rej.reason, truncate_raw(raw), rej.detail)
+
+
+def _as_text(lines: pa.Array, numbers: np.ndarray):
+    """(utf-8 string array, its line numbers, [(line, bytes)] of lines that are not UTF-8)."""
+    try:
+        return lines.cast(pa.string()), numbers, []
+    except pa.ArrowInvalid:
+        pass
+    good, bad = [], []
+    for i, b in enumerate(lines.to_pylist()):
+        try:
+            b.decode("utf-8")
+            good.append(True)
+        except UnicodeDecodeError:
+            good.append(False)
+            bad.append((int(numbers[i]), b))
+    mask = np.asarray(good)
+    return lines.filter(pa.array(mask)).cast(pa.string()), numbers[mask], bad
+
+
+class JsonlSource:
+    """Canonical events, one JSON object per line (``.jsonl``, ``.ndjson``, ``.gz``).
+
+    Examples
+    --------
+    >>> from distillguard.ingest.jsonl import JsonlSource
+    >>> JsonlSource.name
+    'jsonl'
+    """
+
+    name: ClassVar[str] = "jsonl"
+
+    def __init__(self, block_size: int = 32 << 20, on_progress=None):
+        self.block_size = block_size
+        self.on_progress = on_progress
+
+    def read(self, path: str) -> Iterator[ReadBatch]:
+        con = connect()
+        try:
+            for chunk in iter_lines(str(path), block_size=self.block_size):
+                yield from self._chunk(con, str(path), chunk)
+                if self.on_progress:
+                    self.on_progress(chunk.position)
+        finally:
+            con.close()
+
+    def ingest_into(self, path: str, store, on_quarantine, flush_rows: int = 250_000) -> tuple[int, int]:
+        """Fast path of :meth:`read` straight into ``store`` (same rules, no Arrow round trip).
+
+        Lines are normalised in the store's own DuckDB connection into a
+        temporary table, then inserted with one anti-join per ~``flush_rows``;
+        rows that fail the SQL checks go through :func:`python_record`.
+        Returns ``(inserted, duplicates)``.
+        """
+        con = store.con
+        source = str(path)
+        state = {"pending": 0, "ins": 0, "dup": 0, "made": False}
+
+        def flush():
+            if not state["made"] or state["pending"] == 0:
+                return
+            bad = con.sql("SELECT _row, _raw FROM _norm WHERE NOT _ok").fetchall()
+            n_ok, n_distinct = con.sql(
+                "SELECT count(*), count(DISTINCT event_id) FROM _norm WHERE _ok").fetchall()[0]
+            src = "(SELECT * FROM _norm WHERE _ok)" if n_ok == n_distinct else (
+                "(SELECT * FROM _norm WHERE _ok QUALIFY row_number() OVER (PARTITION BY event_id) = 1)")
+            cols = ", ".join(f"s.{q(c)}" for c in EVENT_SCHEMA.names)
+            ins = con.execute(
+                f"INSERT INTO events SELECT {cols} FROM {src} s ANTI JOIN events e ON s.event_id = e.event_id"
+            ).fetchone()[0]
+            state["ins"] += ins
+            state["dup"] += n_ok - ins
+            con.execute("DROP TABLE _norm")
+            state["made"] = False
+            state["pending"] = 0
+            if bad:
+                rows, quarantined = [], []
+                for no, raw in bad:
+                    res = python_record(source, no, raw)
+                    (quarantined if isinstance(res, Quarantined) else rows).append(res)
+                on_quarantine(quarantined)
+                if rows:
+                    with_ids = fill_event_ids(con, rows_to_batch(rows))
+                    i, d = store.append_events([with_ids])
+                    state["ins"] += i
+                    state["dup"] += d
+
+        try:
+            for chunk in iter_lines(source, block_size=self.block_size):
+                quarantined = [Quarantined(source, no, "invalid_json", truncate_raw(t), "control character 0x01 in line")
+                               for no, t in chunk.odd]
+                text, numbers, bad_utf8 = _as_text(chunk.lines, chunk.numbers)
+                for no, b in bad_utf8:
+                    res = python_record(source, no, b)
+                    quarantined.append(res)
+                on_quarantine(quarantined)
+                if len(text):
+                    tbl = pa.table({"_row": pa.array(numbers), "line": text})
+                    step = max(4096, -(-len(text) // 8))
+                    con.register("_lines", pa.Table.from_batches(tbl.to_batches(max_chunksize=step)))
+                    try:
+                        keys = con.sql("SELECT DISTINCT unnest(TRY(json_keys(line))) FROM _lines").fetchall()
+                        sql = chunk_sql(tuple(sorted(k[0] for k in keys)))
+                        if sql is None:  # case-colliding keys: no key maps, every line goes through Python
+                            sql = chunk_sql(())
+                        if not state["made"]:
+                            con.execute(f"CREATE OR REPLACE TEMP TABLE _norm AS {sql}")
+                            state["made"] = True
+                        else:
+                            con.execute(f"INSERT INTO _norm {sql}")
+                    finally:
+                        con.unregister("_lines")
+                    state["pending"] += len(text)
+                    if state["pending"] >= flush_rows:
+                        flush()
+                if self.on_progress:
+                    self.on_progress(chunk.position)
+            flush()
+        finally:
+            if state["made"]:
+                con.execute("DROP TABLE IF EXISTS _norm")
+        return state["ins"], state["dup"]
+
+    def _chunk(self, con, source: str, chunk) -> Iterator[ReadBatch]:
+        quarantined = [Quarantined(source, no, "invalid_json", truncate_raw(text), "control character 0x01 in line")
+                       for no, text in chunk.odd]
+        lines, numbers = chunk.lines, chunk.numbers
+        fallback: list[tuple[int, object]] = []
+        if len(lines):
+            try:
+                text = lines.cast(pa.string())
+            except pa.ArrowInvalid:
+                raw = lines.to_pylist()
+                good = []
+                for i, b in enumerate(raw):
+                    try:
+                        b.decode("utf-8")
+                        good.append(True)
+                    except UnicodeDecodeError:
+                        good.append(False)
+                        fallback.append((int(numbers[i]), b))
+                mask = pa.array(good)
+                lines = lines.filter(mask)
+                numbers = numbers[np.asarray(good)]
+                text = lines.cast(pa.string())
+        if len(lines):
+            n = len(text)
+            tbl = pa.table({"_row": pa.array(np.arange(n, dtype=np.int64)), "line": text})
+            step = max(4096, -(-n // 8))
+            con.register("_lines", pa.Table.from_batches(tbl.to_batches(max_chunksize=step)))
+            try:
+                keys = con.sql("SELECT DISTINCT unnest(TRY(json_keys(line))) FROM _lines").fetchall()
+                sql = chunk_sql(tuple(sorted(k[0] for k in keys)))
+                out = con.sql(sql).to_arrow_table() if sql else None
+            finally:
+                con.unregister("_lines")
+            if out is None:
+                fallback.extend((int(numbers[r]), text[r].as_py()) for r in range(n))
+            else:
+                ok = out.column("_ok")
+                if pc.all(ok).as_py():
+                    good = out
+                else:
+                    good = out.filter(ok)
+                    bad_rows = out.filter(pc.invert(ok)).column("_row").to_numpy()
+                    for r in bad_rows.tolist():
+                        fallback.append((int(numbers[r]), text[r].as_py()))
+                if good.num_rows:
+                    yield ReadBatch(events=_to_schema(good.drop_columns(["_row", "_ok", "_raw"])))
+        if fallback:
+            fallback.sort(key=lambda x: x[0])
+            rows = []
+            for no, raw in fallback:
+                res = python_record(source, no, raw)
+                if isinstance(res, Quarantined):
+                    quarantined.append(res)
+                else:
+                    rows.append(res)
+            events = fill_event_ids(con, rows_to_batch(rows)) if rows else None
+            yield ReadBatch(events=events if events is not None else ReadBatch().events, quarantined=quarantined)
+        elif quarantined:
+            yield ReadBatch(quarantined=quarantined)

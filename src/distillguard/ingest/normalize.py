@@ -1,0 +1,352 @@
+"""Record-at-a-time validation and normalisation onto the canonical event.
+
+This is the reference implementation of the field rules (docs/ingest.md). The
+vectorised SQL path (:mod:`distillguard.ingest.sqlfast`) accepts only rows it
+can prove clean under the same rules and hands every other row here, so
+quarantine reasons are decided in one place. The OTLP, LiteLLM and OpenAI
+readers map their records to flat dicts and call :func:`normalize` too.
+"""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+
+import orjson
+import pyarrow as pa
+
+from distillguard.schema import BOOL_FIELDS, EVENT_ALIASES, EVENT_SCHEMA, FLOAT_FIELDS, INT_FIELDS
+
+__all__ = [
+    "Reject",
+    "normalize",
+    "parse_ts",
+    "flatten_messages",
+    "content_text",
+    "rows_to_batch",
+    "CANONICAL",
+    "FIELD_KEYS",
+    "EXTRA_ALIASES",
+]
+
+CANONICAL = [f.name for f in EVENT_SCHEMA if f.name != "extra"]
+STRING_FIELDS = [
+    f for f in CANONICAL if f not in INT_FIELDS | FLOAT_FIELDS | BOOL_FIELDS and f != "ts"
+]
+
+# Aliases used by the readers beyond the schema's table (lower-case keys).
+EXTRA_ALIASES: dict[str, str] = {
+    "messages": "prompt",
+    "input_messages": "prompt",
+    "instructions": "system_prompt",
+    "system": "system_prompt",
+    "max_tokens_to_sample": "max_output_tokens",
+    "choice_count": "n",
+    "batch": "is_batch",
+}
+_ALIASES = {**EXTRA_ALIASES, **EVENT_ALIASES}
+
+FIELD_KEYS: dict[str, list[str]] = {f: [f] for f in CANONICAL}
+"""Canonical field -> accepted lower-case keys in priority order (canonical name first)."""
+for _alias, _field in _ALIASES.items():
+    FIELD_KEYS[_field].append(_alias)
+KEY_TO_FIELD: dict[str, str] = {k: f for f, ks in FIELD_KEYS.items() for k in ks}
+
+_MIN_TS = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MAX_TS = datetime(2200, 1, 1, tzinfo=timezone.utc)
+_NUMERIC = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_STATUS_SYNONYMS = {
+    "ok": "ok", "success": "ok", "succeeded": "ok", "completed": "ok", "unset": "ok",
+    "error": "error", "failure": "error", "failed": "error", "fail": "error",
+    "refused": "refused", "refusal": "refused", "content_filter": "refused", "blocked": "refused",
+    "rate_limited": "rate_limited", "ratelimited": "rate_limited", "rate_limit": "rate_limited",
+    "throttled": "rate_limited",
+}
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+class Reject(Exception):
+    """A record that cannot be ingested: ``reason`` code and a human ``detail``."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def epoch_to_datetime(x: float) -> datetime:
+    """Epoch number -> UTC datetime; seconds, milliseconds, micro- or nanoseconds by magnitude."""
+    a = abs(x)
+    if a >= 1e17:
+        x = x / 1e9
+    elif a >= 1e14:
+        x = x / 1e6
+    elif a >= 1e11:
+        x = x / 1e3
+    return datetime.fromtimestamp(x, tz=timezone.utc)
+
+
+def parse_ts(value) -> datetime:
+    """A timestamp value -> aware UTC datetime, or :class:`Reject`.
+
+    ISO 8601 with any offset (naive means UTC), or epoch seconds/milliseconds
+    (microseconds and nanoseconds too, told apart by magnitude).
+    """
+    if value is None or value == "":
+        raise Reject("missing_ts", "no timestamp")
+    try:
+        if isinstance(value, bool):
+            raise Reject("bad_ts", f"timestamp is a boolean: {value!r}")
+        if isinstance(value, datetime):
+            dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        elif isinstance(value, (int, float)):
+            if not math.isfinite(value):
+                raise Reject("bad_ts", f"timestamp is not finite: {value!r}")
+            dt = epoch_to_datetime(value)
+        elif isinstance(value, str):
+            s = value.strip()
+            if _NUMERIC.fullmatch(s):
+                dt = epoch_to_datetime(float(s))
+            else:
+                if s.endswith(("z", "Z")):
+                    s = s[:-1] + "+00:00"
+                s = s.replace(" UTC", "+00:00")
+                dt = datetime.fromisoformat(s)
+                if dt.tzinfo is None:
+                    dt = dt.replace(tzinfo=timezone.utc)
+        else:
+            raise Reject("bad_ts", f"timestamp has type {type(value).__name__}")
+        dt = dt.astimezone(timezone.utc)
+    except Reject:
+        raise
+    except (ValueError, OverflowError, OSError) as exc:
+        raise Reject("bad_ts", f"unparseable timestamp {str(value)[:80]!r}") from exc
+    if not (_MIN_TS <= dt < _MAX_TS):
+        raise Reject("bad_ts", f"timestamp out of range: {str(value)[:80]!r}")
+    return dt
+
+
+def content_text(content) -> str | None:
+    """The text of a message ``content``: a string, or a list of parts."""
+    if content is None:
+        return None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict):
+                t = part.get("text", part.get("content"))
+                if isinstance(t, str):
+                    texts.append(t)
+                elif isinstance(t, list):
+                    sub = content_text(t)
+                    if sub:
+                        texts.append(sub)
+        return "\n".join(texts) if texts else None
+    if isinstance(content, dict):
+        return content_text([content])
+    return str(content)
+
+
+def flatten_messages(messages, roles=("user",)) -> str | None:
+    """The text of the messages with the given roles, joined by newlines.
+
+    Accepts OpenAI-style ``{role, content}`` messages and OTel GenAI
+    ``{role, parts: [{type, content}]}`` messages; a message without a role
+    counts as a user turn.
+    """
+    if messages is None:
+        return None
+    if isinstance(messages, str):
+        return messages if "user" in roles else None
+    if isinstance(messages, dict):
+        messages = [messages]
+    if not isinstance(messages, list):
+        return None
+    out = []
+    for m in messages:
+        if isinstance(m, str):
+            if "user" in roles:
+                out.append(m)
+            continue
+        if not isinstance(m, dict):
+            continue
+        role = str(m.get("role") or "user").lower()
+        if role not in roles:
+            continue
+        text = content_text(m.get("content"))
+        if text is None and "parts" in m:
+            text = content_text(m.get("parts"))
+        if text is None and "message" in m and isinstance(m["message"], dict):
+            text = content_text(m["message"].get("content"))
+        if text:
+            out.append(text)
+    return "\n".join(out) if out else None
+
+
+def _as_string(field: str, v):
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v if v != "" else None
+    if isinstance(v, bool):
+        raise Reject("wrong_type", f"{field} must be a string, got a boolean")
+    if isinstance(v, (int, float)):
+        return str(v)
+    if field in ("prompt", "system_prompt", "response") and isinstance(v, (list, dict)):
+        roles = ("system", "developer") if field == "system_prompt" else (
+            ("assistant",) if field == "response" else ("user",))
+        text = flatten_messages(v, roles=roles)
+        if text is None and field == "response":
+            text = flatten_messages(v, roles=("assistant", "user"))
+        return text
+    raise Reject("wrong_type", f"{field} must be a string, got {type(v).__name__}")
+
+
+def _as_int(field: str, v):
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool):
+        raise Reject("wrong_type", f"{field} must be a non-negative integer, got a boolean")
+    if isinstance(v, int):
+        i = v
+    elif isinstance(v, float):
+        if not math.isfinite(v) or v != int(v):
+            raise Reject("wrong_type", f"{field} must be a non-negative integer, got {v!r}")
+        i = int(v)
+    elif isinstance(v, str):
+        s = v.strip()
+        try:
+            i = int(s)
+        except ValueError:
+            try:
+                f = float(s)
+            except ValueError:
+                raise Reject("wrong_type", f"{field} must be a non-negative integer, got {v[:40]!r}") from None
+            if not math.isfinite(f) or f != int(f):
+                raise Reject("wrong_type", f"{field} must be a non-negative integer, got {v[:40]!r}") from None
+            i = int(f)
+    else:
+        raise Reject("wrong_type", f"{field} must be a non-negative integer, got {type(v).__name__}")
+    if i < 0:
+        raise Reject("negative_value", f"{field} must be >= 0, got {i}")
+    if i >= 2**63:
+        raise Reject("wrong_type", f"{field} is too large: {i}")
+    return i
+
+
+def _as_float(field: str, v):
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool):
+        raise Reject("wrong_type", f"{field} must be a number, got a boolean")
+    if isinstance(v, (int, float)):
+        f = float(v)
+    elif isinstance(v, str):
+        try:
+            f = float(v.strip())
+        except ValueError:
+            raise Reject("wrong_type", f"{field} must be a number, got {v[:40]!r}") from None
+    else:
+        raise Reject("wrong_type", f"{field} must be a number, got {type(v).__name__}")
+    if not math.isfinite(f):
+        raise Reject("wrong_type", f"{field} must be a finite number, got {v!r}")
+    return f
+
+
+def _as_bool(field: str, v):
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in _TRUE:
+            return True
+        if s in _FALSE:
+            return False
+    raise Reject("wrong_type", f"{field} must be a boolean, got {str(v)[:40]!r}")
+
+
+def _status(v):
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool):
+        raise Reject("wrong_type", "status must be a string, got a boolean")
+    if isinstance(v, (int, float)) or (isinstance(v, str) and v.strip().isdigit()):
+        code = int(float(v))
+        if code == 429:
+            return "rate_limited"
+        return "ok" if 200 <= code < 400 else "error"
+    if not isinstance(v, str):
+        raise Reject("wrong_type", f"status must be a string, got {type(v).__name__}")
+    s = v.strip().lower()
+    return _STATUS_SYNONYMS.get(s, s)
+
+
+def normalize(record, extra: dict | None = None) -> dict:
+    """One input record (a dict) -> a canonical event dict, or :class:`Reject`.
+
+    Keys match case-insensitively onto canonical names and their aliases
+    (canonical spelling first); unknown keys are kept in ``extra`` (a JSON
+    object text). ``event_id`` is left ``None`` when absent: it is derived
+    from the content later, in one place (:data:`~distillguard.ingest.sqlfast.EVENT_ID_SQL`).
+    """
+    if not isinstance(record, dict):
+        raise Reject("not_an_object", f"record is a JSON {type(record).__name__}, not an object")
+    found: dict[str, tuple[int, object]] = {}
+    unknown: dict = dict(extra) if extra else {}
+    for key, value in record.items():
+        k = key.lower() if isinstance(key, str) else str(key)
+        field = KEY_TO_FIELD.get(k)
+        if field is None:
+            unknown[key] = value
+            continue
+        if value is None or (isinstance(value, str) and value == ""):
+            continue
+        rank = FIELD_KEYS[field].index(k) * 2 + (0 if key == k else 1)
+        prev = found.get(field)
+        if prev is None or rank < prev[0]:
+            found[field] = (rank, value)
+    raw = {f: v for f, (_, v) in found.items()}
+    out: dict = {}
+    out["ts"] = parse_ts(raw.get("ts"))
+    for f in STRING_FIELDS:
+        if f == "status":
+            out[f] = _status(raw.get(f))
+        elif f == "reasoning_effort" and isinstance(raw.get(f), (int, float)) and not isinstance(raw.get(f), bool):
+            out[f] = str(_as_int("thinking_budget", raw[f]))
+        else:
+            out[f] = _as_string(f, raw.get(f))
+    for f in INT_FIELDS:
+        out[f] = _as_int(f, raw.get(f))
+    for f in FLOAT_FIELDS:
+        out[f] = _as_float(f, raw.get(f))
+    for f in BOOL_FIELDS:
+        out[f] = _as_bool(f, raw.get(f))
+    if "system_prompt" not in raw and isinstance(raw.get("prompt"), list):
+        out["system_prompt"] = flatten_messages(raw["prompt"], roles=("system", "developer"))
+    if not out.get("account_id"):
+        out["account_id"] = out.get("api_key_id")
+    if not out.get("account_id"):
+        raise Reject("missing_subject", "no account_id and no api_key_id")
+    out["extra"] = orjson.dumps(unknown, default=str).decode() if unknown else None
+    return out
+
+
+def rows_to_batch(rows: list[dict]) -> pa.RecordBatch:
+    """Canonical dicts -> an Arrow batch in :data:`EVENT_SCHEMA` (event_id may be null)."""
+    cols = {f.name: [r.get(f.name) for r in rows] for f in EVENT_SCHEMA}
+    arrays = []
+    for f in EVENT_SCHEMA:
+        t = pa.string() if f.name == "event_id" else f.type
+        arrays.append(pa.array(cols[f.name], type=t))
+    fields = [pa.field(f.name, f.type, nullable=f.name != "event_id" and f.nullable) if f.name != "event_id"
+              else pa.field("event_id", pa.string()) for f in EVENT_SCHEMA]
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))

@@ -1,0 +1,239 @@
+"""Vectorised validation and normalisation in DuckDB (canonical JSONL, CSV, Parquet).
+
+The fast path turns a chunk of input into canonical columns with one SQL
+statement: JSON lines are parsed once with ``json_transform`` into a struct of
+VARCHAR values (canonical names and aliases), aliases are merged with
+``COALESCE`` (canonical spelling first), casts use ``TRY_CAST``, unknown keys
+go to ``extra`` via ``json_merge_patch`` and missing ``event_id`` values are
+derived from the content with :data:`EVENT_ID_SQL`.
+
+A row is accepted here only when every check passes (``_ok``). Any other row
+(broken JSON, case-variant keys, a type to coerce, a nested value to flatten,
+a value out of range) is handed to the reference normaliser
+(:func:`distillguard.ingest.normalize.normalize`), which either accepts it
+under the same rules or quarantines it with the reason.
+"""
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pyarrow as pa
+
+from distillguard.ingest.normalize import CANONICAL, FIELD_KEYS, KEY_TO_FIELD, _STATUS_SYNONYMS
+from distillguard.schema import BOOL_FIELDS, EVENT_SCHEMA, FLOAT_FIELDS, INT_FIELDS
+
+__all__ = ["connect", "EVENT_ID_SQL", "fill_event_ids", "Col", "normalize_sql", "jsonl_select", "q", "lit"]
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB connection set to UTC."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def q(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(s: str) -> str:
+    """A SQL string literal."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _h(col: str) -> str:
+    return f"coalesce(CAST({q(col)} AS VARCHAR), chr(0))"
+
+
+EVENT_ID_SQL = (
+    "md5(concat_ws(chr(31), CAST(epoch_us(ts) AS VARCHAR), "
+    + ", ".join(_h(c) for c in CANONICAL if c not in ("event_id", "ts"))
+    + ", coalesce(extra, chr(0))))"
+)
+"""Deterministic id of an event without one: MD5 of its canonical content
+(every canonical column and ``extra``), so the same record always gets the
+same id and a re-ingest adds nothing."""
+
+_FINAL_COLS = ", ".join(
+    f"CASE WHEN event_id IS NULL THEN {EVENT_ID_SQL} ELSE event_id END AS event_id" if c == "event_id" else q(c)
+    for c in EVENT_SCHEMA.names
+)
+
+
+def fill_event_ids(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Fill null ``event_id`` values of canonical rows with :data:`EVENT_ID_SQL`."""
+    if batch.num_rows == 0 or batch.column("event_id").null_count == 0:
+        return batch.cast(EVENT_SCHEMA) if batch.schema != EVENT_SCHEMA else batch
+    con.register("_fill", pa.Table.from_batches([batch]))
+    try:
+        tbl = con.sql(f"SELECT {_FINAL_COLS} FROM _fill").to_arrow_table()
+    finally:
+        con.unregister("_fill")
+    return _to_schema(tbl)
+
+
+def _to_schema(tbl: pa.Table) -> pa.RecordBatch:
+    tbl = tbl.combine_chunks()
+    arrays = [tbl.column(f.name).cast(f.type) for f in EVENT_SCHEMA]
+    if tbl.num_rows == 0:
+        return pa.RecordBatch.from_pylist([], schema=EVENT_SCHEMA)
+    return pa.RecordBatch.from_arrays([a.chunk(0) if a.num_chunks else pa.array([], f.type)
+                                       for a, f in zip(arrays, EVENT_SCHEMA)], schema=EVENT_SCHEMA)
+
+
+class Col:
+    """A source column feeding a canonical field.
+
+    ``expr`` is a SQL expression; ``kind`` is how its values come:
+    ``"json"`` (VARCHAR text of a JSON value: nested values arrive as JSON
+    text), ``"text"`` (plain strings, as in CSV), or a DuckDB type name for
+    typed columns (Parquet).
+    """
+
+    __slots__ = ("expr", "kind")
+
+    def __init__(self, expr: str, kind: str):
+        self.expr = expr
+        self.kind = kind
+
+    @property
+    def textual(self) -> bool:
+        return self.kind in ("json", "text") or self.kind.startswith("VARCHAR")
+
+    @property
+    def nested(self) -> bool:
+        k = self.kind.upper()
+        return k.endswith("]") or k.startswith(("STRUCT", "MAP", "UNION", "JSON")) and self.kind not in ("json",)
+
+
+_INT_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
+_NUM_TYPES = _INT_TYPES + ("FLOAT", "DOUBLE", "REAL") 
+
+
+def _is_num(kind: str) -> bool:
+    k = kind.upper()
+    return k in _NUM_TYPES or k.startswith("DECIMAL")
+
+
+def _epoch(x: str) -> str:
+    return (f"to_timestamp(CASE WHEN abs({x}) >= 1e17 THEN {x} / 1e9 WHEN abs({x}) >= 1e14 THEN {x} / 1e6 "
+            f"WHEN abs({x}) >= 1e11 THEN {x} / 1e3 ELSE {x} END)")
+
+
+def _field_exprs(field: str, cols: list[Col]) -> tuple[str, str]:
+    """(value expression, ok expression) for one canonical field."""
+    if not cols:
+        return "NULL", "TRUE"
+    vals, oks = [], []
+    # A value counts as present when not NULL and not ''; the first present wins.
+    def present(c: Col) -> str:
+        return f"nullif(CAST({c.expr} AS VARCHAR), '')" if (c.textual or c.nested) else c.expr
+
+    winner_raw = "coalesce(" + ", ".join(present(c) for c in cols) + ")" if len(cols) > 1 else present(cols[0])
+    kinds = {("text" if c.textual else "num" if _is_num(c.kind) else "nested" if c.nested else c.kind.upper()) for c in cols}
+    if len(kinds) > 1:
+        # Mixed kinds (rare, Parquet): compare as text and let Python coerce unusual values.
+        winner_raw = "coalesce(" + ", ".join(f"nullif(CAST({c.expr} AS VARCHAR), '')" for c in cols) + ")"
+        kinds = {"text"}
+    kind = kinds.pop()
+    json_text = any(c.kind == "json" for c in cols)
+    v = winner_raw
+    if kind == "nested":
+        return "NULL", f"({v}) IS NULL"
+    if field == "ts":
+        if kind == "text":
+            x = f"TRY_CAST({v} AS DOUBLE)"
+            val = f"CASE WHEN {x} IS NOT NULL THEN TRY({_epoch(x)}) ELSE TRY_CAST({v} AS TIMESTAMPTZ) END"
+        elif kind == "num":
+            val = f"TRY({_epoch(f'CAST({v} AS DOUBLE)')})"
+        elif kind.startswith("TIMESTAMP") or kind == "DATE":
+            val = f"CAST({v} AS TIMESTAMPTZ)"
+        else:
+            return "NULL", "FALSE"
+        return val, "TRUE"
+    if field in INT_FIELDS:
+        if kind == "text":
+            val = f"TRY_CAST({v} AS BIGINT)"
+            ok = f"({v}) IS NULL OR (({val}) >= 0 AND CAST({val} AS VARCHAR) = ({v}))"
+        elif kind == "num":
+            val = f"TRY_CAST({v} AS BIGINT)"
+            ok = f"({v}) IS NULL OR (({val}) >= 0 AND ({val}) = ({v}))"
+        elif kind == "BOOLEAN":
+            return "NULL", f"({v}) IS NULL"
+        else:
+            return "NULL", f"({v}) IS NULL"
+        return val, ok
+    if field in FLOAT_FIELDS:
+        if kind in ("text", "num"):
+            val = f"TRY_CAST({v} AS DOUBLE)"
+            ok = f"({v}) IS NULL OR isfinite({val})"
+            return val, ok
+        return "NULL", f"({v}) IS NULL"
+    if field in BOOL_FIELDS:
+        if kind == "BOOLEAN":
+            return v, "TRUE"
+        if kind == "text":
+            val = f"TRY_CAST(lower(trim({v})) AS BOOLEAN)"
+            ok = (f"({v}) IS NULL OR lower(trim({v})) IN ('true','false','t','f','yes','no','y','n','1','0')")
+            return val, ok
+        return "NULL", f"({v}) IS NULL"
+    # string fields
+    if kind not in ("text",):
+        if kind == "num" and field != "status":
+            return f"CAST({v} AS VARCHAR)", "TRUE"
+        if kind == "BOOLEAN" or kind == "num":
+            return "NULL", f"({v}) IS NULL"
+        return f"CAST({v} AS VARCHAR)", "TRUE"
+    if field == "status":
+        cases = " ".join(f"WHEN {lit(k)} THEN {lit(s)}" for k, s in _STATUS_SYNONYMS.items())
+        val = f"CASE lower(trim({v})) {cases} ELSE lower(trim({v})) END"
+        ok = f"({v}) IS NULL OR TRY_CAST({v} AS DOUBLE) IS NULL"
+        return val, ok
+    if json_text:
+        # nested JSON values arrive as text starting with { or [: let Python flatten or reject them
+        ok = f"({v}) IS NULL OR NOT (starts_with({v}, '{{') OR starts_with({v}, '['))"
+        if field == "reasoning_effort":
+            ok = f"({ok}) AND (({v}) IS NULL OR TRY_CAST({v} AS DOUBLE) IS NULL)"
+        return v, ok
+    return v, "TRUE"
+
+
+_DUCK = {f: ("BIGINT" if f in INT_FIELDS else "DOUBLE" if f in FLOAT_FIELDS else "BOOLEAN" if f in BOOL_FIELDS
+              else "TIMESTAMPTZ" if f == "ts" else "VARCHAR") for f in CANONICAL}
+
+
+def normalize_sql(source: str, cols: dict[str, list[Col]], extra_sql: str = "NULL", extra_ok: str = "TRUE",
+                  pre: str = "", raw: str = "NULL") -> str:
+    """SELECT text producing ``_row``, ``_ok`` and the canonical columns from ``source``.
+
+    ``source`` must provide a ``_row`` column (row index in the chunk);
+    ``pre`` adds select items (e.g. the parsed struct) to the innermost query;
+    ``raw`` is carried as ``_raw`` for the rows that fail (``NULL`` for the others).
+    """
+    vals, oks = [], []
+    for f in CANONICAL:
+        val, ok = _field_exprs(f, cols.get(f, []))
+        vals.append(f"CAST({val} AS {_DUCK[f]}) AS {q('_ts' if f == 'ts' else f)}")
+        if ok != "TRUE" and f != "ts":
+            oks.append(f"coalesce({ok}, FALSE)")
+    oks.append(f"coalesce({extra_ok}, FALSE)")
+    base = f"SELECT {pre + ', ' if pre else ''}* FROM {source}"
+    lvl1 = f"SELECT _row, {raw} AS _rawin, {', '.join(vals)}, {extra_sql} AS _extra, {' AND '.join(oks)} AS _okraw FROM ({base})"
+    ts_ok = ("_ts IS NOT NULL AND _ts >= TIMESTAMPTZ '1970-01-01 00:00:00+00' "
+             "AND _ts < TIMESTAMPTZ '2200-01-01 00:00:00+00'")
+    final = []
+    for f in EVENT_SCHEMA.names:
+        if f == "ts":
+            final.append("_ts AS ts")
+        elif f == "account_id":
+            final.append("coalesce(account_id, api_key_id) AS account_id")
+        elif f == "extra":
+            final.append("CAST(_extra AS VARCHAR) AS extra")
+        else:
+            final.append(q(f))
+    lvl2 = (f"SELECT _row, _rawin, coalesce(_okraw AND {ts_ok} AND coalesce(account_id, api_key_id) IS NOT NULL, FALSE) AS _ok, "
+            f"{', '.join(final)} FROM ({lvl1})")
+    return f"SELECT _row, _ok, CASE WHEN NOT _ok THEN _rawin END AS _raw, {_FINAL_COLS} FROM ({lvl2})"
