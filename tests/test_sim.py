@@ -20,7 +20,7 @@ from distillguard.sim.grammar_data import GRAMMAR, KINDS, LANGS, SYSTEM
 from distillguard.sim.scenario import ARCHETYPES
 
 HARD_NEGATIVES = {"nat_users", "cloud_range_users", "app_backend", "eval_runner", "tutoring", "coding_agent",
-                  "enterprise_batch", "reseller"}
+                  "enterprise_batch", "reseller", "classroom"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
 CYR = re.compile(r"[\u0400-\u04ff]")
 ES = re.compile(r"[¿¡ñáéíóú]")

@@ -46,7 +46,7 @@ _START_KINDS = {"diurnal", "business", "uniform", "waves", "lockstep", "batch"}
 _IP_KINDS = {"home", "nat", "cloud", "cloud_shared", "corporate", "rotating", "unique_residential"}
 _UA_KINDS = {"browser", "sdk", "ide", "campaign", "unique_browser"}
 _PAY_KINDS = {"unique", "org", "shared", "none"}
-_EMAIL_KINDS = {"consumer", "corporate", "edu_or_corp", "campaign"}
+_EMAIL_KINDS = {"consumer", "corporate", "edu", "edu_or_corp", "campaign"}
 _ORG_KINDS = {"personal", "shared", "campaign"}
 _SIGNUP_KINDS = {"spread", "bursts"}
 

@@ -239,35 +239,6 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
     else:
         campaigns_benign = None
 
-    # --- signup times (seconds relative to window start; negative = before)
-    su = inf["signup"]
-    created = np.zeros(n)
-    if su["kind"] == "bursts":
-        groups = campaigns if campaigns else [None]
-        for gi in range(len(groups)):
-            members = np.flatnonzero(camp == gi) if campaigns else np.arange(n)
-            if not len(members):
-                continue
-            nb = _rng_range(r, su["bursts"])
-            lo, hi = su["days_before"]
-            bt = []
-            for _ in range(nb):
-                if r.random() < su["in_window_frac"]:
-                    bt.append(r.uniform(0, 0.6 * W))
-                else:
-                    bt.append(-r.uniform(lo, hi) * 86400.0)
-            bt = np.array(bt)
-            pick = rng.integers(0, nb, len(members))
-            dur = su["burst_len_h"] * 3600.0
-            created[members] = bt[pick] + np.minimum(rng.exponential(dur / 3, len(members)), dur)
-        # imperfect: some accounts were bought/aged, not created in a burst
-        aged = rng.random(n) < 0.1
-        created[aged] = -np.exp(rng.uniform(np.log(30), np.log(700), int(aged.sum()))) * 86400.0
-    else:
-        lo, hi = su["days_before"]
-        created = -np.exp(rng.uniform(np.log(max(lo, 0.01)), np.log(max(hi, lo + 0.01)), n)) * 86400.0
-    active_from = np.maximum(0.0, created + rng.exponential(1800.0, n))
-
     # --- orgs
     ok = inf["org"]["kind"]
     if ok == "shared":
@@ -280,6 +251,39 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
     else:
         org = ["org_" + _hex(r, 10) for _ in range(n)]
     org_group = {o: i for i, o in enumerate(dict.fromkeys(org))}
+
+    # --- signup times (seconds relative to window start; negative = before)
+    su = inf["signup"]
+    created = np.zeros(n)
+    if su["kind"] == "bursts":
+        groups = campaigns if campaigns else [None]
+        for gi in range(len(groups)):
+            members = np.flatnonzero(camp == gi) if campaigns else np.arange(n)
+            if not len(members):
+                continue
+            by_org = not campaigns and inf["org"]["kind"] == "shared"  # e.g. a class signs up together
+            nb = len(org_group) if by_org else _rng_range(r, su["bursts"])
+            lo, hi = su["days_before"]
+            bt = []
+            for _ in range(nb):
+                if r.random() < su["in_window_frac"]:
+                    bt.append(r.uniform(0, 0.6 * W))
+                else:
+                    bt.append(-r.uniform(lo, hi) * 86400.0)
+            bt = np.array(bt)
+            if by_org:
+                pick = np.array([org_group[org[i]] for i in members], dtype=np.int64)
+            else:
+                pick = rng.integers(0, nb, len(members))
+            dur = su["burst_len_h"] * 3600.0
+            created[members] = bt[pick] + np.minimum(rng.exponential(dur / 3, len(members)), dur)
+        # imperfect: some accounts were bought/aged, not created in a burst
+        aged = rng.random(n) < (0.1 if campaigns else 0.0)
+        created[aged] = -np.exp(rng.uniform(np.log(30), np.log(700), int(aged.sum()))) * 86400.0
+    else:
+        lo, hi = su["days_before"]
+        created = -np.exp(rng.uniform(np.log(max(lo, 0.01)), np.log(max(hi, lo + 0.01)), n)) * 86400.0
+    active_from = np.maximum(0.0, created + rng.exponential(1800.0, n))
 
     # --- email domains
     ek = inf["email"]["kind"]
@@ -302,6 +306,10 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
             email.append(consumer(lang[i]))
         elif ek == "corporate":
             email.append(corporate(org[i]) if r.random() < 0.9 else consumer(lang[i]))
+        elif ek == "edu":
+            if org[i] not in org_domain:
+                org_domain[org[i]] = f"{r.choice(WORDS)}{r.choice(['-u', 'state', 'tech', 'college'])}.edu"
+            email.append(org_domain[org[i]] if r.random() < 0.9 else consumer(lang[i]))
         elif ek == "edu_or_corp":
             email.append(f"{r.choice(WORDS)}{r.choice(['', '-u', 'tech'])}.edu" if r.random() < 0.5 else corporate(org[i]))
         else:  # campaign
