@@ -234,9 +234,18 @@ def test_bad_scenarios_raise_usage_error(tmp_path):
         simulate("smoke", out=tmp_path / "o", family="test")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
     return subprocess.run([sys.executable, "-c", "from distillguard.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_same_bytes_in_another_process(tmp_path, smoke):
+    r = _cli("simulate", "--scenario", "smoke", "--seed", "3", "--out", str(tmp_path), "-q", env={"PYTHONHASHSEED": "4321"})
+    assert r.returncode == 0, r.stderr
+    for name in ("events.parquet", "accounts.parquet", "labels.parquet"):
+        assert (tmp_path / name).read_bytes() == (smoke / name).read_bytes(), name
 
 
 def test_cli_bad_scenario_exits_2_with_one_line(tmp_path):

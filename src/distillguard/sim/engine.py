@@ -376,19 +376,24 @@ def _finish_chunk(tables: list[pa.Table], rng: np.random.Generator) -> pa.Table:
     return tbl.cast(EVENT_SCHEMA)
 
 
-def _jsonl_lines(tbl: pa.Table) -> bytes:
+def _write_jsonl(fh, tbl: pa.Table, batch: int = 20_000) -> None:
+    """Canonical JSON lines: keys sorted, nulls left out, ts as ISO 8601 UTC."""
     import orjson
 
-    names = tbl.column_names
-    ts = tbl.column("ts")
-    ts_txt = pc.strftime(ts, format="%Y-%m-%dT%H:%M:%SZ").to_pylist() if len(tbl) else []
-    cols = [ts_txt if nm == "ts" else tbl.column(nm).to_pylist() for nm in names]
-    out = []
+    names = sorted(tbl.column_names)
     opt = orjson.OPT_SORT_KEYS
-    for row in zip(*cols):
-        out.append(orjson.dumps({k: v for k, v in zip(names, row) if v is not None}, option=opt))
-    out.append(b"")
-    return b"\n".join(out)
+    for start in range(0, len(tbl), batch):
+        part = tbl.slice(start, batch)
+        cols = []
+        for nm in names:
+            col = part.column(nm)
+            if nm == "ts":
+                col = pc.strftime(col, format="%Y-%m-%dT%H:%M:%SZ")
+            cols.append(col.to_pylist())
+        dumps = orjson.dumps
+        lines = [dumps({k: v for k, v in zip(names, row) if v is not None}, option=opt) for row in zip(*cols)]
+        lines.append(b"")
+        fh.write(b"\n".join(lines))
 
 
 def simulate(scenario="default", scale: float = 1.0, seed: int = 0, out="sim-out", fmt: str = "parquet",
@@ -468,7 +473,7 @@ def simulate(scenario="default", scale: float = 1.0, seed: int = 0, out="sim-out
             if writer is not None:
                 writer.write_table(tbl)
             else:
-                fh.write(_jsonl_lines(tbl))
+                _write_jsonl(fh, tbl)
             n_written += len(tbl)
             del parts, tbl
     finally:
