@@ -56,15 +56,15 @@ def get_source(fmt: str, on_progress=None) -> Source:
 
         return ParquetSource(on_progress=on_progress)
     if fmt == "otlp":
-        from distillguard.ingest.otlp import OtlpSource
+        from distillguard.ingest.records import OtlpSource
 
         return OtlpSource()
     if fmt == "litellm":
-        from distillguard.ingest.litellm import LiteLLMSource
+        from distillguard.ingest.records import LiteLLMSource
 
         return LiteLLMSource()
     if fmt == "openai":
-        from distillguard.ingest.openai_log import OpenAILogSource
+        from distillguard.ingest.records import OpenAILogSource
 
         return OpenAILogSource()
     raise UsageError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")

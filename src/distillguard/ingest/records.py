@@ -1,0 +1,550 @@
+"""Record-at-a-time readers (smaller-volume formats): OTLP/JSON traces, LiteLLM spend logs, OpenAI logs.
+
+Each maps one source record onto a flat dict of canonical names (plus an
+``extra`` dict of unknown fields) and hands it to
+:func:`~distillguard.ingest.normalize.normalize`, so validation and quarantine
+reasons are the same as for canonical events. Records are parsed with orjson.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from pathlib import Path
+from typing import Callable, ClassVar, Iterator
+
+import orjson
+
+from distillguard.errors import UsageError
+from distillguard.ingest.base import Quarantined, ReadBatch, truncate_raw
+from distillguard.ingest.normalize import Reject, flatten_messages, normalize, rows_to_batch
+from distillguard.ingest.sqlfast import connect, fill_event_ids
+
+__all__ = ["OtlpSource", "LiteLLMSource", "OpenAILogSource", "iter_json_records", "map_otlp_span",
+           "map_litellm", "map_openai"]
+
+BATCH = 5000
+
+
+def _open_text(path: str):
+    if path.lower().endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="surrogateescape", newline="")
+    return open(path, encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _loads(text: str):
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if any("\udc80" <= ch <= "\udcff" for ch in text):
+            raise Reject("invalid_utf8", "the record is not valid UTF-8") from None
+        raise Reject("invalid_json", str(exc).splitlines()[0][:200]) from None
+    except TypeError:
+        raise Reject("invalid_utf8", "the record is not valid UTF-8") from None
+
+
+def _surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def iter_json_records(path: str) -> Iterator[tuple[int, object, str]]:
+    """(line, parsed value or Reject, raw text) for each record of a JSON file.
+
+    The file is JSON lines, or one JSON document (an object, or an array of
+    records) spread over several lines, as exporters write them.
+    """
+    with _open_text(path) as fh:
+        text = fh.read()
+    stripped = text.lstrip()
+    if not stripped:
+        return
+    lines = text.splitlines()
+    first = next((i for i, ln in enumerate(lines) if ln.strip()), 0)
+    whole = None
+    try:
+        orjson.loads(lines[first])
+    except orjson.JSONDecodeError:
+        try:
+            whole = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            whole = None
+    if whole is None and stripped[0] == "[":
+        try:
+            whole = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    if whole is not None:
+        line0 = first + 1
+        if isinstance(whole, list):
+            for i, rec in enumerate(whole):
+                yield line0 + i, rec, ""
+        else:
+            yield line0, whole, ""
+        return
+    for i, ln in enumerate(lines):
+        if not ln.strip():
+            continue
+        if _surrogates(ln):
+            yield i + 1, Reject("invalid_utf8", "the line is not valid UTF-8"), ln.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            continue
+        try:
+            yield i + 1, _loads(ln), ln
+        except Reject as rej:
+            yield i + 1, rej, ln
+
+
+def _collect(source: str, items: Iterator[tuple[int, object, str]], mapper: Callable) -> Iterator[ReadBatch]:
+    """Map and normalise records in batches of :data:`BATCH`."""
+    con = connect()
+    rows: list[dict] = []
+    bad: list[Quarantined] = []
+
+    def flush():
+        events = fill_event_ids(con, rows_to_batch(rows)) if rows else ReadBatch().events
+        out = ReadBatch(events=events, quarantined=list(bad))
+        rows.clear()
+        bad.clear()
+        return out
+
+    try:
+        for line, obj, raw in items:
+            try:
+                if isinstance(obj, Reject):
+                    raise obj
+                for rec, extra in mapper(obj):
+                    try:
+                        rows.append(normalize(rec, extra))
+                    except Reject as rej:
+                        bad.append(Quarantined(source, line, rej.reason, truncate_raw(raw or rec), rej.detail))
+            except Reject as rej:
+                bad.append(Quarantined(source, line, rej.reason, truncate_raw(raw or obj), rej.detail))
+            if len(rows) + len(bad) >= BATCH:
+                yield flush()
+        if rows or bad:
+            yield flush()
+    finally:
+        con.close()
+
+
+def _jsonish(v):
+    """Parse a JSON text value (CSV cells, OTLP string attributes); other values unchanged."""
+    if isinstance(v, str) and v[:1] in ("{", "["):
+        try:
+            return orjson.loads(v)
+        except orjson.JSONDecodeError:
+            return v
+    return v
+
+
+# --------------------------------------------------------------------------- OTLP
+def _any_value(v):
+    if not isinstance(v, dict):
+        return v
+    for k in ("stringValue", "boolValue", "doubleValue", "bytesValue"):
+        if k in v:
+            return v[k]
+    if "intValue" in v:
+        iv = v["intValue"]
+        try:
+            return int(iv)
+        except (TypeError, ValueError):
+            return iv
+    if "arrayValue" in v:
+        return [_any_value(x) for x in (v["arrayValue"] or {}).get("values", [])]
+    if "kvlistValue" in v:
+        return {kv.get("key"): _any_value(kv.get("value")) for kv in (v["kvlistValue"] or {}).get("values", [])}
+    return None
+
+
+def _attrs(lst) -> dict:
+    if isinstance(lst, dict):
+        return dict(lst)
+    out = {}
+    for kv in lst or []:
+        if isinstance(kv, dict) and "key" in kv:
+            out[kv["key"]] = _any_value(kv.get("value"))
+    return out
+
+
+OTLP_FIELDS: dict[str, list[str]] = {
+    "model": ["gen_ai.request.model", "llm.model_name", "gen_ai.response.model"],
+    "input_tokens": ["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"],
+    "output_tokens": ["gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"],
+    "reasoning_tokens": ["gen_ai.usage.reasoning_tokens", "gen_ai.usage.output_tokens.reasoning",
+                         "llm.token_count.completion_details.reasoning"],
+    "n": ["gen_ai.request.choice.count"],
+    "max_output_tokens": ["gen_ai.request.max_tokens"],
+    "temperature": ["gen_ai.request.temperature"],
+    "top_p": ["gen_ai.request.top_p"],
+    "conversation_id": ["gen_ai.conversation.id", "session.id"],
+    "client_ip": ["client.address"],
+    "user_agent": ["user_agent.original", "http.user_agent"],
+    "account_id": ["enduser.id", "user.id"],
+    "api_key_id": ["gen_ai.api_key.id", "api_key.id"],
+    "org_id": ["gen_ai.organization.id", "organization.id", "tenant.id"],
+    "reasoning_effort": ["gen_ai.request.reasoning_effort", "gen_ai.openai.request.reasoning_effort"],
+    "system_prompt": ["gen_ai.system_instructions"],
+}
+_OTLP_KNOWN = {a for names in OTLP_FIELDS.values() for a in names} | {
+    "gen_ai.system", "gen_ai.provider.name", "gen_ai.input.messages", "gen_ai.output.messages",
+    "gen_ai.prompt", "gen_ai.completion", "llm.invocation_parameters", "openinference.span.kind",
+}
+_INVOCATION = {"logprobs": "logprobs", "top_logprobs": "top_logprobs", "n": "n", "max_tokens": "max_output_tokens",
+               "max_completion_tokens": "max_output_tokens", "temperature": "temperature", "top_p": "top_p",
+               "reasoning_effort": "reasoning_effort", "user": "account_id"}
+
+
+def _indexed_messages(attrs: dict, prefix: str) -> list[dict]:
+    """OpenInference ``llm.input_messages.N.message.role/content`` (and old ``gen_ai.prompt.N.*``)."""
+    msgs: dict[int, dict] = {}
+    for k, v in attrs.items():
+        if not k.startswith(prefix):
+            continue
+        rest = k[len(prefix):].split(".")
+        if not rest or not rest[0].isdigit():
+            continue
+        i = int(rest[0])
+        leaf = rest[-1]
+        if leaf in ("role", "content"):
+            msgs.setdefault(i, {})[leaf] = v
+        elif leaf == "text" and "contents" in rest:
+            m = msgs.setdefault(i, {})
+            m["content"] = (m.get("content") + "\n" if m.get("content") else "") + str(v)
+    return [msgs[i] for i in sorted(msgs)]
+
+
+def map_otlp_span(span: dict, resource: dict | None = None):
+    """One OTLP span -> (record, extra), or ``None`` for a span that is not a model call."""
+    attrs = _attrs(span.get("attributes"))
+    res = resource or {}
+    is_llm = any(k.startswith(("gen_ai.", "llm.")) for k in attrs) or attrs.get("openinference.span.kind") == "LLM"
+    if not is_llm:
+        return None
+    rec: dict = {"event_id": span.get("spanId") or None, "ts": span.get("startTimeUnixNano")}
+    if isinstance(rec["ts"], str) and rec["ts"].isdigit():
+        rec["ts"] = int(rec["ts"])
+    for field, names in OTLP_FIELDS.items():
+        for name in names:
+            v = attrs.get(name, res.get(name))
+            if v is not None and v != "":
+                rec[field] = v
+                break
+    inv = _jsonish(attrs.get("llm.invocation_parameters"))
+    if isinstance(inv, dict):
+        for k, field in _INVOCATION.items():
+            if inv.get(k) is not None and field not in rec:
+                rec[field] = inv[k]
+    msgs = _jsonish(attrs.get("gen_ai.input.messages"))
+    if msgs is None:
+        msgs = _jsonish(attrs.get("gen_ai.prompt"))
+    if msgs is None:
+        msgs = _indexed_messages(attrs, "llm.input_messages.") or _indexed_messages(attrs, "gen_ai.prompt.") or None
+    if msgs is not None:
+        rec["prompt"] = flatten_messages(msgs, roles=("user", "tool")) if not isinstance(msgs, str) else msgs
+        if "system_prompt" not in rec and not isinstance(msgs, str):
+            rec["system_prompt"] = flatten_messages(msgs, roles=("system", "developer"))
+    sysi = rec.get("system_prompt")
+    if isinstance(sysi, str):
+        sysi = _jsonish(sysi)
+    if isinstance(sysi, (list, dict)):
+        rec["system_prompt"] = flatten_messages(sysi, roles=("system", "developer", "user"))
+    out = _jsonish(attrs.get("gen_ai.output.messages"))
+    if out is None:
+        out = _jsonish(attrs.get("gen_ai.completion"))
+    if out is None:
+        out = _indexed_messages(attrs, "llm.output_messages.") or _indexed_messages(attrs, "gen_ai.completion.") or None
+    if out is not None:
+        rec["response"] = out if isinstance(out, str) else flatten_messages(out, roles=("assistant", "model"))
+    status = span.get("status") or {}
+    code = status.get("code") if isinstance(status, dict) else None
+    rec["status"] = "error" if code in (2, "2", "STATUS_CODE_ERROR") or attrs.get("error.type") else "ok"
+    extra = {}
+    provider = attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system") or attrs.get("llm.provider") \
+        or attrs.get("llm.system")
+    if provider:
+        extra["provider"] = provider
+    if span.get("traceId"):
+        extra["trace_id"] = span["traceId"]
+    if span.get("name"):
+        extra["span_name"] = span["name"]
+    if res.get("service.name"):
+        extra["service.name"] = res["service.name"]
+    for k, v in attrs.items():
+        if k in _OTLP_KNOWN or k.startswith(("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.",
+                                             "gen_ai.completion.")):
+            continue
+        if k in ("llm.provider", "llm.system"):
+            continue
+        extra[k] = v
+    return rec, extra
+
+
+def _otlp_mapper(doc):
+    if not isinstance(doc, dict):
+        raise Reject("not_an_object", f"record is a JSON {type(doc).__name__}, not an object")
+    rs_list = doc.get("resourceSpans", doc.get("resource_spans"))
+    if not isinstance(rs_list, list):
+        raise Reject("wrong_type", "an OTLP/JSON document needs a resourceSpans list")
+    for rs in rs_list:
+        if not isinstance(rs, dict):
+            continue
+        resource = _attrs((rs.get("resource") or {}).get("attributes"))
+        for ss in rs.get("scopeSpans", rs.get("scope_spans", rs.get("instrumentationLibrarySpans"))) or []:
+            for span in (ss or {}).get("spans") or []:
+                if not isinstance(span, dict):
+                    continue
+                mapped = map_otlp_span(span, resource)
+                if mapped is not None:
+                    yield mapped
+
+
+class OtlpSource:
+    """OTLP/JSON trace exports (``resourceSpans``...): one event per GenAI / OpenInference LLM span.
+
+    Spans that are not model calls (HTTP, database...) are skipped and not counted.
+    """
+
+    name: ClassVar[str] = "otlp"
+
+    def read(self, path: str) -> Iterator[ReadBatch]:
+        yield from _collect(str(path), iter_json_records(str(path)), _otlp_mapper)
+
+
+# --------------------------------------------------------------------------- LiteLLM
+_LITELLM = {
+    "request_id": "event_id", "starttime": "ts", "api_key": "api_key_id", "model": "model",
+    "prompt_tokens": "input_tokens", "completion_tokens": "output_tokens", "requester_ip_address": "client_ip",
+    "team_id": "org_id", "organization_id": "org_id", "session_id": "conversation_id", "status": "status",
+}
+_LITELLM_BODY = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens", "n": "n",
+                 "temperature": "temperature", "top_p": "top_p", "logprobs": "logprobs",
+                 "top_logprobs": "top_logprobs", "reasoning_effort": "reasoning_effort"}
+
+
+def _response_text(resp):
+    resp = _jsonish(resp)
+    if resp is None or isinstance(resp, str):
+        return resp or None
+    if isinstance(resp, dict):
+        if isinstance(resp.get("choices"), list):
+            texts = []
+            for ch in resp["choices"]:
+                if not isinstance(ch, dict):
+                    continue
+                msg = ch.get("message") or ch.get("delta") or {}
+                t = flatten_messages([{"role": "assistant", **msg}], roles=("assistant",)) if isinstance(msg, dict) else None
+                t = t or ch.get("text")
+                if t:
+                    texts.append(t)
+            return "\n".join(texts) or None
+        if isinstance(resp.get("output"), list):
+            texts = []
+            for item in resp["output"]:
+                if isinstance(item, dict) and item.get("type", "message") == "message":
+                    t = flatten_messages([{"role": "assistant", "content": item.get("content")}], roles=("assistant",))
+                    if t:
+                        texts.append(t)
+            return "\n".join(texts) or resp.get("output_text") or None
+        if isinstance(resp.get("output_text"), str):
+            return resp["output_text"]
+        if isinstance(resp.get("content"), (str, list)):
+            return flatten_messages([{"role": "assistant", "content": resp["content"]}], roles=("assistant",))
+        return None
+    if isinstance(resp, list):
+        return flatten_messages(resp, roles=("assistant",))
+    return str(resp)
+
+
+def map_litellm(row: dict):
+    """One ``LiteLLM_SpendLogs`` row -> (record, extra). Missing columns are fine."""
+    if not isinstance(row, dict):
+        raise Reject("not_an_object", f"record is a JSON {type(row).__name__}, not an object")
+    low = {str(k).lower(): (None if v == "" else v) for k, v in row.items()}
+    rec: dict = {}
+    extra: dict = {}
+    for k, v in low.items():
+        if k in _LITELLM:
+            rec[_LITELLM[k]] = v
+    rec["account_id"] = low.get("end_user") or low.get("user") or None
+    meta = _jsonish(low.get("metadata"))
+    if isinstance(meta, dict):
+        if not rec.get("org_id"):
+            rec["org_id"] = meta.get("user_api_key_team_id") or meta.get("user_api_key_org_id")
+        if not rec.get("account_id") and meta.get("user_api_key_end_user_id"):
+            rec["account_id"] = meta["user_api_key_end_user_id"]
+        headers = meta.get("headers") if isinstance(meta.get("headers"), dict) else {}
+        ua = meta.get("user_agent") or headers.get("user-agent") or headers.get("User-Agent")
+        if ua:
+            rec["user_agent"] = ua
+        for k in ("user_api_key_alias", "user_api_key_user_id", "status", "error_information"):
+            if meta.get(k) not in (None, "", {}):
+                extra[f"metadata.{k}"] = meta[k]
+    body = _jsonish(low.get("proxy_server_request"))
+    if isinstance(body, dict):
+        body = body.get("body", body) if isinstance(body.get("body"), dict) else body
+        for k, field in _LITELLM_BODY.items():
+            if body.get(k) is not None and rec.get(field) is None:
+                rec[field] = body[k]
+        if not rec.get("account_id") and body.get("user"):
+            rec["account_id"] = body["user"]
+    msgs = _jsonish(low.get("messages"))
+    if msgs not in (None, "", [], {}):
+        if isinstance(msgs, dict) and "messages" in msgs:
+            msgs = msgs["messages"]
+        rec["prompt"] = msgs if isinstance(msgs, str) else flatten_messages(msgs, roles=("user", "tool"))
+        if not isinstance(msgs, str):
+            rec["system_prompt"] = flatten_messages(msgs, roles=("system", "developer"))
+    rec["response"] = _response_text(low.get("response"))
+    st = rec.get("status")
+    if isinstance(meta, dict) and st is None and meta.get("status"):
+        rec["status"] = meta["status"]
+    skip = set(_LITELLM) | {"end_user", "user", "metadata", "proxy_server_request", "messages", "response"}
+    for k, v in row.items():
+        if str(k).lower() not in skip and v not in (None, ""):
+            extra[k] = v
+    return [(rec, extra)]
+
+
+def _csv_records(path: str) -> Iterator[tuple[int, object, str]]:
+    with _open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        try:
+            for row in reader:
+                line = reader.line_num
+                if None in row:
+                    yield line, Reject("bad_csv_row", "more values than header columns"), str(row)
+                    continue
+                if any(_surrogates(v) for v in row.values() if isinstance(v, str)):
+                    yield line, Reject("invalid_utf8", "a value is not valid UTF-8"), str(row)
+                    continue
+                yield line, row, ""
+        except csv.Error as exc:
+            yield reader.line_num, Reject("bad_csv_row", str(exc)), ""
+
+
+class LiteLLMSource:
+    """LiteLLM proxy spend logs (``LiteLLM_SpendLogs`` rows) as CSV, JSON or JSONL.
+
+    The subject is ``end_user``, else ``user``, else the (hashed) ``api_key``.
+    """
+
+    name: ClassVar[str] = "litellm"
+
+    def read(self, path: str) -> Iterator[ReadBatch]:
+        p = str(path)
+        items = _csv_records(p) if p.lower().endswith((".csv", ".csv.gz")) else iter_json_records(p)
+        yield from _collect(p, items, map_litellm)
+
+
+# --------------------------------------------------------------------------- OpenAI
+_TOP = {
+    "request_id": "event_id", "id": "event_id", "event_id": "event_id", "custom_id": "event_id",
+    "timestamp": "ts", "ts": "ts", "time": "ts", "created_at": "ts", "start_time": "ts",
+    "account_id": "account_id", "user_id": "account_id", "end_user_id": "account_id", "user": "account_id",
+    "api_key_id": "api_key_id", "api_key": "api_key_id", "key_id": "api_key_id",
+    "org_id": "org_id", "organization": "org_id", "organization_id": "org_id", "project_id": "org_id",
+    "client_ip": "client_ip", "ip": "client_ip", "user_agent": "user_agent",
+    "conversation_id": "conversation_id", "session_id": "conversation_id",
+    "is_batch": "is_batch", "status": "status", "status_code": "status",
+}
+_BODY = {"model": "model", "max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens",
+         "max_output_tokens": "max_output_tokens", "n": "n", "logprobs": "logprobs", "top_logprobs": "top_logprobs",
+         "temperature": "temperature", "top_p": "top_p", "reasoning_effort": "reasoning_effort"}
+_BODY_SKIP = set(_BODY) | {"messages", "input", "prompt", "instructions", "user", "safety_identifier", "reasoning",
+                           "metadata"}
+
+
+def map_openai(rec: dict):
+    """One ``{request, response}`` log record -> (record, extra)."""
+    if not isinstance(rec, dict):
+        raise Reject("not_an_object", f"record is a JSON {type(rec).__name__}, not an object")
+    req = rec.get("request")
+    if not isinstance(req, dict):
+        raise Reject("wrong_type", "request must be an object")
+    body = req.get("body") if isinstance(req.get("body"), dict) else req
+    resp = rec.get("response")
+    if resp is not None and not isinstance(resp, dict):
+        raise Reject("wrong_type", "response must be an object")
+    resp = resp or {}
+    rbody = resp.get("body") if isinstance(resp.get("body"), dict) else resp
+    out: dict = {}
+    extra: dict = {}
+    for k, v in rec.items():
+        field = _TOP.get(str(k).lower())
+        if field and v not in (None, ""):
+            out.setdefault(field, v)
+        elif k not in ("request", "response", "batch_id", "batch"):
+            extra[k] = v
+    if rec.get("batch_id") or rec.get("batch"):
+        out.setdefault("is_batch", True)
+        if rec.get("batch_id"):
+            extra["batch_id"] = rec["batch_id"]
+    out.setdefault("event_id", rbody.get("id"))
+    if "ts" not in out and rbody.get("created") is not None:
+        out["ts"] = rbody.get("created")
+    if "ts" not in out and rbody.get("created_at") is not None:
+        out["ts"] = rbody.get("created_at")
+    if not out.get("account_id"):
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        out["account_id"] = body.get("safety_identifier") or body.get("user") or meta.get("user_id") or None
+    for k, field in _BODY.items():
+        if body.get(k) is not None:
+            out.setdefault(field, body[k])
+    if "model" not in out and rbody.get("model"):
+        out["model"] = rbody["model"]
+    if isinstance(body.get("reasoning"), dict) and body["reasoning"].get("effort"):
+        out.setdefault("reasoning_effort", body["reasoning"]["effort"])
+    msgs = body.get("messages", body.get("input", body.get("prompt")))
+    if msgs is not None:
+        out["prompt"] = msgs if isinstance(msgs, str) else flatten_messages(msgs, roles=("user", "tool"))
+        sys = None if isinstance(msgs, str) else flatten_messages(msgs, roles=("system", "developer"))
+        if body.get("instructions"):
+            sys = body["instructions"] + ("\n" + sys if sys else "")
+        out["system_prompt"] = sys
+    elif body.get("instructions"):
+        out["system_prompt"] = body["instructions"]
+    for k, v in body.items():
+        if k not in _BODY_SKIP and isinstance(v, (str, int, float, bool)):
+            extra[f"request.{k}"] = v
+    out["response"] = _response_text(rbody)
+    usage = rbody.get("usage") if isinstance(rbody.get("usage"), dict) else {}
+    for src, field in (("prompt_tokens", "input_tokens"), ("input_tokens", "input_tokens"),
+                       ("completion_tokens", "output_tokens"), ("output_tokens", "output_tokens")):
+        if usage.get(src) is not None:
+            out.setdefault(field, usage[src])
+    for det in ("completion_tokens_details", "output_tokens_details"):
+        d = usage.get(det)
+        if isinstance(d, dict) and d.get("reasoning_tokens") is not None:
+            out.setdefault("reasoning_tokens", d["reasoning_tokens"])
+    if "status" not in out:
+        code = resp.get("status_code")
+        if rbody.get("error") or resp.get("error"):
+            err = rbody.get("error") or resp.get("error")
+            etype = err.get("type", "") if isinstance(err, dict) else str(err)
+            out["status"] = "rate_limited" if code == 429 or "rate_limit" in str(etype) else "error"
+        elif code is not None:
+            out["status"] = code
+        else:
+            choices = rbody.get("choices") if isinstance(rbody.get("choices"), list) else []
+            refused = any(isinstance(c, dict) and (c.get("finish_reason") == "content_filter" or (
+                isinstance(c.get("message"), dict) and c["message"].get("refusal"))) for c in choices)
+            out["status"] = "refused" if refused else ("ok" if rbody else None)
+    return [(out, extra)]
+
+
+class OpenAILogSource:
+    """OpenAI-style request/response logs: JSONL records ``{request: {...}, response: {...}}``.
+
+    Chat Completions and Responses API bodies both map; top-level fields
+    (``timestamp``, ``account_id``, ``api_key_id``, ``client_ip``...) win over
+    the ones in the bodies.
+    """
+
+    name: ClassVar[str] = "openai"
+
+    def read(self, path: str) -> Iterator[ReadBatch]:
+        yield from _collect(str(path), iter_json_records(str(path)), map_openai)
