@@ -45,7 +45,7 @@ def scan(
             show = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, disable=quiet)
             with show:
                 result = run_scan(*store_inputs(store), pol, fusion, progress=show)
-            summary = counts.as_dict() if hasattr(counts, "as_dict") else dict(vars(counts))
+            summary = counts.as_dict()
             paths = write_outputs(result, out, summary)
             if db:
                 store_results(result, store)

@@ -12,12 +12,16 @@ import ibis.expr.types as ir
 __all__ = ["prompt_sample", "activity_buckets"]
 
 
-def prompt_sample(events: ir.Table, per_account: int = 32) -> ir.Table:
+def prompt_sample(events: ir.Table, per_account: int = 16, max_chars: int = 512) -> ir.Table:
     """Up to ``per_account`` distinct prompts per account (deterministic choice).
 
-    Columns: ``account_id``, ``prompt``, ``uses`` (how often the account sent it).
+    Prompts are cut to their first ``max_chars`` characters: the instruction
+    that reveals intent and template comes first; the payload after it would
+    only cost time. Columns: ``account_id``, ``prompt``, ``uses`` (how often
+    the account sent it).
     """
     t = events.filter(events.prompt.notnull() & (events.prompt.length() > 0))
+    t = t.mutate(prompt=t.prompt.substr(0, max_chars))
     d = t.group_by(["account_id", "prompt"]).aggregate(uses=t.count())
     rank = ibis.row_number().over(ibis.window(group_by=d.account_id, order_by=d.prompt.hash()))
     d = d.mutate(_r=rank)

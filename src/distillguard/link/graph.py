@@ -34,13 +34,17 @@ class Communities:
     hubs
         ``community id -> [(kind, value, members inside, weight)]``, strongest first.
     strength
-        ``account_id -> summed weight of the hubs it shares inside its community``.
+        ``account_id -> summed (per-kind normalised) weight of the hubs it
+        shares inside its community``.
+    kinds
+        ``account_id -> number of distinct kinds of hub it shares inside``.
     """
 
     membership: dict[str, int] = field(default_factory=dict)
     coverage: dict[int, dict[str, float]] = field(default_factory=dict)
     hubs: dict[int, list[tuple[str, str, int, float]]] = field(default_factory=dict)
     strength: dict[str, float] = field(default_factory=dict)
+    kinds: dict[str, int] = field(default_factory=dict)
 
     def members(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = defaultdict(list)
@@ -86,17 +90,24 @@ def find_communities(
     """
     by_kind = {r.kind: r for r in rules}
     weights = _weighted_hubs(memberships, by_kind, n_accounts)
-    edges = []
     holders: dict[tuple[str, str], list[str]] = defaultdict(list)
+    per_kind: dict[tuple[str, str], int] = defaultdict(int)
     for acc, kind, value in zip(
         memberships.column("account_id").to_pylist(),
         memberships.column("kind").to_pylist(),
         memberships.column("value").to_pylist(),
     ):
-        w = weights.get((kind, value))
-        if w:
+        if (kind, value) in weights:
             holders[(kind, value)].append(acc)
-            edges.append((f"a\x1f{acc}", f"h\x1f{kind}\x1f{value}", w))
+            per_kind[(acc, kind)] += 1
+    # Each kind of evidence gets a bounded vote per account: an account seen on
+    # 300 proxy IPs does not outweigh the one card it shares.
+    edges = [
+        (f"a\x1f{acc}", f"h\x1f{kind}\x1f{value}", w / per_kind[(acc, kind)])
+        for (kind, value), accs in holders.items()
+        for w in (weights[(kind, value)],)
+        for acc in accs
+    ]
     if not edges:
         return Communities()
     _, partition = gn.leiden(edges, resolution=resolution, seed=seed, trials=1, iterations=2)
@@ -109,16 +120,17 @@ def find_communities(
     for new_id, (c, accs) in enumerate(sorted(kept.items(), key=lambda kv: (-len(kv[1]), min(kv[1])))):
         for a in accs:
             result.membership[a] = new_id
-    _summarise(result, holders, weights)
+    _summarise(result, holders, weights, per_kind)
     return result
 
 
-def _summarise(result: Communities, holders, weights) -> None:
+def _summarise(result: Communities, holders, weights, per_kind) -> None:
     sizes = defaultdict(int)
     for c in result.membership.values():
         sizes[c] += 1
     touched: dict[int, dict[str, set]] = defaultdict(lambda: defaultdict(set))
     hubs: dict[int, list] = defaultdict(list)
+    kinds: dict[str, set] = defaultdict(set)
     for (kind, value), accs in holders.items():
         inside: dict[int, list[str]] = defaultdict(list)
         for a in accs:
@@ -132,7 +144,9 @@ def _summarise(result: Communities, holders, weights) -> None:
             touched[c][kind].update(members)
             hubs[c].append((kind, value, len(members), w))
             for a in members:
-                result.strength[a] = result.strength.get(a, 0.0) + w
+                result.strength[a] = result.strength.get(a, 0.0) + w / per_kind[(a, kind)]
+                kinds[a].add(kind)
+    result.kinds = {a: len(k) for a, k in kinds.items()}
     for c, size in sizes.items():
         result.coverage[c] = {k: len(m) / size for k, m in touched[c].items()}
         result.hubs[c] = sorted(hubs[c], key=lambda h: -h[2] * h[3])[:50]

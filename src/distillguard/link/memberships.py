@@ -99,11 +99,12 @@ def _hubs(account_ids: list[str], signatures: np.ndarray, kind: str, bands: int)
     return _table(accounts, kind, values)
 
 
-def templates(samples: pa.Table, num_perm: int = 96, bands: int = 24, min_chars: int = 20) -> pa.Table:
+def templates(samples: pa.Table, num_perm: int = 48, bands: int = 12, min_chars: int = 20) -> pa.Table:
     """Template hubs: LSH band keys of each sampled prompt's template skeleton.
 
     Two prompts of one template (Jaccard ~0.6 on skeleton shingles) share a
-    band with probability ~0.95. Prompts sent verbatim by many accounts are
+    band with probability ~0.8, and accounts that share a template across
+    several of their prompts almost surely share one. Prompts sent verbatim by many accounts are
     popular, not templated: the rarity weighting of link rules drops them.
     """
     prompts = samples.column("prompt").to_pylist()

@@ -1,8 +1,10 @@
 """The evidence vector of each account: its own signals and its campaign's pooled evidence.
 
-Campaign-level entries are the same for every member: the mean of each
-signal over members, and how much of the campaign each kind of link covers.
-This is what lets accounts that each look light be caught together.
+Campaign-level entries are the mean of each signal over the members and how
+much of the campaign each kind of link covers, scaled by how firmly the
+account is attached to the campaign (its shared-hub strength relative to the
+members' median, and how many kinds of link it shares). This is what lets
+accounts that each look light be caught together.
 """
 from __future__ import annotations
 
@@ -49,10 +51,14 @@ def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declare
     cover = np.zeros((n, len(LINK_KINDS)))
     size = np.zeros(n)
     org = np.zeros(n)
+    attach = np.zeros(n)
     for c, members in comms.members().items():
         rows = [index[a] for a in members if a in index]
         if not rows:
             continue
+        strength = np.array([comms.strength.get(ids[i], 0.0) for i in rows])
+        kinds = np.array([comms.kinds.get(ids[i], 0) for i in rows])
+        attach[rows] = np.minimum(1.0, strength / max(np.median(strength), 1e-9)) * np.minimum(1.0, kinds / 2)
         pooled[rows] = own[rows].mean(axis=0)
         cov = comms.coverage.get(c, {})
         kinds = list(LINK_KINDS)
@@ -62,7 +68,9 @@ def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declare
         orgs = [declared.get(a) for a in members]
         top = max(set(orgs), key=orgs.count)
         org[rows] = orgs.count(top) / len(orgs) if top else 0.0
-    return pooled, cover, size, org
+    # Pooled evidence applies to a member in proportion to how firmly it is
+    # attached: a user who shares one weak hub with a ring is not the ring.
+    return pooled * attach[:, None], cover * attach[:, None], size, org, attach
 
 
 def build_evidence(
@@ -91,7 +99,7 @@ def build_evidence(
             i = index.get(acc)
             if i is not None and v is not None:
                 own[i, j] = v
-    pooled, cover, size, org = _campaign_stats(own, account_ids, communities, declared_org)
+    pooled, cover, size, org, attach = _campaign_stats(own, account_ids, communities, declared_org)
     names = [c for c, _, _ in signal_tables]
     reasons = [r for _, r, _ in signal_tables]
     link = cover.max(axis=1)
@@ -101,13 +109,13 @@ def build_evidence(
             own,
             pooled,
             cover,
-            np.column_stack([size, org, link * content, np.log10(1 + n_events)]),
+            np.column_stack([size, org, attach, link * content * attach, np.log10(1 + n_events)]),
         ]
     )
     return EvidenceMatrix(
         account_ids=list(account_ids),
         names=names + [f"campaign_{c}" for c in names] + [f"link_{k}" for k in LINK_KINDS]
-        + ["campaign_log_size", "campaign_declared_org", "campaign_link_x_signal", "log_events"],
-        reasons=reasons + reasons + list(LINK_KINDS.values()) + [None, None, None, None],
+        + ["campaign_log_size", "campaign_declared_org", "campaign_attachment", "campaign_link_x_signal", "log_events"],
+        reasons=reasons + reasons + list(LINK_KINDS.values()) + [None, None, None, None, None],
         values=values,
     )
