@@ -82,6 +82,11 @@ def test_label_integrity(smoke):
     assert len(camp_arch) >= 9
     ids = ev.column("event_id").to_pylist()
     assert len(ids) == len(set(ids))
+    conv_owner: dict[str, str] = {}
+    for a, c in zip(ev.column("account_id").to_pylist(), ev.column("conversation_id").to_pylist()):
+        if c is not None:
+            assert conv_owner.setdefault(c, a) == a, "a conversation id spans two accounts"
+    assert len(conv_owner) > 100
     # every request comes after its account was created, inside the window
     created = {a["account_id"]: a["created_at"] for a in accounts}
     sc = load_scenario("smoke")

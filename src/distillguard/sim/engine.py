@@ -8,7 +8,6 @@ group, so memory stays bounded by the chunk size.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -42,6 +41,13 @@ _DIURNAL = np.array([1.0, .6, .4, .3, .3, .4, .8, 1.5, 2.5, 3.2, 3.5, 3.4, 3.0, 
 _BUSINESS = np.array([.15, .1, .1, .1, .1, .2, .4, 1.0, 2.5, 4.5, 5.0, 5.0, 3.5, 4.5, 5.0, 4.8, 4.2, 3.0, 1.5, .9, .7, .5, .35, .2])
 _TPC = np.array([0.27, 0.75, 0.32, 0.28])  # tokens per character by language (en, zh, ru, es)
 _EFFORT_MULT = {"low": 0.4, "medium": 1.0, "high": 2.2}
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 def _cum(p: np.ndarray) -> np.ndarray:
@@ -321,9 +327,10 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
 
     event_id = pa.nulls(N, pa.string())  # set per written chunk
     if spec["conversation"]:
-        h = (gs.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64((ctx.seed * 1_000_003 + P.pop.index * 7919) & 0xFFFFFFFF)
-        h = (h ^ (h >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9)
-        conv = pc.binary_join_element_wise("conv_", pa.array(h).cast(pa.string()), "")
+        # unique per (population, account, session of the account); splitmix64 is a bijection
+        sess_in_acc = gs - sess_off[np.searchsorted(accs, acc)]
+        key = (np.uint64(P.pop.index) << np.uint64(52)) | (acc.astype(np.uint64) << np.uint64(16)) | sess_in_acc.astype(np.uint64)
+        conv = pc.binary_join_element_wise("conv_", pa.array(_splitmix64(key ^ np.uint64(ctx.seed & 0xFFFF))).cast(pa.string()), "")
     else:
         conv = pa.nulls(N, pa.string())
 
@@ -521,5 +528,3 @@ def _progress(enabled: bool, total: int):
 def dump_summary(summary: dict) -> str:
     return json.dumps(summary, indent=2, sort_keys=True)
 
-
-_ = dt  # datetime kept for type users

@@ -308,7 +308,7 @@ def _validate_spec(s: dict, where: str) -> None:
         st = s["status"]
         if not (min(st.values()) >= 0 and sum(st.values()) <= 1):
             bad("status rates must be >= 0 and sum to at most 1")
-        if not (0 <= s["filler_skew"] and s["context_tokens"] >= 0):
-            bad("filler_skew and context_tokens must be >= 0")
+        if not (0 < s["filler_skew"] and s["context_tokens"] >= 0):
+            bad("filler_skew must be > 0 and context_tokens >= 0")
     except (KeyError, TypeError, ValueError) as exc:
         bad(f"malformed value ({exc.__class__.__name__}: {exc})")
