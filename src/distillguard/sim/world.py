@@ -153,6 +153,8 @@ def _ip_in(r: random.Random, a: int, b: int | None = None, c: int | None = None)
 
 
 def _ua(r: random.Random, frames: list[str]) -> str:
+    if frames is SDK_UA and r.random() < 0.25:  # plain scripts are common among benign API users too
+        return r.choice(SCRIPT_UA)
     return r.choice(frames).format(a=r.randint(10, 39), b=r.randint(0, 19), c=r.randint(1, 9))
 
 
@@ -292,6 +294,8 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
                      for _ in range(r.randint(2, 4))] for _ in campaigns]
 
     def consumer(lg: str) -> str:
+        if r.random() < 0.03:  # small or odd providers exist in benign traffic too
+            return f"{r.choice(WORDS)}{r.choice(['mail', 'box', 'inbox', 'post'])}{r.randint(1, 99)}.{r.choice(CAMPAIGN_TLDS)}"
         doms, w = CONSUMER_EMAIL[lg]
         return r.choices(doms, weights=w)[0]
 
