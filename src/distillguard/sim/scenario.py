@@ -254,8 +254,12 @@ def _validate_spec(s: dict, where: str) -> None:
         for key in ("output_tokens", "reasoning_tokens"):
             if not (s[key]["median"] > 0 and s[key]["sigma"] >= 0):
                 bad(f"{key} needs median > 0 and sigma >= 0")
-        if s["system_prompt"]["kind"] not in SYSTEM:
-            bad(f"system_prompt.kind must be one of {', '.join(SYSTEM)}")
+        spk = s["system_prompt"]["kind"]
+        spk = spk if isinstance(spk, list) else [spk]
+        if not spk or any(k not in SYSTEM for k in spk):
+            bad(f"system_prompt.kind must be one of (or a list of) {', '.join(SYSTEM)}")
+        if not 0 <= s["system_prompt"]["prob"] <= 1:
+            bad("system_prompt.prob must be in [0, 1]")
         inf = s["infra"]
         for key, kinds in (("ip", _IP_KINDS), ("ua", _UA_KINDS), ("payment", _PAY_KINDS), ("email", _EMAIL_KINDS),
                            ("org", _ORG_KINDS), ("signup", _SIGNUP_KINDS)):

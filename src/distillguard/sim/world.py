@@ -419,13 +419,18 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
 
     # --- system prompts
     sp = s["system_prompt"]
+    sp_kinds = sp["kind"] if isinstance(sp["kind"], list) else [sp["kind"]]
     sys_off = np.zeros(n, dtype=np.int64)
     sys_size = np.zeros(n, dtype=np.int64)
-    camp_sys = [[bank.system_prompt(sp["kind"], r) for _ in range(r.randint(1, 2))] for _ in campaigns]
+    # products / operators: a few exact system prompts shared by many accounts
+    shared_sys = [tables.add_sys([bank.system_prompt(r.choice(sp_kinds), r) for _ in range(r.randint(1, 2))])
+                  for _ in range(len(campaigns) if campaigns else 8)]
     for i in range(n):
         if r.random() < sp["prob"]:
-            texts = camp_sys[camp[i]] if (campaigns and r.random() < 0.8) else [bank.system_prompt(sp["kind"], r) for _ in range(r.randint(1, 2))]
-            sys_off[i], sys_size[i] = tables.add_sys(texts)
+            if r.random() < (0.8 if campaigns else 0.6):
+                sys_off[i], sys_size[i] = shared_sys[camp[i] if campaigns else r.randrange(len(shared_sys))]
+            else:
+                sys_off[i], sys_size[i] = tables.add_sys([bank.system_prompt(r.choice(sp_kinds), r) for _ in range(r.randint(1, 2))])
 
     # --- template pools
     kinds = list(s["prompts"])
