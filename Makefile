@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test test-fast bench bench-ingest bench-scan clean
+.PHONY: demo test test-fast bench bench-ingest bench-scan calibrate clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 is required" >&2; exit 2; }
@@ -32,6 +32,14 @@ bench-ingest: $(STAMP)
 
 bench-scan: $(STAMP)
 	$(BIN)/python benchmarks/bench_scan.py
+
+# Refit the packaged fusion weights on simulated traffic of the *train* phrasing
+# family (never the holdout family the quality figures are measured on).
+CAL_DIR ?= bench-data/calibration
+calibrate: $(STAMP)
+	$(BIN)/distillguard simulate --scenario default --scale 0.5 --seed 101 --family train --out $(CAL_DIR)
+	$(BIN)/distillguard calibrate $(CAL_DIR)/events.parquet --accounts $(CAL_DIR)/accounts.parquet \
+	  --labels $(CAL_DIR)/labels.parquet --out src/distillguard/score/model.yaml
 
 clean:
 	rm -rf $(DEMO_DIR) bench-data .pytest_cache
