@@ -76,6 +76,7 @@ class _Ctx:
             self.resp_base[RKINDS.index(rk), LANGS.index(lg)] = off
         self.kind_rkind = np.array([RKINDS.index(KIND_TO_RKIND[k]) for k in KINDS], dtype=np.int64)
         self.refusal = RKINDS.index("refusal")
+        self.echo_rkinds = [RKINDS.index(k) for k in ("reasoning", "answer", "code", "grade", "qa")]
         weekday0 = sc.start.weekday()
         self.weekday0 = weekday0
         self.models: list[str] = []
@@ -306,7 +307,13 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
     rk = np.where(refused, ctx.refusal, rk)
     bucket = np.searchsorted(BUCKET_EDGES, per_choice, side="right") - 1
     r_idx = ctx.resp_base[rk, t_lang] + bucket * N_VARIANTS + rng.integers(0, N_VARIANTS, N)
-    response = ctx.resp.take(pa.array(r_idx, mask=failed))
+    body = ctx.resp.take(pa.array(r_idx, mask=failed))
+    # long answers restate the request's main slot (problem, topic, task), so
+    # responses are as diverse as prompts; capped like the bank texts
+    echo = np.isin(rk, ctx.echo_rkinds) & (ctx.bank.t_size[tmpl, 0] > 1) & (per_choice >= 64)
+    lead = ctx.fill.take(pa.array(cols[0]))
+    joined = pc.utf8_slice_codeunits(pc.binary_join_element_wise(lead, body, "\n\n"), 0, ctx.sc.response_max_chars)
+    response = pc.if_else(pa.array(echo), joined, body)
     p_len = np.asarray(pc.utf8_length(prompt))
     in_tok = np.ceil(p_len * _TPC[t_lang] + sys_len * 0.27 + pos * spec["context_tokens"]).astype(np.int64) + 3
 
