@@ -248,3 +248,27 @@ def test_capability_sweep_prefers_broad_strong_capability_sweeps():
     fitted = CapabilitySweep().fit(_table([(f"ref{i % 12}", p) for i, p in enumerate(chatty * 4 + BENIGN * 4)]))
     assert fitted.baseline_["source"] == "fitted reference traffic"
     assert _scores(fitted.score(t))["sweep"] >= _scores(fitted.score(t))["chat"]
+
+
+def test_shipped_scorer_weights_match_the_bank():
+    from distillguard.signals.content import model as M
+
+    loaded = M._load_weights()
+    assert loaded is not None, "run `python -m distillguard.signals.content.model` after editing the bank"
+    it, cap = loaded
+    assert set(it.coef_) == set(M.INTENTS)
+    assert cap.coef_.shape[0] == len(CAPABILITIES)
+    assert M.WEIGHTS_PATH.stat().st_size < 3_000_000
+
+
+def test_heldout_auc_floor_by_paraphrase_group():
+    """Grouped 4-fold CV over the exemplar bank: each idea is scored by a model that never saw it."""
+    from distillguard.signals.content.bank_eval import heldout_report
+
+    r = heldout_report(n_folds=4)
+    for intent in ("cot_elicitation", "rubric_grading", "dataset_synthesis", "jailbreak"):
+        raw, task = r[intent]["raw"], r[intent]["with_task"]
+        assert raw["auc"] >= 0.9, (intent, raw)
+        assert task["auc"] >= 0.85, (intent, task)
+        for lang in ("en", "zh", "ru", "es"):
+            assert raw["auc_by_lang"][lang]["auc"] >= 0.8, (intent, lang, raw["auc_by_lang"][lang])

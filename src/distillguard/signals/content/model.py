@@ -10,12 +10,18 @@ Features of a prompt: ``[alpha * static embedding (128) ; hashed char 2-4-grams
 - :class:`CapabilityScorer`: multinomial logistic regression over the
   capability classes.
 
-Both train from the package's YAML bank on first use (about a second, once per
-process; deterministic), so there is no pickled model to go stale.
+Both are trained on the package's YAML bank by
+``python -m distillguard.signals.content.model``, which writes
+``data/scorers.safetensors`` (float16 weights, no pickle) stamped with a digest
+of the bank and the feature settings. At run time the shipped weights are
+used when the stamp matches; otherwise (bank edited, weights not rebuilt) the
+scorers are trained once per process, deterministically, with a warning.
 """
 from __future__ import annotations
 
 import threading
+import warnings
+from pathlib import Path
 from functools import lru_cache
 from typing import Sequence
 
@@ -24,13 +30,13 @@ import scipy.sparse as sp
 
 from distillguard.text import char_ngram_features, embed
 
-from .bank import CAPABILITIES, INTENTS, capability_training_set, intent_training_set
+from .bank import DATA_DIR, CAPABILITIES, INTENTS, bank_digest, capability_training_set, intent_training_set
 
 __all__ = ["featurize", "IntentScorer", "CapabilityScorer", "intent_scorer", "capability_scorer"]
 
 #: Weight of the dense embedding block relative to the (unit-norm) n-gram block.
 EMBED_WEIGHT = 1.0
-INTENT_C = 16.0
+INTENT_C = 64.0
 N_HASH = 2**16
 CAPABILITY_C = 4.0
 
@@ -51,7 +57,7 @@ def _fit_lr(X, y, C: float, multinomial: bool = False):
     if multinomial:
         lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced", solver="lbfgs")
     else:
-        lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced", solver="liblinear")
+        lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced", solver="liblinear", random_state=0)
     return lr.fit(X, y)
 
 
@@ -114,15 +120,90 @@ class CapabilityScorer:
         return self.predict_features(featurize(texts, self.embed_weight))
 
 
+WEIGHTS_PATH = DATA_DIR / "scorers.safetensors"
+#: Bump when features change, so shipped weights are not used with other features.
+FEATURE_VERSION = "embed128+charhash2-4:v1"
+
+
+def _meta() -> dict[str, str]:
+    return {
+        "bank_digest": bank_digest(),
+        "feature_version": FEATURE_VERSION,
+        "n_hash": str(N_HASH),
+        "embed_weight": repr(EMBED_WEIGHT),
+        "intent_c": repr(INTENT_C),
+        "capability_c": repr(CAPABILITY_C),
+        "intents": ",".join(INTENTS),
+        "capabilities": ",".join(CAPABILITIES),
+    }
+
+
+def write_weights(path: Path = WEIGHTS_PATH) -> dict[str, str]:
+    """Train both scorers on the whole bank and save them (safetensors, float16 weights)."""
+    from safetensors.numpy import save_file
+
+    it = IntentScorer().fit()
+    cap = CapabilityScorer().fit()
+    tensors = {f"intent.{k}.coef": v.astype(np.float16) for k, v in it.coef_.items()}
+    tensors["intent.intercept"] = np.array([it.intercept_[k] for k in INTENTS], dtype=np.float64)
+    tensors["capability.coef"] = cap.coef_.astype(np.float16)
+    tensors["capability.intercept"] = cap.intercept_.astype(np.float64)
+    meta = _meta()
+    save_file(tensors, str(path), metadata=meta)
+    return meta
+
+
+def _load_weights(path: Path = WEIGHTS_PATH):
+    """``(IntentScorer, CapabilityScorer)`` from shipped weights, or None if absent or stale."""
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        if f.metadata() != _meta():
+            return None
+        it = IntentScorer()
+        ic = f.get_tensor("intent.intercept")
+        for i, k in enumerate(INTENTS):
+            it.coef_[k] = f.get_tensor(f"intent.{k}.coef").astype(np.float32)
+            it.intercept_[k] = float(ic[i])
+        cap = CapabilityScorer()
+        cap.coef_ = f.get_tensor("capability.coef").astype(np.float32)
+        cap.intercept_ = f.get_tensor("capability.intercept").astype(np.float64)
+    return it, cap
+
+
+@lru_cache(maxsize=1)
+def _shipped():
+    loaded = _load_weights()
+    if loaded is None:
+        warnings.warn(
+            "distillguard content scorers: shipped weights missing or stale for the exemplar bank; "
+            "training at first use (run `python -m distillguard.signals.content.model` to refresh)",
+            stacklevel=3,
+        )
+    return loaded
+
+
 @lru_cache(maxsize=2)
 def intent_scorer(include_holdout: bool = True) -> IntentScorer:
-    """The process-wide trained :class:`IntentScorer` (trained once)."""
+    """The process-wide :class:`IntentScorer`: shipped weights, else trained once."""
     with _lock:
+        if include_holdout and _shipped() is not None:
+            return _shipped()[0]
         return IntentScorer(include_holdout=include_holdout).fit()
 
 
 @lru_cache(maxsize=2)
 def capability_scorer(include_holdout: bool = True) -> CapabilityScorer:
-    """The process-wide trained :class:`CapabilityScorer` (trained once)."""
+    """The process-wide :class:`CapabilityScorer`: shipped weights, else trained once."""
     with _lock:
+        if include_holdout and _shipped() is not None:
+            return _shipped()[1]
         return CapabilityScorer(include_holdout=include_holdout).fit()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import json
+
+    print(json.dumps(write_weights(), indent=1))

@@ -33,6 +33,7 @@ class AccountSample:
     texts: list[str]  # unique texts (first raw spelling seen)
     prompt_idx: list[list[int]] = field(default_factory=list)
     system_idx: list[list[int]] = field(default_factory=list)
+    scripts: dict[int, str] = field(default_factory=dict)  # lazily filled: text index -> script
 
 
 def _col(data: pa.Table, name: str) -> list | None:
@@ -45,8 +46,29 @@ def _key(norm: str) -> bytes:
     return hashlib.blake2b(norm.encode("utf-8", "replace"), digest_size=8).digest()
 
 
+_SAMPLES: "OrderedDict[tuple, tuple[pa.Table, AccountSample]]" = OrderedDict()
+
+
 def sample_accounts(data: pa.Table, max_prompts: int = 64, max_system: int = 4) -> AccountSample:
-    """Deduplicate and sample prompts per account (missing optional columns are fine)."""
+    """Deduplicate and sample prompts per account (missing optional columns are fine).
+
+    The last few samples are cached by table identity (the table is kept
+    alive in the cache, so its id cannot be reused), so the content signals
+    of one scan sample once.
+    """
+    key = (id(data), max_prompts, max_system)
+    hit = _SAMPLES.get(key)
+    if hit is not None and hit[0] is data:
+        _SAMPLES.move_to_end(key)
+        return hit[1]
+    sample = _sample_accounts(data, max_prompts, max_system)
+    _SAMPLES[key] = (data, sample)
+    while len(_SAMPLES) > 4:
+        _SAMPLES.popitem(last=False)
+    return sample
+
+
+def _sample_accounts(data: pa.Table, max_prompts: int, max_system: int) -> AccountSample:
     accounts = _col(data, "account_id") or []
     prompts = _col(data, "prompt") or [None] * len(accounts)
     systems = _col(data, "system_prompt") or [None] * len(accounts)
@@ -169,8 +191,8 @@ def aggregate_intent(
         if s >= evidence_floor:
             best = []
             seen: set[str] = set()
-            for v in sorted(vals, key=lambda v: (-v[0], v[1])):
-                sk = template_skeleton(sample.texts[v[1]])[:200]
+            for v in sorted(vals, key=lambda v: (-v[0], v[1]))[: 8 * n_examples]:
+                sk = template_skeleton(sample.texts[v[1]][:400])[:200]
                 if sk in seen:
                     continue
                 seen.add(sk)
@@ -180,7 +202,9 @@ def aggregate_intent(
             scripts: dict[str, int] = {}
             for v in vals:
                 if v[0] >= threshold:
-                    sc = script_of(sample.texts[v[1]])
+                    sc = sample.scripts.get(v[1])
+                    if sc is None:
+                        sc = sample.scripts[v[1]] = script_of(sample.texts[v[1]][:200])
                     scripts[sc] = scripts.get(sc, 0) + 1
             evidence[sample.account_ids[a]] = {
                 "n_prompts": len(pi),
