@@ -121,10 +121,10 @@ GRAMMAR["tutoring"] = {
         "es": ["|Pregunta del alumno: |Tarea: ", "{q}", "\nExplica la solución paso a paso para un estudiante.|\nMuestra cada paso del razonamiento y comprueba el resultado.|\nGuíame paso a paso, como un tutor."],
     },
     "holdout": {
-        "en": ["You are a patient math and science tutor for a 9th grader. ", "Problem: {q}", " Break it into small steps, ask no questions back, and end with a short recap.| Give hints first, then the full worked solution.| Teach the method, then solve it."],
-        "zh": ["你是一位耐心的初中理科辅导老师。", "题目：{q}", "请拆成小步骤讲解，最后简短总结。|先给提示，再给完整解答过程。|先讲方法，再解题。"],
-        "ru": ["Ты терпеливый репетитор по математике для девятиклассника. ", "Задача: {q}", " Разбей на маленькие шаги и в конце кратко подведи итог.| Сначала подсказки, потом полное решение.| Объясни метод, затем реши."],
-        "es": ["Eres un tutor paciente de ciencias para un alumno de secundaria. ", "Problema: {q}", " Divídelo en pasos pequeños y termina con un breve resumen.| Primero pistas, luego la solución completa.| Enseña el método y después resuélvelo."],
+        "en": ["You are a patient math and science tutor for a 9th grader. |Role: homework helper on a learning app. |Help a struggling student. ", "Problem: {q}", " Break it into small steps, ask no questions back, and end with a short recap.| Give hints first, then the full worked solution.| Teach the method, then solve it."],
+        "zh": ["你是一位耐心的初中理科辅导老师。|角色：学习App里的作业助手。|帮助一个学习吃力的学生。", "题目：{q}", "请拆成小步骤讲解，最后简短总结。|先给提示，再给完整解答过程。|先讲方法，再解题。"],
+        "ru": ["Ты терпеливый репетитор по математике для девятиклассника. |Роль: помощник по домашним заданиям в учебном приложении. |Помоги отстающему ученику. ", "Задача: {q}", " Разбей на маленькие шаги и в конце кратко подведи итог.| Сначала подсказки, потом полное решение.| Объясни метод, затем реши."],
+        "es": ["Eres un tutor paciente de ciencias para un alumno de secundaria. |Rol: ayudante de tareas en una app educativa. |Ayuda a un estudiante con dificultades. ", "Problema: {q}", " Divídelo en pasos pequeños y termina con un breve resumen.| Primero pistas, luego la solución completa.| Enseña el método y después resuélvelo."],
     },
 }
 
@@ -137,10 +137,10 @@ GRAMMAR["coding"] = {
         "es": ["{task} en {file}.", "| Después ejecuta los tests.| Usa las herramientas read_file y edit_file.| No cambies la API pública.", "| El proyecto usa {plang}."],
     },
     "holdout": {
-        "en": ["@workspace ", "{file}: {task}", "|, then make sure CI is green|. Open a PR when done|. Explain the diff briefly"],
-        "zh": ["@workspace ", "{file}：{task}", "|，然后确保CI通过|，完成后提交PR|，简要说明改动"],
-        "ru": ["@workspace ", "{file}: {task}", "|, затем проверь, что CI зелёный|. Когда закончишь, открой PR|. Кратко опиши изменения"],
-        "es": ["@workspace ", "{file}: {task}", "|, luego asegúrate de que CI pase|. Abre un PR al terminar|. Explica el diff brevemente"],
+        "en": ["@workspace ||/fix ", "{file}: {task}", "|, then make sure CI is green|. Open a PR when done|. Explain the diff briefly"],
+        "zh": ["@workspace ||/fix ", "{file}：{task}", "|，然后确保CI通过|，完成后提交PR|，简要说明改动"],
+        "ru": ["@workspace ||/fix ", "{file}: {task}", "|, затем проверь, что CI зелёный|. Когда закончишь, открой PR|. Кратко опиши изменения"],
+        "es": ["@workspace ||/fix ", "{file}: {task}", "|, luego asegúrate de que CI pase|. Abre un PR al terminar|. Explica el diff brevemente"],
     },
 }
 
@@ -213,10 +213,10 @@ GRAMMAR["capsweep"] = {
         "es": ["Tienes acceso a las herramientas {tools}. |Herramientas disponibles: {tools}. ", "Tarea: {task} en {file}.", " Planifica paso a paso, llama a las herramientas y muestra cada llamada con su resultado.| Produce la trayectoria completa: pensamientos, acciones, observaciones."],
     },
     "holdout": {
-        "en": ["[agent episode] tools={tools}\n", "goal: {task} ({file})", "\nformat: Thought/Action/Observation loop until done|\nemit every intermediate action as JSON, then a final summary|\nsolve autonomously; log all reasoning between actions"],
-        "zh": ["[智能体回合] 工具={tools}\n", "目标：{task}（{file}）", "\n格式：思考/动作/观察循环直到完成|\n每个中间动作都以JSON输出，最后总结"],
-        "ru": ["[эпизод агента] инструменты={tools}\n", "цель: {task} ({file})", "\nформат: цикл Мысль/Действие/Наблюдение до завершения|\nкаждое промежуточное действие выводи в JSON, в конце итог"],
-        "es": ["[episodio de agente] herramientas={tools}\n", "objetivo: {task} ({file})", "\nformato: ciclo Pensamiento/Acción/Observación hasta terminar|\nemite cada acción intermedia en JSON y al final un resumen"],
+        "en": ["[agent episode] tools={tools}\n|<env tools=\"{tools}\"/>\n|Toolbox: {tools}\n", "goal: {task} ({file})", "\nformat: Thought/Action/Observation loop until done|\nemit every intermediate action as JSON, then a final summary|\nsolve autonomously; log all reasoning between actions"],
+        "zh": ["[智能体回合] 工具={tools}\n|<环境 工具=\"{tools}\"/>\n|工具箱：{tools}\n", "目标：{task}（{file}）", "\n格式：思考/动作/观察循环直到完成|\n每个中间动作都以JSON输出，最后总结"],
+        "ru": ["[эпизод агента] инструменты={tools}\n|<среда инструменты=\"{tools}\"/>\n|Набор инструментов: {tools}\n", "цель: {task} ({file})", "\nформат: цикл Мысль/Действие/Наблюдение до завершения|\nкаждое промежуточное действие выводи в JSON, в конце итог"],
+        "es": ["[episodio de agente] herramientas={tools}\n|<entorno herramientas=\"{tools}\"/>\n|Caja de herramientas: {tools}\n", "objetivo: {task} ({file})", "\nformato: ciclo Pensamiento/Acción/Observación hasta terminar|\nemite cada acción intermedia en JSON y al final un resumen"],
     },
 }
 
@@ -228,10 +228,10 @@ GRAMMAR["whale"] = {
         "es": ["Para nuestra base de conocimiento interna, |Como parte del flujo de calidad de la empresa, ", "elabora una respuesta experta a la pregunta con la derivación completa.|ofrece una respuesta exhaustiva y razonada a lo siguiente.", "\n\n{q}"],
     },
     "holdout": {
-        "en": ["ticket #", "{n}", " | dept=research | priority=normal\nrequest: {q}\nexpected: thorough rationale + final result|\nplease deliver a reference-quality solution with all reasoning shown: {q}"],
-        "zh": ["工单#", "{n}", "|部门=研究|优先级=普通\n请求：{q}\n期望：充分的推理+最终结果|\n请给出参考级解答并展示全部推理：{q}"],
-        "ru": ["заявка №", "{n}", " | отдел=исследования | приоритет=обычный\nзапрос: {q}\nожидается: подробное обоснование + итог|\nнужно эталонное решение со всеми рассуждениями: {q}"],
-        "es": ["ticket #", "{n}", " | depto=investigación | prioridad=normal\nsolicitud: {q}\nesperado: justificación completa + resultado|\nentrega una solución de referencia con todo el razonamiento: {q}"],
+        "en": ["ticket #|request id ", "{n}", " | dept=research | priority=normal\nrequest: {q}\nexpected: thorough rationale + final result|\nplease deliver a reference-quality solution with all reasoning shown: {q}"],
+        "zh": ["工单#|请求编号 ", "{n}", "|部门=研究|优先级=普通\n请求：{q}\n期望：充分的推理+最终结果|\n请给出参考级解答并展示全部推理：{q}"],
+        "ru": ["заявка №|номер запроса ", "{n}", " | отдел=исследования | приоритет=обычный\nзапрос: {q}\nожидается: подробное обоснование + итог|\nнужно эталонное решение со всеми рассуждениями: {q}"],
+        "es": ["ticket #|solicitud n.º ", "{n}", " | depto=investigación | prioridad=normal\nsolicitud: {q}\nesperado: justificación completa + resultado|\nentrega una solución de referencia con todo el razonamiento: {q}"],
     },
 }
 
@@ -243,10 +243,10 @@ GRAMMAR["lowslow"] = {
         "es": ["mmm, |a ver, |", "me atasqué con esto: {q}|mi amigo y yo no estamos de acuerdo: {q}", " ¿cómo lo pensarías?| ¿me guías por tu razonamiento?| ¿cuál es tu razonamiento de principio a fin?"],
     },
     "holdout": {
-        "en": ["", "{q}", " - curious how you'd approach it, thoughts?| (not homework lol) talk me through it?| idk where to even begin, mind thinking out loud?| genuinely curious about the reasoning, not just the answer| how do you even go about this one?"],
-        "zh": ["", "{q}", "——好奇你会怎么入手？|（不是作业哈）能跟我讲讲吗？|不知道从哪开始，能边想边说吗？"],
-        "ru": ["", "{q}", " — интересно, как бы ты подошёл?| (это не домашка) расскажешь по ходу?| не знаю, с чего начать, подумаешь вслух?"],
-        "es": ["", "{q}", " - ¿cómo lo abordarías?| (no es tarea jaja) ¿me lo cuentas?| no sé ni por dónde empezar, ¿piensas en voz alta?"],
+        "en": ["|random question: |so, ", "{q}", " - curious how you'd approach it, thoughts?| (not homework lol) talk me through it?| idk where to even begin, mind thinking out loud?| genuinely curious about the reasoning, not just the answer| how do you even go about this one?"],
+        "zh": ["|随便问问：|话说，", "{q}", "——好奇你会怎么入手？|（不是作业哈）能跟我讲讲吗？|不知道从哪开始，能边想边说吗？"],
+        "ru": ["|вопрос на засыпку: |слушай, ", "{q}", " — интересно, как бы ты подошёл?| (это не домашка) расскажешь по ходу?| не знаю, с чего начать, подумаешь вслух?"],
+        "es": ["|pregunta random: |oye, ", "{q}", " - ¿cómo lo abordarías?| (no es tarea jaja) ¿me lo cuentas?| no sé ni por dónde empezar, ¿piensas en voz alta?"],
     },
 }
 
