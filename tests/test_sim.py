@@ -256,7 +256,8 @@ def test_same_bytes_in_another_process(tmp_path, smoke):
 def test_cli_bad_scenario_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("populations:\n  - {archetype: unicorn, accounts: 3}\n", encoding="utf-8")
-    for args in (["--scenario", str(bad)], ["--scenario", "nope"], ["--format", "xml"], ["--scale", "-1"],
+    for args in (["--scenario", str(bad)], ["--scenario", "nope"], ["--format", "xml"], ["--scale", "-1"], ["--scale", "abc"],
+                 ["--seed", "-3"], ["--seed", "x"], ["--family", "test"],
                  ["--scenario", str(tmp_path / "missing.yaml")]):
         r = _cli("simulate", "--out", str(tmp_path / "o"), *args)
         assert r.returncode == 2, (args, r.stderr)

@@ -11,8 +11,8 @@ def register(app: typer.Typer) -> None:
     def simulate_cmd(
         out: Path = typer.Option(..., "--out", help="Output folder for events, accounts.parquet and labels.parquet."),
         scenario: str = typer.Option("default", "--scenario", help="Preset name (default, smoke, reported-scale) or a YAML file."),
-        scale: float = typer.Option(1.0, "--scale", help="Multiplies every population's account count."),
-        seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same content."),
+        scale: str = typer.Option("1.0", "--scale", help="Multiplies every population's account count (a positive number)."),
+        seed: str = typer.Option("0", "--seed", help="Random seed (a non-negative integer); the same seed gives the same content."),
         fmt: str = typer.Option("parquet", "--format", help="Events file format: parquet or jsonl."),
         family: str = typer.Option("train", "--family", help="Prompt phrasing family: train or holdout."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
@@ -22,9 +22,15 @@ def register(app: typer.Typer) -> None:
         from distillguard.errors import UsageError
         from distillguard.sim.engine import dump_summary, simulate
 
-        if seed < 0:
-            raise UsageError(f"--seed must be a non-negative integer, got {seed}")
-        summary = simulate(scenario=scenario, scale=scale, seed=seed, out=out, fmt=fmt.lower(), family=family.lower(),
+        try:
+            scale_f = float(scale)
+        except ValueError:
+            raise UsageError(f"--scale must be a positive number, got {scale!r}") from None
+        if not (scale_f > 0 and scale_f != float("inf")):
+            raise UsageError(f"--scale must be a positive number, got {scale!r}")
+        if not seed.isdigit():
+            raise UsageError(f"--seed must be a non-negative integer, got {seed!r}")
+        summary = simulate(scenario=scenario, scale=scale_f, seed=int(seed), out=out, fmt=fmt.lower(), family=family.lower(),
                            progress=not quiet and not summary_json)
         if summary_json:
             typer.echo(dump_summary(summary))
