@@ -374,9 +374,29 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
         "conversation_id": conv,
         "is_batch": pa.array(is_batch, pa.bool_()),
         "status": status,
-        "extra": pa.nulls(N, pa.string()),
+        "extra": _end_user_extra(ctx, P, acc, t_kind, rng),
     }
     return pa.table(cols, schema=_LOOSE_SCHEMA)
+
+
+_ATTACK_KINDS = [KINDS.index(k) for k in ("cot_harvest", "rubric", "synthesis", "jailbreak", "capsweep", "whale", "lowslow")]
+
+
+def _end_user_extra(ctx: _Ctx, P: PopAccounts, acc: np.ndarray, t_kind: np.ndarray, rng: np.random.Generator) -> pa.Array:
+    """Routers pass their end user's id: ``{"end_user": "eu_..."}``; harvest requests
+    come from a handful of them."""
+    N = len(acc)
+    neu = P.end_users[acc]
+    if not neu.any():
+        return pa.nulls(N, pa.string())
+    u = rng.random(N)
+    idx = (u * u * neu).astype(np.int64)
+    harvest = np.isin(t_kind, _ATTACK_KINDS)
+    idx[harvest] = (u[harvest] * 3).astype(np.int64)
+    key = (np.uint64(P.pop.index) << np.uint64(52)) | (acc.astype(np.uint64) << np.uint64(20)) | idx.astype(np.uint64)
+    eu = pa.array(_splitmix64(key ^ np.uint64((ctx.seed + 1) & 0xFFFF)) >> np.uint64(16)).cast(pa.string())
+    txt = pc.binary_join_element_wise('{"end_user":"eu_', eu, '"}', "")
+    return pc.if_else(pa.array(neu > 0), txt, pa.nulls(N, pa.string()))
 
 
 def _finish_chunk(tables: list[pa.Table], rng: np.random.Generator) -> pa.Table:

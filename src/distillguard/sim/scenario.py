@@ -271,6 +271,8 @@ def _validate_spec(s: dict, where: str) -> None:
             lo, hi = s[key]
             if not (1 <= lo <= hi):
                 bad(f"{key} must be [lo, hi] with 1 <= lo <= hi")
+        if s["end_users"] is not None:
+            _range(s["end_users"], "end_users", bad)
         if s["pivot"] is not None:
             if not ("delay_h" in s["pivot"] and "share" in s["pivot"]):
                 bad("pivot needs delay_h and share")

@@ -92,6 +92,7 @@ class PopAccounts:
     model_cum: np.ndarray
     model_names: list[str]
     phase: np.ndarray           # per-account phase for sweeps / wave offsets
+    end_users: np.ndarray       # end users behind the account (0 = not a router)
     meta: list[dict]            # account metadata rows
     labels: list[dict]
 
@@ -498,6 +499,7 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
         key_off=key_off, key_size=key_size, sys_off=sys_off, sys_size=sys_size, org=org, kinds=kinds,
         kind_cum=kind_cum, pool=pool, pool_size=pool_size, sticky=sticky, adopter=adopter,
         model_cum=np.cumsum(mw / mw.sum()), model_names=model_names, phase=rng.random(n), meta=meta, labels=labels,
+        end_users=(rng.integers(s["end_users"][0], s["end_users"][1] + 1, n) if s["end_users"] else np.zeros(n, dtype=np.int64)),
     )
     if not campaigns:
         pa_.camp = np.zeros(n, dtype=np.int64)  # benign: one shared schedule
