@@ -38,7 +38,7 @@ __all__ = ["featurize", "IntentScorer", "CapabilityScorer", "intent_scorer", "ca
 EMBED_WEIGHT = 1.0
 INTENT_C = 64.0
 N_HASH = 2**16
-CAPABILITY_C = 4.0
+CAPABILITY_C = 16.0
 
 _lock = threading.Lock()
 
