@@ -128,7 +128,13 @@ def _sessions_start(ctx: _Ctx, P: PopAccounts, acc: np.ndarray, rng: np.random.G
             else:
                 off = P.phase[acc[sel]] * jit + rng.normal(0, jit * 0.15, len(sel))
             out[sel] = waves[wi] + np.abs(off)
-        return np.maximum(out, af)
+        out = np.maximum(out, af)
+        ad = P.pop.spec["adapt"]
+        if ad and ad.get("desync") and np.isfinite(P.adapt_s):  # after adapting: no more waves
+            late = out >= P.adapt_s
+            lo = np.maximum(P.adapt_s, af[late])
+            out[late] = lo + rng.random(int(late.sum())) * np.maximum(W - lo, 1.0)
+        return out
     if kind == "uniform":
         return af + rng.random(m) * np.maximum(W - af, 1.0)
     days = int(np.ceil(ctx.sc.days))
@@ -176,7 +182,10 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
     grp_start = np.flatnonzero(first)
     grp_id = np.cumsum(first) - 1
     pos = np.arange(N) - grp_start[grp_id]
-    gaps = np.exp(rng.normal(np.log(se["gap_median_s"]), se["gap_sigma"], N))
+    sigma = np.full(N, float(se["gap_sigma"]))
+    if np.isfinite(P.adapt_s) and "gap_sigma" in spec["adapt"]:
+        sigma[sess_start[gs] >= P.adapt_s] = float(spec["adapt"]["gap_sigma"])
+    gaps = np.exp(np.log(se["gap_median_s"]) + rng.standard_normal(N) * sigma)
     gaps[first] = 0.0
     cs = np.cumsum(gaps)
     offset = cs - cs[grp_start][grp_id]
@@ -201,7 +210,11 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
         fu = (pos > 0) & (rng.random(N) < spec["followup"])
         ks[fu] = P.kinds.index("followup")
     psize = P.pool_size[acc, ks]
-    tmpl = P.pool[acc, ks, (rng.random(N) * psize).astype(np.int64)]
+    col = (rng.random(N) * psize).astype(np.int64)
+    tmpl = P.pool[acc, ks, col]
+    post = t >= P.adapt_s
+    if P.pool2 is not None and post.any():
+        tmpl = np.where(post, P.pool2[acc, ks, col], tmpl)
     t_lang = ctx.bank.t_lang[tmpl].astype(np.int64)
     t_kind = ctx.bank.t_kind[tmpl].astype(np.int64)
 
@@ -324,7 +337,11 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
             uu = uu ** skew
         return off[acc] + (uu * size[acc]).astype(np.int64)
 
-    client_ip = ctx.ip.take(pa.array(pick(P.ip_off, P.ip_size, 1.0 if spec["infra"]["ip"]["kind"] == "rotating" else 2.0)))
+    ip_skew = 1.0 if spec["infra"]["ip"]["kind"] == "rotating" else 2.0
+    ip_idx = pick(P.ip_off, P.ip_size, ip_skew)
+    if P.ip_off2 is not P.ip_off and post.any():
+        ip_idx = np.where(post, pick(P.ip_off2, P.ip_size2, ip_skew), ip_idx)
+    client_ip = ctx.ip.take(pa.array(ip_idx))
     user_agent = ctx.ua.take(pa.array(pick(P.ua_off, P.ua_size, 3.0)))
     api_key = ctx.key.take(pa.array(pick(P.key_off, P.key_size, 2.0)))
     ids = pa.array(P.ids, pa.string())

@@ -271,6 +271,11 @@ def _validate_spec(s: dict, where: str) -> None:
             lo, hi = s[key]
             if not (1 <= lo <= hi):
                 bad(f"{key} must be [lo, hi] with 1 <= lo <= hi")
+        if s["adapt"] is not None:
+            ad = s["adapt"]
+            if not (isinstance(ad, dict) and set(ad) <= {"at_day", "gap_sigma", "desync", "new_templates", "new_proxies"}
+                    and isinstance(ad.get("at_day"), (int, float)) and ad["at_day"] >= 0):
+                bad("adapt needs at_day >= 0 and only gap_sigma, desync, new_templates, new_proxies")
         if s["end_users"] is not None:
             _range(s["end_users"], "end_users", bad)
         if s["pivot"] is not None:

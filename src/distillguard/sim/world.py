@@ -60,6 +60,7 @@ class Campaign:
     pivot_delay_s: float
     pivot_share: float
     pools: dict = field(default_factory=dict)  # (kind, lang) -> template ids
+    pools2: dict = field(default_factory=dict)  # after adapting (adapt.new_templates)
 
 
 @dataclass
@@ -93,6 +94,10 @@ class PopAccounts:
     model_names: list[str]
     phase: np.ndarray           # per-account phase for sweeps / wave offsets
     end_users: np.ndarray       # end users behind the account (0 = not a router)
+    adapt_s: float              # when the operator changes tactics (inf: never)
+    pool2: np.ndarray | None    # templates after adapting
+    ip_off2: np.ndarray         # proxies after adapting
+    ip_size2: np.ndarray
     meta: list[dict]            # account metadata rows
     labels: list[dict]
 
@@ -233,6 +238,9 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
                     ids_kl = bank.by_kl[(kind, lg)]
                     m = min(len(ids_kl), _rng_range(r, s["campaign_pool"]))
                     c.pools[(kind, lg)] = np.array(r.sample(list(ids_kl), m), dtype=np.int32)
+                    if s["adapt"] and s["adapt"].get("new_templates"):
+                        fresh = [x for x in ids_kl if x not in set(c.pools[(kind, lg)])] or list(ids_kl)
+                        c.pools2[(kind, lg)] = np.array(r.sample(fresh, min(len(fresh), m)), dtype=np.int32)
             campaigns.append(c)
     if not campaigns:
         t = s["timing"]
@@ -394,6 +402,18 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
                     ips.insert(0, r.choice(tables.cgnat))
             ip_off[i], ip_size[i] = tables.add_ips(ips)
 
+    ip_off2, ip_size2 = ip_off, ip_size
+    if campaigns and s["adapt"] and s["adapt"].get("new_proxies") and kind == "rotating":
+        ip_off2, ip_size2 = ip_off.copy(), ip_size.copy()
+        for ci in range(len(campaigns)):
+            members = np.flatnonzero(camp == ci)
+            size = _rng_range(r, ipk["pool"])
+            subnets = [(r.choice(RESIDENTIAL_A), r.randrange(256)) for _ in range(max(10, size // 40))]
+            off, size = tables.add_ips([_ip_in(r, *r.choice(subnets)) for _ in range(size)])
+            for i in members:
+                k = min(size, _rng_range(r, ipk["per_account"]))
+                ip_off2[i], ip_size2[i] = off + r.randrange(0, size - k + 1), k
+
     # --- user agents
     uak = inf["ua"]
     ua_off = np.zeros(n, dtype=np.int64)
@@ -441,6 +461,8 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
     pool = np.zeros((n, len(kinds), kmax), dtype=np.int32)
     pool_size = np.ones((n, len(kinds)), dtype=np.int64)
     second = s["second_language"]
+    adapt = s["adapt"] if campaigns else None
+    pool2 = np.zeros_like(pool) if (adapt and adapt.get("new_templates")) else None
     for i in range(n):
         for j, kd in enumerate(kinds):
             k = _rng_range(r, s["template_pool"])
@@ -458,6 +480,9 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
                     chosen.append(int(src[r.randrange(len(src))]))
             pool[i, j, :k] = chosen
             pool_size[i, j] = k
+            if pool2 is not None:
+                src2 = campaigns[camp[i]].pools2[(kd, lang[i])]
+                pool2[i, j, :k] = [int(src2[r.randrange(len(src2))]) for _ in range(k)]
 
     # --- sticky parameter choices
     sticky = {}
@@ -499,6 +524,8 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
         key_off=key_off, key_size=key_size, sys_off=sys_off, sys_size=sys_size, org=org, kinds=kinds,
         kind_cum=kind_cum, pool=pool, pool_size=pool_size, sticky=sticky, adopter=adopter,
         model_cum=np.cumsum(mw / mw.sum()), model_names=model_names, phase=rng.random(n), meta=meta, labels=labels,
+        adapt_s=(float(s["adapt"]["at_day"]) * 86400.0 if (campaigns and s["adapt"]) else float("inf")),
+        pool2=pool2, ip_off2=ip_off2, ip_size2=ip_size2,
         end_users=(rng.integers(s["end_users"][0], s["end_users"][1] + 1, n) if s["end_users"] else np.zeros(n, dtype=np.int64)),
     )
     if not campaigns:
