@@ -291,3 +291,31 @@ def test_custom_scenario_file_with_overrides_and_empty_population(tmp_path):
     tut = [p for a, p in zip(ev.column("account_id").to_pylist(), ev.column("prompt").to_pylist())
            if labels[a]["archetype"] == "tutoring"]
     assert tut and all(CYR.search(p) for p in tut if len(p) > 40)
+
+
+def test_adaptive_campaign_changes_proxies_after_at_day(smoke):
+    ev = _events(smoke)
+    labels = _labels(smoke)
+    sc = load_scenario("smoke")
+    pop = next(p for p in sc.populations if p.archetype == "hydra_adaptive")
+    at = sc.start + dt.timedelta(days=float(pop.spec["adapt"]["at_day"]))
+    before, after = set(), set()
+    for a, ip, t in zip(ev.column("account_id").to_pylist(), ev.column("client_ip").to_pylist(), ev.column("ts").to_pylist()):
+        if labels[a]["archetype"] == "hydra_adaptive":
+            (after if t >= at else before).add(ip)
+    assert before and after
+    assert len(before & after) < 0.2 * min(len(before), len(after))  # a few own home IPs may stay
+
+
+def test_routers_send_end_user_ids(smoke):
+    ev = _events(smoke)
+    labels = _labels(smoke)
+    seen = {}
+    for a, x in zip(ev.column("account_id").to_pylist(), ev.column("extra").to_pylist()):
+        arch = labels[a]["archetype"]
+        if arch in ("reseller", "reseller_mixed"):
+            assert json.loads(x)["end_user"].startswith("eu_")
+            seen.setdefault(a, set()).add(x)
+        else:
+            assert x is None
+    assert seen and max(len(v) for v in seen.values()) > 10
