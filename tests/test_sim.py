@@ -64,6 +64,13 @@ def test_schemas_exact(smoke):
         assert [f.nullable for f in got] == [f.nullable for f in schema]
 
 
+def test_provenance_metadata(smoke, smoke_holdout):
+    for d, fam in ((smoke, "train"), (smoke_holdout, "holdout")):
+        for name in ("events", "accounts", "labels"):
+            meta = json.loads(pq.read_schema(d / f"{name}.parquet").metadata[b"distillguard.sim"])
+            assert meta == {"scenario": "smoke", "scale": 1.0, "seed": 3, "family": fam}
+
+
 def test_label_integrity(smoke):
     ev = _events(smoke)
     labels = _labels(smoke)

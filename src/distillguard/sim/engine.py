@@ -481,6 +481,11 @@ def simulate(scenario="default", scale: float = 1.0, seed: int = 0, out="sim-out
     meta_cols = {f.name: [m[f.name] for m in meta] for f in ACCOUNT_SCHEMA}
     accounts_tbl = pa.table({k: pa.array(v, ACCOUNT_SCHEMA.field(k).type) for k, v in meta_cols.items()}, schema=ACCOUNT_SCHEMA)
     labels_tbl = pa.table({f.name: pa.array([lb[f.name] for lb in labels], f.type) for f in LABEL_SCHEMA}, schema=LABEL_SCHEMA)
+    # provenance in the Parquet key-value metadata (not a column): which family and seed made this data
+    prov = {b"distillguard.sim": json.dumps({"scenario": sc.name, "scale": scale, "seed": seed, "family": family},
+                                             sort_keys=True).encode()}
+    accounts_tbl = accounts_tbl.replace_schema_metadata(prov)
+    labels_tbl = labels_tbl.replace_schema_metadata(prov)
     try:
         pq.write_table(accounts_tbl, out / "accounts.parquet", compression="zstd")
         pq.write_table(labels_tbl, out / "labels.parquet", compression="zstd")
@@ -500,7 +505,7 @@ def simulate(scenario="default", scale: float = 1.0, seed: int = 0, out="sim-out
     n_written = 0
     bar = _progress(progress, planned)
     try:
-        writer = pq.ParquetWriter(ev_path, EVENT_SCHEMA, compression="zstd") if fmt == "parquet" else None
+        writer = pq.ParquetWriter(ev_path, EVENT_SCHEMA.with_metadata(prov), compression="zstd") if fmt == "parquet" else None
         fh = open(ev_path, "wb") if fmt == "jsonl" else None
     except OSError as exc:
         raise UsageError(f"cannot write {ev_path}: {exc.strerror or exc}") from None
