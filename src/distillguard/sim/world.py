@@ -215,7 +215,7 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
     if s["attack"] and n:
         k = pop.campaigns
         share = rng.dirichlet(np.full(k, 3.0))
-        camp = np.sort(rng.choice(k, size=n, p=share))
+        camp = np.sort(np.r_[np.arange(k), rng.choice(k, size=n - k, p=share)])  # every operator has an account
         for ci in range(k):
             camp_counter[0] += 1
             t = s["timing"]
