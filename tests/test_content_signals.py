@@ -261,6 +261,7 @@ def test_shipped_scorer_weights_match_the_bank():
     assert M.WEIGHTS_PATH.stat().st_size < 3_000_000
 
 
+@pytest.mark.slow
 def test_heldout_auc_floor_by_paraphrase_group():
     """Grouped 4-fold CV over the exemplar bank: each idea is scored by a model that never saw it."""
     from distillguard.signals.content.bank_eval import heldout_report

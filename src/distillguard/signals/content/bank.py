@@ -127,8 +127,8 @@ def intent_training_set(
 
     Positives: the intent's positive exemplars (+2 combinations with a task
     payload each). Negatives: its hard negatives (+1 combination), every
-    capability exemplar (+1 combination with another task), and other
-    intents' positives and hard negatives.
+    capability exemplar (+1 combination with another task), other intents'
+    positives (+1 combination) and hard negatives.
     ``include_holdout=False`` drops held-out groups (training for evaluation);
     ``only_holdout=True`` keeps only them (the evaluation set).
     """
@@ -148,6 +148,8 @@ def intent_training_set(
             y, n_aug = 0, 1
         elif e.source == "capability":
             y, n_aug = 0, 1  # two ordinary tasks in one prompt are still ordinary
+        elif e.kind == "positive":
+            y, n_aug = 0, 1  # another intent's request is not this one
         else:
             y, n_aug = 0, 0
         variants = [e.text] + (_augment(e, n_aug, carriers, rng) if augment else [])
