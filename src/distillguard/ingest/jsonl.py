@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.ingest.base import Quarantined, ReadBatch, truncate_raw
-from distillguard.ingest.lines import iter_lines
+from distillguard.ingest.lines import iter_lines, prefetch
 from distillguard.ingest.normalize import FIELD_KEYS, KEY_TO_FIELD, Reject, normalize, rows_to_batch
 from distillguard.ingest.sqlfast import Col, connect, fill_event_ids, lit, normalize_sql, q, _to_schema
 from distillguard.schema import EVENT_SCHEMA
@@ -121,6 +121,7 @@ class JsonlSource:
         """
         con = store.con
         source = str(path)
+        con.execute("SET preserve_insertion_order = false")
         state = {"pending": 0, "ins": 0, "dup": 0, "made": False}
 
         def flush():
@@ -153,7 +154,7 @@ class JsonlSource:
                     state["dup"] += d
 
         try:
-            for chunk in iter_lines(source, block_size=self.block_size):
+            for chunk in prefetch(iter_lines(source, block_size=self.block_size)):
                 quarantined = [Quarantined(source, no, "invalid_json", truncate_raw(t), "control character 0x01 in line")
                                for no, t in chunk.odd]
                 text, numbers, bad_utf8 = _as_text(chunk.lines, chunk.numbers)
@@ -186,6 +187,7 @@ class JsonlSource:
         finally:
             if state["made"]:
                 con.execute("DROP TABLE IF EXISTS _norm")
+            con.execute("RESET preserve_insertion_order")
         return state["ins"], state["dup"]
 
     def _chunk(self, con, source: str, chunk) -> Iterator[ReadBatch]:

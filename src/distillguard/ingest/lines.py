@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-__all__ = ["LineChunk", "iter_lines", "open_input"]
+__all__ = ["LineChunk", "iter_lines", "open_input", "prefetch"]
 
 _DELIM = "\x01"
 
@@ -87,3 +87,43 @@ def iter_lines(path: str, block_size: int = 16 << 20) -> Iterator[LineChunk]:
             yield LineChunk(pa.array([], pa.binary()), np.array([], dtype=np.int64), list(odd), raw.tell())
     finally:
         stream.close()
+
+
+def prefetch(it, depth: int = 1):
+    """Run an iterator one step ahead in a background thread (Arrow and DuckDB release the GIL,
+    so splitting the next chunk overlaps with normalising this one). Exceptions are re-raised here."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((True, done))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put((False, exc))
+
+    t = threading.Thread(target=work, daemon=True, name="distillguard-lines")
+    t.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
