@@ -55,7 +55,9 @@ def _instances():
 @pytest.mark.parametrize("cls, params", list(_instances()))
 def test_signal_contract(cls, params):
     sig = cls(**params)
-    assert vars(sig) == params, "__init__ stores its parameters and nothing else"
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self" and p.kind in named}
+    assert vars(sig) == {**defaults, **params}, "__init__ stores its parameters and nothing else"
     data = _input(cls)
     assert sig.fit(data) is sig
     res = sig.score(data)

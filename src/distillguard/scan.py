@@ -17,7 +17,7 @@ from distillguard.features import account_features
 from distillguard.features.samples import activity_buckets, prompt_sample
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
-from distillguard.score.campaigns import build_campaigns
+from distillguard.score.campaigns import build_campaigns, judge_campaigns
 from distillguard.score.evidence import build_evidence
 from distillguard.score.fusion import FusionModel
 from distillguard.score.policy import ACTIONS, Policy
@@ -68,6 +68,20 @@ def _memberships(events, samples: pa.Table, meta: pa.Table) -> pa.Table:
         mb.lockstep(activity_buckets(events).to_pyarrow()),
     ]
     return pa.concat_tables([p.select(mb.MEMBERSHIP_SCHEMA.names).cast(mb.MEMBERSHIP_SCHEMA) for p in parts])
+
+
+def _with_silent_accounts(features: pa.Table, meta: pa.Table) -> pa.Table:
+    """Add accounts known from metadata but without events (n_events 0).
+
+    Every account in the input appears in the results; a silent account that
+    shares a campaign's card is still linked to it.
+    """
+    seen = set(features.column("account_id").to_pylist())
+    silent = sorted(set(meta.column("account_id").to_pylist()) - seen)
+    if not silent:
+        return features
+    extra = pa.table({"account_id": pa.array(silent, pa.string()), "n_events": pa.array([0] * len(silent), pa.int64())})
+    return pa.concat_tables([features, extra], promote_options="default")
 
 
 def _declared_orgs(meta: pa.Table) -> dict[str, str | None]:
@@ -140,7 +154,7 @@ def analyse(events, meta: pa.Table, progress=None) -> tuple[Analysis, dict[str, 
     (DuckDB by default, Spark for scale-out); ``meta`` is account metadata.
     """
     st = _Stages(progress)
-    features = st.run("features", lambda: account_features(events).to_pyarrow())
+    features = st.run("features", lambda: _with_silent_accounts(account_features(events).to_pyarrow(), meta))
     samples = st.run("prompt samples", lambda: prompt_sample(events).to_pyarrow())
     signals = default_signals()
 
@@ -150,13 +164,15 @@ def analyse(events, meta: pa.Table, progress=None) -> tuple[Analysis, dict[str, 
     results = st.run("signals", score_all)
     members = st.run("linkage graph", _memberships, events, samples, meta)
     ids = features.column("account_id").to_pylist()
-    comms = st.run("communities", find_communities, members, load_rules(), len(ids))
+    rules = load_rules()
+    comms = st.run("communities", find_communities, members, rules, len(ids))
     evidence = build_evidence(
         ids,
         [(r.name, s.reason, r.scores) for s, r in zip(signals, results)],
         comms,
         _declared_orgs(meta),
         features.column("n_events").to_numpy().astype(float),
+        {r.kind: r.attach for r in rules},
     )
     return Analysis(features, samples, meta, signals, results, comms, evidence), st.timings
 
@@ -177,8 +193,10 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     risk = model.risk(evidence)
     reasons = model.reasons(evidence)
     by_account = _samples_by_account(samples)
+    camp_risk, belongs = judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"), **policy.campaigns)
     campaigns, assignment = st.run(
-        "campaigns", build_campaigns, comms, ids, risk, reasons, features, by_account, {r.name: r.evidence for r in results}
+        "campaigns", build_campaigns, comms, ids, risk, camp_risk, belongs, reasons, features, by_account,
+        {r.name: r.evidence for r in results},
     )
     meta_org = dict(zip(meta.column("account_id").to_pylist(), meta.column("org_id").to_pylist()))
     orgs = features.column("org_id").to_pylist()
@@ -187,11 +205,11 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     for i, acc in enumerate(ids):
         codes = [r.code for r in reasons[i]]
         cid = assignment.get(acc)
-        d = policy.decide(float(risk[i]), codes, in_campaign=cid is not None, account_id=acc, org_id=meta_org.get(acc) or orgs[i])
         details = [
             {"code": r.code, "weight": r.weight, "evidence": {t: evidence_of[t][acc] for t in r.terms if t in evidence_of and acc in evidence_of[t]}, "terms": list(r.terms)}
             for r in reasons[i]
         ]
+        d = policy.decide(float(risk[i]), codes, in_campaign=cid is not None, account_id=acc, org_id=meta_org.get(acc) or orgs[i])
         rows.append(
             {
                 "account_id": acc,

@@ -37,14 +37,14 @@ class Communities:
         ``account_id -> summed (per-kind normalised) weight of the hubs it
         shares inside its community``.
     kinds
-        ``account_id -> number of distinct kinds of hub it shares inside``.
+        ``account_id -> the kinds of hub it shares with other members``.
     """
 
     membership: dict[str, int] = field(default_factory=dict)
     coverage: dict[int, dict[str, float]] = field(default_factory=dict)
     hubs: dict[int, list[tuple[str, str, int, float]]] = field(default_factory=dict)
     strength: dict[str, float] = field(default_factory=dict)
-    kinds: dict[str, int] = field(default_factory=dict)
+    kinds: dict[str, set] = field(default_factory=dict)
 
     def members(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = defaultdict(list)
@@ -146,7 +146,7 @@ def _summarise(result: Communities, holders, weights, per_kind) -> None:
             for a in members:
                 result.strength[a] = result.strength.get(a, 0.0) + w / per_kind[(a, kind)]
                 kinds[a].add(kind)
-    result.kinds = {a: len(k) for a, k in kinds.items()}
+    result.kinds = dict(kinds)
     for c, size in sizes.items():
         result.coverage[c] = {k: len(m) / size for k, m in touched[c].items()}
         result.hubs[c] = sorted(hubs[c], key=lambda h: -h[2] * h[3])[:50]

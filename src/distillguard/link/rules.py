@@ -24,6 +24,7 @@ class LinkRule:
     reason: str
     min_accounts: int = 2
     max_share: float = 1.0
+    attach: float = 1.0
 
     def hub_weight(self, k: int, n: int) -> float:
         if k < self.min_accounts or n < 2 or k > self.max_share * n:

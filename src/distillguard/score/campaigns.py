@@ -1,8 +1,16 @@
 """Communities become campaigns: pooled risk, volume, time span, evidence.
 
-A community is reported as a campaign when its members' pooled risk reaches
-the policy's campaign threshold; otherwise it is cleared (an enterprise org
-sharing a card, users behind one NAT) and its members carry no campaign id.
+A community is a campaign when at least ``min_flagged_share`` of its firmly
+attached members (attachment >= ``min_attachment``) reach risk 0.5 on their
+own evidence; otherwise it is cleared (an enterprise org sharing a card, a
+class behind one school card) and its members carry no campaign id.
+
+Members carry the campaign id whether or not they are flagged themselves, so
+an analyst sees the whole ring; their risk already includes the campaign's
+pooled evidence (:mod:`distillguard.score.evidence`). Raising every attached
+member to the campaign's risk was tried and rejected: on simulated holdout
+traffic it flagged mostly benign users who share one coincidental hub with a
+ring. Both thresholds are policy data (``campaigns:``).
 """
 from __future__ import annotations
 
@@ -14,9 +22,13 @@ import pyarrow as pa
 
 from distillguard.link import Communities
 
-__all__ = ["campaign_id", "build_campaigns"]
+__all__ = ["campaign_id", "build_campaigns", "judge_campaigns"]
 
-CAMPAIGN_MIN_RISK = 0.5
+FLAG_RISK = 0.5
+
+
+def _iso(ts) -> str | None:
+    return ts.isoformat() if ts else None
 
 
 def campaign_id(members: list[str]) -> str:
@@ -36,25 +48,57 @@ def _examples(samples_by_account: dict[str, list[str]], members: list[str], k: i
     return out
 
 
+def judge_campaigns(
+    comms: Communities,
+    account_ids: list[str],
+    risk: np.ndarray,
+    attachment: np.ndarray,
+    min_flagged_share: float = 0.5,
+    min_attachment: float = 0.5,
+) -> tuple[dict[int, float], dict[str, int]]:
+    """Which communities are campaigns.
+
+    Returns ``community -> campaign risk`` (the mean risk of its flagged
+    members) and ``account_id -> community`` for the members that belong to
+    a campaign: the firmly attached ones and the flagged ones.
+    """
+    index = {a: i for i, a in enumerate(account_ids)}
+    camp_risk: dict[int, float] = {}
+    belongs: dict[str, int] = {}
+    for c, members in comms.members().items():
+        rows = np.array([index[a] for a in members if a in index])
+        firm = rows[attachment[rows] >= min_attachment]
+        if len(firm) == 0:
+            continue
+        flagged = firm[risk[firm] >= FLAG_RISK]
+        if len(flagged) < max(2, min_flagged_share * len(firm)):
+            continue
+        camp_risk[c] = float(risk[flagged].mean())
+        for i in np.concatenate([firm, flagged]):
+            belongs[account_ids[i]] = c
+    return camp_risk, belongs
+
+
 def build_campaigns(
     comms: Communities,
     account_ids: list[str],
     risk: np.ndarray,
+    camp_risk: dict[int, float],
+    belongs: dict[str, int],
     reasons: list[list],
     features: pa.Table,
     samples_by_account: dict[str, list[str]],
     signal_evidence: dict[str, dict[str, dict]],
-    min_risk: float = CAMPAIGN_MIN_RISK,
 ) -> tuple[list[dict], dict[str, str]]:
     """Campaign records (highest risk first) and ``account_id -> campaign_id``."""
     index = {a: i for i, a in enumerate(account_ids)}
     feat = {c: features.column(c).to_pylist() for c in ("n_events", "input_tokens", "output_tokens", "first_ts", "last_ts")}
+    by_comm: dict[int, list[str]] = {}
+    for a, c in belongs.items():
+        by_comm.setdefault(c, []).append(a)
     campaigns, assignment = [], {}
-    for c, members in comms.members().items():
-        rows = [index[a] for a in members if a in index]
-        pooled = float(np.mean(risk[rows]))
-        if pooled < min_risk:
-            continue
+    for c, members in by_comm.items():
+        rows = [index[a] for a in members]
         cid = campaign_id(members)
         codes = Counter()
         for i in rows:
@@ -68,15 +112,15 @@ def build_campaigns(
         campaigns.append(
             {
                 "campaign_id": cid,
-                "risk": round(pooled, 4),
+                "risk": round(camp_risk[c], 4),
                 "max_risk": round(float(np.max(risk[rows])), 4),
                 "n_accounts": len(rows),
                 "accounts": sorted(members),
                 "n_events": int(sum(feat["n_events"][i] for i in rows)),
                 "input_tokens": int(sum(feat["input_tokens"][i] or 0 for i in rows)),
                 "output_tokens": int(sum(feat["output_tokens"][i] or 0 for i in rows)),
-                "first_seen": min(feat["first_ts"][i] for i in rows).isoformat(),
-                "last_seen": max(feat["last_ts"][i] for i in rows).isoformat(),
+                "first_seen": _iso(min((feat["first_ts"][i] for i in rows if feat["first_ts"][i]), default=None)),
+                "last_seen": _iso(max((feat["last_ts"][i] for i in rows if feat["last_ts"][i]), default=None)),
                 "reasons": [{"code": k, "weight": round(v / len(rows), 3)} for k, v in codes.most_common()],
                 "link_coverage": {k: round(v, 3) for k, v in sorted(comms.coverage.get(c, {}).items())},
                 "shared": [

@@ -1,8 +1,8 @@
 """The evidence vector of each account: its own signals and its campaign's pooled evidence.
 
-Campaign-level entries are the mean of each signal over the members and how
-much of the campaign each kind of link covers, scaled by how firmly the
-account is attached to the campaign (its shared-hub strength relative to the
+Campaign-level entries are the mean of each signal over the members and, for
+each kind of link the account itself shares inside the campaign, the share
+of members that kind covers; all scaled by how firmly the account is attached to the campaign (its shared-hub strength relative to the
 members' median, and how many kinds of link it shares). This is what lets
 accounts that each look light be caught together.
 """
@@ -44,7 +44,7 @@ class EvidenceMatrix:
         return self.values[:, self.names.index(name)]
 
 
-def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declared: dict[str, str | None]):
+def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declared: dict[str, str | None], attach_of: dict[str, float]):
     index = {a: i for i, a in enumerate(ids)}
     n, d = own.shape
     pooled = np.zeros((n, d))
@@ -57,13 +57,17 @@ def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declare
         if not rows:
             continue
         strength = np.array([comms.strength.get(ids[i], 0.0) for i in rows])
-        kinds = np.array([comms.kinds.get(ids[i], 0) for i in rows])
+        kinds = np.array([sum(attach_of.get(k, 1.0) for k in comms.kinds.get(ids[i], ())) for i in rows])
         attach[rows] = np.minimum(1.0, strength / max(np.median(strength), 1e-9)) * np.minimum(1.0, kinds / 2)
         pooled[rows] = own[rows].mean(axis=0)
         cov = comms.coverage.get(c, {})
-        kinds = list(LINK_KINDS)
-        vec = [max((cov.get(k, 0.0) for k in _INFRA), default=0.0) if k == "infra" else cov.get(k, 0.0) for k in kinds]
-        cover[rows] = vec
+        for i in rows:
+            mine = comms.kinds.get(ids[i], set())
+            cover[i] = [
+                max((cov.get(k, 0.0) for k in _INFRA if k in mine), default=0.0) if kind == "infra"
+                else (cov.get(kind, 0.0) if kind in mine else 0.0)
+                for kind in LINK_KINDS
+            ]
         size[rows] = np.log10(len(rows))
         orgs = [declared.get(a) for a in members]
         top = max(set(orgs), key=orgs.count)
@@ -79,6 +83,7 @@ def build_evidence(
     communities: Communities,
     declared_org: dict[str, str | None],
     n_events: np.ndarray,
+    attach_of: dict[str, float] | None = None,
 ) -> EvidenceMatrix:
     """Assemble the evidence matrix.
 
@@ -91,6 +96,8 @@ def build_evidence(
         declared organisation (None otherwise).
     n_events
         Requests per account, aligned with ``account_ids``.
+    attach_of
+        ``link kind -> how much sharing it ties an account`` (link rules' ``attach``).
     """
     index = {a: i for i, a in enumerate(account_ids)}
     own = np.zeros((len(account_ids), len(signal_tables)))
@@ -99,7 +106,7 @@ def build_evidence(
             i = index.get(acc)
             if i is not None and v is not None:
                 own[i, j] = v
-    pooled, cover, size, org, attach = _campaign_stats(own, account_ids, communities, declared_org)
+    pooled, cover, size, org, attach = _campaign_stats(own, account_ids, communities, declared_org, attach_of or {})
     names = [c for c, _, _ in signal_tables]
     reasons = [r for _, r, _ in signal_tables]
     link = cover.max(axis=1)

@@ -57,6 +57,7 @@ class Policy:
     ttl_seconds: dict = field(default_factory=dict)
     throttle: dict = field(default_factory=dict)
     challenge: dict = field(default_factory=dict)
+    campaigns: dict = field(default_factory=dict)
     allow_accounts: frozenset = frozenset()
     allow_orgs: frozenset = frozenset()
     sha256: str = ""
@@ -79,6 +80,9 @@ class Policy:
             unknown = set(r.when) - _CONDITIONS
             if unknown:
                 raise UsageError(f"policy rule {r.id}: unknown condition {sorted(unknown)[0]!r}")
+        unknown = set(data.get("campaigns") or {}) - {"min_flagged_share", "min_attachment"}
+        if unknown:
+            raise UsageError(f"policy campaigns: unknown setting {sorted(unknown)[0]!r}")
         if data.get("mode", "shadow") not in ("shadow", "enforce"):
             raise UsageError("policy: mode must be shadow or enforce")
         if data.get("fail", "open") not in ("open", "closed"):
@@ -91,6 +95,7 @@ class Policy:
             ttl_seconds={a: int(v) for a, v in (data.get("ttl_seconds") or {}).items()},
             throttle=dict(data.get("throttle") or {}),
             challenge=dict(data.get("challenge") or {}),
+            campaigns={k: float(v) for k, v in (data.get("campaigns") or {}).items()},
             allow_accounts=frozenset(map(str, allow.get("accounts") or [])),
             allow_orgs=frozenset(map(str, allow.get("orgs") or [])),
             sha256=sha256,
