@@ -111,36 +111,47 @@ class JsonlSource:
         finally:
             con.close()
 
-    def ingest_into(self, path: str, store, on_quarantine, flush_rows: int = 250_000) -> tuple[int, int]:
+    def ingest_into(self, path: str, store, on_quarantine, group_rows: int = 250_000) -> tuple[int, int]:
         """Fast path of :meth:`read` straight into ``store`` (same rules, no Arrow round trip).
 
-        Lines are normalised in the store's own DuckDB connection into a
-        temporary table, then inserted with one anti-join per ~``flush_rows``;
-        rows that fail the SQL checks go through :func:`python_record`.
-        Returns ``(inserted, duplicates)``.
+        Lines are gathered in the store's own DuckDB connection into groups
+        of ~``group_rows`` (several DuckDB row groups, so queries run in
+        parallel), normalised into a temporary table and inserted with one
+        anti-join per group; rows that fail the SQL checks go through
+        :func:`python_record`. Returns ``(inserted, duplicates)``.
         """
         con = store.con
         source = str(path)
         con.execute("SET preserve_insertion_order = false")
-        state = {"pending": 0, "ins": 0, "dup": 0, "made": False}
+        state = {"pending": 0, "ins": 0, "dup": 0, "lines": False}
 
-        def flush():
-            if not state["made"] or state["pending"] == 0:
+        def process():
+            if not state["lines"]:
                 return
-            bad = con.sql("SELECT _row, _raw FROM _norm WHERE NOT _ok").fetchall()
-            n_ok, n_distinct = con.sql(
-                "SELECT count(*), count(DISTINCT event_id) FROM _norm WHERE _ok").fetchall()[0]
-            src = "(SELECT * FROM _norm WHERE _ok)" if n_ok == n_distinct else (
-                "(SELECT * FROM _norm WHERE _ok QUALIFY row_number() OVER (PARTITION BY event_id) = 1)")
-            cols = ", ".join(f"s.{q(c)}" for c in EVENT_SCHEMA.names)
-            ins = con.execute(
-                f"INSERT INTO events SELECT {cols} FROM {src} s ANTI JOIN events e ON s.event_id = e.event_id"
-            ).fetchone()[0]
+            try:
+                keys = con.sql("SELECT DISTINCT unnest(TRY(json_keys(line))) FROM _lines").fetchall()
+                sql = chunk_sql(tuple(sorted(k[0] for k in keys)))
+                if sql is None:  # case-colliding keys: no key maps, every line goes through Python
+                    sql = chunk_sql(())
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _norm AS {sql}")
+            finally:
+                con.execute("DROP TABLE IF EXISTS _lines")
+                state["lines"] = False
+                state["pending"] = 0
+            try:
+                bad = con.sql("SELECT _row, _raw FROM _norm WHERE NOT _ok ORDER BY _row").fetchall()
+                n_ok, n_distinct = con.sql(
+                    "SELECT count(*), count(DISTINCT event_id) FROM _norm WHERE _ok").fetchall()[0]
+                src = "(SELECT * FROM _norm WHERE _ok)" if n_ok == n_distinct else (
+                    "(SELECT * FROM _norm WHERE _ok QUALIFY row_number() OVER (PARTITION BY event_id) = 1)")
+                cols = ", ".join(f"s.{q(c)}" for c in EVENT_SCHEMA.names)
+                ins = con.execute(
+                    f"INSERT INTO events SELECT {cols} FROM {src} s ANTI JOIN events e ON s.event_id = e.event_id"
+                ).fetchone()[0]
+            finally:
+                con.execute("DROP TABLE IF EXISTS _norm")
             state["ins"] += ins
             state["dup"] += n_ok - ins
-            con.execute("DROP TABLE _norm")
-            state["made"] = False
-            state["pending"] = 0
             if bad:
                 rows, quarantined = [], []
                 for no, raw in bad:
@@ -148,8 +159,7 @@ class JsonlSource:
                     (quarantined if isinstance(res, Quarantined) else rows).append(res)
                 on_quarantine(quarantined)
                 if rows:
-                    with_ids = fill_event_ids(con, rows_to_batch(rows))
-                    i, d = store.append_events([with_ids])
+                    i, d = store.append_events([fill_event_ids(con, rows_to_batch(rows))])
                     state["ins"] += i
                     state["dup"] += d
 
@@ -159,34 +169,28 @@ class JsonlSource:
                                for no, t in chunk.odd]
                 text, numbers, bad_utf8 = _as_text(chunk.lines, chunk.numbers)
                 for no, b in bad_utf8:
-                    res = python_record(source, no, b)
-                    quarantined.append(res)
+                    quarantined.append(python_record(source, no, b))
                 on_quarantine(quarantined)
                 if len(text):
-                    tbl = pa.table({"_row": pa.array(numbers), "line": text})
-                    step = max(4096, -(-len(text) // 8))
-                    con.register("_lines", pa.Table.from_batches(tbl.to_batches(max_chunksize=step)))
+                    con.register("_lines_arrow", pa.table({"_row": pa.array(numbers), "line": text}))
                     try:
-                        keys = con.sql("SELECT DISTINCT unnest(TRY(json_keys(line))) FROM _lines").fetchall()
-                        sql = chunk_sql(tuple(sorted(k[0] for k in keys)))
-                        if sql is None:  # case-colliding keys: no key maps, every line goes through Python
-                            sql = chunk_sql(())
-                        if not state["made"]:
-                            con.execute(f"CREATE OR REPLACE TEMP TABLE _norm AS {sql}")
-                            state["made"] = True
+                        # a native copy: DuckDB scans its own strings faster than Arrow's, twice below
+                        if state["lines"]:
+                            con.execute("INSERT INTO _lines SELECT * FROM _lines_arrow")
                         else:
-                            con.execute(f"INSERT INTO _norm {sql}")
+                            con.execute("CREATE OR REPLACE TEMP TABLE _lines AS SELECT * FROM _lines_arrow")
+                            state["lines"] = True
                     finally:
-                        con.unregister("_lines")
+                        con.unregister("_lines_arrow")
                     state["pending"] += len(text)
-                    if state["pending"] >= flush_rows:
-                        flush()
+                    if state["pending"] >= group_rows:
+                        process()
                 if self.on_progress:
                     self.on_progress(chunk.position)
-            flush()
+            process()
         finally:
-            if state["made"]:
-                con.execute("DROP TABLE IF EXISTS _norm")
+            con.execute("DROP TABLE IF EXISTS _lines")
+            con.execute("DROP TABLE IF EXISTS _norm")
             con.execute("RESET preserve_insertion_order")
         return state["ins"], state["dup"]
 
