@@ -145,8 +145,10 @@ def _field_exprs(field: str, cols: list[Col]) -> tuple[str, str]:
         return "NULL", f"({v}) IS NULL"
     if field == "ts":
         if kind == "text":
+            # a failing TRY_CAST is slow in DuckDB: tell ISO text from epoch numbers by '-' / ':' first
             x = f"TRY_CAST({v} AS DOUBLE)"
-            val = f"CASE WHEN {x} IS NOT NULL THEN TRY({_epoch(x)}) ELSE TRY_CAST({v} AS TIMESTAMPTZ) END"
+            val = (f"CASE WHEN contains({v}, '-') OR contains({v}, ':') THEN TRY_CAST({v} AS TIMESTAMPTZ) "
+                   f"ELSE TRY({_epoch(x)}) END")
         elif kind == "num":
             val = f"TRY({_epoch(f'CAST({v} AS DOUBLE)')})"
         elif kind.startswith("TIMESTAMP") or kind == "DATE":
@@ -176,8 +178,10 @@ def _field_exprs(field: str, cols: list[Col]) -> tuple[str, str]:
         if kind == "BOOLEAN":
             return v, "TRUE"
         if kind == "text":
-            val = f"TRY_CAST(lower(trim({v})) AS BOOLEAN)"
-            ok = (f"({v}) IS NULL OR lower(trim({v})) IN ('true','false','t','f','yes','no','y','n','1','0')")
+            val = (f"CASE lower(trim({v})) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE WHEN 't' THEN TRUE "
+                   f"WHEN 'f' THEN FALSE WHEN 'yes' THEN TRUE WHEN 'no' THEN FALSE WHEN 'y' THEN TRUE "
+                   f"WHEN 'n' THEN FALSE WHEN '1' THEN TRUE WHEN '0' THEN FALSE END")
+            ok = f"({v}) IS NULL OR ({val}) IS NOT NULL"
             return val, ok
         return "NULL", f"({v}) IS NULL"
     # string fields
@@ -190,13 +194,13 @@ def _field_exprs(field: str, cols: list[Col]) -> tuple[str, str]:
     if field == "status":
         cases = " ".join(f"WHEN {lit(k)} THEN {lit(s)}" for k, s in _STATUS_SYNONYMS.items())
         val = f"CASE lower(trim({v})) {cases} ELSE lower(trim({v})) END"
-        ok = f"({v}) IS NULL OR TRY_CAST({v} AS DOUBLE) IS NULL"
+        ok = f"({v}) IS NULL OR NOT (substr(trim({v}), 1, 1) BETWEEN '0' AND '9')"  # HTTP codes: Python
         return val, ok
     if json_text:
         # nested JSON values arrive as text starting with { or [: let Python flatten or reject them
         ok = f"({v}) IS NULL OR NOT (starts_with({v}, '{{') OR starts_with({v}, '['))"
         if field == "reasoning_effort":
-            ok = f"({ok}) AND (({v}) IS NULL OR TRY_CAST({v} AS DOUBLE) IS NULL)"
+            ok = f"({ok}) AND (({v}) IS NULL OR NOT (substr(trim({v}), 1, 1) BETWEEN '0' AND '9'))"
         return v, ok
     return v, "TRUE"
 
