@@ -152,7 +152,8 @@ def check_forced(path: Path, fmt: str) -> None:
     if path.is_dir():
         raise UsageError(f"{path}: is a folder (only Parquet folders are supported)")
     text = sniff_text(path)
-    if fmt in ("jsonl", "otlp", "litellm", "openai") and fmt != "litellm" or (fmt == "litellm" and not path.name.lower().endswith(CSV_EXT)):
+    json_like = fmt in ("jsonl", "otlp", "openai") or (fmt == "litellm" and not path.name.lower().endswith(CSV_EXT))
+    if json_like:
         stripped = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if stripped and not any(ln[:1] in ("{", "[") for ln in stripped[:200]):
             raise UsageError(f"{path}: not JSON (no line starts with '{{' or '[')")
