@@ -40,7 +40,7 @@ def _check(tmp_path, name, payload):
             return None
         assert r.read == r.accepted + r.quarantined + r.duplicates
         assert s.count("events") == r.accepted
-        nq = len(q.read_text().splitlines()) if q.exists() else 0
+        nq = q.read_bytes().count(b"\n") if q.exists() else 0  # not splitlines: U+0085 etc. are not record breaks
         assert nq == r.quarantined
         return r
 

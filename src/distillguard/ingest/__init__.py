@@ -123,7 +123,7 @@ def ingest_files(paths: Iterable, store, quarantine_path=None, fmt: str | None =
         An :class:`~distillguard.store.EventStore`.
     quarantine_path
         JSONL file receiving one ``{source, line, reason, raw, detail}`` object per
-        bad record (appended); ``None`` keeps no file.
+        bad record of this run (replaced, created even when empty); ``None`` keeps no file.
     fmt
         Force a format (``jsonl``, ``csv``, ``parquet``, ``otlp``, ``litellm``, ``openai``);
         auto-detected per file when ``None``.
@@ -152,7 +152,7 @@ def ingest_files(paths: Iterable, store, quarantine_path=None, fmt: str | None =
     if quarantine_path is not None:
         qp = Path(quarantine_path)
         qp.parent.mkdir(parents=True, exist_ok=True)
-        qfile = open(qp, "ab")
+        qfile = open(qp, "wb")  # the quarantine of this run: its lines match result.quarantined
 
     def write_quarantine(records: list[Quarantined]) -> None:
         result.quarantined += len(records)
