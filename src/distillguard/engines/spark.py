@@ -435,7 +435,9 @@ _DETAIL = {
 }
 
 
-def _write_quarantine(raw, quarantine_path) -> None:
+def _write_quarantine(raw, quarantine_path, given: str) -> None:
+    from urllib.parse import unquote
+
     import orjson
     from pyspark.sql import functions as F
 
@@ -444,17 +446,20 @@ def _write_quarantine(raw, quarantine_path) -> None:
         F.col("_metadata.file_path").alias("_file"),
         (F.col("_metadata.row_index") + 1).alias("_line"),
         reason.alias("_reason"),
-        F.to_json(F.struct(*sources)).alias("_raw"),
+        F.to_json(F.struct(*sources), {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"}).alias("_raw"),
     ).filter(F.col("_reason").isNotNull())
+    absolute = str(Path(given).resolve())
     qp = Path(quarantine_path)
     qp.parent.mkdir(parents=True, exist_ok=True)
     with open(qp, "ab") as fh:
         for row in bad.toLocalIterator():
-            src = row["_file"] or ""
-            if src.startswith("file://"):
-                src = src[len("file://"):]
-            elif src.startswith("file:"):
-                src = src[len("file:"):]
+            src = unquote(row["_file"] or "")
+            for prefix in ("file://", "file:"):
+                if src.startswith(prefix):
+                    src = src[len(prefix):]
+                    break
+            if src.startswith(absolute):  # name the file as the user named its input
+                src = given + src[len(absolute):]
             text = row["_raw"] or ""
             if len(text) > RAW_LIMIT:
                 text = text[:RAW_LIMIT] + "\u2026"
@@ -486,7 +491,7 @@ def read_events(spark, paths: Iterable[str], quarantine_path=None):
         result.read += n
         result.quarantined += bad
         if bad and quarantine_path is not None:
-            _write_quarantine(raw, quarantine_path)
+            _write_quarantine(raw, quarantine_path, str(path))
         result.files.append({"path": str(path), "format": "parquet", "read": n, "quarantined": bad})
         frames.append(canon.filter(F.col("_reason").isNull()).drop("_reason"))
     events = frames[0]
@@ -561,6 +566,9 @@ def scan_inputs(paths, quarantine_path, accounts=None, fmt: str | None = None, m
 
         if fmt.lower() not in FORMATS:
             raise UsageError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if quarantine_path is not None:  # always written, as by the DuckDB ingest (empty when nothing failed)
+        Path(quarantine_path).parent.mkdir(parents=True, exist_ok=True)
+        open(quarantine_path, "ab").close()
     meta, bad_accounts = _metadata(accounts)
     spark = spark or get_session(master)
     parquet = [str(p) for p in paths if _is_parquet_input(p, fmt)]
