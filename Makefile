@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test test-fast bench bench-ingest bench-scan calibrate clean
+.PHONY: demo test test-fast bench bench-ingest bench-scan bench-spark calibrate clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 is required" >&2; exit 2; }
@@ -16,10 +16,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The optional Spark engine (pyspark, Java 17) for its tests and benchmark; Java from Debian only where missing.
+SPARK_STAMP := $(VENV)/.installed-spark
+$(SPARK_STAMP): $(STAMP)
+	@command -v java >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
+	$(BIN)/pip install -q -e '.[test,spark]'
+	@touch $(SPARK_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/distillguard demo --out $(DEMO_DIR)
 
-test: $(STAMP)
+test: $(STAMP) $(SPARK_STAMP)
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
@@ -32,6 +39,9 @@ bench-ingest: $(STAMP)
 
 bench-scan: $(STAMP)
 	$(BIN)/python benchmarks/bench_scan.py
+
+bench-spark: $(SPARK_STAMP)
+	$(BIN)/python benchmarks/bench_spark.py
 
 # Refit the packaged fusion weights on simulated traffic of the *train* phrasing
 # family (never the holdout family the quality figures are measured on).

@@ -19,11 +19,14 @@ def scan(
     fmt: Optional[str] = typer.Option(None, "--format", help="Force the input format instead of detecting it."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a table."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb (default) or spark (needs distillguard[spark] and Java 17; docs/spark.md)."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL with --engine spark (default: local[*], or spark-submit's)."),
 ) -> None:
     """Scan request logs for distillation campaigns and decide an action per account."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from distillguard.errors import UsageError
     from distillguard.ingest import ingest_files
     from distillguard.report import store_results, write_outputs
     from distillguard.scan import run_scan, store_inputs
@@ -31,6 +34,8 @@ def scan(
     from distillguard.score.policy import Policy
     from distillguard.store import EventStore
 
+    if engine not in ("duckdb", "spark"):
+        raise UsageError(f"unknown engine {engine!r} (choose duckdb or spark)")
     pol = Policy.load(policy)
     fusion = FusionModel.load(model)
     out.mkdir(parents=True, exist_ok=True)
@@ -38,13 +43,19 @@ def scan(
     with tempfile.TemporaryDirectory(prefix="distillguard-") as tmp:
         store = EventStore(db if db else Path(tmp) / "scan.duckdb")
         with store:
-            counts = ingest_files(
-                [str(p) for p in events], store, quarantine_path=out / "quarantine.jsonl", fmt=fmt,
-                accounts=str(accounts) if accounts else None, progress=not quiet,
-            )
+            if engine == "spark":  # events read and validated by Spark; the store keeps results only
+                from distillguard.engines.spark import scan_inputs
+
+                inputs, counts = scan_inputs(events, out / "quarantine.jsonl", accounts, fmt, spark_master, tmp, not quiet)
+            else:
+                counts = ingest_files(
+                    [str(p) for p in events], store, quarantine_path=out / "quarantine.jsonl", fmt=fmt,
+                    accounts=str(accounts) if accounts else None, progress=not quiet,
+                )
+                inputs = store_inputs(store)
             show = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, disable=quiet)
             with show:
-                result = run_scan(*store_inputs(store), pol, fusion, progress=show)
+                result = run_scan(*inputs, pol, fusion, progress=show)
             summary = counts.as_dict()
             paths = write_outputs(result, out, summary)
             if db:
