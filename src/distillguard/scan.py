@@ -26,6 +26,8 @@ from distillguard.store import EventStore
 
 __all__ = ["Analysis", "ScanResult", "analyse", "run_scan", "store_inputs"]
 
+TEMPLATE_PROMPTS = 8
+"""Sampled prompts per account that template linkage MinHashes (of the 16 sampled)."""
 INDICATOR_KINDS = ("payment_fingerprint", "client_ip", "subnet", "user_agent", "email_domain", "template")
 
 
@@ -64,7 +66,7 @@ def _memberships(events, samples: pa.Table, meta: pa.Table) -> pa.Table:
         mb.infrastructure(events).to_pyarrow(),
         mb.account_metadata(meta),
         mb.signup_bursts(meta),
-        mb.templates(samples),
+        mb.templates(samples, per_account=TEMPLATE_PROMPTS),
         mb.lockstep(activity_buckets(events).to_pyarrow()),
     ]
     return pa.concat_tables([p.select(mb.MEMBERSHIP_SCHEMA.names).cast(mb.MEMBERSHIP_SCHEMA) for p in parts])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import graspologic_native as gn
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard.link.rules import LinkRule
 
@@ -53,9 +54,15 @@ class Communities:
         return dict(out)
 
 
-def _weighted_hubs(memberships: pa.Table, rules: dict[str, LinkRule], n_accounts: int):
+def _weighted_hubs(memberships: pa.Table, rules: dict[str, LinkRule], n_accounts: int) -> pa.Table:
+    """Memberships of hubs that link (weight > 0), with the hub's weight.
+
+    Values held by a single account are dropped in Arrow first: most prompt
+    bands and IPs are unique, and they need not reach Python at all.
+    """
     counts = memberships.group_by(["kind", "value"]).aggregate([("account_id", "count_distinct")])
-    weights = {}
+    counts = counts.filter(pc.greater_equal(counts.column("account_id_count_distinct"), 2))
+    kinds, values, weights = [], [], []
     for kind, value, k in zip(
         counts.column("kind").to_pylist(),
         counts.column("value").to_pylist(),
@@ -64,8 +71,11 @@ def _weighted_hubs(memberships: pa.Table, rules: dict[str, LinkRule], n_accounts
         rule = rules.get(kind)
         w = rule.hub_weight(k, n_accounts) if rule else 0.0
         if w > 0:
-            weights[(kind, value)] = w
-    return weights
+            kinds.append(kind)
+            values.append(value)
+            weights.append(w)
+    hubs = pa.table({"kind": pa.array(kinds, pa.string()), "value": pa.array(values, pa.string()), "weight": pa.array(weights, pa.float64())})
+    return memberships.join(hubs, ["kind", "value"], join_type="inner")
 
 
 def find_communities(
@@ -88,18 +98,19 @@ def find_communities(
     n_accounts
         All accounts in the scan (for rarity weights).
     """
-    by_kind = {r.kind: r for r in rules}
-    weights = _weighted_hubs(memberships, by_kind, n_accounts)
+    linked = _weighted_hubs(memberships, {r.kind: r for r in rules}, n_accounts)
     holders: dict[tuple[str, str], list[str]] = defaultdict(list)
     per_kind: dict[tuple[str, str], int] = defaultdict(int)
-    for acc, kind, value in zip(
-        memberships.column("account_id").to_pylist(),
-        memberships.column("kind").to_pylist(),
-        memberships.column("value").to_pylist(),
+    weights: dict[tuple[str, str], float] = {}
+    for acc, kind, value, w in zip(
+        linked.column("account_id").to_pylist(),
+        linked.column("kind").to_pylist(),
+        linked.column("value").to_pylist(),
+        linked.column("weight").to_pylist(),
     ):
-        if (kind, value) in weights:
-            holders[(kind, value)].append(acc)
-            per_kind[(acc, kind)] += 1
+        holders[(kind, value)].append(acc)
+        per_kind[(acc, kind)] += 1
+        weights[(kind, value)] = w
     # Each kind of evidence gets a bounded vote per account: an account seen on
     # 300 proxy IPs does not outweigh the one card it shares.
     edges = [

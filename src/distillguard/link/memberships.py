@@ -99,17 +99,22 @@ def _hubs(account_ids: list[str], signatures: np.ndarray, kind: str, bands: int)
     return _table(accounts, kind, values)
 
 
-def templates(samples: pa.Table, num_perm: int = 48, bands: int = 12, min_chars: int = 20) -> pa.Table:
+def templates(samples: pa.Table, per_account: int | None = None, num_perm: int = 48, bands: int = 12, min_chars: int = 20) -> pa.Table:
     """Template hubs: LSH band keys of each sampled prompt's template skeleton.
 
-    Two prompts of one template (Jaccard ~0.6 on skeleton shingles) share a
+    At most ``per_account`` prompts of each account are used. Two prompts of one template (Jaccard ~0.6 on skeleton shingles) share a
     band with probability ~0.8, and accounts that share a template across
     several of their prompts almost surely share one. Prompts sent verbatim by many accounts are
     popular, not templated: the rarity weighting of link rules drops them.
     """
     prompts = samples.column("prompt").to_pylist()
     ids = samples.column("account_id").to_pylist()
-    keep = [i for i, p in enumerate(prompts) if p and len(p) >= min_chars]
+    taken: dict[str, int] = {}
+    keep = []
+    for i, (a, p) in enumerate(zip(ids, prompts)):
+        if p and len(p) >= min_chars and taken.get(a, 0) < (per_account or len(prompts)):
+            taken[a] = taken.get(a, 0) + 1
+            keep.append(i)
     sigs = minhash_signatures([prompts[i] for i in keep], num_perm=num_perm)
     t = _hubs([ids[i] for i in keep], sigs, "template", bands)
     return t.group_by(["account_id", "kind", "value"]).aggregate([])
