@@ -127,7 +127,8 @@ def intent_training_set(
 
     Positives: the intent's positive exemplars (+2 combinations with a task
     payload each). Negatives: its hard negatives (+1 combination), every
-    capability exemplar (+1 combination with another task), other intents'
+    capability exemplar (+1 combination with another task, +1 with 3-6
+    more tasks), other intents'
     positives (+1 combination) and hard negatives.
     ``include_holdout=False`` drops held-out groups (training for evaluation);
     ``only_holdout=True`` keeps only them (the evaluation set).
@@ -153,6 +154,11 @@ def intent_training_set(
         else:
             y, n_aug = 0, 0
         variants = [e.text] + (_augment(e, n_aug, carriers, rng) if augment else [])
+        if augment and e.source == "capability":
+            # long multi-task prompts are ordinary too: length alone must not score
+            pool = carriers.get(e.lang) or carriers.get("en", [])
+            if pool:
+                variants.append(" ".join([e.text] + [rng.choice(pool) for _ in range(rng.randrange(3, 7))]))
         for t in variants:
             texts.append(t)
             labels.append(y)

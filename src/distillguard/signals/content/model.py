@@ -57,7 +57,7 @@ def _fit_lr(X, y, C: float, multinomial: bool = False):
     if multinomial:
         lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced", solver="lbfgs")
     else:
-        lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced", solver="liblinear", random_state=0)
+        lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced", solver="liblinear", dual=True, random_state=0)
     return lr.fit(X, y)
 
 
