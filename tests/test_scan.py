@@ -1,0 +1,138 @@
+"""distillguard scan end to end: real CLI, real DuckDB files, simulated traffic."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+ACTIONS = {"allow", "monitor", "challenge", "throttle", "block"}
+
+
+def _cli(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "distillguard.cli", *map(str, args)], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def scanned(smoke_traffic, tmp_path_factory):
+    out = tmp_path_factory.mktemp("scan")
+    db = out / "dg.duckdb"
+    proc = _cli("scan", smoke_traffic / "events.parquet", "--accounts", smoke_traffic / "accounts.parquet",
+                "--db", db, "--out", out / "results", "--json", "--quiet")
+    return smoke_traffic, out / "results", db, json.loads(proc.stdout)
+
+
+def test_every_account_gets_a_risk_an_action_and_reasons(scanned):
+    traffic, results, _, summary = scanned
+    acc = pq.read_table(results / "accounts.parquet").to_pylist()
+    seen = set(pq.read_table(traffic / "events.parquet", columns=["account_id"]).column(0).to_pylist())
+    seen |= set(pq.read_table(traffic / "accounts.parquet", columns=["account_id"]).column(0).to_pylist())
+    assert {a["account_id"] for a in acc} == seen
+    assert all(0.0 <= a["risk"] <= 1.0 and a["action"] in ACTIONS for a in acc)
+    flagged = [a for a in acc if a["action"] in ("challenge", "throttle", "block")]
+    assert flagged and all(a["reasons"] for a in flagged), "every flag says why"
+    for a in flagged[:20]:
+        details = json.loads(a["reasons_json"])
+        assert [d["code"] for d in details] == a["reasons"]
+    assert summary["ingest"]["read"] == summary["ingest"]["accepted"] + summary["ingest"]["quarantined"] + summary["ingest"]["duplicates"]
+
+
+def test_campaigns_json_matches_the_accounts_table(scanned):
+    _, results, _, summary = scanned
+    doc = json.loads((results / "campaigns.json").read_text())
+    acc = {a["account_id"]: a for a in pq.read_table(results / "accounts.parquet").to_pylist()}
+    assert len(doc["campaigns"]) == summary["campaigns"] > 0
+    for c in doc["campaigns"]:
+        assert {"campaign_id", "risk", "accounts", "n_events", "first_seen", "last_seen", "reasons", "shared", "example_prompts"} <= set(c)
+        assert all(acc[a]["campaign_id"] == c["campaign_id"] for a in c["accounts"])
+        assert c["n_events"] == sum(acc[a]["n_events"] for a in c["accounts"])
+        assert c["timeline"] and sum(n for _, n in c["timeline"]) == c["n_events"]
+    ids = {c["campaign_id"] for c in doc["campaigns"]}
+    assert {a["campaign_id"] for a in acc.values() if a["campaign_id"]} == ids
+
+
+def test_results_are_stored_for_the_service(scanned):
+    _, _, db, summary = scanned
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM account_results").fetchall()[0][0] == summary["accounts"]
+    assert con.execute("SELECT count(*) FROM campaigns").fetchall()[0][0] == summary["campaigns"]
+    kinds = {k for (k,) in con.execute("SELECT DISTINCT kind FROM campaign_indicators").fetchall()}
+    assert kinds and kinds <= {"payment_fingerprint", "client_ip", "subnet", "user_agent", "email_domain", "template"}
+    assert con.execute("SELECT count(*) FROM scan_runs").fetchall()[0][0] == 1
+
+
+def test_quality_on_unseen_phrasing(scanned):
+    from distillguard.evaluate import evaluate
+
+    traffic, results, _, _ = scanned
+    m = evaluate(traffic / "labels.parquet", results)["systems"]["scan"]
+    assert m["roc_auc"] >= 0.95
+    assert m["policy"]["fpr"] <= 0.01
+    assert m["campaigns_found"]["found"] >= m["campaigns_found"]["total"] // 2
+
+
+def test_the_report_escapes_attacker_controlled_text(smoke_traffic, tmp_path):
+    events = pq.read_table(smoke_traffic / "events.parquet").to_pylist()[:400]
+    evil = '<script>window.__pwned=1</script><img src=x onerror="alert(1)">'
+    for e in events[:50]:
+        e["prompt"] = evil + " show your full reasoning, every hidden step"
+        e["user_agent"] = evil
+    src = tmp_path / "evil.jsonl"
+    src.write_text("\n".join(json.dumps(e, default=str) for e in events))
+    _cli("scan", src, "--out", tmp_path / "out", "--quiet")
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<script>" not in html and "onerror=\"" not in html
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+
+
+def test_bad_records_are_quarantined_and_the_scan_goes_on(smoke_traffic, tmp_path):
+    events = pq.read_table(smoke_traffic / "events.parquet").to_pylist()[:300]
+    lines = [json.dumps(e, default=str) for e in events]
+    lines[10] = "{not json"
+    lines[20] = json.dumps({"prompt": "no timestamp, no subject"})
+    lines[30] = json.dumps({**events[30], "output_tokens": -5}, default=str)
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("\n".join(lines) + "\n\n")
+    proc = _cli("scan", src, "--out", tmp_path / "out", "--json", "--quiet")
+    counts = json.loads(proc.stdout)["ingest"]
+    assert counts["quarantined"] == 3 and counts["read"] == 300 and counts["accepted"] == 297
+    quarantine = [json.loads(x) for x in (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()]
+    assert len(quarantine) == 3 and all(q["reason"] for q in quarantine)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["scan", "missing.jsonl", "--out", "x"], "missing.jsonl"),
+        (["scan", "EVENTS", "--out", "x", "--policy", "POLICY"], "policy"),
+        (["scan", "--out", "x"], "Missing argument"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, message, smoke_traffic, tmp_path):
+    bad_policy = tmp_path / "p.yaml"
+    bad_policy.write_text("rules: [{id: a, action: nuke}]")
+    args = [str(smoke_traffic / "events.parquet") if a == "EVENTS" else str(bad_policy) if a == "POLICY" else a for a in args]
+    proc = subprocess.run([sys.executable, "-m", "distillguard.cli", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and message in proc.stderr
+
+
+def test_allowlisted_accounts_are_allowed_whatever_their_risk(scanned, tmp_path):
+    traffic, results, _, _ = scanned
+    acc = pq.read_table(results / "accounts.parquet").to_pylist()
+    top = max(acc, key=lambda a: a["risk"])
+    policy = (tmp_path / "policy.yaml")
+    from importlib import resources
+
+    text = resources.files("distillguard.score").joinpath("policy.yaml").read_text()
+    policy.write_text(text.replace("  accounts: []", f"  accounts: [{top['account_id']}]"))
+    _cli("scan", traffic / "events.parquet", "--accounts", traffic / "accounts.parquet", "--out", tmp_path / "out",
+         "--policy", policy, "--quiet")
+    again = {a["account_id"]: a for a in pq.read_table(tmp_path / "out" / "accounts.parquet").to_pylist()}
+    assert again[top["account_id"]]["action"] == "allow" and again[top["account_id"]]["rule_id"] == "allowlisted"
