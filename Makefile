@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test test-fast bench bench-ingest bench-scan bench-spark calibrate clean
+.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-spark calibrate clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 is required" >&2; exit 2; }
@@ -32,13 +32,16 @@ test: $(STAMP) $(SPARK_STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-bench: bench-ingest bench-scan
+bench: bench-ingest bench-scan bench-quality
 
 bench-ingest: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
 
 bench-scan: $(STAMP)
 	$(BIN)/python benchmarks/bench_scan.py
+
+bench-quality: $(STAMP)
+	$(BIN)/python benchmarks/bench_quality.py
 
 bench-spark: $(SPARK_STAMP)
 	$(BIN)/python benchmarks/bench_spark.py
