@@ -173,3 +173,21 @@ def test_crlf_and_no_trailing_newline(tmp_path):
     p.write_bytes(b'{"ts": "2026-01-01", "account_id": "a"}\r\n{"ts": "2026-01-02", "account_id": "b"}')
     with EventStore(tmp_path / "s.duckdb") as s:
         assert ingest_files([p], s, progress=False).accepted == 2
+
+
+def test_exported_extra_round_trips(tmp_path):
+    """An ``extra`` column/key written by an export (JSON object text) comes back as the same extra."""
+    j = tmp_path / "x.jsonl"
+    j.write_text('{"event_id": "a", "ts": "2026-01-01T00:00:00Z", "account_id": "u", "extra": "{\\"end_user\\":\\"e1\\"}"}\n'
+                 '{"event_id": "b", "ts": "2026-01-01T00:00:00Z", "account_id": "u", "extra": null}\n'
+                 '{"event_id": "c", "ts": "2026-01-01T00:00:00Z", "account_id": "u", "extra": {"k": 1}, "z": 2}\n')
+    with EventStore(tmp_path / "s.duckdb") as s:
+        assert ingest_files([j], s, progress=False).accepted == 3
+        got = dict(s.con.execute("SELECT event_id, extra FROM events").fetchall())
+        assert json.loads(got["a"]) == {"end_user": "e1"} and got["b"] is None
+        assert json.loads(got["c"]) == {"k": 1, "z": 2}
+        p = tmp_path / "x.parquet"
+        s.con.execute(f"COPY (SELECT * FROM events) TO '{p}' (FORMAT parquet)")
+    with EventStore(tmp_path / "t.duckdb") as t:
+        assert ingest_files([p], t, progress=False).accepted == 3
+        assert dict(t.con.execute("SELECT event_id, extra FROM events").fetchall()) == got

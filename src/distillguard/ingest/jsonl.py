@@ -32,9 +32,21 @@ def chunk_sql(keys: tuple[str, ...], source: str = "_lines") -> str | None:
         return None
     known = [k for k in keys if k.lower() in KEY_TO_FIELD]
     unknown = [k for k in keys if k.lower() not in KEY_TO_FIELD]
+    carried = [k for k in unknown if k.lower() == "extra"]
     cols: dict[str, list[Col]] = {}
     for k in sorted(known, key=lambda k: (FIELD_KEYS[KEY_TO_FIELD[k.lower()]].index(k.lower()), k != k.lower())):
         cols.setdefault(KEY_TO_FIELD[k.lower()], []).append(Col(f"_t.{q(k)}", "json"))
+    if carried and len(unknown) == 1:
+        # only an exported ``extra`` (JSON object text or object): keep it, normalised, on the fast path
+        known_s = known + carried
+        e = f"_t.{q(carried[0])}"
+        struct = json.dumps({k: "VARCHAR" for k in known_s})
+        pre = f"TRY(json_transform(line, {lit(struct)})) AS _t"
+        extra = (f"CASE WHEN {e} IS NULL THEN NULL ELSE "
+                 f"nullif(CAST(TRY(json_merge_patch('{{}}', json({e}))) AS VARCHAR), '{{}}') END")
+        extra_ok = (f"_t IS NOT NULL AND ({e} IS NULL OR (starts_with(ltrim({e}), '{{') "
+                    f"AND TRY(json_valid({e})) AND NOT contains({e}, ':null')))")
+        return normalize_sql(source, cols, extra_sql=extra, extra_ok=extra_ok, pre=pre, raw="line")
     struct = json.dumps({k: "VARCHAR" for k in known} or {"__none__": "VARCHAR"})
     pre = f"TRY(json_transform(line, {lit(struct)})) AS _t"
     if not unknown:

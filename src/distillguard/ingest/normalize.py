@@ -302,10 +302,23 @@ def normalize(record, extra: dict | None = None) -> dict:
         raise Reject("not_an_object", f"record is a JSON {type(record).__name__}, not an object")
     found: dict[str, tuple[int, object]] = {}
     unknown: dict = dict(extra) if extra else {}
+    carried: dict = {}
     for key, value in record.items():
         k = key.lower() if isinstance(key, str) else str(key)
         field = KEY_TO_FIELD.get(k)
         if field is None:
+            if k == "extra" and value is not None:
+                ex = value
+                if isinstance(ex, str):
+                    try:
+                        ex = orjson.loads(ex)
+                    except orjson.JSONDecodeError:
+                        ex = value
+                if isinstance(ex, dict):  # an exported ``extra`` column: its keys come back as unknown fields
+                    carried.update(ex)
+                    continue
+            elif k == "extra":
+                continue
             unknown[key] = value
             continue
         if value is None or (isinstance(value, str) and value == ""):
@@ -314,6 +327,8 @@ def normalize(record, extra: dict | None = None) -> dict:
         prev = found.get(field)
         if prev is None or rank < prev[0]:
             found[field] = (rank, value)
+    if carried:
+        unknown = {**carried, **unknown}  # top-level unknown fields win over carried ones
     raw = {f: v for f, (_, v) in found.items()}
     out: dict = {}
     out["ts"] = parse_ts(raw.get("ts"))

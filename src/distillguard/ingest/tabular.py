@@ -45,12 +45,23 @@ def column_mapping(columns: list[tuple[str, str]]):
     for name, kind in sorted(known, key=lambda nk: FIELD_KEYS[KEY_TO_FIELD[nk[0].lower()]].index(nk[0].lower())):
         cols.setdefault(KEY_TO_FIELD[name.lower()], []).append(Col(q(name), kind))
     extra_ok = "TRUE"
+    carried = [(n, k) for n, k in unknown if n.lower() == "extra"]
+    unknown = [(n, k) for n, k in unknown if n.lower() != "extra"]
+    if len(carried) > 1:
+        return cols, "NULL", "FALSE"  # several 'extra' spellings: the Python normaliser merges them
+    base = "'{}'"
+    if carried:
+        n, k = carried[0]
+        e = f"CAST({q(n)} AS VARCHAR)"
+        # an exported ``extra`` column (JSON object text); its keys come back, unknown columns win
+        base = f"coalesce(nullif({e}, ''), '{{}}')"
+        extra_ok = (f"nullif({e}, '') IS NULL OR (starts_with(ltrim({e}), '{{') AND TRY(json_valid({e})) "
+                    f"AND NOT contains({e}, ':null'))")
     if unknown:
         obj = "json_object(" + ", ".join(f"{lit(n)}, {q(n)}" for n, _ in unknown) + ")"
-        merged = f"json_merge_patch('{{}}', {obj})"
-        extra = f"nullif(CAST({merged} AS VARCHAR), '{{}}')"
-        if any(n.lower() == "extra" for n, _ in unknown):
-            extra_ok = "FALSE"  # an 'extra' column is merged by the Python normaliser
+        extra = f"nullif(CAST(TRY(json_merge_patch({base}, {obj})) AS VARCHAR), '{{}}')"
+    elif carried:
+        extra = f"nullif(CAST(TRY(json_merge_patch('{{}}', {base})) AS VARCHAR), '{{}}')"
     else:
         extra = "NULL"
     return cols, extra, extra_ok
@@ -60,15 +71,6 @@ def _python_rows(source: str, records: list[tuple[int, dict]]):
     rows, bad = [], []
     for no, rec in records:
         rec = {k: v for k, v in rec.items() if v is not None and v != ""}
-        if isinstance(rec.get("extra"), str):
-            try:
-                ex = json.loads(rec["extra"])
-                if isinstance(ex, dict):
-                    del rec["extra"]
-                    for k, v in ex.items():
-                        rec.setdefault(k, v)
-            except ValueError:
-                pass
         try:
             rows.append(normalize(rec))
         except Reject as rej:
