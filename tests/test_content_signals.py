@@ -273,3 +273,15 @@ def test_heldout_auc_floor_by_paraphrase_group():
         assert task["auc"] >= 0.85, (intent, task)
         for lang in ("en", "zh", "ru", "es"):
             assert raw["auc_by_lang"][lang]["auc"] >= 0.8, (intent, lang, raw["auc_by_lang"][lang])
+
+
+def test_total_prompt_budget_shrinks_per_account_quota():
+    from distillguard.signals.content.sampling import sample_accounts
+
+    rows = [(f"a{i % 50}", f"prompt number {i} about topic {i * 7}") for i in range(2000)]
+    t = _table(rows)
+    full = sample_accounts(t, max_prompts=64, max_total=None)
+    capped = sample_accounts(t, max_prompts=64, max_total=500)
+    assert max(len(x) for x in full.prompt_idx) == 40
+    assert max(len(x) for x in capped.prompt_idx) == 10
+    assert len(capped.account_ids) == 50

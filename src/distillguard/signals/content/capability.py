@@ -91,6 +91,8 @@ class CapabilitySweep(Signal):
     ----------
     max_prompts
         Distinct prompts per account that are scored.
+    max_total_prompts
+        Bound on distinct prompts per scan (per-account quota shrinks, not below 4).
     min_prompts, full_prompts
         The score ramps from 0 at ``min_prompts`` to full weight at ``full_prompts``.
     strong_lo, strong_hi
@@ -118,6 +120,7 @@ class CapabilitySweep(Signal):
     def __init__(
         self,
         max_prompts: int = 64,
+        max_total_prompts: int | None = 60_000,
         min_prompts: int = 4,
         full_prompts: int = 12,
         strong_lo: float = 0.45,
@@ -133,6 +136,7 @@ class CapabilitySweep(Signal):
         n_examples: int = 3,
     ):
         self.max_prompts = max_prompts
+        self.max_total_prompts = max_total_prompts
         self.min_prompts = min_prompts
         self.full_prompts = full_prompts
         self.strong_lo = strong_lo
@@ -196,7 +200,7 @@ class CapabilitySweep(Signal):
 
     def fit(self, data: pa.Table) -> "CapabilitySweep":
         """Learn the reference distribution from (mostly benign) traffic."""
-        sample = sample_accounts(data, max_prompts=self.max_prompts, max_system=0)
+        sample = sample_accounts(data, max_prompts=self.max_prompts, max_total=self.max_total_prompts)
         if len(sample.texts) < 20:
             self.baseline_ = self._default_baseline()
             return self
@@ -207,7 +211,7 @@ class CapabilitySweep(Signal):
     # -- scoring ---------------------------------------------------------------------------
     def score(self, data: pa.Table) -> SignalResult:
         base = getattr(self, "baseline_", None) or self._default_baseline()
-        sample = sample_accounts(data, max_prompts=self.max_prompts, max_system=0)
+        sample = sample_accounts(data, max_prompts=self.max_prompts, max_total=self.max_total_prompts)
         out = score_texts(sample.texts)
         E, P = out["embedding"], out["capability"]
         rff = _RFF(E.shape[1], base["gamma"], self.rff_features, self.seed)

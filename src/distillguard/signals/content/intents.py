@@ -33,6 +33,9 @@ class IntentSignal(Signal):
         Share of matching prompts at which the share factor reaches 1.
     max_prompts
         Distinct prompts per account that are scored (deterministic sample).
+    max_total_prompts
+        Bound on distinct prompts scored per scan: the per-account quota
+        shrinks (not below 4) when accounts x ``max_prompts`` would exceed it.
     system_weight
         Multiplier on system-prompt probabilities (system prompts are set by
         apps, not always by the account holder).
@@ -51,6 +54,7 @@ class IntentSignal(Signal):
         top_k: int = 3,
         full_share: float = 0.4,
         max_prompts: int = 64,
+        max_total_prompts: int | None = 60_000,
         system_weight: float = 0.8,
         evidence_floor: float = 0.3,
         n_examples: int = 3,
@@ -59,6 +63,7 @@ class IntentSignal(Signal):
         self.top_k = top_k
         self.full_share = full_share
         self.max_prompts = max_prompts
+        self.max_total_prompts = max_total_prompts
         self.system_weight = system_weight
         self.evidence_floor = evidence_floor
         self.n_examples = n_examples
@@ -72,7 +77,7 @@ class IntentSignal(Signal):
         return score_texts(list(texts))["intent"][self.intent]
 
     def score(self, data: pa.Table) -> SignalResult:
-        sample = sample_accounts(data, max_prompts=self.max_prompts)
+        sample = sample_accounts(data, max_prompts=self.max_prompts, max_total=self.max_total_prompts)
         p = score_texts(sample.texts)["intent"][self.intent]
         values, evidence = aggregate_intent(
             sample,

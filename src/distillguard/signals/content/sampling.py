@@ -49,26 +49,32 @@ def _key(norm: str) -> bytes:
 _SAMPLES: "OrderedDict[tuple, tuple[pa.Table, AccountSample]]" = OrderedDict()
 
 
-def sample_accounts(data: pa.Table, max_prompts: int = 64, max_system: int = 4) -> AccountSample:
+def sample_accounts(
+    data: pa.Table, max_prompts: int = 64, max_system: int = 4, max_total: int | None = 60_000
+) -> AccountSample:
     """Deduplicate and sample prompts per account (missing optional columns are fine).
+
+    ``max_total`` bounds the work of a whole scan: the per-account quota
+    shrinks to ``max(4, max_total // n_accounts)`` when ``max_prompts`` per
+    account would exceed it (``None``: no bound).
 
     The last few samples are cached by table identity (the table is kept
     alive in the cache, so its id cannot be reused), so the content signals
     of one scan sample once.
     """
-    key = (id(data), max_prompts, max_system)
+    key = (id(data), max_prompts, max_system, max_total)
     hit = _SAMPLES.get(key)
     if hit is not None and hit[0] is data:
         _SAMPLES.move_to_end(key)
         return hit[1]
-    sample = _sample_accounts(data, max_prompts, max_system)
+    sample = _sample_accounts(data, max_prompts, max_system, max_total)
     _SAMPLES[key] = (data, sample)
     while len(_SAMPLES) > 4:
         _SAMPLES.popitem(last=False)
     return sample
 
 
-def _sample_accounts(data: pa.Table, max_prompts: int, max_system: int) -> AccountSample:
+def _sample_accounts(data: pa.Table, max_prompts: int, max_system: int, max_total: int | None) -> AccountSample:
     accounts = _col(data, "account_id") or []
     prompts = _col(data, "prompt") or [None] * len(accounts)
     systems = _col(data, "system_prompt") or [None] * len(accounts)
@@ -104,6 +110,8 @@ def _sample_accounts(data: pa.Table, max_prompts: int, max_system: int) -> Accou
         return out
 
     sample = AccountSample(list(order), texts)
+    if max_total is not None and per_p:
+        max_prompts = min(max_prompts, max(4, max_total // len(per_p)))
     for bp, bs in zip(per_p, per_s):
         sample.prompt_idx.append(pick(bp, max_prompts))
         sample.system_idx.append(pick(bs, max_system))
