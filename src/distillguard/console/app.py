@@ -1,0 +1,213 @@
+"""The analyst console: a FastAPI router of server-rendered pages.
+
+Security model: every logged field is attacker-controlled. Templates
+autoescape everything; data for the charts travels as JSON inside
+``<script type="application/json">`` (Jinja's ``tojson`` escapes ``<``, ``>``,
+``&`` and ``'``) and is read with ``JSON.parse``; the only scripts are files
+served from the package, and every response carries a Content-Security-Policy
+with ``script-src 'self'`` (no inline script, no eval, no CDN). POSTs carry a
+per-process CSRF token and must come from the same origin.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import threading
+from importlib import resources
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from distillguard.console import audit, data
+from distillguard.errors import UsageError
+
+__all__ = ["console_router", "CSP", "SECURITY_HEADERS"]
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+_STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
+
+env = Environment(loader=PackageLoader("distillguard.console", "templates"), autoescape=select_autoescape(default=True, default_for_string=True))
+env.filters["fmt_risk"] = lambda v: "" if v is None else f"{float(v):.3f}"
+env.filters["fmt_ts"] = lambda v: "" if v is None else str(v)[:16].replace("T", " ")
+env.filters["thousands"] = lambda v: "" if v is None else f"{int(v):,}"
+env.filters["urlq"] = lambda v: quote(str(v), safe="")
+
+
+class _Store:
+    """One DuckDB connection per process; a cursor per request."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self._con = None
+        self._lock = threading.Lock()
+
+    def cursor(self):
+        import duckdb
+
+        with self._lock:
+            if self._con is None:
+                try:
+                    self._con = duckdb.connect(self.path)
+                except duckdb.Error as exc:
+                    raise UsageError(f"cannot open store {self.path}: {str(exc).splitlines()[0]}") from exc
+                self._con.execute("SET TimeZone = 'UTC'")
+                audit.ensure_tables(self._con)
+        cur = self._con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        return cur
+
+
+def _html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _int(v, default=None):
+    try:
+        return int(v) if v not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def console_router(store_path: str | Path, prices_path: str | Path | None = None, title: str = "distillguard console") -> APIRouter:
+    """The console's routes, to mount at ``/`` (``app.include_router(console_router(db))``).
+
+    ``store_path`` is the DuckDB file a scan wrote with ``--db``;
+    ``prices_path`` a YAML price list (default: the packaged ``prices.yaml``).
+    """
+    store = _Store(store_path)
+    prices = data.load_prices(prices_path)
+    csrf = secrets.token_urlsafe(24)
+    router = APIRouter(include_in_schema=False)
+
+    def render(name: str, request: Request, status: int = 200, **ctx) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return _html(env.get_template(name).render(title=title, root=root, csrf=csrf, **ctx), status)
+
+    def not_found(request: Request, what: str) -> HTMLResponse:
+        return render("error.html.j2", request, 404, message=f"No {what} here.")
+
+    @router.get("/static/{name:path}")
+    def static(name: str):
+        base = resources.files("distillguard.console").joinpath("static")
+        parts = [p for p in name.split("/") if p]
+        if not parts or any(p in (".", "..") or p.startswith(".") for p in parts):
+            return PlainTextResponse("not found", 404, headers=SECURITY_HEADERS)
+        f = base.joinpath(*parts)
+        suffix = Path(parts[-1]).suffix
+        if suffix not in _STATIC_TYPES or not f.is_file():
+            return PlainTextResponse("not found", 404, headers=SECURITY_HEADERS)
+        headers = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"}
+        return Response(f.read_bytes(), media_type=_STATIC_TYPES[suffix], headers=headers)
+
+    @router.get("/favicon.ico")
+    def favicon():
+        return Response(status_code=204, headers=SECURITY_HEADERS)
+
+    @router.get("/", response_class=HTMLResponse)
+    def queue_page(request: Request):
+        q = request.query_params
+        filters = {"status": q.get("status", ""), "reason": q.get("reason", ""), "min_size": q.get("min_size", ""),
+                   "max_size": q.get("max_size", ""), "date_from": q.get("date_from", ""), "date_to": q.get("date_to", "")}
+        con = store.cursor()
+        try:
+            res = data.queue(con, status=filters["status"], reason=filters["reason"], min_size=_int(filters["min_size"]),
+                             max_size=_int(filters["max_size"]), date_from=_valid_date(filters["date_from"]),
+                             date_to=_valid_date(filters["date_to"]), page=_int(q.get("page"), 1))
+            head = audit.audit_head(con)
+        finally:
+            con.close()
+        keep = {k: v for k, v in filters.items() if v}
+        return render("queue.html.j2", request, res=res, filters=filters, statuses=data.STATUSES, head=head,
+                      prev_qs=urlencode({**keep, "page": res["page"] - 1}), next_qs=urlencode({**keep, "page": res["page"] + 1}))
+
+    @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
+    def campaign_page(campaign_id: str, request: Request):
+        con = store.cursor()
+        try:
+            c = data.campaign_detail(con, campaign_id, prices)
+            if c is None:
+                return not_found(request, "campaign " + campaign_id)
+            graph = data.graph_data(con, c["ev"])
+            volume = data.account_volume(con, c["ev"].get("accounts") or [])
+            history = audit.audit_rows(con, "campaign", campaign_id)
+        finally:
+            con.close()
+        return render("campaign.html.j2", request, c=c, graph=graph, volume=volume, history=history, actions=audit.ACTIONS)
+
+    @router.get("/accounts/{account_id}", response_class=HTMLResponse)
+    def account_page(account_id: str, request: Request):
+        con = store.cursor()
+        try:
+            a = data.account_detail(con, account_id)
+            if a is None:
+                return not_found(request, "account " + account_id)
+            history = audit.audit_rows(con, "account", account_id)
+            if a["meta"] and a["meta"].get("org_id"):
+                history += audit.audit_rows(con, "org", a["meta"]["org_id"])
+        finally:
+            con.close()
+        return render("account.html.j2", request, a=a, history=history)
+
+    @router.get("/audit", response_class=HTMLResponse)
+    def audit_page(request: Request):
+        con = store.cursor()
+        try:
+            rows = audit.audit_rows(con, limit=500)
+            ok, bad = audit.verify_audit_chain(con)
+            head = audit.audit_head(con)
+        finally:
+            con.close()
+        return render("audit.html.j2", request, rows=rows, ok=ok, bad=bad, head=head)
+
+    @router.post("/actions")
+    async def action(request: Request):
+        origin = request.headers.get("origin")
+        if origin and origin != f"{request.url.scheme}://{request.headers.get('host')}":
+            return PlainTextResponse("cross-origin request refused", 403, headers=SECURITY_HEADERS)
+        body = (await request.body())[:65536].decode("utf-8", "replace")
+        form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+        if not hmac.compare_digest(form.get("csrf", ""), csrf):
+            return PlainTextResponse("stale form: reload the page", 403, headers=SECURITY_HEADERS)
+        kind, target = form.get("target_kind", ""), form.get("target_id", "")
+        analyst = form.get("analyst") or request.headers.get("x-forwarded-user", "")
+        con = store.cursor()
+        try:
+            audit.record_action(con, action=form.get("action", ""), target_kind=kind, target_id=target,
+                                analyst=analyst, reason=form.get("reason", ""))
+        except UsageError as exc:
+            return render("error.html.j2", request, 400, message=str(exc))
+        finally:
+            con.close()
+        back = form.get("back") or "/"
+        if not back.startswith("/") or back.startswith("//"):
+            back = "/"
+        return RedirectResponse(back + "#history", status_code=303, headers=SECURITY_HEADERS)
+
+    return router
+
+
+def _valid_date(s: str) -> str:
+    import re
+
+    return s if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s or "") else ""
+
+
+def create_app(store_path: str | Path, prices_path: str | Path | None = None):
+    """A stand-alone app serving only the console (tests, or ``uvicorn --factory``)."""
+    from fastapi import FastAPI
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(console_router(store_path, prices_path))
+    return app
