@@ -1,0 +1,53 @@
+"""``distillguard case export|verify``: tamper-evident case files for policy and legal staff."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    case_app = typer.Typer(help="Case files: export a campaign's evidence, verify a case folder.", no_args_is_help=True)
+
+    @case_app.command("export")
+    def export_cmd(
+        campaign_id: str = typer.Argument(..., help="Campaign id (as in campaigns.json or the console)."),
+        db: Path = typer.Option(..., "--db", help="The DuckDB store a scan wrote with --db."),
+        out: Path = typer.Option(..., "--out", help="Folder for case.html, case.pdf, case.json, accounts.csv, manifest.json."),
+        no_pdf: bool = typer.Option(False, "--no-pdf", help="Skip the PDF (needs Chromium)."),
+        prices: Optional[Path] = typer.Option(None, "--prices", help="Price list YAML for the harvested value (default: packaged)."),
+    ) -> None:
+        """Write a campaign's case file with a manifest of SHA-256 hashes chained with the audit log head."""
+        from distillguard.case import export_case
+
+        m = export_case(campaign_id, db, out, pdf=not no_pdf, prices=prices)
+        typer.echo(f"case {campaign_id}: {len(m['files'])} files in {out}; manifest chain {m['chain'][:16]}… "
+                   f"(audit head #{m['audit_head']['seq']})")
+
+    @case_app.command("verify")
+    def verify_cmd(
+        folder: Path = typer.Argument(..., help="A case folder written by case export."),
+        db: Optional[Path] = typer.Option(None, "--db", help="Also check the manifest's audit head against this store's audit log."),
+    ) -> None:
+        """Check every file against the manifest: exit 0 intact, 1 tampered (names the files), 2 unusable input."""
+        import sys
+
+        from distillguard.case import verify_case
+
+        r = verify_case(folder, db)
+        if r["ok"]:
+            typer.echo(f"intact: case {r['campaign_id']}, audit head #{r['audit_head'].get('seq')}")
+            return
+        for name in r["changed"]:
+            print(f"changed: {name}", file=sys.stderr)
+        for name in r["missing"]:
+            print(f"missing: {name}", file=sys.stderr)
+        for name in r["added"]:
+            print(f"added: {name}", file=sys.stderr)
+        for p in r["problems"]:
+            print(f"problem: {p}", file=sys.stderr)
+        typer.echo("TAMPERED: " + ", ".join(r["changed"] + r["missing"] + r["added"]) if (r["changed"] or r["missing"] or r["added"]) else "TAMPERED")
+        raise typer.Exit(1)
+
+    app.add_typer(case_app, name="case")
