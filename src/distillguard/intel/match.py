@@ -1,0 +1,268 @@
+"""Matching accounts against imported indicators (``KNOWN_INDICATOR``).
+
+Imported indicators are keyed hashes; an account's own attribute values
+(memberships: client IPs, payment fingerprints, user agents, email domains,
+template band keys) are hashed under the same key and looked up. IP
+indicators match by containment: an account's IP is hashed as each network
+prefix length that some indicator uses (``/32`` for an exact IP, ``/24`` for
+a subnet, any CIDR length from a government list), so a CIDR never has to be
+expanded.
+
+Batch: :func:`match_known_indicators` on the scan's membership table.
+Online: :meth:`IntelIndex.match_account` for one account's request attributes.
+"""
+from __future__ import annotations
+
+import inspect
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+
+from distillguard.intel.keys import canonical, keyed_hash
+from distillguard.intel.tables import ensure_tables
+
+__all__ = [
+    "MATCH_SCHEMA",
+    "TEMPLATE_SCHEME",
+    "IntelIndex",
+    "account_memberships",
+    "known_indicator_scores",
+    "match_known_indicators",
+]
+
+MATCH_SCHEMA = pa.schema(
+    [("account_id", pa.string()), ("source", pa.string()), ("indicator_id", pa.string()),
+     ("kind", pa.string()), ("confidence", pa.int64())]
+)
+
+
+def _template_scheme() -> str:
+    from distillguard.link import memberships as mb
+
+    d = {k: p.default for k, p in inspect.signature(mb.templates).parameters.items()}
+    return f"skeleton-shingle3-minhash{d['num_perm']}-bands{d['bands']}-min{d['min_chars']}-v1"
+
+
+TEMPLATE_SCHEME = _template_scheme()
+"""Template band keys only match when both sides computed them the same way."""
+
+_DIRECT = ("payment_fingerprint", "user_agent", "email_domain", "template", "asn", "entity")
+
+
+@dataclass
+class _Hit:
+    source: str
+    indicator_id: str
+    kind: str
+    confidence: int
+
+
+@dataclass
+class IntelIndex:
+    """Imported indicators in memory, keyed by (namespace kind, keyed hash)."""
+
+    key: bytes
+    by_hash: dict[tuple[str, str], list[_Hit]] = field(default_factory=dict)
+    prefixes: set[int] = field(default_factory=set)
+    asn_map: dict[int, dict[int, str]] = field(default_factory=dict)  # prefix_len -> {network int: ASN}
+
+    @classmethod
+    def from_store(cls, store, key: bytes, at: datetime | None = None, min_confidence: int = 0) -> "IntelIndex":
+        """Load the indicators valid at ``at`` (default: now) made under ``key``."""
+        from distillguard.intel.keys import key_id
+
+        con = store.con if hasattr(store, "con") else store
+        ensure_tables(con)
+        at = at or datetime.now(timezone.utc)
+        rows = con.execute(
+            "SELECT source, indicator_id, kind, keyed_hash, prefix_len, confidence, scheme FROM intel_indicators "
+            "WHERE (valid_from IS NULL OR valid_from <= ?) AND (valid_until IS NULL OR valid_until > ?) "
+            "AND (key_id IS NULL OR key_id = ?) AND coalesce(confidence, 0) >= ?",
+            [at, at, key_id(key), min_confidence],
+        ).fetchall()
+        idx = cls(key)
+        for source, ind_id, kind, h, plen, conf, scheme in rows:
+            idx.add(source, ind_id, kind, h, plen, conf, scheme)
+        for cidr, plen, asn in con.execute("SELECT cidr, prefix_len, asn FROM intel_asn_map").fetchall():
+            net = ipaddress.ip_network(cidr, strict=False)
+            idx.asn_map.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = asn
+        return idx
+
+    def add(self, source, indicator_id, kind, keyed_hash_, prefix_len=None, confidence=50, scheme=None) -> None:
+        if kind == "template" and scheme and scheme != TEMPLATE_SCHEME:
+            return
+        ns = "net" if kind in ("client_ip", "subnet", "cidr") else kind
+        if ns == "net" and prefix_len is not None:
+            self.prefixes.add(int(prefix_len))
+        self.by_hash.setdefault((ns, keyed_hash_), []).append(_Hit(source, indicator_id, kind, int(confidence or 0)))
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.by_hash.values())
+
+    # -- value lookups -------------------------------------------------------
+    def _ip_hits(self, ip: str) -> list[_Hit]:
+        try:
+            addr = ipaddress.ip_address(ip.strip())
+        except ValueError:
+            return []
+        out = []
+        for plen in self.prefixes:
+            if plen > addr.max_prefixlen:
+                continue
+            net = ipaddress.ip_network(f"{addr}/{plen}", strict=False).with_prefixlen
+            out.extend(self.by_hash.get(("net", keyed_hash(self.key, "cidr", net, canonical_value=True)), ()))
+        return out
+
+    def _asn_of(self, ip: str) -> str | None:
+        if not self.asn_map:
+            return None
+        try:
+            addr = ipaddress.ip_address(ip.strip())
+        except ValueError:
+            return None
+        for (version, plen) in sorted(self.asn_map, key=lambda k: -k[1]):
+            if version != addr.version:
+                continue
+            mask = ((1 << plen) - 1) << (addr.max_prefixlen - plen) if plen else 0
+            asn = self.asn_map[(version, plen)].get(int(addr) & mask)
+            if asn:
+                return asn
+        return None
+
+    def hits(self, kind: str, value: str) -> list[_Hit]:
+        """Indicators that one of an account's values matches."""
+        if value is None or value == "":
+            return []
+        if kind == "client_ip":
+            out = self._ip_hits(value)
+            asn = self._asn_of(value)
+            if asn:
+                out = out + self.hits("asn", asn)
+            return out
+        if kind == "email_domain":
+            out = self._direct("email_domain", value)
+            stem = value.lower().rsplit(".", 1)[0] if "." in value else value
+            return out + self._direct("entity", stem)
+        if kind in ("org_name", "entity"):
+            return self._direct("entity", value)
+        if kind in _DIRECT:
+            return self._direct(kind, value)
+        return []
+
+    def _direct(self, kind: str, value: str) -> list[_Hit]:
+        try:
+            h = keyed_hash(self.key, kind, canonical(kind, value), canonical_value=True)
+        except ValueError:
+            return []
+        return list(self.by_hash.get((kind, h), ()))
+
+    # -- tables ----------------------------------------------------------------
+    def match(self, memberships: pa.Table) -> pa.Table:
+        """``(account_id, source, indicator_id, kind, confidence)``, one row per account and indicator."""
+        if not self.by_hash or memberships.num_rows == 0:
+            return MATCH_SCHEMA.empty_table()
+        kinds = memberships.column("kind").to_pylist()
+        values = memberships.column("value").to_pylist()
+        accounts = memberships.column("account_id").to_pylist()
+        cache: dict[tuple[str, str], list[_Hit]] = {}
+        seen = set()
+        rows = {"account_id": [], "source": [], "indicator_id": [], "kind": [], "confidence": []}
+        for acc, kind, value in zip(accounts, kinds, values):
+            if kind == "subnet":  # covered by the client IPs' containment lookup
+                continue
+            k = (kind, value)
+            hs = cache.get(k)
+            if hs is None:
+                hs = cache[k] = self.hits(kind, value)
+            for h in hs:
+                key = (acc, h.source, h.indicator_id)
+                if key in seen:
+                    continue
+                seen.add(key)
+                rows["account_id"].append(acc)
+                rows["source"].append(h.source)
+                rows["indicator_id"].append(h.indicator_id)
+                rows["kind"].append(h.kind)
+                rows["confidence"].append(h.confidence)
+        return pa.table(rows, schema=MATCH_SCHEMA)
+
+    def match_account(
+        self,
+        account_id: str = "",
+        *,
+        client_ips=(),
+        user_agents=(),
+        payment_fingerprint: str | None = None,
+        email_domain: str | None = None,
+        org_name: str | None = None,
+        prompts=(),
+    ) -> list[dict]:
+        """Matches of one account's attributes (for the decision service).
+
+        ``prompts`` are raw prompt texts (a few recent ones); they are reduced to
+        template band keys here exactly as the scan does, and never stored.
+        """
+        rows = [("client_ip", ip) for ip in client_ips if ip]
+        rows += [("user_agent", ua) for ua in user_agents if ua]
+        if payment_fingerprint:
+            rows.append(("payment_fingerprint", payment_fingerprint.lower()))
+        if email_domain:
+            rows.append(("email_domain", email_domain.lower()))
+        if org_name:
+            rows.append(("org_name", org_name))
+        prompts = [p for p in prompts if p]
+        if prompts and any(k[0] == "template" for k in self.by_hash):
+            from distillguard.link import memberships as mb
+
+            t = mb.templates(pa.table({"account_id": [account_id] * len(prompts), "prompt": prompts}))
+            rows += [("template", v) for v in t.column("value").to_pylist()]
+        mem = pa.table(
+            {"account_id": [account_id] * len(rows), "kind": [k for k, _ in rows], "value": [v for _, v in rows]},
+            schema=pa.schema([("account_id", pa.string()), ("kind", pa.string()), ("value", pa.string())]),
+        )
+        return self.match(mem).to_pylist()
+
+
+def match_known_indicators(store, memberships: pa.Table, key: bytes, at: datetime | None = None, min_confidence: int = 0) -> pa.Table:
+    """Accounts whose memberships match an imported indicator.
+
+    ``memberships`` is the scan's ``(account_id, kind, value)`` table (see
+    :mod:`distillguard.link.memberships`). Returns ``MATCH_SCHEMA`` rows
+    ``(account_id, source, indicator_id, kind, confidence)``; empty when the
+    store holds no indicators valid at ``at`` under this key.
+    """
+    return IntelIndex.from_store(store, key, at, min_confidence).match(memberships)
+
+
+def known_indicator_scores(matches: pa.Table, account_ids, min_confidence: int = 0) -> np.ndarray:
+    """Per account (in ``account_ids`` order): the highest matching confidence / 100, else 0.
+
+    The evidence column ``known_indicator`` of the scan.
+    """
+    best: dict[str, int] = {}
+    for a, c in zip(matches.column("account_id").to_pylist(), matches.column("confidence").to_pylist()):
+        if c >= min_confidence and c > best.get(a, -1):
+            best[a] = c
+    return np.array([best.get(a, 0) / 100.0 for a in account_ids], dtype=float)
+
+
+def account_memberships(events, meta: pa.Table) -> pa.Table:
+    """The memberships intel matching needs, computed as the scan computes them.
+
+    ``events``: an Ibis table of canonical events; ``meta``: account metadata.
+    Kinds: client_ip, subnet, user_agent, payment_fingerprint, email_domain, template.
+    """
+    from distillguard.features.samples import prompt_sample
+    from distillguard.link import memberships as mb
+    from distillguard.scan import TEMPLATE_PROMPTS
+
+    parts = [
+        mb.infrastructure(events).to_pyarrow(),
+        mb.account_metadata(meta),
+        mb.templates(prompt_sample(events).to_pyarrow(), per_account=TEMPLATE_PROMPTS),
+    ]
+    return pa.concat_tables([p.select(mb.MEMBERSHIP_SCHEMA.names).cast(mb.MEMBERSHIP_SCHEMA) for p in parts])
