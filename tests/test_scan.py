@@ -136,3 +136,8 @@ def test_allowlisted_accounts_are_allowed_whatever_their_risk(scanned, tmp_path)
          "--policy", policy, "--quiet")
     again = {a["account_id"]: a for a in pq.read_table(tmp_path / "out" / "accounts.parquet").to_pylist()}
     assert again[top["account_id"]]["action"] == "allow" and again[top["account_id"]]["rule_id"] == "allowlisted"
+    # everything else is decided exactly as before: the scan is deterministic
+    for a in acc:
+        if a["account_id"] != top["account_id"]:
+            b = again[a["account_id"]]
+            assert (b["risk"], b["action"], b["campaign_id"]) == (a["risk"], a["action"], a["campaign_id"])

@@ -75,7 +75,10 @@ def _weighted_hubs(memberships: pa.Table, rules: dict[str, LinkRule], n_accounts
             values.append(value)
             weights.append(w)
     hubs = pa.table({"kind": pa.array(kinds, pa.string()), "value": pa.array(values, pa.string()), "weight": pa.array(weights, pa.float64())})
-    return memberships.join(hubs, ["kind", "value"], join_type="inner")
+    linked = memberships.join(hubs, ["kind", "value"], join_type="inner")
+    # A canonical order: Leiden's result depends on the order edges arrive in,
+    # and ingest order is not fixed (parallel inserts).
+    return linked.sort_by([("kind", "ascending"), ("value", "ascending"), ("account_id", "ascending")])
 
 
 def find_communities(
