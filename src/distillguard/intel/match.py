@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import ipaddress
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -68,10 +67,13 @@ class IntelIndex:
     key: bytes
     by_hash: dict[tuple[str, str], list[_Hit]] = field(default_factory=dict)
     prefixes: set[int] = field(default_factory=set)
-    asn_map: dict[int, dict[int, str]] = field(default_factory=dict)  # prefix_len -> {network int: ASN}
+    asn_map: dict[tuple[int, int], dict[int, str]] = field(default_factory=dict)  # (version, prefix) -> {network: ASN}
+    min_template_hits: int = 4
+    """An account matches template indicators of a source only when it hits at least this many
+    distinct ones: one shared LSH band can be chance, several cannot."""
 
     @classmethod
-    def from_store(cls, store, key: bytes, at: datetime | None = None, min_confidence: int = 0) -> "IntelIndex":
+    def from_store(cls, store, key: bytes, at: datetime | None = None, min_confidence: int = 0, min_template_hits: int = 4) -> "IntelIndex":
         """Load the indicators valid at ``at`` (default: now) made under ``key``."""
         from distillguard.intel.keys import key_id
 
@@ -84,7 +86,7 @@ class IntelIndex:
             "AND (key_id IS NULL OR key_id = ?) AND coalesce(confidence, 0) >= ?",
             [at, at, key_id(key), min_confidence],
         ).fetchall()
-        idx = cls(key)
+        idx = cls(key, min_template_hits=min_template_hits)
         for source, ind_id, kind, h, plen, conf, scheme in rows:
             idx.add(source, ind_id, kind, h, plen, conf, scheme)
         for cidr, plen, asn in con.execute("SELECT cidr, prefix_len, asn FROM intel_asn_map").fetchall():
@@ -188,7 +190,16 @@ class IntelIndex:
                 rows["indicator_id"].append(h.indicator_id)
                 rows["kind"].append(h.kind)
                 rows["confidence"].append(h.confidence)
-        return pa.table(rows, schema=MATCH_SCHEMA)
+        out = pa.table(rows, schema=MATCH_SCHEMA)
+        if self.min_template_hits > 1 and out.num_rows:
+            n: dict[tuple[str, str], int] = {}
+            for a, s, k in zip(rows["account_id"], rows["source"], rows["kind"]):
+                if k == "template":
+                    n[(a, s)] = n.get((a, s), 0) + 1
+            keep = [k != "template" or n[(a, s)] >= self.min_template_hits
+                    for a, s, k in zip(rows["account_id"], rows["source"], rows["kind"])]
+            out = out.filter(pa.array(keep))
+        return out
 
     def match_account(
         self,
@@ -227,7 +238,9 @@ class IntelIndex:
         return self.match(mem).to_pylist()
 
 
-def match_known_indicators(store, memberships: pa.Table, key: bytes, at: datetime | None = None, min_confidence: int = 0) -> pa.Table:
+def match_known_indicators(
+    store, memberships: pa.Table, key: bytes, at: datetime | None = None, min_confidence: int = 0, min_template_hits: int = 4
+) -> pa.Table:
     """Accounts whose memberships match an imported indicator.
 
     ``memberships`` is the scan's ``(account_id, kind, value)`` table (see
@@ -235,7 +248,7 @@ def match_known_indicators(store, memberships: pa.Table, key: bytes, at: datetim
     ``(account_id, source, indicator_id, kind, confidence)``; empty when the
     store holds no indicators valid at ``at`` under this key.
     """
-    return IntelIndex.from_store(store, key, at, min_confidence).match(memberships)
+    return IntelIndex.from_store(store, key, at, min_confidence, min_template_hits).match(memberships)
 
 
 def known_indicator_scores(matches: pa.Table, account_ids, min_confidence: int = 0) -> np.ndarray:
