@@ -525,7 +525,7 @@ def events_table(con, df, name: str | None = None):
     name = name or f"distillguard_events_{uuid.uuid4().hex[:8]}"
     df.createOrReplaceTempView(name)
     t = con.table(name)
-    return t.mutate(ts=t.ts.cast(dt.Timestamp(timezone="UTC"))).select(*EVENT_SCHEMA.names)
+    return t.mutate(ts=t.ts.cast(dt.Timestamp(timezone="UTC", scale=6))).select(*EVENT_SCHEMA.names)
 
 
 def _metadata(accounts) -> pa.Table:
