@@ -118,7 +118,7 @@ def record_action(store, *, action: str, target_kind: str, target_id: str, analy
                 members = sorted(json.loads(row[0]).get("accounts") or [])
             if _has(con, "campaign_indicators"):
                 indicators = [
-                    {"kind": k, "value": v, "weight": w}
+                    {"kind": k, "value": v, "weight": None if w is None else float(w)}
                     for k, v, w in con.execute(
                         "SELECT kind, value, weight FROM campaign_indicators WHERE campaign_id = ? ORDER BY kind, value",
                         [target_id]).fetchall()

@@ -141,6 +141,23 @@ def capability_breakdown(con, members: list[str], sample: int = 300) -> list[dic
             for c, v in sorted(counts.items(), key=lambda kv: -kv[1][0]) if v[0]]
 
 
+def _axis(hours: list[int]) -> list[int]:
+    """Every hour (or day, past 60 days) from the first to the last, so quiet hours show as zero; one point gets neighbours."""
+    if not hours:
+        return []
+    lo, hi = min(hours), max(hours)
+    step = 3600 if hi - lo <= 60 * 86400 else 86400
+    lo -= lo % step
+    if hi - lo < step:
+        lo, hi = lo - step, hi + step
+    return list(range(lo, hi + 1, step))
+
+
+def _bucket(h: int, axis: list[int]) -> int:
+    step = axis[1] - axis[0] if len(axis) > 1 else 3600
+    return (h - axis[0]) // step
+
+
 def account_volume(con, members: list[str], top: int = 12) -> dict:
     """Hourly exchanges for the ``top`` busiest members (uPlot's columnar shape: xs in epoch seconds)."""
     _register_members(con, members)
@@ -152,14 +169,14 @@ def account_volume(con, members: list[str], top: int = 12) -> dict:
             "GROUP BY 1, 2 ORDER BY 1").fetchall()
     finally:
         con.unregister("_members")
-    hours = sorted({r[0] for r in rows})
-    idx = {h: i for i, h in enumerate(hours)}
+    hours = _axis([r[0] for r in rows])
     series = {a: [0] * len(hours) for a in busiest}
     total = [0] * len(hours)
     for h, a, n in rows:
-        total[idx[h]] += n
+        i = _bucket(h, hours)
+        total[i] += n
         if a in series:
-            series[a][idx[h]] = n
+            series[a][i] += n
     return {"x": hours, "total": total, "series": [{"label": a, "values": series[a]} for a in busiest]}
 
 
@@ -273,8 +290,25 @@ def account_detail(con, account_id: str, event_limit: int = 50) -> dict | None:
         linked_ip = con.execute(
             "SELECT account_id, 'client_ip' FROM events WHERE client_ip IN (SELECT unnest(?)) AND account_id <> ? "
             "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 50", [ips, account_id]).fetchall()
-        seen = {l["account_id"] for l in linked}
-        linked += [{"account_id": a, "via": v} for a, v in linked_ip if a not in seen]
+        seen = {l["account_id"]: l for l in linked}
+        for a, v in linked_ip:
+            if a in seen:
+                seen[a]["via"] += ", " + v
+            else:
+                linked.append({"account_id": a, "via": v})
+    axis = _axis([h for h, _, _ in hourly])
+    count, tokens = [0] * len(axis), [0] * len(axis)
+    for h, c, t in hourly:
+        count[_bucket(h, axis)] += c
+        tokens[_bucket(h, axis)] += int(t)
+    if res and res.get("campaign_id") and _has(con, "account_results"):
+        seen = {l["account_id"]: l for l in linked}
+        for (a,) in con.execute("SELECT account_id FROM account_results WHERE campaign_id = ? AND account_id <> ? "
+                                "ORDER BY risk DESC, account_id LIMIT 50", [res["campaign_id"], account_id]).fetchall():
+            if a in seen:
+                seen[a]["via"] += ", same campaign"
+            else:
+                linked.append({"account_id": a, "via": "same campaign"})
     return {"result": res, "meta": meta, "n_events": n, "events": events,
-            "hourly": {"x": [h for h, _, _ in hourly], "count": [c for _, c, _ in hourly], "tokens": [int(t) for _, _, t in hourly]},
+            "hourly": {"x": axis, "count": count, "tokens": tokens},
             "linked": linked[:80], "ips": ips}

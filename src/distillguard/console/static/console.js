@@ -81,7 +81,7 @@
     new uPlot({ width: Math.max(320, box.clientWidth - 8), height: 220,
       series: [{}, { label: "exchanges", stroke: "#2f6fa8", fill: "rgba(47,111,168,0.15)", width: 1.5 },
                { label: "output tokens", stroke: "#c0392b", width: 1, scale: "tok" }],
-      axes: [{}, { label: "exchanges / hour" }, { side: 1, scale: "tok", grid: { show: false } }] },
+      axes: [{}, { label: "exchanges / hour" }, { side: 1, scale: "tok", grid: { show: false }, size: 70 }] },
       [a.x, a.count, a.tokens], box);
     box.setAttribute("data-ready", "1");
   }
