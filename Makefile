@@ -27,6 +27,7 @@ demo: $(STAMP)
 	$(BIN)/distillguard demo --out $(DEMO_DIR)
 
 test: $(STAMP) $(SPARK_STAMP)
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
