@@ -14,12 +14,14 @@ import hmac
 import json
 import secrets
 import threading
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from distillguard.console import audit, data
@@ -46,27 +48,36 @@ env.filters["urlq"] = lambda v: quote(str(v), safe="")
 
 
 class _Store:
-    """One DuckDB connection per process; a cursor per request."""
+    """A DuckDB connection per request, opened and closed under a lock.
 
-    def __init__(self, path):
+    The decision service opens the same file for short reads and journal
+    writes under its own lock; passing that lock (``console_router(db,
+    lock=...)``) keeps the two from holding the file with different settings
+    at once, which DuckDB refuses within one process.
+    """
+
+    def __init__(self, path, lock=None):
         self.path = str(path)
-        self._con = None
-        self._lock = threading.Lock()
+        self.lock = lock or threading.Lock()
+        self._ready = False
 
-    def cursor(self):
+    @contextmanager
+    def open(self):
         import duckdb
 
-        with self._lock:
-            if self._con is None:
-                try:
-                    self._con = duckdb.connect(self.path)
-                except duckdb.Error as exc:
-                    raise UsageError(f"cannot open store {self.path}: {str(exc).splitlines()[0]}") from exc
-                self._con.execute("SET TimeZone = 'UTC'")
-                audit.ensure_tables(self._con)
-        cur = self._con.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
-        return cur
+        with self.lock:
+            try:
+                con = duckdb.connect(self.path)
+            except duckdb.Error as exc:
+                raise UsageError(f"cannot open store {self.path}: {str(exc).splitlines()[0]}") from exc
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                if not self._ready:
+                    audit.ensure_tables(con)
+                    self._ready = True
+                yield con
+            finally:
+                con.close()
 
 
 def _html(body: str, status: int = 200) -> HTMLResponse:
@@ -80,13 +91,16 @@ def _int(v, default=None):
         return default
 
 
-def console_router(store_path: str | Path, prices_path: str | Path | None = None, title: str = "distillguard console") -> APIRouter:
+def console_router(store_path: str | Path, prices_path: str | Path | None = None, title: str = "distillguard console",
+                   lock=None) -> APIRouter:
     """The console's routes, to mount at ``/`` (``app.include_router(console_router(db))``).
 
     ``store_path`` is the DuckDB file a scan wrote with ``--db``;
-    ``prices_path`` a YAML price list (default: the packaged ``prices.yaml``).
+    ``prices_path`` a YAML price list (default: the packaged ``prices.yaml``);
+    ``lock`` a ``threading.Lock`` shared with anything else in the process
+    that opens the same DuckDB file (the decision service's store lock).
     """
-    store = _Store(store_path)
+    store = _Store(store_path, lock)
     prices = data.load_prices(prices_path)
     csrf = secrets.token_urlsafe(24)
     router = APIRouter(include_in_schema=False)
@@ -120,55 +134,43 @@ def console_router(store_path: str | Path, prices_path: str | Path | None = None
         q = request.query_params
         filters = {"status": q.get("status", ""), "reason": q.get("reason", ""), "min_size": q.get("min_size", ""),
                    "max_size": q.get("max_size", ""), "date_from": q.get("date_from", ""), "date_to": q.get("date_to", "")}
-        con = store.cursor()
-        try:
+        with store.open() as con:
             res = data.queue(con, status=filters["status"], reason=filters["reason"], min_size=_int(filters["min_size"]),
                              max_size=_int(filters["max_size"]), date_from=_valid_date(filters["date_from"]),
                              date_to=_valid_date(filters["date_to"]), page=_int(q.get("page"), 1))
             head = audit.audit_head(con)
-        finally:
-            con.close()
         keep = {k: v for k, v in filters.items() if v}
         return render("queue.html.j2", request, res=res, filters=filters, statuses=data.STATUSES, head=head,
                       prev_qs=urlencode({**keep, "page": res["page"] - 1}), next_qs=urlencode({**keep, "page": res["page"] + 1}))
 
     @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
     def campaign_page(campaign_id: str, request: Request):
-        con = store.cursor()
-        try:
+        with store.open() as con:
             c = data.campaign_detail(con, campaign_id, prices)
             if c is None:
                 return not_found(request, "campaign " + campaign_id)
             graph = data.graph_data(con, c["ev"])
             volume = data.account_volume(con, c["ev"].get("accounts") or [])
             history = audit.audit_rows(con, "campaign", campaign_id)
-        finally:
-            con.close()
         return render("campaign.html.j2", request, c=c, graph=graph, volume=volume, history=history, actions=audit.ACTIONS)
 
     @router.get("/accounts/{account_id}", response_class=HTMLResponse)
     def account_page(account_id: str, request: Request):
-        con = store.cursor()
-        try:
+        with store.open() as con:
             a = data.account_detail(con, account_id)
             if a is None:
                 return not_found(request, "account " + account_id)
             history = audit.audit_rows(con, "account", account_id)
             if a["meta"] and a["meta"].get("org_id"):
                 history += audit.audit_rows(con, "org", a["meta"]["org_id"])
-        finally:
-            con.close()
         return render("account.html.j2", request, a=a, history=history)
 
     @router.get("/audit", response_class=HTMLResponse)
     def audit_page(request: Request):
-        con = store.cursor()
-        try:
+        with store.open() as con:
             rows = audit.audit_rows(con, limit=500)
             ok, bad = audit.verify_audit_chain(con)
             head = audit.audit_head(con)
-        finally:
-            con.close()
         return render("audit.html.j2", request, rows=rows, ok=ok, bad=bad, head=head)
 
     @router.post("/actions")
@@ -182,14 +184,15 @@ def console_router(store_path: str | Path, prices_path: str | Path | None = None
             return PlainTextResponse("stale form: reload the page", 403, headers=SECURITY_HEADERS)
         kind, target = form.get("target_kind", ""), form.get("target_id", "")
         analyst = form.get("analyst") or request.headers.get("x-forwarded-user", "")
-        con = store.cursor()
+        def write():
+            with store.open() as con:
+                audit.record_action(con, action=form.get("action", ""), target_kind=kind, target_id=target,
+                                    analyst=analyst, reason=form.get("reason", ""))
+
         try:
-            audit.record_action(con, action=form.get("action", ""), target_kind=kind, target_id=target,
-                                analyst=analyst, reason=form.get("reason", ""))
+            await run_in_threadpool(write)
         except UsageError as exc:
             return render("error.html.j2", request, 400, message=str(exc))
-        finally:
-            con.close()
         back = form.get("back") or "/"
         if not back.startswith("/") or back.startswith("//"):
             back = "/"

@@ -52,6 +52,29 @@ def first(cur):
     return rows[0] if rows else None
 
 
+def _accepts_path(fn):
+    """Let ``fn(store, ...)`` take a path too: open the file, call, close."""
+    import functools
+    from pathlib import PurePath
+
+    @functools.wraps(fn)
+    def wrapper(store, *args, **kwargs):
+        if isinstance(store, (str, PurePath)):
+            import duckdb
+
+            try:
+                con = duckdb.connect(str(store))
+            except duckdb.Error as exc:
+                raise UsageError(f"cannot open store {store}: {str(exc).splitlines()[0]}") from None
+            try:
+                return fn(con, *args, **kwargs)
+            finally:
+                con.close()
+        return fn(store, *args, **kwargs)
+
+    return wrapper
+
+
 def _con(store):
     """A DuckDB connection from an EventStore, a connection, or a path."""
     if hasattr(store, "con"):
@@ -84,6 +107,7 @@ def row_hash(prev_hash: str, row: dict) -> str:
 _ROW_FIELDS = ("seq", "ts", "analyst", "action", "target_kind", "target_id", "reason", "details_json")
 
 
+@_accepts_path
 def record_action(store, *, action: str, target_kind: str, target_id: str, analyst: str, reason: str,
                   now: datetime | None = None) -> dict:
     """Append one analyst action to ``audit_log`` and ``analyst_decisions``; returns the audit row.
@@ -148,6 +172,7 @@ def record_action(store, *, action: str, target_kind: str, target_id: str, analy
     return {**row, "prev_hash": prev, "row_hash": h}
 
 
+@_accepts_path
 def audit_rows(store, target_kind: str | None = None, target_id: str | None = None, limit: int | None = None) -> list[dict]:
     con = _con(store)
     if not _has(con, "audit_log"):
@@ -164,6 +189,7 @@ def audit_rows(store, target_kind: str | None = None, target_id: str | None = No
     return [dict(zip(cols, r)) for r in con.execute(sql, args).fetchall()]
 
 
+@_accepts_path
 def audit_head(store) -> dict:
     """``{"seq": n, "hash": h}`` of the newest audit row (``seq`` 0 and the genesis hash when empty)."""
     con = _con(store)
@@ -173,6 +199,7 @@ def audit_head(store) -> dict:
     return {"seq": last[0], "hash": last[1]} if last else {"seq": 0, "hash": GENESIS}
 
 
+@_accepts_path
 def verify_audit_chain(store) -> tuple[bool, int | None]:
     """Recompute the chain; ``(True, None)`` when intact, else ``(False, first bad seq)``."""
     con = _con(store)
@@ -221,6 +248,7 @@ class AnalystOverrides(NamedTuple):
     confirmed_campaign_ids: frozenset
 
 
+@_accepts_path
 def analyst_overrides(store) -> AnalystOverrides:
     """Analyst feedback for the next scan (see :class:`AnalystOverrides`).
 
@@ -255,6 +283,7 @@ def analyst_overrides(store) -> AnalystOverrides:
     return AnalystOverrides(frozenset(allow_accounts), frozenset(allow_orgs), tuple(dismissed), frozenset(confirmed))
 
 
+@_accepts_path
 def confirmed_indicators(store) -> list[dict]:
     """Indicators (kind, value, weight, campaign_id) of confirmed campaigns, as snapshotted at confirmation."""
     con = _con(store)
