@@ -87,6 +87,8 @@ def _register_members(con, members: list[str]):
 
 def harvest_value(con, members: list[str], prices: dict) -> dict:
     """Tokens harvested by the members, by model, priced per million tokens."""
+    if not _has(con, "events"):
+        return {"by_model": [], "total": 0.0, "currency": prices["currency"]}
     _register_members(con, members)
     try:
         rows = con.execute(
@@ -116,6 +118,8 @@ def capability_breakdown(con, members: list[str], sample: int = 300) -> list[dic
     try:
         from distillguard.signals.content.bank import CAPABILITIES
     except Exception:  # pragma: no cover - content signals unavailable
+        return []
+    if not _has(con, "events") or not members:
         return []
     _register_members(con, members)
     try:
@@ -160,6 +164,8 @@ def _bucket(h: int, axis: list[int]) -> int:
 
 def account_volume(con, members: list[str], top: int = 12) -> dict:
     """Hourly exchanges for the ``top`` busiest members (uPlot's columnar shape: xs in epoch seconds)."""
+    if not _has(con, "events") or not members:
+        return {"x": [], "total": [], "series": []}
     _register_members(con, members)
     try:
         busiest = [r[0] for r in con.execute(
@@ -203,10 +209,13 @@ def graph_data(con, ev: dict, max_accounts: int = 150, max_hubs: int = 40) -> di
                 q.append("SELECT 'payment_fingerprint', payment_fingerprint, account_id FROM accounts JOIN _members USING (account_id)")
                 q.append("SELECT 'email_domain', email_domain, account_id FROM accounts JOIN _members USING (account_id)")
                 q.append("SELECT 'signup_burst', CAST(floor(epoch(created_at) / 600) AS BIGINT)::VARCHAR, account_id FROM accounts JOIN _members USING (account_id)")
-            q.append("SELECT DISTINCT 'client_ip', client_ip, account_id FROM events JOIN _members USING (account_id)")
-            q.append("SELECT DISTINCT 'user_agent', user_agent, account_id FROM events JOIN _members USING (account_id)")
-            q.append("SELECT DISTINCT 'subnet', regexp_extract(client_ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24', account_id "
-                     "FROM events JOIN _members USING (account_id) WHERE regexp_matches(client_ip, '^\\d+\\.\\d+\\.\\d+\\.\\d+$')")
+            if _has(con, "events"):
+                q.append("SELECT DISTINCT 'client_ip', client_ip, account_id FROM events JOIN _members USING (account_id)")
+                q.append("SELECT DISTINCT 'user_agent', user_agent, account_id FROM events JOIN _members USING (account_id)")
+                q.append("SELECT DISTINCT 'subnet', regexp_extract(client_ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24', account_id "
+                         "FROM events JOIN _members USING (account_id) WHERE regexp_matches(client_ip, '^\\d+\\.\\d+\\.\\d+\\.\\d+$')")
+            if not q:
+                q.append("SELECT NULL, NULL, NULL WHERE false")
             for kind, value, acc in con.execute(" UNION ".join(q)).fetchall():
                 if value is not None and (kind, str(value)) in wanted:
                     pairs.add((kind, str(value), acc))
