@@ -96,14 +96,17 @@ def test_government_csv_list_cidr_containment_and_kinds(store, tmp_path):
         ("a5", "payment_fingerprint", "pm_deadbeef"),
         ("a6", "email_domain", "acme-ai-labs.com"),  # entity name via the domain's stem
         ("a7", "email_domain", "harvest.example"),
-        ("a8", "user_agent", "harvester/1.0"),
+        ("a8", "user_agent", "harvester/1.0"),   # a user agent alone is too weak
+        ("a12", "user_agent", "harvester/1.0"),  # ... but counts next to another match
+        ("a12", "payment_fingerprint", "PM_DEADBEEF"),
         ("a9", "client_ip", "192.0.2.44"),        # ASN via the local map
         ("a10", "user_agent", "Mozilla/5.0"),
         ("a11", "client_ip", "2001:db8::1"),
     ])
     m = match_known_indicators(store, mem, KEY)
     hit = {r["account_id"]: r for r in m.to_pylist()}
-    assert set(hit) == {"a1", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a11"}
+    assert set(hit) == {"a1", "a3", "a4", "a5", "a6", "a7", "a9", "a11", "a12"}
+    assert sorted(r["kind"] for r in m.to_pylist() if r["account_id"] == "a12") == ["payment_fingerprint", "user_agent"]
     assert hit["a1"]["kind"] == "cidr" and hit["a1"]["confidence"] == 90 and hit["a1"]["source"] == "gov-list"
     assert hit["a9"]["kind"] == "asn" and hit["a6"]["kind"] == "entity"
     scores = known_indicator_scores(m, ["a1", "a2", "a6"])

@@ -49,6 +49,10 @@ def _template_scheme() -> str:
 TEMPLATE_SCHEME = _template_scheme()
 """Template band keys only match when both sides computed them the same way."""
 
+WEAK_KINDS = ("user_agent",)
+"""Kinds that only count next to another match from the same source: client software
+strings are shared by unrelated customers far more often than an exporter can see."""
+
 _DIRECT = ("payment_fingerprint", "user_agent", "email_domain", "template", "asn", "entity")
 
 
@@ -199,6 +203,10 @@ class IntelIndex:
             keep = [k != "template" or n[(a, s)] >= self.min_template_hits
                     for a, s, k in zip(rows["account_id"], rows["source"], rows["kind"])]
             out = out.filter(pa.array(keep))
+        if out.num_rows and WEAK_KINDS:
+            acc, src, knd = (out.column(c).to_pylist() for c in ("account_id", "source", "kind"))
+            strong = {(a, s) for a, s, k in zip(acc, src, knd) if k not in WEAK_KINDS}
+            out = out.filter(pa.array([k not in WEAK_KINDS or (a, s) in strong for a, s, k in zip(acc, src, knd)]))
         return out
 
     def match_account(
