@@ -91,7 +91,7 @@ def _int(v, default=None):
         return default
 
 
-def console_router(store_path: str | Path, prices_path: str | Path | None = None, title: str = "distillguard console",
+def console_router(store_path: str | Path | None, prices_path: str | Path | None = None, title: str = "distillguard console",
                    lock=None) -> APIRouter:
     """The console's routes, to mount at ``/`` (``app.include_router(console_router(db))``).
 
@@ -100,10 +100,17 @@ def console_router(store_path: str | Path, prices_path: str | Path | None = None
     ``lock`` a ``threading.Lock`` shared with anything else in the process
     that opens the same DuckDB file (the decision service's store lock).
     """
+    router = APIRouter(include_in_schema=False)
+    if store_path is None:  # a service started without a store: say so instead of a 404
+        @router.get("/", response_class=HTMLResponse)
+        def no_store():
+            return _html(env.get_template("error.html.j2").render(
+                title=title, root="", message="No store to review: start the service with --db DB (a store a scan wrote)."), 503)
+
+        return router
     store = _Store(store_path, lock)
     prices = data.load_prices(prices_path)
     csrf = secrets.token_urlsafe(24)
-    router = APIRouter(include_in_schema=False)
 
     def render(name: str, request: Request, status: int = 200, **ctx) -> HTMLResponse:
         root = request.scope.get("root_path", "")
