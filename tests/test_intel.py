@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from distillguard.cli import app
 from distillguard.errors import UsageError
 from distillguard.intel import (
-    IntelIndex, generate_key, import_asn_map, import_bundle, import_csv, key_id, keyed_hash, known_indicator_scores,
+    IntelIndex, generate_key, known_indicator_evidence, import_asn_map, import_bundle, import_csv, key_id, keyed_hash, known_indicator_scores,
     load_key, match_known_indicators, resolve_key,
 )
 from distillguard.intel.keys import canonical
@@ -109,6 +109,8 @@ def test_government_csv_list_cidr_containment_and_kinds(store, tmp_path):
     assert sorted(r["kind"] for r in m.to_pylist() if r["account_id"] == "a12") == ["payment_fingerprint", "user_agent"]
     assert hit["a1"]["kind"] == "cidr" and hit["a1"]["confidence"] == 90 and hit["a1"]["source"] == "gov-list"
     assert hit["a9"]["kind"] == "asn" and hit["a6"]["kind"] == "entity"
+    ev = known_indicator_evidence(m)
+    assert ev["a12"][0]["kind"] == "payment_fingerprint" and "account_id" not in ev["a12"][0]
     scores = known_indicator_scores(m, ["a1", "a2", "a6"])
     assert scores.tolist() == [0.9, 0.0, 0.7]
     # a wrong key matches nothing

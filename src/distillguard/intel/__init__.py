@@ -8,10 +8,12 @@
 from distillguard.intel.export import ExportOptions, build_bundle, export_bundle
 from distillguard.intel.importer import import_asn_map, import_bundle, import_csv, import_objects
 from distillguard.intel.keys import KEY_ENV, generate_key, key_id, keyed_hash, load_key, resolve_key
-from distillguard.intel.match import IntelIndex, account_memberships, known_indicator_scores, match_known_indicators
+from distillguard.intel.match import (
+    IntelIndex, account_memberships, known_indicator_evidence, known_indicator_scores, match_known_indicators,
+)
 
 __all__ = [
     "KEY_ENV", "ExportOptions", "IntelIndex", "account_memberships", "build_bundle", "export_bundle",
     "generate_key", "import_asn_map", "import_bundle", "import_csv", "import_objects", "key_id", "keyed_hash",
-    "known_indicator_scores", "load_key", "match_known_indicators", "resolve_key",
+    "known_indicator_evidence", "known_indicator_scores", "load_key", "match_known_indicators", "resolve_key",
 ]

@@ -29,6 +29,7 @@ __all__ = [
     "TEMPLATE_SCHEME",
     "IntelIndex",
     "account_memberships",
+    "known_indicator_evidence",
     "known_indicator_scores",
     "match_known_indicators",
 ]
@@ -269,6 +270,16 @@ def known_indicator_scores(matches: pa.Table, account_ids, min_confidence: int =
         if c >= min_confidence and c > best.get(a, -1):
             best[a] = c
     return np.array([best.get(a, 0) / 100.0 for a in account_ids], dtype=float)
+
+
+def known_indicator_evidence(matches: pa.Table) -> dict[str, list[dict]]:
+    """Per matched account: ``[{source, indicator_id, kind, confidence}, ...]``, strongest first (reason details)."""
+    out: dict[str, list[dict]] = {}
+    for r in matches.to_pylist():
+        out.setdefault(r.pop("account_id"), []).append(r)
+    for v in out.values():
+        v.sort(key=lambda r: (-r["confidence"], r["source"], r["indicator_id"]))
+    return out
 
 
 def account_memberships(events, meta: pa.Table) -> pa.Table:
