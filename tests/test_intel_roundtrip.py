@@ -24,6 +24,7 @@ from distillguard.intel import (
 from distillguard.store import EventStore
 
 SCALE = 3
+pytestmark = pytest.mark.slow  # ~30 s: two simulations, a scan, export, import, matching
 
 
 def _half(a: str) -> int:
