@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -43,6 +44,7 @@ def scan(
     with tempfile.TemporaryDirectory(prefix="distillguard-") as tmp:
         store = EventStore(db if db else Path(tmp) / "scan.duckdb")
         with store:
+            t0 = time.perf_counter()
             if engine == "spark":  # events read and validated by Spark; the store keeps results only
                 from distillguard.engines.spark import scan_inputs
 
@@ -53,13 +55,16 @@ def scan(
                     accounts=str(accounts) if accounts else None, progress=not quiet,
                 )
                 inputs = store_inputs(store)
+            ingest_s = time.perf_counter() - t0
             show = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, disable=quiet)
             with show:
                 result = run_scan(*inputs, pol, fusion, progress=show)
             summary = counts.as_dict()
+            t0 = time.perf_counter()
             paths = write_outputs(result, out, summary)
             if db:
                 store_results(result, store)
+            result.timings = {"ingest": round(ingest_s, 3), **result.timings, "outputs": round(time.perf_counter() - t0, 3)}
     actions = {}
     for a in result.accounts.column("action").to_pylist():
         actions[a] = actions.get(a, 0) + 1

@@ -13,7 +13,7 @@ import pyarrow as pa
 from datasketch import MinHash
 from scipy.stats import poisson
 
-from distillguard.text import band_keys, minhash_signatures
+from distillguard.text import band_keys_many, minhash_signatures
 
 __all__ = [
     "infrastructure",
@@ -92,8 +92,7 @@ def _signatures(token_sets: list[list[bytes]], num_perm: int) -> np.ndarray:
 
 def _hubs(account_ids: list[str], signatures: np.ndarray, kind: str, bands: int) -> pa.Table:
     accounts, values = [], []
-    for acc, sig in zip(account_ids, signatures):
-        keys = band_keys(sig, bands)
+    for acc, keys in zip(account_ids, band_keys_many(signatures, bands) if len(signatures) else []):
         accounts.extend([acc] * len(keys))
         values.extend(keys)
     return _table(accounts, kind, values)

@@ -14,6 +14,7 @@ from .features import N_HASH_FEATURES, char_ngram_features, script_of
 from .minhash import (
     DEFAULT_NUM_PERM,
     band_keys,
+    band_keys_many,
     jaccard_estimate,
     make_lsh,
     minhash_signatures,
@@ -32,6 +33,7 @@ __all__ = [
     "script_of",
     "DEFAULT_NUM_PERM",
     "band_keys",
+    "band_keys_many",
     "jaccard_estimate",
     "make_lsh",
     "minhash_signatures",

@@ -10,9 +10,8 @@ Signatures plug into ``datasketch.MinHashLSH`` via :func:`to_lean_minhash` /
 """
 from __future__ import annotations
 
-import hashlib
 import re
-import struct
+import zlib
 from functools import lru_cache
 from typing import Iterable, Sequence
 
@@ -25,6 +24,7 @@ __all__ = [
     "shingles",
     "minhash_signatures",
     "band_keys",
+    "band_keys_many",
     "to_lean_minhash",
     "make_lsh",
     "jaccard_estimate",
@@ -58,7 +58,12 @@ def _perms(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _h64(s: bytes) -> int:
-    return struct.unpack("<Q", hashlib.blake2b(s, digest_size=8).digest())[0]
+    """A 64-bit shingle hash, stable across processes: two seeded CRC-32s (C speed).
+
+    MinHash needs a well-spread hash, not a cryptographic one; a keyed hash is
+    applied where values leave the machine (intel export).
+    """
+    return (zlib.crc32(s) << 32) | zlib.crc32(s, 0x9E3779B9)
 
 
 def minhash_signatures(
@@ -100,15 +105,23 @@ def band_keys(signature: np.ndarray, bands: int = 16) -> list[str]:
     """LSH band keys ``"b{i}:{hex}"`` of one signature (rows = num_perm / bands).
 
     Two prompts share a key with probability ~ 1-(1-J^r)^b for Jaccard J. The
-    keys are what ``campaign_indicators`` stores as ``template_minhash``.
+    keys are what ``campaign_indicators`` stores for templates.
     """
-    sig = np.asarray(signature, dtype=np.uint64)
-    r = len(sig) // bands
-    keys = []
-    for i in range(bands):
-        d = hashlib.blake2b(sig[i * r : (i + 1) * r].tobytes(), digest_size=8).hexdigest()
-        keys.append(f"b{i}:{d}")
-    return keys
+    return band_keys_many(np.asarray(signature, dtype=np.uint64)[None, :], bands)[0]
+
+
+def band_keys_many(signatures: np.ndarray, bands: int = 16) -> list[list[str]]:
+    """:func:`band_keys` of every row, vectorised: each band's values are folded
+    into one 64-bit key by a multiply-xor mix (wrapping arithmetic)."""
+    sig = np.asarray(signatures, dtype=np.uint64)
+    n, num_perm = sig.shape
+    r = num_perm // bands
+    folded = np.zeros((n, bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(r):
+            folded = (folded ^ sig[:, j : bands * r : r]) * np.uint64(0x9E3779B97F4A7C15)
+            folded ^= folded >> np.uint64(29)
+    return [[f"b{i}:{v:016x}" for i, v in enumerate(row)] for row in folded.tolist()]
 
 
 def to_lean_minhash(signature: np.ndarray, seed: int = _SEED):
