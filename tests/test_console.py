@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -59,15 +60,11 @@ def store(smoke_traffic, tmp_path_factory):
     return db, work, target
 
 
-@pytest.fixture(scope="module")
-def server(store):
+@contextmanager
+def _serving(app):
+    """A real uvicorn server on a free loopback port, in a thread."""
     import uvicorn
-    from fastapi import FastAPI
 
-    from distillguard.console import console_router
-
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(console_router(store[0]))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -78,9 +75,23 @@ def server(store):
     while not srv.started and time.time() < deadline:
         time.sleep(0.05)
     assert srv.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        t.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(store):
+    from fastapi import FastAPI
+
+    from distillguard.console import console_router
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(console_router(store[0]))
+    with _serving(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +249,24 @@ def test_report_html_does_not_run_planted_script(store, browser):
     assert "<script>window.__pwned" in p.page.locator("body").inner_text()
     p.shot("06-report")
     p.assert_clean()
+
+
+def test_the_decision_service_mounts_the_console(store, tmp_path):
+    """When distillguard.serve's app factory is there, the console's pages are part of it."""
+    serve = pytest.importorskip("distillguard.serve")
+    if not all(hasattr(serve, n) for n in ("Engine", "EngineConfig", "create_app")):
+        pytest.skip("decision service not built yet")
+    import shutil
+
+    db = tmp_path / "serve.duckdb"
+    shutil.copy(store[0], db)
+    import urllib.request
+
+    app = serve.create_app(serve.Engine(serve.EngineConfig(db=str(db))), start_engine=False)
+    with _serving(app) as url:
+        for path in ("/", "/audit", "/static/console.js"):
+            with urllib.request.urlopen(url + path) as resp:
+                assert resp.status == 200
+                assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+        with urllib.request.urlopen(url + "/healthz") as resp:
+            assert resp.status == 200
