@@ -129,3 +129,45 @@ def test_cli_export_push_and_import_pull(taxii_url, tmp_path):
                                  "--db", str(tmp_path / "b.duckdb"), "--key-file", str(kf), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["imported"] >= 3
+
+
+def _results_only_store(path):
+    """A store with scan results but no events (as the Spark engine leaves it)."""
+    s = EventStore(path)
+    s.con.execute(
+        "CREATE TABLE campaigns AS SELECT 'r1' AS run_id, 'C-0001' AS campaign_id, 0.97 AS risk, 'block' AS action, "
+        "40::BIGINT AS n_accounts, 900::BIGINT AS n_events, TIMESTAMPTZ '2026-03-02 01:00:00+00' AS first_seen, "
+        "TIMESTAMPTZ '2026-03-04 01:00:00+00' AS last_seen, ['COT_ELICITATION', 'SHARED_INFRA', 'RUBRIC_GRADING'] AS reasons, "
+        "'{}' AS evidence_json")
+    s.con.execute(
+        "CREATE TABLE campaign_indicators AS SELECT * FROM (VALUES "
+        "('C-0001', 'client_ip', '203.0.113.50', 3.5), ('C-0001', 'payment_fingerprint', 'pm_feedface', 9.0), "
+        "('C-0001', 'subnet', '203.0.113.0/24', 1.0)) t(campaign_id, kind, value, weight)")
+    return s
+
+
+def test_cli_export_pushes_and_logs_both_disclosures(taxii_url, tmp_path):
+    from typer.testing import CliRunner
+
+    from distillguard.cli import app
+
+    key = generate_key()
+    (tmp_path / "k").write_text(key)
+    _results_only_store(tmp_path / "a.duckdb").close()
+    r = CliRunner().invoke(app, [
+        "intel", "export", "--db", str(tmp_path / "a.duckdb"), "--key-file", str(tmp_path / "k"), "--out", str(tmp_path / "b.json"),
+        "--recipient", "consortium", "--taxii", taxii_url, "--taxii-user", USER, "--taxii-password", PASSWORD, "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    assert s["indicators"] == 3 and s["taxii"]["failure"] == 0 and s["taxii"]["success"] == s["objects"]
+    text = (tmp_path / "b.json").read_text()
+    assert "203.0.113" not in text and "pm_feedface" not in text and "C-0001" not in text
+    with EventStore(tmp_path / "a.duckdb") as st:
+        dest = sorted(d for (d,) in st.con.execute("SELECT destination FROM intel_disclosures").fetchall())
+    assert dest == sorted([str(tmp_path / "b.json"), taxii_url])
+    # a peer pulls it and matches the operator's proxy /24 and card
+    with EventStore(":memory:") as peer:
+        import_objects(peer, bytes.fromhex(key), pull(taxii_url, USER, PASSWORD), source="consortium")
+        idx = IntelIndex.from_store(peer, bytes.fromhex(key))
+        kinds = sorted(h["kind"] for h in idx.match_account("p", client_ips=["203.0.113.9"], payment_fingerprint="PM_FEEDFACE"))
+    assert kinds == ["payment_fingerprint", "subnet"]

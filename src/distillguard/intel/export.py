@@ -123,7 +123,7 @@ def _candidates(store, camps: list[dict], opts: ExportOptions) -> list[dict]:
             "SELECT campaign_id, kind, value, weight FROM campaign_indicators ORDER BY campaign_id, kind, weight DESC, value"
         ).fetchall()
         out = [
-            {"campaign_id": c, "kind": k, "value": v, "support": opts.min_support, "precision": min(1.0, 0.5 + (w or 0) / 10)}
+            {"campaign_id": c, "kind": k, "value": v, "support": opts.min_support, "precision": min(1.0, 0.5 + float(w or 0) / 10)}
             for c, k, v, w in rows if c in set(ids) and k in EXPORT_KINDS
         ]
     else:
