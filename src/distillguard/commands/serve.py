@@ -1,0 +1,49 @@
+"""``distillguard serve``: the real-time decision service."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve(
+        db: Path = typer.Option(Path("distillguard.duckdb"), "--db", help="The DuckDB store (events, last scan's results)."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+        port: int = typer.Option(8787, "--port", help="Port to listen on."),
+        policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML [default: the packaged policy]."),
+        model: Optional[Path] = typer.Option(None, "--model", help="Fusion model YAML [default: the packaged model]."),
+        redis: Optional[str] = typer.Option(None, "--redis", help="Share state between processes, e.g. redis://127.0.0.1:6379/0."),
+        refresh_seconds: float = typer.Option(30.0, "--refresh-seconds", help="Reload the campaign map from the store this often."),
+        flush_seconds: float = typer.Option(1.0, "--flush-seconds", help="Move the journal into the store this often."),
+        max_body: int = typer.Option(10 * 1024 * 1024, "--max-body-bytes", help="Refuse larger request bodies (413)."),
+        journal: Optional[Path] = typer.Option(None, "--journal", help="Write-ahead journal [default: <db>.journal.jsonl]."),
+        no_fsync: bool = typer.Option(False, "--no-fsync", help="Do not fsync the journal before answering (faster, loses the last events on a power cut)."),
+        warm_max_events: int = typer.Option(2_000_000, "--warm-events", help="Rebuild running state from this many most recent stored events at start."),
+        log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    ) -> None:
+        """Answer real-time decisions over HTTP (FastAPI + uvicorn); see docs/serve.md."""
+        from distillguard.errors import UsageError
+        from distillguard.serve import Engine, EngineConfig, create_app, run_server
+
+        if refresh_seconds <= 0 or flush_seconds <= 0:
+            raise UsageError("--refresh-seconds and --flush-seconds must be positive")
+        if max_body < 1024:
+            raise UsageError("--max-body-bytes must be at least 1024")
+        if policy is not None and not policy.exists():
+            raise UsageError(f"{policy}: no such file")
+        if redis is not None:
+            try:
+                import redis as _r
+
+                _r.Redis.from_url(redis).ping()
+            except Exception as exc:
+                raise UsageError(f"cannot reach redis at {redis}: {str(exc).splitlines()[0]}") from None
+        engine = Engine(EngineConfig(db=str(db), policy=policy, model=model, redis=redis, refresh_seconds=refresh_seconds,
+                                     flush_seconds=flush_seconds, journal=str(journal) if journal else None,
+                                     fsync=not no_fsync, warm_max_events=warm_max_events))
+        run_server(create_app(engine, max_body_bytes=max_body), host=host, port=port, log_level=log_level)

@@ -1,0 +1,24 @@
+"""``distillguard serve``: the real-time decision service (FastAPI + uvicorn).
+
+>>> from distillguard.serve import Engine, EngineConfig, create_app   # doctest: +SKIP
+
+See docs/serve.md: endpoints, durability, Redis, gateway configurations.
+"""
+from __future__ import annotations
+
+from distillguard.serve.engine import Engine, EngineConfig
+
+__all__ = ["Engine", "EngineConfig", "create_app", "run_server"]
+
+
+def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: bool = True):
+    from distillguard.serve.app import create_app as _create
+
+    return _create(engine, max_body_bytes=max_body_bytes, start_engine=start_engine)
+
+
+def run_server(app, host: str = "127.0.0.1", port: int = 8787, log_level: str = "warning") -> None:
+    """Run ``app`` under uvicorn (uvloop and httptools when installed)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -1,0 +1,284 @@
+"""The FastAPI application of ``distillguard serve``.
+
+``create_app(engine)`` builds the app around a started or unstarted
+:class:`~distillguard.serve.engine.Engine`; the engine is started on the
+app's start-up and stopped (journal flushed) on shut-down.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Literal
+
+from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from distillguard.ingest.normalize import Reject, normalize
+from distillguard.serve.models import (
+    AccountView,
+    AssessRequest,
+    CampaignDetail,
+    CampaignSummary,
+    ChallengeOutcome,
+    ChallengeResult,
+    Decision,
+    DecideRequest,
+    ErrorBody,
+    EventsBatch,
+    Health,
+    IntakeResult,
+    LabelRequest,
+    LabelResult,
+    OtlpResult,
+)
+
+__all__ = ["create_app", "BodyLimit", "reject_field"]
+
+_ERR = {404: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``max_bytes`` with 413 (declared or streamed)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for k, v in scope.get("headers") or ():
+            if k == b"content-length":
+                try:
+                    too_big = int(v) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    return await self._refuse(send)
+        seen = 0
+        started = False
+
+        async def guarded():
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return msg
+
+        async def tracking_send(msg):
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, guarded, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send):
+        body = b'{"detail":"request body too large (limit %d bytes)"}' % self.max_bytes
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def reject_field(rej: Reject) -> str:
+    """The field a normaliser rejection is about (for a 422 naming it)."""
+    if rej.reason == "missing_subject":
+        return "account_id"
+    if rej.reason in ("missing_ts", "bad_ts"):
+        return "ts"
+    word = (rej.detail or "").split(" ", 1)[0]
+    return word or "body"
+
+
+def _metrics(engine):
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+    reg = CollectorRegistry()
+    m = {
+        "registry": reg,
+        "decisions": Counter("distillguard_decisions_total", "Decisions answered", ["action", "mode"], registry=reg),
+        "latency": Histogram("distillguard_decide_seconds", "Time to decide", registry=reg,
+                             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)),
+        "events": Counter("distillguard_events_total", "Events received", ["outcome"], registry=reg),
+        "errors": Counter("distillguard_internal_errors_total", "Internal errors answered by the fail policy", registry=reg),
+    }
+    Gauge("distillguard_journal_pending_events", "Accepted events not yet in the store", registry=reg).set_function(
+        lambda: engine.journal.pending)
+    Gauge("distillguard_campaigns", "Campaigns in the loaded map", registry=reg).set_function(lambda: len(engine.map.campaigns))
+    Gauge("distillguard_campaign_map_age_seconds", "Seconds since the campaign map was loaded", registry=reg).set_function(
+        lambda: time.time() - engine.map.loaded_at if engine.map.loaded_at else -1)
+    return m
+
+
+def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: bool = True) -> FastAPI:
+    """The service app around ``engine`` (see :mod:`distillguard.serve.engine`)."""
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if start_engine:
+            engine.start()
+        yield
+        if start_engine:
+            engine.stop()
+
+    app = FastAPI(
+        title="distillguard decision service",
+        version="1",
+        description="Real-time decisions against distillation campaigns: per-account state updated as events "
+                    "arrive, the campaign map of the last scan, the scan's YAML policy. See docs/serve.md.",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    met = _metrics(engine)
+
+    def _decision(ev: dict, account: dict | None) -> dict:
+        t0 = time.perf_counter()
+        try:
+            d = engine.decide(ev, account)
+        except Exception as exc:  # fail open or closed, as the policy says
+            met["errors"].inc()
+            d = engine.fail_decision(ev.get("account_id"), exc)
+        met["latency"].observe(time.perf_counter() - t0)
+        met["decisions"].labels(d["action"], d["mode"]).inc()
+        return d
+
+    def _normalised(body: dict) -> dict:
+        if body.get("ts") is None:
+            body["ts"] = datetime.now(timezone.utc)
+        try:
+            return normalize(body)
+        except Reject as rej:
+            raise RequestValidationError([{"loc": ("body", reject_field(rej)), "msg": rej.detail or rej.reason,
+                                           "type": rej.reason}]) from None
+
+    @app.post("/v1/decide", response_model=Decision, responses=_ERR, tags=["decisions"])
+    async def decide(req: DecideRequest) -> dict:
+        """The decision for a request about to be served (the event need not be logged yet)."""
+        body = req.model_dump(exclude_none=True)
+        account = body.pop("account", None)
+        return _decision(_normalised(body), account)
+
+    @app.post("/v1/events", response_model=IntakeResult, responses=_ERR, tags=["intake"])
+    def events(batch: EventsBatch,
+               format: Literal["canonical", "litellm", "openai"] = Query("canonical", description="record shape")) -> dict:
+        """A batch of events; bad ones are quarantined with the ingest reasons, the rest accepted (durable on 2xx)."""
+        recs = batch.events
+        if format != "canonical":
+            from distillguard.ingest.records import map_litellm, map_openai
+
+            mapper = map_litellm if format == "litellm" else map_openai
+            recs = []
+            for r in batch.events:
+                try:
+                    recs.extend({**rec, "extra": extra} if extra else rec for rec, extra in mapper(r))
+                except Reject:
+                    recs.append(r)
+        out = engine.ingest(recs)
+        met["events"].labels("accepted").inc(out["accepted"])
+        met["events"].labels("quarantined").inc(out["quarantined"])
+        met["events"].labels("duplicate").inc(out["duplicates"])
+        return out
+
+    @app.post("/v1/traces", response_model=OtlpResult, responses=_ERR, tags=["intake"])
+    def traces(doc: dict = Body(..., description="OTLP/HTTP JSON ExportTraceServiceRequest (resourceSpans)")) -> dict:
+        """OpenTelemetry traces (GenAI / OpenInference spans): one event per model-call span."""
+        out = engine.ingest_otlp(doc)
+        met["events"].labels("accepted").inc(out["accepted"])
+        met["events"].labels("quarantined").inc(out["quarantined"])
+        msg = "; ".join(f"span {e['index']}: {e['reason']}" for e in out["errors"][:5])
+        return {"partialSuccess": {"rejectedSpans": out["quarantined"], "errorMessage": msg}}
+
+    @app.post("/v1/accounts/assess", response_model=Decision, responses=_ERR, tags=["decisions"])
+    def assess(req: AssessRequest) -> dict:
+        """Signup-time decision from account metadata alone (before any request)."""
+        body = req.model_dump(exclude_none=True)
+        ip, ua = body.pop("client_ip", None), body.pop("user_agent", None)
+        try:
+            return engine.assess(body, ip, ua)
+        except Reject as rej:
+            raise RequestValidationError([{"loc": ("body", reject_field(rej)), "msg": rej.detail or rej.reason,
+                                           "type": rej.reason}]) from None
+
+    @app.get("/v1/accounts/{account_id}", response_model=AccountView, responses=_ERR, tags=["views"])
+    def account(account_id: str) -> dict:
+        v = engine.account_view(account_id)
+        if v is None:
+            raise HTTPException(404, f"unknown account {account_id!r}")
+        return v
+
+    @app.get("/v1/campaigns", response_model=list[CampaignSummary], tags=["views"])
+    def campaigns() -> list:
+        return [engine.campaign_summary(c) for c in sorted(engine.map.campaigns)]
+
+    @app.get("/v1/campaigns/{campaign_id}", response_model=CampaignDetail, responses=_ERR, tags=["views"])
+    def campaign(campaign_id: str) -> dict:
+        v = engine.campaign_view(campaign_id)
+        if v is None:
+            raise HTTPException(404, f"unknown campaign {campaign_id!r}")
+        return v
+
+    @app.post("/v1/decisions/{decision_id}/labels", response_model=LabelResult, responses=_ERR, tags=["feedback"])
+    def label(decision_id: str, req: LabelRequest) -> dict:
+        """Analyst feedback on a decision: legitimate (allow from now on) or fraudulent (risk 1)."""
+        rec = engine.label(decision_id, req.label, req.note)
+        if rec is None:
+            raise HTTPException(404, f"unknown or expired decision {decision_id!r}")
+        return rec
+
+    @app.post("/v1/challenges/{challenge_id}/result", response_model=ChallengeOutcome, responses=_ERR, tags=["feedback"])
+    def challenge(challenge_id: str, req: ChallengeResult) -> dict:
+        """Step-up verification result: passed grants immunity for the policy's TTL; failed marks the account fraudulent."""
+        out = engine.challenge_result(challenge_id, req.passed)
+        if out is None:
+            raise HTTPException(404, f"unknown or expired challenge {challenge_id!r}")
+        return out
+
+    @app.get("/healthz", response_model=Health, tags=["operations"])
+    def healthz() -> dict:
+        ok = engine.state.ping()
+        return {
+            "status": "ok" if ok and not engine.journal.last_error else "degraded",
+            "mode": engine.policy.mode,
+            "fail": engine.policy.fail,
+            "scan_run_id": engine.map.run_id,
+            "campaigns": len(engine.map.campaigns),
+            "map_age_seconds": round(time.time() - engine.map.loaded_at, 3) if engine.map.loaded_at else None,
+            "journal_pending": engine.journal.pending,
+            "state": "redis" if engine.state.shared else "memory",
+            "last_error": engine.journal.last_error,
+        }
+
+    @app.get("/metrics", tags=["operations"], response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+    def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(met["registry"]), media_type=CONTENT_TYPE_LATEST)
+
+    from distillguard.serve.gateways.envoy import register_envoy
+    from distillguard.serve.gateways.generic import register_generic
+
+    register_envoy(app, _decision)
+    register_generic(app, _decision)
+    from distillguard.console import console_router  # analyst console at / (docs/console.md)
+    app.include_router(console_router(engine.config.db, lock=engine.journal.db_lock))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):  # never a traceback to the client
+        met["errors"].inc()
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
+
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    return app

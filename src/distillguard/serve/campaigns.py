@@ -1,0 +1,156 @@
+"""The campaign map the last scan wrote, and first-request linking against it.
+
+:class:`CampaignMap` reads ``account_results``, ``campaigns`` and
+``campaign_indicators`` from the store (docs/architecture.md). A new account is
+linked to a campaign when its metadata or its request carries one of the
+campaign's indicators. The attribute values are computed as the scan computes
+them: payment fingerprints and e-mail domains with
+:func:`distillguard.link.memberships.account_metadata`, template band keys
+with :func:`distillguard.link.memberships.templates` (MinHash of the template
+skeleton, 48 permutations in 12 bands), and client IP, subnet (/24, /48) and
+user agent with :func:`request_infrastructure`, the per-row form of
+:func:`distillguard.link.memberships.infrastructure` (a test checks they agree).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow as pa
+
+from distillguard.link import memberships as mb
+
+__all__ = ["CampaignMap", "KnownAccount", "request_infrastructure", "LINK_REASONS", "DEFAULT_LINK_RISK"]
+
+LINK_REASONS = {
+    "payment_fingerprint": "SHARED_PAYMENT",
+    "client_ip": "SHARED_INFRA",
+    "subnet": "SHARED_INFRA",
+    "user_agent": "SHARED_INFRA",
+    "email_domain": "SHARED_INFRA",
+    "template": "TEMPLATE_REUSE",
+    "signup_burst": "SIGNUP_BURST",
+}
+DEFAULT_LINK_RISK = {
+    "payment_fingerprint": 0.85,
+    "client_ip": 0.7,
+    "template": 0.7,
+    "subnet": 0.55,
+    "signup_burst": 0.55,
+    "email_domain": 0.35,
+    "user_agent": 0.3,
+}
+"""Risk that one shared indicator kind gives an account with no history of its
+own (noisy-or across kinds, capped below the throttle threshold: linkage alone
+asks for verification). Overridable in the policy YAML under ``serve.link_risk``."""
+
+_V4 = re.compile(r"^(\d+\.\d+\.\d+)\.\d+$")
+_V6 = re.compile(r"^([0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f]*):")
+
+
+def request_infrastructure(client_ip: str | None, user_agent: str | None) -> list[tuple[str, str]]:
+    """``(kind, value)`` of one request's client IP, subnet and user agent, as the scan derives them."""
+    out = []
+    if client_ip:
+        out.append(("client_ip", client_ip))
+        m = _V4.match(client_ip)
+        if m:
+            out.append(("subnet", m.group(1) + ".0/24"))
+        else:
+            m = _V6.match(client_ip)
+            if m:
+                out.append(("subnet", m.group(1).lower() + "::/48"))
+    if user_agent:
+        out.append(("user_agent", user_agent))
+    return out
+
+
+def metadata_values(account_id: str, meta: dict) -> list[tuple[str, str]]:
+    """Payment fingerprint and e-mail domain of account metadata, as the scan derives them."""
+    cols = {"account_id": pa.array([account_id], pa.string())}
+    for k in ("payment_fingerprint", "email_domain"):
+        v = meta.get(k)
+        cols[k] = pa.array([str(v) if v is not None else None], pa.string())
+    t = mb.account_metadata(pa.table(cols))
+    return list(zip(t.column("kind").to_pylist(), t.column("value").to_pylist()))
+
+
+def template_values(account_id: str, prompt: str | None) -> list[tuple[str, str]]:
+    """Template band keys of one prompt (empty for prompts under 20 characters)."""
+    if not prompt or len(prompt) < 20:
+        return []
+    t = mb.templates(pa.table({"account_id": pa.array([account_id], pa.string()), "prompt": pa.array([prompt], pa.string())}))
+    return [("template", v) for v in t.column("value").to_pylist()]
+
+
+@dataclass
+class KnownAccount:
+    """An account's row of the last scan's ``account_results``."""
+
+    risk: float
+    action: str
+    campaign_id: str | None
+    reasons: list
+    rule_id: str | None
+    n_events: int
+    org_id: str | None
+
+
+@dataclass
+class CampaignMap:
+    """What the last scan found; replaced whole on each refresh."""
+
+    run_id: str | None = None
+    accounts: dict = field(default_factory=dict)
+    campaigns: dict = field(default_factory=dict)
+    index: dict = field(default_factory=dict)  # (kind, value) -> [(campaign_id, weight)]
+    indicators: dict = field(default_factory=dict)  # campaign_id -> [{kind, value, weight}]
+    loaded_at: float = 0.0
+
+    @classmethod
+    def from_store(cls, con, loaded_at: float = 0.0) -> "CampaignMap":
+        """Read the scan tables through a DuckDB connection; empty when no scan was stored."""
+        def has(t):
+            return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [t]).fetchall()[0][0] > 0
+
+        m = cls(loaded_at=loaded_at)
+        if has("account_results"):
+            rows = con.execute(
+                "SELECT run_id, account_id, risk, action, campaign_id, reasons, rule_id, n_events, org_id, reasons_json FROM account_results"
+            ).fetchall()
+            for run_id, acc, risk, action, cid, reasons, rule_id, n, org, rj in rows:
+                m.run_id = run_id
+                details = orjson.loads(rj) if rj else []
+                m.accounts[acc] = KnownAccount(float(risk or 0.0), action, cid, details or [{"code": c, "weight": None} for c in reasons or []],
+                                               rule_id, int(n or 0), org)
+        if has("campaigns"):
+            cols = ["campaign_id", "risk", "action", "n_accounts", "n_events", "first_seen", "last_seen", "reasons", "evidence_json"]
+            for row in con.execute(f"SELECT {', '.join(cols)} FROM campaigns").fetchall():
+                d = dict(zip(cols, row))
+                d["evidence"] = orjson.loads(d.pop("evidence_json") or "{}")
+                d["first_seen"] = str(d["first_seen"]) if d["first_seen"] is not None else None
+                d["last_seen"] = str(d["last_seen"]) if d["last_seen"] is not None else None
+                m.campaigns[d["campaign_id"]] = d
+        if has("campaign_indicators"):
+            for cid, kind, value, w in con.execute("SELECT campaign_id, kind, value, weight FROM campaign_indicators").fetchall():
+                m.index.setdefault((kind, value), []).append((cid, float(w or 0.0)))
+                m.indicators.setdefault(cid, []).append({"kind": kind, "value": value, "weight": w})
+        return m
+
+    def has_kind(self, kind: str) -> bool:
+        """Whether any campaign has an indicator of ``kind`` (skips MinHashing prompts when none does)."""
+        kinds = self.__dict__.get("_kinds")
+        if kinds is None:
+            kinds = self.__dict__["_kinds"] = {k for k, _ in self.index}
+        return kind in kinds
+
+    def match(self, values: list[tuple[str, str]]) -> dict[str, list]:
+        """``campaign_id -> [[kind, value], ...]`` of the values that are a campaign's indicators."""
+        out: dict[str, list] = {}
+        for kind, value in values:
+            for cid, _ in self.index.get((kind, value), ()):
+                hits = out.setdefault(cid, [])
+                if [kind, value] not in hits:
+                    hits.append([kind, value])
+        return out

@@ -1,0 +1,540 @@
+"""The decision engine behind the HTTP service (no HTTP here: ``replay --db`` drives it directly).
+
+Risk of an account is the largest of
+- the last scan's risk (``account_results``),
+- the fused behaviour risk of its running features: the
+  :data:`~distillguard.features.FEATURE_COLUMNS` row from
+  :class:`~distillguard.serve.state.AccountState`, scored by the same behaviour
+  :class:`~distillguard.signals.base.Signal` classes and fused by the same
+  :class:`~distillguard.score.fusion.FusionModel` as the scan,
+- the link risk of indicators it shares with a known campaign (first-request
+  linking, :mod:`distillguard.serve.campaigns`),
+and the action is :meth:`distillguard.score.policy.Policy.decide`, exactly as
+the scan calls it.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from distillguard.ingest.base import Quarantined, truncate_raw
+from distillguard.ingest.normalize import Reject, normalize, rows_to_batch
+from distillguard.score.evidence import EvidenceMatrix
+from distillguard.score.fusion import FusionModel
+from distillguard.score.policy import Policy
+from distillguard.serve.campaigns import (
+    DEFAULT_LINK_RISK,
+    LINK_REASONS,
+    CampaignMap,
+    metadata_values,
+    request_infrastructure,
+    template_values,
+)
+from distillguard.serve.journal import Journal
+from distillguard.serve.state import make_state
+from distillguard.signals.behaviour import BEHAVIOUR_SIGNALS
+
+__all__ = ["Engine", "EngineConfig"]
+
+_DEDUP = 1_000_000
+
+
+class EngineConfig:
+    """Settings of one engine (kept as given, scikit-learn style)."""
+
+    def __init__(self, db="distillguard.duckdb", policy=None, model=None, redis=None, refresh_seconds=30.0,
+                 flush_seconds=1.0, journal=None, fsync=True, warm_max_events=2_000_000, quarantine=None):
+        self.db = db
+        self.policy = policy
+        self.model = model
+        self.redis = redis
+        self.refresh_seconds = refresh_seconds
+        self.flush_seconds = flush_seconds
+        self.journal = journal
+        self.fsync = fsync
+        self.warm_max_events = warm_max_events
+        self.quarantine = quarantine
+
+
+def _now_us() -> int:
+    return int(time.time() * 1_000_000)
+
+
+class Engine:
+    """Per-account state, the campaign map, the policy, durability. Thread-safe."""
+
+    def __init__(self, config: EngineConfig):
+        self.config = config
+        self.policy = config.policy if isinstance(config.policy, Policy) else Policy.load(config.policy)
+        self.model = config.model if isinstance(config.model, FusionModel) else FusionModel.load(config.model)
+        serve = self._serve_section()
+        self.link_risk = {**DEFAULT_LINK_RISK, **{k: float(v) for k, v in (serve.get("link_risk") or {}).items()}}
+        self.link_cap = float(serve.get("link_risk_cap", 0.89))
+        self.immunity_seconds = int(serve.get("immunity_seconds", self.policy.ttl_seconds.get("challenge", 3600)))
+        self.state = make_state(config.redis)
+        self.journal = Journal(str(config.db) if config.db else None, config.journal, fsync=config.fsync)
+        self.map = CampaignMap()
+        self.signals = [cls() for cls in BEHAVIOUR_SIGNALS]
+        self._cache: dict[str, tuple[int, float, list]] = {}
+        self._seen: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._con = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._signups: list[int] = []
+        self.counters = {"accepted": 0, "quarantined": 0, "duplicates": 0, "decisions": 0, "errors": 0, "refreshes": 0}
+        qpath = config.quarantine or (str(config.db) + ".serve-quarantine.jsonl" if config.db else None)
+        self._qfile = open(qpath, "ab") if qpath else None
+        self._qlock = threading.Lock()
+
+    def _serve_section(self) -> dict:
+        p = self.config.policy
+        if isinstance(p, (str, Path)):
+            import yaml
+
+            try:
+                data = yaml.safe_load(Path(p).read_text()) or {}
+            except OSError:
+                data = {}
+            return dict(data.get("serve") or {})
+        return {}
+
+    # -- life cycle ------------------------------------------------------------------
+    def start(self, background: bool = True) -> "Engine":
+        """Drain journals left by a crash, load the campaign map, warm the state, start the workers."""
+        from distillguard.ingest.sqlfast import connect
+
+        self._con = connect()
+        leftovers = self.journal.leftovers()
+        if leftovers and self.config.db:
+            self.journal.flush()
+        elif leftovers:  # no store: the journal is the state
+            for f in leftovers:
+                events, accounts, _ = Journal.read(f)
+                self.state.apply(events)
+        self.refresh()
+        self._warm()
+        if background:
+            for fn, every in ((self.journal.flush, self.config.flush_seconds), (self.refresh, self.config.refresh_seconds)):
+                t = threading.Thread(target=self._loop, args=(fn, every), daemon=True)
+                t.start()
+                self._threads.append(t)
+        return self
+
+    def _loop(self, fn, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                fn()
+            except Exception:  # a busy store: try again next round
+                self.counters["errors"] += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        try:
+            self.journal.flush()
+        finally:
+            self.journal.close()
+            if self._qfile:
+                self._qfile.close()
+
+    def _store(self, read_only=True):
+        import duckdb
+
+        return duckdb.connect(str(self.config.db), read_only=read_only)
+
+    def refresh(self) -> None:
+        """Reload the campaign map the last scan wrote (the store is opened only for the read)."""
+        if not self.config.db or not Path(self.config.db).exists():
+            return
+        with self.journal.db_lock:
+            con = self._store(read_only=True)
+            try:
+                m = CampaignMap.from_store(con, loaded_at=time.time())
+                if not self._signups:
+                    try:
+                        rows = con.execute("SELECT epoch_us(created_at) FROM accounts WHERE created_at IS NOT NULL "
+                                           "ORDER BY created_at DESC LIMIT 5000").fetchall()
+                        self._signups = sorted(r[0] for r in rows)
+                    except Exception:
+                        pass
+            finally:
+                con.close()
+        self.map = m
+        self._cache.clear()
+        self.counters["refreshes"] += 1
+
+    def _warm(self) -> None:
+        """Rebuild running state from the store's most recent events (once per shared Redis)."""
+        if not self.config.db or not Path(self.config.db).exists() or self.config.warm_max_events <= 0:
+            return
+        if self.state.shared and not self.state.r.set(self.state._k("warmed"), "1", nx=True):
+            return
+        with self.journal.db_lock:
+            con = self._store(read_only=True)
+            try:
+                n = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name='events'").fetchall()[0][0]
+                if not n:
+                    return
+                reader = con.sql(
+                    f"SELECT * FROM (SELECT * FROM events ORDER BY ts DESC LIMIT {int(self.config.warm_max_events)}) "
+                    "ORDER BY ts").to_arrow_reader(50_000)
+                for batch in reader:
+                    rows = batch.to_pylist()
+                    self.state.apply(rows)
+                    self._remember([r["event_id"] for r in rows])
+                meta = con.execute("SELECT account_id, payment_fingerprint, email_domain, org_id FROM accounts").fetchall()
+            finally:
+                con.close()
+        if not self.state.shared:
+            for acc, pf, dom, org in meta:
+                self.state.meta[acc] = {"payment_fingerprint": pf, "email_domain": dom, "org_id": org}
+
+    # -- intake ----------------------------------------------------------------------
+    def _remember(self, ids) -> list[bool]:
+        """Whether each id is new (and remember it)."""
+        out = []
+        with self._lock:
+            for i in ids:
+                if i in self._seen:
+                    out.append(False)
+                    continue
+                self._seen[i] = None
+                out.append(True)
+            while len(self._seen) > _DEDUP:
+                self._seen.popitem(last=False)
+        return out
+
+    def _quarantine(self, bad: list[Quarantined]) -> None:
+        if self._qfile is not None and bad:
+            with self._qlock:
+                self._qfile.write(b"".join(orjson.dumps(q.to_dict()) + b"\n" for q in bad))
+                self._qfile.flush()
+        self.counters["quarantined"] += len(bad)
+
+    def accept(self, rows: list[dict], bad: list[Quarantined]) -> dict:
+        """Give ids to normalised rows, drop repeats, journal (durably), update state."""
+        if rows and any(r.get("event_id") is None for r in rows):
+            from distillguard.ingest.sqlfast import fill_event_ids
+
+            with self._lock:
+                ids = fill_event_ids(self._con, rows_to_batch(rows)).column("event_id").to_pylist()
+            for r, i in zip(rows, ids):
+                r["event_id"] = i
+        fresh = self._remember([r["event_id"] for r in rows])
+        new = [r for r, f in zip(rows, fresh) if f]
+        self.journal.append(new)
+        self.state.apply(new)
+        self._quarantine(bad)
+        self.counters["accepted"] += len(new)
+        self.counters["duplicates"] += len(rows) - len(new)
+        return {"accepted": len(new), "duplicates": len(rows) - len(new), "quarantined": len(bad),
+                "errors": [{"index": q.line - 1, "reason": q.reason, "detail": q.detail} for q in bad]}
+
+    def ingest(self, records: list, source: str = "api") -> dict:
+        """Validate a batch with the ingest rules; bad records are quarantined, the rest accepted."""
+        rows, bad = [], []
+        for i, rec in enumerate(records):
+            try:
+                rows.append(normalize(rec))
+            except Reject as rej:
+                bad.append(Quarantined(source, i + 1, rej.reason, truncate_raw(rec), rej.detail))
+            except Exception as exc:  # never let one record fail the batch
+                bad.append(Quarantined(source, i + 1, "invalid", truncate_raw(rec), str(exc)[:200]))
+        return self.accept(rows, bad)
+
+    def ingest_otlp(self, doc) -> dict:
+        """An OTLP/HTTP JSON ``ExportTraceServiceRequest``: one event per model-call span."""
+        from distillguard.ingest.records import _otlp_mapper
+
+        rows, bad = [], []
+        try:
+            mapped = list(_otlp_mapper(doc))
+        except Reject as rej:
+            bad.append(Quarantined("otlp", 1, rej.reason, truncate_raw(doc), rej.detail))
+            mapped = []
+        for i, (rec, extra) in enumerate(mapped):
+            try:
+                rows.append(normalize(rec, extra))
+            except Reject as rej:
+                bad.append(Quarantined("otlp", i + 1, rej.reason, truncate_raw(rec), rej.detail))
+        return self.accept(rows, bad)
+
+    def put_account(self, meta: dict) -> dict:
+        """Store account metadata (journal + state); returns the normalised row."""
+        from distillguard.ingest.accounts import normalize_account
+
+        row = normalize_account(meta)
+        self.journal.append([], [row])
+        self.state.put_meta(row["account_id"], {k: row.get(k) for k in ("payment_fingerprint", "email_domain", "org_id")})
+        if row.get("created_at") is not None:
+            with self._lock:
+                self._signups.append(int(row["created_at"].timestamp() * 1_000_000))
+                if len(self._signups) > 10_000:
+                    del self._signups[:5_000]
+        return row
+
+    # -- scoring ---------------------------------------------------------------------
+    def _online(self, account_id: str) -> tuple[float, list, dict | None]:
+        """(fused behaviour risk, reasons, features) of the running state; cached per state version."""
+        st = self.state.account(account_id)
+        if st is None:
+            return 0.0, [], None
+        hit = self._cache.get(account_id)
+        if hit is not None and hit[0] == st.version:
+            return hit[1], hit[2], hit[3]
+        released, start = self.state.release_times()
+        feats = st.features(released, start)
+        table = pa.Table.from_pylist([feats])
+        names = list(self.model.coefficients)
+        values = np.zeros((1, len(names)))
+        reasons_of = [None] * len(names)
+        evidence = {}
+        for sig in self.signals:
+            res = sig.score(table)
+            if sig.name in names:
+                j = names.index(sig.name)
+                values[0, j] = float(res.scores.column(sig.name)[0].as_py())
+                reasons_of[j] = sig.reason
+                evidence.update({sig.reason: res.evidence.get(account_id, {})})
+        if "log_events" in names:
+            values[0, names.index("log_events")] = np.log10(1 + st.n)
+        em = EvidenceMatrix([account_id], names, reasons_of, values)
+        risk = float(self.model.risk(em)[0]) if st.n else 0.0
+        reasons = [{"code": r.code, "weight": r.weight, "details": {"source": "online", "terms": list(r.terms),
+                                                                     "features": evidence.get(r.code) or {}}}
+                   for r in self.model.reasons(em)[0]]
+        self._cache[account_id] = (st.version, risk, reasons, feats)
+        return risk, reasons, feats
+
+    def _links(self, account_id: str, event: dict | None, meta: dict | None) -> dict:
+        """Campaign links of an account: stored ones plus this request's new hits."""
+        links = {k: list(v) for k, v in self.state.get_links(account_id).items()}
+        if not self.map.index:
+            return links
+        values = []
+        if event is not None:
+            values += request_infrastructure(event.get("client_ip"), event.get("user_agent"))
+            if self.map.has_kind("template"):
+                values += template_values(account_id, event.get("prompt"))
+        if meta:
+            values += metadata_values(account_id, meta)
+        hits = self.map.match(values)
+        new = {}
+        for cid, hs in hits.items():
+            have = links.setdefault(cid, [])
+            add = [h for h in hs if h not in have]
+            if add:
+                have.extend(add)
+                new[cid] = add
+        if new:
+            self.state.add_links(account_id, new)
+        return links
+
+    def _link_risk(self, links: dict) -> tuple[float, str | None, list]:
+        best, best_cid, reasons = 0.0, None, []
+        for cid, hits in links.items():
+            if cid not in self.map.campaigns and cid not in self.map.indicators:
+                continue
+            kinds = {k for k, _ in hits}
+            p = 1.0
+            for k in kinds:
+                p *= 1.0 - self.link_risk.get(k, 0.3)
+            r = min(self.link_cap, 1.0 - p)
+            if r > best:
+                best, best_cid = r, cid
+        if best_cid is not None:
+            by_code: dict[str, list] = {}
+            for k, v in links[best_cid]:
+                by_code.setdefault(LINK_REASONS.get(k, "SHARED_INFRA"), []).append({"kind": k, "value": v})
+            for code, shared in by_code.items():
+                w = max(self.link_risk.get(s["kind"], 0.3) for s in shared)
+                reasons.append({"code": code, "weight": round(w, 3),
+                                "details": {"source": "link", "campaign_id": best_cid, "shared": shared}})
+        return best, best_cid, reasons
+
+    def decide(self, event: dict, account: dict | None = None) -> dict:
+        """The decision for the request described by ``event`` (a canonical event; ``ts`` optional)."""
+        acc = event["account_id"]
+        meta = None
+        if account:
+            account = {**account, "account_id": acc}
+            self.put_account(account)
+            meta = account
+        elif self.state.get_meta(acc):
+            meta = self.state.get_meta(acc)
+        known = self.map.accounts.get(acc)
+        reasons: dict[str, dict] = {}
+
+        def add(rs):
+            for r in rs:
+                cur = reasons.get(r["code"])
+                if cur is None or (r.get("weight") or 0) > (cur.get("weight") or 0):
+                    reasons[r["code"]] = r
+
+        risk, campaign_id = 0.0, None
+        if known is not None:
+            risk = known.risk
+            campaign_id = known.campaign_id
+            add([{"code": d["code"], "weight": d.get("weight"),
+                  "details": {"source": "scan", "run_id": self.map.run_id, "terms": d.get("terms"), "evidence": d.get("evidence")}}
+                 for d in known.reasons])
+        online, oreasons, _ = self._online(acc)
+        if online > risk:
+            risk = online
+        add(oreasons)
+        if campaign_id is None:
+            lrisk, lcid, lreasons = self._link_risk(self._links(acc, event, meta))
+            if lcid is not None:
+                campaign_id = lcid
+                risk = max(risk, lrisk)
+                add(lreasons)
+        flag = self.state.get_flag(acc)
+        policy = self.policy
+        if flag == "fraudulent":
+            risk = 1.0
+            add([{"code": "ANALYST_CONFIRMED", "weight": 1.0, "details": {"source": "label"}}])
+        immune = self.state.immune_until(acc)
+        if flag == "legitimate" or immune:
+            policy = policy.with_allowlist(accounts=[acc])
+        org = event.get("org_id") or (meta or {}).get("org_id") or (known.org_id if known else None)
+        d = policy.decide(risk, list(reasons), in_campaign=campaign_id is not None, account_id=acc, org_id=org)
+        return self._shape(acc, d.action, d.rule_id, d.ttl_seconds, risk, reasons, campaign_id, immune)
+
+    def _shape(self, acc, action, rule_id, ttl, risk, reasons, campaign_id, immune=None) -> dict:
+        did = uuid.uuid4().hex
+        self.state.put_decision(did, acc, ttl)
+        self.counters["decisions"] += 1
+        out = {
+            "decision_id": did,
+            "account_id": acc,
+            "action": action,
+            "risk": round(float(risk), 6),
+            "reasons": sorted(reasons.values(), key=lambda r: -(r.get("weight") or 0)),
+            "ttl_seconds": int(ttl),
+            "mode": self.policy.mode,
+            "rule_id": rule_id,
+            "campaign_id": campaign_id,
+            "throttle": None,
+            "challenge": None,
+            "immune_until": datetime.fromtimestamp(immune, tz=timezone.utc).isoformat() if immune else None,
+            "policy_sha256": self.policy.sha256,
+        }
+        if action == "throttle":
+            t = self.policy.throttle
+            out["throttle"] = {"retry_after_seconds": int(t.get("retry_after_seconds", 60)),
+                               "max_requests_per_minute": t.get("max_requests_per_minute")}
+        elif action == "challenge":
+            c = self.policy.challenge
+            url = c.get("url")
+            if url:
+                url = f"{url}{'&' if '?' in url else '?'}challenge_id={did}"
+            out["challenge"] = {"challenge_id": did, "kind": c.get("kind", "step_up_verification"), "url": url,
+                                "result_url": f"/v1/challenges/{did}/result"}
+        return out
+
+    def fail_decision(self, account_id: str, exc: Exception) -> dict:
+        """What the policy says to answer on an internal error: fail open (allow) or closed (block)."""
+        self.counters["errors"] += 1
+        action = "allow" if self.policy.fail == "open" else "block"
+        reasons = {"INTERNAL_ERROR": {"code": "INTERNAL_ERROR", "weight": None,
+                                      "details": {"error": type(exc).__name__, "fail": self.policy.fail}}}
+        return self._shape(account_id or "unknown", action, f"fail-{self.policy.fail}",
+                           self.policy.ttl_seconds.get(action, 60), 0.0, reasons, None)
+
+    def assess(self, meta: dict, client_ip: str | None = None, user_agent: str | None = None) -> dict:
+        """Signup-time decision from metadata alone: campaign indicators and signup bursts."""
+        row = self.put_account(meta)
+        acc = row["account_id"]
+        event = {"account_id": acc, "client_ip": client_ip, "user_agent": user_agent}
+        d = self.decide(event)
+        if row.get("created_at") is not None:
+            from distillguard.link import memberships as mb
+
+            created = int(row["created_at"].timestamp() * 1_000_000)
+            with self._lock:
+                recent = list(self._signups[-5000:])
+            ids = [f"_{i}" for i in range(len(recent))] + [acc]
+            ts = pa.array(recent + [created], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+            bursts = mb.signup_bursts(pa.table({"account_id": pa.array(ids, pa.string()), "created_at": ts}))
+            if acc in set(bursts.column("account_id").to_pylist()):
+                r = self.link_risk.get("signup_burst", 0.55)
+                reasons = {x["code"]: x for x in d["reasons"]}
+                reasons["SIGNUP_BURST"] = {"code": "SIGNUP_BURST", "weight": r,
+                                           "details": {"source": "signup", "window": bursts.column("value")[0].as_py()}}
+                risk = max(d["risk"], r)
+                pol = self.policy.with_allowlist(accounts=[acc]) if self.state.immune_until(acc) else self.policy
+                dd = pol.decide(risk, list(reasons), in_campaign=d["campaign_id"] is not None, account_id=acc,
+                                org_id=row.get("org_id"))
+                d = self._shape(acc, dd.action, dd.rule_id, dd.ttl_seconds, risk, reasons, d["campaign_id"])
+        return d
+
+    # -- feedback ----------------------------------------------------------------------
+    def label(self, decision_id: str, label: str, note: str | None = None) -> dict | None:
+        acc = self.state.get_decision(decision_id)
+        if acc is None:
+            return None
+        self.state.set_flag(acc, label)
+        rec = {"decision_id": decision_id, "account_id": acc, "label": label, "note": note, "at": time.time()}
+        self.journal.append([], [], [rec])
+        self._cache.pop(acc, None)
+        return rec
+
+    def challenge_result(self, challenge_id: str, passed: bool) -> dict | None:
+        acc = self.state.get_decision(challenge_id)
+        if acc is None:
+            return None
+        until = None
+        if passed:
+            until = self.state.grant_immunity(acc, self.immunity_seconds)
+        else:
+            self.state.set_flag(acc, "fraudulent")
+        rec = {"decision_id": challenge_id, "account_id": acc, "label": "challenge_passed" if passed else "challenge_failed",
+               "note": None, "at": time.time()}
+        self.journal.append([], [], [rec])
+        return {"account_id": acc, "passed": passed,
+                "immune_until": datetime.fromtimestamp(until, tz=timezone.utc).isoformat() if until else None}
+
+    # -- views -------------------------------------------------------------------------
+    def account_view(self, account_id: str) -> dict | None:
+        known = self.map.accounts.get(account_id)
+        st = self.state.account(account_id)
+        if known is None and st is None and not self.state.get_meta(account_id) and not self.state.get_links(account_id):
+            return None
+        d = self.decide({"account_id": account_id})
+        _, _, feats = self._online(account_id)
+        return {
+            "account_id": account_id,
+            "decision": d,
+            "scan": None if known is None else {"run_id": self.map.run_id, "risk": known.risk, "action": known.action,
+                                                 "campaign_id": known.campaign_id, "rule_id": known.rule_id,
+                                                 "n_events": known.n_events},
+            "n_events_live": st.n if st else 0,
+            "features": feats,
+            "links": self.state.get_links(account_id),
+            "label": self.state.get_flag(account_id),
+        }
+
+    def campaign_summary(self, cid: str) -> dict:
+        c = self.map.campaigns.get(cid, {"campaign_id": cid})
+        return {k: c.get(k) for k in ("campaign_id", "risk", "action", "n_accounts", "n_events", "first_seen", "last_seen",
+                                      "reasons")} | {"n_indicators": len(self.map.indicators.get(cid, []))}
+
+    def campaign_view(self, cid: str) -> dict | None:
+        if cid not in self.map.campaigns and cid not in self.map.indicators:
+            return None
+        c = self.map.campaigns.get(cid, {})
+        return self.campaign_summary(cid) | {
+            "accounts": sorted(a for a, k in self.map.accounts.items() if k.campaign_id == cid),
+            "indicators": self.map.indicators.get(cid, []),
+            "evidence": c.get("evidence") or {},
+        }

@@ -1,0 +1,86 @@
+"""Envoy ``ext_authz`` (HTTP service) endpoint.
+
+Envoy sends the original request's method, path (after ``path_prefix``) and
+allowed headers, and the body when ``with_request_body`` is set. The answer:
+200 lets the request through; 429 (with ``Retry-After``) or 403 is sent to
+the client with the ``x-distillguard-*`` headers. See docs/serve.md for the
+Envoy configuration.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from distillguard.serve.gateways import gateway_verdict
+
+__all__ = ["register_envoy", "event_from_http"]
+
+ACCOUNT_HEADERS = ("x-distillguard-account", "x-user-id", "x-end-user-id")
+OPENAI_FIELDS = {"model": "model", "max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens",
+                 "n": "n", "logprobs": "logprobs", "top_logprobs": "top_logprobs", "temperature": "temperature",
+                 "top_p": "top_p", "reasoning_effort": "reasoning_effort"}
+
+
+def event_from_http(headers, body: bytes | None) -> dict:
+    """A canonical event from a checked request's headers and (optional) OpenAI-style JSON body."""
+    ev: dict = {}
+    for h in ACCOUNT_HEADERS:
+        if headers.get(h):
+            ev["account_id"] = headers[h]
+            break
+    auth = headers.get("x-api-key") or headers.get("authorization") or ""
+    if auth:
+        key = auth.split(" ", 1)[-1].encode()
+        ev["api_key_id"] = "key-" + hashlib.sha256(key).hexdigest()[:16]  # never the key itself
+    xff = headers.get("x-forwarded-for") or headers.get("x-envoy-external-address") or ""
+    if xff:
+        ev["client_ip"] = xff.split(",")[0].strip()
+    if headers.get("user-agent"):
+        ev["user_agent"] = headers["user-agent"]
+    if headers.get("x-org-id"):
+        ev["org_id"] = headers["x-org-id"]
+    if body:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            doc = None
+        if isinstance(doc, dict):
+            for k, f in OPENAI_FIELDS.items():
+                if doc.get(k) is not None and not isinstance(doc.get(k), (dict, list)):
+                    ev.setdefault(f, doc[k])
+            msgs = doc.get("messages") if doc.get("messages") is not None else doc.get("input")
+            if msgs is not None:
+                ev["prompt"] = msgs
+            elif isinstance(doc.get("prompt"), str):
+                ev["prompt"] = doc["prompt"]
+            if isinstance(doc.get("user"), str) and "account_id" not in ev:
+                ev["account_id"] = doc["user"]
+    return ev
+
+
+def register_envoy(app, decide) -> None:
+    """Add ``/v1/ext_authz`` and ``/v1/ext_authz/{path}`` (any method) to ``app``."""
+    from distillguard.ingest.normalize import Reject, normalize
+    from datetime import datetime, timezone
+
+    async def check(request: Request, path: str = ""):
+        body = await request.body()
+        ev = event_from_http(request.headers, body)
+        ev["ts"] = datetime.now(timezone.utc)
+        try:
+            ev = normalize(ev)
+        except Reject as rej:
+            if rej.reason == "missing_subject":
+                return JSONResponse({"detail": "no account: send x-distillguard-account, x-user-id or an API key"},
+                                    status_code=403 if app.state.engine.policy.fail == "closed" else 200)
+            ev = normalize({k: v for k, v in ev.items() if k in ("account_id", "api_key_id", "ts", "client_ip", "user_agent")})
+        status, headers, message = gateway_verdict(decide(ev, None))
+        return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    app.add_api_route("/v1/ext_authz", check, methods=methods, tags=["gateways"], include_in_schema=False)
+    app.add_api_route("/v1/ext_authz/{path:path}", check, methods=methods, tags=["gateways"], include_in_schema=False,
+                      summary="Envoy ext_authz check: 200 allow, 429 throttle, 403 challenge/block")

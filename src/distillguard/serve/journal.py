@@ -1,0 +1,185 @@
+"""Durability: a write-ahead JSONL journal in front of the DuckDB store.
+
+An accepted batch is appended to the journal and ``fsync``-ed *before* the
+service answers 2xx. A background flusher moves the journal into the DuckDB
+``events``/``accounts`` tables in large batches (opening the file only for
+the write, so a ``scan --db`` can run between flushes) and then deletes the
+flushed part. At start every journal file left behind (a crash, a kill -9)
+is replayed into the store first. Replaying twice is harmless: event ids are
+computed from the content exactly as ingest does
+(:func:`distillguard.ingest.sqlfast.fill_event_ids`) and the store's append is
+idempotent by ``event_id``.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+
+from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
+
+__all__ = ["Journal", "events_to_table"]
+
+
+def _ts_us(v) -> int:
+    if isinstance(v, int):
+        return v
+    return int(v.timestamp() * 1_000_000)
+
+
+def events_to_table(rows: list[dict]) -> pa.Table:
+    cols = {}
+    for f in EVENT_SCHEMA:
+        vals = [r.get(f.name) for r in rows]
+        if f.name == "ts":
+            vals = [datetime.fromtimestamp(_ts_us(v) / 1e6, tz=timezone.utc) if v is not None else None for v in vals]
+        cols[f.name] = pa.array(vals, f.type)
+    return pa.table(cols, schema=EVENT_SCHEMA)
+
+
+def accounts_to_table(rows: list[dict]) -> pa.Table:
+    cols = {}
+    for f in ACCOUNT_SCHEMA:
+        vals = [r.get(f.name) for r in rows]
+        if f.name == "created_at":
+            vals = [datetime.fromtimestamp(_ts_us(v) / 1e6, tz=timezone.utc) if v is not None else None for v in vals]
+        cols[f.name] = pa.array(vals, f.type)
+    return pa.table(cols, schema=ACCOUNT_SCHEMA)
+
+
+_OPT = orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _default(o):
+    if isinstance(o, datetime):
+        return int(o.timestamp() * 1_000_000)
+    raise TypeError
+
+
+class Journal:
+    """Append-only JSONL journal of accepted events and account metadata.
+
+    Parameters
+    ----------
+    db
+        The DuckDB store the journal drains into (``None``: journal only, no store).
+    path
+        The journal file [default: ``<db>.journal.jsonl``].
+    fsync
+        ``fsync`` each append before returning (the durability promise).
+    """
+
+    def __init__(self, db: str | None, path: str | None = None, fsync: bool = True):
+        self.db = db
+        self.path = path or (str(db) + ".journal.jsonl" if db else None)
+        self.fsync = fsync
+        self.lock = threading.Lock()
+        self.db_lock = threading.Lock()
+        self.pending = 0
+        self.flushed_events = 0
+        self.last_error: str | None = None
+        self._fh = open(self.path, "ab") if self.path else None
+        self._seq = 0
+
+    # -- writing ------------------------------------------------------------------
+    def append(self, events: list[dict], accounts: list[dict] = (), labels: list[dict] = ()) -> None:
+        """Write records durably (returns after the OS confirms them on disk when ``fsync``)."""
+        if self._fh is None or not (events or accounts or labels):
+            return
+        buf = b"".join(orjson.dumps({"e": e}, default=_default, option=_OPT) + b"\n" for e in events)
+        buf += b"".join(orjson.dumps({"a": a}, default=_default, option=_OPT) + b"\n" for a in accounts)
+        buf += b"".join(orjson.dumps({"l": x}, default=_default, option=_OPT) + b"\n" for x in labels)
+        with self.lock:
+            self._fh.write(buf)
+            self._fh.flush()
+            if self.fsync:
+                os.fsync(self._fh.fileno())
+            self.pending += len(events)
+
+    # -- draining -------------------------------------------------------------------
+    def _rotate(self) -> str | None:
+        with self.lock:
+            if self._fh is None or self._fh.tell() == 0:
+                return None
+            self._fh.close()
+            self._seq += 1
+            rotated = f"{self.path}.{int(time.time() * 1000)}-{os.getpid()}-{self._seq}.flushing"
+            os.replace(self.path, rotated)
+            self._fh = open(self.path, "ab")
+            self.pending = 0
+            return rotated
+
+    def leftovers(self) -> list[str]:
+        """Journal files not yet in the store (oldest first), the live one last."""
+        if not self.path:
+            return []
+        files = sorted(glob.glob(glob.escape(self.path) + ".*.flushing"))
+        if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+            files.append(self.path)
+        return files
+
+    @staticmethod
+    def read(path: str) -> tuple[list[dict], list[dict], list[dict]]:
+        events, accounts, labels = [], [], []
+        with open(path, "rb") as fh:
+            for line in fh:
+                try:
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue  # a torn last line of a crash: that request was never answered 2xx
+                if "e" in rec:
+                    events.append(rec["e"])
+                elif "a" in rec:
+                    accounts.append(rec["a"])
+                elif "l" in rec:
+                    labels.append(rec["l"])
+        return events, accounts, labels
+
+    def drain_file(self, path: str) -> int:
+        """Move one journal file into the store; delete it once committed."""
+        events, accounts, labels = self.read(path)
+        if self.db:
+            from distillguard.store import EventStore
+
+            with self.db_lock, EventStore(self.db) as store:
+                inserted = 0
+                if events:
+                    inserted, _ = store.append_events([events_to_table(events)])
+                if accounts:
+                    store.append_accounts(accounts_to_table(accounts))
+                if labels:
+                    store.con.execute(
+                        "CREATE TABLE IF NOT EXISTS decision_labels (decision_id VARCHAR, account_id VARCHAR, "
+                        "label VARCHAR, note VARCHAR, labelled_at TIMESTAMPTZ)")
+                    for x in labels:
+                        store.con.execute("INSERT INTO decision_labels VALUES (?, ?, ?, ?, to_timestamp(?))",
+                                          [x["decision_id"], x["account_id"], x["label"], x.get("note"), x["at"]])
+                store.con.execute("CHECKPOINT")
+            self.flushed_events += inserted
+        os.remove(path)
+        return len(events)
+
+    def flush(self) -> int:
+        """Rotate the live journal and drain every pending file; returns events moved."""
+        moved = 0
+        self._rotate()
+        for f in sorted(glob.glob(glob.escape(self.path) + ".*.flushing")) if self.path else []:
+            try:
+                moved += self.drain_file(f)
+                self.last_error = None
+            except Exception as exc:  # the store is busy (a scan holds it): keep the file, retry later
+                self.last_error = str(exc).splitlines()[0][:200]
+                break
+        return moved
+
+    def close(self) -> None:
+        with self.lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
