@@ -221,3 +221,11 @@ def test_cli_csv_import(tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["imported"] == 1 and out["rejected"] == 1 and out["stored"] == 1
+
+
+def test_read_only_store_without_intel_matches_nothing(tmp_path):
+    with EventStore(tmp_path / "s.duckdb"):
+        pass
+    with EventStore(tmp_path / "s.duckdb", read_only=True) as ro:
+        assert match_known_indicators(ro, _mem([("a", "client_ip", "10.0.0.1")]), KEY).num_rows == 0
+        assert len(IntelIndex.from_store(ro, KEY)) == 0

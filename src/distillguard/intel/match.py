@@ -22,7 +22,6 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.intel.keys import canonical, keyed_hash
-from distillguard.intel.tables import ensure_tables
 
 __all__ = [
     "MATCH_SCHEMA",
@@ -83,7 +82,10 @@ class IntelIndex:
         from distillguard.intel.keys import key_id
 
         con = store.con if hasattr(store, "con") else store
-        ensure_tables(con)
+        idx = cls(key, min_template_hits=min_template_hits)
+        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "intel_indicators" not in names:  # nothing imported; read-only stores stay untouched
+            return idx
         at = at or datetime.now(timezone.utc)
         rows = con.execute(
             "SELECT source, indicator_id, kind, keyed_hash, prefix_len, confidence, scheme FROM intel_indicators "
@@ -91,10 +93,10 @@ class IntelIndex:
             "AND (key_id IS NULL OR key_id = ?) AND coalesce(confidence, 0) >= ?",
             [at, at, key_id(key), min_confidence],
         ).fetchall()
-        idx = cls(key, min_template_hits=min_template_hits)
         for source, ind_id, kind, h, plen, conf, scheme in rows:
             idx.add(source, ind_id, kind, h, plen, conf, scheme)
-        for cidr, plen, asn in con.execute("SELECT cidr, prefix_len, asn FROM intel_asn_map").fetchall():
+        asn_rows = con.execute("SELECT cidr, prefix_len, asn FROM intel_asn_map").fetchall() if "intel_asn_map" in names else []
+        for cidr, plen, asn in asn_rows:
             net = ipaddress.ip_network(cidr, strict=False)
             idx.asn_map.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = asn
         return idx
