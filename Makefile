@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-spark calibrate clean
+.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-spark bench-serve deps-system calibrate clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 is required" >&2; exit 2; }
@@ -26,7 +26,11 @@ $(SPARK_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/distillguard demo --out $(DEMO_DIR)
 
-test: $(STAMP) $(SPARK_STAMP)
+# System packages the serve tests and benchmark use (redis-server, wrk), from Debian only where missing.
+deps-system:
+	@command -v redis-server >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server wrk; }
+
+test: $(STAMP) $(SPARK_STAMP) deps-system
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	$(BIN)/python -m pytest -q
 
@@ -46,6 +50,9 @@ bench-quality: $(STAMP)
 
 bench-spark: $(SPARK_STAMP)
 	$(BIN)/python benchmarks/bench_spark.py
+
+bench-serve: $(STAMP) deps-system
+	$(BIN)/python benchmarks/bench_serve.py
 
 # Refit the packaged fusion weights on simulated traffic of the *train* phrasing
 # family (never the holdout family the quality figures are measured on).
