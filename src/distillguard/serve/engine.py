@@ -51,7 +51,8 @@ class EngineConfig:
     """Settings of one engine (kept as given, scikit-learn style)."""
 
     def __init__(self, db="distillguard.duckdb", policy=None, model=None, redis=None, refresh_seconds=30.0,
-                 flush_seconds=1.0, journal=None, fsync=True, warm_max_events=2_000_000, quarantine=None):
+                 flush_seconds=1.0, journal=None, fsync=True, warm_max_events=2_000_000, quarantine=None,
+                 persist=True):
         self.db = db
         self.policy = policy
         self.model = model
@@ -62,6 +63,7 @@ class EngineConfig:
         self.fsync = fsync
         self.warm_max_events = warm_max_events
         self.quarantine = quarantine
+        self.persist = persist
 
 
 def _now_us() -> int:
@@ -80,7 +82,10 @@ class Engine:
         self.link_cap = float(serve.get("link_risk_cap", 0.89))
         self.immunity_seconds = int(serve.get("immunity_seconds", self.policy.ttl_seconds.get("challenge", 3600)))
         self.state = make_state(config.redis)
-        self.journal = Journal(str(config.db) if config.db else None, config.journal, fsync=config.fsync)
+        if config.persist:
+            self.journal = Journal(str(config.db) if config.db else None, config.journal, fsync=config.fsync)
+        else:  # read the store's campaign map, write nothing (replay --db)
+            self.journal = Journal(None, None)
         self.map = CampaignMap()
         self.signals = [cls() for cls in BEHAVIOUR_SIGNALS]
         self._cache: dict[str, tuple[int, float, list]] = {}
@@ -91,7 +96,7 @@ class Engine:
         self._threads: list[threading.Thread] = []
         self._signups: list[int] = []
         self.counters = {"accepted": 0, "quarantined": 0, "duplicates": 0, "decisions": 0, "errors": 0, "refreshes": 0}
-        qpath = config.quarantine or (str(config.db) + ".serve-quarantine.jsonl" if config.db else None)
+        qpath = config.quarantine or (str(config.db) + ".serve-quarantine.jsonl" if config.db and config.persist else None)
         self._qfile = open(qpath, "ab") if qpath else None
         self._qlock = threading.Lock()
 
@@ -157,7 +162,7 @@ class Engine:
         if not self.config.db or not Path(self.config.db).exists():
             return
         with self.journal.db_lock:
-            con = self._store(read_only=True)
+            con = self._store(read_only=False)
             try:
                 m = CampaignMap.from_store(con, loaded_at=time.time())
                 if not self._signups:
@@ -180,7 +185,7 @@ class Engine:
         if self.state.shared and not self.state.r.set(self.state._k("warmed"), "1", nx=True):
             return
         with self.journal.db_lock:
-            con = self._store(read_only=True)
+            con = self._store(read_only=False)
             try:
                 n = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name='events'").fetchall()[0][0]
                 if not n:
