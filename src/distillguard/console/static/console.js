@@ -35,6 +35,11 @@
             "label": "data(label)", "font-size": 8, "color": "#1d3f5e", "text-wrap": "ellipsis",
             "text-max-width": 120, "text-valign": "bottom", "text-margin-y": 3 } },
         { selector: "node[type = 'account']:selected, node[type = 'account']:active", style: { "label": "data(label)", "font-size": 9 } },
+        { selector: "node[kind = 'payment_fingerprint']", style: { "background-color": "#c0392b", "shape": "round-rectangle", "color": "#7a1f1f" } },
+        { selector: "node[kind = 'subnet']", style: { "background-color": "#7fb3d5" } },
+        { selector: "node[kind = 'user_agent']", style: { "background-color": "#8e44ad", "color": "#4a235a" } },
+        { selector: "node[kind = 'email_domain']", style: { "background-color": "#27ae60", "color": "#145a32" } },
+        { selector: "node[kind = 'signup_burst']", style: { "background-color": "#e67e22", "shape": "triangle", "color": "#7e5109" } },
         { selector: "edge", style: { "width": 1, "line-color": "#9fb3c8", "curve-style": "haystack", "opacity": 0.8 } },
         { selector: "edge[kind = 'payment_fingerprint']", style: { "line-color": "#c0392b", "width": 2 } }
       ],
