@@ -14,17 +14,17 @@ import ibis
 import pyarrow as pa
 
 from distillguard.features import account_features
-from distillguard.features.samples import activity_buckets, prompt_sample
+from distillguard.features.samples import prompt_sample
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
 from distillguard.score.campaigns import build_campaigns, judge_campaigns
 from distillguard.score.evidence import build_evidence
-from distillguard.score.fusion import FusionModel
+from distillguard.score.fusion import FusionModel, Reason
 from distillguard.score.policy import ACTIONS, Policy
 from distillguard.signals.registry import default_signals, input_for
 from distillguard.store import EventStore
 
-__all__ = ["Analysis", "ScanResult", "analyse", "run_scan", "store_inputs"]
+__all__ = ["Analysis", "ScanResult", "analyse", "intel_matcher", "run_scan", "store_inputs"]
 
 TEMPLATE_PROMPTS = 8
 """Sampled prompts per account that template linkage MinHashes (of the 16 sampled)."""
@@ -59,17 +59,6 @@ class _Stages:
         if task is not None:
             self.progress.update(task, completed=1)
         return out
-
-
-def _memberships(events, samples: pa.Table, meta: pa.Table) -> pa.Table:
-    parts = [
-        mb.infrastructure(events).to_pyarrow(),
-        mb.account_metadata(meta),
-        mb.signup_bursts(meta),
-        mb.templates(samples, per_account=TEMPLATE_PROMPTS),
-        mb.lockstep(activity_buckets(events).to_pyarrow()),
-    ]
-    return pa.concat_tables([p.select(mb.MEMBERSHIP_SCHEMA.names).cast(mb.MEMBERSHIP_SCHEMA) for p in parts])
 
 
 def _with_silent_accounts(features: pa.Table, meta: pa.Table) -> pa.Table:
@@ -147,13 +136,16 @@ class Analysis:
     results: list
     communities: object
     evidence: object
+    known: pa.Table | None = None  # intel matches (account_id, source, indicator_id, kind, confidence)
 
 
-def analyse(events, meta: pa.Table, progress=None) -> tuple[Analysis, dict[str, float]]:
+def analyse(events, meta: pa.Table, progress=None, match_intel=None) -> tuple[Analysis, dict[str, float]]:
     """Features, signals, linkage and the evidence matrix of every account.
 
     ``events`` is an Ibis table with the canonical schema on any backend
     (DuckDB by default, Spark for scale-out); ``meta`` is account metadata.
+    ``match_intel(memberships) -> matches`` (see :func:`intel_matcher`) looks
+    the accounts' identifiers up in imported threat intelligence.
     """
     st = _Stages(progress)
     features = st.run("features", lambda: _with_silent_accounts(account_features(events).to_pyarrow(), meta))
@@ -164,7 +156,8 @@ def analyse(events, meta: pa.Table, progress=None) -> tuple[Analysis, dict[str, 
         return [s.fit(input_for(s, features, samples)).score(input_for(s, features, samples)) for s in signals]
 
     results = st.run("signals", score_all)
-    members = st.run("linkage graph", _memberships, events, samples, meta)
+    members = st.run("linkage graph", mb.collect, events, meta, samples, TEMPLATE_PROMPTS)
+    known = match_intel(members) if match_intel else None
     ids = features.column("account_id").to_pylist()
     rules = load_rules()
     comms = st.run("communities", find_communities, members, rules, len(ids))
@@ -176,7 +169,7 @@ def analyse(events, meta: pa.Table, progress=None) -> tuple[Analysis, dict[str, 
         features.column("n_events").to_numpy().astype(float),
         {r.kind: r.attach for r in rules},
     )
-    return Analysis(features, samples, meta, signals, results, comms, evidence), st.timings
+    return Analysis(features, samples, meta, signals, results, comms, evidence, known), st.timings
 
 
 def store_inputs(store: EventStore):
@@ -184,16 +177,46 @@ def store_inputs(store: EventStore):
     return store.ibis().table("events"), store.con.sql("SELECT * FROM accounts").to_arrow_table()
 
 
-def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: FusionModel | None = None, progress=None) -> ScanResult:
+def intel_matcher(store: EventStore, key: bytes | None):
+    """A ``match_intel`` for :func:`analyse`: the store's imported indicators under ``key``."""
+    if key is None:
+        return None
+    from distillguard.intel import match_known_indicators
+
+    return lambda memberships: match_known_indicators(store, memberships, key)
+
+
+def _known_indicator_reasons(known: pa.Table | None) -> dict[str, tuple[Reason, list[dict]]]:
+    """KNOWN_INDICATOR per matched account: weight = best confidence, evidence = the matches.
+
+    External intelligence is not part of the fitted fusion (no reference
+    traffic carries it); the policy acts on the reason itself.
+    """
+    if known is None or known.num_rows == 0:
+        return {}
+    from distillguard.intel import known_indicator_evidence
+
+    return {
+        acc: (Reason("KNOWN_INDICATOR", round(matches[0]["confidence"] / 100.0, 3), ("known_indicator",)), matches)
+        for acc, matches in known_indicator_evidence(known).items()
+    }
+
+
+def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: FusionModel | None = None, progress=None,
+             match_intel=None) -> ScanResult:
     """Scan ``events`` (an Ibis table, see :func:`analyse`) and decide an action for every account."""
     policy = policy or Policy.load()
     model = model or FusionModel.load()
-    an, timings = analyse(events, meta, progress)
+    an, timings = analyse(events, meta, progress, match_intel)
     st = _Stages(progress)
     features, samples, meta, results, comms, evidence = an.features, an.samples, an.meta, an.results, an.communities, an.evidence
     ids = evidence.account_ids
     risk = model.risk(evidence)
     reasons = model.reasons(evidence)
+    known = _known_indicator_reasons(an.known)
+    for i, acc in enumerate(ids):
+        if acc in known:
+            reasons[i] = [known[acc][0], *reasons[i]]
     by_account = _samples_by_account(samples)
     camp_risk, belongs = judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"), **policy.campaigns)
     campaigns, assignment = st.run(
@@ -211,6 +234,8 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
             {"code": r.code, "weight": r.weight, "evidence": {t: evidence_of[t][acc] for t in r.terms if t in evidence_of and acc in evidence_of[t]}, "terms": list(r.terms)}
             for r in reasons[i]
         ]
+        if acc in known:
+            details[0]["evidence"] = {"known_indicator": known[acc][1]}
         d = policy.decide(float(risk[i]), codes, in_campaign=cid is not None, account_id=acc, org_id=meta_org.get(acc) or orgs[i])
         rows.append(
             {

@@ -18,6 +18,7 @@ def scan(
     policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML (default: the packaged policy)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Fusion model YAML (default: the packaged calibration)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Force the input format instead of detecting it."),
+    intel_key: Optional[Path] = typer.Option(None, "--intel-key", help="Consortium key file: match imported threat intelligence (else $DISTILLGUARD_INTEL_KEY)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a table."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     engine: str = typer.Option("duckdb", "--engine", help="duckdb (default) or spark (needs distillguard[spark] and Java 17; docs/spark.md)."),
@@ -30,7 +31,8 @@ def scan(
     from distillguard.errors import UsageError
     from distillguard.ingest import ingest_files
     from distillguard.report import store_results, write_outputs
-    from distillguard.scan import run_scan, store_inputs
+    from distillguard.intel import resolve_key
+    from distillguard.scan import intel_matcher, run_scan, store_inputs
     from distillguard.score.fusion import FusionModel
     from distillguard.score.policy import Policy
     from distillguard.store import EventStore
@@ -58,7 +60,7 @@ def scan(
             ingest_s = time.perf_counter() - t0
             show = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, disable=quiet)
             with show:
-                result = run_scan(*inputs, pol, fusion, progress=show)
+                result = run_scan(*inputs, pol, fusion, progress=show, match_intel=intel_matcher(store, resolve_key(intel_key)))
             summary = counts.as_dict()
             t0 = time.perf_counter()
             paths = write_outputs(result, out, summary)

@@ -16,6 +16,7 @@ from scipy.stats import poisson
 from distillguard.text import band_keys_many, minhash_signatures
 
 __all__ = [
+    "collect",
     "infrastructure",
     "account_metadata",
     "signup_bursts",
@@ -128,3 +129,18 @@ def lockstep(buckets: pa.Table, min_buckets: int = 8, num_perm: int = 64, bands:
             ids.append(acc)
             sets.append([int(b).to_bytes(8, "little", signed=True) for b in bs])
     return _hubs(ids, _signatures(sets, num_perm), "lockstep", bands)
+
+
+def collect(events: ir.Table, meta: pa.Table, samples: pa.Table, template_prompts: int = 8) -> pa.Table:
+    """Every membership the linkage uses: infrastructure, metadata, signup bursts,
+    templates (``template_prompts`` sampled prompts per account) and lockstep."""
+    from distillguard.features.samples import activity_buckets
+
+    parts = [
+        infrastructure(events).to_pyarrow(),
+        account_metadata(meta),
+        signup_bursts(meta),
+        templates(samples, per_account=template_prompts),
+        lockstep(activity_buckets(events).to_pyarrow()),
+    ]
+    return pa.concat_tables([p.select(MEMBERSHIP_SCHEMA.names).cast(MEMBERSHIP_SCHEMA) for p in parts])
