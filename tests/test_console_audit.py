@@ -89,6 +89,18 @@ def test_overrides_latest_decision_wins(tmp_path):
     assert pol.decide(1.0, ["COT_ELICITATION"], in_campaign=True, account_id="x", org_id="org_partner").action == "allow"
 
 
+def test_a_rescanned_dismissed_cluster_is_recognised(tmp_path):
+    from distillguard.console import matches_dismissed
+
+    _, con = _store(tmp_path)
+    record_action(con, action="dismiss", target_kind="campaign", target_id="C-00001", analyst="a", reason="load test")
+    sets = analyst_overrides(con).dismissed_campaign_member_sets
+    assert matches_dismissed(["acct_1_0", "acct_1_1", "acct_1_2", "acct_1_3"], sets)
+    assert matches_dismissed(["acct_1_0", "acct_1_1", "acct_1_2", "acct_1_3", "new"], sets)  # 4 of 5
+    assert not matches_dismissed(["acct_1_0", "x", "y", "z"], sets)
+    assert not matches_dismissed([], sets)
+
+
 def test_overrides_on_a_store_without_decisions(tmp_path):
     _, con = _store(tmp_path)
     assert analyst_overrides(con) == (frozenset(), frozenset(), (), frozenset())

@@ -7,11 +7,12 @@
 FastAPI is imported only when the router is built, so the audit functions work without it.
 """
 from distillguard.console.audit import (
-    ACTIONS, AnalystOverrides, analyst_overrides, audit_head, confirmed_indicators, record_action, verify_audit_chain,
+    ACTIONS, AnalystOverrides, analyst_overrides, audit_head, confirmed_indicators, matches_dismissed, record_action,
+    verify_audit_chain,
 )
 
 __all__ = [
-    "ACTIONS", "AnalystOverrides", "analyst_overrides", "audit_head", "confirmed_indicators", "console_router",
+    "ACTIONS", "AnalystOverrides", "analyst_overrides", "audit_head", "confirmed_indicators", "console_router", "matches_dismissed",
     "record_action", "verify_audit_chain",
 ]
 

@@ -28,7 +28,7 @@ from distillguard.errors import UsageError
 
 __all__ = [
     "ACTIONS", "GENESIS", "AnalystOverrides", "ensure_tables", "record_action", "audit_head",
-    "verify_audit_chain", "analyst_overrides", "confirmed_indicators", "latest_campaign_status",
+    "verify_audit_chain", "analyst_overrides", "confirmed_indicators", "latest_campaign_status", "matches_dismissed",
 ]
 
 ACTIONS = ("confirm", "dismiss", "escalate", "allowlist")
@@ -281,6 +281,18 @@ def analyst_overrides(store) -> AnalystOverrides:
             elif action == "allowlist":
                 allow_accounts.update(members)
     return AnalystOverrides(frozenset(allow_accounts), frozenset(allow_orgs), tuple(dismissed), frozenset(confirmed))
+
+
+def matches_dismissed(accounts, dismissed_sets, min_share: float = 0.8) -> bool:
+    """True when at least ``min_share`` of ``accounts`` lie inside one dismissed member set.
+
+    The scan's test for "this new campaign is a cluster an analyst already
+    cleared" (campaign ids change between scans; member sets don't).
+    """
+    acc = set(accounts)
+    if not acc:
+        return False
+    return any(len(acc & d) >= min_share * len(acc) for d in dismissed_sets)
 
 
 @_accepts_path
