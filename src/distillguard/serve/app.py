@@ -58,38 +58,42 @@ class BodyLimit:
                 if too_big:
                     return await self._refuse(send)
         seen = 0
-        started = False
+        state = {"started": False, "refused": False}
 
         async def guarded():
             nonlocal seen
+            if state["refused"]:
+                return {"type": "http.disconnect"}
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge()
+                    # answer 413 now; the app sees a disconnect and whatever it sends is dropped
+                    state["refused"] = True
+                    if not state["started"]:
+                        state["started"] = True
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
             return msg
 
         async def tracking_send(msg):
-            nonlocal started
+            if state["refused"]:
+                return
             if msg["type"] == "http.response.start":
-                started = True
+                state["started"] = True
             await send(msg)
 
         try:
             await self.app(scope, guarded, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        except Exception:
+            if not state["refused"]:
+                raise
 
     async def _refuse(self, send):
         body = b'{"detail":"request body too large (limit %d bytes)"}' % self.max_bytes
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def reject_field(rej: Reject) -> str:

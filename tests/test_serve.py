@@ -1,0 +1,297 @@
+"""distillguard serve: a real uvicorn server on loopback, driven over HTTP with httpx."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import duckdb
+import httpx
+import pyarrow as pa
+import pytest
+
+from distillguard.serve import Engine, EngineConfig
+from distillguard.serve.testing import T0, TEMPLATE, fixture_store, serving
+
+ENFORCE = """
+version: 1
+mode: enforce
+fail: {fail}
+ttl_seconds: {{allow: 300, monitor: 300, challenge: 3600, throttle: 900, block: 86400}}
+throttle: {{retry_after_seconds: 30, max_requests_per_minute: 5}}
+challenge: {{kind: step_up_verification, url: https://verify.example.test/step-up}}
+allowlist: {{accounts: [user-allow], orgs: []}}
+serve: {{immunity_seconds: 120}}
+rules:
+  - {{id: allowlisted, priority: 0, when: {{allowlisted: true}}, action: allow}}
+  - {{id: analyst-confirmed, priority: 5, when: {{any_reason: [ANALYST_CONFIRMED]}}, action: block}}
+  - {{id: block-campaign-high-risk, priority: 10, when: {{risk_at_least: 0.97, in_campaign: true}}, action: block}}
+  - {{id: throttle-high-risk, priority: 20, when: {{risk_at_least: 0.9}}, action: throttle}}
+  - {{id: challenge-elevated, priority: 30, when: {{risk_at_least: 0.5}}, action: challenge}}
+  - {{id: monitor, priority: 40, when: {{risk_at_least: 0.2}}, action: monitor}}
+  - {{id: default, priority: 100, when: {{}}, action: allow}}
+"""
+
+
+def enforce_policy(tmp_path, fail="open"):
+    p = tmp_path / "serve-policy.yaml"
+    p.write_text(ENFORCE.format(fail=fail))
+    return p
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return fixture_store(tmp_path / "dg.duckdb")
+
+
+@pytest.fixture()
+def service(store, tmp_path):
+    engine = Engine(EngineConfig(db=str(store), policy=enforce_policy(tmp_path), refresh_seconds=3600, flush_seconds=0.2))
+    with serving(engine) as url, httpx.Client(base_url=url, timeout=10) as c:
+        c.engine = engine
+        yield c
+
+
+def test_known_campaign_member_gets_the_scan_risk_and_the_policy_action(service):
+    d = service.post("/v1/decide", json={"account_id": "camp-1", "prompt": "anything"}).json()
+    assert d["action"] == "throttle" and d["rule_id"] == "throttle-high-risk"
+    assert d["campaign_id"] == "C-test" and d["risk"] == pytest.approx(0.95)
+    assert {"SHARED_PAYMENT", "COT_ELICITATION"} <= {r["code"] for r in d["reasons"]}
+    assert d["throttle"]["retry_after_seconds"] == 30 and d["mode"] == "enforce" and d["ttl_seconds"] == 900
+    assert service.post("/v1/decide", json={"account_id": "user-1"}).json()["action"] == "allow"
+    assert service.post("/v1/decide", json={"account_id": "user-allow"}).json()["rule_id"] == "allowlisted"
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"account": {"payment_fingerprint": "PM_SHARED"}}, "SHARED_PAYMENT"),
+    ({"client_ip": "203.0.113.7"}, "SHARED_INFRA"),
+    ({"prompt": TEMPLATE.format(i=99, a=12, b=31)}, "TEMPLATE_REUSE"),
+])
+def test_a_new_account_linked_to_a_campaign_is_challenged_at_its_first_request(service, body, code):
+    acc = f"fresh-{code}"
+    d = service.post("/v1/decide", json={"account_id": acc, **body}).json()
+    assert d["action"] == "challenge", d
+    assert d["campaign_id"] == "C-test"
+    r = next(r for r in d["reasons"] if r["code"] == code)
+    assert r["details"]["campaign_id"] == "C-test"
+    assert d["challenge"]["url"].startswith("https://verify.example.test/step-up?challenge_id=")
+    # the link is remembered: the next request, without the attribute, is still challenged
+    assert service.post("/v1/decide", json={"account_id": acc}).json()["action"] == "challenge"
+
+
+def test_an_unlinked_new_account_is_allowed(service):
+    d = service.post("/v1/decide", json={"account_id": "stranger", "client_ip": "192.0.2.55",
+                                         "prompt": "what's a good recipe for pancakes?"}).json()
+    assert d["action"] == "allow" and d["campaign_id"] is None and d["risk"] < 0.2
+
+
+def test_signup_assessment_links_a_card(service):
+    d = service.post("/v1/accounts/assess", json={"account_id": "signup-1", "payment_fingerprint": "pm_shared",
+                                                  "created_at": "2026-03-05T10:00:00Z", "email": "x@mail.test"}).json()
+    assert d["action"] == "challenge" and d["campaign_id"] == "C-test"
+    assert "SHARED_PAYMENT" in {r["code"] for r in d["reasons"]}
+    d2 = service.post("/v1/accounts/assess", json={"account_id": "signup-2", "payment_fingerprint": "pm_unrelated"}).json()
+    assert d2["action"] == "allow"
+
+
+def test_online_features_equal_the_batch_feature_query(service, tmp_path):
+    """The running aggregates give the same feature columns as features.account_features on the same events."""
+    from distillguard.features import account_features
+    from distillguard.schema import EVENT_SCHEMA
+    from distillguard.store import EventStore
+
+    evs = []
+    for j in range(40):
+        evs.append({"event_id": f"x-{j}", "ts": (T0 + timedelta(hours=30, minutes=7 * j + (j % 3))).isoformat(),
+                    "account_id": "online-1", "model": "orion-2" if j < 25 else "orion-9", "prompt": f"q {j % 17} " * 5,
+                    "input_tokens": 10 + j, "output_tokens": 900 + 5 * j, "max_output_tokens": 4000 if j % 2 else None,
+                    "n": 1 + (j % 4 == 0), "logprobs": j % 3 == 0, "temperature": 0.0 if j % 5 == 0 else 0.7,
+                    "reasoning_effort": "high" if j % 2 else "low", "conversation_id": None if j % 4 else f"c{j % 8}",
+                    "client_ip": f"10.0.0.{j % 3}", "user_agent": "ua", "status": "error" if j == 7 else "ok"})
+    r = service.post("/v1/events", json={"events": evs}).json()
+    assert r["accepted"] == 40
+    view = service.get("/v1/accounts/online-1").json()
+    online = view["features"]
+    # the batch expression on the same 40 events plus the store's (for model release times)
+    eng = service.engine
+    db = tmp_path / "batch.duckdb"
+    con = duckdb.connect(str(eng.config.db))
+    base = con.sql("SELECT * FROM events").to_arrow_table()
+    con.close()
+    from distillguard.serve.journal import events_to_table
+    from distillguard.ingest.normalize import normalize
+
+    mine = events_to_table([normalize(e) for e in evs])
+    with EventStore(db) as s:
+        s.append_events([base.cast(EVENT_SCHEMA), mine])
+        batch = account_features(s.ibis().table("events")).to_pyarrow()
+    row = next(r for r in batch.to_pylist() if r["account_id"] == "online-1")
+    for col, v in row.items():
+        if col in ("first_ts", "last_ts"):
+            continue
+        if col == "gap_median":
+            assert online[col] == pytest.approx(v, rel=0.2), col  # approx_median in DuckDB
+        elif isinstance(v, float):
+            assert online[col] == pytest.approx(v, rel=1e-6, abs=1e-9), col
+        else:
+            assert online[col] == v, col
+
+
+def test_request_infrastructure_matches_the_scan_memberships():
+    import ibis
+
+    from distillguard.link import memberships as mb
+    from distillguard.serve.campaigns import request_infrastructure
+
+    ips = ["203.0.113.7", "2001:DB8:ab:1::5", "10.1.2.3", "not-an-ip", "::1"]
+    t = ibis.memtable(pa.table({"account_id": [f"a{i}" for i in range(len(ips))], "client_ip": ips,
+                                "user_agent": ["ua"] * len(ips)}))
+    want = {(r["account_id"], r["kind"], r["value"]) for r in mb.infrastructure(t).to_pyarrow().to_pylist()}
+    got = {(f"a{i}", k, v) for i, ip in enumerate(ips) for k, v in request_infrastructure(ip, "ua")}
+    assert got == want
+
+
+def test_behaviour_observed_online_raises_the_risk(service):
+    evs = [{"ts": (T0 + timedelta(days=2, minutes=3 * j)).isoformat(), "account_id": "harvest-1", "input_tokens": 30,
+            "output_tokens": 3000, "max_output_tokens": 8000, "prompt": f"topic {j}: explain everything"} for j in range(30)]
+    assert service.post("/v1/events", json={"events": evs}).json()["accepted"] == 30
+    d = service.post("/v1/decide", json={"account_id": "harvest-1"}).json()
+    assert d["risk"] >= 0.5 and d["action"] in ("challenge", "throttle")
+    r = next(r for r in d["reasons"] if r["code"] == "HIGH_OUTPUT_RATIO")
+    assert r["details"]["source"] == "online"
+
+
+def test_bad_input_gets_4xx_naming_the_field(service):
+    r = service.post("/v1/decide", json={"account_id": "a", "input_tokens": "many"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "input_tokens"
+    r = service.post("/v1/decide", json={"prompt": "no subject"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "account_id"]
+    r = service.post("/v1/decide", json={"account_id": "a", "ts": "yesterday-ish"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "ts"]
+    r = service.post("/v1/decide", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    r = service.post("/v1/events", json={"events": "nope"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "events"]
+    r = service.post("/v1/decisions/x/labels", json={"label": "maybe"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "label"]
+
+
+def test_oversized_bodies_are_refused_with_413(service):
+    big = {"events": [{"account_id": "a", "ts": "2026-03-02T00:00:00Z", "prompt": "x" * 1000}] * 1200}
+    assert service.post("/v1/events", json=big).status_code == 413
+
+    def chunks():  # no content-length: counted while streaming
+        yield b'{"events": ['
+        for _ in range(2000):
+            yield b'{"account_id": "a", "ts": 1, "prompt": "' + b"y" * 1000 + b'"},'
+        yield b'{"account_id": "a", "ts": 1}]}'
+
+    assert service.post("/v1/events", content=chunks(), headers={"content-type": "application/json"}).status_code == 413
+    assert service.get("/healthz").status_code == 200
+
+
+def test_bad_events_in_a_batch_are_quarantined_and_the_rest_accepted(service):
+    evs = [{"account_id": "q-1", "ts": "2026-03-04T00:00:00Z"}, {"account_id": "q-1", "ts": "not a time"},
+           {"ts": "2026-03-04T00:00:01Z"}, {"account_id": "q-1", "ts": 1772582400, "output_tokens": -3},
+           "just a string", {"user": "q-1", "timestamp": "2026-03-04T00:00:02Z", "prompt_tokens": "12"}]
+    r = service.post("/v1/events", json={"events": evs[:4] + evs[5:]})
+    out = r.json()
+    assert r.status_code == 200 and out["accepted"] == 2 and out["quarantined"] == 3
+    assert [e["reason"] for e in out["errors"]] == ["bad_ts", "missing_subject", "negative_value"]
+    assert service.post("/v1/events", json={"events": evs[:1]}).json()["duplicates"] == 1
+    qfile = service.engine.config.db + ".serve-quarantine.jsonl"
+    with open(qfile) as fh:
+        assert len(fh.readlines()) == 3
+    assert service.get("/v1/accounts/q-1").json()["n_events_live"] == 2
+
+
+def test_otlp_traces_are_read_by_the_ingest_otlp_reader(service):
+    def span(sid, attrs):
+        return {"traceId": "t1", "spanId": sid, "name": "chat", "startTimeUnixNano": "1772582400000000000",
+                "attributes": [{"key": k, "value": {"stringValue": v} if isinstance(v, str) else {"intValue": str(v)}}
+                               for k, v in attrs.items()]}
+
+    doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "gw"}}]},
+                              "scopeSpans": [{"spans": [
+                                  span("s1", {"gen_ai.request.model": "orion-2", "enduser.id": "otel-1",
+                                              "gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 400}),
+                                  span("s2", {"http.method": "GET"}),
+                                  span("s3", {"gen_ai.request.model": "orion-2"}),
+                              ]}]}]}
+    r = service.post("/v1/traces", json=doc)
+    assert r.status_code == 200 and r.json()["partialSuccess"]["rejectedSpans"] == 1
+    assert service.get("/v1/accounts/otel-1").json()["n_events_live"] == 1
+
+
+def test_challenge_passed_grants_immunity_and_labels_steer_decisions(service):
+    d = service.post("/v1/decide", json={"account_id": "chal-1", "client_ip": "203.0.113.7"}).json()
+    assert d["action"] == "challenge"
+    r = service.post(f"/v1/challenges/{d['challenge']['challenge_id']}/result", json={"passed": True}).json()
+    assert r["passed"] and r["immune_until"]
+    d2 = service.post("/v1/decide", json={"account_id": "chal-1", "client_ip": "203.0.113.7"}).json()
+    assert d2["action"] == "allow" and d2["immune_until"] and d2["rule_id"] == "allowlisted"
+    # analyst labels
+    d = service.post("/v1/decide", json={"account_id": "camp-2"}).json()
+    assert service.post(f"/v1/decisions/{d['decision_id']}/labels", json={"label": "legitimate"}).status_code == 200
+    assert service.post("/v1/decide", json={"account_id": "camp-2"}).json()["action"] == "allow"
+    d = service.post("/v1/decide", json={"account_id": "user-3"}).json()
+    service.post(f"/v1/decisions/{d['decision_id']}/labels", json={"label": "fraudulent", "note": "confirmed"})
+    d3 = service.post("/v1/decide", json={"account_id": "user-3"}).json()
+    assert d3["action"] == "block" and "ANALYST_CONFIRMED" in {r["code"] for r in d3["reasons"]}
+    # a failed challenge marks the account
+    d = service.post("/v1/decide", json={"account_id": "chal-2", "client_ip": "203.0.113.7"}).json()
+    service.post(f"/v1/challenges/{d['decision_id']}/result", json={"passed": False})
+    assert service.post("/v1/decide", json={"account_id": "chal-2"}).json()["action"] == "block"
+    assert service.post("/v1/challenges/nope/result", json={"passed": True}).status_code == 404
+    assert service.post("/v1/decisions/nope/labels", json={"label": "legitimate"}).status_code == 404
+
+
+def test_views_health_and_metrics(service):
+    camps = service.get("/v1/campaigns").json()
+    assert [c["campaign_id"] for c in camps] == ["C-test"] and camps[0]["n_indicators"] > 4
+    c = service.get("/v1/campaigns/C-test").json()
+    assert c["accounts"] == [f"camp-{i}" for i in range(6)]
+    assert {i["kind"] for i in c["indicators"]} >= {"payment_fingerprint", "client_ip", "template"}
+    assert service.get("/v1/campaigns/none").status_code == 404
+    assert service.get("/v1/accounts/nobody").status_code == 404
+    acc = service.get("/v1/accounts/camp-0").json()
+    assert acc["scan"]["campaign_id"] == "C-test" and acc["n_events_live"] == 5  # warmed from the store
+    h = service.get("/healthz").json()
+    assert h["status"] == "ok" and h["mode"] == "enforce" and h["campaigns"] == 1 and h["state"] == "memory"
+    service.post("/v1/decide", json={"account_id": "camp-0"})
+    m = service.get("/metrics")
+    assert m.headers["content-type"].startswith("text/plain")
+    assert 'distillguard_decisions_total{action="throttle",mode="enforce"}' in m.text
+    assert "distillguard_decide_seconds_bucket" in m.text
+    spec = service.get("/openapi.json").json()
+    for path in ("/v1/decide", "/v1/events", "/v1/traces", "/v1/accounts/assess", "/v1/accounts/{account_id}",
+                 "/v1/campaigns", "/v1/campaigns/{campaign_id}", "/v1/decisions/{decision_id}/labels",
+                 "/v1/challenges/{challenge_id}/result", "/healthz", "/metrics"):
+        assert path in spec["paths"], path
+
+
+@pytest.mark.parametrize("fail, action", [("open", "allow"), ("closed", "block")])
+def test_internal_errors_fail_open_or_closed_as_the_policy_says(store, tmp_path, fail, action, monkeypatch):
+    engine = Engine(EngineConfig(db=str(store), policy=enforce_policy(tmp_path, fail), refresh_seconds=3600))
+
+    def boom(*a, **k):
+        raise RuntimeError("state unavailable")
+
+    with serving(engine) as url:
+        monkeypatch.setattr(engine, "_online", boom)
+        d = httpx.post(url + "/v1/decide", json={"account_id": "user-1"}).json()
+        assert d["action"] == action and d["rule_id"] == f"fail-{fail}"
+        assert d["reasons"][0]["code"] == "INTERNAL_ERROR"
+
+
+def test_the_campaign_map_is_refreshed_in_the_background(store, tmp_path):
+    engine = Engine(EngineConfig(db=str(store), policy=enforce_policy(tmp_path), refresh_seconds=0.2))
+    with serving(engine) as url:
+        assert httpx.post(url + "/v1/decide", json={"account_id": "n1", "client_ip": "192.0.2.99"}).json()["action"] == "allow"
+        with engine.journal.db_lock:  # a new scan lands in the store
+            con = duckdb.connect(str(store))
+            con.execute("INSERT INTO campaign_indicators VALUES ('C-test', 'client_ip', '192.0.2.99', 2.0)")
+            con.close()
+        import time
+
+        time.sleep(0.8)
+        d = httpx.post(url + "/v1/decide", json={"account_id": "n2", "client_ip": "192.0.2.99"}).json()
+        assert d["action"] == "challenge" and d["campaign_id"] == "C-test"
