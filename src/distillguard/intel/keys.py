@@ -18,6 +18,7 @@ import ipaddress
 import os
 import re
 import secrets
+from functools import lru_cache
 from pathlib import Path
 
 from distillguard.errors import UsageError
@@ -131,8 +132,17 @@ def canonical(kind: str, value: str) -> str:
     return v  # user_agent and template band keys: exact
 
 
+@lru_cache(maxsize=64)
+def _base(key: bytes, ns: str):
+    return hmac.new(key, _PREFIX + ns.encode() + b"|", hashlib.sha256)
+
+
 def keyed_hash(key: bytes, kind: str, value: str, *, canonical_value: bool = False) -> str:
-    """HMAC-SHA256 (hex) of a value under the consortium key, namespaced by kind."""
+    """HMAC-SHA256 (hex) of a value under the consortium key, namespaced by kind.
+
+    ``HMAC(key, "distillguard-intel/v1|<namespace>|<canonical value>")``.
+    """
     text = value if canonical_value else canonical(kind, value)
-    msg = _PREFIX + namespace(kind).encode() + b"|" + text.encode("utf-8")
-    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+    h = _base(key, namespace(kind)).copy()
+    h.update(text.encode("utf-8"))
+    return h.hexdigest()

@@ -119,11 +119,14 @@ class IntelIndex:
         except ValueError:
             return []
         out = []
+        n, bits = int(addr), addr.max_prefixlen
         for plen in self.prefixes:
-            if plen > addr.max_prefixlen:
+            if plen > bits:
                 continue
-            net = ipaddress.ip_network(f"{addr}/{plen}", strict=False).with_prefixlen
-            out.extend(self.by_hash.get(("net", keyed_hash(self.key, "cidr", net, canonical_value=True)), ()))
+            net = (n >> (bits - plen)) << (bits - plen) if plen else 0
+            text = (f"{net >> 24}.{(net >> 16) & 255}.{(net >> 8) & 255}.{net & 255}/{plen}" if bits == 32
+                    else f"{ipaddress.IPv6Address(net)}/{plen}")
+            out.extend(self.by_hash.get(("net", keyed_hash(self.key, "cidr", text, canonical_value=True)), ()))
         return out
 
     def _asn_of(self, ip: str) -> str | None:
@@ -171,32 +174,39 @@ class IntelIndex:
 
     # -- tables ----------------------------------------------------------------
     def match(self, memberships: pa.Table) -> pa.Table:
-        """``(account_id, source, indicator_id, kind, confidence)``, one row per account and indicator."""
+        """``(account_id, source, indicator_id, kind, confidence)``, one row per account and indicator.
+
+        Each distinct (kind, value) is hashed once; only matched values are joined back to accounts.
+        """
         if not self.by_hash or memberships.num_rows == 0:
             return MATCH_SCHEMA.empty_table()
-        kinds = memberships.column("kind").to_pylist()
-        values = memberships.column("value").to_pylist()
-        accounts = memberships.column("account_id").to_pylist()
-        cache: dict[tuple[str, str], list[_Hit]] = {}
-        seen = set()
-        rows = {"account_id": [], "source": [], "indicator_id": [], "kind": [], "confidence": []}
-        for acc, kind, value in zip(accounts, kinds, values):
-            if kind == "subnet":  # covered by the client IPs' containment lookup
-                continue
-            k = (kind, value)
-            hs = cache.get(k)
-            if hs is None:
-                hs = cache[k] = self.hits(kind, value)
-            for h in hs:
-                key = (acc, h.source, h.indicator_id)
-                if key in seen:
-                    continue
-                seen.add(key)
-                rows["account_id"].append(acc)
-                rows["source"].append(h.source)
-                rows["indicator_id"].append(h.indicator_id)
-                rows["kind"].append(h.kind)
-                rows["confidence"].append(h.confidence)
+        import pyarrow.compute as pc
+
+        have = {ns for ns, _ in self.by_hash}
+        wanted = set()
+        if "net" in have or "asn" in have:
+            wanted.add("client_ip")
+        wanted |= {k for k in _DIRECT if k in have}
+        if "entity" in have:
+            wanted |= {"email_domain", "org_name", "entity"}
+        mem = memberships.select(["account_id", "kind", "value"])
+        mem = mem.filter(pc.is_in(mem["kind"], pa.array(sorted(wanted), pa.string())))
+        distinct = mem.group_by(["kind", "value"]).aggregate([])
+        mk, mv, ms, mi, mh, mc = [], [], [], [], [], []
+        for kind, value in zip(distinct["kind"].to_pylist(), distinct["value"].to_pylist()):
+            for h in self.hits(kind, value):
+                mk.append(kind); mv.append(value); ms.append(h.source); mi.append(h.indicator_id)
+                mh.append(h.kind); mc.append(h.confidence)
+        if not mk:
+            return MATCH_SCHEMA.empty_table()
+        matched = pa.table({"kind": mk, "value": mv, "source": ms, "indicator_id": mi, "ind_kind": mh,
+                            "confidence": pa.array(mc, pa.int64())})
+        j = mem.join(matched, ["kind", "value"], join_type="inner")
+        j = j.group_by(["account_id", "source", "indicator_id", "ind_kind"]).aggregate([("confidence", "max")])
+        j = j.sort_by([("account_id", "ascending"), ("source", "ascending"), ("indicator_id", "ascending")])
+        rows = {"account_id": j["account_id"].to_pylist(), "source": j["source"].to_pylist(),
+                "indicator_id": j["indicator_id"].to_pylist(), "kind": j["ind_kind"].to_pylist(),
+                "confidence": j["confidence_max"].to_pylist()}
         out = pa.table(rows, schema=MATCH_SCHEMA)
         if self.min_template_hits > 1 and out.num_rows:
             n: dict[tuple[str, str], int] = {}
