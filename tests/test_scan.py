@@ -141,3 +141,54 @@ def test_allowlisted_accounts_are_allowed_whatever_their_risk(scanned, tmp_path)
         if a["account_id"] != top["account_id"]:
             b = again[a["account_id"]]
             assert (b["risk"], b["action"], b["campaign_id"]) == (a["risk"], a["action"], a["campaign_id"])
+
+
+def test_imported_intelligence_marks_the_operators_accounts(scanned, tmp_path):
+    """Provider A exports its campaigns; B imports them and its scan says KNOWN_INDICATOR."""
+    traffic, results, db, _ = scanned
+    key, bundle, db_b = tmp_path / "consortium.key", tmp_path / "bundle.json", tmp_path / "b.duckdb"
+    _cli("intel", "keygen", "--out", key)
+    _cli("intel", "export", "--db", db, "--key-file", key, "--out", bundle)
+    _cli("intel", "import", bundle, "--db", db_b, "--key-file", key)
+    _cli("scan", traffic / "events.parquet", "--accounts", traffic / "accounts.parquet", "--db", db_b,
+         "--out", tmp_path / "b", "--intel-key", key, "--quiet")
+    a = {r["account_id"]: r for r in pq.read_table(results / "accounts.parquet").to_pylist()}
+    b = pq.read_table(tmp_path / "b" / "accounts.parquet").to_pylist()
+    marked = [r for r in b if "KNOWN_INDICATOR" in r["reasons"]]
+    in_campaigns = [r for r in b if a[r["account_id"]]["campaign_id"]]
+    assert marked and sum("KNOWN_INDICATOR" in r["reasons"] for r in in_campaigns) >= 0.8 * len(in_campaigns)
+    for r in marked:
+        assert r["action"] in ("challenge", "throttle", "block")
+        detail = json.loads(r["reasons_json"])[0]
+        assert detail["code"] == "KNOWN_INDICATOR" and detail["evidence"]["known_indicator"][0]["indicator_id"]
+
+
+def test_analyst_decisions_feed_the_next_scan(scanned, tmp_path):
+    """A confirmed campaign's card blocks a new account; a dismissed cluster stays cleared."""
+    import shutil
+
+    from distillguard.console.audit import record_action
+
+    traffic, results, db, _ = scanned
+    store = tmp_path / "feedback.duckdb"
+    shutil.copy(db, store)
+    doc = json.loads((results / "campaigns.json").read_text())["campaigns"]
+    confirmed, dismissed = doc[0], doc[-1]
+    record_action(str(store), action="confirm", target_kind="campaign", target_id=confirmed["campaign_id"],
+                  analyst="ana", reason="reviewed prompts and payment overlap")
+    record_action(str(store), action="dismiss", target_kind="campaign", target_id=dismissed["campaign_id"],
+                  analyst="ana", reason="known customer load test")
+    card = next(s["value"] for s in confirmed["shared"] if s["kind"] == "payment_fingerprint")
+    newcomer = tmp_path / "newcomer.jsonl"
+    newcomer.write_text(json.dumps({"account_id": "fresh-1", "ts": "2026-11-01T00:00:00Z", "prompt": "hi"}) + "\n")
+    accounts = tmp_path / "accounts.jsonl"
+    accounts.write_text(json.dumps({"account_id": "fresh-1", "payment_fingerprint": card}) + "\n")
+    _cli("ingest", newcomer, "--accounts", accounts, "--db", store, "--quiet")
+    _cli("scan", traffic / "events.parquet", "--accounts", traffic / "accounts.parquet", "--db", store,
+         "--out", tmp_path / "again", "--quiet")
+    again = {r["account_id"]: r for r in pq.read_table(tmp_path / "again" / "accounts.parquet").to_pylist()}
+    assert again["fresh-1"]["action"] == "block" and "CONFIRMED_CAMPAIGN" in again["fresh-1"]["reasons"]
+    if dismissed is not confirmed:
+        assert all(again[a]["campaign_id"] is None or again[a]["campaign_id"] != dismissed["campaign_id"]
+                   for a in dismissed["accounts"])
+        assert not any(c["accounts"] == dismissed["accounts"] for c in json.loads((tmp_path / "again" / "campaigns.json").read_text())["campaigns"])

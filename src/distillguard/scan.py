@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import ibis
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard.features import account_features
 from distillguard.features.samples import prompt_sample
@@ -177,34 +178,68 @@ def store_inputs(store: EventStore):
     return store.ibis().table("events"), store.con.sql("SELECT * FROM accounts").to_arrow_table()
 
 
-def intel_matcher(store: EventStore, key: bytes | None):
-    """A ``match_intel`` for :func:`analyse`: the store's imported indicators under ``key``."""
-    if key is None:
-        return None
-    from distillguard.intel import match_known_indicators
+CONFIRMED_KINDS = ("payment_fingerprint", "client_ip", "email_domain")
+"""Identifiers of an analyst-confirmed campaign that block whoever uses them next."""
 
-    return lambda memberships: match_known_indicators(store, memberships, key)
+
+def intel_matcher(store: EventStore, key: bytes | None, confirmed: list[dict] = ()):
+    """A ``match_intel`` for :func:`analyse`.
+
+    Matches the store's imported indicators under ``key`` (source = the
+    bundle or list) and the identifiers of campaigns analysts confirmed
+    (source ``analyst:<campaign id>``). None when there is nothing to match.
+    """
+    local = [c for c in confirmed if c["kind"] in CONFIRMED_KINDS]
+    if key is None and not local:
+        return None
+
+    def match(memberships: pa.Table) -> pa.Table:
+        from distillguard.intel.match import MATCH_SCHEMA, match_known_indicators
+
+        parts = [match_known_indicators(store, memberships, key)] if key is not None else []
+        if local:
+            ind = pa.Table.from_pylist(
+                [{"kind": c["kind"], "value": str(c["value"]), "source": f"analyst:{c['campaign_id']}"} for c in local]
+            )
+            hit = memberships.join(ind, ["kind", "value"], join_type="inner")
+            parts.append(pa.table({
+                "account_id": hit.column("account_id"),
+                "source": hit.column("source"),
+                "indicator_id": pc.binary_join_element_wise(hit.column("kind"), hit.column("value"), ":"),
+                "kind": hit.column("kind"),
+                "confidence": pa.array([100] * hit.num_rows, pa.int64()),
+            }, schema=MATCH_SCHEMA))
+        return pa.concat_tables(parts) if parts else MATCH_SCHEMA.empty_table()
+
+    return match
 
 
 def _known_indicator_reasons(known: pa.Table | None) -> dict[str, tuple[Reason, list[dict]]]:
-    """KNOWN_INDICATOR per matched account: weight = best confidence, evidence = the matches.
+    """A reason per matched account: weight = best confidence, evidence = the matches.
 
-    External intelligence is not part of the fitted fusion (no reference
-    traffic carries it); the policy acts on the reason itself.
+    CONFIRMED_CAMPAIGN when an identifier of a campaign an analyst confirmed
+    matched, else KNOWN_INDICATOR (a peer's bundle or a list). Neither is part
+    of the fitted fusion (no reference traffic carries them): the policy acts
+    on the reason itself.
     """
     if known is None or known.num_rows == 0:
         return {}
     from distillguard.intel import known_indicator_evidence
 
-    return {
-        acc: (Reason("KNOWN_INDICATOR", round(matches[0]["confidence"] / 100.0, 3), ("known_indicator",)), matches)
-        for acc, matches in known_indicator_evidence(known).items()
-    }
+    out = {}
+    for acc, matches in known_indicator_evidence(known).items():
+        code = "CONFIRMED_CAMPAIGN" if any(m["source"].startswith("analyst:") for m in matches) else "KNOWN_INDICATOR"
+        out[acc] = (Reason(code, round(max(m["confidence"] or 0 for m in matches) / 100.0, 3), ("known_indicator",)), matches)
+    return out
 
 
 def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: FusionModel | None = None, progress=None,
-             match_intel=None) -> ScanResult:
-    """Scan ``events`` (an Ibis table, see :func:`analyse`) and decide an action for every account."""
+             match_intel=None, is_dismissed=None) -> ScanResult:
+    """Scan ``events`` (an Ibis table, see :func:`analyse`) and decide an action for every account.
+
+    ``is_dismissed(members)``: whether analysts already cleared this cluster
+    (it then stays cleared: no campaign).
+    """
     policy = policy or Policy.load()
     model = model or FusionModel.load()
     an, timings = analyse(events, meta, progress, match_intel)
@@ -218,7 +253,8 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         if acc in known:
             reasons[i] = [known[acc][0], *reasons[i]]
     by_account = _samples_by_account(samples)
-    camp_risk, belongs = judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"), **policy.campaigns)
+    camp_risk, belongs = judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"), **policy.campaigns,
+                                         is_dismissed=is_dismissed)
     campaigns, assignment = st.run(
         "campaigns", build_campaigns, comms, ids, risk, camp_risk, belongs, reasons, features, by_account,
         {r.name: r.evidence for r in results},

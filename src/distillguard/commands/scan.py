@@ -31,6 +31,7 @@ def scan(
     from distillguard.errors import UsageError
     from distillguard.ingest import ingest_files
     from distillguard.report import store_results, write_outputs
+    from distillguard.console.audit import analyst_overrides, confirmed_indicators, matches_dismissed
     from distillguard.intel import resolve_key
     from distillguard.scan import intel_matcher, run_scan, store_inputs
     from distillguard.score.fusion import FusionModel
@@ -60,7 +61,13 @@ def scan(
             ingest_s = time.perf_counter() - t0
             show = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, disable=quiet)
             with show:
-                result = run_scan(*inputs, pol, fusion, progress=show, match_intel=intel_matcher(store, resolve_key(intel_key)))
+                feedback = analyst_overrides(store)  # the analysts' decisions feed back into policy
+                dismissed = feedback.dismissed_campaign_member_sets
+                result = run_scan(
+                    *inputs, pol.with_allowlist(feedback.allow_accounts, feedback.allow_orgs), fusion, progress=show,
+                    match_intel=intel_matcher(store, resolve_key(intel_key), confirmed_indicators(store)),
+                    is_dismissed=(lambda members: matches_dismissed(members, dismissed)) if dismissed else None,
+                )
             summary = counts.as_dict()
             t0 = time.perf_counter()
             paths = write_outputs(result, out, summary)

@@ -55,17 +55,22 @@ def judge_campaigns(
     attachment: np.ndarray,
     min_flagged_share: float = 0.5,
     min_attachment: float = 0.5,
+    is_dismissed=None,
 ) -> tuple[dict[int, float], dict[str, int]]:
     """Which communities are campaigns.
 
     Returns ``community -> campaign risk`` (the mean risk of its flagged
     members) and ``account_id -> community`` for the members that belong to
-    a campaign: the firmly attached ones and the flagged ones.
+    a campaign: the firmly attached ones and the flagged ones. A community
+    for which ``is_dismissed(members)`` holds (an analyst already cleared the
+    same cluster) is not a campaign.
     """
     index = {a: i for i, a in enumerate(account_ids)}
     camp_risk: dict[int, float] = {}
     belongs: dict[str, int] = {}
     for c, members in comms.members().items():
+        if is_dismissed is not None and is_dismissed(members):
+            continue
         rows = np.array([index[a] for a in members if a in index])
         firm = rows[attachment[rows] >= min_attachment]
         if len(firm) == 0:
