@@ -229,3 +229,13 @@ def test_read_only_store_without_intel_matches_nothing(tmp_path):
     with EventStore(tmp_path / "s.duckdb", read_only=True) as ro:
         assert match_known_indicators(ro, _mem([("a", "client_ip", "10.0.0.1")]), KEY).num_rows == 0
         assert len(IntelIndex.from_store(ro, KEY)) == 0
+
+
+def test_template_indicators_of_another_scheme_are_skipped():
+    from distillguard.intel.match import template_scheme
+
+    assert template_scheme() == template_scheme() and template_scheme().startswith("minhash")
+    idx = IntelIndex(KEY)
+    idx.add("peer", "indicator--old", "template", keyed_hash(KEY, "template", "b0:00"), scheme="minhash48-bands12-000000000000")
+    idx.add("peer", "indicator--new", "template", keyed_hash(KEY, "template", "b0:00"), scheme=template_scheme())
+    assert [h.indicator_id for hs in idx.by_hash.values() for h in hs] == ["indicator--new"]

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from distillguard.errors import UsageError
 from distillguard.intel.keys import canonical, key_id, keyed_hash
-from distillguard.intel.match import TEMPLATE_SCHEME
+from distillguard.intel.match import template_scheme
 from distillguard.intel.tables import ensure_tables
 from distillguard.intel.techniques import TECHNIQUES, attack_pattern_id, techniques_for
 
@@ -222,7 +222,7 @@ def build_bundle(store, key: bytes, opts: ExportOptions | None = None, now: date
             if kind in ("client_ip", "subnet"):
                 extra["x_distillguard_prefix_len"] = int(canon.rsplit("/", 1)[1])
             if kind == "template":
-                extra["x_distillguard_scheme"] = TEMPLATE_SCHEME
+                extra["x_distillguard_scheme"] = template_scheme()
             ind = stix2.Indicator(
                 id=f"indicator--{uuid.uuid5(_NS, iset.id + '|' + digest)}",
                 name=f"{kind} (keyed hash)",

@@ -14,6 +14,7 @@ Online: :meth:`IntelIndex.match_account` for one account's request attributes.
 from __future__ import annotations
 
 import inspect
+from functools import lru_cache
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,7 +26,7 @@ from distillguard.intel.keys import canonical, keyed_hash
 
 __all__ = [
     "MATCH_SCHEMA",
-    "TEMPLATE_SCHEME",
+    "template_scheme",
     "IntelIndex",
     "account_memberships",
     "known_indicator_evidence",
@@ -39,15 +40,30 @@ MATCH_SCHEMA = pa.schema(
 )
 
 
-def _template_scheme() -> str:
+_PROBE = (
+    "Solve the following problem step by step and show all of your reasoning before the final answer: problem 17.",
+    "\u8bf7\u4e00\u6b65\u4e00\u6b65\u5730\u89e3\u51b3\u4e0b\u9762\u7684\u95ee\u9898\u5e76\u5199\u51fa\u5b8c\u6574\u7684\u63a8\u7406\u8fc7\u7a0b 42",
+)
+
+
+@lru_cache(maxsize=1)
+def template_scheme() -> str:
+    """How template band keys are computed here, with a fingerprint of the implementation.
+
+    Both sides of an exchange must compute band keys identically; the
+    fingerprint (band keys of fixed probe prompts) changes whenever the
+    skeleton, shingling, MinHash or banding changes, so indicators made by an
+    incompatible version are skipped instead of silently never matching.
+    """
+    import hashlib
+
     from distillguard.link import memberships as mb
 
     d = {k: p.default for k, p in inspect.signature(mb.templates).parameters.items()}
-    return f"skeleton-shingle3-minhash{d['num_perm']}-bands{d['bands']}-min{d['min_chars']}-v1"
+    t = mb.templates(pa.table({"account_id": ["probe"] * len(_PROBE), "prompt": list(_PROBE)}))
+    fp = hashlib.sha256("\n".join(sorted(t.column("value").to_pylist())).encode()).hexdigest()[:12]
+    return f"minhash{d['num_perm']}-bands{d['bands']}-{fp}"
 
-
-TEMPLATE_SCHEME = _template_scheme()
-"""Template band keys only match when both sides computed them the same way."""
 
 WEAK_KINDS = ("user_agent",)
 """Kinds that only count next to another match from the same source: client software
@@ -102,7 +118,7 @@ class IntelIndex:
         return idx
 
     def add(self, source, indicator_id, kind, keyed_hash_, prefix_len=None, confidence=50, scheme=None) -> None:
-        if kind == "template" and scheme and scheme != TEMPLATE_SCHEME:
+        if kind == "template" and scheme and scheme != template_scheme():
             return
         ns = "net" if kind in ("client_ip", "subnet", "cidr") else kind
         if ns == "net" and prefix_len is not None:
@@ -298,15 +314,11 @@ def account_memberships(events, meta: pa.Table) -> pa.Table:
     """The memberships intel matching needs, computed as the scan computes them.
 
     ``events``: an Ibis table of canonical events; ``meta``: account metadata.
-    Kinds: client_ip, subnet, user_agent, payment_fingerprint, email_domain, template.
+    The scan's own memberships (``link.memberships.collect``); matching uses client_ip,
+    user_agent, payment_fingerprint, email_domain and template rows and ignores the rest.
     """
     from distillguard.features.samples import prompt_sample
     from distillguard.link import memberships as mb
     from distillguard.scan import TEMPLATE_PROMPTS
 
-    parts = [
-        mb.infrastructure(events).to_pyarrow(),
-        mb.account_metadata(meta),
-        mb.templates(prompt_sample(events).to_pyarrow(), per_account=TEMPLATE_PROMPTS),
-    ]
-    return pa.concat_tables([p.select(mb.MEMBERSHIP_SCHEMA.names).cast(mb.MEMBERSHIP_SCHEMA) for p in parts])
+    return mb.collect(events, meta, prompt_sample(events).to_pyarrow(), TEMPLATE_PROMPTS)
