@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 import orjson
 import pyarrow as pa
 
-from distillguard.link import memberships as mb
-
 __all__ = ["CampaignMap", "KnownAccount", "request_infrastructure", "LINK_REASONS", "DEFAULT_LINK_RISK"]
 
 LINK_REASONS = {
@@ -68,6 +66,8 @@ def request_infrastructure(client_ip: str | None, user_agent: str | None) -> lis
 
 def metadata_values(account_id: str, meta: dict) -> list[tuple[str, str]]:
     """Payment fingerprint and e-mail domain of account metadata, as the scan derives them."""
+    from distillguard.link import memberships as mb  # lazy: datasketch and scipy cost seconds to import
+
     cols = {"account_id": pa.array([account_id], pa.string())}
     for k in ("payment_fingerprint", "email_domain"):
         v = meta.get(k)
@@ -80,6 +80,8 @@ def template_values(account_id: str, prompt: str | None) -> list[tuple[str, str]
     """Template band keys of one prompt (empty for prompts under 20 characters)."""
     if not prompt or len(prompt) < 20:
         return []
+    from distillguard.link import memberships as mb
+
     t = mb.templates(pa.table({"account_id": pa.array([account_id], pa.string()), "prompt": pa.array([prompt], pa.string())}))
     return [("template", v) for v in t.column("value").to_pylist()]
 

@@ -126,6 +126,8 @@ class Engine:
                 events, accounts, _ = Journal.read(f)
                 self.state.apply(events)
         self.refresh()
+        if self.map.index:  # first-request linking needs the scan's membership functions: load them now, not on a request
+            import distillguard.link.memberships  # noqa: F401
         self._warm()
         if background:
             for fn, every in ((self.journal.flush, self.config.flush_seconds), (self.refresh, self.config.refresh_seconds)):
