@@ -1,0 +1,284 @@
+"""Decision-service benchmark: a real load generator on loopback, bounded runs.
+
+Run with ``make bench-serve`` (or ``python benchmarks/bench_serve.py``). In the
+same run it starts, each in its own process:
+
+* ``distillguard serve`` on a fixture store (one campaign with card, IP and
+  template indicators; benign accounts; running state warmed from the store);
+* a bare FastAPI endpoint (same uvicorn settings, a small pydantic body in,
+  a small JSON object out): the floor any FastAPI service pays.
+
+Then it measures:
+
+1. ``/v1/decide`` latency at a fixed offered rate (open loop: each request is
+   due at its scheduled time, latency counts from then, so queueing is not
+   hidden), default 1,000 requests/s for 10 s, over 8 keep-alive connections,
+   for the bare endpoint and the service in turn. Bodies rotate over known
+   campaign members, known benign accounts and new accounts (whose IP and
+   prompt template are matched against the campaign map on each request).
+2. ``wrk`` (Debian) at saturation, 2 connections, 5 s, for both endpoints.
+3. Event intake: batches of 1,000 canonical events on 4 connections for 8 s,
+   durably journaled (fsync) before each 2xx.
+
+With ``taskset`` present, the servers run on CPU 0 and the load generators on
+CPU 1 ("2 cores"). ``--rate``, ``--seconds`` change the fixed-rate run.
+Results are printed and written to ``bench-data/bench_serve.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench-data"
+
+BARE_APP = '''
+from typing import Optional
+from fastapi import FastAPI
+from pydantic import BaseModel
+import uvicorn, sys
+
+class Body(BaseModel):
+    account_id: Optional[str] = None
+    prompt: Optional[str] = None
+    client_ip: Optional[str] = None
+    model: Optional[str] = None
+
+app = FastAPI()
+
+@app.post("/bare")
+async def bare(b: Body) -> dict:
+    return {"action": "allow", "risk": 0.0, "account_id": b.account_id}
+
+@app.get("/healthz")
+async def health() -> dict:
+    return {"status": "ok"}
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+'''
+
+
+def _pin(cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and (os.cpu_count() or 1) >= 2 else []
+
+
+def _wait(url: str, proc, timeout=90):
+    import httpx
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+def _bodies(n=1000) -> list[bytes]:
+    from distillguard.serve.testing import TEMPLATE
+
+    out = []
+    for i in range(n):
+        k = i % 10
+        if k < 3:
+            b = {"account_id": f"camp-{i % 6}", "model": "orion-2", "prompt": "next question please, in detail"}
+        elif k < 7:
+            b = {"account_id": f"user-{i % 6}", "model": "orion-2", "client_ip": f"198.51.100.{i % 6 + 1}",
+                 "prompt": "can you help me plan a weekend trip with my family?"}
+        elif k < 9:
+            b = {"account_id": f"new-{i}", "model": "orion-2", "client_ip": f"192.0.2.{i % 250}",
+                 "prompt": TEMPLATE.format(i=i, a=i % 13, b=i % 7)}
+        else:
+            b = {"account_id": f"new-{i}", "model": "orion-2", "client_ip": "203.0.113.7", "prompt": "hello"}
+        out.append(json.dumps(b).encode())
+    return out
+
+
+def _request(path: str, body: bytes) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def _read_response(reader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def fixed_rate(port: int, path: str, bodies: list[bytes], rate: float, seconds: float, conns: int = 8) -> dict:
+    """Open-loop load: request i is due at t0 + i/rate; latency from due time to the full response."""
+    total = int(rate * seconds)
+    reqs = [_request(path, bodies[i % len(bodies)]) for i in range(total)]
+    lat: list[float] = []
+    errors = 0
+    queue: asyncio.Queue = asyncio.Queue()
+    t0 = time.perf_counter() + 0.2
+
+    async def producer():
+        for i in range(total):
+            due = t0 + i / rate
+            d = due - time.perf_counter()
+            if d > 0:
+                await asyncio.sleep(d)
+            queue.put_nowait((due, reqs[i]))
+        for _ in range(conns):
+            queue.put_nowait(None)
+
+    async def worker():
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while True:
+            item = await queue.get()
+            if item is None:
+                break
+            due, req = item
+            writer.write(req)
+            status = await _read_response(reader)
+            lat.append(time.perf_counter() - due)
+            errors += status != 200
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(producer(), *[worker() for _ in range(conns)])
+    wall = time.perf_counter() - start
+    lat.sort()
+
+    def q(p):
+        return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 3)
+
+    return {"offered_rps": rate, "achieved_rps": round(len(lat) / wall, 1), "requests": len(lat), "errors": errors,
+            "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99), "p999_ms": q(0.999), "max_ms": round(lat[-1] * 1000, 3)}
+
+
+async def intake(port: int, seconds: float, batch: int = 1000, conns: int = 4) -> dict:
+    import random
+
+    rnd = random.Random(7)
+    bodies = []
+    for b in range(64):
+        evs = [{"account_id": f"load-{rnd.randrange(5000)}", "ts": 1772582400 + b * batch + i, "model": "orion-2",
+                "prompt": f"question {rnd.randrange(10**6)} about topic {rnd.randrange(100)}", "input_tokens": 40,
+                "output_tokens": rnd.randrange(50, 2000), "client_ip": f"10.{b}.{i % 200}.{i % 7}",
+                "request_id": f"bench-{b}-{i}-{rnd.randrange(10**9)}"} for i in range(batch)]
+        bodies.append(_request("/v1/events", json.dumps({"events": evs}).encode()))
+    sent = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(k):
+        nonlocal sent
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        j = k
+        while time.perf_counter() < stop:
+            writer.write(bodies[j % len(bodies)])
+            status = await _read_response(reader)
+            if status == 200:
+                sent += batch
+            j += conns
+        writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[worker(k) for k in range(conns)])
+    wall = time.perf_counter() - t0
+    return {"events": sent, "seconds": round(wall, 2), "events_per_s": round(sent / wall), "batch": batch,
+            "connections": conns, "fsync": True}
+
+
+def run_wrk(url: str, body: bytes, seconds: int = 5, conns: int = 2) -> dict | None:
+    if not shutil.which("wrk"):
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                 f"wrk.body = {json.dumps(body.decode())}\n")
+        script = fh.name
+    p = subprocess.run([*_pin(1), "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", script, url],
+                       capture_output=True, text=True, timeout=seconds + 30)
+    os.unlink(script)
+    out = {"raw": p.stdout.strip().splitlines()}
+    for line in out["raw"]:
+        parts = line.split()
+        if line.strip().startswith("99%"):
+            out["p99"] = parts[1]
+        if line.strip().startswith("50%"):
+            out["p50"] = parts[1]
+        if line.startswith("Requests/sec"):
+            out["rps"] = float(parts[1])
+    out.pop("raw")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=float, default=1000.0)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--intake-seconds", type=float, default=8.0)
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    from distillguard.serve.testing import fixture_store, free_port
+
+    OUT.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    db = fixture_store(tmp / "dg.duckdb")
+    sport, bport = free_port(), free_port()
+    py = sys.executable
+    serve = subprocess.Popen([*_pin(0), py, "-m", "distillguard.cli", "serve", "--db", str(db), "--port", str(sport),
+                              "--refresh-seconds", "3600"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    bare = subprocess.Popen([*_pin(0), py, "-c", BARE_APP, str(bport)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    results: dict = {"cpu_pinning": bool(_pin(0)), "rate": args.rate, "seconds": args.seconds}
+    try:
+        _wait(f"http://127.0.0.1:{sport}", serve)
+        _wait(f"http://127.0.0.1:{bport}", bare)
+        bodies = _bodies()
+        if _pin(1):
+            os.sched_setaffinity(0, {1})
+        # warm both (imports, first-request paths), then measure bare and service in turn
+        asyncio.run(fixed_rate(bport, "/bare", bodies, 500, 1))
+        asyncio.run(fixed_rate(sport, "/v1/decide", bodies, 500, 1))
+        results["bare_fixed_rate"] = asyncio.run(fixed_rate(bport, "/bare", bodies, args.rate, args.seconds))
+        results["decide_fixed_rate"] = asyncio.run(fixed_rate(sport, "/v1/decide", bodies, args.rate, args.seconds))
+        results["bare_wrk"] = run_wrk(f"http://127.0.0.1:{bport}/bare", bodies[3])
+        results["decide_wrk_known_account"] = run_wrk(f"http://127.0.0.1:{sport}/v1/decide", bodies[3])
+        results["decide_wrk_new_account_template"] = run_wrk(f"http://127.0.0.1:{sport}/v1/decide", bodies[7])
+        results["intake"] = asyncio.run(intake(sport, args.intake_seconds))
+    finally:
+        for p in (serve, bare):
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    (OUT / "bench_serve.json").write_text(json.dumps(results, indent=2))
+    b, d = results["bare_fixed_rate"], results["decide_fixed_rate"]
+    print(f"fixed rate {args.rate:.0f} req/s for {args.seconds:.0f} s (open loop, 8 connections):")
+    print(f"  bare FastAPI  p50 {b['p50_ms']} ms  p99 {b['p99_ms']} ms  max {b['max_ms']} ms  achieved {b['achieved_rps']} req/s")
+    print(f"  /v1/decide    p50 {d['p50_ms']} ms  p99 {d['p99_ms']} ms  max {d['max_ms']} ms  achieved {d['achieved_rps']} req/s"
+          f"  errors {d['errors']}")
+    for k in ("bare_wrk", "decide_wrk_known_account", "decide_wrk_new_account_template"):
+        if results.get(k):
+            w = results[k]
+            print(f"wrk 2 connections, {k}: {w.get('rps')} req/s, p50 {w.get('p50')}, p99 {w.get('p99')}")
+    i = results["intake"]
+    print(f"event intake: {i['events_per_s']:,} events/s ({i['events']:,} events in {i['seconds']} s, "
+          f"batches of {i['batch']}, {i['connections']} connections, fsync before 2xx)")
+    print(f"written: {OUT / 'bench_serve.json'}")
+
+
+if __name__ == "__main__":
+    main()
