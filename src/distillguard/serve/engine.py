@@ -90,6 +90,7 @@ class Engine:
         self.signals = [cls() for cls in BEHAVIOUR_SIGNALS]
         self._cache: dict[str, tuple[int, float, list]] = {}
         self._seen: OrderedDict = OrderedDict()
+        self._meta_values: dict = {}
         self._lock = threading.Lock()
         self._con = None
         self._stop = threading.Event()
@@ -334,7 +335,14 @@ class Engine:
             if self.map.has_kind("template"):
                 values += template_values(account_id, event.get("prompt"))
         if meta:
-            values += metadata_values(account_id, meta)
+            key = (account_id, meta.get("payment_fingerprint"), meta.get("email_domain"))
+            mv = self._meta_values.get(key)
+            if mv is None:
+                mv = metadata_values(account_id, meta)
+                if len(self._meta_values) > 100_000:
+                    self._meta_values.clear()
+                self._meta_values[key] = mv
+            values += mv
         hits = self.map.match(values)
         new = {}
         for cid, hs in hits.items():
