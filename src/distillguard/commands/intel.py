@@ -54,6 +54,7 @@ def export(
     producer: str = typer.Option("distillguard", "--producer", help="Producer identity name in the bundle."),
     valid_days: int = typer.Option(90, "--valid-days", help="Indicators valid this many days from now."),
     min_support: int = typer.Option(2, "--min-support", help="Campaign accounts that must share an identifier."),
+    min_support_exact: int = typer.Option(1, "--min-support-exact", help="The same for exact identifiers (client IP, payment fingerprint)."),
     min_precision: float = typer.Option(0.9, "--min-precision", help="Share of an identifier's holders that must be in campaigns."),
     taxii: Optional[str] = typer.Option(None, "--taxii", help="Also push to this TAXII 2.1 collection URL."),
     taxii_user: Optional[str] = typer.Option(None, "--taxii-user", help="TAXII user (default: $DISTILLGUARD_TAXII_USER)."),
@@ -68,10 +69,13 @@ def export(
 
     if not db.exists():
         raise UsageError(f"no such store: {db}")
-    if valid_days < 1 or min_support < 1 or not 0 <= min_precision <= 1:
-        raise UsageError("--valid-days and --min-support must be >= 1, --min-precision in 0..1")
+    if valid_days < 1 or min_support < 1 or min_support_exact < 1 or not 0 <= min_precision <= 1:
+        raise UsageError("--valid-days and --min-support(-exact) must be >= 1, --min-precision in 0..1")
     key = _key(key_file)
-    opts = ExportOptions(tuple(campaign or ()), tlp, recipient, producer, valid_days, min_support, min_precision)
+    opts = ExportOptions(
+        campaigns=tuple(campaign or ()), tlp=tlp, recipient=recipient, producer=producer, valid_days=valid_days,
+        min_support=min_support, min_support_exact=min_support_exact, min_precision=min_precision,
+    )
     with EventStore(db) as store:
         summary = export_bundle(store, key, out, opts)
         if taxii:

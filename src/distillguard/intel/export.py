@@ -48,6 +48,8 @@ class ExportOptions:
     producer: str = "distillguard"
     valid_days: int = 90
     min_support: int = 2
+    min_support_exact: int | None = 1
+    """Support needed for exact identifiers (client IP, payment fingerprint); None: ``min_support``."""
     min_precision: float = 0.9
     max_per_kind: int = 500
 
@@ -109,10 +111,12 @@ def _candidates(store, camps: list[dict], opts: ExportOptions) -> list[dict]:
                       GROUP BY ALL)
                 SELECT c.campaign_id, c.kind, c.value, c.support, tot.n_flagged / tot.n_all AS precision
                 FROM c JOIN tot USING (kind, value)
-                WHERE c.support >= ? AND tot.n_flagged / tot.n_all >= ?
+                WHERE c.support >= CASE WHEN c.kind IN ('client_ip', 'payment_fingerprint') THEN ? ELSE ? END
+                  AND tot.n_flagged / tot.n_all >= ?
                 ORDER BY c.campaign_id, c.kind, c.support DESC, c.value
                 """,
-                [*EXPORT_KINDS, opts.min_support, opts.min_precision],
+                [*EXPORT_KINDS, opts.min_support if opts.min_support_exact is None else opts.min_support_exact,
+                 opts.min_support, opts.min_precision],
             ).fetchall()
         finally:
             con.unregister("_dg_mem")
