@@ -27,6 +27,7 @@ Requires the optional extra ``distillguard[spark]`` (PySpark 4.0.x) and Java 17.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -211,6 +212,28 @@ def _is_parquet_input(path: Path, fmt: str | None) -> bool:
     if path.is_dir():
         return any(p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES for p in path.rglob("*"))
     return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):(/+)")
+
+
+def _spark_path(p) -> str:
+    """A path or URI as Spark should read it.
+
+    ``pathlib.Path`` (the CLI's argument type) folds ``s3a://bucket/key`` into
+    ``s3a:/bucket/key``: the ``//`` of a URI with an authority is restored
+    (``file:`` URIs are left as they are).
+    """
+    s = str(p)
+    m = _SCHEME.match(s)
+    if m and m.group(1).lower() != "file" and len(m.group(2)) == 1:
+        s = f"{m.group(1)}://{s[m.end():]}"
+    return s
+
+
+def _is_remote(name: str) -> bool:
+    m = _SCHEME.match(name)
+    return bool(m) and m.group(1).lower() != "file" and len(m.group(1)) > 1
 
 
 def _read_parquet(spark, path: str):
@@ -479,31 +502,56 @@ def read_events(spark, paths: Iterable[str], quarantine_path=None):
     from distillguard.ingest import IngestResult
 
     result = IngestResult()
-    frames = []
-    for path in paths:
-        raw = _read_parquet(spark, str(path))
+    paths = [str(p) for p in paths]
+    raws, frames = [], []
+    for i, path in enumerate(paths):
+        raw = _read_parquet(spark, path)
         try:
             canon = canonical_events(raw)
         except UsageError as exc:
             raise UsageError(f"{path}: {exc}") from None
-        counts = canon.agg(F.count(F.lit(1)).alias("n"), F.count("_reason").alias("bad")).collect()[0]
-        n, bad = int(counts["n"]), int(counts["bad"])
+        raws.append(raw)
+        frames.append(canon.withColumn("_input", F.lit(i)))
+    union = frames[0]
+    for f in frames[1:]:
+        union = union.unionByName(f)
+    # One job: rows and quarantined rows per input, distinct ids of accepted rows over all inputs.
+    aggs = []
+    for i in range(len(paths)):
+        mine = F.col("_input") == i
+        aggs += [F.sum(F.when(mine, 1).otherwise(0)).alias(f"n{i}"),
+                 F.sum(F.when(mine & F.col("_reason").isNotNull(), 1).otherwise(0)).alias(f"bad{i}")]
+    aggs.append(F.count_distinct(F.when(F.col("_reason").isNull(), F.col("event_id"))).alias("distinct"))
+    try:
+        row = union.agg(*aggs).collect()[0]
+    except Exception as exc:  # a corrupt file, an unreachable bucket...
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{', '.join(paths)}: unreadable ({msg[:300]})") from None
+    for i, path in enumerate(paths):
+        n, bad = int(row[f"n{i}"] or 0), int(row[f"bad{i}"] or 0)
         result.read += n
         result.quarantined += bad
         if bad and quarantine_path is not None:
-            _write_quarantine(raw, quarantine_path, str(path))
-        result.files.append({"path": str(path), "format": "parquet", "read": n, "quarantined": bad})
-        frames.append(canon.filter(F.col("_reason").isNull()).drop("_reason"))
-    events = frames[0]
-    for f in frames[1:]:
-        events = events.unionByName(f)
+            _write_quarantine(raws[i], quarantine_path, path)
+        result.files.append({"path": path, "format": "parquet", "read": n, "quarantined": bad})
+    events = union.filter(F.col("_reason").isNull()).drop("_reason", "_input")
     ok = result.read - result.quarantined
-    distinct = events.select("event_id").distinct().count() if ok else 0
-    result.duplicates = ok - distinct
-    result.accepted = distinct
+    result.accepted = int(row["distinct"] or 0)
+    result.duplicates = ok - result.accepted
     if result.duplicates:
         events = events.dropDuplicates(["event_id"])
     return events, result
+
+
+def persisted(events):
+    """``events`` cached (memory, spilling to disk): the scan queries it 6-8 times.
+
+    Without it every query re-reads the Parquet files and re-evaluates the
+    validation; the columnar cache is filled by the first query.
+    """
+    from pyspark import StorageLevel
+
+    return events.persist(StorageLevel.MEMORY_AND_DISK)
 
 
 def _ingest_other(paths: list[str], tmp: Path, quarantine_path, fmt, progress: bool):
@@ -543,22 +591,19 @@ def _metadata(accounts) -> pa.Table:
 
 
 def scan_inputs(paths, quarantine_path, accounts=None, fmt: str | None = None, master: str | None = None,
-                tmp: str | Path | None = None, progress: bool = False, spark=None):
+                tmp: str | Path | None = None, progress: bool = False, spark=None, persist: bool = True):
     """``((events, meta), IngestResult)`` for :func:`distillguard.scan.run_scan` on Spark.
 
     ``events`` is an Ibis table on the PySpark backend with the canonical
     schema; ``meta`` the account metadata (PyArrow). Parquet inputs are read
     and validated by Spark; other inputs go through the normal ingest first
     (into a temporary canonical Parquet under ``tmp``, which must outlive the scan).
+    With ``persist`` the validated events are cached (:func:`persisted`).
     """
     import orjson
 
     from distillguard.ingest import IngestResult
 
-    paths = [Path(p) for p in paths]
-    for p in paths:
-        if not p.exists():
-            raise UsageError(f"{p}: no such file or directory")
     if accounts is not None and not Path(accounts).exists():
         raise UsageError(f"{accounts}: no such file or directory")
     if fmt is not None and fmt.lower() not in ("parquet",):
@@ -566,13 +611,29 @@ def scan_inputs(paths, quarantine_path, accounts=None, fmt: str | None = None, m
 
         if fmt.lower() not in FORMATS:
             raise UsageError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    spark = spark or get_session(master)
+    local = spark.sparkContext.master.startswith("local")
+    names = [_spark_path(p) for p in paths]
+    parquet, others = [], []
+    for name in names:
+        if _is_remote(name) or (not local and not Path(name).exists()):
+            # Read by the cluster (s3a://, hdfs://, abfss://..., or a path on its default file system).
+            if fmt is not None and fmt.lower() != "parquet":
+                raise UsageError(f"{name}: only Parquet can be read from the cluster's storage (--format {fmt})")
+            parquet.append(name)
+        elif not Path(name).exists():
+            raise UsageError(f"{name}: no such file or directory")
+        elif _is_parquet_input(Path(name), fmt):
+            parquet.append(name)
+        else:
+            others.append(name)
+    if others and not local:
+        raise UsageError(f"{others[0]}: on a cluster the Spark engine reads Parquet only; convert other formats "
+                         "first (docs/spark.md)")
     if quarantine_path is not None:  # always written, as by the DuckDB ingest (empty when nothing failed)
         Path(quarantine_path).parent.mkdir(parents=True, exist_ok=True)
         open(quarantine_path, "ab").close()
     meta, bad_accounts = _metadata(accounts)
-    spark = spark or get_session(master)
-    parquet = [str(p) for p in paths if _is_parquet_input(p, fmt)]
-    others = [str(p) for p in paths if not _is_parquet_input(p, fmt)]
     total = IngestResult()
     if others:
         if tmp is None:
@@ -596,4 +657,6 @@ def scan_inputs(paths, quarantine_path, accounts=None, fmt: str | None = None, m
         with open(quarantine_path, "ab") as fh:
             fh.write(b"".join(orjson.dumps(q.to_dict()) + b"\n" for q in bad_accounts))
     con = _ibis_backend(spark)
+    if persist:
+        events = persisted(events)
     return (events_table(con, events), meta), total
