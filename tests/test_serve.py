@@ -295,3 +295,25 @@ def test_the_campaign_map_is_refreshed_in_the_background(store, tmp_path):
         time.sleep(0.8)
         d = httpx.post(url + "/v1/decide", json={"account_id": "n2", "client_ip": "192.0.2.99"}).json()
         assert d["action"] == "challenge" and d["campaign_id"] == "C-test"
+
+
+def test_replay_over_http_reports_harvest_before_detection(service, tmp_path):
+    """``distillguard replay --url`` logic: decide, then log, in time order; per-campaign counts."""
+    from distillguard.ingest.normalize import normalize
+    from distillguard.serve.replay import HttpTarget, replay
+
+    events = []
+    for k in range(3):  # three new campaign accounts: one links by IP at its first request
+        for j in range(4):
+            events.append(normalize({"account_id": f"rp-{k}", "ts": 1772600000 + 60 * j + k, "output_tokens": 10,
+                                     "client_ip": "203.0.113.7" if k == 1 else f"192.0.2.{k}"}))
+    events.append(normalize({"account_id": "rp-benign", "ts": 1772600001, "client_ip": "192.0.2.200"}))
+    labels = {"rp-0": "X", "rp-1": "X", "rp-2": "X", "rp-benign": None}
+    target = HttpTarget(str(service.base_url))
+    report = replay(events, target, labels=labels)
+    target.close()
+    (c,) = report["campaigns"]
+    assert c["campaign_id"] == "X" and c["exchanges"] == 12 and c["accounts"] == 3
+    assert c["accounts_stopped_at_first_request"] == 1 and c["harvested_before_detection"] == 1
+    assert c["within_target"] and report["benign_accounts_stopped"] == 0
+    assert service.get("/v1/accounts/rp-0").json()["n_events_live"] == 4

@@ -318,7 +318,7 @@ class Engine:
             values[0, names.index("log_events")] = np.log10(1 + st.n)
         em = EvidenceMatrix([account_id], names, reasons_of, values)
         risk = float(self.model.risk(em)[0]) if st.n else 0.0
-        reasons = [{"code": r.code, "weight": r.weight, "details": {"source": "online", "terms": list(r.terms),
+        reasons = [{"code": r.code, "weight": float(r.weight), "details": {"source": "online", "terms": list(r.terms),
                                                                      "features": evidence.get(r.code) or {}}}
                    for r in self.model.reasons(em)[0]]
         self._cache[account_id] = (st.version, risk, reasons, feats)
