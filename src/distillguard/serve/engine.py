@@ -407,10 +407,12 @@ class Engine:
         if online > risk:
             risk = online
         add(oreasons)
-        if campaign_id is None:
+        # first-request linking: for accounts the scan never saw act (unknown, or silent with 0 events) and for
+        # accounts outside any campaign; an active campaign member's scan verdict already weighed its links
+        if known is None or known.n_events == 0 or campaign_id is None:
             lrisk, lcid, lreasons = self._link_risk(self._links(acc, event, meta))
             if lcid is not None:
-                campaign_id = lcid
+                campaign_id = campaign_id or lcid
                 risk = max(risk, lrisk)
                 add(lreasons)
         flag = self.state.get_flag(acc)

@@ -161,6 +161,7 @@ def summarise(camps, actions, n, wall, benign_accounts, benign_stopped) -> dict:
             "accounts_stopped": len(c.stopped_accounts),
             "accounts_stopped_at_first_request": len(c.first_request_stopped),
             "served_with_enforcement": c.served,
+            "stopped_at_first_request": sorted(c.first_request_stopped)[:1000],
         })
     return {
         "events": n,
