@@ -91,6 +91,7 @@ class Engine:
         self._cache: dict[str, tuple[int, float, list]] = {}
         self._seen: OrderedDict = OrderedDict()
         self._meta_values: dict = {}
+        self._tmpl: dict = {}
         self._lock = threading.Lock()
         self._con = None
         self._stop = threading.Event()
@@ -324,7 +325,22 @@ class Engine:
         self._cache[account_id] = (st.version, risk, reasons, feats)
         return risk, reasons, feats
 
-    def _links(self, account_id: str, event: dict | None, meta: dict | None) -> dict:
+    def _template_values(self, account_id: str, prompt) -> list:
+        """Template band keys of a prompt, cached by its template skeleton (the MinHash reads only the skeleton)."""
+        if not isinstance(prompt, str) or len(prompt) < 20:
+            return []
+        from distillguard.text import template_skeleton
+
+        sk = template_skeleton(prompt)
+        hit = self._tmpl.get(sk)
+        if hit is None:
+            hit = template_values(account_id, prompt)
+            if len(self._tmpl) > 50_000:
+                self._tmpl.clear()
+            self._tmpl[sk] = hit
+        return hit
+
+    def _links(self, account_id: str, event: dict | None, meta: dict | None, templates: bool = True) -> dict:
         """Campaign links of an account: stored ones plus this request's new hits."""
         links = {k: list(v) for k, v in self.state.get_links(account_id).items()}
         if not self.map.index:
@@ -332,8 +348,8 @@ class Engine:
         values = []
         if event is not None:
             values += request_infrastructure(event.get("client_ip"), event.get("user_agent"))
-            if self.map.has_kind("template"):
-                values += template_values(account_id, event.get("prompt"))
+            if templates and self.map.has_kind("template"):
+                values += self._template_values(account_id, event.get("prompt"))
         if meta:
             key = (account_id, meta.get("payment_fingerprint"), meta.get("email_domain"))
             mv = self._meta_values.get(key)
@@ -410,7 +426,10 @@ class Engine:
         # first-request linking: for accounts the scan never saw act (unknown, or silent with 0 events) and for
         # accounts outside any campaign; an active campaign member's scan verdict already weighed its links
         if known is None or known.n_events == 0 or campaign_id is None:
-            lrisk, lcid, lreasons = self._link_risk(self._links(acc, event, meta))
+            # a prompt's template is MinHashed only for accounts new to the scan and still light (first requests)
+            st = self.state.account(acc)
+            new = (known is None or known.n_events == 0) and (st is None or st.n < 50)
+            lrisk, lcid, lreasons = self._link_risk(self._links(acc, event, meta, templates=new))
             if lcid is not None:
                 campaign_id = campaign_id or lcid
                 risk = max(risk, lrisk)
