@@ -27,8 +27,9 @@ from distillguard.store import EventStore
 
 __all__ = ["Analysis", "ScanResult", "analyse", "intel_matcher", "run_scan", "store_inputs"]
 
-TEMPLATE_PROMPTS = 8
-"""Sampled prompts per account that template linkage MinHashes (of the 16 sampled)."""
+TEMPLATE_PROMPTS = 4
+"""Sampled prompts per account that template linkage MinHashes (of the 16 sampled):
+rings reuse templates across many accounts, so a few prompts each find them."""
 INDICATOR_KINDS = ("payment_fingerprint", "client_ip", "subnet", "user_agent", "email_domain", "template")
 
 
