@@ -14,6 +14,7 @@ the scan calls it.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -91,6 +92,8 @@ class Engine:
         self._cache: dict[str, tuple[int, float, list]] = {}
         self._seen: OrderedDict = OrderedDict()
         self._meta_values: dict = {}
+        self._id_prefix = uuid.uuid4().hex[:16]  # unique per process start; a counter after it (no syscall per decision)
+        self._ids = itertools.count(1)
         self._tmpl: dict = {}
         self._lock = threading.Lock()
         self._con = None
@@ -447,7 +450,7 @@ class Engine:
         return self._shape(acc, d.action, d.rule_id, d.ttl_seconds, risk, reasons, campaign_id, immune)
 
     def _shape(self, acc, action, rule_id, ttl, risk, reasons, campaign_id, immune=None) -> dict:
-        did = uuid.uuid4().hex
+        did = f"{self._id_prefix}{next(self._ids):x}"
         self.state.put_decision(did, acc, ttl)
         self.counters["decisions"] += 1
         out = {
