@@ -27,9 +27,11 @@ from distillguard.store import EventStore
 
 __all__ = ["Analysis", "ScanResult", "analyse", "intel_matcher", "run_scan", "store_inputs"]
 
-TEMPLATE_PROMPTS = 4
+TEMPLATE_PROMPTS = 8
 """Sampled prompts per account that template linkage MinHashes (of the 16 sampled):
-rings reuse templates across many accounts, so a few prompts each find them."""
+rings reuse templates across many accounts, so a few prompts each find them
+(4 kept linkage quality but let peers' template indicators match more benign
+accounts in the intel round trip)."""
 INDICATOR_KINDS = ("payment_fingerprint", "client_ip", "subnet", "user_agent", "email_domain", "template")
 
 
