@@ -20,8 +20,9 @@ Then it measures:
 3. Event intake: batches of 1,000 canonical events on 4 connections for 8 s,
    durably journaled (fsync) before each 2xx.
 
-With ``taskset`` present, the servers run on CPU 0 and the load generators on
-CPU 1 ("2 cores"). ``--rate``, ``--seconds`` change the fixed-rate run.
+Everything shares the machine's cores (2 here); ``--pin`` puts the servers on
+CPU 0 and the load generators on CPU 1 with ``taskset`` (worse on a machine
+other jobs share: a busy CPU 0 then cannot be escaped). ``--rate``, ``--seconds`` change the fixed-rate run.
 Results are printed and written to ``bench-data/bench_serve.json``.
 """
 from __future__ import annotations
@@ -66,8 +67,12 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 '''
 
 
+PIN = False
+
+
 def _pin(cpu: int) -> list[str]:
-    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and (os.cpu_count() or 1) >= 2 else []
+    ok = PIN and shutil.which("taskset") and (os.cpu_count() or 1) >= 2
+    return ["taskset", "-c", str(cpu)] if ok else []
 
 
 def _wait(url: str, proc, timeout=90):
@@ -229,7 +234,10 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--intake-seconds", type=float, default=8.0)
+    ap.add_argument("--pin", action="store_true", help="servers on CPU 0, load generators on CPU 1 (taskset)")
     args = ap.parse_args()
+    global PIN
+    PIN = args.pin
     sys.path.insert(0, str(ROOT / "src"))
     from distillguard.serve.testing import fixture_store, free_port
 
