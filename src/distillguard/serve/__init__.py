@@ -2,13 +2,20 @@
 
 >>> from distillguard.serve import Engine, EngineConfig, create_app   # doctest: +SKIP
 
-See docs/serve.md: endpoints, durability, Redis, gateway configurations.
+Names load lazily, so a gateway plug-in (:mod:`distillguard.serve.gateways`)
+imports without the engine's data stack. See docs/serve.md.
 """
 from __future__ import annotations
 
-from distillguard.serve.engine import Engine, EngineConfig
-
 __all__ = ["Engine", "EngineConfig", "create_app", "run_server"]
+
+
+def __getattr__(name):
+    if name in ("Engine", "EngineConfig"):
+        from distillguard.serve import engine
+
+        return getattr(engine, name)
+    raise AttributeError(name)
 
 
 def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: bool = True):
