@@ -21,7 +21,7 @@ def scan(
     intel_key: Optional[Path] = typer.Option(None, "--intel-key", help="Consortium key file: match imported threat intelligence (else $DISTILLGUARD_INTEL_KEY)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a table."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    engine: str = typer.Option("duckdb", "--engine", help="duckdb (default) or spark (needs distillguard[spark] and Java 17; docs/spark.md)."),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb (default) or spark (needs the spark extra and Java 17; docs/spark.md)."),
     spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL with --engine spark (default: local[*], or spark-submit's)."),
 ) -> None:
     """Scan request logs for distillation campaigns and decide an action per account."""
