@@ -26,6 +26,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from distillguard.errors import UsageError
+from distillguard.store import EventStore
 
 __all__ = ["export_case", "verify_case", "MANIFEST", "chain_hash", "file_sha256"]
 
@@ -58,19 +59,13 @@ def _bars(points: list, width: int = 680, height: int = 90) -> dict:
 
 def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, prices: Path | None = None) -> dict:
     """Write the case folder for ``campaign_id``; returns the manifest."""
-    import duckdb
-
     from distillguard.console import audit
     from distillguard.console.data import account_volume, campaign_detail, load_prices
 
     if not Path(db).is_file():
         raise UsageError(f"no store at {db}")
+    con = EventStore(db, read_only=True).con  # UTC session; unreadable file -> UsageError
     try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.Error as exc:
-        raise UsageError(f"cannot open store {db}: {str(exc).splitlines()[0]}") from None
-    try:
-        con.execute("SET TimeZone = 'UTC'")
         c = campaign_detail(con, campaign_id, load_prices(prices), member_limit=100_000)
         if c is None:
             raise UsageError(f"no campaign {campaign_id!r} in {db} (run scan --db first)")

@@ -16,6 +16,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from distillguard.errors import UsageError
+from distillguard.store import EventStore
 
 __all__ = ["parse_period", "transparency_report", "transparency_figures"]
 
@@ -136,17 +137,11 @@ def transparency_figures(con, period: str) -> dict:
 
 def transparency_report(db: Path, period: str, out: Path) -> dict:
     """Write ``transparency-PERIOD.json`` and ``.html`` into ``out``; returns the figures."""
-    import duckdb
-
     parse_period(period)
     if not Path(db).is_file():
         raise UsageError(f"no store at {db}")
+    con = EventStore(db, read_only=True).con  # UTC session; unreadable file -> UsageError
     try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.Error as exc:
-        raise UsageError(f"cannot open store {db}: {str(exc).splitlines()[0]}") from None
-    try:
-        con.execute("SET TimeZone = 'UTC'")
         fig = transparency_figures(con, period)
     finally:
         con.close()
