@@ -1,7 +1,23 @@
-"""Shared fixtures: simulated traffic made once per test session."""
+"""Shared fixtures and helpers: simulated traffic made once per test session, the CLI in-process."""
 from __future__ import annotations
 
+import sys
+
 import pytest
+
+
+def run_main(monkeypatch, capsys, *args):
+    """The CLI entry point in-process (fast): (exit code, stdout, stderr)."""
+    from distillguard.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["distillguard", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 @pytest.fixture(scope="session")

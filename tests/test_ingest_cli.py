@@ -9,21 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_main
+
 DATA = Path(__file__).parent / "data" / "ingest"
-
-
-def run_main(monkeypatch, capsys, *args):
-    """The CLI entry point in-process (fast): (exit code, stdout, stderr)."""
-    from distillguard.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["distillguard", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def cli(*args, cwd=None):

@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import sys
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+
+from conftest import run_main
 
 RISK_TOL = 1e-6
 FEATURE_RTOL = 1e-9
@@ -146,26 +147,13 @@ def test_spark_scan_agrees_with_duckdb(spark, sample, tmp_path):
     store.close()
 
 
-def _main(monkeypatch, capsys, *args):
-    from distillguard.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["distillguard", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.mark.slow
 @needs_spark
 def test_cli_engine_spark_on_a_lake_matches_duckdb(spark, sample, lake, tmp_path, monkeypatch, capsys):
     runs = {}
     for engine in ("duckdb", "spark"):
         out = tmp_path / engine
-        code, stdout, stderr = _main(monkeypatch, capsys, "scan", lake, "--accounts", sample / "accounts.parquet",
+        code, stdout, stderr = run_main(monkeypatch, capsys, "scan", lake, "--accounts", sample / "accounts.parquet",
                                      "--out", out, "--json", "-q", "--engine", engine, "--spark-master", "local[2]")
         assert code == 0, stderr
         report = json.loads(stdout.strip().splitlines()[-1])
@@ -189,6 +177,6 @@ def test_cli_engine_spark_on_a_lake_matches_duckdb(spark, sample, lake, tmp_path
 
 
 def test_unknown_engine_is_a_usage_error(tmp_path, monkeypatch, capsys):
-    code, _, err = _main(monkeypatch, capsys, "scan", tmp_path, "--out", tmp_path / "o", "--engine", "flink")
+    code, _, err = run_main(monkeypatch, capsys, "scan", tmp_path, "--out", tmp_path / "o", "--engine", "flink")
     assert code == 2
     assert err.strip().splitlines() == ["distillguard: error: unknown engine 'flink' (choose duckdb or spark)"]
