@@ -25,8 +25,7 @@ def prompt_sample(events: ir.Table, per_account: int = 16, max_chars: int = 512)
     d = t.group_by(["account_id", "prompt"]).aggregate(uses=t.count())
     rank = ibis.row_number().over(ibis.window(group_by=d.account_id, order_by=d.prompt.hash()))
     d = d.mutate(_r=rank)
-    # Ordered, so that "the first k of an account's sample" is the same k on every run and engine.
-    return d.filter(d._r < per_account).order_by(["account_id", "_r"]).drop("_r")
+    return d.filter(d._r < per_account).drop("_r")
 
 
 def activity_buckets(events: ir.Table, minutes: int = 10) -> ir.Table:

@@ -107,6 +107,9 @@ def templates(samples: pa.Table, per_account: int | None = None, num_perm: int =
     several of their prompts almost surely share one. Prompts sent verbatim by many accounts are
     popular, not templated: the rarity weighting of link rules drops them.
     """
+    # Which prompts an account contributes must not depend on the input's row
+    # order (engines return group-by results in any order): take them by content.
+    samples = samples.sort_by([("account_id", "ascending"), ("prompt", "ascending")])
     prompts = samples.column("prompt").to_pylist()
     ids = samples.column("account_id").to_pylist()
     taken: dict[str, int] = {}
