@@ -143,6 +143,25 @@ def test_allowlisted_accounts_are_allowed_whatever_their_risk(scanned, tmp_path)
             assert (b["risk"], b["action"], b["campaign_id"]) == (a["risk"], a["action"], a["campaign_id"])
 
 
+def test_the_scan_does_not_depend_on_the_row_order_of_its_input(smoke_traffic, tmp_path):
+    """Engines hand rows over in any order (parallel inserts, group-bys, Spark partitions):
+    the same traffic in reverse order gives exactly the same results."""
+    from distillguard.scan import run_scan, store_inputs
+    from distillguard.store import EventStore
+
+    events, meta = (pq.read_table(smoke_traffic / f) for f in ("events.parquet", "accounts.parquet"))
+    results = []
+    for name, order in (("forward", slice(None)), ("reverse", slice(None, None, -1))):
+        store = EventStore(tmp_path / f"{name}.duckdb")
+        store.append_events([events.take(list(range(events.num_rows))[order])])
+        store.append_accounts(meta.take(list(range(meta.num_rows))[order]))
+        results.append(run_scan(*store_inputs(store)).accounts.drop_columns(["reasons_json"]))
+        store.close()
+    forward, reverse = results
+    assert forward.num_rows == len(set(events["account_id"].to_pylist()) | set(meta["account_id"].to_pylist()))
+    assert forward.equals(reverse)
+
+
 def test_imported_intelligence_marks_the_operators_accounts(scanned, tmp_path):
     """Provider A exports its campaigns; B imports them and its scan says KNOWN_INDICATOR."""
     traffic, results, db, _ = scanned

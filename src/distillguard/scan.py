@@ -152,8 +152,12 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None) -> tuple[An
     the accounts' identifiers up in imported threat intelligence.
     """
     st = _Stages(progress)
-    features = st.run("features", lambda: _with_silent_accounts(account_features(events).to_pyarrow(), meta))
-    samples = st.run("prompt samples", lambda: prompt_sample(events).to_pyarrow())
+    # Engines return group-by rows in any order, and fitted signals subsample
+    # by position: a canonical order makes the scan the same on every run and engine.
+    features = st.run("features", lambda: _with_silent_accounts(account_features(events).to_pyarrow(), meta)
+                      .sort_by("account_id"))
+    samples = st.run("prompt samples", lambda: prompt_sample(events).to_pyarrow()
+                     .sort_by([("account_id", "ascending"), ("prompt", "ascending")]))
     signals = default_signals()
 
     def score_all():

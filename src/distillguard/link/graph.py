@@ -132,7 +132,7 @@ def find_communities(
     result = Communities()
     kept = {c: accs for c, accs in groups.items() if len(accs) >= min_size}
     for new_id, (c, accs) in enumerate(sorted(kept.items(), key=lambda kv: (-len(kv[1]), min(kv[1])))):
-        for a in accs:
+        for a in sorted(accs):
             result.membership[a] = new_id
     _summarise(result, holders, weights, per_kind)
     return result

@@ -8,6 +8,7 @@ accounts that each look light be caught together.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,9 +70,8 @@ def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declare
                 for kind in LINK_KINDS
             ]
         size[rows] = np.log10(len(rows))
-        orgs = [declared.get(a) for a in members]
-        top = max(set(orgs), key=orgs.count)
-        org[rows] = orgs.count(top) / len(orgs) if top else 0.0
+        declared_orgs = Counter(declared[a] for a in members if declared.get(a))
+        org[rows] = max(declared_orgs.values(), default=0) / len(members)
     # Pooled evidence applies to a member in proportion to how firmly it is
     # attached: a user who shares one weak hub with a ring is not the ring.
     return pooled * attach[:, None], cover * attach[:, None], size, org, attach
