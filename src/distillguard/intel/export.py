@@ -9,7 +9,9 @@ ids, emails, prompts, responses, raw IPs, raw payment data, internal ids.
 An identifier is exported for a campaign only when at least ``min_support``
 of the campaign's accounts hold it and at least ``min_precision`` of all the
 accounts that hold it (on the exporter's own traffic) are in campaigns: a
-shared NAT, gmail.com or a popular browser's user agent stays home.
+shared NAT, gmail.com or a popular browser's user agent stays home. A
+template band goes only when none of the exporter's non-campaign accounts
+holds it (``max_outside_template``).
 """
 from __future__ import annotations
 
@@ -51,6 +53,10 @@ class ExportOptions:
     min_support_exact: int | None = 1
     """Support needed for exact identifiers (client IP, payment fingerprint); None: ``min_support``."""
     min_precision: float = 0.9
+    max_outside_template: int = 0
+    """Non-campaign accounts of the exporter's that may hold a template band: templates
+    match by near-duplication, so phrasing any benign account at home shares (a
+    homework style, a benchmark prompt) would match benign accounts at a peer too."""
     max_per_kind: int = 500
 
 
@@ -113,10 +119,11 @@ def _candidates(store, camps: list[dict], opts: ExportOptions) -> list[dict]:
                 FROM c JOIN tot USING (kind, value)
                 WHERE c.support >= CASE WHEN c.kind IN ('client_ip', 'payment_fingerprint') THEN ? ELSE ? END
                   AND tot.n_flagged / tot.n_all >= ?
+                  AND (c.kind <> 'template' OR tot.n_all - tot.n_flagged <= ?)
                 ORDER BY c.campaign_id, c.kind, c.support DESC, c.value
                 """,
                 [*EXPORT_KINDS, opts.min_support if opts.min_support_exact is None else opts.min_support_exact,
-                 opts.min_support, opts.min_precision],
+                 opts.min_support, opts.min_precision, opts.max_outside_template],
             ).fetchall()
         finally:
             con.unregister("_dg_mem")
