@@ -60,3 +60,23 @@ def test_yaml_round_trip_and_bad_file(tmp_path):
 def test_packaged_model_loads():
     m = FusionModel.load()
     assert m.coefficients and all(v >= 0 for k, v in m.coefficients.items() if k != "campaign_declared_org")
+
+
+def test_evasion_copies_weaken_only_each_attack_accounts_loudest_detector():
+    from distillguard.score.fusion import evaded
+
+    names = ["cot", "jailbreak", "campaign_cot", "campaign_jailbreak", "link_template", "campaign_link_x_signal"]
+    values = np.array([
+        [0.9, 0.2, 0.8, 0.1, 0.5, 0.4],   # attack, COT loudest
+        [0.1, 0.7, 0.0, 0.6, 0.0, 0.0],   # attack, jailbreak loudest
+        [0.9, 0.9, 0.9, 0.9, 0.9, 0.9],   # benign: never copied
+    ])
+    ev = EvidenceMatrix(["a", "b", "c"], names, ["COT_ELICITATION", "JAILBREAK"] * 2 + ["TEMPLATE_REUSE", None], values)
+    out = evaded(ev, np.array([True, True, False]), np.random.default_rng(0))
+    assert out.shape == (2, len(names))
+    a, b = out
+    assert a[0] < 0.9 and a[2] < 0.8 and np.isclose(a[0] / 0.9, a[2] / 0.8)  # one factor on own and pooled
+    assert a[1] == 0.2 and a[3] == 0.1 and a[4] == 0.5  # other detectors and links untouched
+    assert np.isclose(a[5], 0.4 * max(a[2], a[3]) / 0.8)  # the interaction follows the pooled maximum
+    assert b[1] < 0.7 and b[0] == 0.1
+    assert np.array_equal(ev.values, values)  # the input is not modified

@@ -17,6 +17,8 @@ def calibrate(
     accounts: Optional[Path] = typer.Option(None, "--accounts", help="Account metadata file."),
     target_fpr: float = typer.Option(0.001, "--target-fpr", help="Benign FPR at the challenge threshold (risk 0.5)."),
     c: float = typer.Option(1.0, "--C", help="Inverse L2 regularisation strength."),
+    evasion_copies: int = typer.Option(1, "--evasion-copies", min=0,
+                                       help="Copies of each attack account with its loudest detector weakened (0: none)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Fit the logistic fusion and place its operating point at a target benign FPR."""
@@ -45,7 +47,7 @@ def calibrate(
     y = np.array([truth.get(a, False) for a in ev.account_ids])
     if y.all() or not y.any():
         raise UsageError("calibration needs both attack and benign accounts in the labels")
-    model = FusionModel.fit(ev, y, C=c)
+    model = FusionModel.fit(ev, y, C=c, evasion_copies=evasion_copies)
     fpr = shift_to_operating_point(model, ev, ~y, target_fpr)
     risk = model.risk(ev)
     model.provenance = {
@@ -58,6 +60,7 @@ def calibrate(
         "recall_at_0.5": round(float(np.mean(risk[y] >= 0.5)), 4),
         "train_roc_auc": round(float(roc_auc_score(y, risk)), 4),
         "C": c,
+        "evasion_copies": evasion_copies,
     }
     out.write_text(model.to_yaml())
     print(json.dumps(model.provenance))

@@ -55,8 +55,8 @@ def sample_accounts(
     """Deduplicate and sample prompts per account (missing optional columns are fine).
 
     ``max_total`` bounds the work of a whole scan: the per-account quota
-    shrinks to ``max(4, max_total // n_accounts)`` when ``max_prompts`` per
-    account would exceed it (``None``: no bound).
+    shrinks (water-filling, not below 4) when ``max_prompts`` per account
+    would exceed it (``None``: no bound).
 
     The last few samples are cached by table identity (the table is kept
     alive in the cache, so its id cannot be reused), so the content signals
@@ -72,6 +72,29 @@ def sample_accounts(
     while len(_SAMPLES) > 4:
         _SAMPLES.popitem(last=False)
     return sample
+
+
+def _quota(available: list[int], max_prompts: int, max_total: int, floor: int = 4) -> int:
+    """The largest per-account quota whose total stays within ``max_total`` (water-filling).
+
+    Most accounts send few distinct prompts, so a quota of ``max_total /
+    accounts`` would leave most of the budget unused; this one spends it on
+    the accounts that have more to show. Never below ``floor``.
+    """
+    if max_prompts <= floor:
+        return max_prompts
+    sizes = np.sort(np.minimum(np.asarray(available, dtype=np.int64), max_prompts))
+    # total(q) = sum(min(size, q)); find the largest q in [floor, max_prompts] with total(q) <= max_total
+    below = np.concatenate([[0], np.cumsum(sizes)])
+    lo, hi = floor, max_prompts
+    while lo < hi:
+        q = (lo + hi + 1) // 2
+        k = int(np.searchsorted(sizes, q))  # accounts with fewer than q prompts
+        if below[k] + q * (len(sizes) - k) <= max_total:
+            lo = q
+        else:
+            hi = q - 1
+    return lo
 
 
 def _sample_accounts(data: pa.Table, max_prompts: int, max_system: int, max_total: int | None) -> AccountSample:
@@ -111,7 +134,7 @@ def _sample_accounts(data: pa.Table, max_prompts: int, max_system: int, max_tota
 
     sample = AccountSample(list(order), texts)
     if max_total is not None and per_p:
-        max_prompts = min(max_prompts, max(4, max_total // len(per_p)))
+        max_prompts = _quota([len(b) for b in per_p], max_prompts, max_total)
     for bp, bs in zip(per_p, per_s):
         sample.prompt_idx.append(pick(bp, max_prompts))
         sample.system_idx.append(pick(bs, max_system))
