@@ -285,3 +285,31 @@ def test_total_prompt_budget_shrinks_per_account_quota():
     assert max(len(x) for x in full.prompt_idx) == 40
     assert max(len(x) for x in capped.prompt_idx) == 10
     assert len(capped.account_ids) == 50
+
+
+def test_end_user_harvest_finds_the_harvesting_end_users_behind_a_router():
+    """A reseller with 30 real end users and two who send only extraction prompts, beside a clean reseller."""
+    from distillguard.signals.content import EndUserHarvest
+
+    rows = []
+
+    def add(account, user, prompts, requests):
+        for p in prompts:
+            rows.append({"account_id": account, "end_user": user, "prompt": p, "eu_events": requests})
+
+    cot, synth = HARVEST["cot_elicitation"], HARVEST["dataset_synthesis"]
+    for r in ("mixed", "clean"):
+        for u in range(30):
+            add(r, f"{r}-eu{u}", [BENIGN[(u + i) % len(BENIGN)] for i in range(4)], 10)
+    add("mixed", "op-1", [cot[i % len(cot)].format(t=TOPICS[i]) for i in range(6)], 200)
+    add("mixed", "op-2", [synth[i % len(synth)].format(t=TOPICS[i]) for i in range(6)], 100)
+    t = pa.Table.from_pylist(rows)
+    totals = {"mixed": 30 * 10 + 300, "clean": 30 * 10}
+    t = t.append_column("account_eu_events", pa.array([totals[a] for a in t["account_id"].to_pylist()], pa.int64()))
+    res = EndUserHarvest().score(t)
+    scores = _scores(res)
+    assert scores["mixed"] >= 0.9 and scores["clean"] == 0.0
+    found = res.evidence["mixed"]["end_users"]
+    assert {e["end_user"] for e in found} == {"op-1", "op-2"}
+    assert found[0]["end_user"] == "op-1" and found[0]["traffic_share"] == round(200 / 600, 4)
+    assert 0.45 <= res.evidence["mixed"]["harvested_traffic_share"] <= 0.5

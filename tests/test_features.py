@@ -71,3 +71,27 @@ def test_features_are_an_unbound_expression_that_compiles_to_sql():
 
 def test_feature_columns_are_declared():
     assert FEATURE_COLUMNS[0] == "account_id" and "hour_entropy" in FEATURE_COLUMNS
+
+
+def test_end_user_sample_takes_the_busiest_end_users_of_router_accounts_only():
+    import json
+
+    from distillguard.features.samples import end_user_sample
+
+    rows = []
+    for u, n in (("big", 6), ("mid", 3), ("small", 1)):  # a router with three end users
+        for i in range(n):
+            rows.append(dict(ts=T0 + dt.timedelta(minutes=len(rows)), account_id="router", prompt=f"{u} {i}",
+                             extra=json.dumps({"end_user": u})))
+    rows.append(dict(ts=T0, account_id="router", prompt="no end user"))
+    rows.append(dict(ts=T0, account_id="app", prompt="one end user only", extra=json.dumps({"user": "u1"})))
+    rows.append(dict(ts=T0, account_id="openai", prompt="x", extra='{"safety_identifier": "s-1", "n_retry": 2}'))
+    rows.append(dict(ts=T0, account_id="openai", prompt="y", extra='{"safety_identifier": "s-2"}'))
+    store = EventStore(":memory:")
+    store.append_events([_events(rows)])
+    out = end_user_sample(store.ibis().table("events"), top_end_users=2, per_end_user=2).to_pyarrow().to_pylist()
+    got = {(r["account_id"], r["end_user"]) for r in out}
+    assert got == {("router", "big"), ("router", "mid"), ("openai", "s-1"), ("openai", "s-2")}
+    big = [r for r in out if r["end_user"] == "big"]
+    assert len(big) == 2 and {r["eu_events"] for r in big} == {6}
+    assert {r["account_eu_events"] for r in out if r["account_id"] == "router"} == {10}

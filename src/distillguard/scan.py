@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.features import account_features
-from distillguard.features.samples import prompt_sample
+from distillguard.features.samples import end_user_sample, prompt_sample
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
 from distillguard.score.campaigns import build_campaigns, judge_campaigns
@@ -158,10 +158,13 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None) -> tuple[An
                       .sort_by("account_id"))
     samples = st.run("prompt samples", lambda: prompt_sample(events).to_pyarrow()
                      .sort_by([("account_id", "ascending"), ("prompt", "ascending")]))
+    end_users = st.run("end-user samples", lambda: end_user_sample(events).to_pyarrow()
+                       .sort_by([("account_id", "ascending"), ("end_user", "ascending"), ("prompt", "ascending")]))
     signals = default_signals()
 
     def score_all():
-        return [s.fit(input_for(s, features, samples)).score(input_for(s, features, samples)) for s in signals]
+        inputs = [input_for(s, features, samples, end_users) for s in signals]
+        return [s.fit(x).score(x) for s, x in zip(signals, inputs)]
 
     results = st.run("signals", score_all)
     members = st.run("linkage graph", mb.collect, events, meta, samples, TEMPLATE_PROMPTS)

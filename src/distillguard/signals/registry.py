@@ -1,7 +1,8 @@
 """The detectors a scan runs, and which per-account table each one reads.
 
 Behaviour signals read the account feature table; signals that require the
-``prompt`` column read the per-account prompt sample instead.
+``prompt`` column read the per-account prompt sample instead, and those that
+require ``end_user`` the sample of router accounts' busiest end users.
 """
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ __all__ = ["default_signals", "input_for"]
 
 def default_signals() -> list[Signal]:
     """Fresh instances of every shipped signal, in a stable order."""
-    try:  # content signals land in a parallel change; wired fully once present
-        from distillguard.signals.content import CONTENT_SIGNALS
-    except ImportError:
-        CONTENT_SIGNALS = ()
+    from distillguard.signals.content import CONTENT_SIGNALS
+
     return [cls() for cls in BEHAVIOUR_SIGNALS + tuple(CONTENT_SIGNALS)]
 
 
-def input_for(signal: Signal, features: pa.Table, samples: pa.Table) -> pa.Table:
+def input_for(signal: Signal, features: pa.Table, samples: pa.Table, end_users: pa.Table) -> pa.Table:
+    if "end_user" in signal.requires:
+        return end_users
     return samples if "prompt" in signal.requires else features

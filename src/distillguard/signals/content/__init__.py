@@ -9,10 +9,11 @@ scores, share of prompts matching). See ``docs/content-signals.md``.
 """
 from .bank import CAPABILITIES, INTENTS, STRONG_CAPABILITIES
 from .capability import CapabilitySweep
+from .end_users import EndUserHarvest
 from .intents import CotElicitation, DatasetSynthesis, IntentSignal, Jailbreak, RubricGrading
 from .model import CapabilityScorer, IntentScorer, capability_scorer, intent_scorer
 
-CONTENT_SIGNALS = (CotElicitation, RubricGrading, DatasetSynthesis, Jailbreak, CapabilitySweep)
+CONTENT_SIGNALS = (CotElicitation, RubricGrading, DatasetSynthesis, Jailbreak, CapabilitySweep, EndUserHarvest)
 
 __all__ = [
     "CONTENT_SIGNALS",
@@ -21,6 +22,7 @@ __all__ = [
     "DatasetSynthesis",
     "Jailbreak",
     "CapabilitySweep",
+    "EndUserHarvest",
     "IntentSignal",
     "IntentScorer",
     "CapabilityScorer",
