@@ -103,12 +103,10 @@ def _close(a, b, rtol) -> bool:
 
 @pytest.mark.slow
 @needs_spark
-@pytest.mark.xfail(strict=False, reason="intermittent: small-risk accounts sometimes differ between engines "
-                   "(same actions); root cause open, see issue 8 note")
 def test_spark_scan_agrees_with_duckdb(spark, sample, tmp_path):
     from distillguard.engines.spark import scan_inputs
     from distillguard.features import account_features
-    from distillguard.features.samples import activity_buckets, prompt_sample
+    from distillguard.features.samples import activity_buckets, end_user_sample, prompt_sample
     from distillguard.link.memberships import infrastructure
     from distillguard.scan import run_scan
 
@@ -129,7 +127,7 @@ def test_spark_scan_agrees_with_duckdb(spark, sample, tmp_path):
             if col not in NOT_COMPARED:
                 assert _close(rs[col], rd[col], FEATURE_RTOL), (rs["account_id"], col, rs[col], rd[col])
     for expr, keys in ((prompt_sample, ["account_id", "prompt"]), (infrastructure, ["account_id", "kind", "value"]),
-                       (activity_buckets, ["account_id", "bucket"])):
+                       (activity_buckets, ["account_id", "bucket"]), (end_user_sample, ["account_id", "end_user", "prompt"])):
         assert _by(expr(sev).to_pyarrow(), keys) == _by(expr(dev).to_pyarrow(), keys), expr.__name__
 
     # The whole scan: same action for every account, risks within 1e-6, the same campaigns.
@@ -151,8 +149,6 @@ def test_spark_scan_agrees_with_duckdb(spark, sample, tmp_path):
 
 @pytest.mark.slow
 @needs_spark
-@pytest.mark.xfail(strict=False, reason="intermittent: small-risk accounts sometimes differ between engines "
-                   "(same actions); root cause open, see issue 8 note")
 def test_cli_engine_spark_on_a_lake_matches_duckdb(spark, sample, lake, tmp_path, monkeypatch, capsys):
     runs = {}
     for engine in ("duckdb", "spark"):

@@ -125,42 +125,47 @@ def get_session(master: str | None = None, app_name: str = "distillguard", conf:
     spark.sparkContext.setLogLevel(os.environ.get("DISTILLGUARD_SPARK_LOG_LEVEL", "ERROR"))
     for k in ("spark.sql.session.timeZone", "spark.sql.caseSensitive"):
         spark.conf.set(k, settings[k])
-    _register_hash_udf(spark)
+    _register_duckdb_udf(spark, HASH_UDF, HASH_SQL, "long")
+    _register_duckdb_udf(spark, MERGE_UDF, MERGE_SQL, "string")
     return spark
 
 
-HASH_SQL = "SELECT CAST(CAST(hash(v) AS BIT) AS BIGINT) AS h FROM _v"
+HASH_SQL = "SELECT CAST(CAST(hash(a) AS BIT) AS BIGINT) AS r FROM _v"
 """DuckDB's ``hash`` as Ibis's DuckDB compiler orders by it (``x.hash()``: a signed 64-bit integer)."""
+MERGE_UDF = "distillguard_extra_merge"
+MERGE_SQL = "SELECT nullif(CAST(TRY(json_merge_patch(a, b)) AS VARCHAR), '{}') AS r FROM _v"
+"""An exported ``extra`` object patched with the unknown columns, as the DuckDB ingest merges them."""
 
 
-def _register_hash_udf(spark) -> None:
-    """Register :data:`HASH_UDF`: a vectorised (Arrow batches) UDF calling DuckDB's ``hash``.
+def _register_duckdb_udf(spark, name: str, sql: str, returns: str) -> None:
+    """Register a vectorised (Arrow batches) Spark UDF that runs ``sql`` in DuckDB over its string arguments.
 
-    The function is defined here as a closure so that it is shipped to the
-    executors by value: they need duckdb, pyarrow and pandas, not distillguard.
+    ``sql`` reads ``_v`` (columns ``a``, ``b``, ... for the arguments) and
+    returns one column ``r``. Defined here as a closure so that it is shipped
+    to the executors by value: they need duckdb, pyarrow and pandas, not
+    distillguard. Using DuckDB's own functions keeps both engines identical.
     """
     from pyspark.sql.functions import pandas_udf
     from pyspark.util import PythonEvalType
 
-    sql = HASH_SQL
-
-    def duckdb_hash(s):
+    def run(*series):
         import duckdb
         import pandas as pd
         import pyarrow as pa
 
         con = duckdb.connect(":memory:")
         try:
-            con.register("_v", pa.table({"v": pa.array(s, from_pandas=True, type=pa.string())}))
-            h = con.sql(sql).to_arrow_table().column("h").to_numpy()
+            con.register("_v", pa.table({chr(97 + i): pa.array(s, from_pandas=True, type=pa.string())
+                                         for i, s in enumerate(series)}))
+            r = con.sql(sql).to_arrow_table().column("r").to_pandas()
         finally:
             con.close()
-        return pd.Series(h, index=s.index)
+        return pd.Series(r.to_numpy(), index=series[0].index)
 
     with warnings.catch_warnings():  # the explicit UDF type (no type hints: they would need pandas here) warns
         warnings.simplefilter("ignore", UserWarning)
-        udf = pandas_udf(duckdb_hash, "long", PythonEvalType.SQL_SCALAR_PANDAS_UDF)
-    spark.udf.register(HASH_UDF, udf)
+        udf = pandas_udf(run, returns, PythonEvalType.SQL_SCALAR_PANDAS_UDF)
+    spark.udf.register(name, udf)
 
 
 def _ibis_backend(spark):
@@ -413,15 +418,14 @@ def _plan(schema):
         .when(neg, F.lit("negative_value"))
         .when(subject.isNull(), F.lit("missing_subject"))
     )
+    extra = F.lit(None).cast("string")
     if unknown:
         extra = F.to_json(F.struct(*[col(n) for n in unknown]))
         extra = F.when(extra != "{}", extra)
-        if extra_col is not None:
-            extra = F.coalesce(extra, col(extra_col).cast("string"))
-    elif extra_col is not None:
-        extra = col(extra_col).cast("string")
-    else:
-        extra = F.lit(None)
+    if extra_col is not None:  # an exported extra object: its keys come back, unknown columns win
+        carried = col(extra_col).cast("string")
+        merged = F.call_udf(MERGE_UDF, carried, F.coalesce(extra, F.lit("{}")))
+        extra = F.when(carried.isNull() | (F.trim(carried) == ""), extra).otherwise(F.coalesce(merged, extra))
     types = {"ts": "timestamp", **{f: "long" for f in INT_FIELDS}, **{f: "double" for f in FLOAT_FIELDS},
              **{f: "boolean" for f in BOOL_FIELDS}}
     exprs = {}
@@ -443,7 +447,8 @@ def canonical_events(raw):
     ``_reason`` is null for an accepted row, else the quarantine reason:
     ``missing_ts``, ``bad_ts``, ``wrong_type``, ``negative_value`` or
     ``missing_subject``. Unknown columns go to ``extra`` as a JSON object
-    (null members left out).
+    (null members left out), merged into an ``extra`` column the input
+    already has (unknown columns win, as in the DuckDB ingest).
     """
     exprs, reason, _ = _plan(raw.schema)
     return raw.select(*[e.alias(f) for f, e in exprs.items()], reason.alias("_reason"))
