@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import graspologic_native as gn
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -62,23 +63,25 @@ def _weighted_hubs(memberships: pa.Table, rules: dict[str, LinkRule], n_accounts
     """
     counts = memberships.group_by(["kind", "value"]).aggregate([("account_id", "count_distinct")])
     counts = counts.filter(pc.greater_equal(counts.column("account_id_count_distinct"), 2))
-    kinds, values, weights = [], [], []
-    for kind, value, k in zip(
-        counts.column("kind").to_pylist(),
-        counts.column("value").to_pylist(),
-        counts.column("account_id_count_distinct").to_pylist(),
-    ):
-        rule = rules.get(kind)
-        w = rule.hub_weight(k, n_accounts) if rule else 0.0
-        if w > 0:
-            kinds.append(kind)
-            values.append(value)
-            weights.append(w)
-    hubs = pa.table({"kind": pa.array(kinds, pa.string()), "value": pa.array(values, pa.string()), "weight": pa.array(weights, pa.float64())})
+    k = counts.column("account_id_count_distinct").to_numpy().astype(float)
+    kinds = counts.column("kind")
+    weight = np.zeros(len(k))
+    for rule in rules.values():
+        mine = pc.equal(kinds, rule.kind).to_numpy(zero_copy_only=False)
+        ok = mine & (k >= rule.min_accounts) & (k <= rule.max_share * n_accounts) & (n_accounts >= 2)
+        weight[ok] = rule.weight * np.log(n_accounts / k[ok]) / np.log(n_accounts)
+    keep = weight > 0
+    hubs = counts.select(["kind", "value"]).filter(pa.array(keep)).append_column("weight", pa.array(weight[keep]))
     linked = memberships.join(hubs, ["kind", "value"], join_type="inner")
     # A canonical order: Leiden's result depends on the order edges arrive in,
     # and ingest order is not fixed (parallel inserts).
     return linked.sort_by([("kind", "ascending"), ("value", "ascending"), ("account_id", "ascending")])
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list]:
+    """(integer code per row, distinct values in order of first appearance)."""
+    enc = column.combine_chunks().dictionary_encode()
+    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary.to_pylist()
 
 
 def find_communities(
@@ -92,6 +95,11 @@ def find_communities(
 ) -> Communities:
     """Leiden communities of the account-hub graph.
 
+    Edges are integer-coded arrays until Leiden needs its list of
+    ``(node, node, weight)`` tuples, whose node names are one string per node,
+    shared by all its edges: memory grows with edges by a tuple each, not by
+    strings, so tens of millions of edges fit one machine.
+
     Parameters
     ----------
     memberships
@@ -102,65 +110,70 @@ def find_communities(
         All accounts in the scan (for rarity weights).
     """
     linked = _weighted_hubs(memberships, {r.kind: r for r in rules}, n_accounts)
-    holders: dict[tuple[str, str], list[str]] = defaultdict(list)
-    per_kind: dict[tuple[str, str], int] = defaultdict(int)
-    weights: dict[tuple[str, str], float] = {}
-    for acc, kind, value, w in zip(
-        linked.column("account_id").to_pylist(),
-        linked.column("kind").to_pylist(),
-        linked.column("value").to_pylist(),
-        linked.column("weight").to_pylist(),
-    ):
-        holders[(kind, value)].append(acc)
-        per_kind[(acc, kind)] += 1
-        weights[(kind, value)] = w
+    if linked.num_rows == 0:
+        return Communities()
+    acc, accounts = _codes(linked.column("account_id"))
+    hub, hub_names = _codes(pc.binary_join_element_wise("h", linked.column("kind"), linked.column("value"), "\x1f"))
+    kind, kind_names = _codes(linked.column("kind"))
+    weight = linked.column("weight").to_numpy()
+    del linked
     # Each kind of evidence gets a bounded vote per account: an account seen on
     # 300 proxy IPs does not outweigh the one card it shares.
-    edges = [
-        (f"a\x1f{acc}", f"h\x1f{kind}\x1f{value}", w / per_kind[(acc, kind)])
-        for (kind, value), accs in holders.items()
-        for w in (weights[(kind, value)],)
-        for acc in accs
-    ]
-    if not edges:
-        return Communities()
+    _, per_kind_of, per_kind = np.unique(acc * len(kind_names) + kind, return_inverse=True, return_counts=True)
+    share = weight / per_kind[per_kind_of]
+    nodes = ["a\x1f" + a for a in accounts]
+    edges = list(zip(map(nodes.__getitem__, acc.tolist()), map(hub_names.__getitem__, hub.tolist()), share.tolist()))
     _, partition = gn.leiden(edges, resolution=resolution, seed=seed, trials=1, iterations=2)
-    groups: dict[int, list[str]] = defaultdict(list)
-    for node, c in partition.items():
-        if node.startswith("a\x1f"):
-            groups[c].append(node[2:])
+    del edges
+    community = np.array([partition[n] for n in nodes], dtype=np.int64)
+    del partition
+    return _summarise(community, acc, hub, kind, weight, share, accounts, hub_names, kind_names, min_size)
+
+
+def _summarise(community, acc, hub, kind, weight, share, accounts, hub_names, kind_names, min_size) -> Communities:
+    """Renumber communities of at least ``min_size`` accounts (largest first) and describe them."""
     result = Communities()
-    kept = {c: accs for c, accs in groups.items() if len(accs) >= min_size}
-    for new_id, (c, accs) in enumerate(sorted(kept.items(), key=lambda kv: (-len(kv[1]), min(kv[1])))):
-        for a in sorted(accs):
-            result.membership[a] = new_id
-    _summarise(result, holders, weights, per_kind)
+    sizes = np.bincount(community)
+    kept = np.flatnonzero(sizes >= min_size)
+    first = {}
+    for i in np.argsort(np.array(accounts, dtype=object), kind="stable"):
+        first.setdefault(int(community[i]), accounts[i])  # smallest account id of each community
+    order = sorted(kept.tolist(), key=lambda c: (-int(sizes[c]), first[c]))
+    new_id = np.full(len(sizes), -1, dtype=np.int64)
+    new_id[order] = np.arange(len(order))
+    comm_of = new_id[community]
+    for i in sorted(np.flatnonzero(comm_of >= 0).tolist(), key=lambda i: (comm_of[i], accounts[i])):
+        result.membership[accounts[i]] = int(comm_of[i])
+    # A hub is evidence inside a community when at least two of its members hold it.
+    ec = comm_of[acc]
+    on = np.flatnonzero(ec >= 0)
+    pair = hub[on] * len(order) + ec[on]
+    _, pair_of, pair_n = np.unique(pair, return_inverse=True, return_counts=True)
+    inside = on[pair_n[pair_of] >= 2]
+    strength = np.bincount(acc[inside], weights=share[inside], minlength=len(accounts))
+    for i in np.flatnonzero(strength > 0):
+        result.strength[accounts[i]] = float(strength[i])
+    held = np.unique(acc[inside] * len(kind_names) + kind[inside])
+    for code in held.tolist():
+        result.kinds.setdefault(accounts[code // len(kind_names)], set()).add(kind_names[code % len(kind_names)])
+    touched = np.unique(ec[inside] * len(kind_names) + kind[inside])  # (community, kind) pairs
+    members = np.unique((ec[inside] * len(kind_names) + kind[inside]) * len(accounts) + acc[inside]) // len(accounts)
+    covered = dict(zip(*np.unique(members, return_counts=True)))
+    for code in touched.tolist():
+        c = code // len(kind_names)
+        result.coverage.setdefault(c, {})[kind_names[code % len(kind_names)]] = covered[code] / int(sizes[order[c]])
+    for c in range(len(order)):
+        result.coverage.setdefault(c, {})
+    # Each community's hubs, strongest (members x weight) first, ties in hub order.
+    h_in, first_row = np.unique(hub[inside] * len(order) + ec[inside], return_index=True)
+    rows = inside[first_row]
+    n_in = pair_n[pair_of[np.searchsorted(on, rows)]]
+    score = n_in * weight[rows]
+    c_of, h_of = ec[rows], hub[rows]
+    for j in np.lexsort((h_of, -score, c_of)).tolist():
+        c = int(c_of[j])
+        lst = result.hubs.setdefault(c, [])
+        if len(lst) < 50:
+            _, k, value = hub_names[h_of[j]].split("\x1f", 2)
+            lst.append((k, value, int(n_in[j]), float(weight[rows[j]])))
     return result
-
-
-def _summarise(result: Communities, holders, weights, per_kind) -> None:
-    sizes = defaultdict(int)
-    for c in result.membership.values():
-        sizes[c] += 1
-    touched: dict[int, dict[str, set]] = defaultdict(lambda: defaultdict(set))
-    hubs: dict[int, list] = defaultdict(list)
-    kinds: dict[str, set] = defaultdict(set)
-    for (kind, value), accs in holders.items():
-        inside: dict[int, list[str]] = defaultdict(list)
-        for a in accs:
-            c = result.membership.get(a)
-            if c is not None:
-                inside[c].append(a)
-        for c, members in inside.items():
-            if len(members) < 2:
-                continue
-            w = weights[(kind, value)]
-            touched[c][kind].update(members)
-            hubs[c].append((kind, value, len(members), w))
-            for a in members:
-                result.strength[a] = result.strength.get(a, 0.0) + w / per_kind[(a, kind)]
-                kinds[a].add(kind)
-    result.kinds = dict(kinds)
-    for c, size in sizes.items():
-        result.coverage[c] = {k: len(m) / size for k, m in touched[c].items()}
-        result.hubs[c] = sorted(hubs[c], key=lambda h: -h[2] * h[3])[:50]
