@@ -10,10 +10,11 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasketch import MinHash
 from scipy.stats import poisson
 
-from distillguard.text import band_keys_many, minhash_signatures
+from distillguard.text import band_key_array, minhash_signatures
 
 __all__ = [
     "collect",
@@ -24,6 +25,7 @@ __all__ = [
     "lockstep",
 ]
 
+_BLOCK = 20_000
 MEMBERSHIP_SCHEMA = pa.schema([("account_id", pa.string()), ("kind", pa.string()), ("value", pa.string())])
 
 
@@ -92,11 +94,12 @@ def _signatures(token_sets: list[list[bytes]], num_perm: int) -> np.ndarray:
 
 
 def _hubs(account_ids: list[str], signatures: np.ndarray, kind: str, bands: int) -> pa.Table:
-    accounts, values = [], []
-    for acc, keys in zip(account_ids, band_keys_many(signatures, bands) if len(signatures) else []):
-        accounts.extend([acc] * len(keys))
-        values.extend(keys)
-    return _table(accounts, kind, values)
+    if not len(signatures):
+        return MEMBERSHIP_SCHEMA.empty_table()
+    ids = pa.array(account_ids, pa.string()).take(pa.array(np.repeat(np.arange(len(account_ids)), bands)))
+    values = band_key_array(signatures, bands)
+    return pa.table({"account_id": ids, "kind": pa.repeat(kind, len(ids)).cast(pa.string()), "value": values},
+                    schema=MEMBERSHIP_SCHEMA)
 
 
 def templates(samples: pa.Table, per_account: int | None = None, num_perm: int = 48, bands: int = 12, min_chars: int = 20) -> pa.Table:
@@ -110,16 +113,18 @@ def templates(samples: pa.Table, per_account: int | None = None, num_perm: int =
     # Which prompts an account contributes must not depend on the input's row
     # order (engines return group-by results in any order): take them by content.
     samples = samples.sort_by([("account_id", "ascending"), ("prompt", "ascending")])
-    prompts = samples.column("prompt").to_pylist()
-    ids = samples.column("account_id").to_pylist()
-    taken: dict[str, int] = {}
-    keep = []
-    for i, (a, p) in enumerate(zip(ids, prompts)):
-        if p and len(p) >= min_chars and taken.get(a, 0) < (per_account or len(prompts)):
-            taken[a] = taken.get(a, 0) + 1
-            keep.append(i)
-    sigs = minhash_signatures([prompts[i] for i in keep], num_perm=num_perm)
-    t = _hubs([ids[i] for i in keep], sigs, "template", bands)
+    long_enough = pc.fill_null(pc.greater_equal(pc.utf8_length(samples.column("prompt")), min_chars), False)
+    samples = samples.filter(long_enough)
+    if per_account is not None and samples.num_rows:
+        acc = samples.column("account_id").combine_chunks().dictionary_encode().indices.to_numpy(zero_copy_only=False)
+        starts = np.flatnonzero(np.r_[True, acc[1:] != acc[:-1]])
+        rank = np.arange(len(acc)) - np.repeat(starts, np.diff(np.r_[starts, len(acc)]))
+        samples = samples.filter(pa.array(rank < per_account))
+    # Blocks of prompts, so only a block's texts are Python strings at a time.
+    prompts = samples.column("prompt")
+    sigs = np.vstack([minhash_signatures(prompts.slice(lo, _BLOCK).to_pylist(), num_perm=num_perm)
+                      for lo in range(0, len(prompts), _BLOCK)] or [np.zeros((0, num_perm), np.uint64)])
+    t = _hubs(samples.column("account_id").to_pylist(), sigs, "template", bands)
     return t.group_by(["account_id", "kind", "value"]).aggregate([])
 
 

@@ -10,12 +10,16 @@ Signatures plug into ``datasketch.MinHashLSH`` via :func:`to_lean_minhash` /
 """
 from __future__ import annotations
 
+import binascii
+
 import re
 import zlib
 from functools import lru_cache
 from typing import Iterable, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .normalize import template_skeleton
 
@@ -25,6 +29,7 @@ __all__ = [
     "minhash_signatures",
     "band_keys",
     "band_keys_many",
+    "band_key_array",
     "to_lean_minhash",
     "make_lsh",
     "jaccard_estimate",
@@ -33,6 +38,7 @@ __all__ = [
 DEFAULT_NUM_PERM = 64
 _SEED = 1
 _MAX_HASH = np.uint64(np.iinfo(np.uint64).max)
+_TEXT_BLOCK = 20_000
 _TOKEN = re.compile(
     r"<\w+>|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W_]+|[^\w\s]",
     re.UNICODE,
@@ -80,24 +86,27 @@ def minhash_signatures(
     a, b = _perms(num_perm, seed)
     n = len(texts)
     out = np.full((n, num_perm), _MAX_HASH, dtype=np.uint64)
-    hashes: list[int] = []
-    owners: list[int] = []
-    for i, t in enumerate(texts):
-        sk = template_skeleton(t) if skeletonize else (t or "")
-        sh = set(shingles(sk, k))
-        hashes.extend(_h64(s) for s in sh)
-        owners.extend([i] * len(sh))
-    if not hashes:
-        return out
-    hv = np.asarray(hashes, dtype=np.uint64)
-    own = np.asarray(owners, dtype=np.int64)
-    # chunk to bound memory: (chunk, num_perm) uint64
-    chunk = max(1, 2_000_000 // num_perm)
-    for s in range(0, len(hv), chunk):
-        h = hv[s : s + chunk, None]
-        with np.errstate(over="ignore"):
-            ph = h * a[None, :] + b[None, :]  # wraps modulo 2^64
-        np.minimum.at(out, own[s : s + chunk], ph)
+    # Texts in blocks, so the Python lists of shingle hashes stay small however many texts there are.
+    for lo in range(0, n, _TEXT_BLOCK):
+        hashes: list[int] = []
+        owners: list[int] = []
+        for i in range(lo, min(n, lo + _TEXT_BLOCK)):
+            t = texts[i]
+            sh = set(shingles(template_skeleton(t) if skeletonize else (t or ""), k))
+            hashes.extend(_h64(s) for s in sh)
+            owners.extend([i] * len(sh))
+        if not hashes:
+            continue
+        hv = np.asarray(hashes, dtype=np.uint64)
+        own = np.asarray(owners, dtype=np.int64)
+        del hashes, owners
+        # chunk to bound memory: (chunk, num_perm) uint64
+        chunk = max(1, 2_000_000 // num_perm)
+        for s in range(0, len(hv), chunk):
+            h = hv[s : s + chunk, None]
+            with np.errstate(over="ignore"):
+                ph = h * a[None, :] + b[None, :]  # wraps modulo 2^64
+            np.minimum.at(out, own[s : s + chunk], ph)
     return out
 
 
@@ -110,9 +119,8 @@ def band_keys(signature: np.ndarray, bands: int = 16) -> list[str]:
     return band_keys_many(np.asarray(signature, dtype=np.uint64)[None, :], bands)[0]
 
 
-def band_keys_many(signatures: np.ndarray, bands: int = 16) -> list[list[str]]:
-    """:func:`band_keys` of every row, vectorised: each band's values are folded
-    into one 64-bit key by a multiply-xor mix (wrapping arithmetic)."""
+def _folded(signatures: np.ndarray, bands: int) -> np.ndarray:
+    """``(n, bands)`` uint64: each band's values folded into one key by a multiply-xor mix (wrapping)."""
     sig = np.asarray(signatures, dtype=np.uint64)
     n, num_perm = sig.shape
     r = num_perm // bands
@@ -121,7 +129,24 @@ def band_keys_many(signatures: np.ndarray, bands: int = 16) -> list[list[str]]:
         for j in range(r):
             folded = (folded ^ sig[:, j : bands * r : r]) * np.uint64(0x9E3779B97F4A7C15)
             folded ^= folded >> np.uint64(29)
-    return [[f"b{i}:{v:016x}" for i, v in enumerate(row)] for row in folded.tolist()]
+    return folded
+
+
+def band_keys_many(signatures: np.ndarray, bands: int = 16) -> list[list[str]]:
+    """:func:`band_keys` of every row, vectorised."""
+    return [[f"b{i}:{v:016x}" for i, v in enumerate(row)] for row in _folded(signatures, bands).tolist()]
+
+
+def band_key_array(signatures: np.ndarray, bands: int = 16) -> pa.Array:
+    """:func:`band_keys_many` flattened row by row into one Arrow string array, built
+    without a Python string per key (millions of keys at scale)."""
+    folded = _folded(signatures, bands)
+    n = folded.size
+    hexed = binascii.hexlify(folded.astype(">u8").tobytes())
+    digits = pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(hexed)]).cast(pa.binary()).cast(pa.string())
+    labels = pa.array([f"b{i}" for i in range(bands)], pa.string())
+    prefix = labels.take(pa.array(np.tile(np.arange(bands), len(folded))))
+    return pc.binary_join_element_wise(prefix, digits, ":")
 
 
 def to_lean_minhash(signature: np.ndarray, seed: int = _SEED):
