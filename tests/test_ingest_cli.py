@@ -80,3 +80,32 @@ def test_corrupt_gzip_and_stats_without_store(tmp_path, monkeypatch, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     code, out, err = run_main(monkeypatch, capsys, "stats", "--db", tmp_path / "none.duckdb")
     assert code == 2 and "no such store" in err
+
+
+def test_duckdb_memory_is_bounded_and_a_bad_limit_is_one_line(tmp_path, monkeypatch, capsys):
+    import duckdb
+
+    from distillguard.store import DEFAULT_MEMORY_LIMIT, EventStore
+
+    def limit(con):
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    def duckdb_says(value):
+        con = duckdb.connect()
+        con.execute(f"SET memory_limit = '{value}'")
+        return limit(con)
+
+    with EventStore(tmp_path / "a.duckdb") as store:
+        assert limit(store.con) == duckdb_says(DEFAULT_MEMORY_LIMIT) != limit(duckdb.connect())
+    with EventStore(tmp_path / "b.duckdb", memory_limit="700MB") as store:
+        assert limit(store.con) == duckdb_says("700MB")
+    code, out, err = run_main(monkeypatch, capsys, "ingest", DATA / "events.csv", "--db", tmp_path / "c.duckdb",
+                              "--memory-limit", "lots", "--json")
+    assert code == 2 and err.strip().splitlines() == ["distillguard: error: bad memory limit 'lots' (e.g. 4GB or 500MB)"]
+
+
+def test_running_out_of_duckdb_memory_names_the_limit(tmp_path, monkeypatch, capsys):
+    code, out, err = run_main(monkeypatch, capsys, "scan", DATA / "events.csv", "--out", tmp_path / "o",
+                              "--memory-limit", "2MB", "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "ran out of memory within --memory-limit 2MB" in err and "Traceback" not in err

@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from distillguard.limits import DEFAULT_MEMORY_LIMIT
+
 __all__ = ["register"]
 
 
@@ -21,16 +23,17 @@ def register(app: typer.Typer) -> None:
             None, "--format", help="Force the format: jsonl, csv, parquet, otlp, litellm, openai."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON line of counts."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        memory_limit: str = typer.Option(DEFAULT_MEMORY_LIMIT, "--memory-limit", help="DuckDB's memory; beyond it DuckDB spills to disk."),
     ) -> None:
         """Validate and load request logs into the event store; bad records go to quarantine."""
         import json
         import sys
 
         from distillguard.ingest import ingest_files
-        from distillguard.store import EventStore
+        from distillguard.store import EventStore, memory_errors_as_usage
 
         qpath = quarantine if quarantine is not None else Path(str(db) + ".quarantine.jsonl")
-        with EventStore(db) as store:
+        with memory_errors_as_usage(memory_limit), EventStore(db, memory_limit=memory_limit) as store:
             result = ingest_files(files, store, quarantine_path=qpath, fmt=fmt, accounts=accounts,
                                   progress=not quiet and not as_json)
         if as_json:

@@ -9,6 +9,8 @@ from typing import List, Optional
 
 import typer
 
+from distillguard.limits import DEFAULT_MEMORY_LIMIT
+
 
 def scan(
     events: List[Path] = typer.Argument(..., help="Event files or folders (JSONL, CSV, Parquet, OTLP, LiteLLM, OpenAI logs)."),
@@ -23,6 +25,7 @@ def scan(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     engine: str = typer.Option("duckdb", "--engine", help="duckdb (default) or spark (needs the spark extra and Java 17; docs/spark.md)."),
     spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL with --engine spark (default: local[*], or spark-submit's)."),
+    memory_limit: str = typer.Option(DEFAULT_MEMORY_LIMIT, "--memory-limit", help="DuckDB's memory for the store; beyond it DuckDB spills to disk."),
 ) -> None:
     """Scan request logs for distillation campaigns and decide an action per account."""
     from rich.console import Console
@@ -36,7 +39,7 @@ def scan(
     from distillguard.scan import intel_matcher, run_scan, store_inputs
     from distillguard.score.fusion import FusionModel
     from distillguard.score.policy import Policy
-    from distillguard.store import EventStore
+    from distillguard.store import EventStore, memory_errors_as_usage
 
     if engine not in ("duckdb", "spark"):
         raise UsageError(f"unknown engine {engine!r} (choose duckdb or spark)")
@@ -44,8 +47,8 @@ def scan(
     fusion = FusionModel.load(model)
     out.mkdir(parents=True, exist_ok=True)
     err = Console(stderr=True)
-    with tempfile.TemporaryDirectory(prefix="distillguard-") as tmp:
-        store = EventStore(db if db else Path(tmp) / "scan.duckdb")
+    with tempfile.TemporaryDirectory(prefix="distillguard-") as tmp, memory_errors_as_usage(memory_limit):
+        store = EventStore(db if db else Path(tmp) / "scan.duckdb", memory_limit=memory_limit)
         with store:
             t0 = time.perf_counter()
             if engine == "spark":  # events read and validated by Spark; the store keeps results only

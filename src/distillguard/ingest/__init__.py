@@ -95,8 +95,8 @@ def open_path(path, fmt: str | None = None, on_progress=None):
 
 def _reraise(path, exc: Exception) -> None:
     """Turn a read error in the middle of a file into UsageError (one line, exit 2)."""
-    if isinstance(exc, UsageError):
-        raise exc
+    if isinstance(exc, UsageError) or type(exc).__name__ == "OutOfMemoryException":
+        raise exc  # out of memory is not the file's fault: the command names the memory limit
     mod = type(exc).__module__.split(".")[0]
     if isinstance(exc, (OSError, EOFError, ValueError)) or mod in ("pyarrow", "duckdb", "_duckdb"):
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -6,15 +6,17 @@ so ingesting the same file twice adds nothing and the duplicate count is exact.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from distillguard.errors import UsageError
+from distillguard.limits import DEFAULT_MEMORY_LIMIT
 from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
 
-__all__ = ["EventStore", "ddl_for"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "EventStore", "ddl_for", "memory_errors_as_usage"]
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -31,6 +33,16 @@ def ddl_for(name: str, schema: pa.Schema, key: str | None = None) -> str:
     return f'CREATE TABLE IF NOT EXISTS "{name}" ({cols})'
 
 
+@contextmanager
+def memory_errors_as_usage(limit: str | None):
+    """DuckDB running out of its memory limit becomes one readable line (exit 2), not a traceback."""
+    try:
+        yield
+    except duckdb.OutOfMemoryException as exc:
+        raise UsageError(f"DuckDB ran out of memory within --memory-limit {limit}: raise it (e.g. --memory-limit 8GB) "
+                         f"or free memory ({str(exc).splitlines()[0]})") from exc
+
+
 class EventStore:
     """A DuckDB file with ``events`` and ``accounts`` tables.
 
@@ -40,9 +52,14 @@ class EventStore:
         The DuckDB file; created when missing. ``":memory:"`` for tests.
     read_only
         Open without write access (several readers may share a file).
+    memory_limit
+        DuckDB's memory for this connection (``"4GB"``, ``"500MB"``); beyond it
+        DuckDB spills to disk. None: DuckDB's own default, 80% of RAM, which
+        lets its cache of the store crowd out the scan's own work.
     """
 
-    def __init__(self, path: str | Path = "distillguard.duckdb", read_only: bool = False):
+    def __init__(self, path: str | Path = "distillguard.duckdb", read_only: bool = False,
+                 memory_limit: str | None = DEFAULT_MEMORY_LIMIT):
         self.path = str(path)
         self.read_only = read_only
         try:
@@ -50,6 +67,12 @@ class EventStore:
         except duckdb.Error as exc:
             raise UsageError(f"cannot open store {self.path}: {str(exc).splitlines()[0]}") from exc
         self.con.execute("SET TimeZone = 'UTC'")
+        if memory_limit is not None:
+            try:
+                self.con.execute(f"SET memory_limit = '{str(memory_limit).replace(chr(39), '')}'")
+            except duckdb.Error as exc:
+                self.con.close()
+                raise UsageError(f"bad memory limit {memory_limit!r} (e.g. 4GB or 500MB)") from exc
         if not read_only:
             self.con.execute(ddl_for("events", EVENT_SCHEMA))
             self.con.execute(ddl_for("accounts", ACCOUNT_SCHEMA))
