@@ -211,3 +211,25 @@ def test_analyst_decisions_feed_the_next_scan(scanned, tmp_path):
         assert all(again[a]["campaign_id"] is None or again[a]["campaign_id"] != dismissed["campaign_id"]
                    for a in dismissed["accounts"])
         assert not any(c["accounts"] == dismissed["accounts"] for c in json.loads((tmp_path / "again" / "campaigns.json").read_text())["campaigns"])
+
+
+def test_campaign_indicators_are_values_its_members_hold_almost_alone():
+    """A card the ring shares with an enterprise's accounts is not an indicator: it would
+    challenge the enterprise's next account at its first request."""
+    import pyarrow as pa
+
+    from distillguard.link import Communities
+    from distillguard.scan import _indicators
+
+    comms = Communities(membership={"r1": 0, "r2": 0, "r3": 0, "e1": 0},
+                        hubs={0: [("payment_fingerprint", "ring-card", 3, 1.0), ("payment_fingerprint", "corp-card", 2, 1.0),
+                                  ("template", "b1:aa", 3, 0.3)]})
+    assignment = {"r1": "C-1", "r2": "C-1", "r3": "C-1"}  # e1 is in the community but cleared
+    holds = [("r1", "payment_fingerprint", "ring-card"), ("r2", "payment_fingerprint", "ring-card"),
+             ("r3", "payment_fingerprint", "ring-card"), ("r3", "payment_fingerprint", "corp-card"),
+             ("e1", "payment_fingerprint", "corp-card"), ("e2", "payment_fingerprint", "corp-card"),
+             ("r1", "template", "b1:aa"), ("r2", "template", "b1:aa"), ("r3", "template", "b1:aa")]
+    members = pa.table({"account_id": [a for a, _, _ in holds], "kind": [k for _, k, _ in holds], "value": [v for _, _, v in holds]})
+    got = _indicators(comms, assignment, members).to_pylist()
+    assert {(r["campaign_id"], r["kind"], r["value"]) for r in got} == {("C-1", "payment_fingerprint", "ring-card"),
+                                                                          ("C-1", "template", "b1:aa")}

@@ -63,7 +63,7 @@ def test_known_campaign_member_gets_the_scan_risk_and_the_policy_action(service)
 @pytest.mark.parametrize("body, code", [
     ({"account": {"payment_fingerprint": "PM_SHARED"}}, "SHARED_PAYMENT"),
     ({"client_ip": "203.0.113.7"}, "SHARED_INFRA"),
-    ({"prompt": TEMPLATE.format(i=99, a=12, b=31)}, "TEMPLATE_REUSE"),
+    ({"prompt": TEMPLATE.format(i=99, a=12, b=31), "client_ip": "203.0.113.99"}, "TEMPLATE_REUSE"),  # template + subnet
 ])
 def test_a_new_account_linked_to_a_campaign_is_challenged_at_its_first_request(service, body, code):
     acc = f"fresh-{code}"
@@ -75,6 +75,13 @@ def test_a_new_account_linked_to_a_campaign_is_challenged_at_its_first_request(s
     assert d["challenge"]["url"].startswith("https://verify.example.test/step-up?challenge_id=")
     # the link is remembered: the next request, without the attribute, is still challenged
     assert service.post("/v1/decide", json={"account_id": acc}).json()["action"] == "challenge"
+
+
+def test_a_shared_template_alone_is_watched_not_challenged(service):
+    """Customers reuse the public problem sets and document templates that rings use too."""
+    d = service.post("/v1/decide", json={"account_id": "fresh-template-only", "prompt": TEMPLATE.format(i=7, a=3, b=4)}).json()
+    assert d["action"] == "monitor" and d["campaign_id"] == "C-test"
+    assert [r["code"] for r in d["reasons"]] == ["TEMPLATE_REUSE"] and d["reasons"][0]["weight"] < 0.5
 
 
 def test_an_unlinked_new_account_is_allowed(service):
@@ -317,3 +324,23 @@ def test_replay_over_http_reports_harvest_before_detection(service, tmp_path):
     assert c["accounts_stopped_at_first_request"] == 1 and c["harvested_before_detection"] == 1
     assert c["within_target"] and report["benign_accounts_stopped"] == 0
     assert service.get("/v1/accounts/rp-0").json()["n_events_live"] == 4
+
+
+def test_online_risk_of_a_scanned_account_keeps_the_scans_evidence(store, tmp_path):
+    """A verified organisation the scan cleared stays cleared when its running behaviour is updated."""
+    import duckdb
+
+    con = duckdb.connect(str(store))
+    con.execute("ALTER TABLE account_results ADD COLUMN evidence_json VARCHAR")
+    con.execute("""UPDATE account_results SET evidence_json = '{"campaign_declared_org": 1.0}' WHERE account_id = 'user-1'""")
+    con.close()
+    engine = Engine(EngineConfig(db=str(store), persist=False, warm_max_events=0)).start(background=False)
+    try:
+        for acc in ("user-1", "user-2"):  # the same heavy output traffic on a cleared and on a plain known account
+            engine.ingest([{"account_id": acc, "ts": f"2026-03-02T{h:02d}:{m:02d}:00Z", "prompt": f"summarise report {h}-{m}",
+                            "input_tokens": 40, "output_tokens": 1200} for h in range(10) for m in (0, 30)])
+        cleared, plain = engine._online("user-1")[0], engine._online("user-2")[0]
+        assert engine.map.accounts["user-1"].evidence == {"campaign_declared_org": 1.0}
+        assert cleared < plain and cleared < 0.5 <= plain, (cleared, plain)
+    finally:
+        engine.stop()

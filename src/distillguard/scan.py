@@ -92,18 +92,34 @@ def _samples_by_account(samples: pa.Table) -> dict[str, list[str]]:
     return out
 
 
-def _indicators(campaigns: list[dict], comms, assignment) -> pa.Table:
-    rows = []
-    by_comm = {}
+INDICATOR_PRECISION = 0.9
+"""Share of a value's holders that must be members of the campaign for the value to be
+one of its indicators: a card an enterprise shares with one account of a ring, or a
+template its users share with it, must not challenge the enterprise's other accounts."""
+
+
+def _indicators(comms, assignment: dict[str, str], memberships: pa.Table) -> pa.Table:
+    """What ties each campaign together: its community's hubs that mostly its members hold."""
+    schema = pa.schema([("campaign_id", pa.string()), ("kind", pa.string()), ("value", pa.string()), ("weight", pa.float64())])
+    cid_of = {}
     for acc, c in comms.membership.items():
         if acc in assignment:
-            by_comm[c] = assignment[acc]
-    for c, cid in by_comm.items():
-        for kind, value, n, w in comms.hubs.get(c, []):
-            if kind in INDICATOR_KINDS:
-                rows.append({"campaign_id": cid, "kind": kind, "value": value, "weight": round(w * n, 4)})
-    schema = pa.schema([("campaign_id", pa.string()), ("kind", pa.string()), ("value", pa.string()), ("weight", pa.float64())])
-    return pa.Table.from_pylist(rows, schema=schema)
+            cid_of[c] = assignment[acc]
+    rows = [{"campaign_id": cid, "kind": kind, "value": value, "weight": round(w * n, 4)}
+            for c, cid in cid_of.items() for kind, value, n, w in comms.hubs.get(c, []) if kind in INDICATOR_KINDS]
+    hubs = pa.Table.from_pylist(rows, schema=schema)
+    if not rows:
+        return hubs
+    holders = memberships.join(hubs.select(["kind", "value"]).group_by(["kind", "value"]).aggregate([]), ["kind", "value"])
+    members = pa.table({"account_id": pa.array(list(assignment), pa.string()), "member_of": pa.array(list(assignment.values()), pa.string())})
+    holders = holders.join(members, "account_id", join_type="left outer")
+    counts = holders.group_by(["kind", "value", "member_of"]).aggregate([("account_id", "count_distinct")])
+    held: dict[tuple, dict] = {}
+    for kind, value, of, n in zip(*(counts.column(c).to_pylist() for c in ("kind", "value", "member_of", "account_id_count_distinct"))):
+        held.setdefault((kind, value), {})[of] = n
+    keep = [sum(held[(k, v)].values()) > 0 and held[(k, v)].get(cid, 0) / sum(held[(k, v)].values()) >= INDICATOR_PRECISION
+            for cid, k, v in zip(*(hubs.column(c).to_pylist() for c in ("campaign_id", "kind", "value")))]
+    return hubs.filter(pa.array(keep))
 
 
 def _finish_campaigns(events, campaigns: list[dict], rows: list[dict]) -> None:
@@ -140,6 +156,7 @@ class Analysis:
     results: list
     communities: object
     evidence: object
+    memberships: pa.Table
     known: pa.Table | None = None  # intel matches (account_id, source, indicator_id, kind, confidence)
 
 
@@ -180,7 +197,7 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None) -> tuple[An
         features.column("n_events").to_numpy().astype(float),
         {r.kind: r.attach for r in rules},
     )
-    return Analysis(features, samples, meta, signals, results, comms, evidence, known), st.timings
+    return Analysis(features, samples, meta, signals, results, comms, evidence, members, known), st.timings
 
 
 def store_inputs(store: EventStore):
@@ -314,7 +331,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         run_id=uuid.uuid4().hex[:12],
         accounts=accounts,
         campaigns=campaigns,
-        indicators=_indicators(campaigns, comms, assignment),
+        indicators=_indicators(comms, assignment, an.memberships),
         timings=timings | st.timings,
         n_events=int(features.column("n_events").to_numpy().sum()),
         policy_sha256=policy.sha256,

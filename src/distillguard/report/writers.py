@@ -5,6 +5,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -38,10 +39,22 @@ def write_outputs(result, out_dir: Path, ingest_summary: dict | None = None) -> 
     return paths
 
 
+def _evidence_json(accounts: pa.Table) -> pa.Array:
+    """Each account's non-zero evidence terms as a JSON object: what the decision service
+    starts an account's online evidence from before it updates the behaviour terms."""
+    names = [n for n in accounts.column_names if n not in ACCOUNT_COLUMNS]
+    values = np.column_stack([accounts.column(n).to_numpy(zero_copy_only=False) for n in names]) if names else np.zeros((accounts.num_rows, 0))
+    rows = []
+    for row in np.round(values, 6):
+        nz = np.flatnonzero(row)
+        rows.append(json.dumps({names[j]: float(row[j]) for j in nz}))
+    return pa.array(rows, pa.string())
+
+
 def store_results(result, store) -> None:
     """Replace the latest-scan tables in the store; append to ``scan_runs``."""
     con = store.con
-    accounts = result.accounts.select(list(ACCOUNT_COLUMNS))
+    accounts = result.accounts.select(list(ACCOUNT_COLUMNS)).append_column("evidence_json", _evidence_json(result.accounts))
     con.register("_acc", accounts)
     con.execute("CREATE OR REPLACE TABLE account_results AS SELECT ? AS run_id, * FROM _acc", [result.run_id])
     con.unregister("_acc")

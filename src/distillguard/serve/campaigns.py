@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import orjson
 import pyarrow as pa
 
-__all__ = ["CampaignMap", "KnownAccount", "request_infrastructure", "LINK_REASONS", "DEFAULT_LINK_RISK"]
+__all__ = ["CampaignMap", "KnownAccount", "request_infrastructure", "LINK_REASONS", "DEFAULT_LINK_RISK", "MIN_TEMPLATE_BANDS"]
 
 LINK_REASONS = {
     "payment_fingerprint": "SHARED_PAYMENT",
@@ -33,7 +33,7 @@ LINK_REASONS = {
 DEFAULT_LINK_RISK = {
     "payment_fingerprint": 0.85,
     "client_ip": 0.7,
-    "template": 0.7,
+    "template": 0.45,
     "subnet": 0.55,
     "signup_burst": 0.55,
     "email_domain": 0.35,
@@ -41,7 +41,12 @@ DEFAULT_LINK_RISK = {
 }
 """Risk that one shared indicator kind gives an account with no history of its
 own (noisy-or across kinds, capped below the throttle threshold: linkage alone
-asks for verification). Overridable in the policy YAML under ``serve.link_risk``."""
+asks for verification). Overridable in the policy YAML under ``serve.link_risk``.
+A template alone stays under the challenge threshold (0.5): customers reuse the
+public problem sets and document templates rings use too; next to a second kind
+of link it challenges."""
+MIN_TEMPLATE_BANDS = 2
+"""Template band keys of one campaign a request must hit before the template counts as a link."""
 
 _V4 = re.compile(r"^(\d+\.\d+\.\d+)\.\d+$")
 _V6 = re.compile(r"^([0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f]*):")
@@ -97,6 +102,8 @@ class KnownAccount:
     rule_id: str | None
     n_events: int
     org_id: str | None
+    evidence: dict = field(default_factory=dict)
+    """The scan's non-zero evidence terms (content, campaign, links) of this account."""
 
 
 @dataclass
@@ -118,14 +125,16 @@ class CampaignMap:
 
         m = cls(loaded_at=loaded_at)
         if has("account_results"):
+            cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'account_results'").fetchall()}
+            ev = "evidence_json" if "evidence_json" in cols else "NULL"  # stores written before it existed
             rows = con.execute(
-                "SELECT run_id, account_id, risk, action, campaign_id, reasons, rule_id, n_events, org_id, reasons_json FROM account_results"
+                f"SELECT run_id, account_id, risk, action, campaign_id, reasons, rule_id, n_events, org_id, reasons_json, {ev} FROM account_results"
             ).fetchall()
-            for run_id, acc, risk, action, cid, reasons, rule_id, n, org, rj in rows:
+            for run_id, acc, risk, action, cid, reasons, rule_id, n, org, rj, ej in rows:
                 m.run_id = run_id
                 details = orjson.loads(rj) if rj else []
                 m.accounts[acc] = KnownAccount(float(risk or 0.0), action, cid, details or [{"code": c, "weight": None} for c in reasons or []],
-                                               rule_id, int(n or 0), org)
+                                               rule_id, int(n or 0), org, orjson.loads(ej) if ej else {})
         if has("campaigns"):
             cols = ["campaign_id", "risk", "action", "n_accounts", "n_events", "first_seen", "last_seen", "reasons", "evidence_json"]
             for row in con.execute(f"SELECT {', '.join(cols)} FROM campaigns").fetchall():

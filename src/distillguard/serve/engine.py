@@ -34,6 +34,7 @@ from distillguard.score.policy import Policy
 from distillguard.serve.campaigns import (
     DEFAULT_LINK_RISK,
     LINK_REASONS,
+    MIN_TEMPLATE_BANDS,
     CampaignMap,
     metadata_values,
     request_infrastructure,
@@ -301,14 +302,19 @@ class Engine:
         st = self.state.account(account_id)
         if st is None:
             return 0.0, [], None
+        version = (st.version, self.map.run_id)
         hit = self._cache.get(account_id)
-        if hit is not None and hit[0] == st.version:
+        if hit is not None and hit[0] == version:
             return hit[1], hit[2], hit[3]
         released, start = self.state.release_times()
         feats = st.features(released, start)
         table = pa.Table.from_pylist([feats])
         names = list(self.model.coefficients)
-        values = np.zeros((1, len(names)))
+        # The scan's evidence of a known account (its content, its campaign, a declared org that
+        # cleared it) stays; the running state replaces the behaviour terms.
+        known = self.map.accounts.get(account_id)
+        scanned = known.evidence if known is not None else {}
+        values = np.array([[float(scanned.get(n, 0.0)) for n in names]])
         reasons_of = [None] * len(names)
         evidence = {}
         for sig in self.signals:
@@ -325,7 +331,7 @@ class Engine:
         reasons = [{"code": r.code, "weight": float(r.weight), "details": {"source": "online", "terms": list(r.terms),
                                                                      "features": evidence.get(r.code) or {}}}
                    for r in self.model.reasons(em)[0]]
-        self._cache[account_id] = (st.version, risk, reasons, feats)
+        self._cache[account_id] = (version, risk, reasons, feats)
         return risk, reasons, feats
 
     def _template_values(self, account_id: str, prompt) -> list:
@@ -380,6 +386,10 @@ class Engine:
             if cid not in self.map.campaigns and cid not in self.map.indicators:
                 continue
             kinds = {k for k, _ in hits}
+            if sum(k == "template" for k, _ in hits) < MIN_TEMPLATE_BANDS:
+                kinds.discard("template")  # one shared LSH band is a similar prompt, not the operator's template
+            if not kinds:
+                continue
             p = 1.0
             for k in kinds:
                 p *= 1.0 - self.link_risk.get(k, 0.3)

@@ -87,7 +87,7 @@ def replay(events: list[dict], target, speed: float = 0.0, accounts: dict | None
     camps: dict[str, _Camp] = {}
     seen: set = set()
     stopped: set = set()
-    benign_stopped: set = set()
+    benign_stopped: dict[str, dict] = {}
     benign_accounts: set = set()
     pending: list[dict] = []
     actions: dict[str, int] = {}
@@ -114,8 +114,9 @@ def replay(events: list[dict], target, speed: float = 0.0, accounts: dict | None
             cid = d.get("campaign_id")
         if cid is None and labels is not None:
             benign_accounts.add(acc)
-            if action in STOPPED:
-                benign_stopped.add(acc)
+            if action in STOPPED and acc not in benign_stopped:  # why, for whoever reviews false positives
+                benign_stopped[acc] = {"account_id": acc, "action": action, "rule_id": d.get("rule_id"),
+                                       "reasons": [r.get("code") for r in d.get("reasons") or []]}
         if cid is not None:
             c = camps.setdefault(cid, _Camp())
             c.exchanges += 1
@@ -171,4 +172,5 @@ def summarise(camps, actions, n, wall, benign_accounts, benign_stopped) -> dict:
         "campaigns": rows,
         "benign_accounts": len(benign_accounts),
         "benign_accounts_stopped": len(benign_stopped),
+        "benign_stopped": [benign_stopped[a] for a in sorted(benign_stopped)][:1000],
     }
