@@ -116,7 +116,9 @@ else:
     res = {"read": r.read, "accepted": r.accepted, "quarantined": r.quarantined, "duplicates": r.duplicates}
 res["seconds"] = time.perf_counter() - t0
 ru = resource.getrusage(resource.RUSAGE_SELF)
-res["peak_rss_mb"] = ru.ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the parent (which may have just generated the data)
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+res["peak_rss_mb"] = int(hwm[0].split()[1]) / 1024 if hwm else ru.ru_maxrss / 1024
 res["cpu_seconds"] = ru.ru_utime + ru.ru_stime - cpu0
 print(json.dumps(res))
 """
