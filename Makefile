@@ -58,7 +58,7 @@ bench-serve: $(STAMP) deps-system
 # family (never the holdout family the quality figures are measured on).
 CAL_DIR ?= bench-data/calibration
 calibrate: $(STAMP)
-	$(BIN)/distillguard simulate --scenario default --scale 0.5 --seed 101 --family train --out $(CAL_DIR)
+	$(BIN)/distillguard simulate --scenario default --scale 1.0 --seed 101 --family train --out $(CAL_DIR)
 	$(BIN)/distillguard calibrate $(CAL_DIR)/events.parquet --accounts $(CAL_DIR)/accounts.parquet \
 	  --labels $(CAL_DIR)/labels.parquet --out src/distillguard/score/model.yaml
 
