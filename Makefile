@@ -23,6 +23,15 @@ $(SPARK_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[test,spark]'
 	@touch $(SPARK_STAMP)
 
+# A real LiteLLM proxy for the gateway test (tests/test_litellm_proxy.py), in its own venv:
+# installing it into the project's would change ~30 shared packages.
+LITELLM_VENV := .venv-litellm
+LITELLM_STAMP := $(LITELLM_VENV)/.installed
+$(LITELLM_STAMP):
+	@test -x $(LITELLM_VENV)/bin/python || $(PY) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install -q 'litellm[proxy]==1.106.2'
+	@touch $(LITELLM_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/distillguard demo --out $(DEMO_DIR)
 
@@ -30,7 +39,7 @@ demo: $(STAMP)
 deps-system:
 	@command -v redis-server >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server wrk; }
 
-test: $(STAMP) $(SPARK_STAMP) deps-system
+test: $(STAMP) $(SPARK_STAMP) $(LITELLM_STAMP) deps-system
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	$(BIN)/python -m pytest -q
 

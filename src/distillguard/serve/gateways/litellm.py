@@ -132,9 +132,9 @@ class DistillguardGuardrail(CustomGuardrail):
 class DistillguardLogger(CustomLogger):
     """Posts finished calls to ``/v1/events?format=litellm`` (batched; a failed post is retried on the next flush)."""
 
-    def __init__(self, api_base: str | None = None, batch_size: int = 200, timeout: float = 2.0, **kwargs):
+    def __init__(self, api_base: str | None = None, batch_size: int | None = None, timeout: float = 2.0, **kwargs):
         self.api_base = (api_base or os.environ.get("DISTILLGUARD_URL") or "http://127.0.0.1:8787").rstrip("/")
-        self.batch_size = batch_size
+        self.batch_size = batch_size or int(os.environ.get("DISTILLGUARD_LOG_BATCH", "200"))
         self.timeout = timeout
         self.buffer: list[dict] = []
         self._lock = asyncio.Lock()
