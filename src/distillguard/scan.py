@@ -117,7 +117,7 @@ def _indicators(comms, assignment: dict[str, str], memberships: pa.Table) -> pa.
     held: dict[tuple, dict] = {}
     for kind, value, of, n in zip(*(counts.column(c).to_pylist() for c in ("kind", "value", "member_of", "account_id_count_distinct"))):
         held.setdefault((kind, value), {})[of] = n
-    keep = [sum(held[(k, v)].values()) > 0 and held[(k, v)].get(cid, 0) / sum(held[(k, v)].values()) >= INDICATOR_PRECISION
+    keep = [held[(k, v)].get(cid, 0) >= INDICATOR_PRECISION * sum(held[(k, v)].values())
             for cid, k, v in zip(*(hubs.column(c).to_pylist() for c in ("campaign_id", "kind", "value")))]
     return hubs.filter(pa.array(keep))
 

@@ -68,8 +68,7 @@ def _weighted_hubs(memberships: pa.Table, rules: dict[str, LinkRule], n_accounts
     weight = np.zeros(len(k))
     for rule in rules.values():
         mine = pc.equal(kinds, rule.kind).to_numpy(zero_copy_only=False)
-        ok = mine & (k >= rule.min_accounts) & (k <= rule.max_share * n_accounts) & (n_accounts >= 2)
-        weight[ok] = rule.weight * np.log(n_accounts / k[ok]) / np.log(n_accounts)
+        weight[mine] = rule.hub_weights(k[mine], n_accounts)
     keep = weight > 0
     hubs = counts.select(["kind", "value"]).filter(pa.array(keep)).append_column("weight", pa.array(weight[keep]))
     linked = memberships.join(hubs, ["kind", "value"], join_type="inner")

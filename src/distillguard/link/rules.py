@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 
+import numpy as np
 import yaml
 
 __all__ = ["LinkRule", "load_rules"]
@@ -27,9 +28,15 @@ class LinkRule:
     attach: float = 1.0
 
     def hub_weight(self, k: int, n: int) -> float:
-        if k < self.min_accounts or n < 2 or k > self.max_share * n:
-            return 0.0
-        return self.weight * math.log(n / k) / math.log(n)
+        return float(self.hub_weights(np.array([k], dtype=float), n)[0])
+
+    def hub_weights(self, k: np.ndarray, n: int) -> np.ndarray:
+        """:meth:`hub_weight` of many holder counts ``k`` at once."""
+        k = np.asarray(k, dtype=float)
+        ok = (k >= self.min_accounts) & (k <= self.max_share * n) & (n >= 2)
+        out = np.zeros(len(k))
+        out[ok] = self.weight * np.log(n / k[ok]) / math.log(n)
+        return out
 
 
 def load_rules(text: str | None = None) -> tuple[LinkRule, ...]:

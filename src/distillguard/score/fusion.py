@@ -69,7 +69,7 @@ class FusionModel:
         """Fit weights by L2-regularised logistic regression, non-negative except clearing terms.
 
         ``evasion_copies``: extra copies of every attack account in which its
-        loudest detector is weakened (:func:`evasion_copies`), so the weights
+        loudest detector is weakened (:func:`evaded`), so the weights
         do not rest on one detector that unseen phrasing or an adaptive
         operator can get under. The sign constraint is imposed by refitting
         without any term whose weight came out negative, until none does.

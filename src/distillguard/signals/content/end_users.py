@@ -58,10 +58,10 @@ class EndUserHarvest(Signal):
         cols = {c: data.column(c).to_pylist() if c in data.column_names else [None] * data.num_rows
                 for c in ("account_id", "end_user", "prompt", "eu_events", "account_eu_events")}
         texts = sorted({p for p in cols["prompt"] if p})
-        probs = score_texts(texts)["intent"] if texts else {i: np.zeros(0) for i in INTENTS}
+        probs = score_texts(texts)["intent"]
+        P = np.vstack([probs[i] for i in INTENTS])  # (intents, texts)
+        best, which = P.max(axis=0), P.argmax(axis=0)
         index = {t: i for i, t in enumerate(texts)}
-        best = np.max(np.vstack([probs[i] for i in INTENTS]), axis=0) if texts else np.zeros(0)
-        which = np.argmax(np.vstack([probs[i] for i in INTENTS]), axis=0) if texts else np.zeros(0, int)
         users: dict[str, dict[str, dict]] = defaultdict(dict)
         for a, e, p, n, total in zip(*cols.values()):
             if a is None or e is None or not p:
