@@ -23,7 +23,7 @@ import pyarrow as pa
 from distillguard.ingest.normalize import CANONICAL, FIELD_KEYS, KEY_TO_FIELD, _STATUS_SYNONYMS
 from distillguard.schema import BOOL_FIELDS, EVENT_SCHEMA, FLOAT_FIELDS, INT_FIELDS
 
-__all__ = ["connect", "EVENT_ID_SQL", "fill_event_ids", "Col", "normalize_sql", "jsonl_select", "q", "lit"]
+__all__ = ["connect", "EVENT_ID_SQL", "fill_event_ids", "Col", "normalize_sql", "q", "lit"]
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -123,86 +123,81 @@ def _epoch(x: str) -> str:
             f"WHEN abs({x}) >= 1e11 THEN {x} / 1e3 ELSE {x} END)")
 
 
-def _field_exprs(field: str, cols: list[Col]) -> tuple[str, str]:
-    """(value expression, ok expression) for one canonical field."""
+def _field_exprs(field: str, cols: list[Col], w: str, x: str) -> tuple[str, str, str]:
+    """(winner, value, ok) expressions for one canonical field.
+
+    ``winner`` picks the source value (the first present one); ``value`` is
+    written in terms of the winner's column ``w``, ``ok`` in terms of ``w`` and
+    the value's column ``x``, so each is computed once per row.
+    """
     if not cols:
-        return "NULL", "TRUE"
-    vals, oks = [], []
+        return "NULL", "NULL", "TRUE"
     # A value counts as present when not NULL and not ''; the first present wins.
     def present(c: Col) -> str:
         return f"nullif(CAST({c.expr} AS VARCHAR), '')" if (c.textual or c.nested) else c.expr
 
-    winner_raw = "coalesce(" + ", ".join(present(c) for c in cols) + ")" if len(cols) > 1 else present(cols[0])
+    winner = "coalesce(" + ", ".join(present(c) for c in cols) + ")" if len(cols) > 1 else present(cols[0])
     kinds = {("text" if c.textual else "num" if _is_num(c.kind) else "nested" if c.nested else c.kind.upper()) for c in cols}
     if len(kinds) > 1:
         # Mixed kinds (rare, Parquet): compare as text and let Python coerce unusual values.
-        winner_raw = "coalesce(" + ", ".join(f"nullif(CAST({c.expr} AS VARCHAR), '')" for c in cols) + ")"
+        winner = "coalesce(" + ", ".join(f"nullif(CAST({c.expr} AS VARCHAR), '')" for c in cols) + ")"
         kinds = {"text"}
     kind = kinds.pop()
     json_text = any(c.kind == "json" for c in cols)
-    v = winner_raw
+    v = w
     if kind == "nested":
-        return "NULL", f"({v}) IS NULL"
+        return winner, "NULL", f"{v} IS NULL"
     if field == "ts":
         if kind == "text":
             # a failing TRY_CAST is slow in DuckDB: tell ISO text from epoch numbers by '-' / ':' first
-            x = f"TRY_CAST({v} AS DOUBLE)"
             val = (f"CASE WHEN contains({v}, '-') OR contains({v}, ':') THEN TRY_CAST({v} AS TIMESTAMPTZ) "
-                   f"ELSE TRY({_epoch(x)}) END")
+                   f"ELSE TRY({_epoch(f'TRY_CAST({v} AS DOUBLE)')}) END")
         elif kind == "num":
             val = f"TRY({_epoch(f'CAST({v} AS DOUBLE)')})"
         elif kind.startswith("TIMESTAMP") or kind == "DATE":
             val = f"CAST({v} AS TIMESTAMPTZ)"
         else:
-            return "NULL", "FALSE"
-        return val, "TRUE"
+            return winner, "NULL", "FALSE"
+        return winner, val, "TRUE"
     if field in INT_FIELDS:
         if kind == "text":
-            val = f"TRY_CAST({v} AS BIGINT)"
-            ok = f"({v}) IS NULL OR (({val}) >= 0 AND CAST({val} AS VARCHAR) = ({v}))"
-        elif kind == "num":
-            val = f"TRY_CAST({v} AS BIGINT)"
-            ok = f"({v}) IS NULL OR (({val}) >= 0 AND ({val}) = ({v}))"
-        elif kind == "BOOLEAN":
-            return "NULL", f"({v}) IS NULL"
-        else:
-            return "NULL", f"({v}) IS NULL"
-        return val, ok
+            return winner, f"TRY_CAST({v} AS BIGINT)", f"{v} IS NULL OR ({x} >= 0 AND CAST({x} AS VARCHAR) = {v})"
+        if kind == "num":
+            return winner, f"TRY_CAST({v} AS BIGINT)", f"{v} IS NULL OR ({x} >= 0 AND {x} = {v})"
+        return winner, "NULL", f"{v} IS NULL"
     if field in FLOAT_FIELDS:
         if kind in ("text", "num"):
-            val = f"TRY_CAST({v} AS DOUBLE)"
-            ok = f"({v}) IS NULL OR isfinite({val})"
-            return val, ok
-        return "NULL", f"({v}) IS NULL"
+            return winner, f"TRY_CAST({v} AS DOUBLE)", f"{v} IS NULL OR isfinite({x})"
+        return winner, "NULL", f"{v} IS NULL"
     if field in BOOL_FIELDS:
         if kind == "BOOLEAN":
-            return v, "TRUE"
+            return winner, v, "TRUE"
         if kind == "text":
-            val = (f"CASE lower(trim({v})) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE WHEN 't' THEN TRUE "
+            val = (f"CASE {v} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE ELSE "
+                   f"CASE lower(trim({v})) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE WHEN 't' THEN TRUE "
                    f"WHEN 'f' THEN FALSE WHEN 'yes' THEN TRUE WHEN 'no' THEN FALSE WHEN 'y' THEN TRUE "
-                   f"WHEN 'n' THEN FALSE WHEN '1' THEN TRUE WHEN '0' THEN FALSE END")
-            ok = f"({v}) IS NULL OR ({val}) IS NOT NULL"
-            return val, ok
-        return "NULL", f"({v}) IS NULL"
+                   f"WHEN 'n' THEN FALSE WHEN '1' THEN TRUE WHEN '0' THEN FALSE END END")
+            return winner, val, f"{v} IS NULL OR {x} IS NOT NULL"
+        return winner, "NULL", f"{v} IS NULL"
     # string fields
     if kind not in ("text",):
         if kind == "num" and field != "status":
-            return f"CAST({v} AS VARCHAR)", "TRUE"
+            return winner, f"CAST({v} AS VARCHAR)", "TRUE"
         if kind == "BOOLEAN" or kind == "num":
-            return "NULL", f"({v}) IS NULL"
-        return f"CAST({v} AS VARCHAR)", "TRUE"
+            return winner, "NULL", f"{v} IS NULL"
+        return winner, f"CAST({v} AS VARCHAR)", "TRUE"
     if field == "status":
         cases = " ".join(f"WHEN {lit(k)} THEN {lit(s)}" for k, s in _STATUS_SYNONYMS.items())
-        val = f"CASE lower(trim({v})) {cases} ELSE lower(trim({v})) END"
-        ok = f"({v}) IS NULL OR NOT (substr(trim({v}), 1, 1) BETWEEN '0' AND '9')"  # HTTP codes: Python
-        return val, ok
+        val = f"CASE {v} WHEN 'ok' THEN 'ok' WHEN 'error' THEN 'error' ELSE CASE lower(trim({v})) {cases} ELSE lower(trim({v})) END END"
+        ok = f"{v} IS NULL OR NOT (substr(trim({v}), 1, 1) BETWEEN '0' AND '9')"  # HTTP codes: Python
+        return winner, val, ok
     if json_text:
         # nested JSON values arrive as text starting with { or [: let Python flatten or reject them
-        ok = f"({v}) IS NULL OR NOT (starts_with({v}, '{{') OR starts_with({v}, '['))"
+        ok = f"{v} IS NULL OR NOT (starts_with({v}, '{{') OR starts_with({v}, '['))"
         if field == "reasoning_effort":
-            ok = f"({ok}) AND (({v}) IS NULL OR NOT (substr(trim({v}), 1, 1) BETWEEN '0' AND '9'))"
-        return v, ok
-    return v, "TRUE"
+            ok = f"({ok}) AND ({v} IS NULL OR NOT (substr(trim({v}), 1, 1) BETWEEN '0' AND '9'))"
+        return winner, v, ok
+    return winner, v, "TRUE"
 
 
 _DUCK = {f: ("BIGINT" if f in INT_FIELDS else "DOUBLE" if f in FLOAT_FIELDS else "BOOLEAN" if f in BOOL_FIELDS
@@ -216,16 +211,22 @@ def normalize_sql(source: str, cols: dict[str, list[Col]], extra_sql: str = "NUL
     ``source`` must provide a ``_row`` column (row index in the chunk);
     ``pre`` adds select items (e.g. the parsed struct) to the innermost query;
     ``raw`` is carried as ``_raw`` for the rows that fail (``NULL`` for the others).
+    Levels: each field's winning source value, then its typed value, then the checks.
     """
-    vals, oks = [], []
-    for f in CANONICAL:
-        val, ok = _field_exprs(f, cols.get(f, []))
-        vals.append(f"CAST({val} AS {_DUCK[f]}) AS {q('_ts' if f == 'ts' else f)}")
+    winners, vals, oks = [], [], []
+    for i, f in enumerate(CANONICAL):
+        w, x = f"_w{i}", ("_ts" if f == "ts" else q(f))
+        winner, val, ok = _field_exprs(f, cols.get(f, []), w, x)
+        winners.append(f"{winner} AS {w}")
+        vals.append(f"CAST({val} AS {_DUCK[f]}) AS {x}")
         if ok != "TRUE" and f != "ts":
             oks.append(f"coalesce({ok}, FALSE)")
-    oks.append(f"coalesce({extra_ok}, FALSE)")
+    oks.append("coalesce(_extra_ok, FALSE)")
     base = f"SELECT {pre + ', ' if pre else ''}* FROM {source}"
-    lvl1 = f"SELECT _row, {raw} AS _rawin, {', '.join(vals)}, {extra_sql} AS _extra, {' AND '.join(oks)} AS _okraw FROM ({base})"
+    lvl0 = (f"SELECT _row, {raw} AS _rawin, {', '.join(winners)}, {extra_sql} AS _extra, "
+            f"{extra_ok} AS _extra_ok FROM ({base})")
+    lvl1 = f"SELECT *, {', '.join(vals)} FROM ({lvl0})"
+    lvl1 = f"SELECT *, {' AND '.join(oks)} AS _okraw FROM ({lvl1})"
     ts_ok = ("_ts IS NOT NULL AND _ts >= TIMESTAMPTZ '1970-01-01 00:00:00+00' "
              "AND _ts < TIMESTAMPTZ '2200-01-01 00:00:00+00'")
     final = []
