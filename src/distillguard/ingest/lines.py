@@ -1,9 +1,14 @@
 """Fast line splitting for line-oriented files (plain or gzip), with exact line numbers.
 
-Lines are read by Arrow's C++ CSV reader configured to see one binary column
-per line (no quoting, a control-character delimiter), so no Python code runs
-per line. A line that contains the delimiter byte is caught by the invalid-row
-handler with its line number and reported back for quarantine.
+:func:`iter_lines` reads lines with Arrow's C++ CSV reader configured to see
+one binary column per line (no quoting, a control-character delimiter), so no
+Python code runs per line. A line that contains the delimiter byte is caught
+by the invalid-row handler with its line number and reported back for
+quarantine.
+
+:class:`RecordLines` finds given records of a newline-delimited file the way
+DuckDB's JSON reader counts them (one record per non-blank ``\\n`` line), for
+the few records the SQL path hands back to Python.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-__all__ = ["LineChunk", "iter_lines", "open_input", "prefetch"]
+__all__ = ["LineChunk", "RecordLines", "iter_lines", "open_input", "prefetch"]
 
 _DELIM = "\x01"
 
@@ -44,17 +49,13 @@ def iter_lines(path: str, block_size: int = 16 << 20) -> Iterator[LineChunk]:
         odd.append((row.number if row.number is not None else -1, row.text))
         return "skip"
 
-    reader = pacsv.open_csv(
-        stream,
-        read_options=pacsv.ReadOptions(column_names=["line"], block_size=block_size, use_threads=False),
-        parse_options=pacsv.ParseOptions(
-            delimiter=_DELIM, quote_char=False, escape_char=False, newlines_in_values=False,
-            ignore_empty_lines=False, invalid_row_handler=handler,
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types={"line": pa.binary()}, strings_can_be_null=False, quoted_strings_can_be_null=False,
-        ),
-    )
+    try:
+        reader = _open_lines(stream, block_size, handler)
+    except pa.ArrowInvalid as exc:
+        stream.close()
+        if "Empty CSV file" in str(exc):  # an empty file has no lines
+            return
+        raise
     next_no = 1
     try:
         for batch in reader:
@@ -87,6 +88,89 @@ def iter_lines(path: str, block_size: int = 16 << 20) -> Iterator[LineChunk]:
             yield LineChunk(pa.array([], pa.binary()), np.array([], dtype=np.int64), list(odd), raw.tell())
     finally:
         stream.close()
+
+
+def _open_lines(stream, block_size: int, handler):
+    """Arrow's CSV reader set to one binary column per line."""
+    return pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(column_names=["line"], block_size=block_size, use_threads=False),
+        parse_options=pacsv.ParseOptions(
+            delimiter=_DELIM, quote_char=False, escape_char=False, newlines_in_values=False,
+            ignore_empty_lines=False, invalid_row_handler=handler,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={"line": pa.binary()}, strings_can_be_null=False, quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+BLANK_BYTES = b" \t\r\x0b\x0c"
+"""What a blank line may hold: DuckDB's newline-delimited JSON reader skips such lines, and so do we."""
+_BLANK = np.zeros(256, dtype=bool)
+_BLANK[list(BLANK_BYTES)] = True
+
+
+class RecordLines:
+    """Records of a newline-delimited file: record ``k`` is its ``k``-th non-blank line (0-based).
+
+    Lines end at ``\\n`` only (a ``\\r`` before it is dropped from the text);
+    blank lines hold only :data:`BLANK_BYTES`. After a full :meth:`select`,
+    ``total`` is the number of records in the file.
+    """
+
+    def __init__(self, path: str, block_size: int = 16 << 20):
+        self.path = str(path)
+        self.block_size = block_size
+        self.total: int | None = None
+
+    def count(self) -> int:
+        """The number of records (non-blank lines)."""
+        for _ in self.select([]):
+            pass
+        return self.total
+
+    def select(self, wanted) -> Iterator[tuple[int, int, bytes]]:
+        """``(record, 1-based line number, raw bytes)`` for the wanted records (sorted ascending)."""
+        wanted = np.asarray(wanted, dtype=np.int64)
+        stream, _ = open_input(self.path)
+        records = lines = 0
+        carry = b""
+        try:
+            while True:
+                block = stream.read(self.block_size)
+                buf = carry + block if carry else block
+                if not block:
+                    if not buf:
+                        break
+                    buf += b"\n"  # a last line without a newline
+                arr = np.frombuffer(buf, dtype=np.uint8)
+                ends = np.flatnonzero(arr == 10)
+                if len(ends) == 0:
+                    carry = buf
+                    continue
+                starts = np.empty_like(ends)
+                starts[0] = 0
+                starts[1:] = ends[:-1] + 1
+                filled = ends > starts
+                first = arr[np.minimum(starts, len(arr) - 1)]
+                nonblank = filled & ~_BLANK[first]
+                for j in np.flatnonzero(filled & _BLANK[first]).tolist():  # rare: lines that start blank
+                    nonblank[j] = bool(buf[starts[j]:ends[j]].strip(BLANK_BYTES))
+                kept = np.flatnonzero(nonblank)
+                lo, hi = np.searchsorted(wanted, [records, records + len(kept)])
+                for k in wanted[lo:hi].tolist():
+                    j = kept[k - records]
+                    raw = buf[starts[j]:ends[j]]
+                    yield k, lines + int(j) + 1, raw[:-1] if raw.endswith(b"\r") else raw
+                records += len(kept)
+                lines += len(ends)
+                carry = buf[ends[-1] + 1:]
+                if not block:
+                    break
+        finally:
+            stream.close()
+        self.total = records
 
 
 def prefetch(it, depth: int = 1):
