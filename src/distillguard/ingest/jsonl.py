@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from typing import ClassVar, Iterator
 
@@ -20,12 +21,16 @@ __all__ = ["JsonlSource", "python_record"]
 
 
 @lru_cache(maxsize=64)
-def chunk_sql(keys: tuple[str, ...], source: str = "_lines") -> str | None:
-    """The normalisation SQL for a chunk whose lines use exactly these top-level keys.
+def chunk_sql(keys: tuple[str, ...], source: str = "_lines", parsed: bool = False) -> str | None:
+    """The normalisation SQL for lines that use exactly these top-level keys.
 
     Keys map case-insensitively onto canonical fields (exact canonical spelling
     first); ``None`` when two keys differ only in case (DuckDB struct names are
-    case-insensitive), in which case the chunk goes through Python.
+    case-insensitive), in which case the lines go through Python. ``source``
+    has the text of each line as ``line``; or, when ``parsed``, the line
+    already parsed into a struct ``_t`` of VARCHAR values (DuckDB's
+    ``read_json`` with these columns), and ``None`` is returned when the keys
+    need the line itself (unknown keys are cut out of it into ``extra``).
     """
     lowered = [k.lower() for k in keys]
     if len(set(lowered)) != len(lowered):
@@ -33,24 +38,24 @@ def chunk_sql(keys: tuple[str, ...], source: str = "_lines") -> str | None:
     known = [k for k in keys if k.lower() in KEY_TO_FIELD]
     unknown = [k for k in keys if k.lower() not in KEY_TO_FIELD]
     carried = [k for k in unknown if k.lower() == "extra"]
+    raw = "NULL" if parsed else "line"
     cols: dict[str, list[Col]] = {}
     for k in sorted(known, key=lambda k: (FIELD_KEYS[KEY_TO_FIELD[k.lower()]].index(k.lower()), k != k.lower())):
         cols.setdefault(KEY_TO_FIELD[k.lower()], []).append(Col(f"_t.{q(k)}", "json"))
     if carried and len(unknown) == 1:
         # only an exported ``extra`` (JSON object text or object): keep it, normalised, on the fast path
-        known_s = known + carried
         e = f"_t.{q(carried[0])}"
-        struct = json.dumps({k: "VARCHAR" for k in known_s})
-        pre = f"TRY(json_transform(line, {lit(struct)})) AS _t"
+        pre = _parse(known + carried, parsed)
         extra = (f"CASE WHEN {e} IS NULL THEN NULL ELSE "
                  f"nullif(CAST(TRY(json_merge_patch('{{}}', json({e}))) AS VARCHAR), '{{}}') END")
         extra_ok = (f"_t IS NOT NULL AND ({e} IS NULL OR (starts_with(ltrim({e}), '{{') "
                     f"AND TRY(json_valid({e})) AND NOT contains({e}, ':null')))")
-        return normalize_sql(source, cols, extra_sql=extra, extra_ok=extra_ok, pre=pre, raw="line")
-    struct = json.dumps({k: "VARCHAR" for k in known} or {"__none__": "VARCHAR"})
-    pre = f"TRY(json_transform(line, {lit(struct)})) AS _t"
+        return normalize_sql(source, cols, extra_sql=extra, extra_ok=extra_ok, pre=pre, raw=raw)
+    pre = _parse(known, parsed)
     if not unknown:
         extra, extra_ok = "NULL", "_t IS NOT NULL"
+    elif parsed:
+        return None
     else:
         klist = "[" + ", ".join(lit(k) for k in known) + "]"
         patch = json.dumps({k: None for k in known})
@@ -59,7 +64,15 @@ def chunk_sql(keys: tuple[str, ...], source: str = "_lines") -> str | None:
         extra_ok = "_t IS NOT NULL AND _k IS NOT NULL"
         if any(k.lower() == "extra" for k in unknown):
             extra_ok += " AND NOT list_contains(list_transform(_k, lambda x: lower(x)), 'extra')"
-    return normalize_sql(source, cols, extra_sql=extra, extra_ok=extra_ok, pre=pre, raw="line")
+    return normalize_sql(source, cols, extra_sql=extra, extra_ok=extra_ok, pre=pre, raw=raw)
+
+
+def _parse(keys: list[str], parsed: bool) -> str:
+    """The select item parsing ``line`` into the struct ``_t`` (nothing when the source did it)."""
+    if parsed:
+        return ""
+    struct = json.dumps({k: "VARCHAR" for k in keys} or {"__none__": "VARCHAR"})
+    return f"TRY(json_transform(line, {lit(struct)})) AS _t"
 
 
 def python_record(source: str, line_no: int, raw: bytes | str | None):
@@ -123,14 +136,30 @@ class JsonlSource:
         finally:
             con.close()
 
-    def ingest_into(self, path: str, store, on_quarantine, group_rows: int = 250_000) -> tuple[int, int]:
+    def ingest_into(self, path: str, store, on_quarantine) -> tuple[int, int]:
         """Fast path of :meth:`read` straight into ``store`` (same rules, no Arrow round trip).
 
-        Lines are gathered in the store's own DuckDB connection into groups
-        of ~``group_rows`` (several DuckDB row groups, so queries run in
-        parallel), normalised into a temporary table and inserted with one
-        anti-join per group; rows that fail the SQL checks go through
-        :func:`python_record`. Returns ``(inserted, duplicates)``.
+        A whole file per DuckDB statement (:mod:`~distillguard.ingest.jsonl_stream`);
+        files DuckDB cannot read that way go block by block. Returns
+        ``(inserted, duplicates)``.
+        """
+        from distillguard.ingest.jsonl_stream import Fallback, ingest_jsonl
+
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = 0
+        try:
+            return ingest_jsonl(str(path), store, on_quarantine, on_progress=self.on_progress, size=size)
+        except Fallback:
+            return self._ingest_by_block(path, store, on_quarantine)
+
+    def _ingest_by_block(self, path: str, store, on_quarantine, group_rows: int = 250_000) -> tuple[int, int]:
+        """Lines split by Arrow, gathered in the store's connection into groups of ~``group_rows``.
+
+        Each group (several DuckDB row groups, so queries run in parallel) is
+        normalised into a temporary table and inserted with one anti-join;
+        rows that fail the SQL checks go through :func:`python_record`.
         """
         con = store.con
         source = str(path)
