@@ -213,6 +213,8 @@ def _failing(con, sql: str, path: str, records: int) -> _Failing:
         raise Fallback(f"DuckDB read {records} records, then {n}")
     idx = con.execute(f"SELECT rowid - {first or 0} AS k FROM _chk WHERE NOT _ok ORDER BY k").fetchnumpy()["k"]
     idx = np.asarray(idx, dtype=np.int64)
+    if not len(idx):  # every record passed: the rest were already stored
+        return _Failing.none()
     numbers = np.zeros(len(idx), dtype=np.int64)
     raws: list | None = []
     kept = seen = 0
