@@ -114,6 +114,15 @@ def test_a_disagreement_rolls_back_and_reads_by_block(tmp_path, monkeypatch):
     assert _ingest(path, use_blocks=False) == expected
 
 
+@pytest.mark.parametrize("payload, reason", [(b"x", "invalid_json"), (b"1", "not_an_object"), (b"{", "invalid_json")])
+def test_a_one_byte_file_is_still_a_record(tmp_path, payload, reason):
+    """DuckDB's reader sees no record in a one-byte file; the ingest must not lose it."""
+    path = tmp_path / "one.jsonl"
+    path.write_bytes(payload)
+    counts, rows, quarantine = _ingest(path, use_blocks=False)
+    assert counts == (0, 0) and rows == [] and [(q[0], q[1]) for q in quarantine] == [(1, reason)]
+
+
 def test_progress_reaches_the_file_size(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_bytes(b"\n".join(_messy_lines(2_000, seed=1, unknown_keys=False)))
@@ -141,7 +150,7 @@ def test_record_lines_count_records_as_duckdb_does(tmp_path_factory, lines, fina
         f"SELECT json FROM read_json_objects('{path}', format='newline_delimited', ignore_errors=true)").fetchall()
     found = RecordLines(str(path), block_size=7)  # tiny blocks: lines straddle them
     got = list(found.select(range(RecordLines(str(path)).count())))
-    if duck:  # a file that is one unfinished "[" or "{" reads as no record: the ingest falls back then
+    if duck:  # DuckDB reads a one-byte file as no record: the ingest falls back then
         assert found.total == len(duck)
     for (k, no, raw), (text,) in zip(got, duck):
         assert raw.strip(b" \t\r\x0b\x0c") == lines[no - 1].strip(b" \t\r\x0b\x0c")

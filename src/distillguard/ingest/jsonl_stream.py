@@ -109,7 +109,7 @@ def ingest_jsonl(path: str, store, on_quarantine, on_progress=None, size: int = 
                                      "GROUP BY hash(k)").fetchall()
         records = sum(n for _, n in groups)
         if records == 0:
-            if RecordLines(path).count():  # DuckDB reads a file of one unfinished "[" or "{" as no record
+            if RecordLines(path).count():  # DuckDB reads a one-byte file ("{", "x", "1") as no record
                 raise Fallback("DuckDB read no record")
             return 0, 0
         keys = tuple(sorted({k for ks, _ in groups if ks for k in ks}))
