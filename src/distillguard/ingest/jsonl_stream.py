@@ -217,16 +217,15 @@ def _failing(con, sql: str, path: str, records: int) -> _Failing:
         return _Failing.none()
     numbers = np.zeros(len(idx), dtype=np.int64)
     raws: list | None = []
-    kept = seen = 0
+    kept = 0
     lines = RecordLines(path)
     for i, (_, no, raw) in enumerate(lines.select(idx)):
         numbers[i] = no
-        seen += 1
         if raws is not None:
             raws.append(raw)
             kept += len(raw)
             if kept > KEPT_BYTES:
                 raws = None
-    if lines.total != records or seen != len(idx):
+    if lines.total != records:  # every wanted record (all below ``records``) was then found
         raise Fallback(f"DuckDB read {records} records, the file has {lines.total} non-blank lines")
     return _Failing(idx, numbers, raws)

@@ -15,12 +15,10 @@ under the same rules or quarantines it with the reason.
 """
 from __future__ import annotations
 
-import json
-
 import duckdb
 import pyarrow as pa
 
-from distillguard.ingest.normalize import CANONICAL, FIELD_KEYS, KEY_TO_FIELD, _STATUS_SYNONYMS
+from distillguard.ingest.normalize import CANONICAL, _STATUS_SYNONYMS
 from distillguard.schema import BOOL_FIELDS, EVENT_SCHEMA, FLOAT_FIELDS, INT_FIELDS
 
 __all__ = ["connect", "EVENT_ID_SQL", "fill_event_ids", "Col", "normalize_sql", "q", "lit"]
@@ -225,8 +223,8 @@ def normalize_sql(source: str, cols: dict[str, list[Col]], extra_sql: str = "NUL
     base = f"SELECT {pre + ', ' if pre else ''}* FROM {source}"
     lvl0 = (f"SELECT _row, {raw} AS _rawin, {', '.join(winners)}, {extra_sql} AS _extra, "
             f"{extra_ok} AS _extra_ok FROM ({base})")
-    lvl1 = f"SELECT *, {', '.join(vals)} FROM ({lvl0})"
-    lvl1 = f"SELECT *, {' AND '.join(oks)} AS _okraw FROM ({lvl1})"
+    typed = f"SELECT *, {', '.join(vals)} FROM ({lvl0})"
+    lvl1 = f"SELECT *, {' AND '.join(oks)} AS _okraw FROM ({typed})"
     ts_ok = ("_ts IS NOT NULL AND _ts >= TIMESTAMPTZ '1970-01-01 00:00:00+00' "
              "AND _ts < TIMESTAMPTZ '2200-01-01 00:00:00+00'")
     final = []
