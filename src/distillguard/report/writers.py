@@ -32,6 +32,7 @@ def write_outputs(result, out_dir: Path, ingest_summary: dict | None = None) -> 
         "n_accounts": result.accounts.num_rows,
         "policy_sha256": result.policy_sha256,
         "ingest": ingest_summary or {},
+        "calibration": result.calibration,
         "campaigns": result.campaigns,
     }
     paths["campaigns"].write_text(json.dumps(doc, indent=1, ensure_ascii=False, default=str))

@@ -36,12 +36,15 @@ class FusionModel:
     intercept: float
     coefficients: dict[str, float]
     provenance: dict = field(default_factory=dict)
+    reference_baselines: dict = field(default_factory=dict)
+    """Per-signal baselines (:mod:`distillguard.score.relative`) a scan too small for population statistics uses."""
 
     # -- persistence -------------------------------------------------------
     @classmethod
     def from_yaml(cls, text: str) -> "FusionModel":
         data = yaml.safe_load(text)
-        return cls(float(data["intercept"]), {k: float(v) for k, v in data["coefficients"].items()}, data.get("provenance", {}))
+        return cls(float(data["intercept"]), {k: float(v) for k, v in data["coefficients"].items()}, data.get("provenance", {}),
+                   {k: float(v) for k, v in (data.get("reference_baselines") or {}).items()})
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "FusionModel":
@@ -57,7 +60,8 @@ class FusionModel:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(
-            {"intercept": round(self.intercept, 6), "coefficients": {k: round(v, 6) for k, v in self.coefficients.items()}, "provenance": self.provenance},
+            {"intercept": round(self.intercept, 6), "coefficients": {k: round(v, 6) for k, v in self.coefficients.items()},
+             "reference_baselines": {k: round(v, 4) for k, v in self.reference_baselines.items()}, "provenance": self.provenance},
             sort_keys=False,
             allow_unicode=True,
         )
@@ -104,20 +108,37 @@ class FusionModel:
         z = self.intercept + self.terms(evidence).sum(axis=1)
         return 1.0 / (1.0 + np.exp(-z))
 
-    def reasons(self, evidence: EvidenceMatrix, min_weight: float = 0.5) -> list[list[Reason]]:
-        """Reason codes per account: evidence terms grouped by code, strongest first."""
+    def reasons(self, evidence: EvidenceMatrix, min_weight: float = 0.5, strong: dict[str, np.ndarray] | None = None) -> list[list[Reason]]:
+        """Reason codes per account: evidence terms grouped by code, strongest first.
+
+        ``strong``: ``signal column -> per-account bool``. A strong signal's
+        code is always listed, whatever its weight in the fusion (every
+        detector can speak); a gated column that is not strong for an account
+        lists no code for it (its term still adds to the risk), so a code of
+        an own signal always means "strong on this account", which is what
+        the policy's corroboration rule reads.
+        """
         terms = self.terms(evidence)
+        gated = {evidence.names.index(n): v for n, v in (strong or {}).items() if n in evidence.names}
         out = []
-        for row in terms:
+        for i, row in enumerate(terms):
             by_code: dict[str, list] = {}
+            forced: set[str] = set()
             for j, t in enumerate(row):
                 code = evidence.reasons[j]
-                if code and t > 0:
-                    by_code.setdefault(code, []).append((t, evidence.names[j]))
+                if not code:
+                    continue
+                if j in gated:
+                    if not gated[j][i]:
+                        continue
+                    forced.add(code)
+                    by_code.setdefault(code, []).append((max(float(t), 0.0), evidence.names[j]))
+                elif t > 0:
+                    by_code.setdefault(code, []).append((float(t), evidence.names[j]))
             reasons = [
                 Reason(code, round(sum(t for t, _ in ts), 3), tuple(n for _, n in sorted(ts, reverse=True)))
                 for code, ts in by_code.items()
-                if sum(t for t, _ in ts) >= min_weight
+                if code in forced or sum(t for t, _ in ts) >= min_weight
             ]
             out.append(sorted(reasons, key=lambda r: -r.weight))
         return out
