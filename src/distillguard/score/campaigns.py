@@ -72,7 +72,8 @@ def strong_communities(
     ``strong``: per account, whether it has at least one strong (relative)
     signal; ``active``: accounts counted in the scan's base rate. The null
     is a random group of the same size from the same scan: the number of
-    strong members is Binomial(firm members, base rate). Members of a
+    strong members is Binomial(firm members, base rate), the base rate
+    measured outside the groups under test. Members of a
     templated benign app are correlated, which that null does not know;
     ``min_strong_share`` (a majority of members, not a handful) is what
     keeps a popular template's few strong users from carrying it. A community
@@ -80,17 +81,25 @@ def strong_communities(
     cluster) is left out.
     """
     index = {a: i for i, a in enumerate(account_ids)}
-    rate = float(strong[active].mean()) if active.any() else 0.0
-    rate = min(max(rate, 1.0 / max(int(active.sum()), 1)), 0.5)
-    out: dict[int, dict] = {}
+    groups = []
     for c, members in comms.members().items():
         if is_dismissed is not None and is_dismissed(members):
             continue
         rows = np.array([index[a] for a in members if a in index], dtype=int)
         firm = rows[attachment[rows] >= min_attachment]
         k = int(strong[firm].sum())
-        if len(firm) == 0 or k < max(min_strong_members, min_strong_share * len(firm)):
-            continue
+        if len(firm) and k >= max(min_strong_members, min_strong_share * len(firm)):
+            groups.append((c, firm, k))
+    # The null's base rate comes from the accounts outside the groups under test: a
+    # campaign that is 20% of the scan must not raise the bar it is measured against.
+    outside = active.copy()
+    for _, firm, _ in groups:
+        outside[firm] = False
+    pool = outside if outside.sum() >= 0.2 * active.sum() else active
+    rate = float(strong[pool].mean()) if pool.any() else 0.0
+    rate = min(max(rate, 1.0 / max(int(pool.sum()), 1)), 0.5)
+    out: dict[int, dict] = {}
+    for c, firm, k in groups:
         p = float(binom.sf(k - 1, len(firm), rate))
         if p <= max_p_value:
             out[c] = {"firm_members": int(len(firm)), "strong_members": k, "p_value": p, "base_rate": round(rate, 5)}
