@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import ibis
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,8 +22,9 @@ from distillguard.link import memberships as mb
 from distillguard.score.campaigns import build_campaigns, judge_campaigns, strong_communities
 from distillguard.score.evidence import attachment, build_evidence, own_scores
 from distillguard.score.fusion import FusionModel, Reason
+from distillguard.score.operators import group_operators
 from distillguard.score.policy import ACTIONS, Policy
-from distillguard.score.relative import Baselines, make_relative, population_baselines
+from distillguard.score.relative import Baselines, lookalikes, make_relative, population_baselines
 from distillguard.signals.registry import default_signals, input_for
 from distillguard.store import EventStore
 
@@ -49,6 +51,8 @@ class ScanResult:
     policy_sha256: str = ""
     calibration: dict = field(default_factory=dict)
     """How risk was made relative (population or reference baselines) and the alert budget's use."""
+    operators: list[dict] = field(default_factory=list)
+    """Operators (campaigns that share operator evidence), largest first."""
 
 
 class _Stages:
@@ -165,10 +169,11 @@ class Analysis:
     strong: dict = field(default_factory=dict)  # signal -> per-account bool: relative score >= policy's `strong`
     active: object = None  # per-account bool: enough requests to count in population statistics
     candidates: dict = field(default_factory=dict)  # community -> strong-member test (score.campaigns.strong_communities)
+    lookalikes: object = None  # per-account bool: looks like an account analysts cleared
 
 
 def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Policy | None = None,
-            reference: dict | None = None, is_dismissed=None) -> tuple[Analysis, dict[str, float]]:
+            reference: dict | None = None, is_dismissed=None, cleared=frozenset()) -> tuple[Analysis, dict[str, float]]:
     """Features, signals, linkage and the evidence matrix of every account.
 
     ``events`` is an Ibis table with the canonical schema on any backend
@@ -177,7 +182,9 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     the accounts' identifiers up in imported threat intelligence. Signal
     scores are made relative to this scan's population (``policy.population``;
     ``reference`` baselines when it is too small), and only communities whose
-    members carry strong signals pool their evidence.
+    members carry strong signals pool their evidence. ``cleared``: accounts
+    analysts labelled legitimate; accounts that look like them carry no
+    strong signal (:func:`distillguard.score.relative.lookalikes`).
     """
     policy = policy or Policy.load()
     st = _Stages(progress)
@@ -211,6 +218,8 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
                                      k_mad=pop.get("k_mad", 3.0), max_baseline=pop.get("max_baseline", 0.9), reference=reference)
     own = make_relative(raw, names, baselines)
     strong = own >= pop.get("strong", 0.5)
+    like_cleared = lookalikes(raw, np.array([a in cleared for a in ids], dtype=bool))
+    strong[like_cleared] = False
     attach_of = {r.kind: r.attach for r in rules}
     candidates = strong_communities(
         comms, ids, strong.any(axis=1), attachment(ids, comms, attach_of), active,
@@ -220,7 +229,7 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     )
     evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, attach_of, own=own, pool=set(candidates))
     return Analysis(features, samples, meta, signals, results, comms, evidence, members, known, baselines,
-                    {n: strong[:, j] for j, n in enumerate(names)}, active, candidates), st.timings
+                    {n: strong[:, j] for j, n in enumerate(names)}, active, candidates, like_cleared), st.timings
 
 
 def store_inputs(store: EventStore):
@@ -284,15 +293,16 @@ def _known_indicator_reasons(known: pa.Table | None) -> dict[str, tuple[Reason, 
 
 
 def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: FusionModel | None = None, progress=None,
-             match_intel=None, is_dismissed=None) -> ScanResult:
+             match_intel=None, is_dismissed=None, cleared=frozenset()) -> ScanResult:
     """Scan ``events`` (an Ibis table, see :func:`analyse`) and decide an action for every account.
 
     ``is_dismissed(members)``: whether analysts already cleared this cluster
-    (it then stays cleared: no campaign).
+    (it then stays cleared: no campaign). ``cleared``: accounts analysts
+    labelled legitimate, whose look-alikes carry no strong signal.
     """
     policy = policy or Policy.load()
     model = model or FusionModel.load()
-    an, timings = analyse(events, meta, progress, match_intel, policy, model.reference_baselines, is_dismissed)
+    an, timings = analyse(events, meta, progress, match_intel, policy, model.reference_baselines, is_dismissed, cleared)
     st = _Stages(progress)
     features, samples, meta, results, comms, evidence = an.features, an.samples, an.meta, an.results, an.communities, an.evidence
     ids = evidence.account_ids
@@ -311,6 +321,10 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         "campaigns", build_campaigns, comms, ids, risk, camp_risk, belongs, reasons, features, by_account,
         {r.name: r.evidence for r in results},
     )
+    operator_of = group_operators(comms, assignment)
+    for c in campaigns:
+        c["operator_id"] = operator_of[c["campaign_id"]]["operator_id"]
+        c["operator_shared"] = operator_of[c["campaign_id"]]["shared"]
     meta_org = dict(zip(meta.column("account_id").to_pylist(), meta.column("org_id").to_pylist()))
     orgs = features.column("org_id").to_pylist()
     org_of = [meta_org.get(acc) or orgs[i] for i, acc in enumerate(ids)]
@@ -335,6 +349,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
                 "risk": round(float(risk[i]), 6),
                 "action": d.action,
                 "campaign_id": cid,
+                "operator_id": operator_of[cid]["operator_id"] if cid else None,
                 "reasons": codes_of[i],
                 "rule_id": d.rule_id,
                 "n_events": int(features.column("n_events")[i].as_py()),
@@ -347,7 +362,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         schema=pa.schema(
             [
                 ("account_id", pa.string()), ("risk", pa.float64()), ("action", pa.string()), ("campaign_id", pa.string()),
-                ("reasons", pa.list_(pa.string())), ("rule_id", pa.string()), ("n_events", pa.int64()),
+                ("operator_id", pa.string()), ("reasons", pa.list_(pa.string())), ("rule_id", pa.string()), ("n_events", pa.int64()),
                 ("org_id", pa.string()), ("reasons_json", pa.string()),
             ]
         ),
@@ -365,8 +380,28 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         n_events=int(features.column("n_events").to_numpy().sum()),
         policy_sha256=policy.sha256,
         calibration={"population": an.baselines.as_dict(), "alert_budget": budget,
+                     "analyst_cleared": {"accounts": len(cleared), "lookalikes_without_strong_signals": int(an.lookalikes.sum())},
                      "candidate_communities": len(an.candidates)},
+        operators=_operators(campaigns),
     )
+
+
+def _operators(campaigns: list[dict]) -> list[dict]:
+    """Operator -> its campaigns, accounts and strongest action, largest first."""
+    severity = {a: i for i, a in enumerate(ACTIONS)}
+    ops: dict[str, dict] = {}
+    for c in campaigns:
+        o = ops.setdefault(c["operator_id"], {"operator_id": c["operator_id"], "campaigns": [], "n_accounts": 0,
+                                              "n_events": 0, "risk": 0.0, "action": "allow", "shared": []})
+        o["campaigns"].append(c["campaign_id"])
+        o["n_accounts"] += c["n_accounts"]
+        o["n_events"] += c["n_events"]
+        o["risk"] = max(o["risk"], c["risk"])
+        if severity[c.get("action", "allow")] > severity[o["action"]]:
+            o["action"] = c["action"]
+        seen = {(s["kind"], s["value"]) for s in o["shared"]}
+        o["shared"] += [s for s in c["operator_shared"] if (s["kind"], s["value"]) not in seen][:20 - len(o["shared"])]
+    return sorted(ops.values(), key=lambda o: (-o["n_accounts"], o["operator_id"]))
 
 
 def _apply_alert_budget(policy: Policy, ids, risk, codes_of, assignment, org_of, decisions, active) -> dict:

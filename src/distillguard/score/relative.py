@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Baselines", "population_baselines", "make_relative"]
+__all__ = ["Baselines", "LOOKALIKE_DISTANCE", "lookalikes", "population_baselines", "make_relative"]
+
+LOOKALIKE_DISTANCE = 0.1
+"""Largest difference on any signal (raw scores) at which an account looks like one an analyst cleared."""
 
 MAD_SCALE = 1.4826
 """MAD of a normal distribution's standard deviation."""
@@ -65,3 +68,21 @@ def make_relative(scores: np.ndarray, names: list[str], baselines: Baselines) ->
     """Scores above each signal's baseline, rescaled to [0, 1]."""
     b = np.array([baselines.values.get(n, 0.0) for n in names])
     return np.clip((scores - b) / np.maximum(1.0 - b, 1e-9), 0.0, 1.0)
+
+
+def lookalikes(scores: np.ndarray, cleared: np.ndarray, distance: float = LOOKALIKE_DISTANCE) -> np.ndarray:
+    """Accounts whose signal profile is within ``distance`` (on every signal) of an account analysts cleared.
+
+    Analyst feedback recalibrates the next scan on the provider's own data: a
+    benign cluster labelled legitimate (a licensed partner, an eval team)
+    keeps its look-alikes from carrying strong signals, so they neither make
+    a campaign nor corroborate a flag. ``cleared`` is a boolean mask.
+    """
+    out = np.zeros(len(scores), dtype=bool)
+    if not cleared.any():
+        return out
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(scores[cleared]).query(scores, k=1, p=np.inf, distance_upper_bound=distance + 1e-9)
+    out[np.isfinite(dist)] = True
+    return out

@@ -1,0 +1,70 @@
+"""Campaigns grouped by operator: one operator's rings share evidence no stranger has.
+
+An operator who runs several rings (one per card, one per proxy pool) still
+reuses its harvest templates, its wave schedule, its signup bursts and its
+infrastructure. Two campaigns belong to one operator when their members hold
+the same rare value of such a kind (``OPERATOR_KINDS``): the hubs of the
+linkage graph already are rare values (a popular template or a NAT links
+nobody, :mod:`distillguard.link`), so a value held inside two campaigns is
+operator evidence. Operators are the connected components of that relation.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from distillguard.link import Communities
+
+__all__ = ["OPERATOR_KINDS", "group_operators", "operator_id"]
+
+OPERATOR_KINDS = ("payment_fingerprint", "client_ip", "subnet", "template", "lockstep", "signup_burst")
+"""Kinds of shared value that tie two campaigns to one operator (a user agent or an
+e-mail domain is shared by unrelated customers of one SDK or provider)."""
+
+
+def operator_id(campaign_ids: list[str]) -> str:
+    """A stable id for a set of campaigns."""
+    return "O-" + hashlib.sha1("\n".join(sorted(campaign_ids)).encode()).hexdigest()[:10]
+
+
+def group_operators(comms: Communities, assignment: dict[str, str], min_members: int = 2) -> dict[str, dict]:
+    """``campaign_id -> {operator_id, shared}``: campaigns joined by values their members hold in common.
+
+    ``assignment`` maps accounts to campaign ids; a value ties two campaigns
+    when at least ``min_members`` members of each hold it. ``shared`` lists
+    the values that joined the campaign to the rest of its operator.
+    """
+    cid_of_comm: dict[int, str] = {}
+    for acc, c in comms.membership.items():
+        if acc in assignment:
+            cid_of_comm[c] = assignment[acc]
+    holders: dict[tuple[str, str], set[str]] = {}
+    for c, cid in cid_of_comm.items():
+        for kind, value, n, _ in comms.hubs.get(c, []):
+            if kind in OPERATOR_KINDS and n >= min_members:
+                holders.setdefault((kind, value), set()).add(cid)
+    parent = {cid: cid for cid in cid_of_comm.values()}
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    shared: dict[str, list] = {cid: [] for cid in parent}
+    for (kind, value), cids in sorted(holders.items()):
+        if len(cids) < 2:
+            continue
+        ordered = sorted(cids)
+        for cid in ordered:
+            shared[cid].append({"kind": kind, "value": value, "campaigns": len(ordered)})
+        for other in ordered[1:]:
+            parent[find(other)] = find(ordered[0])
+    groups: dict[str, list[str]] = {}
+    for cid in parent:
+        groups.setdefault(find(cid), []).append(cid)
+    out = {}
+    for members in groups.values():
+        oid = operator_id(members)
+        for cid in members:
+            out[cid] = {"operator_id": oid, "shared": shared[cid][:20]}
+    return out
