@@ -84,7 +84,7 @@ def test_the_alert_budget_holds_back_own_evidence_flags_but_not_campaigns(smoke_
     budget = tight.calibration["alert_budget"]
     rows = _rows(tight)
     held = [r for r in rows if r["rule_id"] == "alert-budget"]
-    assert budget["budget"] == 0 and budget["held_back"] == len(held)
+    assert held and budget["budget"] == 0 and budget["held_back"] == len(held)
     assert all(r["action"] == "monitor" and r["campaign_id"] is None for r in held)
     assert not [r for r in rows if r["action"] in FLAGS and r["campaign_id"] is None
                 and not {"KNOWN_INDICATOR", "CONFIRMED_CAMPAIGN"} & set(r["reasons"])]
