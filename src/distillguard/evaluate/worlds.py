@@ -24,7 +24,7 @@ from distillguard.evaluate.core import evaluate, load_labels
 from distillguard.sim import simulate
 from distillguard.sim.randomize import protocol, randomized_scenario, world_name
 
-__all__ = ["WorldSpec", "parse_worlds", "report_worlds", "run_world", "world_figures", "judge", "pooled_rates", "dump"]
+__all__ = ["WorldSpec", "parse_worlds", "report_worlds", "run_world", "world_figures", "judge", "pooled_rates", "dump", "scan_cli"]
 
 WorldSpec = tuple[str, int, str]  # (range, seed, family)
 
@@ -72,17 +72,22 @@ def run_world(spec: WorldSpec, work: str | Path, exclude: Iterable[str] = (), in
     sim_s = time.perf_counter() - t0
     scan_dir = data / "scan"
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "distillguard.cli", "scan", str(data / "events.parquet"), "--accounts",
-           str(data / "accounts.parquet"), "--out", str(scan_dir), "--quiet", "--json", *scan_args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise UsageError(f"scan of world {name} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    scan_cli([data / "events.parquet", "--accounts", data / "accounts.parquet"], scan_dir, scan_args)
     scan_s = time.perf_counter() - t0
     fig = world_figures(data / "labels.parquet", scan_dir)
     n_events = pq.ParquetFile(data / "events.parquet").metadata.num_rows
     fig.update(world=name, range=rn, seed=seed, family=family, data=str(data), events=n_events,
                seconds={"simulate": round(sim_s, 1), "scan": round(scan_s, 1)})
     return fig
+
+
+def scan_cli(inputs: Iterable, out: str | Path, scan_args: Iterable[str] = ()) -> dict[str, Any]:
+    """Run ``distillguard scan INPUTS --out OUT`` in a child process; its JSON summary."""
+    cmd = [sys.executable, "-m", "distillguard.cli", "scan", *map(str, inputs), "--out", str(out), "--quiet", "--json", *scan_args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UsageError(f"scan of {out} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(proc.stdout)
 
 
 def world_figures(labels_path: str | Path, scan_dir: str | Path) -> dict[str, Any]:
