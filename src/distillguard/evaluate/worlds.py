@@ -64,7 +64,8 @@ def run_world(spec: WorldSpec, work: str | Path, exclude: Iterable[str] = (), in
               scale: float = 1.0, scan_args: Iterable[str] = ()) -> dict[str, Any]:
     """Simulate (if absent), scan and evaluate one world; returns its figures (:func:`world_figures`)."""
     rn, seed, family = spec
-    name = world_name(rn, seed, exclude) + (f"-with-{'-'.join(sorted(include))}" if include else "")
+    name = (world_name(rn, seed, exclude) + (f"-with-{'-'.join(sorted(include))}" if include else "")
+            + (f"-x{scale:g}" if scale != 1.0 else ""))
     data = Path(work) / name
     t0 = time.perf_counter()
     if not (data / "labels.parquet").exists():
