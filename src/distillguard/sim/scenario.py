@@ -75,6 +75,7 @@ class Population:
     accounts: int
     campaigns: int
     spec: dict
+    operators: int = 0  # operators running the campaigns (0: one per campaign)
 
     @property
     def attack(self) -> bool:
@@ -175,7 +176,10 @@ def _build(raw: dict, where: str, scale: float) -> Scenario:
         camps = p.get("campaigns", 1)
         if not isinstance(camps, int) or camps < 1:
             raise UsageError(f"scenario {where}: population {i} ({arch}): campaigns must be an integer >= 1")
-        over = {k: v for k, v in p.items() if k not in ("archetype", "accounts", "campaigns")}
+        ops = p.get("operators", camps)
+        if not isinstance(ops, int) or isinstance(ops, bool) or not 1 <= ops <= camps:
+            raise UsageError(f"scenario {where}: population {i} ({arch}): operators must be an integer in [1, campaigns]")
+        over = {k: v for k, v in p.items() if k not in ("archetype", "accounts", "campaigns", "operators")}
         spec = _merge(DEFAULTS, ARCHETYPES[arch], "")
         spec = _merge(spec, over, "")
         _validate_spec(spec, f"scenario {where}: population {i} ({arch})")
@@ -184,7 +188,8 @@ def _build(raw: dict, where: str, scale: float) -> Scenario:
             n_acc = 1
         if spec["attack"]:
             camps = max(1, min(camps, n_acc)) if n_acc else camps
-        pops.append(Population(i, arch, n_acc, camps, spec))
+            ops = min(ops, camps)
+        pops.append(Population(i, arch, n_acc, camps, spec, ops if ops < camps else 0))
     return Scenario(
         name=str(raw.get("name", where)),
         description=str(raw.get("description", "")),
