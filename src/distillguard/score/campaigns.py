@@ -75,7 +75,7 @@ def strong_communities(
     strong members is Binomial(firm members, base rate), the base rate
     measured outside the groups under test. Members of a
     templated benign app are correlated, which that null does not know;
-    ``min_strong_share`` (a majority of members, not a handful) is what
+    ``min_strong_share`` (a sizeable share of members, not a handful) is what
     keeps a popular template's few strong users from carrying it. A community
     for which ``is_dismissed(members)`` holds (an analyst cleared the same
     cluster) is left out.
