@@ -69,34 +69,41 @@ class FusionModel:
     # -- fitting -----------------------------------------------------------
     @classmethod
     def fit(cls, evidence: EvidenceMatrix, y: np.ndarray, *, C: float = 1.0, evasion_copies: int = 1, seed: int = 0,
-            provenance: dict | None = None) -> "FusionModel":
+            provenance: dict | None = None, floors: dict[str, float] | None = None) -> "FusionModel":
         """Fit weights by L2-regularised logistic regression, non-negative except clearing terms.
 
         ``evasion_copies``: extra copies of every attack account in which its
         loudest detector is weakened (:func:`evaded`), so the weights
         do not rest on one detector that unseen phrasing or an adaptive
-        operator can get under. The sign constraint is imposed by refitting
-        without any term whose weight came out negative, until none does.
+        operator can get under. The sign constraint and ``floors`` (lowest
+        weight per term: a shipped detector the fit would zero still moves
+        risk) are bounds of the optimisation (L-BFGS-B); the objective is
+        scikit-learn's balanced logistic loss, ``C`` times the loss plus half
+        the squared weights.
         """
-        from sklearn.linear_model import LogisticRegression
+        from scipy.optimize import minimize
 
         X, y = evidence.values, np.asarray(y, dtype=bool)
         if evasion_copies:
             extra = [evaded(evidence, y, np.random.default_rng([seed, k])) for k in range(evasion_copies)]
             X = np.vstack([X, *extra])
             y = np.concatenate([y, np.ones(sum(len(e) for e in extra), dtype=bool)])
-        active = list(range(len(evidence.names)))
-        while True:
-            lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
-            lr.fit(X[:, active], y)
-            bad = [j for j, w in zip(active, lr.coef_[0]) if w < 0 and evidence.names[j] not in CLEARING]
-            if not bad:
-                break
-            active = [j for j in active if j not in bad]
-        coefs = {name: 0.0 for name in evidence.names}
-        for j, w in zip(active, lr.coef_[0]):
-            coefs[evidence.names[j]] = float(w)
-        return cls(float(lr.intercept_[0]), coefs, dict(provenance or {}))
+        sw = np.where(y, len(y) / (2.0 * max(y.sum(), 1)), len(y) / (2.0 * max((~y).sum(), 1)))
+        sign = np.where(y, 1.0, -1.0)
+
+        def objective(theta):
+            w, b = theta[:-1], theta[-1]
+            m = sign * (X @ w + b)
+            loss = np.logaddexp(0.0, -m)
+            g = -sw * sign * (1.0 - 1.0 / (1.0 + np.exp(-m)))  # d loss_i / d z_i
+            return C * float(sw @ loss) + 0.5 * float(w @ w), np.append(C * (X.T @ g) + w, C * g.sum())
+
+        floors = floors or {}
+        bounds = [(None, None) if n in CLEARING else (floors.get(n, 0.0), None) for n in evidence.names] + [(None, None)]
+        start = np.array([max(lo or 0.0, 0.0) for lo, _ in bounds[:-1]] + [0.0])
+        res = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 5000})
+        coefs = {n: float(w) for n, w in zip(evidence.names, res.x[:-1])}
+        return cls(float(res.x[-1]), coefs, dict(provenance or {}))
 
     # -- scoring -----------------------------------------------------------
     def terms(self, evidence: EvidenceMatrix) -> np.ndarray:
