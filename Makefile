@@ -68,13 +68,14 @@ bench-spark: $(SPARK_STAMP)
 bench-serve: $(STAMP) deps-system
 	$(BIN)/python benchmarks/bench_serve.py
 
-# Refit the packaged fusion weights on simulated traffic of the *train* phrasing
-# family (never the holdout family the quality figures are measured on).
+# Refit the packaged fusion weights across the randomized worlds of the *fit* range
+# (sim/ranges.yaml protocol.fit: train phrasing), each scored against its own
+# population; never on the report worlds the quality figures are measured on.
 CAL_DIR ?= bench-data/calibration
 calibrate: $(STAMP)
-	$(BIN)/distillguard simulate --scenario default --scale 1.0 --seed 101 --family train --out $(CAL_DIR)
-	$(BIN)/distillguard calibrate $(CAL_DIR)/events.parquet --accounts $(CAL_DIR)/accounts.parquet \
-	  --labels $(CAL_DIR)/labels.parquet --out src/distillguard/score/model.yaml
+	mkdir -p $(CAL_DIR)
+	$(BIN)/python benchmarks/bench_generalization.py --fit-worlds > $(CAL_DIR)/fit-worlds.txt
+	$(BIN)/distillguard calibrate $$(sed 's/^/--world /' $(CAL_DIR)/fit-worlds.txt) --out src/distillguard/score/model.yaml
 
 clean:
 	rm -rf $(DEMO_DIR) bench-data .pytest_cache
