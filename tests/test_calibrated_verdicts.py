@@ -166,3 +166,29 @@ def test_a_dismissed_cluster_keeps_its_lookalikes_unflagged_on_the_next_scan(smo
     still = [a for a in flagged_before if after[a]["action"] in FLAGS]
     assert len(still) < len(flagged_before)
     assert again.calibration["analyst_cleared"]["lookalikes_without_strong_signals"] >= len(cleared)
+
+
+def test_calibrate_fits_one_model_across_worlds_and_no_detector_is_silenced(tmp_path):
+    import subprocess
+    import sys
+
+    from distillguard.score.calibration import SIGNAL_FLOOR
+    from distillguard.score.fusion import FusionModel
+    from distillguard.sim import simulate
+
+    worlds = []
+    for seed in (11, 12):
+        d = tmp_path / f"w{seed}"
+        simulate("smoke", scale=1.0, seed=seed, out=d, fmt="parquet", family="train")
+        worlds += ["--world", str(d)]
+    out = tmp_path / "model.yaml"
+    proc = subprocess.run([sys.executable, "-m", "distillguard.cli", "calibrate", *worlds, "--out", str(out), "-q"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    m = FusionModel.load(out)
+    own = ["output_harvest", "jailbreak", "rubric_grading", "machine_timing", "capability_sweep"]
+    assert all(m.coefficients[n] >= SIGNAL_FLOOR - 1e-9 for n in own)
+    assert set(m.reference_baselines) >= set(own)
+    assert [w["world"] for w in m.provenance["worlds"]] == ["w11", "w12"]
+    bad = subprocess.run([sys.executable, "-m", "distillguard.cli", "calibrate", "--out", str(out)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--world" in bad.stderr and "Traceback" not in bad.stderr
