@@ -2,6 +2,8 @@
 the small-scan fallback and analyst feedback, on real scans of simulated traffic (issue 12)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -192,3 +194,29 @@ def test_calibrate_fits_one_model_across_worlds_and_no_detector_is_silenced(tmp_
     assert [w["world"] for w in m.provenance["worlds"]] == ["w11", "w12"]
     bad = subprocess.run([sys.executable, "-m", "distillguard.cli", "calibrate", "--out", str(out)], capture_output=True, text=True)
     assert bad.returncode == 2 and "--world" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_case_files_and_intel_export_per_operator(smoke_traffic, tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "distillguard.cli", *map(str, args)], capture_output=True, text=True)
+
+    db = tmp_path / "o.duckdb"
+    r = cli("scan", smoke_traffic / "events.parquet", "--accounts", smoke_traffic / "accounts.parquet", "--db", db,
+            "--out", tmp_path / "res", "--quiet")
+    assert r.returncode == 0, r.stderr
+    ops = json.loads((tmp_path / "res" / "campaigns.json").read_text())["operators"]
+    op = max(ops, key=lambda o: len(o["campaigns"]))
+    r = cli("case", "export", op["operator_id"], "--db", db, "--out", tmp_path / "case", "--no-pdf")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "case").iterdir()) == sorted(op["campaigns"])
+    assert all((tmp_path / "case" / c / "manifest.json").is_file() for c in op["campaigns"])
+    assert cli("intel", "keygen", "--out", tmp_path / "k").returncode == 0
+    r = cli("intel", "export", "--db", db, "--key-file", tmp_path / "k", "--operator", op["operator_id"],
+            "--out", tmp_path / "b.json", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["campaigns"] == len(op["campaigns"])
+    bad = cli("case", "export", "O-nosuchthing", "--db", db, "--out", tmp_path / "x", "--no-pdf")
+    assert bad.returncode == 2 and "no operator" in bad.stderr

@@ -14,7 +14,7 @@ import hashlib
 
 from distillguard.link import Communities
 
-__all__ = ["OPERATOR_KINDS", "group_operators", "operator_id"]
+__all__ = ["OPERATOR_KINDS", "group_operators", "operator_campaigns", "operator_id"]
 
 OPERATOR_KINDS = ("payment_fingerprint", "client_ip", "subnet", "template", "lockstep", "signup_burst")
 """Kinds of shared value that tie two campaigns to one operator (a user agent or an
@@ -68,3 +68,18 @@ def group_operators(comms: Communities, assignment: dict[str, str], min_members:
         for cid in members:
             out[cid] = {"operator_id": oid, "shared": shared[cid][:20]}
     return out
+
+
+def operator_campaigns(con, operator_id: str) -> list[str]:
+    """The campaign ids of ``operator_id`` in a store's latest scan (``account_results``)."""
+    from distillguard.errors import UsageError
+
+    has = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'account_results' "
+                      "AND column_name = 'operator_id'").fetchone()[0]
+    if not has:
+        raise UsageError("the store's scan results carry no operator ids: rescan with this version (scan --db)")
+    rows = con.execute("SELECT DISTINCT campaign_id FROM account_results WHERE operator_id = ? AND campaign_id IS NOT NULL "
+                       "ORDER BY campaign_id", [operator_id]).fetchall()
+    if not rows:
+        raise UsageError(f"no operator {operator_id!r} in the store's latest scan")
+    return [r[0] for r in rows]
