@@ -220,3 +220,12 @@ def test_case_files_and_intel_export_per_operator(smoke_traffic, tmp_path):
     assert json.loads(r.stdout)["campaigns"] == len(op["campaigns"])
     bad = cli("case", "export", "O-nosuchthing", "--db", db, "--out", tmp_path / "x", "--no-pdf")
     assert bad.returncode == 2 and "no operator" in bad.stderr
+    # the console's queue shows each campaign's operator and filters on it
+    import duckdb
+
+    from distillguard.console.data import queue
+
+    con = duckdb.connect(str(db), read_only=True)
+    rows = queue(con, operator=op["operator_id"])["rows"]
+    assert sorted(r["campaign_id"] for r in rows) == sorted(op["campaigns"])
+    assert all(r["operator_id"] == op["operator_id"] and r["operator_campaigns"] == len(op["campaigns"]) for r in rows)
