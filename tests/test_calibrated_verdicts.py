@@ -66,7 +66,7 @@ def test_every_flag_of_a_real_scan_is_corroborated(default_scan):
     flagged = [r for r in _rows(default_scan) if r["action"] in FLAGS]
     assert flagged
     for r in flagged:
-        assert rule.satisfied(set(r["reasons"]), r["campaign_id"] is not None, r["risk"]), r
+        assert rule.satisfied(set(r["reasons"]), r["campaign_id"] is not None), r
     capped = [r for r in _rows(default_scan) if r["rule_id"] == "corroboration-required"]
     assert all(r["action"] == "monitor" for r in capped)
 

@@ -417,7 +417,7 @@ def _apply_alert_budget(policy: Policy, ids, risk, codes_of, assignment, org_of,
         return {}
     cap = ACTIONS.index(c.cap)
     own = [i for i, d in enumerate(decisions)
-           if ACTIONS.index(d.action) > cap and c.own_evidence_only(set(codes_of[i]), ids[i] in assignment, float(risk[i]))]
+           if ACTIONS.index(d.action) > cap and c.own_evidence_only(set(codes_of[i]), ids[i] in assignment)]
     n_active = int(active.sum())
     budget = int(c.max_flag_share * n_active)
     own.sort(key=lambda i: -risk[i])

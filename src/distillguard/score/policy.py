@@ -61,9 +61,7 @@ class Corroboration:
     account's families are those of its reason codes, plus ``campaign`` when
     it belongs to a campaign (campaigns form only on strong member-level
     evidence). ``any_of`` lists the accepted combinations: each is a list of
-    family groups, every group needing at least one of its families, and
-    may be written ``{families: [...], min_risk: x}`` to count only from
-    risk ``x`` (a campaign's members that look ordinary themselves). With
+    family groups, every group needing at least one of its families. With
     the packaged policy one behaviour family alone (or content alone) stays
     at ``monitor``; content plus behaviour, a campaign, or an analyst or
     intel match may go further.
@@ -72,8 +70,6 @@ class Corroboration:
     families: dict
     any_of: tuple
     cap: str = "monitor"
-    min_risk: tuple = ()
-    """Per ``any_of`` combination, the risk from which it counts (0: always)."""
     own_evidence: tuple = ()
     """Combinations (indices into ``any_of``) that rest on an account's own evidence alone: the alert budget counts these."""
     max_flag_share: float = 0.005
@@ -82,9 +78,7 @@ class Corroboration:
     def from_dict(cls, data: dict) -> "Corroboration":
         try:
             families = {str(k): frozenset(map(str, v)) for k, v in data["families"].items()}
-            combos = [c if isinstance(c, dict) else {"families": c} for c in data["any_of"]]
-            any_of = tuple(tuple(frozenset([g] if isinstance(g, str) else g) for g in c["families"]) for c in combos)
-            min_risk = tuple(float(c.get("min_risk", 0.0)) for c in combos)
+            any_of = tuple(tuple(frozenset([g] if isinstance(g, str) else g) for g in combo) for combo in data["any_of"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"policy corroboration: needs families and any_of ({exc})") from exc
         known = set(families) | {"campaign"}
@@ -99,21 +93,20 @@ class Corroboration:
         share = float(data.get("max_flag_share", 0.005))
         if not 0 <= share <= 1:
             raise UsageError("policy corroboration: max_flag_share must be in [0, 1]")
-        return cls(families, any_of, cap, min_risk, own, share)
+        return cls(families, any_of, cap, own, share)
 
     def families_of(self, codes: set[str], in_campaign: bool) -> set[str]:
         out = {f for f, members in self.families.items() if codes & members}
         return out | {"campaign"} if in_campaign else out
 
-    def satisfied(self, codes: set[str], in_campaign: bool, risk: float = 1.0) -> list[int]:
+    def satisfied(self, codes: set[str], in_campaign: bool) -> list[int]:
         """Indices of the ``any_of`` combinations this evidence meets."""
         have = self.families_of(codes, in_campaign)
-        return [i for i, combo in enumerate(self.any_of)
-                if all(group & have for group in combo) and risk >= (self.min_risk[i] if self.min_risk else 0.0)]
+        return [i for i, combo in enumerate(self.any_of) if all(group & have for group in combo)]
 
-    def own_evidence_only(self, codes: set[str], in_campaign: bool, risk: float = 1.0) -> bool:
+    def own_evidence_only(self, codes: set[str], in_campaign: bool) -> bool:
         """Corroborated, but only by the account's own evidence (what the alert budget bounds)."""
-        met = self.satisfied(codes, in_campaign, risk)
+        met = self.satisfied(codes, in_campaign)
         return bool(met) and all(i in self.own_evidence for i in met)
 
 
@@ -221,8 +214,8 @@ class Policy:
             return self._decision("allow", "implicit-default")
         c = self.corroboration
         if c is not None and ACTIONS.index(rule.action) > ACTIONS.index(c.cap):
-            if not c.satisfied(codes, in_campaign, risk):
+            if not c.satisfied(codes, in_campaign):
                 return self._decision(c.cap, "corroboration-required", rule.action)
-            if held_back and c.own_evidence_only(codes, in_campaign, risk):
+            if held_back and c.own_evidence_only(codes, in_campaign):
                 return self._decision(c.cap, "alert-budget", rule.action)
         return self._decision(rule.action, rule.id)
