@@ -209,8 +209,17 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     rules = load_rules()
     comms = st.run("communities", find_communities, members, rules, len(ids))
     tables = [(r.name, s.reason, r.scores) for s, r in zip(signals, results)]
-    names = [r.name for r in results]
     n_events = features.column("n_events").to_numpy(zero_copy_only=False).astype(float)
+    baselines, strong, active, like_cleared, candidates, evidence = st.run(
+        "population calibration", _relative_evidence, ids, tables, comms, rules, meta, n_events, policy, reference,
+        is_dismissed, cleared)
+    return Analysis(features, samples, meta, signals, results, comms, evidence, members, known, baselines,
+                    {t[0]: strong[:, j] for j, t in enumerate(tables)}, active, candidates, like_cleared), st.timings
+
+
+def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy, reference, is_dismissed, cleared):
+    """Scores relative to the population, strong signals, campaign candidates and the evidence matrix."""
+    names = [t[0] for t in tables]
     pop, camp = policy.population, policy.campaigns
     active = n_events >= pop.get("min_events", 10)
     raw = own_scores(ids, tables)
@@ -228,8 +237,7 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
         is_dismissed=is_dismissed,
     )
     evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, attach_of, own=own, pool=set(candidates))
-    return Analysis(features, samples, meta, signals, results, comms, evidence, members, known, baselines,
-                    {n: strong[:, j] for j, n in enumerate(names)}, active, candidates, like_cleared), st.timings
+    return baselines, strong, active, like_cleared, candidates, evidence
 
 
 def store_inputs(store: EventStore):
