@@ -56,7 +56,7 @@ def get_source(fmt: str, on_progress=None) -> Source:
 
         return ParquetSource(on_progress=on_progress)
     if fmt == "otlp":
-        from distillguard.ingest.records import OtlpSource
+        from distillguard.ingest.otlp import OtlpSource
 
         return OtlpSource()
     if fmt == "litellm":
