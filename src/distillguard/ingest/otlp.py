@@ -468,24 +468,34 @@ def is_protobuf_file(path: str) -> bool:
 class OtlpSource:
     """OTLP trace and log exports, protobuf (``.pb``) or OTLP/JSON: one event per model call.
 
-    Spans that are not model calls are skipped and not counted; content log
-    records whose span is not in the same file are quarantined (``unjoined_content``).
+    Several files given to one ``ingest`` are joined together (a trace export and the
+    log export with its content). Spans that are not model calls are skipped and not
+    counted; content records whose call is in none of the files are quarantined
+    (``unjoined_content``).
     """
 
     name: ClassVar[str] = "otlp"
 
     def read(self, path: str) -> Iterator[ReadBatch]:
-        p = str(path)
-        if is_protobuf_file(p):
-            try:
-                items = _pb_file_items(_file_bytes(p))
-            except (Reject, OSError, EOFError) as exc:
-                raise UsageError(f"{p}: not an OTLP protobuf export ({getattr(exc, 'detail', None) or exc})") from None
-            docs: Iterator = iter([(1, items, "")])
-        else:
-            docs = ((line, obj if isinstance(obj, Reject) else _safe_items(obj), raw)
-                    for line, obj, raw in iter_json_records(p))
-        yield from _collect(p, docs, _mapper)
+        return self.read_paths([str(path)])
+
+    def read_paths(self, paths: list[str]) -> Iterator[ReadBatch]:
+        items: list[Item] = []
+        bad: list = []
+        for p in paths:
+            if is_protobuf_file(p):
+                try:
+                    items.extend(_pb_file_items(_file_bytes(p)))
+                except (Reject, OSError, EOFError) as exc:
+                    raise UsageError(f"{p}: not an OTLP protobuf export ({getattr(exc, 'detail', None) or exc})") from None
+                continue
+            for line, obj, raw in iter_json_records(p):
+                got = obj if isinstance(obj, Reject) else _safe_items(obj)
+                if isinstance(got, Reject):
+                    bad.append((line, got, raw))
+                else:
+                    items.extend(got)
+        yield from _collect(", ".join(paths), iter([*bad, (1, items, "")]), _mapper)
 
 
 def _safe_items(doc):
