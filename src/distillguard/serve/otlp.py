@@ -79,7 +79,8 @@ def _status_pb(code: int, message: str) -> bytes:
 
 
 class JoinBuffer:
-    """Model calls waiting (at most ``window`` s) for the content and subject other exports carry."""
+    """Joins one call's pieces across exports: content kept until its span comes, calls without a
+    subject held at most ``window`` s for the span naming the caller."""
 
     def __init__(self, window: float = 10.0, max_items: int = 100_000):
         self.window = window
@@ -89,7 +90,9 @@ class JoinBuffer:
         self.by_trace: dict[str, dict] = {}  # identity attributes seen on other spans of the trace
         self.trace_waiting: dict[str, set[str]] = {}  # trace id -> keys of its waiting calls
         self.expiry: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self.unjoined = 0
+        self.released: OrderedDict[str, None] = OrderedDict()  # span ids whose call went in
+        self.unjoined = 0  # content records whose call never came
+        self.late = 0  # content or details records that came after their call went in
         self._lock = threading.Lock()
 
     def _keep(self, key: tuple[str, str], now: float) -> None:
@@ -117,6 +120,8 @@ class JoinBuffer:
                     self.by_span.setdefault(it.parent_id, []).append(it)
                     self._keep(("span", it.parent_id), now)
                     touched.add(it.parent_id)
+                elif it.kind == "log" and it.name in CONTENT_EVENTS and it.span_id in self.released:
+                    self.late += 1
                 elif it.kind == "log" and it.name in CONTENT_EVENTS and it.span_id:
                     self.by_span.setdefault(it.span_id, []).append(it)
                     self._keep(("span", it.span_id), now)
@@ -129,6 +134,9 @@ class JoinBuffer:
                         touched.update(self.trace_waiting.get(it.trace_id, ()))
             for it in fresh:
                 key = it.span_id or f"#{id(it)}"
+                if key in self.released:  # its call went in already (a details record after its span)
+                    self.late += 1
+                    continue
                 prev = self.waiting.pop(key, None)
                 if prev is not None:  # the span and its details record: one call, the span leads
                     lead, other = (it, prev[1]) if it.kind == "span" else (prev[1], it)
@@ -165,6 +173,9 @@ class JoinBuffer:
             return []
         del self.waiting[key]
         self.by_span.pop(key, None)
+        self.released[key] = None
+        if len(self.released) > self.max_items:
+            self.released.popitem(last=False)
         waiting = self.trace_waiting.get(model.trace_id)
         if waiting is not None:
             waiting.discard(key)
@@ -183,8 +194,10 @@ def register_otlp(app, engine, met, max_body_bytes: int) -> JoinBuffer:
                        ["signal"], registry=met["registry"])
     Gauge("distillguard_otlp_waiting", "Model calls waiting for their content or subject", registry=met["registry"]
           ).set_function(lambda: len(buf.waiting))
-    Gauge("distillguard_otlp_unjoined", "Content records dropped: their model call never arrived",
+    Gauge("distillguard_otlp_unjoined", "Content records dropped: their model call never came",
           registry=met["registry"]).set_function(lambda: buf.unjoined)
+    Gauge("distillguard_otlp_late", "Content records dropped: they came after their model call went in",
+          registry=met["registry"]).set_function(lambda: buf.late)
 
     def accept(pairs: list) -> dict:
         out = engine.ingest_pairs(pairs, source="otlp")
