@@ -63,34 +63,6 @@ USER = "acct-capture-1"
 
 
 # --------------------------------------------------------------------------- loopback servers
-class _MockOpenAI(BaseHTTPRequestHandler):
-    """Answers /v1/chat/completions like the OpenAI API (usage, n choices, logprobs when asked)."""
-
-    def log_message(self, *a):
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-        n = int(body.get("n") or 1)
-        choice = lambda i: {  # noqa: E731
-            "index": i, "finish_reason": "stop",
-            "message": {"role": "assistant", "content": f"Step 1: think. Step 2: answer {i}."},
-            "logprobs": {"content": [{"token": "Step", "logprob": -0.1, "bytes": [83, 116, 101, 112],
-                                      "top_logprobs": [{"token": "Step", "logprob": -0.1, "bytes": [83, 116, 101, 112]}]}]}
-            if body.get("logprobs") else None}
-        out = {"id": "chatcmpl-capture", "object": "chat.completion", "created": int(time.time()),
-               "model": body.get("model", "gpt-4o-mini") + "-2024-07-18", "system_fingerprint": "fp_capture",
-               "choices": [choice(i) for i in range(n)],
-               "usage": {"prompt_tokens": 21, "completion_tokens": 9 * n, "total_tokens": 21 + 9 * n,
-                         "completion_tokens_details": {"reasoning_tokens": 0}}}
-        data = json.dumps(out).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
 class _Receiver(BaseHTTPRequestHandler):
     """Keeps the raw bodies OTLP/HTTP exporters post (``server.bodies[path]``)."""
 
@@ -114,6 +86,10 @@ def _serve(handler) -> ThreadingHTTPServer:
     srv.bodies = {}
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
+
+
+sys.path.insert(0, str(ROOT / "tests"))
+from mock_openai import MockOpenAI as _MockOpenAI  # noqa: E402  (stdlib only: runs in the capture venvs too)
 
 
 # --------------------------------------------------------------------------- one producer (inside the venv)

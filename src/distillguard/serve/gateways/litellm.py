@@ -13,6 +13,7 @@ stand-ins with the same hook signatures, so the HTTP contract can be tested
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from datetime import datetime, timezone
 
@@ -82,6 +83,9 @@ def event_from_litellm(data: dict, user_api_key_dict=None) -> dict:
         if data.get(k) is not None and ev.get(field) is None:
             ev[field] = data[k]
     return {k: v for k, v in ev.items() if v is not None}
+
+
+_BODY_KEPT = ("model", "messages", "input", "prompt", "user")  # LiteLLM adds objects to the body: not these
 
 
 def _request_params(kwargs: dict, slo: dict) -> dict:
@@ -184,7 +188,8 @@ class DistillguardLogger(CustomLogger):
             "response": slo.get("response"),
             "requester_ip_address": meta.get("requester_ip_address") or slo.get("requester_ip_address"),
             "status": slo.get("status") or "success",
-            "proxy_server_request": {**body, **_request_params(kwargs, slo)},
+            "proxy_server_request": {**{k: body[k] for k in _BODY_KEPT if body.get(k) is not None},
+                                     **_request_params(kwargs, slo)},
         }
         return {k: v for k, v in rec.items() if v not in (None, {})}
 
@@ -195,7 +200,8 @@ class DistillguardLogger(CustomLogger):
             batch, self.buffer = self.buffer, []
             try:
                 async with httpx.AsyncClient(base_url=self.api_base, timeout=self.timeout) as c:
-                    r = await c.post("/v1/events", params={"format": "litellm"}, json={"events": batch})
+                    r = await c.post("/v1/events", params={"format": "litellm"}, headers={"content-type": "application/json"},
+                                     content=json.dumps({"events": batch}, default=str))
                     r.raise_for_status()
             except httpx.HTTPError:
                 self.buffer = batch + self.buffer  # keep them for the next flush
