@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import orjson
 import pyarrow as pa
 
-from distillguard.ingest.subject import SOURCES, choose
+from distillguard.subject import SOURCES, choose
 from distillguard.schema import BOOL_FIELDS, EVENT_ALIASES, EVENT_SCHEMA, FLOAT_FIELDS, INT_FIELDS
 
 __all__ = [

@@ -219,7 +219,7 @@ OTLP_FIELDS: dict[str, list[str]] = {
     "reasoning_effort": ["gen_ai.request.reasoning_effort", "gen_ai.openai.request.reasoning_effort"],
     "system_prompt": ["gen_ai.system_instructions"],
 }
-# the candidates of the subject rule (distillguard.ingest.subject)
+# the candidates of the subject rule (distillguard.subject)
 IDENTITY: dict[str, list[str]] = {
     "end_user": ["enduser.id", "user.id", "gen_ai.user", "llm.user", "metadata.user_api_key_end_user_id"],
     "key_user": ["metadata.user_api_key_user_id"],

@@ -206,7 +206,7 @@ def map_litellm(row: dict):
         body = body.get("body", body) if isinstance(body.get("body"), dict) else body
     else:
         body = {}
-    # the candidates of the one subject rule (distillguard.ingest.subject); the key is also api_key_id
+    # the candidates of the one subject rule (distillguard.subject); the key is also api_key_id
     rec["identity"] = {"end_user": low.get("end_user") or meta.get("user_api_key_end_user_id") or body.get("user"),
                        "key_user": low.get("user") or meta.get("user_api_key_user_id"),
                        "key": low.get("api_key") or meta.get("user_api_key_hash")}
@@ -265,7 +265,7 @@ class LiteLLMSource:
     """LiteLLM proxy spend logs (``LiteLLM_SpendLogs`` rows) as CSV, JSON or JSONL.
 
     The subject follows the subject rule over ``end_user``, ``user`` (the key's user) and the
-    hashed ``api_key`` (:mod:`distillguard.ingest.subject`).
+    hashed ``api_key`` (:mod:`distillguard.subject`).
     """
 
     name: ClassVar[str] = "litellm"

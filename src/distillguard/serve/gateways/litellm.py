@@ -63,7 +63,7 @@ def event_from_litellm(data: dict, user_api_key_dict=None) -> dict:
 
     The subject is left to the service: the event carries the gateway's
     ``identity`` candidates and the service applies the one subject rule
-    (:mod:`distillguard.ingest.subject`), as it does for the logger's records.
+    (:mod:`distillguard.subject`), as it does for the logger's records.
     """
     key = _user_key(user_api_key_dict)
     meta = data.get("metadata") or data.get("litellm_metadata") or {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["SOURCES", "DEFAULT_RULE", "parse_rule", "set_rule", "current_rule", "choose"]
+__all__ = ["SOURCES", "DEFAULT_RULE", "OPTION_HELP", "parse_rule", "set_rule", "use_option", "current_rule", "choose"]
 
 SOURCES = ("end_user", "key_user", "key")
 DEFAULT_RULE = ("end_user", "key_user", "key")
@@ -41,6 +41,22 @@ def set_rule(rule) -> tuple[str, ...]:
     global _rule
     _rule = parse_rule(rule) if rule is not None else None
     return current_rule()
+
+
+OPTION_HELP = ("Subject rule: the first present of end_user, key_user, key, comma-separated "
+               "[default: $DISTILLGUARD_SUBJECT or end_user,key_user,key; docs/ingest.md].")
+
+
+def use_option(value: str | None) -> None:
+    """Apply a command's ``--subject`` (UsageError, exit 2, when malformed)."""
+    if value is None:
+        return
+    from distillguard.errors import UsageError
+
+    try:
+        set_rule(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def current_rule() -> tuple[str, ...]:
