@@ -19,6 +19,10 @@ Then it measures:
 2. ``wrk`` (Debian) at saturation, 2 connections, 5 s, for both endpoints.
 3. Event intake: batches of 1,000 canonical events on 4 connections for 8 s,
    durably journaled (fsync) before each 2xx.
+4. OTLP intake (``/v1/traces``): batches of 500 GenAI chat spans (new semconv,
+   prompt on the span, caller in ``enduser.id``) as protobuf (what SDKs and
+   Collectors send), protobuf+gzip and OTLP/JSON of the same spans, 4 connections,
+   spans/s accepted (``--only-otlp`` runs just this part).
 
 Everything shares the machine's cores (2 here); ``--pin`` puts the servers on
 CPU 0 and the load generators on CPU 1 with ``taskset`` (worse on a machine
@@ -110,8 +114,9 @@ def _bodies(n=1000) -> list[bytes]:
     return out
 
 
-def _request(path: str, body: bytes) -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+def _request(path: str, body: bytes, ctype: str = "application/json", encoding: str | None = None) -> bytes:
+    enc = f"content-encoding: {encoding}\r\n" if encoding else ""
+    return (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: {ctype}\r\n{enc}"
             f"content-length: {len(body)}\r\n\r\n").encode() + body
 
 
@@ -206,6 +211,87 @@ async def intake(port: int, seconds: float, batch: int = 1000, conns: int = 4, n
             "connections": conns, "fsync": True, "event_ids": "given" if with_ids else "computed"}
 
 
+def _otlp_batches(n_batches: int, batch: int, tag: str) -> list:
+    """ExportTraceServiceRequests of GenAI chat spans (new semconv, content on the span) and their app spans."""
+    import random
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    def kv(k, v):
+        val = AnyValue(int_value=v) if isinstance(v, int) else AnyValue(double_value=v) if isinstance(v, float) \
+            else AnyValue(string_value=v)
+        return KeyValue(key=k, value=val)
+
+    rnd = random.Random(11)
+    out = []
+    for b in range(n_batches):
+        req = ExportTraceServiceRequest()
+        rs = req.resource_spans.add()
+        rs.resource.attributes.append(kv("service.name", "bench-app"))
+        ss = rs.scope_spans.add()
+        for i in range(batch):
+            s = ss.spans.add()
+            s.trace_id = f"{tag}{b:07d}{i:07d}".encode().ljust(16, b"0")[:16]
+            s.span_id = bytes([ord(tag[0]), ord(tag[-1])]) + (b * batch + i).to_bytes(6, "big")
+            s.name = "chat orion-2"
+            s.start_time_unix_nano = (1772582400 + b * batch + i) * 10**9
+            msgs = json.dumps([{"role": "user", "parts": [{"type": "text", "content": f"question {rnd.randrange(10**6)}"
+                                                                                    f" about topic {rnd.randrange(100)}"}]}])
+            s.attributes.extend([kv("gen_ai.operation.name", "chat"), kv("gen_ai.request.model", "orion-2"),
+                                 kv("gen_ai.provider.name", "openai"), kv("enduser.id", f"load-{rnd.randrange(5000)}"),
+                                 kv("gen_ai.request.max_tokens", 1024), kv("gen_ai.request.temperature", 0.7),
+                                 kv("gen_ai.usage.input_tokens", 40), kv("gen_ai.usage.output_tokens", rnd.randrange(50, 2000)),
+                                 kv("client.address", f"10.{b % 250}.{i % 200}.{i % 7}"), kv("gen_ai.input.messages", msgs)])
+        out.append(req)
+    return out
+
+
+async def otlp_intake(port: int, seconds: float, encoding: str, n_batches: int = 120, batch: int = 500,
+                      conns: int = 4, tag: str = "p") -> dict:
+    """POST /v1/traces: protobuf (as SDKs and Collectors send), protobuf+gzip, or OTLP/JSON of the same spans."""
+    import gzip as gz
+
+    from google.protobuf.json_format import MessageToDict
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    reqs = _otlp_batches(n_batches, batch, tag)
+    bodies = []
+    for r in reqs:
+        if encoding == "json":
+            doc = MessageToDict(r)
+            for sp in doc["resourceSpans"][0]["scopeSpans"][0]["spans"]:  # OTLP/JSON ids are hex
+                sp["traceId"], sp["spanId"] = (__import__("base64").b64decode(sp[k]).hex() for k in ("traceId", "spanId"))
+            bodies.append(_request("/v1/traces", json.dumps(doc).encode()))
+        else:
+            raw = r.SerializeToString()
+            bodies.append(_request("/v1/traces", gz.compress(raw, 1) if encoding == "protobuf+gzip" else raw,
+                                   "application/x-protobuf", "gzip" if encoding == "protobuf+gzip" else None))
+    sent = rejected = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(k):
+        nonlocal sent, rejected
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        j = k
+        while time.perf_counter() < stop and j < len(bodies):
+            writer.write(bodies[j])
+            status, body = await _read_response(reader, want_body=True)
+            if status == 200:
+                n_bad = (json.loads(body)["partialSuccess"]["rejectedSpans"] if encoding == "json"
+                         else ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans)
+                sent += batch - n_bad
+                rejected += n_bad
+            j += conns
+        writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[worker(k) for k in range(conns)])
+    wall = time.perf_counter() - t0
+    return {"encoding": encoding, "spans": sent, "rejected": rejected, "seconds": round(wall, 2),
+            "spans_per_s": round(sent / wall), "batch": batch, "connections": conns, "fsync": True}
+
+
 def run_wrk(url: str, body: bytes, seconds: int = 5, conns: int = 2) -> dict | None:
     if not shutil.which("wrk"):
         return None
@@ -229,12 +315,17 @@ def run_wrk(url: str, body: bytes, seconds: int = 5, conns: int = 2) -> dict | N
     return out
 
 
+class _Done(Exception):
+    pass
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--intake-seconds", type=float, default=8.0)
     ap.add_argument("--pin", action="store_true", help="servers on CPU 0, load generators on CPU 1 (taskset)")
+    ap.add_argument("--only-otlp", action="store_true", help="only the OTLP intake figures")
     args = ap.parse_args()
     global PIN
     PIN = args.pin
@@ -257,6 +348,11 @@ def main() -> None:
         if _pin(1):
             os.sched_setaffinity(0, {1})
         # warm both (imports, first-request paths), then measure bare and service in turn
+        for enc in ("protobuf", "protobuf+gzip", "json"):
+            results[f"otlp_{enc}"] = asyncio.run(otlp_intake(sport, args.intake_seconds, enc, tag=enc[0] + enc[-1]))
+        if args.only_otlp:  # with the canonical intake of this run as the baseline
+            results["intake"] = asyncio.run(intake(sport, args.intake_seconds, n_batches=100))
+            raise _Done
         asyncio.run(fixed_rate(bport, "/bare", bodies, 500, 1))
         asyncio.run(fixed_rate(sport, "/v1/decide", bodies, 500, 1))
         results["bare_fixed_rate"] = asyncio.run(fixed_rate(bport, "/bare", bodies, args.rate, args.seconds))
@@ -266,6 +362,8 @@ def main() -> None:
         results["decide_wrk_new_account_template"] = run_wrk(f"http://127.0.0.1:{sport}/v1/decide", bodies[7])
         results["intake"] = asyncio.run(intake(sport, args.intake_seconds))
         results["intake_no_ids"] = asyncio.run(intake(sport, args.intake_seconds, n_batches=200, with_ids=False, tag="b"))
+    except _Done:
+        pass
     finally:
         for p in (serve, bare):
             p.terminate()
@@ -275,6 +373,16 @@ def main() -> None:
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
     (OUT / "bench_serve.json").write_text(json.dumps(results, indent=2))
+    base = results["intake"]["events_per_s"]
+    for enc in ("protobuf", "protobuf+gzip", "json"):
+        o = results[f"otlp_{enc}"]
+        print(f"OTLP /v1/traces {enc:>13}: {o['spans_per_s']:,} spans/s, {o['spans_per_s'] / base:.2f} x /v1/events "
+              f"({o['spans']:,} GenAI spans in {o['seconds']} s, {o['rejected']} rejected, batches of {o['batch']}, "
+              f"{o['connections']} connections, fsync before 2xx)")
+    if args.only_otlp:
+        i = results["intake"]
+        print(f"baseline /v1/events (canonical JSON, ids given): {i['events_per_s']:,} events/s")
+        return
     b, d = results["bare_fixed_rate"], results["decide_fixed_rate"]
     print(f"fixed rate {args.rate:.0f} req/s for {args.seconds:.0f} s (open loop, 8 connections):")
     print(f"  bare FastAPI  p50 {b['p50_ms']} ms  p99 {b['p99_ms']} ms  max {b['max_ms']} ms  achieved {b['achieved_rps']} req/s")

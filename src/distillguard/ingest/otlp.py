@@ -60,19 +60,30 @@ class Item:
 # --------------------------------------------------------------------------- protobuf
 def _pb_value(v):
     kind = v.WhichOneof("value")
-    if kind is None:
-        return None
+    if kind == "string_value":  # by far the most common: tested first
+        return v.string_value
+    if kind == "int_value":
+        return v.int_value
+    if kind == "double_value":
+        return v.double_value
+    if kind == "bool_value":
+        return v.bool_value
     if kind == "array_value":
         return [_pb_value(x) for x in v.array_value.values]
     if kind == "kvlist_value":
         return {kv.key: _pb_value(kv.value) for kv in v.kvlist_value.values}
     if kind == "bytes_value":
         return v.bytes_value.hex()
-    return getattr(v, kind)
+    return None
 
 
 def _pb_attrs(kvs) -> dict:
-    return {kv.key: _pb_value(kv.value) for kv in kvs}
+    out = {}
+    for kv in kvs:
+        v = kv.value
+        kind = v.WhichOneof("value")
+        out[kv.key] = v.string_value if kind == "string_value" else _pb_value(v)
+    return out
 
 
 def _pb_request(raw: bytes, signal: str):
@@ -234,8 +245,7 @@ _MESSAGE_ATTRS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.pro
 _KNOWN = ({a for names in (*OTLP_FIELDS.values(), *IDENTITY.values()) for a in names}
           | {"gen_ai.system", "gen_ai.provider.name", "llm.provider", "llm.system", "openinference.span.kind",
              *_MESSAGE_ATTRS})
-_DROPPED_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.", "gen_ai.completion.",
-                     "metadata.", "hidden_params")  # LiteLLM's metadata.* repeats request headers: not kept
+_DROPPED_PREFIXES = ("metadata.", "hidden_params")  # LiteLLM's metadata.* repeats request headers: not kept
 
 
 def is_model_item(it: Item) -> bool:
@@ -325,25 +335,58 @@ def _merge(model: Item, parts: list[Item], caller: dict | None = None) -> Item:
                 attrs, model.res)
 
 
-def _first(attrs: dict, res: dict, names: list[str]):
-    for name in names:
-        v = attrs.get(name)
+# attribute -> (field, rank): one pass over a span's attributes finds every field (lowest rank wins)
+_ATTR_INDEX: dict[str, tuple[str, int]] = {
+    **{n: (f, r) for f, names in OTLP_FIELDS.items() for r, n in enumerate(names)},
+    **{n: ("identity." + src, r) for src, names in IDENTITY.items() for r, n in enumerate(names)},
+}
+_INDEXED = ("llm.input_messages.", "gen_ai.prompt.", "llm.output_messages.", "gen_ai.completion.")
+
+
+def _pick(d: dict, out: dict, ranks: dict, extra: dict | None = None) -> bool:
+    """Fields of ``d`` (span or resource attributes) into ``out``, unknown ones into ``extra``;
+    whether ``d`` has indexed message attributes (OpenInference, old GenAI)."""
+    indexed = False
+    for k, v in d.items():
+        hit = _ATTR_INDEX.get(k)
+        if hit is None:
+            if extra is not None and k not in _KNOWN:
+                if k.startswith(_INDEXED):
+                    indexed = True
+                elif not k.startswith(_DROPPED_PREFIXES):
+                    extra[k] = v
+            continue
         if v is None or v == "":
-            v = res.get(name)
-        if v is not None and v != "":
-            return v
-    return None
+            continue
+        f, r = hit
+        if f not in ranks or r < ranks[f]:
+            out[f] = v
+            ranks[f] = r
+    return indexed
 
 
 def map_item(it: Item) -> tuple[dict, dict]:
-    """One (merged) model item -> (record, extra) for :func:`~distillguard.ingest.normalize.normalize`."""
+    """One (merged) model item -> (record, extra) for :func:`~distillguard.ingest.normalize.normalize`.
+
+    Span attributes win over resource attributes; within each, the order of OTLP_FIELDS / IDENTITY.
+    """
     attrs, res = it.attrs, it.res
+    found: dict = {}
+    ranks: dict = {}
+    attr_extra: dict = {}
+    indexed = _pick(attrs, found, ranks, attr_extra)
+    if res:
+        more: dict = {}
+        _pick(res, more, {})
+        for f, v in more.items():
+            found.setdefault(f, v)
     rec: dict = {"event_id": it.span_id or None, "ts": it.ts}
-    for fld, names in OTLP_FIELDS.items():
-        v = _first(attrs, res, names)
-        if v is not None:
-            rec[fld] = v
-    identity = {src: _first(attrs, res, names) for src, names in IDENTITY.items()}
+    identity = {src: None for src in IDENTITY}
+    for f, v in found.items():
+        if f.startswith("identity."):
+            identity[f[9:]] = v
+        else:
+            rec[f] = v
     inv = _jsonish(attrs.get("llm.invocation_parameters"))
     if isinstance(inv, dict):
         for k, fld in _INVOCATION.items():
@@ -355,7 +398,7 @@ def map_item(it: Item) -> tuple[dict, dict]:
     msgs = _jsonish(attrs.get("gen_ai.input.messages"))
     if msgs is None:
         msgs = _jsonish(attrs.get("gen_ai.prompt"))
-    if msgs is None:
+    if msgs is None and indexed:
         msgs = _indexed_messages(attrs, "llm.input_messages.") or _indexed_messages(attrs, "gen_ai.prompt.") or None
     if msgs is not None:
         rec["prompt"] = flatten_messages(msgs, roles=("user", "tool")) if not isinstance(msgs, str) else msgs
@@ -369,7 +412,7 @@ def map_item(it: Item) -> tuple[dict, dict]:
     out = _jsonish(attrs.get("gen_ai.output.messages"))
     if out is None:
         out = _jsonish(attrs.get("gen_ai.completion"))
-    if out is None:
+    if out is None and indexed:
         out = _indexed_messages(attrs, "llm.output_messages.") or _indexed_messages(attrs, "gen_ai.completion.") or None
     if out is not None:
         rec["response"] = out if isinstance(out, str) else flatten_messages(out, roles=("assistant", "model"))
@@ -385,9 +428,7 @@ def map_item(it: Item) -> tuple[dict, dict]:
         extra["span_name"] = it.name
     if res.get("service.name"):
         extra["service.name"] = res["service.name"]
-    for k, v in attrs.items():
-        if k not in _KNOWN and not k.startswith(_DROPPED_PREFIXES):
-            extra[k] = v
+    extra.update(attr_extra)
     return rec, extra
 
 

@@ -30,7 +30,7 @@ from fastapi.responses import Response
 
 from distillguard.ingest.normalize import Reject
 from distillguard.ingest.otlp import (IDENTITY_ATTRS, CONTENT_EVENTS, LOGS, RAW_REQUEST_SPANS, TRACES, Item, decode,
-                                      is_model_item, model_records)
+                                      is_model_item, map_item, model_records)
 
 __all__ = ["register_otlp", "JoinBuffer", "decompress"]
 
@@ -132,6 +132,7 @@ class JoinBuffer:
                         self.by_trace.setdefault(it.trace_id, {}).update(ident)
                         self._keep(("trace", it.trace_id), now)
                         touched.update(self.trace_waiting.get(it.trace_id, ()))
+            out = []
             for it in fresh:
                 key = it.span_id or f"#{id(it)}"
                 if key in self.released:  # its call went in already (a details record after its span)
@@ -142,15 +143,28 @@ class JoinBuffer:
                     lead, other = (it, prev[1]) if it.kind == "span" else (prev[1], it)
                     self.by_span.setdefault(key, []).append(other)
                     it = lead
-                self.waiting[key] = (prev[0] if prev else now + self.window, it)
-                self.trace_waiting.setdefault(it.trace_id, set()).add(key)
-                touched.add(key)
-            out = [r for key in touched if key in self.waiting for r in self._try(key, now, force=False)]
+                    self._untrack(key, it.trace_id)
+                got = self._try(key, it, now, force=False)
+                if got is None:
+                    self.waiting[key] = (prev[0] if prev else now + self.window, it)
+                    self.trace_waiting.setdefault(it.trace_id, set()).add(key)
+                else:
+                    out.append(got)
+            for key in touched:  # waiting calls whose missing piece may have come
+                if key in self.waiting:
+                    model = self.waiting[key][1]
+                    got = self._try(key, model, now, force=False)
+                    if got is not None:
+                        del self.waiting[key]
+                        self._untrack(key, model.trace_id)
+                        out.append(got)
             while self.waiting:
-                key, (deadline, _) = next(iter(self.waiting.items()))
+                key, (deadline, model) = next(iter(self.waiting.items()))
                 if deadline > now and len(self.waiting) <= self.max_items:
                     break
-                out.extend(self._try(key, now, force=True))
+                del self.waiting[key]
+                self._untrack(key, model.trace_id)
+                out.append(self._try(key, model, now, force=True))
             self._expire(now)
             return out
 
@@ -158,30 +172,33 @@ class JoinBuffer:
         """The model calls whose wait is over (called periodically)."""
         return self.add([], now)
 
-    def _try(self, key: str, now: float, force: bool) -> list[tuple[dict, dict]]:
-        """The record of a waiting call once it has a subject, can get none, or its time is up."""
-        _, model = self.waiting[key]
-        parts = list(self.by_span.get(key, ()))
+    def _untrack(self, key: str, trace_id: str | None) -> None:
+        waiting = self.trace_waiting.get(trace_id)
+        if waiting is not None:
+            waiting.discard(key)
+            if not waiting:
+                del self.trace_waiting[trace_id]
+
+    def _try(self, key: str, model: Item, now: float, force: bool) -> tuple[dict, dict] | None:
+        """The call's record once it has a subject, can get none, or its time is up (else None)."""
+        parts = self.by_span.get(key)
         ident = self.by_trace.get(model.trace_id)
-        if ident:  # the caller, named on another span of the trace (the app's request span)
-            parts.append(Item("span", "", "", model.trace_id, "", None, 0, ident, {}))
-        mapped, _ = model_records([model, *parts])
-        rec, extra = mapped[0]
+        if parts or ident or model.events:
+            parts = list(parts or ())
+            if ident:  # the caller, named on another span of the trace (the app's request span)
+                parts.append(Item("span", "", "", model.trace_id, "", None, 0, ident, {}))
+            rec, extra = model_records([model, *parts])[0][0]
+        else:  # the common case: everything is on the span
+            rec, extra = map_item(model)
         # only a call without a subject waits: a span while its parent (the app's, naming the caller) may come,
         # a details log record until its span does; content that comes first is already in by_span
         if not force and not any(rec["identity"].values()) and (model.kind == "log" or model.parent_id):
-            return []
-        del self.waiting[key]
+            return None
         self.by_span.pop(key, None)
         self.released[key] = None
         if len(self.released) > self.max_items:
             self.released.popitem(last=False)
-        waiting = self.trace_waiting.get(model.trace_id)
-        if waiting is not None:
-            waiting.discard(key)
-            if not waiting:
-                del self.trace_waiting[model.trace_id]
-        return [(rec, extra)]
+        return rec, extra
 
 
 def register_otlp(app, engine, met, max_body_bytes: int) -> JoinBuffer:
