@@ -21,8 +21,9 @@ Then it measures:
    durably journaled (fsync) before each 2xx.
 4. OTLP intake (``/v1/traces``): batches of 500 GenAI chat spans (new semconv,
    prompt on the span, caller in ``enduser.id``) as protobuf (what SDKs and
-   Collectors send), protobuf+gzip and OTLP/JSON of the same spans, 4 connections,
-   spans/s accepted (``--only-otlp`` runs just this part).
+   Collectors send), protobuf+gzip and OTLP/JSON of the same spans, against
+   ``/v1/events`` with the same number of canonical events per batch, in
+   interleaved slices; spans/s accepted (``--only-otlp`` runs just this part).
 
 Everything shares the machine's cores (2 here); ``--pin`` puts the servers on
 CPU 0 and the load generators on CPU 1 with ``taskset`` (worse on a machine
@@ -176,9 +177,7 @@ async def fixed_rate(port: int, path: str, bodies: list[bytes], rate: float, sec
             "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99), "p999_ms": q(0.999), "max_ms": round(lat[-1] * 1000, 3)}
 
 
-async def intake(port: int, seconds: float, batch: int = 1000, conns: int = 4, n_batches: int = 400,
-                 with_ids: bool = True, tag: str = "a") -> dict:
-    """Distinct events only (no batch is sent twice); counts what the service says it accepted."""
+def _canonical_bodies(n_batches: int, batch: int, with_ids: bool, tag: str) -> list[bytes]:
     import random
 
     rnd = random.Random(7)
@@ -189,30 +188,11 @@ async def intake(port: int, seconds: float, batch: int = 1000, conns: int = 4, n
                 "output_tokens": rnd.randrange(50, 2000), "client_ip": f"10.{b}.{i % 200}.{i % 7}",
                 **({"request_id": f"bench-{tag}-{b}-{i}"} if with_ids else {})} for i in range(batch)]
         bodies.append(_request("/v1/events", json.dumps({"events": evs}).encode()))
-    sent = 0
-    stop = time.perf_counter() + seconds
-
-    async def worker(k):
-        nonlocal sent
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        j = k
-        while time.perf_counter() < stop and j < len(bodies):
-            writer.write(bodies[j])
-            status, body = await _read_response(reader, want_body=True)
-            if status == 200:
-                sent += json.loads(body)["accepted"]
-            j += conns
-        writer.close()
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*[worker(k) for k in range(conns)])
-    wall = time.perf_counter() - t0
-    return {"events": sent, "seconds": round(wall, 2), "events_per_s": round(sent / wall), "batch": batch,
-            "connections": conns, "fsync": True, "event_ids": "given" if with_ids else "computed"}
+    return bodies
 
 
 def _otlp_batches(n_batches: int, batch: int, tag: str) -> list:
-    """ExportTraceServiceRequests of GenAI chat spans (new semconv, content on the span) and their app spans."""
+    """ExportTraceServiceRequests of GenAI chat spans (new semconv, content on the span, caller in enduser.id)."""
     import random
 
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -247,49 +227,87 @@ def _otlp_batches(n_batches: int, batch: int, tag: str) -> list:
     return out
 
 
-async def otlp_intake(port: int, seconds: float, encoding: str, n_batches: int = 120, batch: int = 500,
-                      conns: int = 4, tag: str = "p") -> dict:
-    """POST /v1/traces: protobuf (as SDKs and Collectors send), protobuf+gzip, or OTLP/JSON of the same spans."""
+def _otlp_bodies(encoding: str, n_batches: int, batch: int, tag: str) -> list[bytes]:
+    """The same spans as protobuf (as SDKs and Collectors send), protobuf+gzip, or OTLP/JSON."""
+    import base64
     import gzip as gz
 
     from google.protobuf.json_format import MessageToDict
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-    reqs = _otlp_batches(n_batches, batch, tag)
     bodies = []
-    for r in reqs:
+    for r in _otlp_batches(n_batches, batch, tag):
         if encoding == "json":
             doc = MessageToDict(r)
             for sp in doc["resourceSpans"][0]["scopeSpans"][0]["spans"]:  # OTLP/JSON ids are hex
-                sp["traceId"], sp["spanId"] = (__import__("base64").b64decode(sp[k]).hex() for k in ("traceId", "spanId"))
+                sp["traceId"], sp["spanId"] = (base64.b64decode(sp[k]).hex() for k in ("traceId", "spanId"))
             bodies.append(_request("/v1/traces", json.dumps(doc).encode()))
         else:
             raw = r.SerializeToString()
-            bodies.append(_request("/v1/traces", gz.compress(raw, 1) if encoding == "protobuf+gzip" else raw,
-                                   "application/x-protobuf", "gzip" if encoding == "protobuf+gzip" else None))
-    sent = rejected = 0
+            zipped = encoding == "protobuf+gzip"
+            bodies.append(_request("/v1/traces", gz.compress(raw, 1) if zipped else raw, "application/x-protobuf",
+                                   "gzip" if zipped else None))
+    return bodies
+
+
+def _accepted(kind: str, batch: int, body: bytes) -> int:
+    """How many items of a batch the service accepted, from its answer."""
+    if kind == "events":
+        return json.loads(body)["accepted"]
+    if kind == "json":
+        return batch - json.loads(body)["partialSuccess"]["rejectedSpans"]
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    return batch - ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans
+
+
+async def _drive(port: int, bodies, kind: str, batch: int, seconds: float, conns: int = 4) -> tuple[int, float]:
+    """Send distinct batches (an iterator shared by the connections) for ``seconds``: (items accepted, wall)."""
+    got = 0
     stop = time.perf_counter() + seconds
 
-    async def worker(k):
-        nonlocal sent, rejected
+    async def worker():
+        nonlocal got
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        j = k
-        while time.perf_counter() < stop and j < len(bodies):
-            writer.write(bodies[j])
-            status, body = await _read_response(reader, want_body=True)
+        for body in bodies:
+            writer.write(body)
+            status, answer = await _read_response(reader, want_body=True)
             if status == 200:
-                n_bad = (json.loads(body)["partialSuccess"]["rejectedSpans"] if encoding == "json"
-                         else ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans)
-                sent += batch - n_bad
-                rejected += n_bad
-            j += conns
+                got += _accepted(kind, batch, answer)
+            if time.perf_counter() >= stop:
+                break
         writer.close()
 
     t0 = time.perf_counter()
-    await asyncio.gather(*[worker(k) for k in range(conns)])
-    wall = time.perf_counter() - t0
-    return {"encoding": encoding, "spans": sent, "rejected": rejected, "seconds": round(wall, 2),
-            "spans_per_s": round(sent / wall), "batch": batch, "connections": conns, "fsync": True}
+    await asyncio.gather(*[worker() for _ in range(conns)])
+    return got, time.perf_counter() - t0
+
+
+async def intake(port: int, seconds: float, batch: int = 1000, conns: int = 4, n_batches: int = 400,
+                 with_ids: bool = True, tag: str = "a") -> dict:
+    """Distinct events only (no batch is sent twice); counts what the service says it accepted."""
+    sent, wall = await _drive(port, iter(_canonical_bodies(n_batches, batch, with_ids, tag)), "events", batch,
+                              seconds, conns)
+    return {"events": sent, "seconds": round(wall, 2), "events_per_s": round(sent / wall), "batch": batch,
+            "connections": conns, "fsync": True, "event_ids": "given" if with_ids else "computed"}
+
+
+OTLP_MODES = ("events", "protobuf", "protobuf+gzip", "json")
+
+
+async def otlp_intake(port: int, seconds: float, rounds: int = 4, batch: int = 500) -> dict:
+    """/v1/traces in each encoding and /v1/events (the baseline) in interleaved slices, so that
+    a machine whose load drifts during the run weighs on all of them alike."""
+    n = 240
+    bodies = {m: iter(_canonical_bodies(n, batch, True, "o") if m == "events" else _otlp_bodies(m, n, batch, m[0] + m[-1]))
+              for m in OTLP_MODES}
+    tot = {m: [0, 0.0] for m in OTLP_MODES}
+    for _ in range(rounds):
+        for m in OTLP_MODES:
+            got, wall = await _drive(port, bodies[m], "events" if m == "events" else m, batch, seconds / rounds)
+            tot[m][0] += got
+            tot[m][1] += wall
+    return {m: {"items": got, "seconds": round(wall, 2), "per_s": round(got / wall), "batch": batch, "connections": 4,
+                "fsync": True} for m, (got, wall) in tot.items()}
 
 
 def run_wrk(url: str, body: bytes, seconds: int = 5, conns: int = 2) -> dict | None:
@@ -348,10 +366,8 @@ def main() -> None:
         if _pin(1):
             os.sched_setaffinity(0, {1})
         # warm both (imports, first-request paths), then measure bare and service in turn
-        for enc in ("protobuf", "protobuf+gzip", "json"):
-            results[f"otlp_{enc}"] = asyncio.run(otlp_intake(sport, args.intake_seconds, enc, tag=enc[0] + enc[-1]))
-        if args.only_otlp:  # with the canonical intake of this run as the baseline
-            results["intake"] = asyncio.run(intake(sport, args.intake_seconds, n_batches=100))
+        results["otlp"] = asyncio.run(otlp_intake(sport, 4 * args.intake_seconds))
+        if args.only_otlp:
             raise _Done
         asyncio.run(fixed_rate(bport, "/bare", bodies, 500, 1))
         asyncio.run(fixed_rate(sport, "/v1/decide", bodies, 500, 1))
@@ -373,15 +389,14 @@ def main() -> None:
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
     (OUT / "bench_serve.json").write_text(json.dumps(results, indent=2))
-    base = results["intake"]["events_per_s"]
-    for enc in ("protobuf", "protobuf+gzip", "json"):
-        o = results[f"otlp_{enc}"]
-        print(f"OTLP /v1/traces {enc:>13}: {o['spans_per_s']:,} spans/s, {o['spans_per_s'] / base:.2f} x /v1/events "
-              f"({o['spans']:,} GenAI spans in {o['seconds']} s, {o['rejected']} rejected, batches of {o['batch']}, "
-              f"{o['connections']} connections, fsync before 2xx)")
+    o = results["otlp"]
+    print(f"intake, 4 interleaved slices per mode (~{o['events']['seconds']} s in all for each), batches of "
+          f"{o['events']['batch']}, 4 connections, fsync before 2xx:")
+    for m in OTLP_MODES:
+        what = "/v1/events canonical JSON" if m == "events" else f"/v1/traces {m}"
+        print(f"  {what:>28}: {o[m]['per_s']:,} /s ({o[m]['items']:,} accepted)"
+              + ("" if m == "events" else f", {o[m]['per_s'] / o['events']['per_s']:.2f} x /v1/events"))
     if args.only_otlp:
-        i = results["intake"]
-        print(f"baseline /v1/events (canonical JSON, ids given): {i['events_per_s']:,} events/s")
         return
     b, d = results["bare_fixed_rate"], results["decide_fixed_rate"]
     print(f"fixed rate {args.rate:.0f} req/s for {args.seconds:.0f} s (open loop, 8 connections):")

@@ -197,8 +197,10 @@ def map_litellm(row: dict):
     for k, v in low.items():
         if k in _LITELLM:
             rec[_LITELLM[k]] = v
-    if low.get("model_group"):
-        rec["model"] = low["model_group"]  # the name callers ask for; ``model`` is the deployment
+    if low.get("model_group"):  # the name callers ask for; ``model`` is the deployment
+        rec["model"] = low["model_group"]
+        if low.get("model"):
+            extra["deployment_model"] = low["model"]
     meta = _jsonish(low.get("metadata"))
     meta = meta if isinstance(meta, dict) else {}
     body = _jsonish(low.get("proxy_server_request"))
