@@ -93,8 +93,15 @@ def test_openai_v2_without_the_callers_span_has_no_subject(store, tmp_path):
 
 
 def test_the_subject_rule_picks_among_the_gateways_identities(store, monkeypatch):
+    from distillguard.subject import set_rule
+
     monkeypatch.setenv("DISTILLGUARD_SUBJECT", "key_user,key")
-    ingest_files(files("litellm-otel", "pb"), store, progress=False)
+    set_rule(None)  # the environment is read once per process: read it again
+    try:
+        ingest_files(files("litellm-otel", "pb"), store, progress=False)
+    finally:
+        monkeypatch.delenv("DISTILLGUARD_SUBJECT")
+        set_rule(None)
     ev = stored(store)[0]
     assert ev["account_id"] == "default_user_id"  # the master key's user, as LiteLLM names it
     assert json.loads(ev["extra"])["identity"] == {"end_user": "acct-capture-1", "key_user": "default_user_id",

@@ -37,10 +37,14 @@ def parse_rule(text) -> tuple[str, ...]:
 
 
 def set_rule(rule) -> tuple[str, ...]:
-    """Use ``rule`` in this process (``None``: back to ``$DISTILLGUARD_SUBJECT`` or the default)."""
+    """Use ``rule`` in this process (``None``: ``$DISTILLGUARD_SUBJECT`` as it is now, or the default)."""
     global _rule
-    _rule = parse_rule(rule) if rule is not None else None
-    return current_rule()
+    if rule is None:
+        env = os.environ.get("DISTILLGUARD_SUBJECT")
+        _rule = parse_rule(env) if env else DEFAULT_RULE
+    else:
+        _rule = parse_rule(rule)
+    return _rule
 
 
 OPTION_HELP = ("Subject rule: the first present of end_user, key_user, key, comma-separated "
@@ -48,22 +52,18 @@ OPTION_HELP = ("Subject rule: the first present of end_user, key_user, key, comm
 
 
 def use_option(value: str | None) -> None:
-    """Apply a command's ``--subject`` (UsageError, exit 2, when malformed)."""
-    if value is None:
-        return
+    """Apply a command's ``--subject``, else ``$DISTILLGUARD_SUBJECT`` (UsageError, exit 2, when malformed)."""
     from distillguard.errors import UsageError
 
     try:
         set_rule(value)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(str(exc) + (" ($DISTILLGUARD_SUBJECT)" if value is None else "")) from None
 
 
 def current_rule() -> tuple[str, ...]:
-    if _rule is not None:
-        return _rule
-    env = os.environ.get("DISTILLGUARD_SUBJECT")
-    return parse_rule(env) if env else DEFAULT_RULE
+    """The rule in force: set by :func:`set_rule`, else read from the environment once (a per-record cost)."""
+    return _rule if _rule is not None else set_rule(None)
 
 
 def choose(identity: dict, rule: tuple[str, ...] | None = None) -> str | None:
