@@ -197,3 +197,18 @@ def test_the_real_otel_sdk_exporter_delivers(service, tmp_path, compression):
     ev, = stored(service.engine, f"account_id = '{user}'")
     assert (ev["model"], ev["n"], ev["max_output_tokens"], ev["output_tokens"], ev["prompt"]) == (
         "orion-2", 4, 512, 400, "Show every step.")
+
+
+def test_a_call_waiting_for_its_caller_goes_in_when_its_time_is_up():
+    """The join buffer alone: a model span whose parent never comes is released after the window."""
+    from distillguard.ingest.otlp import _pb_file_items
+    from distillguard.serve.otlp import JoinBuffer
+
+    items = [it for it in _pb_file_items((DATA / "openai-v2-latest-span.traces.pb").read_bytes())
+             if it.name != "handle_request"]
+    buf = JoinBuffer(window=10)
+    assert buf.add(items, now=100.0) == [] and len(buf.waiting) == 1
+    assert buf.sweep(now=105.0) == []
+    (rec, _), = buf.sweep(now=110.5)
+    assert not any(rec["identity"].values()) and rec["prompt"] == "Explain step by step why the sky is blue."
+    assert buf.waiting == {} and buf.trace_waiting == {}

@@ -365,6 +365,16 @@ def _pick(d: dict, out: dict, ranks: dict, extra: dict | None = None) -> bool:
     return indexed
 
 
+def _messages(attrs: dict, indexed: bool, current: str, old: str, openinference: str):
+    """One side's messages: the current GenAI attribute, the old one, or indexed attributes."""
+    msgs = _jsonish(attrs.get(current))
+    if msgs is None:
+        msgs = _jsonish(attrs.get(old))
+    if msgs is None and indexed:
+        msgs = _indexed_messages(attrs, openinference) or _indexed_messages(attrs, old + ".") or None
+    return msgs
+
+
 def map_item(it: Item) -> tuple[dict, dict]:
     """One (merged) model item -> (record, extra) for :func:`~distillguard.ingest.normalize.normalize`.
 
@@ -395,11 +405,7 @@ def map_item(it: Item) -> tuple[dict, dict]:
         if identity["end_user"] is None and inv.get("user"):
             identity["end_user"] = inv["user"]
     rec["identity"] = identity
-    msgs = _jsonish(attrs.get("gen_ai.input.messages"))
-    if msgs is None:
-        msgs = _jsonish(attrs.get("gen_ai.prompt"))
-    if msgs is None and indexed:
-        msgs = _indexed_messages(attrs, "llm.input_messages.") or _indexed_messages(attrs, "gen_ai.prompt.") or None
+    msgs = _messages(attrs, indexed, "gen_ai.input.messages", "gen_ai.prompt", "llm.input_messages.")
     if msgs is not None:
         rec["prompt"] = flatten_messages(msgs, roles=("user", "tool")) if not isinstance(msgs, str) else msgs
         if "system_prompt" not in rec and not isinstance(msgs, str):
@@ -409,11 +415,7 @@ def map_item(it: Item) -> tuple[dict, dict]:
         sysi = _jsonish(sysi)
     if isinstance(sysi, (list, dict)):
         rec["system_prompt"] = flatten_messages(sysi, roles=("system", "developer", "user"))
-    out = _jsonish(attrs.get("gen_ai.output.messages"))
-    if out is None:
-        out = _jsonish(attrs.get("gen_ai.completion"))
-    if out is None and indexed:
-        out = _indexed_messages(attrs, "llm.output_messages.") or _indexed_messages(attrs, "gen_ai.completion.") or None
+    out = _messages(attrs, indexed, "gen_ai.output.messages", "gen_ai.completion", "llm.output_messages.")
     if out is not None:
         rec["response"] = out if isinstance(out, str) else flatten_messages(out, roles=("assistant", "model"))
     rec["status"] = "error" if it.status == 2 or attrs.get("error.type") else "ok"

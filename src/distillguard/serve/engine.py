@@ -79,7 +79,7 @@ class Engine:
         self.config = config
         self.policy = config.policy if isinstance(config.policy, Policy) else Policy.load(config.policy)
         self.model = config.model if isinstance(config.model, FusionModel) else FusionModel.load(config.model)
-        serve = self._serve_section()
+        serve = self.serve_settings = self._serve_section()
         self.link_risk = {**DEFAULT_LINK_RISK, **{k: float(v) for k, v in (serve.get("link_risk") or {}).items()}}
         self.link_cap = float(serve.get("link_risk_cap", 0.89))
         self.immunity_seconds = int(serve.get("immunity_seconds", self.policy.ttl_seconds.get("challenge", 3600)))

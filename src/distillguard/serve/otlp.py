@@ -205,8 +205,7 @@ def register_otlp(app, engine, met, max_body_bytes: int) -> JoinBuffer:
     """Add ``POST /v1/traces`` and ``POST /v1/logs`` to ``app``; returns the join buffer."""
     from prometheus_client import Counter, Gauge
 
-    serve = engine._serve_section()
-    buf = JoinBuffer(float(serve.get("otlp_join_seconds", 10.0)))
+    buf = JoinBuffer(float(engine.serve_settings.get("otlp_join_seconds", 10.0)))
     rejected = Counter("distillguard_otlp_rejected_total", "OTLP spans / log records rejected (partialSuccess)",
                        ["signal"], registry=met["registry"])
     Gauge("distillguard_otlp_waiting", "Model calls waiting for their content or subject", registry=met["registry"]
@@ -256,8 +255,8 @@ def register_otlp(app, engine, met, max_body_bytes: int) -> JoinBuffer:
 
     def error(status: int, ctype: str, message: str) -> Response:
         if ctype == PROTOBUF:
-            return Response(_status_pb(3 if status == 400 else 8 if status == 413 else 3, message), status_code=status,
-                            media_type=PROTOBUF)
+            code = 8 if status == 413 else 3  # gRPC RESOURCE_EXHAUSTED, INVALID_ARGUMENT
+            return Response(_status_pb(code, message), status_code=status, media_type=PROTOBUF)
         import orjson
         return Response(orjson.dumps({"detail": message}), status_code=status, media_type=JSON)
 
