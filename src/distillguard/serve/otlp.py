@@ -116,6 +116,8 @@ class JoinBuffer:
             for it in items:
                 if is_model_item(it):
                     fresh.append(it)
+                elif it.kind == "span" and it.name in RAW_REQUEST_SPANS and it.parent_id in self.released:
+                    self.late += 1
                 elif it.kind == "span" and it.name in RAW_REQUEST_SPANS and it.parent_id:
                     self.by_span.setdefault(it.parent_id, []).append(it)
                     self._keep(("span", it.parent_id), now)
@@ -208,11 +210,11 @@ def register_otlp(app, engine, met, max_body_bytes: int) -> JoinBuffer:
     buf = JoinBuffer(float(engine.serve_settings.get("otlp_join_seconds", 10.0)))
     rejected = Counter("distillguard_otlp_rejected_total", "OTLP spans / log records rejected (partialSuccess)",
                        ["signal"], registry=met["registry"])
-    Gauge("distillguard_otlp_waiting", "Model calls waiting for their content or subject", registry=met["registry"]
+    Gauge("distillguard_otlp_waiting", "Model calls waiting for the span that names their caller", registry=met["registry"]
           ).set_function(lambda: len(buf.waiting))
     Gauge("distillguard_otlp_unjoined", "Content records dropped: their model call never came",
           registry=met["registry"]).set_function(lambda: buf.unjoined)
-    Gauge("distillguard_otlp_late", "Content records dropped: they came after their model call went in",
+    Gauge("distillguard_otlp_late", "Content / raw-request records dropped: they came after their call went in",
           registry=met["registry"]).set_function(lambda: buf.late)
 
     def accept(pairs: list) -> dict:
