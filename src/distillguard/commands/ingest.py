@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from distillguard.limits import DEFAULT_MEMORY_LIMIT
+from distillguard.subject import OPTION_HELP as SUBJECT_HELP, use_option as use_subject
 
 __all__ = ["register"]
 
@@ -24,6 +25,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON line of counts."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
         memory_limit: str = typer.Option(DEFAULT_MEMORY_LIMIT, "--memory-limit", help="DuckDB's memory; beyond it DuckDB spills to disk."),
+        subject: Optional[str] = typer.Option(None, "--subject", help=SUBJECT_HELP),
     ) -> None:
         """Validate and load request logs into the event store; bad records go to quarantine."""
         import json
@@ -32,6 +34,7 @@ def register(app: typer.Typer) -> None:
         from distillguard.ingest import ingest_files
         from distillguard.store import EventStore, memory_errors_as_usage
 
+        use_subject(subject)
         qpath = quarantine if quarantine is not None else Path(str(db) + ".quarantine.jsonl")
         with memory_errors_as_usage(memory_limit), EventStore(db, memory_limit=memory_limit) as store:
             result = ingest_files(files, store, quarantine_path=qpath, fmt=fmt, accounts=accounts,

@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from distillguard.limits import DEFAULT_MEMORY_LIMIT
+from distillguard.subject import OPTION_HELP as SUBJECT_HELP, use_option as use_subject
 
 
 def scan(
@@ -26,6 +27,7 @@ def scan(
     engine: str = typer.Option("duckdb", "--engine", help="duckdb (default) or spark (needs the spark extra and Java 17; docs/spark.md)."),
     spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL with --engine spark (default: local[*], or spark-submit's)."),
     memory_limit: str = typer.Option(DEFAULT_MEMORY_LIMIT, "--memory-limit", help="DuckDB's memory for the store; beyond it DuckDB spills to disk."),
+    subject: Optional[str] = typer.Option(None, "--subject", help=SUBJECT_HELP),
 ) -> None:
     """Scan request logs for distillation campaigns and decide an action per account."""
     from rich.console import Console
@@ -41,6 +43,7 @@ def scan(
     from distillguard.score.policy import Policy
     from distillguard.store import EventStore, memory_errors_as_usage
 
+    use_subject(subject)
     if engine not in ("duckdb", "spark"):
         raise UsageError(f"unknown engine {engine!r} (choose duckdb or spark)")
     pol = Policy.load(policy)

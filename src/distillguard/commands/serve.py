@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from distillguard.subject import OPTION_HELP as SUBJECT_HELP, use_option as use_subject
+
 __all__ = ["register"]
 
 
@@ -25,11 +27,13 @@ def register(app: typer.Typer) -> None:
         no_fsync: bool = typer.Option(False, "--no-fsync", help="Do not fsync the journal before answering (faster, loses the last events on a power cut)."),
         warm_max_events: int = typer.Option(2_000_000, "--warm-events", help="Rebuild running state from this many most recent stored events at start."),
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+        subject: Optional[str] = typer.Option(None, "--subject", help=SUBJECT_HELP),
     ) -> None:
         """Answer real-time decisions over HTTP (FastAPI + uvicorn); see docs/serve.md."""
         from distillguard.errors import UsageError
         from distillguard.serve import Engine, EngineConfig, create_app, run_server
 
+        use_subject(subject)
         if refresh_seconds <= 0 or flush_seconds <= 0:
             raise UsageError("--refresh-seconds and --flush-seconds must be positive")
         if max_body < 1024:
