@@ -81,8 +81,10 @@ def test_strong_signals_are_reasons_even_at_zero_fusion_weight(default_scan):
                 assert code in r["reasons"], (r["account_id"], code)
 
 
-def test_the_alert_budget_holds_back_own_evidence_flags_but_not_campaigns(smoke_traffic, tmp_path, default_scan):
-    tight = _scan(smoke_traffic, _policy(corroboration__max_flag_share=0.0), db=tmp_path / "b.duckdb")
+def test_the_alert_budget_holds_back_own_evidence_flags_but_not_campaigns(smoke_traffic, tmp_path):
+    # the smoke world is a small scan: measured as a population here (a budget is a share of one)
+    loose = _scan(smoke_traffic, _policy(population__min_accounts=50), db=tmp_path / "a.duckdb")
+    tight = _scan(smoke_traffic, _policy(population__min_accounts=50, corroboration__max_flag_share=0.0), db=tmp_path / "b.duckdb")
     budget = tight.calibration["alert_budget"]
     rows = _rows(tight)
     held = [r for r in rows if r["rule_id"] == "alert-budget"]
@@ -91,10 +93,16 @@ def test_the_alert_budget_holds_back_own_evidence_flags_but_not_campaigns(smoke_
     assert not [r for r in rows if r["action"] in FLAGS and r["campaign_id"] is None
                 and not {"KNOWN_INDICATOR", "CONFIRMED_CAMPAIGN"} & set(r["reasons"])]
     # campaign members are outside the budget: the same campaigns flag the same accounts
-    before = {r["account_id"] for r in _rows(default_scan) if r["action"] in FLAGS and r["campaign_id"]}
+    before = {r["account_id"] for r in _rows(loose) if r["action"] in FLAGS and r["campaign_id"]}
     after = {r["account_id"] for r in rows if r["action"] in FLAGS and r["campaign_id"]}
     assert before and before == after
-    assert budget["own_evidence_flags"] == len(held) and budget["binds"] == bool(held)
+    assert budget["own_evidence_flags"] == len(held) and budget["binds"]
+
+
+def test_a_small_scan_has_no_alert_budget_and_says_so(default_scan):
+    budget = default_scan.calibration["alert_budget"]
+    assert default_scan.calibration["population"]["source"] == "reference"
+    assert budget["budget"] is None and not budget["binds"] and "small scan" in budget["note"]
 
 
 def test_operators_group_campaigns_that_share_operator_evidence():

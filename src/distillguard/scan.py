@@ -231,7 +231,7 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
     strong[like_cleared] = False
     attach_of = {r.kind: r.attach for r in rules}
     candidates = strong_communities(
-        comms, ids, strong.any(axis=1), attachment(ids, comms, attach_of), active,
+        comms, ids, strong.any(axis=1), attachment(ids, comms, attach_of),
         min_attachment=camp.get("min_attachment", 0.3), min_strong_share=camp.get("min_strong_share", 0.5),
         min_strong_members=int(camp.get("min_strong_members", 3)), max_p_value=camp.get("max_p_value", 1e-4),
         is_dismissed=is_dismissed,
@@ -339,7 +339,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     codes_of = [[r.code for r in reasons[i]] for i in range(len(ids))]
     decisions = [policy.decide(float(risk[i]), codes_of[i], in_campaign=acc in assignment, account_id=acc, org_id=org_of[i])
                  for i, acc in enumerate(ids)]
-    budget = _apply_alert_budget(policy, ids, risk, codes_of, assignment, org_of, decisions, an.active)
+    budget = _apply_alert_budget(policy, ids, risk, codes_of, assignment, org_of, decisions, an.active, an.baselines)
     evidence_of = {r.name: r.evidence for r in results}
     rows = []
     for i, acc in enumerate(ids):
@@ -412,7 +412,7 @@ def _operators(campaigns: list[dict]) -> list[dict]:
     return sorted(ops.values(), key=lambda o: (-o["n_accounts"], o["operator_id"]))
 
 
-def _apply_alert_budget(policy: Policy, ids, risk, codes_of, assignment, org_of, decisions, active) -> dict:
+def _apply_alert_budget(policy: Policy, ids, risk, codes_of, assignment, org_of, decisions, active, population: Baselines) -> dict:
     """Hold back own-evidence flags beyond ``max_flag_share`` of active accounts (highest risk kept).
 
     Only flags that rest on an account's own evidence alone count (policy
@@ -423,6 +423,9 @@ def _apply_alert_budget(policy: Policy, ids, risk, codes_of, assignment, org_of,
     c = policy.corroboration
     if c is None:
         return {}
+    if population.source != "population":  # 0.5% of a hundred accounts is no one: a budget needs a population
+        return {"max_flag_share": c.max_flag_share, "active_accounts": int(active.sum()), "budget": None, "binds": False,
+                "held_back": 0, "note": "small scan: no alert budget (it is a share of a population)"}
     cap = ACTIONS.index(c.cap)
     own = [i for i, d in enumerate(decisions)
            if ACTIONS.index(d.action) > cap and c.own_evidence_only(set(codes_of[i]), ids[i] in assignment)]

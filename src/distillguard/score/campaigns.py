@@ -59,7 +59,6 @@ def strong_communities(
     account_ids: list[str],
     strong: np.ndarray,
     attachment: np.ndarray,
-    active: np.ndarray,
     *,
     min_attachment: float = 0.3,
     min_strong_share: float = 0.5,
@@ -70,10 +69,10 @@ def strong_communities(
     """Communities whose firm members carry strong signals of their own, with the test's figures.
 
     ``strong``: per account, whether it has at least one strong (relative)
-    signal; ``active``: accounts counted in the scan's base rate. The null
-    is a random group of the same size from the same scan: the number of
-    strong members is Binomial(firm members, base rate), the base rate
-    measured outside the groups under test. Members of a
+    signal. The null is a random group of the same size from the same scan
+    (every account, light ones included, as communities hold them): the
+    number of strong members is Binomial(firm members, base rate), the base
+    rate measured outside the groups under test. Members of a
     templated benign app are correlated, which that null does not know;
     ``min_strong_share`` (a sizeable share of members, not a handful) is what
     keeps a popular template's few strong users from carrying it. A community
@@ -92,10 +91,11 @@ def strong_communities(
             groups.append((c, firm, k))
     # The null's base rate comes from the accounts outside the groups under test: a
     # campaign that is 20% of the scan must not raise the bar it is measured against.
-    outside = active.copy()
+    everyone = np.ones(len(account_ids), dtype=bool)
+    outside = everyone.copy()
     for _, firm, _ in groups:
         outside[firm] = False
-    pool = outside if outside.sum() >= 0.2 * active.sum() else active
+    pool = outside if outside.sum() >= 0.2 * len(outside) else everyone
     rate = float(strong[pool].mean()) if pool.any() else 0.0
     rate = min(max(rate, 1.0 / max(int(pool.sum()), 1)), 0.5)
     out: dict[int, dict] = {}
