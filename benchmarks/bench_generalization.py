@@ -20,7 +20,6 @@ Usage: python benchmarks/bench_generalization.py [--worlds report] [--loco TYPE]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
