@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-generalization bench-spark bench-serve deps-system calibrate clean otel-fixtures
+.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-spark bench-serve deps-system calibrate clean otel-fixtures
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 is required" >&2; exit 2; }
@@ -60,6 +60,7 @@ bench-quality: $(STAMP)
 
 # Randomized report worlds (never fitted on), leave-one-type-out with LOCO=TYPE MODEL=..., and
 # Glasswally's labelled set when GLASSWALLY_LABELED points at its datasets/labeled_5k.jsonl.
+.PHONY: bench-generalization
 bench-generalization: $(STAMP)
 	$(BIN)/python benchmarks/bench_generalization.py $(if $(LOCO),--loco $(LOCO)) $(if $(MODEL),--model $(MODEL))
 

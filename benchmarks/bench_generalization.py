@@ -20,7 +20,6 @@ Usage: python benchmarks/bench_generalization.py [--worlds report] [--loco TYPE]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -37,9 +36,7 @@ from distillguard.evaluate import evaluate  # noqa: E402
 from distillguard.evaluate.communities import describe  # noqa: E402
 from distillguard.evaluate.labelled import split_labelled_jsonl  # noqa: E402
 from distillguard.evaluate.render import render_table, render_verdicts, render_worlds  # noqa: E402
-from distillguard.evaluate.worlds import dump, judge, parse_worlds, run_world, scan_cli  # noqa: E402
-from distillguard.sim import simulate  # noqa: E402
-from distillguard.sim.randomize import protocol, randomized_scenario, world_name  # noqa: E402
+from distillguard.evaluate.worlds import dump, fit_worlds, judge, parse_worlds, pooled_rates, run_world, scan_cli  # noqa: E402
 
 BASELINES = ("volume", "prada", "mmd")
 SHOW_COMMUNITIES = 4
@@ -50,16 +47,21 @@ def baselines(events: Path, labels: Path, scan: Path) -> dict:
     return compare.compare(compare.parse_args(["--events", str(events), "--labels", str(labels), "--scan", str(scan)]))["systems"]
 
 
-def fit_worlds(work: Path, exclude: list[str]) -> list[Path]:
-    """Simulate the protocol's fitting worlds (what a fit reads); never reported on."""
-    fit = protocol()["fit"]
-    out = []
-    for seed in range(fit["seeds"][0], fit["seeds"][1] + 1):
-        d = work / "fit" / world_name(fit["range"], seed, exclude)
-        if not (d / "labels.parquet").exists():
-            simulate(randomized_scenario(fit["range"], seed, exclude), seed=seed, out=d, family=fit.get("family", "train"))
-        out.append(d)
-    return out
+def render_pooled(figs: list[dict]):
+    """Flag rate per archetype pooled over the worlds of each range: hard negatives and campaign types."""
+    from rich.table import Table
+
+    ranges = sorted({f["range"] for f in figs})
+    pooled = {r: pooled_rates([f for f in figs if f["range"] == r]) for r in ranges}
+    benign = {a for f in figs for a in f["benign_archetypes"]}
+    table = Table(title="flag rate per archetype, pooled over the worlds of each range", show_edge=False, pad_edge=False)
+    table.add_column("archetype")
+    for r in ranges:
+        table.add_column(r, justify="right")
+    for a in sorted({a for p in pooled.values() for a in p}, key=lambda a: (a not in benign, a)):
+        cells = [f"{100 * v['rate']:.1f}% ({v['flagged']}/{v['n']})" if (v := pooled[r].get(a)) else "—" for r in ranges]
+        table.add_row(a + ("" if a in benign else " (campaign)"), *cells)
+    return table
 
 
 def glasswally(path: Path, work: Path, scan_args: list[str], with_baselines: bool, console: Console) -> dict:
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
     console = Console(width=max(Console().width, 170))
     loco = [args.loco] if args.loco else []
     if args.fit_worlds:
-        for d in fit_worlds(args.work, loco):
+        for d in fit_worlds(args.work / "fit", loco):
             print(d)
         return 0
     scan_args = [*(["--model", str(args.model)] if args.model else []), *(["--policy", str(args.policy)] if args.policy else [])]
@@ -125,6 +127,7 @@ def main(argv=None) -> int:
             console.print(f"  {f['world']} benign community flagged: {describe(entry)}", highlight=False)
         if len(comm) > SHOW_COMMUNITIES:
             console.print(f"  {f['world']}: {len(comm) - SHOW_COMMUNITIES} more (all in --out)", highlight=False)
+    console.print(render_pooled(figs))
     verdicts = judge(figs, args.loco)
     console.print(render_verdicts(verdicts))
     gw = None

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -140,3 +139,19 @@ def test_cli_randomize(tmp_path):
         r = cli(*args, "--out", str(tmp_path / "o"))
         assert r.returncode == 2, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_shared_cloud_ranges_mix_app_archetypes(tmp_path):
+    """With infra.ip.shared_nets, app backends, tutoring apps and VPN users meet on the same few /24s."""
+    shared = {"infra": {"ip": {"kind": "cloud_shared", "shared_nets": 3, "group": [10, 20]}}}
+    sc = {"name": "nets", "window": {"days": 1},
+          "populations": [{"archetype": a, "accounts": 40, "volume": {"median": 5}, **shared}
+                          for a in ("app_backend", "tutoring", "cloud_range_users")]}
+    simulate(sc, seed=4, out=tmp_path)
+    ev = pq.read_table(tmp_path / "events.parquet", columns=["account_id", "client_ip"]).to_pylist()
+    arch = {r["account_id"]: r["archetype"] for r in pq.read_table(tmp_path / "labels.parquet").to_pylist()}
+    by_net: dict[str, set] = {}
+    for r in ev:
+        by_net.setdefault(r["client_ip"].rsplit(".", 1)[0], set()).add(arch[r["account_id"]])
+    assert len(by_net) <= 3
+    assert any(len(kinds) == 3 for kinds in by_net.values())

@@ -24,7 +24,8 @@ from distillguard.evaluate.core import evaluate, load_labels
 from distillguard.sim import simulate
 from distillguard.sim.randomize import protocol, randomized_scenario, world_name
 
-__all__ = ["WorldSpec", "parse_worlds", "report_worlds", "run_world", "world_figures", "judge", "pooled_rates", "dump", "scan_cli"]
+__all__ = ["WorldSpec", "parse_worlds", "report_worlds", "run_world", "world_figures", "judge", "pooled_rates", "dump", "scan_cli",
+           "fit_worlds"]
 
 WorldSpec = tuple[str, int, str]  # (range, seed, family)
 
@@ -58,6 +59,21 @@ def _never_fitted(worlds: Iterable[WorldSpec]) -> None:
     for rn, seed, _ in worlds:
         if rn == fit["range"] and lo <= seed <= hi:
             raise UsageError(f"world {rn}-{seed} is a fitting world (protocol.fit seeds {lo}-{hi}); report on other seeds")
+
+
+def fit_worlds(work: str | Path, exclude: Iterable[str] = ()) -> list[Path]:
+    """Simulate the protocol's fitting worlds into ``work`` (reused when present): what a fit reads.
+
+    ``exclude`` leaves campaign types out (leave-one-type-out). Returns the world folders.
+    """
+    fit = protocol()["fit"]
+    out = []
+    for seed in range(fit["seeds"][0], fit["seeds"][1] + 1):
+        d = Path(work) / world_name(fit["range"], seed, exclude)
+        if not (d / "labels.parquet").exists():
+            simulate(randomized_scenario(fit["range"], seed, exclude), seed=seed, out=d, family=fit.get("family", "train"))
+        out.append(d)
+    return out
 
 
 def run_world(spec: WorldSpec, work: str | Path, exclude: Iterable[str] = (), include: Iterable[str] = (),

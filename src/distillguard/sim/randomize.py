@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from distillguard.errors import UsageError
-from distillguard.sim.scenario import ARCHETYPES, DEFAULTS, _merge
+from distillguard.sim.scenario import _FREE, ARCHETYPES, DEFAULTS, _merge
 
 __all__ = ["range_names", "randomized_scenario", "protocol", "campaign_types", "world_name"]
 
@@ -120,8 +120,8 @@ def randomized_scenario(range_name: str, seed: int, exclude: Iterable[str] = (),
     pops: list[dict] = [{"archetype": a, "accounts": max(1, int(round(n_benign * w / total)))} for a, w in mix.items()]
 
     for arch, c in R["campaigns"].items():
-        present = rng.random() < c["prob"]
-        if arch in exclude or not (present or arch in include):
+        appears = rng.random() < c["prob"]
+        if arch in exclude or not (appears or arch in include):
             continue
         k = _int_between(rng, c["campaigns"], log=False)
         n = sum(_int_between(rng, c["accounts"]) for _ in range(k))
@@ -156,14 +156,9 @@ def randomized_scenario(range_name: str, seed: int, exclude: Iterable[str] = (),
             if "table" in knob:
                 value = lib[knob["table"]][value]
             path = knob["path"].split(".")
-            new = _apply(knob, merged[a], value)
-            if path[0] in ("prompts", "languages", "countries"):  # free mappings are replaced whole
-                whole = copy.deepcopy(merged[a][path[0]]) if len(path) > 1 else {}
-                if len(path) > 1:
-                    whole[path[1]] = new
-                else:
-                    whole = copy.deepcopy(new)
-                new, path = whole, path[:1]
+            new = copy.deepcopy(_apply(knob, merged[a], value))
+            if path[0] in _FREE and len(path) > 1:  # a free mapping (prompt mix...) is replaced whole
+                new, path = {**merged[a][path[0]], path[1]: new}, path[:1]
             _put(overrides[a], path, new)
             merged[a] = _merge(merged[a], _nested(path, new), "")
     for p in pops:

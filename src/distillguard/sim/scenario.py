@@ -49,6 +49,8 @@ _PAY_KINDS = {"unique", "org", "shared", "none"}
 _EMAIL_KINDS = {"consumer", "corporate", "edu", "edu_or_corp", "campaign"}
 _ORG_KINDS = {"personal", "shared", "campaign"}
 _SIGNUP_KINDS = {"spread", "bursts"}
+MAX_SHARED_NETS = 64
+"""World-wide cloud /24 ranges that ``infra.ip.shared_nets`` can draw from."""
 
 
 def _merge(base: dict, over: dict, path: str) -> dict:
@@ -304,6 +306,8 @@ def _validate_spec(s: dict, where: str) -> None:
             _range(inf[key]["per_account"], f"infra.{key}.per_account", bad)
         _range(inf["ip"]["group"], "infra.ip.group", bad)
         _range(inf["ip"]["pool"], "infra.ip.pool", bad)
+        if not (isinstance(inf["ip"]["shared_nets"], (int, float)) and 0 <= inf["ip"]["shared_nets"] <= MAX_SHARED_NETS):
+            bad(f"infra.ip.shared_nets must be in [0, {MAX_SHARED_NETS}]")
         _range(inf["payment"]["cards"], "infra.payment.cards", bad)
         _range(inf["signup"]["bursts"], "infra.signup.bursts", bad)
         _range(inf["signup"]["days_before"], "infra.signup.days_before", bad, lo_min=0, integer=False)

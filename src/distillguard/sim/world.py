@@ -12,7 +12,7 @@ import numpy as np
 
 from distillguard.sim.bank import Bank
 from distillguard.sim.grammar_data import KINDS, LANGS
-from distillguard.sim.scenario import Population, Scenario
+from distillguard.sim.scenario import MAX_SHARED_NETS, Population, Scenario
 
 COUNTRY_TZ = {"US": -6.0, "CA": -5.0, "MX": -6.0, "BR": -3.0, "AR": -3.0, "CO": -5.0, "GB": 0.0, "DE": 1.0, "FR": 1.0,
               "ES": 1.0, "RU": 3.0, "KZ": 5.0, "IN": 5.5, "CN": 8.0, "SG": 8.0, "JP": 9.0, "KR": 9.0, "AU": 10.0, "TW": 8.0}
@@ -112,6 +112,14 @@ class Tables:
         self.key: list[str] = []
         self.sys: list[str] = []
         self.cgnat: list[str] = []  # mobile-carrier NAT addresses shared by unrelated users
+        self._cloud_nets: list[tuple[int, int, int]] = []
+
+    def cloud_nets(self, seed: int) -> list[tuple[int, int, int]]:
+        """The world's popular cloud /24 ranges (seeded by the world, shared by every population)."""
+        if not self._cloud_nets:
+            cr = random.Random(seed * 17 + 5)
+            self._cloud_nets = [(cr.choice(CLOUD_A), cr.randrange(256), cr.randrange(256)) for _ in range(MAX_SHARED_NETS)]
+        return self._cloud_nets
 
     def add_ips(self, ips: list[str]) -> tuple[int, int]:
         off = len(self.ip)
@@ -387,7 +395,11 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
             ip_off[i], ip_size[i] = gl[g[i]]
     elif kind == "cloud_shared":
         g = _groups(r, n, ipk["group"])
-        nets = {gi: (r.choice(CLOUD_A), r.randrange(256), r.randrange(256)) for gi in set(g)}
+        if ipk["shared_nets"]:  # the same few cloud egress ranges serve apps of every kind in this world
+            world_nets = tables.cloud_nets(seed)[: int(ipk["shared_nets"])]
+            nets = {gi: r.choice(world_nets) for gi in set(g)}
+        else:
+            nets = {gi: (r.choice(CLOUD_A), r.randrange(256), r.randrange(256)) for gi in set(g)}
         for i in range(n):
             a, b, c = nets[g[i]]
             ip_off[i], ip_size[i] = tables.add_ips([_ip_in(r, a, b, c) for _ in range(_rng_range(r, ipk["per_account"]))])
