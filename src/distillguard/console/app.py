@@ -134,7 +134,7 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
 
     router.login_page = login_page
     if auth is not None:
-        from distillguard.serve.auth import SESSION_COOKIE, token_sha256
+        from distillguard.serve.auth import SESSION_COOKIE, lookup_fresh, token_sha256
 
         book, sessions = auth
 
@@ -150,10 +150,7 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
             body = (await request.body())[:8192].decode("utf-8", "replace")
             form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
             h = token_sha256(form.get("token", "").strip())
-            p = book.get(h)
-            if p is None and book.may_retry():
-                await run_in_threadpool(book.reload)
-                p = book.get(h)
+            p = book.get(h) or await lookup_fresh(book, h)
             if p is None or p.role != "analyst":
                 return _html(login_page(form.get("next", "/"), "That is not a live analyst token."), 401)
             sid = sessions.create(dataclasses.replace(p, via="session"))

@@ -131,12 +131,12 @@ class TokenBook:
     """Live tokens by hash, read from the store.
 
     Reloaded every ``max_age`` seconds (revocation takes effect within it) and
-    at once, at most every ``min_gap`` seconds, when an unknown token arrives
-    (a token made a moment ago works at once; a flood of bad tokens costs one
-    read per ``min_gap``).
+    when an unknown token arrives, at most once per ``min_gap`` seconds (the
+    request waits for its turn: a token made a moment ago works at once, a
+    flood of bad tokens costs one read per ``min_gap``).
     """
 
-    def __init__(self, db, lock=None, max_age: float = 2.0, min_gap: float = 0.5, extra: dict | None = None):
+    def __init__(self, db, lock=None, max_age: float = 2.0, min_gap: float = 0.25, extra: dict | None = None):
         self.db = str(db) if db else None
         self.lock = lock or threading.Lock()
         self.max_age = max_age
@@ -150,16 +150,16 @@ class TokenBook:
     def stale(self) -> bool:
         return time.monotonic() - self.loaded_at > self.max_age
 
-    def may_retry(self) -> bool:
-        return time.monotonic() - self.tried_at > self.min_gap
+    def wait_for_turn(self) -> float:
+        """Seconds until an unknown token may cause a reload."""
+        return max(0.0, self.min_gap - (time.monotonic() - self.tried_at))
 
-    def reload(self) -> None:
-        if not self._reloading.acquire(blocking=False):
-            return  # another request is reloading: use the book we have
-        try:
+    def reload(self, unless_after: float | None = None) -> None:
+        """Read the live tokens; skipped when another reload finished after ``unless_after`` (monotonic)."""
+        with self._reloading:
+            if unless_after is not None and self.tried_at > unless_after:
+                return
             self._reload()
-        finally:
-            self._reloading.release()
 
     def _reload(self) -> None:
         self.tried_at = time.monotonic()
@@ -248,6 +248,20 @@ class AccessRules:
         return self._match(self.rules, method, path) or frozenset()
 
 
+async def lookup_fresh(book: TokenBook, token_hash: str) -> Principal | None:
+    """Look an unknown token up again after re-reading the store (rate-limited, see :class:`TokenBook`)."""
+    import asyncio
+
+    from starlette.concurrency import run_in_threadpool
+
+    asked = time.monotonic()
+    wait = book.wait_for_turn()
+    if wait:
+        await asyncio.sleep(wait)
+    await run_in_threadpool(book.reload, asked)
+    return book.get(token_hash)
+
+
 def _json(status: int, detail: str, extra: list | None = None) -> tuple[int, list, bytes]:
     import orjson
 
@@ -284,15 +298,10 @@ class AuthGate:
         self.login_page = login_page
 
     async def _lookup(self, token: str) -> Principal | None:
-        from starlette.concurrency import run_in_threadpool
-
         h = token_sha256(token)
-        if self.book.stale():
-            await run_in_threadpool(self.book.reload)
-        p = self.book.get(h)
-        if p is None and self.book.may_retry():
-            await run_in_threadpool(self.book.reload)
-            p = self.book.get(h)
+        p = await self._lookup_hash(h)
+        if p is None:
+            p = await lookup_fresh(self.book, h)
         return p
 
     def _from_proxy(self, scope, value: bytes) -> Principal | None:
@@ -338,7 +347,7 @@ class AuthGate:
         if h is None:
             return None
         if self.book.stale():
-            await run_in_threadpool(self.book.reload)
+            await run_in_threadpool(self.book.reload, time.monotonic())
         return self.book.get(h)
 
     async def __call__(self, scope, receive, send):

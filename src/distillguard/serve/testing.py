@@ -9,7 +9,9 @@ Every route but ``/healthz`` needs a token (docs/security.md). In a test::
 ``make_token`` writes a real token into the store exactly as
 ``distillguard auth create-token`` does (the running service sees it at
 once); for an engine without a store, ``serving(engine, tokens={tok: (name,
-role)})`` hands tokens to the app directly.
+role)})`` hands tokens to the app directly. A client that only needs to
+*reach* endpoints (not to test who may) can use ``RoleAuth(db)``: it sends,
+per request, a token of the first role ``access.yaml`` allows there.
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pyarrow as pa
 
-__all__ = ["free_port", "serving", "fixture_store", "T0", "make_token", "auth_headers"]
+__all__ = ["free_port", "serving", "fixture_store", "T0", "make_token", "auth_headers", "RoleAuth"]
 
 T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -42,6 +45,33 @@ def make_token(db, role: str, name: str | None = None) -> str:
 
 def auth_headers(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
+
+
+class RoleAuth(httpx.Auth):
+    """An ``httpx.Auth`` sending, per request, a token of the first role the access rules allow for it.
+
+    Tokens are made in ``db`` on first use, one per role, named ``test-<role>``.
+    """
+
+    def __init__(self, db):
+        from distillguard.serve.auth import AccessRules
+
+        self.db = db
+        self.rules = AccessRules.load()
+        self.tokens: dict[str, str] = {}
+
+    def token(self, role: str) -> str:
+        if role not in self.tokens:
+            self.tokens[role] = make_token(self.db, role)
+        return self.tokens[role]
+
+    def auth_flow(self, request):
+        roles = self.rules.roles(request.method, request.url.path)
+        if roles:
+            from distillguard.serve.auth import ROLES
+
+            request.headers["Authorization"] = f"Bearer {self.token(next(r for r in ROLES if r in roles))}"
+        yield request
 
 
 @contextlib.contextmanager
