@@ -115,6 +115,10 @@ class Engine:
             return dict(data.get("serve") or {})
         return {}
 
+    def gateway_settings(self) -> dict:
+        """The policy's ``serve.gateway`` section: which header names the account, whether client claims count."""
+        return dict(self._serve_section().get("gateway") or {})
+
     # -- life cycle ------------------------------------------------------------------
     def start(self, background: bool = True) -> "Engine":
         """Drain journals left by a crash, load the campaign map, warm the state, start the workers."""
