@@ -219,7 +219,7 @@ class AccessRules:
     def __init__(self, doc: dict):
         def compile_(r):
             methods = {m.upper() for m in r["methods"]}
-            return (None if "*" in methods else frozenset(methods), re.compile(r["path"]), frozenset(r.get("roles") or ()))
+            return (None if "*" in methods else frozenset(methods), re.compile(r["path"], re.DOTALL), frozenset(r.get("roles") or ()))
 
         self.open = [compile_(r) for r in doc.get("open") or ()]
         self.rules = [compile_(r) for r in doc.get("rules") or ()]
