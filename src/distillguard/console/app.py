@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 
 from distillguard.console import audit, data
 from distillguard.errors import UsageError
@@ -46,7 +46,7 @@ SECURITY_HEADERS = {
 _STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
 
 env = Environment(loader=PackageLoader("distillguard.console", "templates"), autoescape=select_autoescape(default=True, default_for_string=True))
-env.filters["fmt_risk"] = lambda v: "" if v is None else f"{float(v):.3f}"
+env.filters["fmt_risk"] = lambda v: "" if v is None or isinstance(v, Undefined) else f"{float(v):.3f}"  # no scan result yet
 env.filters["fmt_ts"] = lambda v: "" if v is None else str(v)[:16].replace("T", " ")
 env.filters["thousands"] = lambda v: "" if v is None else f"{int(v):,}"
 env.filters["urlq"] = lambda v: quote(str(v), safe="")
@@ -230,7 +230,7 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
             history = audit.audit_rows(con, "account", account_id)
             if a["meta"] and a["meta"].get("org_id"):
                 history += audit.audit_rows(con, "org", a["meta"]["org_id"])
-        return render("account.html.j2", request, a=a, history=history)
+        return render("account.html.j2", request, a=a, history=history, account_id=account_id)
 
     @router.get("/audit", response_class=HTMLResponse)
     def audit_page(request: Request):
