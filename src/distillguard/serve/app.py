@@ -172,6 +172,7 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
     async def lifespan(app):
         if start_engine:
             engine.start()
+        book.reload()  # the live tokens before the first request
         yield
         if start_engine:
             engine.stop()

@@ -130,10 +130,12 @@ def revoke_token(db, which: str, actor: str) -> list[dict]:
 class TokenBook:
     """Live tokens by hash, read from the store.
 
-    Reloaded every ``max_age`` seconds (revocation takes effect within it) and
-    when an unknown token arrives, at most once per ``min_gap`` seconds (the
-    request waits for its turn: a token made a moment ago works at once, a
-    flood of bad tokens costs one read per ``min_gap``).
+    Reloaded in the background when older than ``max_age`` seconds (requests
+    meanwhile use the current book; revocation takes effect within about
+    ``max_age``), and when an unknown token arrives, at most once per
+    ``min_gap`` seconds (that request waits for its turn: a token made a
+    moment ago works at once, a flood of bad tokens costs one read per
+    ``min_gap``).
     """
 
     def __init__(self, db, lock=None, max_age: float = 2.0, min_gap: float = 0.25, extra: dict | None = None):
@@ -147,8 +149,12 @@ class TokenBook:
         self.tried_at = 0.0
         self._reloading = threading.Lock()
 
-    def stale(self) -> bool:
-        return time.monotonic() - self.loaded_at > self.max_age
+    def refresh_if_stale(self) -> None:
+        """Start a background reload when the book is older than ``max_age`` (never blocks the caller)."""
+        if time.monotonic() - self.loaded_at <= self.max_age or self._reloading.locked():
+            return
+        self.loaded_at = time.monotonic()  # one reload per period, even if it fails
+        threading.Thread(target=self.reload, args=(time.monotonic(),), daemon=True).start()
 
     def wait_for_turn(self) -> float:
         """Seconds until an unknown token may cause a reload."""
@@ -342,12 +348,9 @@ class AuthGate:
         return None
 
     async def _lookup_hash(self, h: str | None) -> Principal | None:
-        from starlette.concurrency import run_in_threadpool
-
         if h is None:
             return None
-        if self.book.stale():
-            await run_in_threadpool(self.book.reload, time.monotonic())
+        self.book.refresh_if_stale()
         return self.book.get(h)
 
     async def __call__(self, scope, receive, send):
