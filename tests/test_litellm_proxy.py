@@ -59,6 +59,7 @@ guardrails:
       mode: pre_call
       default_on: true
       api_base: {url}
+      timeout: 10      # the test machine is shared and slow; a timeout would apply the fail setting (open here)
 litellm_settings:
   callbacks: distillguard.serve.gateways.litellm.logger_instance
 general_settings:

@@ -18,7 +18,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Make a signing key pair: the private key stays in the keys folder, the public key is exported beside it."""
         from distillguard import signing
+        from distillguard.errors import UsageError
 
+        if db is not None and not db.is_file():
+            raise UsageError(f"no store at {db}")
         priv, pub = signing.init_keys(folder, force=force)
         key = signing.load_private(priv.parent)
         if db is not None:

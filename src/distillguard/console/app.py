@@ -129,8 +129,8 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
         return _html(env.get_template(name).render(title=title, root=root, csrf=csrf, who=_who(request), **ctx), status)
 
     def login_page(path: str, message: str = "") -> str:
-        nxt = path if path.startswith("/") and not path.startswith("//") else "/"
-        return env.get_template("login.html.j2").render(title=title, root="", csrf="", who=None, next=nxt, message=message)
+        return env.get_template("login.html.j2").render(title=title, root="", csrf="", who=None, next=_local(path),
+                                                        message=message)
 
     router.login_page = login_page
     if auth is not None:
@@ -144,21 +144,16 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
 
         @router.post("/login")
         async def login(request: Request):
-            origin = request.headers.get("origin")
-            if origin and origin != f"{request.url.scheme}://{request.headers.get('host')}":
-                return PlainTextResponse("cross-origin request refused", 403, headers=SECURITY_HEADERS)
-            body = (await request.body())[:8192].decode("utf-8", "replace")
-            form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+            form = await _form(request, 8192)
+            if isinstance(form, Response):
+                return form
             h = token_sha256(form.get("token", "").strip())
             p = book.get(h) or await lookup_fresh(book, h)
             if p is None or p.role != "analyst":
                 return _html(login_page(form.get("next", "/"), "That is not a live analyst token."), 401)
             sid = sessions.create(dataclasses.replace(p, via="session"))
             await run_in_threadpool(_audit_sign_in, p.name)
-            nxt = form.get("next") or "/"
-            if not nxt.startswith("/") or nxt.startswith("//"):
-                nxt = "/"
-            r = RedirectResponse(nxt, status_code=303, headers=SECURITY_HEADERS)
+            r = RedirectResponse(_local(form.get("next")), status_code=303, headers=SECURITY_HEADERS)
             r.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", secure=request.url.scheme == "https",
                          max_age=sessions.seconds, path="/")
             return r
@@ -243,11 +238,9 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
 
     @router.post("/actions")
     async def action(request: Request):
-        origin = request.headers.get("origin")
-        if origin and origin != f"{request.url.scheme}://{request.headers.get('host')}":
-            return PlainTextResponse("cross-origin request refused", 403, headers=SECURITY_HEADERS)
-        body = (await request.body())[:65536].decode("utf-8", "replace")
-        form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+        form = await _form(request, 65536)
+        if isinstance(form, Response):
+            return form
         if not hmac.compare_digest(form.get("csrf", ""), csrf):
             return PlainTextResponse("stale form: reload the page", 403, headers=SECURITY_HEADERS)
         kind, target = form.get("target_kind", ""), form.get("target_id", "")
@@ -262,12 +255,23 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
             await run_in_threadpool(write)
         except UsageError as exc:
             return render("error.html.j2", request, 400, message=str(exc))
-        back = form.get("back") or "/"
-        if not back.startswith("/") or back.startswith("//"):
-            back = "/"
-        return RedirectResponse(back + "#history", status_code=303, headers=SECURITY_HEADERS)
+        return RedirectResponse(_local(form.get("back")) + "#history", status_code=303, headers=SECURITY_HEADERS)
 
     return router
+
+
+def _local(path: str | None) -> str:
+    """``path`` when it is a path on this site, else ``/`` (never an open redirect)."""
+    return path if path and path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
+
+
+async def _form(request: Request, limit: int):
+    """A same-origin form post as a dict (first value per field), or the 403 refusing a cross-origin one."""
+    origin = request.headers.get("origin")
+    if origin and origin != f"{request.url.scheme}://{request.headers.get('host')}":
+        return PlainTextResponse("cross-origin request refused", 403, headers=SECURITY_HEADERS)
+    body = (await request.body())[:limit].decode("utf-8", "replace")
+    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
 def _valid_date(s: str) -> str:

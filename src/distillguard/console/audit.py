@@ -14,7 +14,15 @@ them, so decisions survive re-scans):
   actions in the shape the scan needs (:func:`analyst_overrides`): for a
   campaign decision the member accounts and indicators as they were when the
   analyst decided, so a later scan can recognise the same cluster under a new
-  campaign id.
+  campaign id. The SHA-256 of each row's content is kept in its audit row
+  (``decision_sha256``), so :func:`verify_audit_chain` also catches edits here.
+
+The service's own events (labels, challenge results, reads, sign-ins, token
+changes) join the chain through :func:`log_event`. After every append the
+new head (row number = row count, hash) is signed with the Ed25519 key of
+``distillguard keys init`` when the process has it
+(:func:`verify_audit_signature`), so deleting the newest rows or rewriting a
+row and recomputing the chain no longer verifies.
 """
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ behind :class:`~distillguard.serve.auth.AuthGate` (default deny, roles in
 """
 from __future__ import annotations
 
+import functools
+import secrets
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -257,24 +259,20 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
             raise RequestValidationError([{"loc": ("body", reject_field(rej)), "msg": rej.detail or rej.reason,
                                            "type": rej.reason}]) from None
 
-    view_key: list[bytes] = []
+    @functools.cache
+    def view_key() -> bytes:
+        """The store's key for the keyed hashes readers see (random when there is no store)."""
+        from distillguard.serve import privacy
+
+        with engine.store_open() as con:
+            return privacy.store_key(con) if con is not None else secrets.token_bytes(32)
 
     def _shown(request: Request, kind: str, target: str, view: dict) -> dict:
         """Readers get the redacted view; an analyst's read of identifiers and prompts is audited."""
         from distillguard.serve import privacy
 
         if _role(request) == "reader":
-            if not view_key:
-                with engine.journal.db_lock:
-                    con = engine._store(read_only=False) if engine.config.db else None
-                    try:
-                        import secrets as _s
-
-                        view_key.append(privacy.store_key(con) if con is not None else _s.token_bytes(32))
-                    finally:
-                        if con is not None:
-                            con.close()
-            return privacy.redact(view, view_key[0])
+            return privacy.redact(view, view_key())
         engine.journal.append([], audits=[{"analyst": _who(request), "action": "view", "target_kind": kind,
                                            "target_id": target, "reason": "", "details": {"path": request.url.path},
                                            "at": time.time()}])

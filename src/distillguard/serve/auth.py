@@ -63,6 +63,8 @@ def _connect(db, retries: float = 10.0):
     """Open the store read-write, waiting while a running service holds it for a moment."""
     import duckdb
 
+    if not Path(db).is_file():
+        raise UsageError(f"no store at {db} (the file `distillguard serve --db` runs on)")
     deadline = time.monotonic() + retries
     while True:
         try:

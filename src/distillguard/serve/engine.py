@@ -14,6 +14,7 @@ the scan calls it.
 """
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -167,6 +168,19 @@ class Engine:
 
         return duckdb.connect(str(self.config.db), read_only=read_only)
 
+    @contextlib.contextmanager
+    def store_open(self):
+        """The store, opened read-write for one short piece of work under the store lock (None: no store yet)."""
+        if not self.config.db or not Path(self.config.db).exists():
+            yield None
+            return
+        with self.journal.db_lock:
+            con = self._store(read_only=False)
+            try:
+                yield con
+            finally:
+                con.close()
+
     def refresh(self) -> None:
         """Reload the campaign map the last scan wrote (the store is opened only for the read)."""
         if not self.config.db or not Path(self.config.db).exists():
@@ -190,19 +204,13 @@ class Engine:
 
     def _load_feedback(self) -> None:
         """Labels, challenge outcomes and immunities from the store, in the order they were given (survive restarts)."""
-        if not self.config.db or not Path(self.config.db).exists():
-            return
-        with self.journal.db_lock:
-            con = self._store(read_only=False)
-            try:
-                if not con.execute("SELECT count(*) FROM information_schema.tables "
-                                   "WHERE table_name = 'decision_labels'").fetchall()[0][0]:
-                    return
-                cols = {r[0] for r in con.execute("DESCRIBE decision_labels").fetchall()}
-                until = "epoch(immune_until)" if "immune_until" in cols else "NULL"
-                rows = con.execute(f"SELECT account_id, label, {until} FROM decision_labels ORDER BY labelled_at").fetchall()
-            finally:
-                con.close()
+        with self.store_open() as con:
+            if con is None or not con.execute("SELECT count(*) FROM information_schema.tables "
+                                              "WHERE table_name = 'decision_labels'").fetchall()[0][0]:
+                return
+            cols = {r[0] for r in con.execute("DESCRIBE decision_labels").fetchall()}
+            until = "epoch(immune_until)" if "immune_until" in cols else "NULL"
+            rows = con.execute(f"SELECT account_id, label, {until} FROM decision_labels ORDER BY labelled_at").fetchall()
         now = time.time()
         for acc, label, immune in rows:
             if label in ("legitimate", "fraudulent"):
