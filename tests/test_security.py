@@ -446,6 +446,7 @@ def test_readers_get_keyed_hashes_and_no_prompts_analysts_reads_are_audited(svc)
         text = svc.call("GET", path, "analyst").text
         assert "203.0.113.7" in text
     assert svc.call("GET", "/v1/campaigns/C-test", "analyst").json()["evidence"]["example_prompts"] == ["SECRET PROMPT TEXT"]
+    assert svc.call("GET", "/v1/accounts/camp-0", "reader").json()["features"]["prompt_chars_mean"] > 0  # numbers stay
     assert svc.engine.counters["decisions"] == before[0]["decisions"] and len(svc.engine.state.decisions) == before[1]
     views = {(r[0], r[3]) for r in svc.audit("view", lambda r: r[3] == "sec-view")} | {(r[0], r[3]) for r in svc.audit("view")}
     assert {("alice", "C-test"), ("alice", "sec-view")} <= views and not any(r[0] == "reader-bot" for r in svc.audit("view"))

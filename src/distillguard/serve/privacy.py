@@ -38,8 +38,8 @@ def redact(obj, key: bytes):
         kind = obj.get("kind")
         out = {}
         for k, v in obj.items():
-            if any(w in k.lower() for w in _TEXT_WORDS):
-                continue
+            if any(w in k.lower() for w in _TEXT_WORDS) and not isinstance(v, (int, float, type(None))):
+                continue  # text (and what holds text); counts and shares about prompts stay
             if k == "value" and kind in SENSITIVE_KINDS and v is not None:
                 out[k] = _h(key, kind, v)
             elif k in SENSITIVE_KINDS and isinstance(v, (str, int)):
