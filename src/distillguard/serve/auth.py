@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import re
 import secrets
 import threading
@@ -132,12 +133,13 @@ def revoke_token(db, which: str, actor: str) -> list[dict]:
 class TokenBook:
     """Live tokens by hash, read from the store.
 
-    Reloaded in the background when older than ``max_age`` seconds (requests
-    meanwhile use the current book; revocation takes effect within about
-    ``max_age``), and when an unknown token arrives, at most once per
-    ``min_gap`` seconds (that request waits for its turn: a token made a
-    moment ago works at once, a flood of bad tokens costs one read per
-    ``min_gap``).
+    Checked every ``max_age`` seconds and reloaded in the background when the
+    store file changed (requests meanwhile use the current book; revocation
+    takes effect within about ``max_age``), and when an unknown token arrives,
+    at most once per ``min_gap`` seconds (that request waits for its turn: a
+    token made a moment ago works at once). The store is opened only when the
+    file changed since the last read: opening DuckDB costs milliseconds the
+    event loop would feel, and a flood of wrong tokens costs a ``stat``.
     """
 
     def __init__(self, db, lock=None, max_age: float = 2.0, min_gap: float = 0.25, extra: dict | None = None):
@@ -150,13 +152,25 @@ class TokenBook:
         self.loaded_at = 0.0
         self.tried_at = 0.0
         self._reloading = threading.Lock()
+        self._read_stamp = None  # the store file's (mtime, size) when the book was read
+
+    def _stamp(self):
+        out = []
+        for path in (self.db, self.db + ".wal"):
+            try:
+                st = os.stat(path)
+                out.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append(None)
+        return tuple(out)
 
     def refresh_if_stale(self) -> None:
-        """Start a background reload when the book is older than ``max_age`` (never blocks the caller)."""
+        """Every ``max_age`` seconds: a background reload if the store changed (never blocks the caller)."""
         if time.monotonic() - self.loaded_at <= self.max_age or self._reloading.locked():
             return
-        self.loaded_at = time.monotonic()  # one reload per period, even if it fails
-        threading.Thread(target=self.reload, args=(time.monotonic(),), daemon=True).start()
+        self.loaded_at = time.monotonic()  # one check per period, even if the reload fails
+        if self.db and self._stamp() != self._read_stamp:
+            threading.Thread(target=self.reload, args=(time.monotonic(),), daemon=True).start()
 
     def wait_for_turn(self) -> float:
         """Seconds until an unknown token may cause a reload."""
@@ -174,6 +188,10 @@ class TokenBook:
         if not self.db or not Path(self.db).exists():
             self.loaded_at = time.monotonic()
             return
+        stamp = self._stamp()
+        if stamp == self._read_stamp:  # nothing written since the last read: no token can be new or revoked
+            self.loaded_at = time.monotonic()
+            return
         import duckdb
 
         with self.lock:
@@ -188,6 +206,7 @@ class TokenBook:
                 con.close()
         self.by_hash = {**self.extra, **{h: Principal(name, role, "token", h) for h, name, role in rows}}
         self.loaded_at = time.monotonic()
+        self._read_stamp = stamp
 
     def get(self, token_hash: str) -> Principal | None:
         return self.by_hash.get(token_hash)
