@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
             except Exception as exc:
                 raise UsageError(f"cannot reach redis at {redis}: {str(exc).splitlines()[0]}") from None
         security = _security(host, insecure_no_auth, proxy_header, proxies)
+        if not insecure_no_auth:
+            _say_how_to_get_in(db)
         engine = Engine(EngineConfig(db=str(db), policy=policy, model=model, redis=redis, refresh_seconds=refresh_seconds,
                                      flush_seconds=flush_seconds, journal=str(journal) if journal else None,
                                      fsync=not no_fsync, warm_max_events=warm_max_events))
@@ -77,3 +79,14 @@ def _security(host: str, insecure: bool, proxy_header: str | None, proxies: list
         except ValueError:
             raise UsageError(f"--trusted-proxy {cidr!r} is not an address or CIDR") from None
     return {"insecure_no_auth": insecure, "trusted_proxy_header": proxy_header, "trusted_proxies": tuple(proxies)}
+
+
+def _say_how_to_get_in(db) -> None:
+    """A store without live tokens refuses every caller: say how to make one instead of leaving 401s to puzzle over."""
+    import sys
+
+    from distillguard.serve.auth import list_tokens
+
+    if db.is_file() and not any(t["revoked_at"] is None for t in list_tokens(db)):
+        print(f"distillguard: no live tokens in {db}: every endpoint but /healthz answers 401 until you make one, e.g.\n"
+              f"  distillguard auth create-token --db {db} --role analyst --name YOUR-NAME", file=sys.stderr)
