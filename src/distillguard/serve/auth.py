@@ -324,12 +324,14 @@ class AuthGate:
         self.proxy_networks = [ipaddress.ip_network(n, strict=False) for n in proxy_networks]
         self.login_page = login_page
 
+    def _known(self, token_hash: str | None) -> Principal | None:
+        """The live token's principal from the current book (a changed store is re-read in the background)."""
+        self.book.refresh_if_stale()
+        return self.book.get(token_hash) if token_hash else None
+
     async def _lookup(self, token: str) -> Principal | None:
         h = token_sha256(token)
-        p = await self._lookup_hash(h)
-        if p is None:
-            p = await lookup_fresh(self.book, h)
-        return p
+        return self._known(h) or await lookup_fresh(self.book, h)
 
     def _from_proxy(self, scope, value: bytes) -> Principal | None:
         client = scope.get("client")
@@ -362,17 +364,11 @@ class AuthGate:
                 if k == SESSION_COOKIE:
                     p = self.sessions.get(v)
                     # a revoked token ends its sessions too
-                    if p is not None and (await self._lookup_hash(p.token_sha256)) is not None:
+                    if p is not None and self._known(p.token_sha256) is not None:
                         return p
         if proxied is not None:
             return self._from_proxy(scope, proxied)
         return None
-
-    async def _lookup_hash(self, h: str | None) -> Principal | None:
-        if h is None:
-            return None
-        self.book.refresh_if_stale()
-        return self.book.get(h)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
