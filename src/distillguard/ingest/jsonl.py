@@ -83,6 +83,8 @@ def python_record(source: str, line_no: int, raw: bytes | str | None):
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise Reject("invalid_utf8", f"invalid UTF-8 at byte {exc.start}") from None
+        if int(line_no) == 1 and isinstance(raw, str) and raw.startswith("\ufeff"):
+            raw = raw[1:]  # a UTF-8 byte order mark some editors and exporters put before the first record
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -117,7 +117,7 @@ class CsvSource:
             head = stream.read(1 << 16)
         finally:
             stream.close()
-        text = head.decode("utf-8", errors="replace")
+        text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")  # a byte order mark is not part of the header
         if not text.strip():
             return
         try:

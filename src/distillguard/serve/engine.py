@@ -14,10 +14,10 @@ the scan calls it.
 """
 from __future__ import annotations
 
-import itertools
+import contextlib
+import secrets
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -93,8 +93,6 @@ class Engine:
         self._cache: dict[str, tuple[int, float, list]] = {}
         self._seen: OrderedDict = OrderedDict()
         self._meta_values: dict = {}
-        self._id_prefix = uuid.uuid4().hex[:16]  # unique per process start; a counter after it (no syscall per decision)
-        self._ids = itertools.count(1)
         self._tmpl: dict = {}
         self._lock = threading.Lock()
         self._con = None
@@ -120,6 +118,10 @@ class Engine:
             return dict(data.get("serve") or {})
         return {}
 
+    def gateway_settings(self) -> dict:
+        """The policy's ``serve.gateway`` section: which header names the account, whether client claims count."""
+        return dict(self._serve_section().get("gateway") or {})
+
     # -- life cycle ------------------------------------------------------------------
     def start(self, background: bool = True) -> "Engine":
         """Drain journals left by a crash, load the campaign map, warm the state, start the workers."""
@@ -131,9 +133,10 @@ class Engine:
             self.journal.flush()
         elif leftovers:  # no store: the journal is the state
             for f in leftovers:
-                events, accounts, _ = Journal.read(f)
+                events, accounts, _, _ = Journal.read(f)
                 self.state.apply(events)
         self.refresh()
+        self._load_feedback()
         if self.map.index:  # first-request linking needs the scan's membership functions: load them now, not on a request
             import distillguard.link.memberships  # noqa: F401
         self._warm()
@@ -170,6 +173,19 @@ class Engine:
 
         return duckdb.connect(str(self.config.db), read_only=read_only)
 
+    @contextlib.contextmanager
+    def store_open(self):
+        """The store, opened read-write for one short piece of work under the store lock (None: no store yet)."""
+        if not self.config.db or not Path(self.config.db).exists():
+            yield None
+            return
+        with self.journal.db_lock:
+            con = self._store(read_only=False)
+            try:
+                yield con
+            finally:
+                con.close()
+
     def refresh(self) -> None:
         """Reload the campaign map the last scan wrote (the store is opened only for the read)."""
         if not self.config.db or not Path(self.config.db).exists():
@@ -190,6 +206,24 @@ class Engine:
         self.map = m
         self._cache.clear()
         self.counters["refreshes"] += 1
+
+    def _load_feedback(self) -> None:
+        """Labels, challenge outcomes and immunities from the store, in the order they were given (survive restarts)."""
+        with self.store_open() as con:
+            if con is None or not con.execute("SELECT count(*) FROM information_schema.tables "
+                                              "WHERE table_name = 'decision_labels'").fetchall()[0][0]:
+                return
+            cols = {r[0] for r in con.execute("DESCRIBE decision_labels").fetchall()}
+            until = "epoch(immune_until)" if "immune_until" in cols else "NULL"
+            rows = con.execute(f"SELECT account_id, label, {until} FROM decision_labels ORDER BY labelled_at").fetchall()
+        now = time.time()
+        for acc, label, immune in rows:
+            if label in ("legitimate", "fraudulent"):
+                self.state.set_flag(acc, label)
+            elif label == "challenge_failed":
+                self.state.set_flag(acc, "fraudulent")
+            elif label == "challenge_passed" and immune and immune > now:
+                self.state.grant_immunity(acc, int(immune - now) + 1)
 
     def _warm(self) -> None:
         """Rebuild running state from the store's most recent events (once per shared Redis)."""
@@ -414,8 +448,11 @@ class Engine:
                                 "details": {"source": "link", "campaign_id": best_cid, "shared": shared}})
         return best, best_cid, reasons
 
-    def decide(self, event: dict, account: dict | None = None) -> dict:
-        """The decision for the request described by ``event`` (a canonical event; ``ts`` optional)."""
+    def decide(self, event: dict, account: dict | None = None, record: bool = True) -> dict:
+        """The decision for the request described by ``event`` (a canonical event; ``ts`` optional).
+
+        ``record=False`` computes it for a view: no decision id, no challenge, nothing counted.
+        """
         acc = event["account_id"]
         meta = None
         if account:
@@ -465,12 +502,14 @@ class Engine:
             policy = policy.with_allowlist(accounts=[acc])
         org = event.get("org_id") or (meta or {}).get("org_id") or (known.org_id if known else None)
         d = policy.decide(risk, list(reasons), in_campaign=campaign_id is not None, account_id=acc, org_id=org)
-        return self._shape(acc, d.action, d.rule_id, d.ttl_seconds, risk, reasons, campaign_id, immune)
+        return self._shape(acc, d.action, d.rule_id, d.ttl_seconds, risk, reasons, campaign_id, immune, record)
 
-    def _shape(self, acc, action, rule_id, ttl, risk, reasons, campaign_id, immune=None) -> dict:
-        did = f"{self._id_prefix}{next(self._ids):x}"
-        self.state.put_decision(did, acc, ttl)
-        self.counters["decisions"] += 1
+    def _shape(self, acc, action, rule_id, ttl, risk, reasons, campaign_id, immune=None, record: bool = True) -> dict:
+        """The decision document; ``record=False`` for a view (no id to label, no challenge, nothing counted)."""
+        did = secrets.token_hex(16) if record else ""  # 128 random bits: unguessable
+        if record:
+            self.state.put_decision(did, acc, ttl)
+            self.counters["decisions"] += 1
         out = {
             "decision_id": did,
             "account_id": acc,
@@ -490,13 +529,15 @@ class Engine:
             t = self.policy.throttle
             out["throttle"] = {"retry_after_seconds": int(t.get("retry_after_seconds", 60)),
                                "max_requests_per_minute": t.get("max_requests_per_minute")}
-        elif action == "challenge":
+        elif action == "challenge" and record:
             c = self.policy.challenge
+            cid = secrets.token_urlsafe(24)  # 192 random bits, not the decision id; bound to the account, lives for the TTL
+            self.state.put_challenge(cid, acc, int(ttl))
             url = c.get("url")
             if url:
-                url = f"{url}{'&' if '?' in url else '?'}challenge_id={did}"
-            out["challenge"] = {"challenge_id": did, "kind": c.get("kind", "step_up_verification"), "url": url,
-                                "result_url": f"/v1/challenges/{did}/result"}
+                url = f"{url}{'&' if '?' in url else '?'}challenge_id={cid}"
+            out["challenge"] = {"challenge_id": cid, "kind": c.get("kind", "step_up_verification"), "url": url,
+                                "result_url": f"/v1/challenges/{cid}/result"}
         return out
 
     def fail_decision(self, account_id: str, exc: Exception) -> dict:
@@ -536,28 +577,39 @@ class Engine:
         return d
 
     # -- feedback ----------------------------------------------------------------------
-    def label(self, decision_id: str, label: str, note: str | None = None) -> dict | None:
+    def label(self, decision_id: str, label: str, note: str | None = None, by: str = "unknown") -> dict | None:
+        """Analyst feedback on a decision (durable: journalled into ``decision_labels`` and the audit log)."""
         acc = self.state.get_decision(decision_id)
         if acc is None:
             return None
         self.state.set_flag(acc, label)
-        rec = {"decision_id": decision_id, "account_id": acc, "label": label, "note": note, "at": time.time()}
-        self.journal.append([], [], [rec])
+        rec = {"decision_id": decision_id, "account_id": acc, "label": label, "note": note, "at": time.time(), "by": by}
+        self.journal.append([], [], [rec], audits=[{
+            "analyst": by, "action": "label", "target_kind": "account", "target_id": acc, "reason": note or "",
+            "details": {"decision_id": decision_id, "label": label}, "at": rec["at"]}])
         self._cache.pop(acc, None)
         return rec
 
-    def challenge_result(self, challenge_id: str, passed: bool) -> dict | None:
-        acc = self.state.get_decision(challenge_id)
+    def challenge_result(self, challenge_id: str, passed: bool, by: str = "unknown") -> dict | None:
+        """A live challenge's result, once: None for an unknown or expired id; ``{"used": True}`` for a repeat."""
+        acc, used = self.state.take_challenge(challenge_id)
         if acc is None:
             return None
+        if used:
+            return {"used": True, "account_id": acc}
         until = None
         if passed:
             until = self.state.grant_immunity(acc, self.immunity_seconds)
         else:
             self.state.set_flag(acc, "fraudulent")
-        rec = {"decision_id": challenge_id, "account_id": acc, "label": "challenge_passed" if passed else "challenge_failed",
-               "note": None, "at": time.time()}
-        self.journal.append([], [], [rec])
+        label = "challenge_passed" if passed else "challenge_failed"
+        now = time.time()
+        rec = {"decision_id": challenge_id, "account_id": acc, "label": label, "note": None, "at": now, "by": by,
+               "immune_until": until}
+        self.journal.append([], [], [rec], audits=[{
+            "analyst": by, "action": label, "target_kind": "account", "target_id": acc, "reason": "",
+            "details": {"challenge_id": challenge_id, "immune_until": until}, "at": now}])
+        self._cache.pop(acc, None)
         return {"account_id": acc, "passed": passed,
                 "immune_until": datetime.fromtimestamp(until, tz=timezone.utc).isoformat() if until else None}
 
@@ -567,7 +619,7 @@ class Engine:
         st = self.state.account(account_id)
         if known is None and st is None and not self.state.get_meta(account_id) and not self.state.get_links(account_id):
             return None
-        d = self.decide({"account_id": account_id})
+        d = self.decide({"account_id": account_id}, record=False)  # a read never makes a decision
         _, _, feats = self._online(account_id)
         return {
             "account_id": account_id,

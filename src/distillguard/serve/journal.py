@@ -88,13 +88,18 @@ class Journal:
         self._seq = 0
 
     # -- writing ------------------------------------------------------------------
-    def append(self, events: list[dict], accounts: list[dict] = (), labels: list[dict] = ()) -> None:
-        """Write records durably (returns after the OS confirms them on disk when ``fsync``)."""
-        if self._fh is None or not (events or accounts or labels):
+    def append(self, events: list[dict], accounts: list[dict] = (), labels: list[dict] = (), audits: list[dict] = ()) -> None:
+        """Write records durably (returns after the OS confirms them on disk when ``fsync``).
+
+        ``audits`` are audit-log entries (who labelled, who reported a challenge result, who read what):
+        they join the hash chain when the journal drains.
+        """
+        if self._fh is None or not (events or accounts or labels or audits):
             return
         buf = b"".join(orjson.dumps({"e": e}, default=_default, option=_OPT) + b"\n" for e in events)
         buf += b"".join(orjson.dumps({"a": a}, default=_default, option=_OPT) + b"\n" for a in accounts)
         buf += b"".join(orjson.dumps({"l": x}, default=_default, option=_OPT) + b"\n" for x in labels)
+        buf += b"".join(orjson.dumps({"x": x}, default=_default, option=_OPT) + b"\n" for x in audits)
         with self.lock:
             self._fh.write(buf)
             self._fh.flush()
@@ -125,8 +130,8 @@ class Journal:
         return files
 
     @staticmethod
-    def read(path: str) -> tuple[list[dict], list[dict], list[dict]]:
-        events, accounts, labels = [], [], []
+    def read(path: str) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+        events, accounts, labels, audits = [], [], [], []
         with open(path, "rb") as fh:
             for line in fh:
                 try:
@@ -139,11 +144,13 @@ class Journal:
                     accounts.append(rec["a"])
                 elif "l" in rec:
                     labels.append(rec["l"])
-        return events, accounts, labels
+                elif "x" in rec:
+                    audits.append(rec["x"])
+        return events, accounts, labels, audits
 
     def drain_file(self, path: str) -> int:
         """Move one journal file into the store; delete it once committed."""
-        events, accounts, labels = self.read(path)
+        events, accounts, labels, audits = self.read(path)
         if self.db:
             from distillguard.store import EventStore
 
@@ -157,9 +164,21 @@ class Journal:
                     store.con.execute(
                         "CREATE TABLE IF NOT EXISTS decision_labels (decision_id VARCHAR, account_id VARCHAR, "
                         "label VARCHAR, note VARCHAR, labelled_at TIMESTAMPTZ)")
+                    for col in ("labelled_by VARCHAR", "immune_until TIMESTAMPTZ"):
+                        store.con.execute(f"ALTER TABLE decision_labels ADD COLUMN IF NOT EXISTS {col}")
                     for x in labels:
-                        store.con.execute("INSERT INTO decision_labels VALUES (?, ?, ?, ?, to_timestamp(?))",
-                                          [x["decision_id"], x["account_id"], x["label"], x.get("note"), x["at"]])
+                        store.con.execute(
+                            "INSERT INTO decision_labels (decision_id, account_id, label, note, labelled_at, labelled_by, "
+                            "immune_until) VALUES (?, ?, ?, ?, to_timestamp(?), ?, to_timestamp(?))",
+                            [x["decision_id"], x["account_id"], x["label"], x.get("note"), x["at"], x.get("by"),
+                             x.get("immune_until")])
+                if audits:
+                    from distillguard.console.audit import log_event
+
+                    for x in audits:
+                        log_event(store.con, analyst=x["analyst"], action=x["action"], target_kind=x["target_kind"],
+                                  target_id=x["target_id"], reason=x.get("reason") or "", details=x.get("details"),
+                                  now=datetime.fromtimestamp(x["at"], tz=timezone.utc))
                 store.con.execute("CHECKPOINT")
             self.flushed_events += inserted
         os.remove(path)
