@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from distillguard.ingest.base import Quarantined, truncate_raw
 from distillguard.ingest.normalize import Reject, normalize, rows_to_batch
+from distillguard.privacy.settings import StorePrivacy
 from distillguard.score.evidence import EvidenceMatrix
 from distillguard.score.fusion import FusionModel
 from distillguard.score.policy import Policy
@@ -54,7 +55,7 @@ class EngineConfig:
 
     def __init__(self, db="distillguard.duckdb", policy=None, model=None, redis=None, refresh_seconds=30.0,
                  flush_seconds=1.0, journal=None, fsync=True, warm_max_events=2_000_000, quarantine=None,
-                 persist=True):
+                 persist=True, privacy=None):
         self.db = db
         self.policy = policy
         self.model = model
@@ -66,6 +67,7 @@ class EngineConfig:
         self.warm_max_events = warm_max_events
         self.quarantine = quarantine
         self.persist = persist
+        self.privacy = privacy  # a StorePrivacy; None: the policy's store section
 
 
 def _now_us() -> int:
@@ -84,8 +86,10 @@ class Engine:
         self.link_cap = float(serve.get("link_risk_cap", 0.89))
         self.immunity_seconds = int(serve.get("immunity_seconds", self.policy.ttl_seconds.get("challenge", 3600)))
         self.state = make_state(config.redis)
+        self.privacy = config.privacy or StorePrivacy.from_policy(self.policy.store)
         if config.persist:
-            self.journal = Journal(str(config.db) if config.db else None, config.journal, fsync=config.fsync)
+            self.journal = Journal(str(config.db) if config.db else None, config.journal, fsync=config.fsync,
+                                   privacy=self.privacy)
         else:  # read the store's campaign map, write nothing (replay --db)
             self.journal = Journal(None, None)
         self.map = CampaignMap()
@@ -243,6 +247,7 @@ class Engine:
                 ids = fill_event_ids(self._con, rows_to_batch(rows)).column("event_id").to_pylist()
             for r, i in zip(rows, ids):
                 r["event_id"] = i
+        rows = [self.privacy.record(r) for r in rows]  # ids above come from what was received, as ingest's do
         fresh = self._remember([r["event_id"] for r in rows])
         new = [r for r, f in zip(rows, fresh) if f]
         self.journal.append(new)
@@ -286,7 +291,7 @@ class Engine:
         """Store account metadata (journal + state); returns the normalised row."""
         from distillguard.ingest.accounts import normalize_account
 
-        row = normalize_account(meta)
+        row = self.privacy.account(normalize_account(meta))
         self.journal.append([], [row])
         self.state.put_meta(row["account_id"], {k: row.get(k) for k in ("payment_fingerprint", "email_domain", "org_id")})
         if row.get("created_at") is not None:
@@ -408,6 +413,7 @@ class Engine:
 
     def decide(self, event: dict, account: dict | None = None) -> dict:
         """The decision for the request described by ``event`` (a canonical event; ``ts`` optional)."""
+        event = self.privacy.record(dict(event))  # compared with the map the scan built from stored values
         acc = event["account_id"]
         meta = None
         if account:

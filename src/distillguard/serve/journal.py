@@ -73,10 +73,13 @@ class Journal:
         The journal file [default: ``<db>.journal.jsonl``].
     fsync
         ``fsync`` each append before returning (the durability promise).
+    privacy
+        The store's :class:`~distillguard.privacy.StorePrivacy` (the engine redacts before journaling).
     """
 
-    def __init__(self, db: str | None, path: str | None = None, fsync: bool = True):
+    def __init__(self, db: str | None, path: str | None = None, fsync: bool = True, privacy=None):
         self.db = db
+        self.privacy = privacy
         self.path = path or (str(db) + ".journal.jsonl" if db else None)
         self.fsync = fsync
         self.lock = threading.Lock()
@@ -147,7 +150,7 @@ class Journal:
         if self.db:
             from distillguard.store import EventStore
 
-            with self.db_lock, EventStore(self.db) as store:
+            with self.db_lock, EventStore(self.db, privacy=self.privacy) as store:
                 inserted = 0
                 if events:
                     inserted, _ = store.append_events([events_to_table(events)])
