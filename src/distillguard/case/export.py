@@ -136,6 +136,9 @@ def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, pric
         "chain_rule": "h0 = audit_head.hash; h_i = sha256(h_{i-1} + '\\n' + path + '\\n' + sha256), files in path order",
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    from distillguard.privacy.erasure import record_case_export
+
+    record_case_export(db, campaign_id, out, created, member_ids)  # erasure lists the exports naming an account
     return manifest
 
 

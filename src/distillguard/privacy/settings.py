@@ -17,7 +17,7 @@ from distillguard.privacy import keyed
 from distillguard.privacy.redact import PREFILTER, redact
 from distillguard.schema import EVENT_SCHEMA
 
-__all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy"]
+__all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "store_privacy"]
 
 PROMPT_MODES = ("redacted", "full", "sampled", "none")
 TEXT_FIELDS = ("prompt", "system_prompt", "response")
@@ -146,3 +146,10 @@ class StorePrivacy:
                 if row.get(f):
                     row[f] = keyed.hash_value(row[f], self.identifier_key)
         return row
+
+
+def store_privacy(policy=None, prompts: str | None = None, identifier_key: Path | None = None) -> StorePrivacy:
+    """The settings a command runs with: the policy file's ``store:`` section under its flags."""
+    from distillguard.score.policy import Policy
+
+    return StorePrivacy.from_policy(Policy.load(policy).store, prompts=prompts, identifier_key=identifier_key)

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from distillguard.ingest.base import Quarantined, truncate_raw
 from distillguard.ingest.normalize import Reject, normalize, rows_to_batch
+from distillguard.privacy.erasure import forget_log, retain
 from distillguard.privacy.settings import StorePrivacy
 from distillguard.score.evidence import EvidenceMatrix
 from distillguard.score.fusion import FusionModel
@@ -105,6 +106,8 @@ class Engine:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._signups: list[int] = []
+        self._forget_seq = 0  # the last audit-log forget row applied to the live state
+        self._retained_at = float("-inf")
         self.counters = {"accepted": 0, "quarantined": 0, "duplicates": 0, "decisions": 0, "errors": 0, "refreshes": 0}
         qpath = config.quarantine or (str(config.db) + ".serve-quarantine.jsonl" if config.db and config.persist else None)
         self._qfile = open(qpath, "ab") if qpath else None
@@ -170,12 +173,17 @@ class Engine:
         return duckdb.connect(str(self.config.db), read_only=read_only)
 
     def refresh(self) -> None:
-        """Reload the campaign map the last scan wrote (the store is opened only for the read)."""
+        """Reload the campaign map the last scan wrote (the store is opened only for the read), forget
+        the accounts erased since (``store forget``) and apply ``store.retention_days``."""
         if not self.config.db or not Path(self.config.db).exists():
             return
         with self.journal.db_lock:
             con = self._store(read_only=False)
             try:
+                for seq, acc, _ in forget_log(con, self._forget_seq):
+                    self.state.forget(acc)
+                    self._cache.pop(acc, None)
+                    self._forget_seq = seq
                 m = CampaignMap.from_store(con, loaded_at=time.time())
                 if not self._signups:
                     try:
@@ -189,6 +197,18 @@ class Engine:
         self.map = m
         self._cache.clear()
         self.counters["refreshes"] += 1
+        self._retain()
+
+    def _retain(self) -> None:
+        """Delete raw events past ``store.retention_days`` (at most hourly)."""
+        days = self.privacy.retention_days
+        if not days or time.monotonic() - self._retained_at < 3600:
+            return
+        from distillguard.store import EventStore
+
+        with self.journal.db_lock, EventStore(self.config.db, privacy=self.privacy) as store:
+            retain(store, days)
+        self._retained_at = time.monotonic()
 
     def _warm(self) -> None:
         """Rebuild running state from the store's most recent events (once per shared Redis)."""

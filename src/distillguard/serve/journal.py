@@ -62,6 +62,17 @@ def _default(o):
     raise TypeError
 
 
+def _not_forgotten(con, events: list[dict]) -> list[dict]:
+    """The events not erased meanwhile: an account forgotten after an event happened stays forgotten."""
+    from distillguard.privacy.erasure import forgotten_before
+
+    gone = forgotten_before(con)
+    if not gone:
+        return events
+    return [e for e in events if e["account_id"] not in gone
+            or _ts_us(e["ts"]) > int(gone[e["account_id"]].timestamp() * 1_000_000)]
+
+
 class Journal:
     """Append-only JSONL journal of accepted events and account metadata.
 
@@ -152,6 +163,7 @@ class Journal:
 
             with self.db_lock, EventStore(self.db, privacy=self.privacy) as store:
                 inserted = 0
+                events = _not_forgotten(store.con, events)
                 if events:
                     inserted, _ = store.append_events([events_to_table(events)])
                 if accounts:

@@ -331,6 +331,14 @@ class MemoryState:
         d = self.decisions.get(decision_id)
         return d[0] if d else None
 
+    def forget(self, account_id: str) -> None:
+        """Drop everything held about an account (erasure: ``store forget``)."""
+        with self.lock:
+            for d in (self.accounts, self.meta, self.links, self.immune, self.flags):
+                d.pop(account_id, None)
+            for k in [k for k, (a, _) in self.decisions.items() if a == account_id]:
+                del self.decisions[k]
+
     def ping(self) -> bool:
         return True
 
@@ -451,6 +459,12 @@ class RedisState:
     def get_decision(self, decision_id: str) -> str | None:
         v = self.r.get(self._k("decision", decision_id))
         return v.decode() if v else None
+
+    def forget(self, account_id: str) -> None:
+        """Drop everything held about an account (decision ids expire by themselves and hold only the id)."""
+        keys = [self._k(k, account_id) for k in ("acct", "meta", "immune", "flag", "linkc")]
+        keys += [self._k("links", account_id, c.decode()) for c in self.r.smembers(self._k("linkc", account_id))]
+        self.r.delete(*keys)
 
     def ping(self) -> bool:
         try:
