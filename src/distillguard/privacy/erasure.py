@@ -127,7 +127,7 @@ def forget(store, account_id: str, reason: str = "", operator: str | None = None
     """Erase ``account_id`` from the store at ``store.path`` and its quarantine files; returns the counts."""
     from distillguard.console.audit import record_action
 
-    account_id = (account_id or "").strip()
+    account_id = store.privacy.identifier((account_id or "").strip())  # a pseudonym when it held an e-mail...
     if not account_id:
         raise UsageError("--account must name an account")
     con = store.con

@@ -14,6 +14,8 @@ so the SQL and the Python paths give the same result.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import math
 import re
@@ -24,7 +26,7 @@ from typing import Callable
 
 import yaml
 
-__all__ = ["PLACEHOLDERS", "PREFILTER", "RULES", "Rule", "redact"]
+__all__ = ["ID_PREFILTER", "PLACEHOLDERS", "PREFILTER", "RULES", "Rule", "pseudonym", "redact"]
 
 _TABLE = yaml.safe_load(resources.files("distillguard.privacy").joinpath("rules.yaml").read_text())
 _ENTROPY = _TABLE["entropy"]
@@ -84,6 +86,7 @@ class Rule:
     placeholder: str
     pattern: str
     validator: str | None = None
+    identifiers: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "_re", re.compile(self.pattern, re.ASCII))
@@ -102,10 +105,20 @@ class Rule:
 
 RULES: tuple[Rule, ...] = tuple(Rule(**r) for r in _TABLE["rules"])
 PLACEHOLDERS = frozenset(r.placeholder for r in RULES)
-# named groups may appear once per pattern: the union drops the names (only the rules use them)
-PREFILTER = "|".join(f"(?:{re.sub(r'[(][?]P<[a-z]+>', '(', r.pattern)})" for r in RULES)
+
+
+def _union(rules) -> str:
+    # named groups may appear once per pattern: the union drops the names (only the rules use them)
+    return "|".join(f"(?:{re.sub(r'[(][?]P<[a-z]+>', '(', r.pattern)})" for r in rules)
+
+
+PREFILTER = _union(RULES)
 """One pattern matching wherever any rule could replace something (RE2 and Python syntax)."""
+ID_PREFILTER = _union(r for r in RULES if r.identifiers)
+"""The same for the rules that apply to identifier fields."""
 _PREFILTER = re.compile(PREFILTER, re.ASCII)
+_ID_RULES = tuple(r for r in RULES if r.identifiers)
+_ID_PREFILTER = re.compile(ID_PREFILTER, re.ASCII)
 
 
 def redact(text: str | None) -> str | None:
@@ -115,3 +128,18 @@ def redact(text: str | None) -> str | None:
     for rule in RULES:
         text = rule.apply(text)
     return text
+
+
+def pseudonym(value: str | None, key: bytes) -> str | None:
+    """An identifier holding personal or secret data as ``<TYPE:keyed hash>`` (stable per key); others unchanged.
+
+    >>> pseudonym("jane@example.com", b"k")
+    '<EMAIL:77cff80182a460c0>'
+    """
+    if not value or not _ID_PREFILTER.search(value):
+        return value
+    for rule in _ID_RULES:
+        if rule.apply(value) != value:
+            mac = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
+            return f"{rule.placeholder[:-1]}:{mac}>"
+    return value

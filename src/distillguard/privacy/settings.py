@@ -1,12 +1,23 @@
 """What the store keeps of each event: the ``store:`` section of the policy YAML.
 
 :class:`StorePrivacy` is applied at the store boundary: every insert into
-``events`` goes through :meth:`StorePrivacy.event_columns` (SQL), and the
-service, which journals events before they reach the store, through
-:meth:`StorePrivacy.record` (the same rules in Python). See docs/privacy.md.
+``events`` goes through :meth:`StorePrivacy.event_columns` (SQL), every
+account row through :meth:`StorePrivacy.account_columns`, and the service,
+which journals events before they reach the store, through
+:meth:`StorePrivacy.record` and :meth:`StorePrivacy.account` (the same rules
+in Python). Fields come in three kinds:
+
+* prompt texts (prompt, system prompt, response): ``store.prompts`` decides;
+* other free text (user agent, ``extra``): redacted unless ``prompts: full``;
+* identifiers (account, key, org, conversation ids, model, payment
+  fingerprint): kept, except a value holding personal or secret data (an
+  account id that is an e-mail address), which becomes a keyed pseudonym;
+  with ``identifiers: hashed`` client IPs, payment fingerprints and e-mail
+  domains are keyed hashes (:mod:`distillguard.privacy.keyed`).
 """
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,18 +25,19 @@ import pyarrow as pa
 
 from distillguard.errors import UsageError
 from distillguard.privacy import keyed
-from distillguard.privacy.redact import PREFILTER, redact
-from distillguard.schema import EVENT_SCHEMA
+from distillguard.privacy.redact import ID_PREFILTER, PREFILTER, pseudonym, redact
 
 __all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "store_privacy"]
 
 PROMPT_MODES = ("redacted", "full", "sampled", "none")
 TEXT_FIELDS = ("prompt", "system_prompt", "response")
+FREE_TEXT = ("user_agent", "extra", "signup_path")
+ID_FIELDS = ("account_id", "api_key_id", "org_id", "conversation_id", "model", "payment_fingerprint", "email_domain")
 _SETTINGS = {"prompts", "sample_rate", "identifiers", "identifier_key_file", "retention_days"}
 
 
-def _redact_arrow(values: pa.Array) -> pa.Array:
-    return pa.array([redact(v) for v in values.to_pylist()], pa.string())
+def _sql_text(pattern: str) -> str:
+    return "'" + pattern.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,9 @@ class StorePrivacy:
     retention_days
         Raw events older than this are deleted after each ``scan --db`` and by
         the service (None: kept).
+    salt
+        Key of the pseudonyms of identifiers: the identifier key when given,
+        else a random value the store keeps (:meth:`bind`).
     """
 
     prompts: str = "redacted"
@@ -52,6 +67,7 @@ class StorePrivacy:
     identifiers: str = "clear"
     identifier_key: bytes | None = None
     retention_days: int | None = None
+    salt: bytes | None = None
 
     def __post_init__(self):
         if self.prompts not in PROMPT_MODES:
@@ -64,6 +80,8 @@ class StorePrivacy:
             raise UsageError("store.identifiers: hashed needs a key file (--identifier-key or store.identifier_key_file)")
         if self.retention_days is not None and int(self.retention_days) < 1:
             raise UsageError(f"store.retention_days must be at least 1 (got {self.retention_days!r})")
+        if self.salt is None:
+            object.__setattr__(self, "salt", self.identifier_key or secrets.token_bytes(32))
 
     @classmethod
     def from_policy(cls, section: dict | None, prompts: str | None = None,
@@ -81,71 +99,90 @@ class StorePrivacy:
                    identifier_key=keyed.read_key(key_file) if key_file else None,
                    retention_days=int(days) if days is not None else None)
 
-    def with_prompts(self, prompts: str | None) -> "StorePrivacy":
-        return replace(self, prompts=prompts) if prompts else self
+    @property
+    def redacting(self) -> bool:
+        return self.prompts != "full"
 
     # -- the store's SQL ---------------------------------------------------------------
+    def bind(self, con) -> "StorePrivacy":
+        """These settings with the store's pseudonym salt (made on first use; the identifier key wins)."""
+        if self.identifier_key:
+            return replace(self, salt=self.identifier_key)
+        con.execute("CREATE TABLE IF NOT EXISTS privacy_salt (salt VARCHAR)")
+        row = con.execute("SELECT salt FROM privacy_salt LIMIT 1").fetchall()
+        if not row:
+            con.execute("INSERT INTO privacy_salt VALUES (?)", [self.salt.hex()])
+            return self
+        return replace(self, salt=bytes.fromhex(row[0][0]))
+
     def install(self, con) -> None:
-        """Register the redaction function on a DuckDB connection (once per connection)."""
+        """Register the redaction and pseudonym functions on a DuckDB connection."""
         import duckdb
 
-        try:
-            con.create_function("dg_redact", _redact_arrow, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
-                                type="arrow", null_handling="special", side_effects=False)
-        except duckdb.CatalogException:  # already there
-            pass
+        text = duckdb.sqltype("VARCHAR")
+        salt = self.salt
 
-    def _text(self, col: str, alias: str) -> str:
-        if self.prompts == "full":
-            return col
-        if self.prompts == "none":
+        def redact_arrow(values: pa.Array) -> pa.Array:
+            return pa.array([redact(v) for v in values.to_pylist()], pa.string())
+
+        def pseudonym_arrow(values: pa.Array) -> pa.Array:
+            return pa.array([pseudonym(v, salt) for v in values.to_pylist()], pa.string())
+
+        for name, fn in (("dg_redact", redact_arrow), ("dg_pseudonym", pseudonym_arrow)):
+            try:
+                con.remove_function(name)
+            except duckdb.InvalidInputException:  # not registered yet
+                pass
+            con.create_function(name, fn, [text], text, type="arrow", null_handling="special", side_effects=False)
+
+    def _redacted(self, col: str) -> str:
+        return f"CASE WHEN regexp_matches({col}, {_sql_text(PREFILTER)}) THEN dg_redact({col}) ELSE {col} END"
+
+    def _column(self, field: str, col: str, alias: str) -> str:
+        if field in TEXT_FIELDS and self.prompts == "none":
             return "NULL"
-        quoted = "'" + PREFILTER.replace("'", "''") + "'"
-        red = f"CASE WHEN regexp_matches({col}, {quoted}) THEN dg_redact({col}) ELSE {col} END"
-        if self.prompts == "sampled":
-            return f"CASE WHEN hash({alias}.\"event_id\") % 10000 < {int(self.sample_rate * 10000)} THEN {red} END"
-        return red
+        if field in TEXT_FIELDS + FREE_TEXT and self.redacting:
+            red = self._redacted(col)
+            if field in TEXT_FIELDS and self.prompts == "sampled":
+                return f"CASE WHEN hash({alias}.\"event_id\") % 10000 < {int(self.sample_rate * 10000)} THEN {red} END"
+            return red
+        if self.identifiers == "hashed" and field == "client_ip":
+            return keyed.ip_sql(col, self.identifier_key)
+        if self.identifiers == "hashed" and field in keyed.ACCOUNT_FIELDS:
+            return keyed.value_sql(col, self.identifier_key)
+        if field in ID_FIELDS and self.redacting:
+            return f"CASE WHEN regexp_matches({col}, {_sql_text(ID_PREFILTER)}) THEN dg_pseudonym({col}) ELSE {col} END"
+        return col
 
-    def event_columns(self, alias: str = "s") -> str:
-        """The SELECT list that turns canonical rows of ``alias`` into what the store keeps."""
-        out = []
-        for f in EVENT_SCHEMA.names:
-            col = f'{alias}."{f}"'
-            if f in TEXT_FIELDS:
-                col = self._text(col, alias)
-            elif f == "client_ip" and self.identifiers == "hashed":
-                col = keyed.ip_sql(col, self.identifier_key)
-            out.append(f'{col} AS "{f}"')
-        return ", ".join(out)
-
-    def account_columns(self, names, alias: str = "s") -> str:
-        """The SELECT list for account metadata (payment fingerprints and e-mail domains hashed when asked)."""
-        out = []
-        for f in names:
-            col = f'{alias}."{f}"'
-            if f in keyed.ACCOUNT_FIELDS and self.identifiers == "hashed":
-                col = keyed.value_sql(col, self.identifier_key)
-            out.append(f'{col} AS "{f}"')
-        return ", ".join(out)
+    def columns(self, names, alias: str = "s") -> str:
+        """The SELECT list that turns canonical rows of ``alias`` (events or accounts) into what the store keeps."""
+        return ", ".join(f'{self._column(f, f"{alias}.{chr(34)}{f}{chr(34)}", alias)} AS "{f}"' for f in names)
 
     # -- the same in Python (the service's journal) -------------------------------------
+    def _value(self, field: str, v):
+        if v is None or not isinstance(v, str):
+            return v
+        if field in TEXT_FIELDS and self.prompts == "none":
+            return None
+        if field in TEXT_FIELDS + FREE_TEXT and self.redacting:
+            return redact(v)
+        if self.identifiers == "hashed" and field == "client_ip":
+            return keyed.hash_ip(v, self.identifier_key)
+        if self.identifiers == "hashed" and field in keyed.ACCOUNT_FIELDS:
+            return keyed.hash_value(v, self.identifier_key)
+        if field in ID_FIELDS and self.redacting:
+            return pseudonym(v, self.salt)
+        return v
+
     def record(self, row: dict) -> dict:
-        """A canonical event as the store would keep it (text redacted or dropped, identifiers hashed)."""
-        if self.prompts != "full":
-            for f in TEXT_FIELDS:
-                if row.get(f) is not None:
-                    row[f] = None if self.prompts == "none" else redact(row[f])
-        if self.identifiers == "hashed" and row.get("client_ip"):
-            row["client_ip"] = keyed.hash_ip(row["client_ip"], self.identifier_key)
+        """A canonical event or account row as the store would keep it (in place; returned)."""
+        for f, v in row.items():
+            row[f] = self._value(f, v)
         return row
 
-    def account(self, row: dict) -> dict:
-        """Account metadata as the store would keep it."""
-        if self.identifiers == "hashed":
-            for f in keyed.ACCOUNT_FIELDS:
-                if row.get(f):
-                    row[f] = keyed.hash_value(row[f], self.identifier_key)
-        return row
+    def identifier(self, value: str) -> str:
+        """An account id as the store keeps it (what ``store forget`` looks for)."""
+        return self._value("account_id", value)
 
 
 def store_privacy(policy=None, prompts: str | None = None, identifier_key: Path | None = None) -> StorePrivacy:

@@ -88,6 +88,11 @@ class Engine:
         self.immunity_seconds = int(serve.get("immunity_seconds", self.policy.ttl_seconds.get("challenge", 3600)))
         self.state = make_state(config.redis)
         self.privacy = config.privacy or StorePrivacy.from_policy(self.policy.store)
+        if config.db and config.persist:  # the store's pseudonym salt, so journaled rows match stored ones
+            from distillguard.store import EventStore
+
+            with EventStore(config.db, privacy=self.privacy) as store:
+                self.privacy = store.privacy
         if config.persist:
             self.journal = Journal(str(config.db) if config.db else None, config.journal, fsync=config.fsync,
                                    privacy=self.privacy)
@@ -311,7 +316,7 @@ class Engine:
         """Store account metadata (journal + state); returns the normalised row."""
         from distillguard.ingest.accounts import normalize_account
 
-        row = self.privacy.account(normalize_account(meta))
+        row = self.privacy.record(normalize_account(meta))
         self.journal.append([], [row])
         self.state.put_meta(row["account_id"], {k: row.get(k) for k in ("payment_fingerprint", "email_domain", "org_id")})
         if row.get("created_at") is not None:

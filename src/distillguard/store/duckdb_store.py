@@ -88,6 +88,7 @@ class EventStore:
         if not read_only:
             self.con.execute(ddl_for("events", EVENT_SCHEMA))
             self.con.execute(ddl_for("accounts", ACCOUNT_SCHEMA))
+            self.privacy = self.privacy.bind(self.con)
             self.privacy.install(self.con)
 
     # -- writing -----------------------------------------------------------
@@ -139,7 +140,7 @@ class EventStore:
         """Insert the canonical rows of ``source`` (a table name or parenthesised query) whose
         ``event_id`` is not stored yet, as the privacy settings keep them; the count inserted."""
         return self.con.execute(
-            f"INSERT INTO events SELECT {self.privacy.event_columns('s')} FROM {source} s "
+            f"INSERT INTO events SELECT {self.privacy.columns(EVENT_SCHEMA.names)} FROM {source} s "
             "ANTI JOIN events e ON s.event_id = e.event_id").fetchone()[0]
 
     def append_accounts(self, table: pa.Table) -> int:
@@ -149,7 +150,7 @@ class EventStore:
         self.con.register("_acc", table.select(ACCOUNT_SCHEMA.names))
         self.con.execute("DELETE FROM accounts WHERE account_id IN (SELECT account_id FROM _acc)")
         self.con.execute(
-            f"INSERT INTO accounts SELECT {self.privacy.account_columns(ACCOUNT_SCHEMA.names)} "
+            f"INSERT INTO accounts SELECT {self.privacy.columns(ACCOUNT_SCHEMA.names)} "
             "FROM _acc s QUALIFY row_number() OVER (PARTITION BY account_id) = 1"
         )
         self.con.unregister("_acc")
