@@ -9,7 +9,7 @@ in Python). Fields come in three kinds:
 
 * prompt texts (prompt, system prompt, response): ``store.prompts`` decides;
 * other free text (user agent, ``extra``): redacted unless ``prompts: full``;
-* identifiers (account, key, org, conversation ids, model, payment
+* identifiers (event, account, key, org, conversation ids, model, payment
   fingerprint): kept, except a value holding personal or secret data (an
   account id that is an e-mail address), which becomes a keyed pseudonym;
   with ``identifiers: hashed`` client IPs, payment fingerprints and e-mail
@@ -32,7 +32,7 @@ __all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "store_privacy"]
 PROMPT_MODES = ("redacted", "full", "sampled", "none")
 TEXT_FIELDS = ("prompt", "system_prompt", "response")
 FREE_TEXT = ("user_agent", "extra", "signup_path")
-ID_FIELDS = ("account_id", "api_key_id", "org_id", "conversation_id", "model", "payment_fingerprint", "email_domain")
+ID_FIELDS = ("event_id", "account_id", "api_key_id", "org_id", "conversation_id", "model", "payment_fingerprint", "email_domain")
 _SETTINGS = {"prompts", "sample_rate", "identifiers", "identifier_key_file", "retention_days"}
 
 

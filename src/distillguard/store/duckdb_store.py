@@ -140,8 +140,8 @@ class EventStore:
         """Insert the canonical rows of ``source`` (a table name or parenthesised query) whose
         ``event_id`` is not stored yet, as the privacy settings keep them; the count inserted."""
         return self.con.execute(
-            f"INSERT INTO events SELECT {self.privacy.columns(EVENT_SCHEMA.names)} FROM {source} s "
-            "ANTI JOIN events e ON s.event_id = e.event_id").fetchone()[0]
+            f"INSERT INTO events SELECT * FROM (SELECT {self.privacy.columns(EVENT_SCHEMA.names)} FROM {source} s) p "
+            "ANTI JOIN events e ON p.event_id = e.event_id").fetchone()[0]
 
     def append_accounts(self, table: pa.Table) -> int:
         """Upsert account metadata (the newest row for an ``account_id`` wins)."""
