@@ -18,7 +18,7 @@ import pytest
 
 from distillguard.privacy.redact import PREFILTER, redact
 from distillguard.serve import Engine, EngineConfig
-from distillguard.serve.testing import serving
+from distillguard.serve.testing import T0, serving
 
 EMAIL = "planted.person@example-mail.com"
 CARD = "4539 5787 6362 1486"  # passes Luhn
@@ -278,3 +278,20 @@ def test_a_running_service_forgets_an_erased_account(tmp_path):
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM events WHERE account_id = 'carol'").fetchall()[0][0] == 0
     assert con.execute("SELECT count(*) FROM events WHERE account_id = 'dave'").fetchall()[0][0] == 1
+
+
+def test_the_store_sql_and_the_python_rules_redact_alike():
+    from distillguard.schema import EVENT_SCHEMA
+    from distillguard.store import EventStore
+
+    texts = [SECRET_TEXT, "card 4539 5787 6362 1487 kept", "IBAN DE89 3704 0044 0532 0130 00 and DE89370400440532013002",
+             "password: 'hunter2hunter2' Bearer abcdefghijklmnop", "a 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c b",
+             "calls +1 (415) 555-0132, 415.555.0133 and 020 7946 0958 1234 5678 9999", "ips 10.1.2.3 ::1 fe80::1 12:30:45",
+             "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAK\n-----END RSA PRIVATE KEY----- done", "x@y.co 221 Baker Street"]
+    rows = [{f.name: None for f in EVENT_SCHEMA} | {"event_id": f"e{i}", "ts": T0, "account_id": "a", "prompt": t}
+            for i, t in enumerate(texts)]
+    with EventStore(":memory:") as store:
+        store.append_events([pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)])
+        stored = dict(store.con.execute("SELECT event_id, prompt FROM events").fetchall())
+    assert [stored[f"e{i}"] for i in range(len(texts))] == [redact(t) for t in texts]
+    assert [redact(t) == t for t in texts] == [i == 1 for i in range(len(texts))]  # only the Luhn failure is kept

@@ -78,9 +78,19 @@ _VALIDATORS: dict[str, Callable[[str], bool]] = {
     "luhn": _luhn, "iban": _iban, "ipv6": _ipv6, "phone": _phone, "entropy": _entropy}
 
 
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One row of the rule table: what to find, what to put instead, and what must hold."""
+    """One row of the rule table: what to find, what to put instead, and what must hold.
+
+    A rule without a validator replaces every match (``regexp_replace`` in SQL);
+    one with a validator collects the matches, keeps those that pass, and
+    replaces each such value wherever it occurs (``regexp_extract_all`` in
+    SQL, the check in Python): the two paths give the same text.
+    """
 
     name: str
     placeholder: str
@@ -89,18 +99,41 @@ class Rule:
     identifiers: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "_re", re.compile(self.pattern, re.ASCII))
+        rx = re.compile(self.pattern, re.ASCII)
+        keep = "keep" in rx.groupindex
+        if keep and (rx.groupindex["keep"] != 1 or self.validator):
+            raise ValueError(f"rule {self.name}: a keep group must be the first group, of a rule without validator")
+        object.__setattr__(self, "_re", rx)
+        object.__setattr__(self, "_keep", keep)
         object.__setattr__(self, "_check", _VALIDATORS[self.validator] if self.validator else None)
 
-    def _replace(self, m: re.Match) -> str:
-        keep = m.group("keep") if "keep" in self._re.groupindex else None
-        value = m.group(0)[len(keep):] if keep else m.group(0)
-        if self._check is not None and not self._check(value):
-            return m.group(0)
-        return (keep or "") + self.placeholder
+    def _sub(self, m: re.Match) -> str:
+        return (m.group(1) if self._keep else "") + self.placeholder
+
+    def replace_valid(self, text: str, candidates) -> str:
+        """``text`` with each candidate that passes the validator replaced, wherever it occurs (longest
+        first, so a short value inside a longer one, ``::1`` in ``fe80::1``, leaves no fragment)."""
+        for v in sorted({c for c in candidates if self._check(c)}, key=len, reverse=True):
+            text = text.replace(v, self.placeholder)
+        return text
 
     def apply(self, text: str) -> str:
-        return self._re.sub(self._replace, text)
+        if self._check is None:
+            return self._re.sub(self._sub, text)
+        return self.replace_valid(text, [m.group(0) for m in self._re.finditer(text)])
+
+    @property
+    def sql_function(self) -> str | None:
+        """The name of the DuckDB function that applies the validator (None: no validator)."""
+        return f"dg_valid_{self.name}" if self._check else None
+
+    def sql(self, col: str) -> str:
+        """The same replacement in DuckDB SQL (RE2), on the text expression ``col``."""
+        if self._check is None:
+            repl = ("\\1" if self._keep else "") + self.placeholder
+            return f"regexp_replace({col}, {_lit(self.pattern)}, {_lit(repl)}, 'g')"
+        pat = _lit(self.pattern)  # the guard spares a Python call where there is no candidate
+        return f"CASE WHEN regexp_matches({col}, {pat}) THEN {self.sql_function}({col}, regexp_extract_all({col}, {pat})) ELSE {col} END"
 
 
 RULES: tuple[Rule, ...] = tuple(Rule(**r) for r in _TABLE["rules"])

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from distillguard.errors import UsageError
 from distillguard.privacy import keyed
-from distillguard.privacy.redact import ID_PREFILTER, PREFILTER, pseudonym, redact
+from distillguard.privacy.redact import ID_PREFILTER, PREFILTER, RULES, pseudonym, redact
 
 __all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "store_privacy"]
 
@@ -38,6 +38,10 @@ _SETTINGS = {"prompts", "sample_rate", "identifiers", "identifier_key_file", "re
 
 def _sql_text(pattern: str) -> str:
     return "'" + pattern.replace("'", "''") + "'"
+
+
+def _q(name: str) -> str:
+    return '"' + name + '"'
 
 
 @dataclass(frozen=True)
@@ -116,47 +120,71 @@ class StorePrivacy:
         return replace(self, salt=bytes.fromhex(row[0][0]))
 
     def install(self, con) -> None:
-        """Register the redaction and pseudonym functions on a DuckDB connection."""
+        """Register the validators' and the pseudonym functions on a DuckDB connection."""
         import duckdb
 
         text = duckdb.sqltype("VARCHAR")
         salt = self.salt
 
-        def redact_arrow(values: pa.Array) -> pa.Array:
-            return pa.array([redact(v) for v in values.to_pylist()], pa.string())
-
         def pseudonym_arrow(values: pa.Array) -> pa.Array:
             return pa.array([pseudonym(v, salt) for v in values.to_pylist()], pa.string())
 
-        for name, fn in (("dg_redact", redact_arrow), ("dg_pseudonym", pseudonym_arrow)):
+        def validating(rule):
+            def fn(texts: pa.Array, candidates: pa.Array) -> pa.Array:
+                return pa.array([rule.replace_valid(t, c) if c else t
+                                 for t, c in zip(texts.to_pylist(), candidates.to_pylist())], pa.string())
+            return fn
+
+        functions = [("dg_pseudonym", pseudonym_arrow, [text])]
+        functions += [(r.sql_function, validating(r), [text, duckdb.list_type(text)]) for r in RULES if r.sql_function]
+        for name, fn, args in functions:
             try:
                 con.remove_function(name)
             except duckdb.InvalidInputException:  # not registered yet
                 pass
-            con.create_function(name, fn, [text], text, type="arrow", null_handling="special", side_effects=False)
+            con.create_function(name, fn, args, text, type="arrow", null_handling="special", side_effects=False)
 
-    def _redacted(self, col: str) -> str:
-        return f"CASE WHEN regexp_matches({col}, {_sql_text(PREFILTER)}) THEN dg_redact({col}) ELSE {col} END"
+    def _redacts(self, field: str) -> bool:
+        return (field in FREE_TEXT and self.redacting) or (field in TEXT_FIELDS and self.prompts in ("redacted", "sampled"))
 
-    def _column(self, field: str, col: str, alias: str) -> str:
+    def _pseudonymises(self, field: str) -> bool:
+        hashed = self.identifiers == "hashed" and field in keyed.ACCOUNT_FIELDS
+        return field in ID_FIELDS and self.redacting and not hashed
+
+    def _column(self, field: str, col: str) -> str:
+        """A stored column from a canonical one whose free text is already redacted."""
         if field in TEXT_FIELDS and self.prompts == "none":
             return "NULL"
-        if field in TEXT_FIELDS + FREE_TEXT and self.redacting:
-            red = self._redacted(col)
-            if field in TEXT_FIELDS and self.prompts == "sampled":
-                return f"CASE WHEN hash({alias}.\"event_id\") % 10000 < {int(self.sample_rate * 10000)} THEN {red} END"
-            return red
+        if field in TEXT_FIELDS and self.prompts == "sampled":
+            return f"CASE WHEN hash(s.\"event_id\") % 10000 < {int(self.sample_rate * 10000)} THEN {col} END"
         if self.identifiers == "hashed" and field == "client_ip":
             return keyed.ip_sql(col, self.identifier_key)
         if self.identifiers == "hashed" and field in keyed.ACCOUNT_FIELDS:
             return keyed.value_sql(col, self.identifier_key)
-        if field in ID_FIELDS and self.redacting:
-            return f"CASE WHEN regexp_matches({col}, {_sql_text(ID_PREFILTER)}) THEN dg_pseudonym({col}) ELSE {col} END"
+        if self._pseudonymises(field):
+            return f"CASE WHEN s._dg_ids THEN dg_pseudonym({col}) ELSE {col} END"
         return col
 
-    def columns(self, names, alias: str = "s") -> str:
-        """The SELECT list that turns canonical rows of ``alias`` (events or accounts) into what the store keeps."""
-        return ", ".join(f'{self._column(f, f"{alias}.{chr(34)}{f}{chr(34)}", alias)} AS "{f}"' for f in names)
+    def select(self, names, source: str) -> str:
+        """The SELECT of what the store keeps of the canonical rows (columns ``names``) of ``source``.
+
+        One prefilter per row over its free texts (and one over its
+        identifiers) picks the rows that need work; free text is then redacted
+        one rule per projection, each rule reading the text the rules before it
+        left, exactly as :func:`~distillguard.privacy.redact.redact` does.
+        """
+        def any_match(fields, pattern):
+            text = "concat_ws(chr(31), " + ", ".join(_q(f) for f in fields) + ")" if fields else "NULL"
+            return f"coalesce(regexp_matches({text}, {_sql_text(pattern)}), FALSE)"
+
+        texts = [f for f in names if self._redacts(f)]
+        ids = [f for f in names if self._pseudonymises(f)]
+        sql = f"SELECT *, {any_match(texts, PREFILTER)} AS _dg_hit, {any_match(ids, ID_PREFILTER)} AS _dg_ids FROM {source}"
+        for rule in RULES if texts else ():
+            steps = ", ".join(f"CASE WHEN _dg_hit THEN {rule.sql(_q(f))} ELSE {_q(f)} END AS {_q(f)}" for f in texts)
+            sql = f"SELECT * REPLACE ({steps}) FROM ({sql})"
+        cols = ", ".join(f"{self._column(f, 's.' + _q(f))} AS {_q(f)}" for f in names)
+        return f"SELECT {cols} FROM ({sql}) s"
 
     # -- the same in Python (the service's journal) -------------------------------------
     def _value(self, field: str, v):
@@ -164,13 +192,13 @@ class StorePrivacy:
             return v
         if field in TEXT_FIELDS and self.prompts == "none":
             return None
-        if field in TEXT_FIELDS + FREE_TEXT and self.redacting:
+        if self._redacts(field):
             return redact(v)
         if self.identifiers == "hashed" and field == "client_ip":
             return keyed.hash_ip(v, self.identifier_key)
         if self.identifiers == "hashed" and field in keyed.ACCOUNT_FIELDS:
             return keyed.hash_value(v, self.identifier_key)
-        if field in ID_FIELDS and self.redacting:
+        if self._pseudonymises(field):
             return pseudonym(v, self.salt)
         return v
 

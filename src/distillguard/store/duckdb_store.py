@@ -140,7 +140,7 @@ class EventStore:
         """Insert the canonical rows of ``source`` (a table name or parenthesised query) whose
         ``event_id`` is not stored yet, as the privacy settings keep them; the count inserted."""
         return self.con.execute(
-            f"INSERT INTO events SELECT * FROM (SELECT {self.privacy.columns(EVENT_SCHEMA.names)} FROM {source} s) p "
+            f"INSERT INTO events SELECT * FROM ({self.privacy.select(EVENT_SCHEMA.names, source)}) p "
             "ANTI JOIN events e ON p.event_id = e.event_id").fetchone()[0]
 
     def append_accounts(self, table: pa.Table) -> int:
@@ -148,11 +148,9 @@ class EventStore:
         if table.num_rows == 0:
             return 0
         self.con.register("_acc", table.select(ACCOUNT_SCHEMA.names))
-        self.con.execute("DELETE FROM accounts WHERE account_id IN (SELECT account_id FROM _acc)")
-        self.con.execute(
-            f"INSERT INTO accounts SELECT {self.privacy.columns(ACCOUNT_SCHEMA.names)} "
-            "FROM _acc s QUALIFY row_number() OVER (PARTITION BY account_id) = 1"
-        )
+        kept = self.privacy.select(ACCOUNT_SCHEMA.names, "_acc")  # ids as stored (pseudonyms) for the upsert
+        self.con.execute(f"DELETE FROM accounts WHERE account_id IN (SELECT account_id FROM ({kept}))")
+        self.con.execute(f"INSERT INTO accounts SELECT * FROM ({kept}) QUALIFY row_number() OVER (PARTITION BY account_id) = 1")
         self.con.unregister("_acc")
         return table.num_rows
 
