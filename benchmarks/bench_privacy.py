@@ -9,9 +9,11 @@ In one run, each measurement in a fresh child process:
    DuckDB's ``read_json`` into a table (the baseline), our ingest with
    ``--prompts full`` and with the default ``redacted``. Target: redacted
    >= 0.4 of ``read_json``.
-2. scan: bench_scan's simulated world (``--events``, default 1M), ``distillguard
-   scan`` with ``--prompts full`` and the default. Target: redaction costs at
-   most 15% of scan throughput.
+2. scan: bench_scan's simulated world (``--events``, default 1M) with the same
+   personal data planted in 5% of prompts, ``distillguard scan`` with
+   ``--prompts full`` and the default, and ``distillguard evaluate`` of both
+   on the simulator's labels. Target: redaction costs at most 15% of scan
+   throughput; detection figures unchanged within noise.
 3. encryption: the same Parquet written into a plain and an encrypted DuckDB
    file and read back (``httpfs``'s OpenSSL when installed, else DuckDB's
    mbedtls fallback, which is slower: an upper bound).
@@ -57,6 +59,16 @@ def planted_jsonl(n: int) -> Path:
     return out
 
 
+def planted_parquet(events: Path) -> Path:
+    """The simulated events with personal data appended to every 20th prompt (as ingest's data)."""
+    out = events.with_name("events_pii.parquet")
+    if not out.exists():
+        duckdb.execute(f"""COPY (SELECT * EXCLUDE (h) REPLACE (CASE WHEN h % 20 = 0 THEN prompt || {PLANT} ELSE prompt END AS prompt)
+                           FROM (SELECT *, hash(event_id) AS h FROM read_parquet('{events}')))
+                           TO '{out}' (FORMAT parquet)""")
+    return out
+
+
 def best(runs: list[dict]) -> dict:
     return min(runs, key=lambda r: r["seconds"])
 
@@ -94,7 +106,7 @@ def bench_scan(n_events: int, repeat: int) -> None:
     from distillguard.privacy.redact import PREFILTER
 
     data = ROOT / "bench-data" / f"scan-{n_events}"
-    events = ensure_data(n_events, data)
+    events = planted_parquet(ensure_data(n_events, data))
     n, hits = duckdb.execute(
         "SELECT count(*), count(*) FILTER (WHERE regexp_matches(coalesce(prompt, '') || ' ' || coalesce(response, ''), ?)) "
         f"FROM read_parquet('{events}')", [PREFILTER]).fetchall()[0]
@@ -109,6 +121,22 @@ def bench_scan(n_events: int, repeat: int) -> None:
               f"campaigns {r['campaigns']}  actions {r['actions']}")
     cost = 1 - full["seconds"] / red["seconds"]
     print(f"  redaction costs {cost:.1%} of scan throughput (target <= 15%: {'PASS' if cost <= 0.15 else 'ABOVE'})")
+    quality = {k: evaluate(data / "labels.parquet", data / f"scan-out-{k}") for k in runs}
+    print(f"  detection (distillguard evaluate, simulator labels)   {'full':>8s} {'redacted':>8s}")
+    for name in quality["full"]:
+        print(f"    {name:48s} {quality['full'][name]:8.3f} {quality['redacted'][name]:8.3f}")
+
+
+def evaluate(labels: Path, scan: Path) -> dict[str, float]:
+    """The headline figures of ``distillguard evaluate`` on the simulator's labels."""
+    proc = subprocess.run([sys.executable, "-m", "distillguard.cli", "evaluate", "--labels", str(labels), "--scan",
+                           str(scan), "--json"], capture_output=True, text=True, check=True)
+    s = json.loads(proc.stdout)["systems"]["scan"]
+    out = {"ROC AUC": s["roc_auc"], "policy precision": s["policy"]["precision"], "policy recall": s["policy"]["recall"],
+           "policy benign FPR": s["policy"]["fpr"], "linkage ARI": s["linkage_ari"],
+           "campaigns found": s["campaigns_found"]["found"]}
+    out |= {f"recall at FPR {k}": v["recall"] for k, v in s["recall_at_fpr"].items()}
+    return out
 
 
 def bench_encryption() -> None:

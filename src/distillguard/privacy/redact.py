@@ -60,6 +60,10 @@ def _ipv6(s: str) -> bool:
     return True
 
 
+def _host_ip(s: str) -> bool:
+    return not s.endswith(".0.0")
+
+
 def _phone(s: str) -> bool:
     return 7 <= len(_digits(s)) <= 15
 
@@ -75,7 +79,7 @@ def _entropy(s: str) -> bool:
 
 
 _VALIDATORS: dict[str, Callable[[str], bool]] = {
-    "luhn": _luhn, "iban": _iban, "ipv6": _ipv6, "phone": _phone, "entropy": _entropy}
+    "luhn": _luhn, "iban": _iban, "ipv6": _ipv6, "phone": _phone, "entropy": _entropy, "host_ip": _host_ip}
 
 
 def _lit(s: str) -> str:

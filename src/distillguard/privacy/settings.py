@@ -8,10 +8,12 @@ which journals events before they reach the store, through
 in Python). Fields come in three kinds:
 
 * prompt texts (prompt, system prompt, response): ``store.prompts`` decides;
-* other free text (user agent, ``extra``): redacted unless ``prompts: full``;
-* identifiers (event, account, key, org, conversation ids, model, payment
-  fingerprint): kept, except a value holding personal or secret data (an
-  account id that is an e-mail address), which becomes a keyed pseudonym;
+* other free text (``extra``, a signup path): redacted unless ``prompts: full``;
+* identifiers and linkage values (event, account, key, org, conversation
+  ids, model, user agent, payment fingerprint): kept, except a value holding
+  personal or secret data (an account id that is an e-mail address, a user
+  agent with a contact address), which becomes a keyed pseudonym: equal
+  values stay equal, so linkage and joins work as before;
   with ``identifiers: hashed`` client IPs, payment fingerprints and e-mail
   domains are keyed hashes (:mod:`distillguard.privacy.keyed`).
 """
@@ -31,8 +33,9 @@ __all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "store_privacy"]
 
 PROMPT_MODES = ("redacted", "full", "sampled", "none")
 TEXT_FIELDS = ("prompt", "system_prompt", "response")
-FREE_TEXT = ("user_agent", "extra", "signup_path")
-ID_FIELDS = ("event_id", "account_id", "api_key_id", "org_id", "conversation_id", "model", "payment_fingerprint", "email_domain")
+FREE_TEXT = ("extra", "signup_path")
+ID_FIELDS = ("event_id", "account_id", "api_key_id", "org_id", "conversation_id", "model", "user_agent",
+             "payment_fingerprint", "email_domain")
 _SETTINGS = {"prompts", "sample_rate", "identifiers", "identifier_key_file", "retention_days"}
 
 
