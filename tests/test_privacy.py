@@ -295,3 +295,48 @@ def test_the_store_sql_and_the_python_rules_redact_alike():
         stored = dict(store.con.execute("SELECT event_id, prompt FROM events").fetchall())
     assert [stored[f"e{i}"] for i in range(len(texts))] == [redact(t) for t in texts]
     assert [redact(t) == t for t in texts] == [i == 1 for i in range(len(texts))]  # only the Luhn failure is kept
+
+
+# -- keyed identifiers --------------------------------------------------------------------
+def _campaigns(folder: Path) -> set:
+    t = pq.read_table(folder / "accounts.parquet", columns=["account_id", "campaign_id"]).to_pylist()
+    groups: dict = {}
+    for r in t:
+        if r["campaign_id"]:
+            groups.setdefault(r["campaign_id"], set()).add(r["account_id"])
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_hashed_identifiers_link_as_clear_ones_do(smoke_traffic, tmp_path):
+    import secrets
+    from importlib import resources
+
+    key = tmp_path / "identifiers.key"
+    key.write_text(secrets.token_hex(32))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(resources.files("distillguard.score").joinpath("policy.yaml").read_text()
+                      + "\nstore:\n  identifiers: hashed\n")
+    runs = {}
+    for mode, extra in (("clear", ()), ("hashed", ("--policy", policy, "--identifier-key", key))):
+        p = _cli("scan", smoke_traffic / "events.parquet", "--accounts", smoke_traffic / "accounts.parquet",
+                 "--db", tmp_path / f"{mode}.duckdb", "--out", tmp_path / mode, "--quiet", *extra)
+        assert p.returncode == 0, p.stderr
+        runs[mode] = _campaigns(tmp_path / mode)
+    assert runs["hashed"] == runs["clear"] and runs["clear"]
+    con = duckdb.connect(str(tmp_path / "hashed.duckdb"), read_only=True)
+    clear_ips = con.execute("SELECT count(*) FROM events WHERE client_ip NOT LIKE 'h:%'").fetchall()[0][0]
+    clear_cards = con.execute("SELECT count(*) FROM accounts WHERE payment_fingerprint NOT LIKE 'h:%' "
+                              "OR email_domain NOT LIKE 'h:%'").fetchall()[0][0]
+    assert clear_ips == 0 and clear_cards == 0
+    assert _cli("scan", smoke_traffic / "events.parquet", "--out", tmp_path / "x", "--policy", policy).returncode == 2
+
+
+def test_first_request_linking_reads_the_subnet_of_a_hashed_ip():
+    from distillguard.privacy import keyed
+    from distillguard.serve.campaigns import request_infrastructure
+
+    key = bytes(range(32))
+    a, b = keyed.hash_ip("203.0.113.7", key), keyed.hash_ip("203.0.113.99", key)
+    sub = dict(request_infrastructure(a, None))["subnet"]
+    assert sub == dict(request_infrastructure(b, None))["subnet"] and "203.0.113" not in sub
+    assert dict(request_infrastructure(keyed.hash_ip("198.51.100.7", key), None))["subnet"] != sub
