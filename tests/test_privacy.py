@@ -340,3 +340,39 @@ def test_first_request_linking_reads_the_subnet_of_a_hashed_ip():
     sub = dict(request_infrastructure(a, None))["subnet"]
     assert sub == dict(request_infrastructure(b, None))["subnet"] and "203.0.113" not in sub
     assert dict(request_infrastructure(keyed.hash_ip("198.51.100.7", key), None))["subnet"] != sub
+
+
+@pytest.mark.parametrize("prompts, kept", [("none", (0, 0)), ("sampled", (150, 250)), ("full", (2000, 2000))])
+def test_prompt_modes_keep_what_they_say(prompts, kept):
+    from distillguard.privacy import StorePrivacy
+    from distillguard.schema import EVENT_SCHEMA
+    from distillguard.store import EventStore
+
+    rows = [{f.name: None for f in EVENT_SCHEMA} | {"event_id": f"e{i}", "ts": T0, "account_id": "a",
+                                                      "prompt": f"q{i} {EMAIL}", "response": "r"} for i in range(2000)]
+    with EventStore(":memory:", privacy=StorePrivacy(prompts=prompts, sample_rate=0.1)) as store:
+        store.append_events([pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)])
+        n, leaked = store.con.execute("SELECT count(prompt), count(*) FILTER (WHERE contains(prompt, ?)) FROM events",
+                                      [EMAIL]).fetchall()[0]
+    assert kept[0] <= n <= kept[1]
+    assert leaked == (n if prompts == "full" else 0)
+
+
+def test_a_running_service_applies_the_retention_setting(tmp_path):
+    from datetime import datetime, timezone
+    from importlib import resources
+
+    db = _small_store(tmp_path)  # events of January and March 2026
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(resources.files("distillguard.score").joinpath("policy.yaml").read_text()
+                      + "\nstore:\n  retention_days: 30\n")
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    engine = Engine(EngineConfig(db=str(db), policy=str(policy), refresh_seconds=3600, flush_seconds=0.2))
+    with serving(engine) as base:
+        r = _call(base, "POST", "/v1/events", json={"events": [_event(1, account="erin", ts=now)]})
+        assert r.status_code == 200 and r.json()["accepted"] == 1
+    con = duckdb.connect(str(db), read_only=True)
+    kept = con.execute("SELECT account_id FROM events").fetchall()
+    daily = con.execute("SELECT sum(n_events) FROM account_daily").fetchall()[0][0]
+    con.close()
+    assert kept == [("erin",)] and daily == 12  # the old events live on as daily aggregates only
