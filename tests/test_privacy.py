@@ -376,3 +376,20 @@ def test_a_running_service_applies_the_retention_setting(tmp_path):
     daily = con.execute("SELECT sum(n_events) FROM account_daily").fetchall()[0][0]
     con.close()
     assert kept == [("erin",)] and daily == 12  # the old events live on as daily aggregates only
+
+
+def test_an_encrypted_store_needs_openssl_or_says_why(tmp_path):
+    key = tmp_path / "db.key"
+    key.write_text("correct horse battery staple 42\n")
+    files = _write_inputs(tmp_path)
+    db = tmp_path / "enc.duckdb"
+    p = _cli("ingest", files["jsonl"], "--db", db, "--db-key-file", key, "--json")
+    try:
+        duckdb.connect().execute("LOAD httpfs")
+    except duckdb.Error:  # no OpenSSL for DuckDB here: a clear refusal, nothing written
+        assert p.returncode == 2 and "httpfs" in p.stderr and "Traceback" not in p.stderr and not db.exists()
+        return
+    assert p.returncode == 0, p.stderr
+    assert not any(s.encode() in db.read_bytes() for s in ("acct-1", "orion-2"))  # nothing readable in the file
+    assert _cli("store", "retain", "--db", db, "--keep-days", "1").returncode == 2  # no key: cannot open
+    assert _cli("store", "retain", "--db", db, "--keep-days", "1", "--db-key-file", key).returncode == 0
