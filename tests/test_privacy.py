@@ -393,3 +393,15 @@ def test_an_encrypted_store_needs_openssl_or_says_why(tmp_path):
     assert not any(s.encode() in db.read_bytes() for s in ("acct-1", "orion-2"))  # nothing readable in the file
     assert _cli("store", "retain", "--db", db, "--keep-days", "1").returncode == 2  # no key: cannot open
     assert _cli("store", "retain", "--db", db, "--keep-days", "1", "--db-key-file", key).returncode == 0
+
+
+def test_forget_finds_an_account_stored_under_a_pseudonym(tmp_path):
+    files = _write_inputs(tmp_path)
+    db = tmp_path / "store" / "dg.duckdb"
+    db.parent.mkdir()
+    assert _cli("ingest", files["jsonl"], "--db", db, "--accounts", files["accounts"], "--json").returncode == 0
+    out = json.loads(_cli("store", "forget", "--db", db, "--account", EMAIL).stdout)
+    assert out["events_deleted"] == 3 and out["accounts_deleted"] == 1
+    con = duckdb.connect(str(db), read_only=True)
+    left = con.execute("SELECT count(*) FROM events WHERE starts_with(account_id, '<EMAIL:')").fetchall()[0][0]
+    assert left == 0 and con.execute("SELECT count(*) FROM events").fetchall()[0][0] == 6

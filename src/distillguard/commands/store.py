@@ -14,13 +14,16 @@ store_app = typer.Typer(help="Erase an account or apply retention to the event s
                         no_args_is_help=True)
 
 
-def _open(db: Path, db_key_file: Optional[Path]):
+def _open(db: Path, db_key_file: Optional[Path], identifier_key: Optional[Path] = None):
     from distillguard.errors import UsageError
+    from distillguard.privacy import StorePrivacy
+    from distillguard.privacy.keyed import read_key
     from distillguard.store import EventStore
 
     if not db.exists():
         raise UsageError(f"{db}: no such store")
-    return EventStore(db, db_key_file=db_key_file)
+    privacy = StorePrivacy(identifier_key=read_key(identifier_key)) if identifier_key else None
+    return EventStore(db, db_key_file=db_key_file, privacy=privacy)
 
 
 @store_app.command("forget")
@@ -29,11 +32,12 @@ def forget(
     account: str = typer.Option(..., "--account", help="The account to erase."),
     reason: str = typer.Option("", "--reason", help="Why (kept in the audit log), e.g. the request's reference."),
     db_key_file: Optional[Path] = typer.Option(None, "--db-key-file", help="Key of an encrypted store."),
+    identifier_key: Optional[Path] = typer.Option(None, "--identifier-key", help="The identifier key the store was written with (its pseudonyms use it)."),
 ) -> None:
     """Delete an account's events, metadata, results and quarantine lines; audit it; list exported case files."""
     from distillguard.privacy.erasure import forget as forget_account
 
-    with _open(db, db_key_file) as store:
+    with _open(db, db_key_file, identifier_key) as store:
         out = forget_account(store, account, reason)
     print(json.dumps(out, default=str))
 
