@@ -199,6 +199,7 @@ def test_a_default_store_holds_no_planted_email_card_or_key(tmp_path):
     assert "<EMAIL>" in (folder / "dg.duckdb.serve-quarantine.jsonl").read_text()
 
 
+@pytest.mark.slow
 def test_the_leak_check_finds_what_full_storage_keeps(tmp_path):
     """The check above can fail: with --prompts full the same inputs leave the planted values behind."""
     leaks = _leaks(_build_everything(tmp_path, "--prompts", "full"))
@@ -307,6 +308,7 @@ def _campaigns(folder: Path) -> set:
     return {frozenset(g) for g in groups.values()}
 
 
+@pytest.mark.slow
 def test_hashed_identifiers_link_as_clear_ones_do(smoke_traffic, tmp_path):
     import secrets
     from importlib import resources
@@ -400,6 +402,8 @@ def test_forget_finds_an_account_stored_under_a_pseudonym(tmp_path):
     db = tmp_path / "store" / "dg.duckdb"
     db.parent.mkdir()
     assert _cli("ingest", files["jsonl"], "--db", db, "--accounts", files["accounts"], "--json").returncode == 0
+    again = json.loads(_cli("ingest", files["jsonl"], "--db", db, "--json").stdout)
+    assert again["accepted"] == 0 and again["duplicates"] == 9  # pseudonymised event ids still de-duplicate
     out = json.loads(_cli("store", "forget", "--db", db, "--account", EMAIL).stdout)
     assert out["events_deleted"] == 3 and out["accounts_deleted"] == 1
     con = duckdb.connect(str(db), read_only=True)
