@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-privacy bench-spark bench-serve deps-system calibrate clean
+.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-privacy bench-spark bench-serve deps-system calibrate clean otel-fixtures
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 is required" >&2; exit 2; }
@@ -26,10 +26,11 @@ $(SPARK_STAMP): $(STAMP)
 # A real LiteLLM proxy for the gateway test (tests/test_litellm_proxy.py), in its own venv:
 # installing it into the project's would change ~30 shared packages.
 LITELLM_VENV := .venv-litellm
-LITELLM_STAMP := $(LITELLM_VENV)/.installed
+# The OTel SDK and OTLP/HTTP exporter there serve LiteLLM's `callbacks: ["otel"]` and the exporter tests.
+LITELLM_STAMP := $(LITELLM_VENV)/.installed-otel
 $(LITELLM_STAMP):
 	@test -x $(LITELLM_VENV)/bin/python || $(PY) -m venv $(LITELLM_VENV)
-	$(LITELLM_VENV)/bin/pip install -q 'litellm[proxy]==1.106.2'
+	$(LITELLM_VENV)/bin/pip install -q 'litellm[proxy]==1.106.2' 'opentelemetry-sdk==1.45.2' 'opentelemetry-exporter-otlp-proto-http==1.45.2'
 	@touch $(LITELLM_STAMP)
 
 demo: $(STAMP)
@@ -74,6 +75,10 @@ calibrate: $(STAMP)
 	$(BIN)/distillguard simulate --scenario default --scale 1.0 --seed 101 --family train --out $(CAL_DIR)
 	$(BIN)/distillguard calibrate $(CAL_DIR)/events.parquet --accounts $(CAL_DIR)/accounts.parquet \
 	  --labels $(CAL_DIR)/labels.parquet --out src/distillguard/score/model.yaml
+
+# Regenerate tests/data/otel/ from the real instrumentation (its own venvs under bench-data/; docs/ingest.md).
+otel-fixtures: $(LITELLM_STAMP)
+	$(PY) scripts/capture_otel_fixtures.py
 
 clean:
 	rm -rf $(DEMO_DIR) bench-data .pytest_cache

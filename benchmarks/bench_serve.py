@@ -19,6 +19,11 @@ Then it measures:
 2. ``wrk`` (Debian) at saturation, 2 connections, 5 s, for both endpoints.
 3. Event intake: batches of 1,000 canonical events on 4 connections for 8 s,
    durably journaled (fsync) before each 2xx.
+4. OTLP intake (``/v1/traces``): batches of 500 GenAI chat spans (new semconv,
+   prompt on the span, caller in ``enduser.id``) as protobuf (what SDKs and
+   Collectors send), protobuf+gzip and OTLP/JSON of the same spans, against
+   ``/v1/events`` with the same number of canonical events per batch, in
+   interleaved slices; spans/s accepted (``--only-otlp`` runs just this part).
 
 Everything shares the machine's cores (2 here); ``--pin`` puts the servers on
 CPU 0 and the load generators on CPU 1 with ``taskset`` (worse on a machine
@@ -110,8 +115,9 @@ def _bodies(n=1000) -> list[bytes]:
     return out
 
 
-def _request(path: str, body: bytes) -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+def _request(path: str, body: bytes, ctype: str = "application/json", encoding: str | None = None) -> bytes:
+    enc = f"content-encoding: {encoding}\r\n" if encoding else ""
+    return (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: {ctype}\r\n{enc}"
             f"content-length: {len(body)}\r\n\r\n").encode() + body
 
 
@@ -171,9 +177,7 @@ async def fixed_rate(port: int, path: str, bodies: list[bytes], rate: float, sec
             "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99), "p999_ms": q(0.999), "max_ms": round(lat[-1] * 1000, 3)}
 
 
-async def intake(port: int, seconds: float, batch: int = 1000, conns: int = 4, n_batches: int = 400,
-                 with_ids: bool = True, tag: str = "a") -> dict:
-    """Distinct events only (no batch is sent twice); counts what the service says it accepted."""
+def _canonical_bodies(n_batches: int, batch: int, with_ids: bool, tag: str) -> list[bytes]:
     import random
 
     rnd = random.Random(7)
@@ -184,26 +188,126 @@ async def intake(port: int, seconds: float, batch: int = 1000, conns: int = 4, n
                 "output_tokens": rnd.randrange(50, 2000), "client_ip": f"10.{b}.{i % 200}.{i % 7}",
                 **({"request_id": f"bench-{tag}-{b}-{i}"} if with_ids else {})} for i in range(batch)]
         bodies.append(_request("/v1/events", json.dumps({"events": evs}).encode()))
-    sent = 0
+    return bodies
+
+
+def _otlp_batches(n_batches: int, batch: int, tag: str) -> list:
+    """ExportTraceServiceRequests of GenAI chat spans (new semconv, content on the span, caller in enduser.id)."""
+    import random
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    def kv(k, v):
+        val = AnyValue(int_value=v) if isinstance(v, int) else AnyValue(double_value=v) if isinstance(v, float) \
+            else AnyValue(string_value=v)
+        return KeyValue(key=k, value=val)
+
+    rnd = random.Random(11)
+    out = []
+    for b in range(n_batches):
+        req = ExportTraceServiceRequest()
+        rs = req.resource_spans.add()
+        rs.resource.attributes.append(kv("service.name", "bench-app"))
+        ss = rs.scope_spans.add()
+        for i in range(batch):
+            s = ss.spans.add()
+            s.trace_id = f"{tag}{b:07d}{i:07d}".encode().ljust(16, b"0")[:16]
+            s.span_id = bytes([ord(tag[0]), ord(tag[-1])]) + (b * batch + i).to_bytes(6, "big")
+            s.name = "chat orion-2"
+            s.start_time_unix_nano = (1772582400 + b * batch + i) * 10**9
+            msgs = json.dumps([{"role": "user", "parts": [{"type": "text", "content": f"question {rnd.randrange(10**6)}"
+                                                                                    f" about topic {rnd.randrange(100)}"}]}])
+            s.attributes.extend([kv("gen_ai.operation.name", "chat"), kv("gen_ai.request.model", "orion-2"),
+                                 kv("gen_ai.provider.name", "openai"), kv("enduser.id", f"load-{rnd.randrange(5000)}"),
+                                 kv("gen_ai.request.max_tokens", 1024), kv("gen_ai.request.temperature", 0.7),
+                                 kv("gen_ai.usage.input_tokens", 40), kv("gen_ai.usage.output_tokens", rnd.randrange(50, 2000)),
+                                 kv("client.address", f"10.{b % 250}.{i % 200}.{i % 7}"), kv("gen_ai.input.messages", msgs)])
+        out.append(req)
+    return out
+
+
+def _otlp_bodies(encoding: str, n_batches: int, batch: int, tag: str) -> list[bytes]:
+    """The same spans as protobuf (as SDKs and Collectors send), protobuf+gzip, or OTLP/JSON."""
+    import base64
+    import gzip as gz
+
+    from google.protobuf.json_format import MessageToDict
+
+    bodies = []
+    for r in _otlp_batches(n_batches, batch, tag):
+        if encoding == "json":
+            doc = MessageToDict(r)
+            for sp in doc["resourceSpans"][0]["scopeSpans"][0]["spans"]:  # OTLP/JSON ids are hex
+                sp["traceId"], sp["spanId"] = (base64.b64decode(sp[k]).hex() for k in ("traceId", "spanId"))
+            bodies.append(_request("/v1/traces", json.dumps(doc).encode()))
+        else:
+            raw = r.SerializeToString()
+            zipped = encoding == "protobuf+gzip"
+            bodies.append(_request("/v1/traces", gz.compress(raw, 1) if zipped else raw, "application/x-protobuf",
+                                   "gzip" if zipped else None))
+    return bodies
+
+
+def _accepted(kind: str, batch: int, body: bytes) -> int:
+    """How many items of a batch the service accepted, from its answer."""
+    if kind == "events":
+        return json.loads(body)["accepted"]
+    if kind == "json":
+        return batch - json.loads(body)["partialSuccess"]["rejectedSpans"]
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    return batch - ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans
+
+
+async def _drive(port: int, bodies, kind: str, batch: int, seconds: float, conns: int = 4) -> tuple[int, float]:
+    """Send distinct batches (an iterator shared by the connections) for ``seconds``: (items accepted, wall)."""
+    got = 0
     stop = time.perf_counter() + seconds
 
-    async def worker(k):
-        nonlocal sent
+    async def worker():
+        nonlocal got
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        j = k
-        while time.perf_counter() < stop and j < len(bodies):
-            writer.write(bodies[j])
-            status, body = await _read_response(reader, want_body=True)
+        for body in bodies:
+            writer.write(body)
+            status, answer = await _read_response(reader, want_body=True)
             if status == 200:
-                sent += json.loads(body)["accepted"]
-            j += conns
+                got += _accepted(kind, batch, answer)
+            if time.perf_counter() >= stop:
+                break
         writer.close()
 
     t0 = time.perf_counter()
-    await asyncio.gather(*[worker(k) for k in range(conns)])
-    wall = time.perf_counter() - t0
+    await asyncio.gather(*[worker() for _ in range(conns)])
+    return got, time.perf_counter() - t0
+
+
+async def intake(port: int, seconds: float, batch: int = 1000, conns: int = 4, n_batches: int = 400,
+                 with_ids: bool = True, tag: str = "a") -> dict:
+    """Distinct events only (no batch is sent twice); counts what the service says it accepted."""
+    sent, wall = await _drive(port, iter(_canonical_bodies(n_batches, batch, with_ids, tag)), "events", batch,
+                              seconds, conns)
     return {"events": sent, "seconds": round(wall, 2), "events_per_s": round(sent / wall), "batch": batch,
             "connections": conns, "fsync": True, "event_ids": "given" if with_ids else "computed"}
+
+
+OTLP_MODES = ("events", "protobuf", "protobuf+gzip", "json")
+
+
+async def otlp_intake(port: int, seconds: float, rounds: int = 4, batch: int = 500) -> dict:
+    """/v1/traces in each encoding and /v1/events (the baseline) in interleaved slices, so that
+    a machine whose load drifts during the run weighs on all of them alike."""
+    n = 240
+    bodies = {m: iter(_canonical_bodies(n, batch, True, "o") if m == "events" else _otlp_bodies(m, n, batch, m[0] + m[-1]))
+              for m in OTLP_MODES}
+    tot = {m: [0, 0.0] for m in OTLP_MODES}
+    for _ in range(rounds):
+        for m in OTLP_MODES:
+            got, wall = await _drive(port, bodies[m], "events" if m == "events" else m, batch, seconds / rounds)
+            tot[m][0] += got
+            tot[m][1] += wall
+    return {m: {"items": got, "seconds": round(wall, 2), "per_s": round(got / wall), "batch": batch, "connections": 4,
+                "fsync": True} for m, (got, wall) in tot.items()}
 
 
 def run_wrk(url: str, body: bytes, seconds: int = 5, conns: int = 2) -> dict | None:
@@ -229,12 +333,17 @@ def run_wrk(url: str, body: bytes, seconds: int = 5, conns: int = 2) -> dict | N
     return out
 
 
+class _Done(Exception):
+    pass
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--intake-seconds", type=float, default=8.0)
     ap.add_argument("--pin", action="store_true", help="servers on CPU 0, load generators on CPU 1 (taskset)")
+    ap.add_argument("--only-otlp", action="store_true", help="only the OTLP intake figures")
     args = ap.parse_args()
     global PIN
     PIN = args.pin
@@ -257,6 +366,9 @@ def main() -> None:
         if _pin(1):
             os.sched_setaffinity(0, {1})
         # warm both (imports, first-request paths), then measure bare and service in turn
+        results["otlp"] = asyncio.run(otlp_intake(sport, 4 * args.intake_seconds))
+        if args.only_otlp:
+            raise _Done
         asyncio.run(fixed_rate(bport, "/bare", bodies, 500, 1))
         asyncio.run(fixed_rate(sport, "/v1/decide", bodies, 500, 1))
         results["bare_fixed_rate"] = asyncio.run(fixed_rate(bport, "/bare", bodies, args.rate, args.seconds))
@@ -266,6 +378,8 @@ def main() -> None:
         results["decide_wrk_new_account_template"] = run_wrk(f"http://127.0.0.1:{sport}/v1/decide", bodies[7])
         results["intake"] = asyncio.run(intake(sport, args.intake_seconds))
         results["intake_no_ids"] = asyncio.run(intake(sport, args.intake_seconds, n_batches=200, with_ids=False, tag="b"))
+    except _Done:
+        pass
     finally:
         for p in (serve, bare):
             p.terminate()
@@ -275,6 +389,15 @@ def main() -> None:
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
     (OUT / "bench_serve.json").write_text(json.dumps(results, indent=2))
+    o = results["otlp"]
+    print(f"intake, 4 interleaved slices per mode (~{o['events']['seconds']} s in all for each), batches of "
+          f"{o['events']['batch']}, 4 connections, fsync before 2xx:")
+    for m in OTLP_MODES:
+        what = "/v1/events canonical JSON" if m == "events" else f"/v1/traces {m}"
+        print(f"  {what:>28}: {o[m]['per_s']:,} /s ({o[m]['items']:,} accepted)"
+              + ("" if m == "events" else f", {o[m]['per_s'] / o['events']['per_s']:.2f} x /v1/events"))
+    if args.only_otlp:
+        return
     b, d = results["bare_fixed_rate"], results["decide_fixed_rate"]
     print(f"fixed rate {args.rate:.0f} req/s for {args.seconds:.0f} s (open loop, 8 connections):")
     print(f"  bare FastAPI  p50 {b['p50_ms']} ms  p99 {b['p99_ms']} ms  max {b['max_ms']} ms  achieved {b['achieved_rps']} req/s")

@@ -77,7 +77,8 @@ def _leaks(folder: Path) -> list[str]:
     ("IBAN DE89 3704 0044 0532 0130 02 ok", "IBAN DE89 3704 0044 0532 0130 02 ok"),  # fails mod 97 (and Luhn)
     (f"use {API_KEY} and AKIAIOSFODNN7EXAMPLE", "use <SECRET> and <SECRET>"),
     ("password=hunter2hunter2 and token: 9f8e7d6c5b4a", "password=<SECRET> and token: <SECRET>"),
-    ("sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "sha <SECRET>"),
+    ("session Zx8pQ2rT7vW4yB9nM3kL6hJ1gF5dS0aP", "session <SECRET>"),
+    ("trace 4bf92f3577b34da6a3ce929d0e0e4736 and sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b", None),  # hex ids
     ("call +44 20 7946 0958 or (415) 555-0132", "call <PHONE> or <PHONE>"),
     ("from 192.168.10.20 and 2001:db8::7", "from <IP> and <IP>"),
     ("ship to 221 Baker Street, London", "ship to <ADDRESS>, London"),
@@ -286,7 +287,7 @@ def test_the_store_sql_and_the_python_rules_redact_alike():
     from distillguard.store import EventStore
 
     texts = [SECRET_TEXT, "card 4539 5787 6362 1487 kept", "IBAN DE89 3704 0044 0532 0130 00 and DE89370400440532013002",
-             "password: 'hunter2hunter2' Bearer abcdefghijklmnop", "a 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c b",
+             "password: 'hunter2hunter2' Bearer abcdefghijklmnop", "a Zx8pQ2rT7vW4yB9nM3kL6hJ1gF5dS0aP b",
              "calls +1 (415) 555-0132, 415.555.0133 and 020 7946 0958 1234 5678 9999", "ips 10.1.2.3 ::1 fe80::1 12:30:45",
              "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAK\n-----END RSA PRIVATE KEY----- done", "x@y.co 221 Baker Street"]
     rows = [{f.name: None for f in EVENT_SCHEMA} | {"event_id": f"e{i}", "ts": T0, "account_id": "a", "prompt": t}

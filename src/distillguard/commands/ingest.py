@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from distillguard.limits import DEFAULT_MEMORY_LIMIT
+from distillguard.subject import OPTION_HELP as SUBJECT_HELP, use_option as use_subject
 
 __all__ = ["register"]
 
@@ -28,6 +29,7 @@ def register(app: typer.Typer) -> None:
         prompts: Optional[str] = typer.Option(None, "--prompts", help="redacted (default), full, sampled or none: what is stored of prompts and responses."),
         identifier_key: Optional[Path] = typer.Option(None, "--identifier-key", help="Key file for store.identifiers: hashed (64 hex)."),
         db_key_file: Optional[Path] = typer.Option(None, "--db-key-file", help="Encrypt the store at rest with this key (docs/privacy.md)."),
+        subject: Optional[str] = typer.Option(None, "--subject", help=SUBJECT_HELP),
     ) -> None:
         """Validate and load request logs into the event store; bad records go to quarantine."""
         import json
@@ -37,6 +39,7 @@ def register(app: typer.Typer) -> None:
         from distillguard.privacy.settings import store_privacy
         from distillguard.store import EventStore, memory_errors_as_usage
 
+        use_subject(subject)
         qpath = quarantine if quarantine is not None else Path(str(db) + ".quarantine.jsonl")
         privacy = store_privacy(policy, prompts, identifier_key)
         with memory_errors_as_usage(memory_limit), EventStore(db, memory_limit=memory_limit, privacy=privacy,

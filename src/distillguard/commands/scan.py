@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from distillguard.limits import DEFAULT_MEMORY_LIMIT
+from distillguard.subject import OPTION_HELP as SUBJECT_HELP, use_option as use_subject
 
 
 def scan(
@@ -29,6 +30,7 @@ def scan(
     prompts: Optional[str] = typer.Option(None, "--prompts", help="redacted (default), full, sampled or none: what is stored of prompts and responses (the policy's store.prompts)."),
     identifier_key: Optional[Path] = typer.Option(None, "--identifier-key", help="Key file for store.identifiers: hashed (64 hex)."),
     db_key_file: Optional[Path] = typer.Option(None, "--db-key-file", help="Encrypt the store at rest with this key (docs/privacy.md)."),
+    subject: Optional[str] = typer.Option(None, "--subject", help=SUBJECT_HELP),
 ) -> None:
     """Scan request logs for distillation campaigns and decide an action per account."""
     from rich.console import Console
@@ -45,6 +47,7 @@ def scan(
     from distillguard.score.policy import Policy
     from distillguard.store import EventStore, memory_errors_as_usage
 
+    use_subject(subject)
     if engine not in ("duckdb", "spark"):
         raise UsageError(f"unknown engine {engine!r} (choose duckdb or spark)")
     pol = Policy.load(policy)

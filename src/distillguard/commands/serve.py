@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from distillguard.subject import OPTION_HELP as SUBJECT_HELP, use_option as use_subject
+
 __all__ = ["register"]
 
 
@@ -27,11 +29,13 @@ def register(app: typer.Typer) -> None:
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
         prompts: Optional[str] = typer.Option(None, "--prompts", help="redacted (default), full, sampled or none: what is stored of prompts and responses."),
         identifier_key: Optional[Path] = typer.Option(None, "--identifier-key", help="Key file for store.identifiers: hashed (64 hex)."),
+        subject: Optional[str] = typer.Option(None, "--subject", help=SUBJECT_HELP),
     ) -> None:
         """Answer real-time decisions over HTTP (FastAPI + uvicorn); see docs/serve.md."""
         from distillguard.errors import UsageError
         from distillguard.serve import Engine, EngineConfig, create_app, run_server
 
+        use_subject(subject)
         if refresh_seconds <= 0 or flush_seconds <= 0:
             raise UsageError("--refresh-seconds and --flush-seconds must be positive")
         if max_body < 1024:

@@ -56,6 +56,30 @@ def sniff_text(path: Path, nbytes: int = SNIFF_BYTES) -> str:
     return head.decode("utf-8", errors="replace")
 
 
+def _first_array_element(path: Path, limit: int = 1 << 28):
+    """The first element of a JSON-array file (``json_agg`` exports), however large; None if not one."""
+    import json
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    dec = json.JSONDecoder()
+    size = SNIFF_BYTES
+    with opener(path, "rb") as fh:
+        data = b""
+        while True:
+            chunk = fh.read(size - len(data))
+            data += chunk
+            text = data.decode("utf-8", errors="ignore").lstrip()
+            if not text.startswith("["):
+                return None
+            body = text[1:].lstrip()
+            try:
+                return dec.raw_decode(body)[0]
+            except json.JSONDecodeError:
+                if not chunk or len(data) >= limit:
+                    return None
+                size *= 4
+
+
 def _first_json(text: str):
     """The first JSON value in text (one line, or the whole sample for pretty-printed JSON)."""
     for line in text.splitlines():
@@ -76,7 +100,7 @@ def _json_kind(obj) -> str | None:
     if not isinstance(obj, dict):
         return None
     keys = {str(k).lower() for k in obj}
-    if "resourcespans" in keys:
+    if "resourcespans" in keys or "resourcelogs" in keys:
         return "otlp"
     if isinstance(obj.get("request"), dict) and ("response" in obj or "body" in obj["request"] or "messages" in obj["request"]):
         return "openai"
@@ -107,6 +131,8 @@ def detect_format(path: Path) -> str:
         if not text.strip():
             return "jsonl"
         obj = _first_json(text)
+        if obj is None and text.lstrip()[:1] == "[":
+            obj = _first_array_element(path)
         kind = _json_kind(obj)
         if kind is None:
             # the first record may be broken: look for any parseable object in the sample
@@ -123,10 +149,14 @@ def detect_format(path: Path) -> str:
                 return "jsonl"  # broken records are quarantined one by one
             raise UsageError(f"{path}: not JSON lines (no JSON object in the first {SNIFF_BYTES // 1024} KiB)")
         return kind
+    from distillguard.ingest.otlp import is_protobuf_file
+
+    if is_protobuf_file(name):
+        return "otlp"
     with open(path, "rb") as fh:
         if fh.read(4) == b"PAR1":
             return "parquet"
-    raise UsageError(f"{path}: unsupported file type (expected .jsonl, .json, .csv, .parquet, optionally .gz; "
+    raise UsageError(f"{path}: unsupported file type (expected .jsonl, .json, .csv, .parquet, OTLP .pb, optionally .gz; "
                      "or pass --format)")
 
 
@@ -151,6 +181,10 @@ def check_forced(path: Path, fmt: str) -> None:
         return
     if path.is_dir():
         raise UsageError(f"{path}: is a folder (only Parquet folders are supported)")
+    from distillguard.ingest.otlp import is_protobuf_file
+
+    if fmt == "otlp" and is_protobuf_file(path.name):
+        return  # binary: the reader says whether it parses
     text = sniff_text(path)
     json_like = fmt in ("jsonl", "otlp", "openai") or (fmt == "litellm" and not path.name.lower().endswith(CSV_EXT))
     if json_like:

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import orjson
 import pyarrow as pa
 
+from distillguard.subject import SOURCES, choose
 from distillguard.schema import BOOL_FIELDS, EVENT_ALIASES, EVENT_SCHEMA, FLOAT_FIELDS, INT_FIELDS
 
 __all__ = [
@@ -303,10 +304,14 @@ def normalize(record, extra: dict | None = None) -> dict:
     found: dict[str, tuple[int, object]] = {}
     unknown: dict = dict(extra) if extra else {}
     carried: dict = {}
+    identity = None
     for key, value in record.items():
         k = key.lower() if isinstance(key, str) else str(key)
         field = KEY_TO_FIELD.get(k)
         if field is None:
+            if k == "identity" and isinstance(value, dict):  # gateway identities: the subject rule picks
+                identity = {s: value[s] for s in SOURCES if value.get(s) not in (None, "")}
+                continue
             if k == "extra" and value is not None:
                 ex = value
                 if isinstance(ex, str):
@@ -347,6 +352,12 @@ def normalize(record, extra: dict | None = None) -> dict:
         out[f] = _as_bool(f, raw.get(f))
     if "system_prompt" not in raw and isinstance(raw.get("prompt"), list):
         out["system_prompt"] = flatten_messages(raw["prompt"], roles=("system", "developer"))
+    if identity:
+        if not out.get("account_id"):
+            out["account_id"] = choose(identity)
+        if not out.get("api_key_id") and identity.get("key") is not None:
+            out["api_key_id"] = str(identity["key"])
+        unknown["identity"] = identity
     if not out.get("account_id"):
         out["account_id"] = out.get("api_key_id")
     if not out.get("account_id"):

@@ -1,4 +1,4 @@
-"""Record-at-a-time readers (smaller-volume formats): OTLP/JSON traces, LiteLLM spend logs, OpenAI logs.
+"""Record-at-a-time readers (smaller-volume formats): LiteLLM spend logs, OpenAI logs (OTLP: :mod:`.otlp`).
 
 Each maps one source record onto a flat dict of canonical names (plus an
 ``extra`` dict of unknown fields) and hands it to
@@ -20,8 +20,7 @@ from distillguard.ingest.base import Quarantined, ReadBatch, truncate_raw
 from distillguard.ingest.normalize import Reject, flatten_messages, normalize, rows_to_batch
 from distillguard.ingest.sqlfast import connect, fill_event_ids
 
-__all__ = ["OtlpSource", "LiteLLMSource", "OpenAILogSource", "iter_json_records", "map_otlp_span",
-           "map_litellm", "map_openai"]
+__all__ = ["LiteLLMSource", "OpenAILogSource", "iter_json_records", "map_litellm", "map_openai"]
 
 BATCH = 5000
 
@@ -116,6 +115,9 @@ def _collect(source: str, items: Iterator[tuple[int, object, str]], mapper: Call
                 if isinstance(obj, Reject):
                     raise obj
                 for rec, extra in mapper(obj):
+                    if isinstance(rec, Reject):  # a mapper's verdict on one part of a document
+                        bad.append(Quarantined(source, line, rec.reason, truncate_raw(extra), rec.detail))
+                        continue
                     try:
                         rows.append(normalize(rec, extra))
                     except Reject as rej:
@@ -138,180 +140,6 @@ def _jsonish(v):
         except orjson.JSONDecodeError:
             return v
     return v
-
-
-# --------------------------------------------------------------------------- OTLP
-def _any_value(v):
-    if not isinstance(v, dict):
-        return v
-    for k in ("stringValue", "boolValue", "doubleValue", "bytesValue"):
-        if k in v:
-            return v[k]
-    if "intValue" in v:
-        iv = v["intValue"]
-        try:
-            return int(iv)
-        except (TypeError, ValueError):
-            return iv
-    if "arrayValue" in v:
-        return [_any_value(x) for x in (v["arrayValue"] or {}).get("values", [])]
-    if "kvlistValue" in v:
-        return {kv.get("key"): _any_value(kv.get("value")) for kv in (v["kvlistValue"] or {}).get("values", [])}
-    return None
-
-
-def _attrs(lst) -> dict:
-    if isinstance(lst, dict):
-        return dict(lst)
-    out = {}
-    for kv in lst or []:
-        if isinstance(kv, dict) and "key" in kv:
-            out[kv["key"]] = _any_value(kv.get("value"))
-    return out
-
-
-OTLP_FIELDS: dict[str, list[str]] = {
-    "model": ["gen_ai.request.model", "llm.model_name", "gen_ai.response.model"],
-    "input_tokens": ["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"],
-    "output_tokens": ["gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"],
-    "reasoning_tokens": ["gen_ai.usage.reasoning_tokens", "gen_ai.usage.output_tokens.reasoning",
-                         "llm.token_count.completion_details.reasoning"],
-    "n": ["gen_ai.request.choice.count"],
-    "max_output_tokens": ["gen_ai.request.max_tokens"],
-    "temperature": ["gen_ai.request.temperature"],
-    "top_p": ["gen_ai.request.top_p"],
-    "conversation_id": ["gen_ai.conversation.id", "session.id"],
-    "client_ip": ["client.address"],
-    "user_agent": ["user_agent.original", "http.user_agent"],
-    "account_id": ["enduser.id", "user.id"],
-    "api_key_id": ["gen_ai.api_key.id", "api_key.id"],
-    "org_id": ["gen_ai.organization.id", "organization.id", "tenant.id"],
-    "reasoning_effort": ["gen_ai.request.reasoning_effort", "gen_ai.openai.request.reasoning_effort"],
-    "system_prompt": ["gen_ai.system_instructions"],
-}
-_OTLP_KNOWN = {a for names in OTLP_FIELDS.values() for a in names} | {
-    "gen_ai.system", "gen_ai.provider.name", "gen_ai.input.messages", "gen_ai.output.messages",
-    "gen_ai.prompt", "gen_ai.completion", "llm.invocation_parameters", "openinference.span.kind",
-}
-_INVOCATION = {"logprobs": "logprobs", "top_logprobs": "top_logprobs", "n": "n", "max_tokens": "max_output_tokens",
-               "max_completion_tokens": "max_output_tokens", "temperature": "temperature", "top_p": "top_p",
-               "reasoning_effort": "reasoning_effort", "user": "account_id"}
-
-
-def _indexed_messages(attrs: dict, prefix: str) -> list[dict]:
-    """OpenInference ``llm.input_messages.N.message.role/content`` (and old ``gen_ai.prompt.N.*``)."""
-    msgs: dict[int, dict] = {}
-    for k, v in attrs.items():
-        if not k.startswith(prefix):
-            continue
-        rest = k[len(prefix):].split(".")
-        if not rest or not rest[0].isdigit():
-            continue
-        i = int(rest[0])
-        leaf = rest[-1]
-        if leaf in ("role", "content"):
-            msgs.setdefault(i, {})[leaf] = v
-        elif leaf == "text" and "contents" in rest:
-            m = msgs.setdefault(i, {})
-            m["content"] = (m.get("content") + "\n" if m.get("content") else "") + str(v)
-    return [msgs[i] for i in sorted(msgs)]
-
-
-def map_otlp_span(span: dict, resource: dict | None = None):
-    """One OTLP span -> (record, extra), or ``None`` for a span that is not a model call."""
-    attrs = _attrs(span.get("attributes"))
-    res = resource or {}
-    is_llm = any(k.startswith(("gen_ai.", "llm.")) for k in attrs) or attrs.get("openinference.span.kind") == "LLM"
-    if not is_llm:
-        return None
-    rec: dict = {"event_id": span.get("spanId") or None, "ts": span.get("startTimeUnixNano")}
-    if isinstance(rec["ts"], str) and rec["ts"].isdigit():
-        rec["ts"] = int(rec["ts"])
-    for field, names in OTLP_FIELDS.items():
-        for name in names:
-            v = attrs.get(name, res.get(name))
-            if v is not None and v != "":
-                rec[field] = v
-                break
-    inv = _jsonish(attrs.get("llm.invocation_parameters"))
-    if isinstance(inv, dict):
-        for k, field in _INVOCATION.items():
-            if inv.get(k) is not None and field not in rec:
-                rec[field] = inv[k]
-    msgs = _jsonish(attrs.get("gen_ai.input.messages"))
-    if msgs is None:
-        msgs = _jsonish(attrs.get("gen_ai.prompt"))
-    if msgs is None:
-        msgs = _indexed_messages(attrs, "llm.input_messages.") or _indexed_messages(attrs, "gen_ai.prompt.") or None
-    if msgs is not None:
-        rec["prompt"] = flatten_messages(msgs, roles=("user", "tool")) if not isinstance(msgs, str) else msgs
-        if "system_prompt" not in rec and not isinstance(msgs, str):
-            rec["system_prompt"] = flatten_messages(msgs, roles=("system", "developer"))
-    sysi = rec.get("system_prompt")
-    if isinstance(sysi, str):
-        sysi = _jsonish(sysi)
-    if isinstance(sysi, (list, dict)):
-        rec["system_prompt"] = flatten_messages(sysi, roles=("system", "developer", "user"))
-    out = _jsonish(attrs.get("gen_ai.output.messages"))
-    if out is None:
-        out = _jsonish(attrs.get("gen_ai.completion"))
-    if out is None:
-        out = _indexed_messages(attrs, "llm.output_messages.") or _indexed_messages(attrs, "gen_ai.completion.") or None
-    if out is not None:
-        rec["response"] = out if isinstance(out, str) else flatten_messages(out, roles=("assistant", "model"))
-    status = span.get("status") or {}
-    code = status.get("code") if isinstance(status, dict) else None
-    rec["status"] = "error" if code in (2, "2", "STATUS_CODE_ERROR") or attrs.get("error.type") else "ok"
-    extra = {}
-    provider = attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system") or attrs.get("llm.provider") \
-        or attrs.get("llm.system")
-    if provider:
-        extra["provider"] = provider
-    if span.get("traceId"):
-        extra["trace_id"] = span["traceId"]
-    if span.get("name"):
-        extra["span_name"] = span["name"]
-    if res.get("service.name"):
-        extra["service.name"] = res["service.name"]
-    for k, v in attrs.items():
-        if k in _OTLP_KNOWN or k.startswith(("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.",
-                                             "gen_ai.completion.")):
-            continue
-        if k in ("llm.provider", "llm.system"):
-            continue
-        extra[k] = v
-    return rec, extra
-
-
-def _otlp_mapper(doc):
-    if not isinstance(doc, dict):
-        raise Reject("not_an_object", f"record is a JSON {type(doc).__name__}, not an object")
-    rs_list = doc.get("resourceSpans", doc.get("resource_spans"))
-    if not isinstance(rs_list, list):
-        raise Reject("wrong_type", "an OTLP/JSON document needs a resourceSpans list")
-    for rs in rs_list:
-        if not isinstance(rs, dict):
-            continue
-        resource = _attrs((rs.get("resource") or {}).get("attributes"))
-        for ss in rs.get("scopeSpans", rs.get("scope_spans", rs.get("instrumentationLibrarySpans"))) or []:
-            for span in (ss or {}).get("spans") or []:
-                if not isinstance(span, dict):
-                    continue
-                mapped = map_otlp_span(span, resource)
-                if mapped is not None:
-                    yield mapped
-
-
-class OtlpSource:
-    """OTLP/JSON trace exports (``resourceSpans``...): one event per GenAI / OpenInference LLM span.
-
-    Spans that are not model calls (HTTP, database...) are skipped and not counted.
-    """
-
-    name: ClassVar[str] = "otlp"
-
-    def read(self, path: str) -> Iterator[ReadBatch]:
-        yield from _collect(str(path), iter_json_records(str(path)), _otlp_mapper)
 
 
 # --------------------------------------------------------------------------- LiteLLM
@@ -369,13 +197,24 @@ def map_litellm(row: dict):
     for k, v in low.items():
         if k in _LITELLM:
             rec[_LITELLM[k]] = v
-    rec["account_id"] = low.get("end_user") or low.get("user") or None
+    if low.get("model_group"):  # the name callers ask for; ``model`` is the deployment
+        rec["model"] = low["model_group"]
+        if low.get("model"):
+            extra["deployment_model"] = low["model"]
     meta = _jsonish(low.get("metadata"))
-    if isinstance(meta, dict):
+    meta = meta if isinstance(meta, dict) else {}
+    body = _jsonish(low.get("proxy_server_request"))
+    if isinstance(body, dict):
+        body = body.get("body", body) if isinstance(body.get("body"), dict) else body
+    else:
+        body = {}
+    # the candidates of the one subject rule (distillguard.subject); the key is also api_key_id
+    rec["identity"] = {"end_user": low.get("end_user") or meta.get("user_api_key_end_user_id") or body.get("user"),
+                       "key_user": low.get("user") or meta.get("user_api_key_user_id"),
+                       "key": low.get("api_key") or meta.get("user_api_key_hash")}
+    if meta:
         if not rec.get("org_id"):
             rec["org_id"] = meta.get("user_api_key_team_id") or meta.get("user_api_key_org_id")
-        if not rec.get("account_id") and meta.get("user_api_key_end_user_id"):
-            rec["account_id"] = meta["user_api_key_end_user_id"]
         headers = meta.get("headers") if isinstance(meta.get("headers"), dict) else {}
         ua = meta.get("user_agent") or headers.get("user-agent") or headers.get("User-Agent")
         if ua:
@@ -383,15 +222,12 @@ def map_litellm(row: dict):
         for k in ("user_api_key_alias", "user_api_key_user_id", "status", "error_information"):
             if meta.get(k) not in (None, "", {}):
                 extra[f"metadata.{k}"] = meta[k]
-    body = _jsonish(low.get("proxy_server_request"))
-    if isinstance(body, dict):
-        body = body.get("body", body) if isinstance(body.get("body"), dict) else body
-        for k, field in _LITELLM_BODY.items():
-            if body.get(k) is not None and rec.get(field) is None:
-                rec[field] = body[k]
-        if not rec.get("account_id") and body.get("user"):
-            rec["account_id"] = body["user"]
+    for k, field in _LITELLM_BODY.items():
+        if body.get(k) is not None and rec.get(field) is None:
+            rec[field] = body[k]
     msgs = _jsonish(low.get("messages"))
+    if msgs in (None, "", [], {}):  # LiteLLM 1.106 stores '{}' here: the prompt is in the request body
+        msgs = body.get("messages", body.get("input", body.get("prompt")))
     if msgs not in (None, "", [], {}):
         if isinstance(msgs, dict) and "messages" in msgs:
             msgs = msgs["messages"]
@@ -400,9 +236,10 @@ def map_litellm(row: dict):
             rec["system_prompt"] = flatten_messages(msgs, roles=("system", "developer"))
     rec["response"] = _response_text(low.get("response"))
     st = rec.get("status")
-    if isinstance(meta, dict) and st is None and meta.get("status"):
+    if st is None and meta.get("status"):
         rec["status"] = meta["status"]
-    skip = set(_LITELLM) | {"end_user", "user", "metadata", "proxy_server_request", "messages", "response"}
+    skip = set(_LITELLM) | {"end_user", "user", "metadata", "proxy_server_request", "messages", "response",
+                            "model_group"}
     for k, v in row.items():
         if str(k).lower() not in skip and v not in (None, ""):
             extra[k] = v
@@ -429,7 +266,8 @@ def _csv_records(path: str) -> Iterator[tuple[int, object, str]]:
 class LiteLLMSource:
     """LiteLLM proxy spend logs (``LiteLLM_SpendLogs`` rows) as CSV, JSON or JSONL.
 
-    The subject is ``end_user``, else ``user``, else the (hashed) ``api_key``.
+    The subject follows the subject rule over ``end_user``, ``user`` (the key's user) and the
+    hashed ``api_key`` (:mod:`distillguard.subject`).
     """
 
     name: ClassVar[str] = "litellm"

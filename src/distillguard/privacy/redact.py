@@ -69,9 +69,9 @@ def _phone(s: str) -> bool:
 
 
 def _entropy(s: str) -> bool:
-    digits = sum(c.isdigit() for c in s)
-    letters = sum(c.isalpha() for c in s)
-    if digits < _ENTROPY["min_digits"] or letters < _ENTROPY["min_letters"]:
+    if sum(c.isdigit() for c in s) < _ENTROPY["min_digits"]:
+        return False
+    if _ENTROPY["mixed_case"] and not (any(c.isupper() for c in s) and any(c.islower() for c in s)):
         return False
     n = len(s)
     bits = -sum(k / n * math.log2(k / n) for k in Counter(s).values())

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Literal
 
 import orjson
-from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -32,7 +32,6 @@ from distillguard.serve.models import (
     IntakeResult,
     LabelRequest,
     LabelResult,
-    OtlpResult,
 )
 
 __all__ = ["create_app", "BodyLimit", "reject_field"]
@@ -198,14 +197,9 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
         met["events"].labels("duplicate").inc(out["duplicates"])
         return out
 
-    @app.post("/v1/traces", response_model=OtlpResult, responses=_ERR, tags=["intake"])
-    def traces(doc: dict = Body(..., description="OTLP/HTTP JSON ExportTraceServiceRequest (resourceSpans)")) -> dict:
-        """OpenTelemetry traces (GenAI / OpenInference spans): one event per model-call span."""
-        out = engine.ingest_otlp(doc)
-        met["events"].labels("accepted").inc(out["accepted"])
-        met["events"].labels("quarantined").inc(out["quarantined"])
-        msg = "; ".join(f"span {e['index']}: {e['reason']}" for e in out["errors"][:5])
-        return {"partialSuccess": {"rejectedSpans": out["quarantined"], "errorMessage": msg}}
+    from distillguard.serve.otlp import register_otlp  # /v1/traces and /v1/logs (OTLP/HTTP)
+
+    app.state.otlp = register_otlp(app, engine, met, max_body_bytes)
 
     @app.post("/v1/accounts/assess", response_model=Decision, responses=_ERR, tags=["decisions"])
     def assess(req: AssessRequest) -> dict:

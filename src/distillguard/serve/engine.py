@@ -82,7 +82,7 @@ class Engine:
         self.config = config
         self.policy = config.policy if isinstance(config.policy, Policy) else Policy.load(config.policy)
         self.model = config.model if isinstance(config.model, FusionModel) else FusionModel.load(config.model)
-        serve = self._serve_section()
+        serve = self.serve_settings = self._serve_section()
         self.link_risk = {**DEFAULT_LINK_RISK, **{k: float(v) for k, v in (serve.get("link_risk") or {}).items()}}
         self.link_cap = float(serve.get("link_risk_cap", 0.89))
         self.immunity_seconds = int(serve.get("immunity_seconds", self.policy.ttl_seconds.get("challenge", 3600)))
@@ -113,6 +113,8 @@ class Engine:
         self._signups: list[int] = []
         self._forget_seq = 0  # the last audit-log forget row applied to the live state
         self._retained_at = float("-inf")
+        self._periodic: list = []
+        self._pending_loops: list = []
         self.counters = {"accepted": 0, "quarantined": 0, "duplicates": 0, "decisions": 0, "errors": 0, "refreshes": 0}
         qpath = config.quarantine or (str(config.db) + ".serve-quarantine.jsonl" if config.db and config.persist else None)
         self._qfile = open(qpath, "ab") if qpath else None
@@ -148,7 +150,8 @@ class Engine:
             import distillguard.link.memberships  # noqa: F401
         self._warm()
         if background:
-            for fn, every in ((self.journal.flush, self.config.flush_seconds), (self.refresh, self.config.refresh_seconds)):
+            for fn, every in ((self.journal.flush, self.config.flush_seconds), (self.refresh, self.config.refresh_seconds),
+                              *self._pending_loops):
                 t = threading.Thread(target=self._loop, args=(fn, every), daemon=True)
                 t.start()
                 self._threads.append(t)
@@ -165,6 +168,8 @@ class Engine:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=5)
+        for fn in self._periodic:
+            fn()
         try:
             self.journal.flush()
         finally:
@@ -295,22 +300,25 @@ class Engine:
                 bad.append(Quarantined(source, i + 1, "invalid", truncate_raw(rec), str(exc)[:200]))
         return self.accept(rows, bad)
 
-    def ingest_otlp(self, doc) -> dict:
-        """An OTLP/HTTP JSON ``ExportTraceServiceRequest``: one event per model-call span."""
-        from distillguard.ingest.records import _otlp_mapper
-
+    def ingest_pairs(self, pairs: list, source: str = "otlp") -> dict:
+        """Mapped ``(record, extra)`` pairs (OTLP intake): normalised, quarantined or accepted."""
         rows, bad = [], []
-        try:
-            mapped = list(_otlp_mapper(doc))
-        except Reject as rej:
-            bad.append(Quarantined("otlp", 1, rej.reason, truncate_raw(doc), rej.detail))
-            mapped = []
-        for i, (rec, extra) in enumerate(mapped):
+        for i, (rec, extra) in enumerate(pairs):
             try:
                 rows.append(normalize(rec, extra))
             except Reject as rej:
-                bad.append(Quarantined("otlp", i + 1, rej.reason, truncate_raw(rec), rej.detail))
+                bad.append(Quarantined(source, i + 1, rej.reason, truncate_raw(rec), rej.detail))
         return self.accept(rows, bad)
+
+    def add_periodic(self, fn, every: float) -> None:
+        """Run ``fn`` every ``every`` seconds while started, and once more at stop, before the last flush."""
+        self._periodic.append(fn)
+        if self._con is not None:  # already started
+            t = threading.Thread(target=self._loop, args=(fn, every), daemon=True)
+            t.start()
+            self._threads.append(t)
+        else:
+            self._pending_loops.append((fn, every))
 
     def put_account(self, meta: dict) -> dict:
         """Store account metadata (journal + state); returns the normalised row."""

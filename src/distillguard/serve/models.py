@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "AccountMeta", "DecideRequest", "Reason", "Throttle", "Challenge", "Decision", "EventsBatch", "IntakeResult",
     "AssessRequest", "LabelRequest", "LabelResult", "ChallengeResult", "ChallengeOutcome", "CampaignSummary",
-    "CampaignDetail", "AccountView", "Health", "OtlpResult", "ErrorBody",
+    "CampaignDetail", "AccountView", "Health", "ErrorBody",
 ]
 
 Timestamp = Union[str, float, int]
@@ -114,17 +114,6 @@ class IntakeResult(BaseModel):
     duplicates: int
     quarantined: int
     errors: list[QuarantineItem]
-
-
-class OtlpPartial(BaseModel):
-    rejectedSpans: int = 0
-    errorMessage: str = ""
-
-
-class OtlpResult(BaseModel):
-    """OTLP/HTTP ``ExportTraceServiceResponse`` (JSON)."""
-
-    partialSuccess: OtlpPartial
 
 
 class AssessRequest(AccountMeta):

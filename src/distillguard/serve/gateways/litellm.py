@@ -13,6 +13,7 @@ stand-ins with the same hook signatures, so the HTTP contract can be tested
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from datetime import datetime, timezone
 
@@ -44,6 +45,11 @@ __all__ = ["DistillguardGuardrail", "DistillguardLogger", "event_from_litellm", 
            "logger_instance"]
 
 
+_REQUEST_PARAMS = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens", "n": "n",
+                   "logprobs": "logprobs", "top_logprobs": "top_logprobs", "temperature": "temperature",
+                   "top_p": "top_p", "reasoning_effort": "reasoning_effort"}
+
+
 def _user_key(user_api_key_dict) -> dict:
     if user_api_key_dict is None:
         return {}
@@ -53,28 +59,47 @@ def _user_key(user_api_key_dict) -> dict:
 
 
 def event_from_litellm(data: dict, user_api_key_dict=None) -> dict:
-    """A canonical event from a LiteLLM call's request ``data`` and the caller's key."""
+    """A canonical event from a LiteLLM call's request ``data`` and the caller's key.
+
+    The subject is left to the service: the event carries the gateway's
+    ``identity`` candidates and the service applies the one subject rule
+    (:mod:`distillguard.subject`), as it does for the logger's records.
+    """
     key = _user_key(user_api_key_dict)
     meta = data.get("metadata") or data.get("litellm_metadata") or {}
     headers = meta.get("headers") if isinstance(meta.get("headers"), dict) else {}
     ev = {
         "ts": datetime.now(timezone.utc).isoformat(),
-        "account_id": data.get("user") or key.get("end_user_id") or key.get("user_id"),
-        "api_key_id": key.get("token"),
+        "identity": {"end_user": key.get("end_user_id") or meta.get("user_api_key_end_user_id") or data.get("user"),
+                     "key_user": key.get("user_id") or meta.get("user_api_key_user_id"),
+                     "key": key.get("token") or meta.get("user_api_key_hash")},
         "org_id": key.get("team_id") or key.get("org_id"),
         "model": data.get("model"),
         "prompt": data.get("messages") if data.get("messages") is not None else data.get("prompt"),
-        "max_output_tokens": data.get("max_tokens") or data.get("max_completion_tokens"),
-        "n": data.get("n"),
-        "logprobs": data.get("logprobs"),
-        "top_logprobs": data.get("top_logprobs"),
-        "temperature": data.get("temperature"),
-        "top_p": data.get("top_p"),
-        "reasoning_effort": data.get("reasoning_effort"),
         "client_ip": meta.get("requester_ip_address") or headers.get("x-forwarded-for"),
-        "user_agent": headers.get("user-agent"),
+        "user_agent": meta.get("user_agent") or headers.get("user-agent"),
     }
+    for k, field in _REQUEST_PARAMS.items():
+        if data.get(k) is not None and ev.get(field) is None:
+            ev[field] = data[k]
     return {k: v for k, v in ev.items() if v is not None}
+
+
+_BODY_KEPT = ("model", "messages", "input", "prompt", "user")  # LiteLLM adds objects to the body: not these
+
+
+def _request_params(kwargs: dict, slo: dict) -> dict:
+    """The request's sampling parameters wherever LiteLLM 1.106 keeps them (first found wins)."""
+    lp = kwargs.get("litellm_params") if isinstance(kwargs.get("litellm_params"), dict) else {}
+    psr = kwargs.get("proxy_server_request") or lp.get("proxy_server_request") or {}
+    body = psr.get("body") if isinstance(psr, dict) and isinstance(psr.get("body"), dict) else {}
+    out: dict = {}
+    for src in (slo.get("model_parameters"), kwargs.get("optional_params"), body, kwargs):
+        if isinstance(src, dict):
+            for k in _REQUEST_PARAMS:
+                if src.get(k) is not None and k not in out:
+                    out[k] = src[k]
+    return out
 
 
 class DistillguardGuardrail(CustomGuardrail):
@@ -123,7 +148,7 @@ class DistillguardGuardrail(CustomGuardrail):
         status, headers, message = gateway_verdict(decision)
         meta = data.setdefault("metadata", {})
         if isinstance(meta, dict):
-            meta["distillguard_decision"] = {k: decision[k] for k in ("decision_id", "action", "risk", "mode")}
+            meta["distillguard_decision"] = {k: decision[k] for k in ("decision_id", "account_id", "action", "risk", "mode")}
         if status != 200:
             raise HTTPException(status_code=status, detail=message, headers=headers)
         return data
@@ -142,25 +167,31 @@ class DistillguardLogger(CustomLogger):
 
     @staticmethod
     def record(kwargs: dict, response_obj=None, start_time=None) -> dict:
+        """A ``LiteLLM_SpendLogs``-shaped row (read by ``/v1/events?format=litellm`` as spend logs are)."""
         slo = kwargs.get("standard_logging_object") or {}
         meta = slo.get("metadata") or {}
+        lp = kwargs.get("litellm_params") if isinstance(kwargs.get("litellm_params"), dict) else {}
+        psr = kwargs.get("proxy_server_request") or lp.get("proxy_server_request")
+        body = psr.get("body") if isinstance(psr, dict) and isinstance(psr.get("body"), dict) else {}
         rec = {
             "request_id": slo.get("id") or kwargs.get("litellm_call_id"),
             "startTime": slo.get("startTime") or (start_time.timestamp() if start_time else None),
             "model": slo.get("model") or kwargs.get("model"),
+            "model_group": slo.get("model_group") or (lp.get("metadata") or {}).get("model_group"),
             "prompt_tokens": slo.get("prompt_tokens"),
             "completion_tokens": slo.get("completion_tokens"),
-            "end_user": slo.get("end_user") or kwargs.get("user") or meta.get("user_api_key_end_user_id"),
+            "end_user": slo.get("end_user") or meta.get("user_api_key_end_user_id") or body.get("user"),
+            "user": meta.get("user_api_key_user_id"),
             "api_key": meta.get("user_api_key_hash"),
             "metadata": meta,
-            "messages": slo.get("messages") if slo.get("messages") is not None else kwargs.get("messages"),
+            "messages": slo.get("messages") if slo.get("messages") not in (None, {}, []) else kwargs.get("messages"),
             "response": slo.get("response"),
             "requester_ip_address": meta.get("requester_ip_address") or slo.get("requester_ip_address"),
             "status": slo.get("status") or "success",
-            "proxy_server_request": (kwargs.get("proxy_server_request") or {}).get("body")
-            if isinstance(kwargs.get("proxy_server_request"), dict) else None,
+            "proxy_server_request": {**{k: body[k] for k in _BODY_KEPT if body.get(k) is not None},
+                                     **_request_params(kwargs, slo)},
         }
-        return {k: v for k, v in rec.items() if v is not None}
+        return {k: v for k, v in rec.items() if v not in (None, {})}
 
     async def flush(self) -> None:
         async with self._lock:
@@ -169,7 +200,8 @@ class DistillguardLogger(CustomLogger):
             batch, self.buffer = self.buffer, []
             try:
                 async with httpx.AsyncClient(base_url=self.api_base, timeout=self.timeout) as c:
-                    r = await c.post("/v1/events", params={"format": "litellm"}, json={"events": batch})
+                    r = await c.post("/v1/events", params={"format": "litellm"}, headers={"content-type": "application/json"},
+                                     content=json.dumps({"events": batch}, default=str))
                     r.raise_for_status()
             except httpx.HTTPError:
                 self.buffer = batch + self.buffer  # keep them for the next flush
