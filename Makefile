@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-spark bench-serve deps-system calibrate clean otel-fixtures
+.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-privacy bench-spark bench-serve deps-system calibrate clean otel-fixtures
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 is required" >&2; exit 2; }
@@ -57,6 +57,10 @@ bench-scan: $(STAMP)
 
 bench-quality: $(STAMP)
 	$(BIN)/python benchmarks/bench_quality.py
+
+# What redaction before storage and encryption at rest cost (docs/privacy.md).
+bench-privacy: $(STAMP)
+	$(BIN)/python benchmarks/bench_privacy.py
 
 bench-spark: $(SPARK_STAMP)
 	$(BIN)/python benchmarks/bench_spark.py

@@ -146,6 +146,9 @@ def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, pric
     if key is not None:
         manifest["signature"] = signing.sign(key, _signed_bytes(manifest))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    from distillguard.privacy.erasure import record_case_export
+
+    record_case_export(db, campaign_id, out, created, member_ids)  # erasure lists the exports naming an account
     return manifest
 
 

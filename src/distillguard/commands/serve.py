@@ -27,6 +27,8 @@ def register(app: typer.Typer) -> None:
         no_fsync: bool = typer.Option(False, "--no-fsync", help="Do not fsync the journal before answering (faster, loses the last events on a power cut)."),
         warm_max_events: int = typer.Option(2_000_000, "--warm-events", help="Rebuild running state from this many most recent stored events at start."),
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+        prompts: Optional[str] = typer.Option(None, "--prompts", help="redacted (default), full, sampled or none: what is stored of prompts and responses."),
+        identifier_key: Optional[Path] = typer.Option(None, "--identifier-key", help="Key file for store.identifiers: hashed (64 hex)."),
         subject: Optional[str] = typer.Option(None, "--subject", help=SUBJECT_HELP),
         insecure_no_auth: bool = typer.Option(False, "--insecure-no-auth", help="No credentials at all: for a local demo on a loopback address only."),
         proxy_header: Optional[str] = typer.Option(None, "--trusted-proxy-header", help="Console identity from this header (e.g. X-Forwarded-User) on requests from --trusted-proxy."),
@@ -50,12 +52,15 @@ def register(app: typer.Typer) -> None:
                 _r.Redis.from_url(redis).ping()
             except Exception as exc:
                 raise UsageError(f"cannot reach redis at {redis}: {str(exc).splitlines()[0]}") from None
+        from distillguard.privacy.settings import store_privacy
+
         security = _security(host, insecure_no_auth, proxy_header, proxies)
         if not insecure_no_auth:
             _say_how_to_get_in(db)
         engine = Engine(EngineConfig(db=str(db), policy=policy, model=model, redis=redis, refresh_seconds=refresh_seconds,
                                      flush_seconds=flush_seconds, journal=str(journal) if journal else None,
-                                     fsync=not no_fsync, warm_max_events=warm_max_events))
+                                     fsync=not no_fsync, warm_max_events=warm_max_events,
+                                     privacy=store_privacy(policy, prompts, identifier_key)))
         run_server(create_app(engine, max_body_bytes=max_body, **security), host=host, port=port, log_level=log_level)
 
 

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 ACTIONS = ("confirm", "dismiss", "escalate", "allowlist")
+STORE_ACTIONS = ("forget",)  # erasure (distillguard store forget): audited, not an analyst's verdict
 TARGET_KINDS = ("campaign", "account", "org")
 GENESIS = "0" * 64
 _LOCK = threading.Lock()
@@ -167,15 +168,15 @@ def log_event(store, *, analyst: str, action: str, target_kind: str, target_id: 
 
 @_accepts_path
 def record_action(store, *, action: str, target_kind: str, target_id: str, analyst: str, reason: str,
-                  now: datetime | None = None) -> dict:
+                  now: datetime | None = None, details: dict | None = None) -> dict:
     """Append one analyst action to ``audit_log`` and ``analyst_decisions``; returns the audit row.
 
     ``action`` is one of :data:`ACTIONS`; ``target_kind`` is ``campaign``
-    (all four actions), ``account`` or ``org`` (``allowlist`` and ``escalate``).
-    The ``analyst_decisions`` row's content is hashed into its audit row, so
-    editing what the next scan obeys breaks the chain.
+    (all four actions), ``account`` or ``org`` (``allowlist`` and ``escalate``); ``details``
+    (e.g. the counts of a ``forget``) are kept with the row. The ``analyst_decisions`` row's
+    content is hashed into its audit row, so editing what the next scan obeys breaks the chain.
     """
-    if action not in ACTIONS:
+    if action not in ACTIONS + STORE_ACTIONS:
         raise UsageError(f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
     if target_kind not in TARGET_KINDS:
         raise UsageError(f"unknown target kind {target_kind!r}")
@@ -210,7 +211,8 @@ def record_action(store, *, action: str, target_kind: str, target_id: str, analy
         r = first(con.execute("SELECT campaign_id FROM account_results WHERE account_id = ?", [target_id]))
         campaign_id = r[0] if r else None
     details = {"campaign_id": campaign_id, "n_members": len(members),
-               "members_sha256": hashlib.sha256("\n".join(members).encode()).hexdigest() if members else None}
+               "members_sha256": hashlib.sha256("\n".join(members).encode()).hexdigest() if members else None,
+               **(details or {})}
     return _append(con, analyst=analyst, action=action, target_kind=target_kind, target_id=target_id, reason=reason,
                    details=details, now=now, decision={"campaign_id": campaign_id, "members_json": json.dumps(members),
                                                        "indicators_json": json.dumps(indicators)})

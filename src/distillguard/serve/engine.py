@@ -28,6 +28,8 @@ import pyarrow as pa
 
 from distillguard.ingest.base import Quarantined, truncate_raw
 from distillguard.ingest.normalize import Reject, normalize, rows_to_batch
+from distillguard.privacy.erasure import forget_log, retain
+from distillguard.privacy.settings import StorePrivacy
 from distillguard.score.evidence import EvidenceMatrix
 from distillguard.score.fusion import FusionModel
 from distillguard.score.policy import Policy
@@ -54,7 +56,7 @@ class EngineConfig:
 
     def __init__(self, db="distillguard.duckdb", policy=None, model=None, redis=None, refresh_seconds=30.0,
                  flush_seconds=1.0, journal=None, fsync=True, warm_max_events=2_000_000, quarantine=None,
-                 persist=True):
+                 persist=True, privacy=None):
         self.db = db
         self.policy = policy
         self.model = model
@@ -66,6 +68,7 @@ class EngineConfig:
         self.warm_max_events = warm_max_events
         self.quarantine = quarantine
         self.persist = persist
+        self.privacy = privacy  # a StorePrivacy; None: the policy's store section
 
 
 def _now_us() -> int:
@@ -84,8 +87,15 @@ class Engine:
         self.link_cap = float(serve.get("link_risk_cap", 0.89))
         self.immunity_seconds = int(serve.get("immunity_seconds", self.policy.ttl_seconds.get("challenge", 3600)))
         self.state = make_state(config.redis)
+        self.privacy = config.privacy or StorePrivacy.from_policy(self.policy.store)
+        if config.db and config.persist:  # the store's pseudonym salt, so journaled rows match stored ones
+            from distillguard.store import EventStore
+
+            with EventStore(config.db, privacy=self.privacy) as store:
+                self.privacy = store.privacy
         if config.persist:
-            self.journal = Journal(str(config.db) if config.db else None, config.journal, fsync=config.fsync)
+            self.journal = Journal(str(config.db) if config.db else None, config.journal, fsync=config.fsync,
+                                   privacy=self.privacy)
         else:  # read the store's campaign map, write nothing (replay --db)
             self.journal = Journal(None, None)
         self.map = CampaignMap()
@@ -99,6 +109,8 @@ class Engine:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._signups: list[int] = []
+        self._forget_seq = 0  # the last audit-log forget row applied to the live state
+        self._retained_at = float("-inf")
         self._periodic: list = []
         self._pending_loops: list = []
         self.counters = {"accepted": 0, "quarantined": 0, "duplicates": 0, "decisions": 0, "errors": 0, "refreshes": 0}
@@ -187,12 +199,17 @@ class Engine:
                 con.close()
 
     def refresh(self) -> None:
-        """Reload the campaign map the last scan wrote (the store is opened only for the read)."""
+        """Reload the campaign map the last scan wrote (the store is opened only for the read), forget
+        the accounts erased since (``store forget``) and apply ``store.retention_days``."""
         if not self.config.db or not Path(self.config.db).exists():
             return
         with self.journal.db_lock:
             con = self._store(read_only=False)
             try:
+                for seq, acc, _ in forget_log(con, self._forget_seq):
+                    self.state.forget(acc)
+                    self._cache.pop(acc, None)
+                    self._forget_seq = seq
                 m = CampaignMap.from_store(con, loaded_at=time.time())
                 if not self._signups:
                     try:
@@ -206,6 +223,18 @@ class Engine:
         self.map = m
         self._cache.clear()
         self.counters["refreshes"] += 1
+        self._retain()
+
+    def _retain(self) -> None:
+        """Delete raw events past ``store.retention_days`` (at most hourly)."""
+        days = self.privacy.retention_days
+        if not days or time.monotonic() - self._retained_at < 3600:
+            return
+        from distillguard.store import EventStore
+
+        with self.journal.db_lock, EventStore(self.config.db, privacy=self.privacy) as store:
+            retain(store, days)
+        self._retained_at = time.monotonic()
 
     def _load_feedback(self) -> None:
         """Labels, challenge outcomes and immunities from the store, in the order they were given (survive restarts)."""
@@ -282,6 +311,7 @@ class Engine:
                 ids = fill_event_ids(self._con, rows_to_batch(rows)).column("event_id").to_pylist()
             for r, i in zip(rows, ids):
                 r["event_id"] = i
+        rows = [self.privacy.record(r) for r in rows]  # ids above come from what was received, as ingest's do
         fresh = self._remember([r["event_id"] for r in rows])
         new = [r for r, f in zip(rows, fresh) if f]
         self.journal.append(new)
@@ -328,7 +358,7 @@ class Engine:
         """Store account metadata (journal + state); returns the normalised row."""
         from distillguard.ingest.accounts import normalize_account
 
-        row = normalize_account(meta)
+        row = self.privacy.record(normalize_account(meta))
         self.journal.append([], [row])
         self.state.put_meta(row["account_id"], {k: row.get(k) for k in ("payment_fingerprint", "email_domain", "org_id")})
         if row.get("created_at") is not None:
@@ -453,6 +483,7 @@ class Engine:
 
         ``record=False`` computes it for a view: no decision id, no challenge, nothing counted.
         """
+        event = self.privacy.record(dict(event))  # compared with the map the scan built from stored values
         acc = event["account_id"]
         meta = None
         if account:

@@ -62,6 +62,17 @@ def _default(o):
     raise TypeError
 
 
+def _not_forgotten(con, events: list[dict]) -> list[dict]:
+    """The events not erased meanwhile: an account forgotten after an event happened stays forgotten."""
+    from distillguard.privacy.erasure import forgotten_before
+
+    gone = forgotten_before(con)
+    if not gone:
+        return events
+    return [e for e in events if e["account_id"] not in gone
+            or _ts_us(e["ts"]) > int(gone[e["account_id"]].timestamp() * 1_000_000)]
+
+
 class Journal:
     """Append-only JSONL journal of accepted events and account metadata.
 
@@ -73,10 +84,13 @@ class Journal:
         The journal file [default: ``<db>.journal.jsonl``].
     fsync
         ``fsync`` each append before returning (the durability promise).
+    privacy
+        The store's :class:`~distillguard.privacy.StorePrivacy` (the engine redacts before journaling).
     """
 
-    def __init__(self, db: str | None, path: str | None = None, fsync: bool = True):
+    def __init__(self, db: str | None, path: str | None = None, fsync: bool = True, privacy=None):
         self.db = db
+        self.privacy = privacy
         self.path = path or (str(db) + ".journal.jsonl" if db else None)
         self.fsync = fsync
         self.lock = threading.Lock()
@@ -154,8 +168,9 @@ class Journal:
         if self.db:
             from distillguard.store import EventStore
 
-            with self.db_lock, EventStore(self.db) as store:
+            with self.db_lock, EventStore(self.db, privacy=self.privacy) as store:
                 inserted = 0
+                events = _not_forgotten(store.con, events)
                 if events:
                     inserted, _ = store.append_events([events_to_table(events)])
                 if accounts:

@@ -349,6 +349,16 @@ class MemoryState:
             used, c[2] = c[2], True
             return c[0], used
 
+    def forget(self, account_id: str) -> None:
+        """Drop everything held about an account (erasure: ``store forget``)."""
+        with self.lock:
+            for d in (self.accounts, self.meta, self.links, self.immune, self.flags):
+                d.pop(account_id, None)
+            for k in [k for k, (a, _) in self.decisions.items() if a == account_id]:
+                del self.decisions[k]
+            for k in [k for k, c in self.challenges.items() if c[0] == account_id]:
+                del self.challenges[k]
+
     def ping(self) -> bool:
         return True
 
@@ -483,6 +493,12 @@ class RedisState:
             return None, False
         v = v.decode()
         return (v[1:], True) if v.startswith("!") else (v, False)
+
+    def forget(self, account_id: str) -> None:
+        """Drop everything held about an account (decision ids expire by themselves and hold only the id)."""
+        keys = [self._k(k, account_id) for k in ("acct", "meta", "immune", "flag", "linkc")]
+        keys += [self._k("links", account_id, c.decode()) for c in self.r.smembers(self._k("linkc", account_id))]
+        self.r.delete(*keys)
 
     def ping(self) -> bool:
         try:
