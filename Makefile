@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-spark bench-serve deps-system calibrate clean
+.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-spark bench-serve deps-system calibrate clean corpora train-content bench-content
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 is required" >&2; exit 2; }
@@ -70,6 +70,19 @@ calibrate: $(STAMP)
 	$(BIN)/distillguard simulate --scenario default --scale 1.0 --seed 101 --family train --out $(CAL_DIR)
 	$(BIN)/distillguard calibrate $(CAL_DIR)/events.parquet --accounts $(CAL_DIR)/accounts.parquet \
 	  --labels $(CAL_DIR)/labels.parquet --out src/distillguard/score/model.yaml
+
+# Public corpora for the content scorers (signals/content/corpora.yaml), cached under bench-data/corpora.
+corpora: $(STAMP)
+	$(BIN)/python scripts/fetch_corpora.py
+
+# Retrain the shipped intent scorers on the exemplar bank plus the corpora's train sources.
+train-content: corpora
+	$(BIN)/python -m distillguard.signals.content.model
+
+# Per-source / per-language intent figures on held-out corpora, classify speed, account-level rates.
+bench-content: $(STAMP)
+	-$(BIN)/python scripts/fetch_corpora.py
+	$(BIN)/python benchmarks/bench_content.py
 
 clean:
 	rm -rf $(DEMO_DIR) bench-data .pytest_cache

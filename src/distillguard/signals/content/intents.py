@@ -17,7 +17,10 @@ from distillguard.signals.base import Signal, SignalResult
 
 from .sampling import aggregate_intent, sample_accounts, score_texts
 
-__all__ = ["IntentSignal", "CotElicitation", "RubricGrading", "DatasetSynthesis", "Jailbreak"]
+__all__ = ["PROMPT_THRESHOLD", "IntentSignal", "CotElicitation", "RubricGrading", "DatasetSynthesis", "Jailbreak"]
+
+#: Per-prompt probability at or above which a prompt matches an intent (scan and ``classify``).
+PROMPT_THRESHOLD = 0.5
 
 
 class IntentSignal(Signal):
@@ -50,7 +53,7 @@ class IntentSignal(Signal):
 
     def __init__(
         self,
-        prompt_threshold: float = 0.5,
+        prompt_threshold: float = PROMPT_THRESHOLD,
         top_k: int = 3,
         full_share: float = 0.4,
         max_prompts: int = 64,
