@@ -115,13 +115,13 @@ def _jsonl_prompt(path: Path, source: dict):
                 yield value, None
 
 
-def _pyrit_yaml(path: Path, source: dict):
+def _yaml_field(path: Path, source: dict):
     try:
         d = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError:
         return
-    if isinstance(d, dict) and isinstance(d.get("value"), str):
-        yield d["value"], path.parent.name
+    if isinstance(d, dict) and isinstance(d.get(source["field"]), str):
+        yield d[source["field"]], path.parent.name
 
 
 def _python_strings(path: Path, source: dict):
@@ -167,7 +167,7 @@ _PARSERS = {
     "json_strings": _json_strings,
     "json_field": _json_field,
     "jsonl_prompt": _jsonl_prompt,
-    "pyrit_yaml": _pyrit_yaml,
+    "yaml_field": _yaml_field,
     "python_strings": _python_strings,
     "text_file": _text_file,
     "text_lines": _text_lines,

@@ -38,17 +38,35 @@ __all__ = ["featurize", "IntentScorer", "CapabilityScorer", "intent_scorer", "ca
 EMBED_WEIGHT = 1.0
 INTENT_C = 64.0
 N_HASH = 2**16
+#: Characters of the head block and its hashed n-gram buckets.
+HEAD_CHARS = 300
+N_HASH_HEAD = 2**15
 CAPABILITY_C = 16.0
 
 _lock = threading.Lock()
 
 
 def featurize(texts: Sequence[str | None], embed_weight: float = EMBED_WEIGHT) -> sp.csr_matrix:
-    """Sparse ``(n, 128 + 2^18)`` feature matrix of the texts."""
+    """Sparse ``(n, 2 * 128 + N_HASH + N_HASH_HEAD)`` features: the whole text, then its head.
+
+    Both blocks are averages, so in a long prompt (few-shot judge examples, a
+    pasted document) the instruction is diluted; the head block (the first
+    ``HEAD_CHARS`` characters, where system prompts and instructions sit)
+    keeps it visible. Short texts have the same text in both blocks.
+    """
     texts = ["" if t is None else str(t) for t in texts]
-    dense = embed(texts) * np.float32(embed_weight)
-    grams = char_ngram_features(texts, n_features=N_HASH)
-    return sp.hstack([sp.csr_matrix(dense), grams], format="csr", dtype=np.float32)
+    heads = [t[:HEAD_CHARS] for t in texts]
+    w = np.float32(embed_weight)
+    return sp.hstack(
+        [
+            sp.csr_matrix(embed(texts) * w),
+            char_ngram_features(texts, n_features=N_HASH),
+            sp.csr_matrix(embed(heads) * w),
+            char_ngram_features(heads, n_features=N_HASH_HEAD),
+        ],
+        format="csr",
+        dtype=np.float32,
+    )
 
 
 def _fit_lr(X, y, C: float, multinomial: bool = False):
@@ -122,7 +140,7 @@ class CapabilityScorer:
 
 WEIGHTS_PATH = DATA_DIR / "scorers.safetensors"
 #: Bump when features change, so shipped weights are not used with other features.
-FEATURE_VERSION = "embed128+charhash2-4:v1"
+FEATURE_VERSION = "embed128+charhash2-4+head300:v2"
 
 
 def _meta() -> dict[str, str]:
@@ -134,6 +152,8 @@ def _meta() -> dict[str, str]:
         "corpora_manifest_digest": manifest_digest(),
         "feature_version": FEATURE_VERSION,
         "n_hash": str(N_HASH),
+        "n_hash_head": str(N_HASH_HEAD),
+        "head_chars": str(HEAD_CHARS),
         "embed_weight": repr(EMBED_WEIGHT),
         "intent_c": repr(INTENT_C),
         "capability_c": repr(CAPABILITY_C),
