@@ -13,8 +13,9 @@ are not there) and prints:
    accounts wrap ordinary tasks in held-out in-the-wild jailbreaks: the share
    of accounts that carry each intent (score > 0: the signals give 0 unless
    the intent is systematic in the account);
-3. ``distillguard classify`` throughput (prompts/s, end to end, a subprocess
-   on a file), against the bare scorer in the same run.
+3. ``distillguard classify`` throughput (prompts/s, end to end: a subprocess
+   on a JSONL file, start-up included), against the bare scorer in the same
+   run, on chat-length prompts and on the long held-out mix.
 
 Targets (issue 13): benign held-out <= 1% per intent; held-out jailbreaks
 >= 0.85; held-out judge prompts >= 0.8; benign accounts with a content reason
@@ -148,8 +149,8 @@ def classify_speed(texts: list[str]) -> dict:
     t0 = time.perf_counter()
     scorer.predict(texts)
     bare_s = time.perf_counter() - t0
-    return {"prompts": len(texts), "classify_s": cli_s, "classify_per_s": len(texts) / cli_s,
-            "bare_scorer_per_s": len(texts) / bare_s, "ratio_to_bare": bare_s / cli_s}
+    return {"prompts": len(texts), "classify_s": round(cli_s, 2), "classify_per_s": round(len(texts) / cli_s),
+            "bare_scorer_per_s": round(len(texts) / bare_s), "ratio_to_bare": round(bare_s / cli_s, 2)}
 
 
 def main() -> int:
@@ -166,11 +167,17 @@ def main() -> int:
     print("\n# account level (held-out corpora)")
     acc = account_level()
     print(json.dumps(acc, indent=1))
-    print("\n# classify throughput")
+    print("\n# classify throughput (distinct prompts: a random suffix on each)")
     rng = random.Random(0)
-    texts = [r.text for r in held] * 4
-    texts = [f"{t} ({rng.randrange(10**6)})" for t in texts][:8000]
-    print(json.dumps(classify_speed(texts), indent=1))
+    workloads = {
+        "chat first turns (AlpacaEval instructions)": [r.text for r in held if r.source == "alpaca_eval_instructions"],
+        "every held-out source (long jailbreaks, pasted documents)": [r.text for r in held],
+    }
+    for name, pool in workloads.items():
+        texts = [f"{rng.choice(pool)} ({i})" for i in range(8000)]
+        res = classify_speed(texts)
+        res["mean_chars"] = round(float(np.mean([len(t) for t in texts])))
+        print(name, json.dumps(res))
     return 0
 
 

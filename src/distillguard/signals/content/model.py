@@ -1,8 +1,11 @@
-"""Per-prompt scorers trained on the exemplar bank.
+"""Per-prompt scorers: intent and capability logistic regressions on shared features.
 
-Features of a prompt: ``[alpha * static embedding (128) ; hashed char 2-4-grams
-(2^18)]`` (see :mod:`distillguard.text`). The embedding carries meaning
-(paraphrase), the char n-grams carry non-English text and exact phrasing.
+Features of a prompt (:func:`featurize`): static embedding (128) and hashed
+char 2-4-grams (2^16) of the whole text, then the same of its first 300
+characters (2^15 buckets), each block unit-norm (see :mod:`distillguard.text`).
+The embedding carries meaning (paraphrase), the char n-grams carry non-English
+text and exact phrasing, the head block keeps an instruction visible in a long
+prompt.
 
 - :class:`IntentScorer`: one L2-regularised logistic regression per intent
   (COT_ELICITATION, RUBRIC_GRADING, DATASET_SYNTHESIS, JAILBREAK); ``p`` in
@@ -10,12 +13,14 @@ Features of a prompt: ``[alpha * static embedding (128) ; hashed char 2-4-grams
 - :class:`CapabilityScorer`: multinomial logistic regression over the
   capability classes.
 
-Both are trained on the package's YAML bank by
-``python -m distillguard.signals.content.model``, which writes
-``data/scorers.safetensors`` (float16 weights, no pickle) stamped with a digest
-of the bank and the feature settings. At run time the shipped weights are
-used when the stamp matches; otherwise (bank edited, weights not rebuilt) the
-scorers are trained once per process, deterministically, with a warning.
+The shipped intent scorer is trained on the exemplar bank plus the public
+corpora's training sources by ``make train-content`` (:mod:`.train`); the
+capability scorer on the bank. Both are written to ``data/scorers.safetensors``
+(float16 weights, no pickle) stamped with digests of the bank, the corpus
+manifest and the feature settings. At run time the shipped weights are used
+when the stamp matches; otherwise (bank or manifest edited, weights not
+rebuilt) the scorers are trained once per process on the bank alone,
+deterministically, with a warning.
 """
 from __future__ import annotations
 
@@ -210,7 +215,7 @@ def _shipped():
     if loaded is None:
         warnings.warn(
             "distillguard content scorers: shipped weights missing or stale for the exemplar bank; "
-            "training at first use (run `python -m distillguard.signals.content.model` to refresh)",
+            "training on the bank at first use (run `make train-content` to refresh)",
             stacklevel=3,
         )
     return loaded

@@ -202,7 +202,8 @@ def aggregate_intent(
     For an account with distinct prompts scored ``p_1..p_n`` of which ``h``
     match (``p_i >= threshold``): the score is 0 unless the intent is
     systematic, ``h >= min_matching`` and ``h / n >= min_share`` (one story
-    request among many prompts does not make a jailbreaker); otherwise
+    request among many prompts does not make a jailbreaker), or the account's
+    usual system prompt matches (at least half of its distinct ones); otherwise
     ``share = h / (n + 1)`` (one pseudo-prompt of prior), ``top = mean of the
     top-k p_i`` and ``score = top * min(1, share / full_share) ** 0.5``. System
     prompts count as prompts with weight ``system_weight`` on their probability.
@@ -221,7 +222,10 @@ def aggregate_intent(
         share = hits / (len(vals) + 1)
         k = min(top_k, len(vals))
         top = float(np.sort(probs)[-k:].mean())
-        systematic = hits >= min_matching and hits / len(vals) >= min_share
+        # a system prompt rides on the account's requests, so one that matches is systematic by itself
+        # when it is the account's usual one (at least half of its distinct system prompts)
+        sys_hits = sum(v[0] >= threshold for v in vals[len(pi):])
+        systematic = (hits >= min_matching and hits / len(vals) >= min_share) or (si and sys_hits / len(si) >= 0.5)
         s = top * min(1.0, share / full_share) ** 0.5 if systematic else 0.0
         scores[a] = s
         if s >= evidence_floor:
