@@ -173,8 +173,8 @@ def main() -> int:
         "chat first turns (AlpacaEval instructions)": [r.text for r in held if r.source == "alpaca_eval_instructions"],
         "every held-out source (long jailbreaks, pasted documents)": [r.text for r in held],
     }
-    for name, pool in workloads.items():
-        texts = [f"{rng.choice(pool)} ({i})" for i in range(8000)]
+    for (name, pool), n in zip(workloads.items(), (30_000, 8_000)):
+        texts = [f"{rng.choice(pool)} ({i})" for i in range(n)]
         res = classify_speed(texts)
         res["mean_chars"] = round(float(np.mean([len(t) for t in texts])))
         print(name, json.dumps(res))
