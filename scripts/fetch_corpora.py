@@ -58,9 +58,10 @@ def fetch_package(name: str, spec: dict, dest: Path) -> str:
         return f"{name}=={spec['version']}: cached"
     shutil.rmtree(out, ignore_errors=True)  # the manifest changed: fetch afresh
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"{name}=={spec['version']}", "-d", tmp]
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--timeout", "30", "--retries", "1",
+               f"{name}=={spec['version']}", "-d", tmp]
         cmd += ["--no-binary", ":all:"] if spec.get("sdist") else ["--only-binary", ":all:"]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         archives = [p for p in Path(tmp).iterdir() if p.suffix in (".whl", ".gz")]
         if r.returncode != 0 or not archives:
             last = (r.stderr.strip().splitlines() or ["no archive"])[-1]
