@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .bank import INTENTS, intent_training_set
-from .corpora import CorpusRecord, training_records
+from .corpora import CorporaMissing, CorpusRecord, training_records
 from .intents import PROMPT_THRESHOLD
 from .model import INTENT_C, IntentScorer, featurize, write_weights
 
@@ -144,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--C", type=float, default=INTENT_C)
     ap.add_argument("--real-weight", type=float, default=REAL_WEIGHT)
     args = ap.parse_args(argv)
-    records = training_records()
+    try:
+        records = training_records()
+    except CorporaMissing as exc:
+        print(f"train-content: {exc}", file=sys.stderr)
+        return 2
     if args.cv:
         rows, oos = leave_sources_out(records, args.C, args.real_weight)
         benign = np.array([r.role == "benign" for r in records])
