@@ -37,6 +37,8 @@ __all__ = [
     "load_source",
     "training_records",
     "eval_records",
+    "counts",
+    "available",
 ]
 
 MANIFEST_PATH = Path(__file__).resolve().parent / "corpora.yaml"
