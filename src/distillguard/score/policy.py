@@ -123,6 +123,7 @@ class Policy:
     population: dict = field(default_factory=dict)
     allow_accounts: frozenset = frozenset()
     allow_orgs: frozenset = frozenset()
+    store: dict = field(default_factory=dict)  # what the store keeps: distillguard.privacy.StorePrivacy
     sha256: str = ""
 
     @classmethod
@@ -166,6 +167,7 @@ class Policy:
             population={k: float(v) for k, v in (data.get("population") or {}).items()},
             allow_accounts=frozenset(map(str, allow.get("accounts") or [])),
             allow_orgs=frozenset(map(str, allow.get("orgs") or [])),
+            store=dict(data.get("store") or {}),
             sha256=sha256,
         )
 
