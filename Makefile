@@ -59,6 +59,12 @@ bench-scan: $(STAMP)
 bench-quality: $(STAMP)
 	$(BIN)/python benchmarks/bench_quality.py
 
+# Randomized report worlds (never fitted on), leave-one-type-out with LOCO=TYPE MODEL=..., and
+# Glasswally's labelled set when GLASSWALLY_LABELED points at its datasets/labeled_5k.jsonl.
+.PHONY: bench-generalization
+bench-generalization: $(STAMP)
+	$(BIN)/python benchmarks/bench_generalization.py $(if $(LOCO),--loco $(LOCO)) $(if $(MODEL),--model $(MODEL))
+
 # What redaction before storage and encryption at rest cost (docs/privacy.md).
 bench-privacy: $(STAMP)
 	$(BIN)/python benchmarks/bench_privacy.py
@@ -69,13 +75,14 @@ bench-spark: $(SPARK_STAMP)
 bench-serve: $(STAMP) deps-system
 	$(BIN)/python benchmarks/bench_serve.py
 
-# Refit the packaged fusion weights on simulated traffic of the *train* phrasing
-# family (never the holdout family the quality figures are measured on).
+# Refit the packaged fusion weights across the randomized worlds of the *fit* range
+# (sim/ranges.yaml protocol.fit: train phrasing), each scored against its own
+# population; never on the report worlds the quality figures are measured on.
 CAL_DIR ?= bench-data/calibration
 calibrate: $(STAMP)
-	$(BIN)/distillguard simulate --scenario default --scale 1.0 --seed 101 --family train --out $(CAL_DIR)
-	$(BIN)/distillguard calibrate $(CAL_DIR)/events.parquet --accounts $(CAL_DIR)/accounts.parquet \
-	  --labels $(CAL_DIR)/labels.parquet --out src/distillguard/score/model.yaml
+	mkdir -p $(CAL_DIR)
+	$(BIN)/python benchmarks/bench_generalization.py --fit-worlds > $(CAL_DIR)/fit-worlds.txt
+	$(BIN)/distillguard calibrate $$(sed 's/^/--world /' $(CAL_DIR)/fit-worlds.txt) --out src/distillguard/score/model.yaml
 
 # Regenerate tests/data/otel/ from the real instrumentation (its own venvs under bench-data/; docs/ingest.md).
 otel-fixtures: $(LITELLM_STAMP)

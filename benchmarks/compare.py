@@ -84,7 +84,8 @@ def compare(args: argparse.Namespace) -> dict:
     def add(name: str, account_id, risk) -> None:
         score = align_scores(lab, account_id, risk, default=0.0)
         flagged = flags_at_fpr(lab.is_attack, score, policy_fpr)
-        systems[name] = system_metrics(lab.is_attack, lab.archetype, lab.campaign_id, score, flagged, None, fprs=fprs)
+        systems[name] = system_metrics(lab.is_attack, lab.archetype, lab.campaign_id, score, flagged, None, fprs=fprs,
+                                       true_operator=lab.operators)
 
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     if "volume" in only:

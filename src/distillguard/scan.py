@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import ibis
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -18,10 +19,12 @@ from distillguard.features import account_features
 from distillguard.features.samples import end_user_sample, prompt_sample
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
-from distillguard.score.campaigns import build_campaigns, judge_campaigns
-from distillguard.score.evidence import build_evidence
+from distillguard.score.campaigns import build_campaigns, judge_campaigns, strong_communities
+from distillguard.score.evidence import attachment, build_evidence, own_scores
 from distillguard.score.fusion import FusionModel, Reason
+from distillguard.score.operators import group_operators
 from distillguard.score.policy import ACTIONS, Policy
+from distillguard.score.relative import Baselines, lookalikes, make_relative, population_baselines
 from distillguard.signals.registry import default_signals, input_for
 from distillguard.store import EventStore
 
@@ -46,6 +49,10 @@ class ScanResult:
     timings: dict[str, float] = field(default_factory=dict)
     n_events: int = 0
     policy_sha256: str = ""
+    calibration: dict = field(default_factory=dict)
+    """How risk was made relative (population or reference baselines) and the alert budget's use."""
+    operators: list[dict] = field(default_factory=list)
+    """Operators (campaigns that share operator evidence), largest first."""
 
 
 class _Stages:
@@ -158,16 +165,28 @@ class Analysis:
     evidence: object
     memberships: pa.Table
     known: pa.Table | None = None  # intel matches (account_id, source, indicator_id, kind, confidence)
+    baselines: Baselines | None = None
+    strong: dict = field(default_factory=dict)  # signal -> per-account bool: relative score >= policy's `strong`
+    active: object = None  # per-account bool: enough requests to count in population statistics
+    candidates: dict = field(default_factory=dict)  # community -> strong-member test (score.campaigns.strong_communities)
+    lookalikes: object = None  # per-account bool: looks like an account analysts cleared
 
 
-def analyse(events, meta: pa.Table, progress=None, match_intel=None) -> tuple[Analysis, dict[str, float]]:
+def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Policy | None = None,
+            reference: dict | None = None, is_dismissed=None, cleared=frozenset()) -> tuple[Analysis, dict[str, float]]:
     """Features, signals, linkage and the evidence matrix of every account.
 
     ``events`` is an Ibis table with the canonical schema on any backend
     (DuckDB by default, Spark for scale-out); ``meta`` is account metadata.
     ``match_intel(memberships) -> matches`` (see :func:`intel_matcher`) looks
-    the accounts' identifiers up in imported threat intelligence.
+    the accounts' identifiers up in imported threat intelligence. Signal
+    scores are made relative to this scan's population (``policy.population``;
+    ``reference`` baselines when it is too small), and only communities whose
+    members carry strong signals pool their evidence. ``cleared``: accounts
+    analysts labelled legitimate; accounts that look like them carry no
+    strong signal (:func:`distillguard.score.relative.lookalikes`).
     """
+    policy = policy or Policy.load()
     st = _Stages(progress)
     # Engines return group-by rows in any order, and fitted signals subsample
     # by position: a canonical order makes the scan the same on every run and engine.
@@ -189,15 +208,36 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None) -> tuple[An
     ids = features.column("account_id").to_pylist()
     rules = load_rules()
     comms = st.run("communities", find_communities, members, rules, len(ids))
-    evidence = build_evidence(
-        ids,
-        [(r.name, s.reason, r.scores) for s, r in zip(signals, results)],
-        comms,
-        _declared_orgs(meta),
-        features.column("n_events").to_numpy().astype(float),
-        {r.kind: r.attach for r in rules},
+    tables = [(r.name, s.reason, r.scores) for s, r in zip(signals, results)]
+    n_events = features.column("n_events").to_numpy(zero_copy_only=False).astype(float)
+    baselines, strong, active, like_cleared, candidates, evidence = st.run(
+        "population calibration", _relative_evidence, ids, tables, comms, rules, meta, n_events, policy, reference,
+        is_dismissed, cleared)
+    return Analysis(features, samples, meta, signals, results, comms, evidence, members, known, baselines,
+                    {t[0]: strong[:, j] for j, t in enumerate(tables)}, active, candidates, like_cleared), st.timings
+
+
+def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy, reference, is_dismissed, cleared):
+    """Scores relative to the population, strong signals, campaign candidates and the evidence matrix."""
+    names = [t[0] for t in tables]
+    pop, camp = policy.population, policy.campaigns
+    active = n_events >= pop.get("min_events", 10)
+    raw = own_scores(ids, tables)
+    baselines = population_baselines(raw, names, active, min_accounts=int(pop.get("min_accounts", 200)),
+                                     k_mad=pop.get("k_mad", 3.0), max_baseline=pop.get("max_baseline", 0.9), reference=reference)
+    own = make_relative(raw, names, baselines)
+    strong = own >= pop.get("strong", 0.5)
+    like_cleared = lookalikes(raw, np.array([a in cleared for a in ids], dtype=bool))
+    strong[like_cleared] = False
+    attach_of = {r.kind: r.attach for r in rules}
+    candidates = strong_communities(
+        comms, ids, strong.any(axis=1), attachment(ids, comms, attach_of),
+        min_attachment=camp.get("min_attachment", 0.3), min_strong_share=camp.get("min_strong_share", 0.5),
+        min_strong_members=int(camp.get("min_strong_members", 3)), max_p_value=camp.get("max_p_value", 1e-4),
+        is_dismissed=is_dismissed,
     )
-    return Analysis(features, samples, meta, signals, results, comms, evidence, members, known), st.timings
+    evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, attach_of, own=own, pool=set(candidates))
+    return baselines, strong, active, like_cleared, candidates, evidence
 
 
 def store_inputs(store: EventStore):
@@ -261,37 +301,48 @@ def _known_indicator_reasons(known: pa.Table | None) -> dict[str, tuple[Reason, 
 
 
 def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: FusionModel | None = None, progress=None,
-             match_intel=None, is_dismissed=None) -> ScanResult:
+             match_intel=None, is_dismissed=None, cleared=frozenset()) -> ScanResult:
     """Scan ``events`` (an Ibis table, see :func:`analyse`) and decide an action for every account.
 
     ``is_dismissed(members)``: whether analysts already cleared this cluster
-    (it then stays cleared: no campaign).
+    (it then stays cleared: no campaign). ``cleared``: accounts analysts
+    labelled legitimate, whose look-alikes carry no strong signal.
     """
     policy = policy or Policy.load()
     model = model or FusionModel.load()
-    an, timings = analyse(events, meta, progress, match_intel)
+    an, timings = analyse(events, meta, progress, match_intel, policy, model.reference_baselines, is_dismissed, cleared)
     st = _Stages(progress)
     features, samples, meta, results, comms, evidence = an.features, an.samples, an.meta, an.results, an.communities, an.evidence
     ids = evidence.account_ids
     risk = model.risk(evidence)
-    reasons = model.reasons(evidence)
+    reasons = model.reasons(evidence, strong=an.strong)
     known = _known_indicator_reasons(an.known)
     for i, acc in enumerate(ids):
         if acc in known:
             reasons[i] = [known[acc][0], *reasons[i]]
     by_account = _samples_by_account(samples)
-    camp_risk, belongs = judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"), **policy.campaigns,
-                                         is_dismissed=is_dismissed)
+    camp = policy.campaigns
+    camp_risk, belongs = judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"),
+                                         min_flagged_share=camp.get("min_flagged_share", 0.25),
+                                         min_attachment=camp.get("min_attachment", 0.3), candidates=an.candidates)
     campaigns, assignment = st.run(
         "campaigns", build_campaigns, comms, ids, risk, camp_risk, belongs, reasons, features, by_account,
         {r.name: r.evidence for r in results},
     )
+    operator_of = group_operators(comms, assignment)
+    for c in campaigns:
+        c["operator_id"] = operator_of[c["campaign_id"]]["operator_id"]
+        c["operator_shared"] = operator_of[c["campaign_id"]]["shared"]
     meta_org = dict(zip(meta.column("account_id").to_pylist(), meta.column("org_id").to_pylist()))
     orgs = features.column("org_id").to_pylist()
+    org_of = [meta_org.get(acc) or orgs[i] for i, acc in enumerate(ids)]
+    codes_of = [[r.code for r in reasons[i]] for i in range(len(ids))]
+    decisions = [policy.decide(float(risk[i]), codes_of[i], in_campaign=acc in assignment, account_id=acc, org_id=org_of[i])
+                 for i, acc in enumerate(ids)]
+    budget = _apply_alert_budget(policy, ids, risk, codes_of, assignment, org_of, decisions, an.active, an.baselines)
     evidence_of = {r.name: r.evidence for r in results}
     rows = []
     for i, acc in enumerate(ids):
-        codes = [r.code for r in reasons[i]]
         cid = assignment.get(acc)
         details = [
             {"code": r.code, "weight": r.weight, "evidence": {t: evidence_of[t][acc] for t in r.terms if t in evidence_of and acc in evidence_of[t]}, "terms": list(r.terms)}
@@ -299,17 +350,18 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         ]
         if acc in known:
             details[0]["evidence"] = {"known_indicator": known[acc][1]}
-        d = policy.decide(float(risk[i]), codes, in_campaign=cid is not None, account_id=acc, org_id=meta_org.get(acc) or orgs[i])
+        d = decisions[i]
         rows.append(
             {
                 "account_id": acc,
                 "risk": round(float(risk[i]), 6),
                 "action": d.action,
                 "campaign_id": cid,
-                "reasons": codes,
+                "operator_id": operator_of[cid]["operator_id"] if cid else None,
+                "reasons": codes_of[i],
                 "rule_id": d.rule_id,
                 "n_events": int(features.column("n_events")[i].as_py()),
-                "org_id": meta_org.get(acc) or orgs[i],
+                "org_id": org_of[i],
                 "reasons_json": json.dumps(details, ensure_ascii=False, default=str),
             }
         )
@@ -318,7 +370,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         schema=pa.schema(
             [
                 ("account_id", pa.string()), ("risk", pa.float64()), ("action", pa.string()), ("campaign_id", pa.string()),
-                ("reasons", pa.list_(pa.string())), ("rule_id", pa.string()), ("n_events", pa.int64()),
+                ("operator_id", pa.string()), ("reasons", pa.list_(pa.string())), ("rule_id", pa.string()), ("n_events", pa.int64()),
                 ("org_id", pa.string()), ("reasons_json", pa.string()),
             ]
         ),
@@ -335,4 +387,56 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         timings=timings | st.timings,
         n_events=int(features.column("n_events").to_numpy().sum()),
         policy_sha256=policy.sha256,
+        calibration={"population": an.baselines.as_dict(), "alert_budget": budget,
+                     "analyst_cleared": {"accounts": len(cleared), "lookalikes_without_strong_signals": int(an.lookalikes.sum())},
+                     "candidate_communities": len(an.candidates)},
+        operators=_operators(campaigns),
     )
+
+
+def _operators(campaigns: list[dict]) -> list[dict]:
+    """Operator -> its campaigns, accounts and strongest action, largest first."""
+    severity = {a: i for i, a in enumerate(ACTIONS)}
+    ops: dict[str, dict] = {}
+    for c in campaigns:
+        o = ops.setdefault(c["operator_id"], {"operator_id": c["operator_id"], "campaigns": [], "n_accounts": 0,
+                                              "n_events": 0, "risk": 0.0, "action": "allow", "shared": []})
+        o["campaigns"].append(c["campaign_id"])
+        o["n_accounts"] += c["n_accounts"]
+        o["n_events"] += c["n_events"]
+        o["risk"] = max(o["risk"], c["risk"])
+        if severity[c.get("action", "allow")] > severity[o["action"]]:
+            o["action"] = c["action"]
+        seen = {(s["kind"], s["value"]) for s in o["shared"]}
+        o["shared"] += [s for s in c["operator_shared"] if (s["kind"], s["value"]) not in seen][:20 - len(o["shared"])]
+    return sorted(ops.values(), key=lambda o: (-o["n_accounts"], o["operator_id"]))
+
+
+def _apply_alert_budget(policy: Policy, ids, risk, codes_of, assignment, org_of, decisions, active, population: Baselines) -> dict:
+    """Hold back own-evidence flags beyond ``max_flag_share`` of active accounts (highest risk kept).
+
+    Only flags that rest on an account's own evidence alone count (policy
+    ``corroboration.own_evidence``); campaign members and analyst or intel
+    matches are outside the budget. Rewrites ``decisions`` in place and
+    returns what the scan reports.
+    """
+    c = policy.corroboration
+    if c is None:
+        return {}
+    if population.source != "population":  # 0.5% of a hundred accounts is no one: a budget needs a population
+        return {"max_flag_share": c.max_flag_share, "active_accounts": int(active.sum()), "budget": None, "binds": False,
+                "held_back": 0, "note": "small scan: no alert budget (it is a share of a population)"}
+    cap = ACTIONS.index(c.cap)
+    own = [i for i, d in enumerate(decisions)
+           if ACTIONS.index(d.action) > cap and c.own_evidence_only(set(codes_of[i]), ids[i] in assignment)]
+    n_active = int(active.sum())
+    budget = int(c.max_flag_share * n_active)
+    own.sort(key=lambda i: -risk[i])
+    held = own[budget:]
+    for i in held:
+        decisions[i] = policy.decide(float(risk[i]), codes_of[i], in_campaign=ids[i] in assignment, account_id=ids[i],
+                                     org_id=org_of[i], held_back=True)
+    return {"max_flag_share": c.max_flag_share, "active_accounts": n_active, "budget": budget,
+            "own_evidence_flags": len(own), "binds": bool(held), "held_back": len(held),
+            "held_back_accounts": [{"account_id": ids[i], "risk": round(float(risk[i]), 4), "would_be": decisions[i].capped_from,
+                                    "reasons": codes_of[i]} for i in held[:50]]}

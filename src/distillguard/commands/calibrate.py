@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Optional
@@ -11,59 +10,46 @@ import typer
 
 
 def calibrate(
-    events: List[Path] = typer.Argument(..., help="Labelled reference traffic (any ingest format)."),
-    labels: Path = typer.Option(..., "--labels", help="Parquet with account_id and is_attack."),
+    events: List[Path] = typer.Argument(None, help="Labelled reference traffic (any ingest format); or use --world."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Parquet with account_id and is_attack (with EVENTS)."),
     out: Path = typer.Option(..., "--out", help="Where to write the fitted model YAML."),
-    accounts: Optional[Path] = typer.Option(None, "--accounts", help="Account metadata file."),
+    accounts: Optional[Path] = typer.Option(None, "--accounts", help="Account metadata file (with EVENTS)."),
+    world: List[Path] = typer.Option([], "--world", help="A labelled world folder (events.parquet, accounts.parquet, "
+                                     "labels.parquet, as `simulate --randomize` writes); repeatable: each is scored "
+                                     "against its own population and one model is fitted over all."),
     target_fpr: float = typer.Option(0.001, "--target-fpr", help="Benign FPR at the challenge threshold (risk 0.5)."),
     c: float = typer.Option(1.0, "--C", help="Inverse L2 regularisation strength."),
     evasion_copies: int = typer.Option(1, "--evasion-copies", min=0,
                                        help="Copies of each attack account with its loudest detector weakened (0: none)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Fit the logistic fusion and place its operating point at a target benign FPR."""
-    import numpy as np
-    import pyarrow.parquet as pq
-    from sklearn.metrics import roc_auc_score
-
+    """Fit the logistic fusion (across worlds) and place its operating point at a target benign FPR."""
     from distillguard.errors import UsageError
-    from distillguard.ingest import ingest_files
-    from distillguard.scan import analyse, store_inputs
-    from distillguard.score.fusion import FusionModel, shift_to_operating_point
-    from distillguard.store import EventStore
+    from distillguard.score.calibration import analyse_world, fit_worlds
 
     if not 0 < target_fpr < 1:
         raise UsageError("--target-fpr must lie between 0 and 1")
-    try:
-        lab = pq.read_table(labels, columns=["account_id", "is_attack"]).to_pylist()
-    except Exception as exc:  # pyarrow raises several types for unreadable files
-        raise UsageError(f"cannot read labels {labels}: {str(exc).splitlines()[0]}") from exc
-    truth = {r["account_id"]: bool(r["is_attack"]) for r in lab}
-    with tempfile.TemporaryDirectory(prefix="distillguard-") as tmp, EventStore(Path(tmp) / "cal.duckdb") as store:
-        ingest_files([str(p) for p in events], store, quarantine_path=Path(tmp) / "q.jsonl",
-                     accounts=str(accounts) if accounts else None, progress=not quiet)
-        an, _ = analyse(*store_inputs(store))
-    ev = an.evidence
-    y = np.array([truth.get(a, False) for a in ev.account_ids])
-    if y.all() or not y.any():
-        raise UsageError("calibration needs both attack and benign accounts in the labels")
-    model = FusionModel.fit(ev, y, C=c, evasion_copies=evasion_copies)
-    fpr = shift_to_operating_point(model, ev, ~y, target_fpr)
-    risk = model.risk(ev)
-    model.provenance = {
-        "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "data": [p.name for p in events],
-        "accounts": int(len(y)),
-        "attack_accounts": int(y.sum()),
-        "target_fpr": target_fpr,
-        "benign_fpr_at_0.5": round(fpr, 6),
-        "recall_at_0.5": round(float(np.mean(risk[y] >= 0.5)), 4),
-        "train_roc_auc": round(float(roc_auc_score(y, risk)), 4),
-        "C": c,
-        "evasion_copies": evasion_copies,
-    }
+    if bool(events) == bool(world):
+        raise UsageError("give either EVENTS with --labels, or one or more --world folders")
+    if events:
+        if labels is None:
+            raise UsageError("EVENTS need --labels")
+        sets = [analyse_world(events, labels, accounts, progress=not quiet)]
+    else:
+        sets = []
+        for d in world:
+            if not (d / "labels.parquet").is_file():
+                raise UsageError(f"not a labelled world folder (no labels.parquet): {d}")
+            ev = d / "events.parquet" if (d / "events.parquet").exists() else d / "events.jsonl"
+            acc = d / "accounts.parquet"
+            sets.append(analyse_world([ev], d / "labels.parquet", acc if acc.exists() else None, name=d.name))
+            if not quiet:
+                print(f"analysed {d.name}: {len(sets[-1].y)} accounts", flush=True)
+    model, figures = fit_worlds(sets, target_fpr=target_fpr, C=c, evasion_copies=evasion_copies)
+    model.provenance = {"fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        "data": [p.name for p in events] if events else [d.name for d in world], **figures}
     out.write_text(model.to_yaml())
-    print(json.dumps(model.provenance))
+    print(json.dumps({k: v for k, v in model.provenance.items() if k != "worlds"}))
 
 
 def register(app: typer.Typer) -> None:

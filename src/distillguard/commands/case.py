@@ -12,7 +12,8 @@ def register(app: typer.Typer) -> None:
 
     @case_app.command("export")
     def export_cmd(
-        campaign_id: str = typer.Argument(..., help="Campaign id (as in campaigns.json or the console)."),
+        campaign_id: str = typer.Argument(..., help="Campaign id (as in campaigns.json or the console), or an operator id "
+                                                    "(O-...): one case folder per campaign of the operator, under --out."),
         db: Path = typer.Option(..., "--db", help="The DuckDB store a scan wrote with --db."),
         out: Path = typer.Option(..., "--out", help="Folder for case.html, case.pdf, case.json, accounts.csv, manifest.json."),
         no_pdf: bool = typer.Option(False, "--no-pdf", help="Skip the PDF (needs Chromium)."),
@@ -21,9 +22,21 @@ def register(app: typer.Typer) -> None:
         """Write a campaign's case file with a manifest of SHA-256 hashes chained with the audit log head."""
         from distillguard.case import export_case
 
-        m = export_case(campaign_id, db, out, pdf=not no_pdf, prices=prices)
-        typer.echo(f"case {campaign_id}: {len(m['files'])} files in {out}; manifest chain {m['chain'][:16]}… "
-                   f"(audit head #{m['audit_head']['seq']})")
+        if campaign_id.startswith("O-"):
+            from distillguard.errors import UsageError
+            from distillguard.score.operators import operator_campaigns
+            from distillguard.store import EventStore
+
+            if not db.is_file():
+                raise UsageError(f"no store at {db}")
+            with EventStore(db, read_only=True) as store:
+                cases = [(c, out / c) for c in operator_campaigns(store.con, campaign_id)]
+        else:
+            cases = [(campaign_id, out)]
+        for cid, folder in cases:
+            m = export_case(cid, db, folder, pdf=not no_pdf, prices=prices)
+            typer.echo(f"case {cid}: {len(m['files'])} files in {folder}; manifest chain {m['chain'][:16]}… "
+                       f"(audit head #{m['audit_head']['seq']})")
 
     @case_app.command("verify")
     def verify_cmd(

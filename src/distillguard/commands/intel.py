@@ -49,6 +49,7 @@ def export(
     out: Path = typer.Option(..., "--out", help="STIX 2.1 bundle (JSON) to write."),
     key_file: Optional[Path] = typer.Option(None, "--key-file", help="Consortium key (default: $DISTILLGUARD_INTEL_KEY)."),
     campaign: Optional[List[str]] = typer.Option(None, "--campaign", help="Campaign id to export (repeatable; default: all)."),
+    operator: Optional[List[str]] = typer.Option(None, "--operator", help="Operator id: export all its campaigns (repeatable)."),
     tlp: str = typer.Option("amber", "--tlp", help="TLP marking: white|clear, green, amber, red."),
     recipient: Optional[str] = typer.Option(None, "--recipient", help="Who receives it (recorded in the disclosure log)."),
     producer: str = typer.Option("distillguard", "--producer", help="Producer identity name in the bundle."),
@@ -73,6 +74,11 @@ def export(
     if valid_days < 1 or min_support < 1 or min_support_exact < 1 or not 0 <= min_precision <= 1:
         raise UsageError("--valid-days and --min-support(-exact) must be >= 1, --min-precision in 0..1")
     key = _key(key_file)
+    if operator:
+        from distillguard.score.operators import operator_campaigns
+
+        with EventStore(db, read_only=True) as store:
+            campaign = [*(campaign or ()), *(c for o in operator for c in operator_campaigns(store.con, o))]
     opts = ExportOptions(
         campaigns=tuple(campaign or ()), tlp=tlp, recipient=recipient, producer=producer, valid_days=valid_days,
         min_support=min_support, min_support_exact=min_support_exact, min_precision=min_precision,

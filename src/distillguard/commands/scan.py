@@ -79,6 +79,7 @@ def scan(
                     *inputs, pol.with_allowlist(feedback.allow_accounts, feedback.allow_orgs), fusion, progress=show,
                     match_intel=intel_matcher(store, resolve_key(intel_key), confirmed_indicators(store)),
                     is_dismissed=(lambda members: matches_dismissed(members, dismissed)) if dismissed else None,
+                    cleared=feedback.allow_accounts.union(*dismissed),
                 )
             summary = counts.as_dict()
             t0 = time.perf_counter()

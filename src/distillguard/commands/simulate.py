@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional
 
 import typer
 
@@ -10,7 +11,10 @@ def register(app: typer.Typer) -> None:
     @app.command("simulate")
     def simulate_cmd(
         out: Path = typer.Option(..., "--out", help="Output folder for events, accounts.parquet and labels.parquet."),
-        scenario: str = typer.Option("default", "--scenario", help="Preset name (default, smoke, reported-scale) or a YAML file."),
+        scenario: Optional[str] = typer.Option(None, "--scenario", help="Preset name (default, smoke, reported-scale) or a YAML file [default: default]."),
+        randomize: Optional[str] = typer.Option(None, "--randomize", help="Draw a randomized world from this named range of sim/ranges.yaml (fit, shifted) with --seed, instead of a scenario."),
+        exclude_type: List[str] = typer.Option([], "--exclude-type", help="With --randomize: leave this campaign archetype out (repeatable)."),
+        include_type: List[str] = typer.Option([], "--include-type", help="With --randomize: always include this campaign archetype (repeatable)."),
         scale: str = typer.Option("1.0", "--scale", help="Multiplies every population's account count (a positive number)."),
         seed: str = typer.Option("0", "--seed", help="Random seed (a non-negative integer); the same seed gives the same content."),
         fmt: str = typer.Option("parquet", "--format", help="Events file format: parquet or jsonl."),
@@ -30,7 +34,15 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--scale must be a positive number, got {scale!r}")
         if not seed.isdigit():
             raise UsageError(f"--seed must be a non-negative integer, got {seed!r}")
-        summary = simulate(scenario=scenario, scale=scale_f, seed=int(seed), out=out, fmt=fmt.lower(), family=family.lower(),
+        if randomize is not None:
+            from distillguard.sim.randomize import randomized_scenario
+
+            if scenario is not None:
+                raise UsageError("give either --scenario or --randomize, not both")
+            scenario = randomized_scenario(randomize, int(seed), exclude_type, include_type)
+        elif exclude_type or include_type:
+            raise UsageError("--exclude-type and --include-type need --randomize")
+        summary = simulate(scenario=scenario or "default", scale=scale_f, seed=int(seed), out=out, fmt=fmt.lower(), family=family.lower(),
                            progress=not quiet and not summary_json)
         if summary_json:
             typer.echo(dump_summary(summary))

@@ -195,11 +195,12 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
     def queue_page(request: Request):
         q = request.query_params
         filters = {"status": q.get("status", ""), "reason": q.get("reason", ""), "min_size": q.get("min_size", ""),
-                   "max_size": q.get("max_size", ""), "date_from": q.get("date_from", ""), "date_to": q.get("date_to", "")}
+                   "max_size": q.get("max_size", ""), "date_from": q.get("date_from", ""), "date_to": q.get("date_to", ""),
+                   "operator": q.get("operator", "")[:64]}
         with store.open() as con:
             res = data.queue(con, status=filters["status"], reason=filters["reason"], min_size=_int(filters["min_size"]),
                              max_size=_int(filters["max_size"]), date_from=_valid_date(filters["date_from"]),
-                             date_to=_valid_date(filters["date_to"]), page=_int(q.get("page"), 1))
+                             date_to=_valid_date(filters["date_to"]), operator=filters["operator"], page=_int(q.get("page"), 1))
             head = audit.audit_head(con)
         keep = {k: v for k, v in filters.items() if v}
         return render("queue.html.j2", request, res=res, filters=filters, statuses=data.STATUSES, head=head,

@@ -34,8 +34,12 @@ def _status_sql() -> str:
             "QUALIFY row_number() OVER (PARTITION BY target_id ORDER BY seq DESC) = 1)")
 
 
+OPERATOR_SQL = "json_extract_string(c.evidence_json, '$.operator_id')"
+"""A campaign's operator (campaigns of one operator share its id; null in stores scanned before operators)."""
+
+
 def queue(con, *, status: str = "", reason: str = "", min_size: int | None = None, max_size: int | None = None,
-          date_from: str = "", date_to: str = "", page: int = 1, page_size: int = PAGE_SIZE) -> dict:
+          date_from: str = "", date_to: str = "", operator: str = "", page: int = 1, page_size: int = PAGE_SIZE) -> dict:
     """One page of campaigns, highest risk first, with the filters applied in SQL."""
     if not _has(con, "campaigns"):
         return {"rows": [], "total": 0, "page": 1, "pages": 1, "reasons": []}
@@ -60,16 +64,21 @@ def queue(con, *, status: str = "", reason: str = "", min_size: int | None = Non
     if date_to:
         where.append("c.first_seen < CAST(? AS DATE) + INTERVAL 1 DAY")
         args.append(date_to)
+    if operator:
+        where.append(f"{OPERATOR_SQL} = ?")
+        args.append(operator)
     src = "campaigns c" + (f" LEFT JOIN {_status_sql()} d ON d.target_id = c.campaign_id" if joined else "")
     cond = (" WHERE " + " AND ".join(where)) if where else ""
     total = first(con.execute(f"SELECT count(*) FROM {src}{cond}", args))[0]
     pages = max(1, -(-total // page_size))
     page = min(max(1, int(page)), pages)
     rows = con.execute(
-        f"SELECT c.campaign_id, c.risk, c.action, c.n_accounts, c.n_events, c.first_seen, c.last_seen, c.reasons, {status_expr} "
+        f"SELECT c.campaign_id, c.risk, c.action, c.n_accounts, c.n_events, c.first_seen, c.last_seen, c.reasons, {status_expr}, "
+        f"{OPERATOR_SQL}, (SELECT count(*) FROM campaigns c2 WHERE json_extract_string(c2.evidence_json, '$.operator_id') = {OPERATOR_SQL}) "
         f"FROM {src}{cond} ORDER BY c.risk DESC, c.n_events DESC, c.campaign_id LIMIT {int(page_size)} OFFSET {(page - 1) * page_size}",
         args).fetchall()
-    cols = ("campaign_id", "risk", "action", "n_accounts", "n_events", "first_seen", "last_seen", "reasons", "status")
+    cols = ("campaign_id", "risk", "action", "n_accounts", "n_events", "first_seen", "last_seen", "reasons", "status",
+            "operator_id", "operator_campaigns")
     reasons = [r[0] for r in con.execute(
         "SELECT DISTINCT unnest(reasons) AS r FROM campaigns ORDER BY r").fetchall()]
     return {"rows": [dict(zip(cols, r)) for r in rows], "total": total, "page": page, "pages": pages, "reasons": reasons}

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from distillguard.errors import UsageError
+from distillguard.evaluate.communities import benign_communities
 from distillguard.evaluate.metrics import (
     ACTIONS,
     FLAG_ACTIONS,
@@ -41,9 +42,15 @@ class Labels:
     is_attack: np.ndarray  # bool
     campaign_id: np.ndarray  # object (str or None)
     archetype: np.ndarray  # object (str)
+    operator_id: np.ndarray | None = None  # object (str or None); None: each campaign is its own operator
 
     def __len__(self) -> int:
         return int(self.account_id.size)
+
+    @property
+    def operators(self) -> np.ndarray:
+        """True operator per account (the campaign id when the labels carry no operator_id)."""
+        return self.campaign_id if self.operator_id is None else self.operator_id
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class ScanAccounts:
     action: np.ndarray  # object (str)
     campaign_id: np.ndarray  # object (str or None)
     n_events: np.ndarray | None  # float64, None when the column is absent
+    operator_id: np.ndarray | None = None  # object (str or None), None when the column is absent
 
 
 def _read_parquet(path: Path, what: str):
@@ -90,10 +98,11 @@ def _unique_ids(ids: np.ndarray, what: str, path: Path) -> None:
 
 
 def load_labels(path: str | Path) -> Labels:
-    """Read ``labels.parquet`` (account_id, campaign_id, archetype[, is_attack]).
+    """Read ``labels.parquet`` (account_id, campaign_id, archetype[, is_attack][, operator_id]).
 
     Without an ``is_attack`` column, an account is an attack account when its
-    ``campaign_id`` is not null. Raises :class:`UsageError` on bad input.
+    ``campaign_id`` is not null; without ``operator_id`` each campaign is its
+    own operator. Raises :class:`UsageError` on bad input.
     """
     path = Path(path)
     t = _read_parquet(path, "labels file")
@@ -111,7 +120,8 @@ def load_labels(path: str | Path) -> Labels:
             raise UsageError(f"labels file {path}: is_attack must be boolean") from None
     else:
         attack = np.array([c is not None for c in camp], dtype=bool)
-    return Labels(account_id=ids, is_attack=attack, campaign_id=camp, archetype=arch)
+    operator = _optional_ids(t, "operator_id")
+    return Labels(account_id=ids, is_attack=attack, campaign_id=camp, archetype=arch, operator_id=operator)
 
 
 def load_scan(scan_dir: str | Path) -> ScanAccounts:
@@ -139,16 +149,23 @@ def load_scan(scan_dir: str | Path) -> ScanAccounts:
     bad = sorted(set(action.tolist()) - set(ACTIONS))
     if bad:
         raise UsageError(f"scan accounts file {path}: unknown action {bad[0]!r} (expected one of {', '.join(ACTIONS)})")
-    if "campaign_id" in t.column_names:
-        camp = np.array([None if c in (None, "") else c for c in _strings(t.column("campaign_id"))], dtype=object)
-    else:
+    camp = _optional_ids(t, "campaign_id")
+    if camp is None:
         camp = np.full(ids.size, None, dtype=object)
     n_events = None
     if "n_events" in t.column_names:
         n_events = np.array(
             [0.0 if v is None else float(v) for v in t.column("n_events").to_pylist()], dtype=np.float64
         )
-    return ScanAccounts(account_id=ids, risk=risk, action=action, campaign_id=camp, n_events=n_events)
+    return ScanAccounts(account_id=ids, risk=risk, action=action, campaign_id=camp, n_events=n_events,
+                        operator_id=_optional_ids(t, "operator_id"))
+
+
+def _optional_ids(table, name: str) -> np.ndarray | None:
+    """A nullable id column ("" counts as null), or None when the table lacks it."""
+    if name not in table.column_names:
+        return None
+    return np.array([None if c in (None, "") else c for c in _strings(table.column(name))], dtype=object)
 
 
 def align_scores(labels: Labels, account_ids, values, default: Any = 0.0, dtype=np.float64) -> np.ndarray:
@@ -168,7 +185,8 @@ def evaluate(labels: str | Path | Labels, scan_dir: str | Path, fprs=DEFAULT_FPR
 
     Returns a JSON-ready dict:
     ``{"counts": {...}, "policy_fpr": f, "systems": {"scan": {...},
-    "volume": {...} | None}, "notes": [...]}``; each system's dict is
+    "volume": {...} | None}, "benign_communities": [...], "notes": [...]}``
+    (see :func:`distillguard.evaluate.communities.benign_communities`); each system's dict is
     :func:`distillguard.evaluate.metrics.system_metrics`. Accounts in the
     labels but missing from the scan count as risk 0 / ``allow`` / no
     campaign / 0 events.
@@ -186,10 +204,12 @@ def evaluate(labels: str | Path | Labels, scan_dir: str | Path, fprs=DEFAULT_FPR
     risk = align_scores(lab, scan.account_id, scan.risk, default=0.0)
     action = align_scores(lab, scan.account_id, scan.action, default="allow", dtype=object)
     pred_camp = align_scores(lab, scan.account_id, scan.campaign_id, default=None, dtype=object)
+    pred_op = pred_camp if scan.operator_id is None else align_scores(lab, scan.account_id, scan.operator_id, default=None, dtype=object)
     flagged = np.array([a in FLAG_ACTIONS for a in action], dtype=bool)
 
     scan_metrics = system_metrics(
-        lab.is_attack, lab.archetype, lab.campaign_id, risk, flagged, pred_camp, fprs=fprs
+        lab.is_attack, lab.archetype, lab.campaign_id, risk, flagged, pred_camp, fprs=fprs,
+        true_operator=lab.operators, pred_operator=pred_op,
     )
     policy_fpr = scan_metrics["policy"]["fpr"]
     notes: list[str] = []
@@ -199,7 +219,8 @@ def evaluate(labels: str | Path | Labels, scan_dir: str | Path, fprs=DEFAULT_FPR
         n_ev = align_scores(lab, scan.account_id, scan.n_events, default=0.0)
         vscore = volume_rank_score(n_ev)
         vflag = flags_at_fpr(lab.is_attack, vscore, policy_fpr or 0.0)
-        volume = system_metrics(lab.is_attack, lab.archetype, lab.campaign_id, vscore, vflag, None, fprs=fprs)
+        volume = system_metrics(lab.is_attack, lab.archetype, lab.campaign_id, vscore, vflag, None, fprs=fprs,
+                                true_operator=lab.operators)
     else:
         notes.append("scan accounts.parquet has no n_events column: volume baseline not computed")
 
@@ -225,5 +246,6 @@ def evaluate(labels: str | Path | Labels, scan_dir: str | Path, fprs=DEFAULT_FPR
         "fprs": list(fprs),
         "policy_fpr": policy_fpr,
         "systems": {"scan": scan_metrics, "volume": volume},
+        "benign_communities": benign_communities(lab, dict(zip(scan.account_id, scan.action)), scan_dir),
         "notes": notes,
     }

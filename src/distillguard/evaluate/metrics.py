@@ -246,12 +246,17 @@ def system_metrics(
     flagged,
     pred_campaign=None,
     fprs=(0.001, 0.01),
+    true_operator=None,
+    pred_operator=None,
 ) -> dict[str, Any]:
     """Every figure for one system (our scan or a baseline), as a dict.
 
     ``score`` ranks accounts (ROC AUC, recall at benign FPR); ``flagged`` is the
     system's flag set (the policy's actions, or a baseline thresholded at the
-    policy's FPR); ``pred_campaign`` (optional) gives linkage ARI.
+    policy's FPR); ``pred_campaign`` (optional) gives linkage ARI. With
+    ``true_operator``, ``operator_ari`` is the same ARI over the true campaign
+    accounts at operator level, against ``pred_operator`` (default: the
+    predicted campaigns).
     """
     out: dict[str, Any] = {
         "roc_auc": roc_auc(is_attack, score),
@@ -264,4 +269,6 @@ def system_metrics(
         pred_campaign = np.full(_bool(flagged).size, None, dtype=object)
     out["linkage_ari"] = linkage_ari(true_campaign, pred_campaign, scope="campaign")
     out["linkage_ari_all"] = linkage_ari(true_campaign, pred_campaign, scope="all")
+    if true_operator is not None:
+        out["operator_ari"] = linkage_ari(true_operator, pred_campaign if pred_operator is None else pred_operator)
     return out

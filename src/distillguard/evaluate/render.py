@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-__all__ = ["metric_rows", "render_table", "SYSTEM_TITLES"]
+__all__ = ["metric_rows", "render_table", "render_worlds", "render_verdicts", "SYSTEM_TITLES"]
 
 SYSTEM_TITLES = {
     "scan": "distillguard",
@@ -60,6 +60,7 @@ def metric_rows(result: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
     )
     row("linkage ARI (campaign accounts)", lambda m: _num(m.get("linkage_ari")))
     row("linkage ARI (all accounts)", lambda m: _num(m.get("linkage_ari_all")))
+    row("operator ARI (campaign accounts)", lambda m: _num(m.get("operator_ari")))
     return rows
 
 
@@ -82,4 +83,42 @@ def render_table(result: Mapping[str, Any], title: str = "evaluation"):
         table.add_column(SYSTEM_TITLES.get(k, k), justify="right")
     for label, cells in metric_rows(result):
         table.add_row(label, *cells)
+    return table
+
+
+def render_worlds(figs, title: str = "cross-world evaluation"):
+    """One row per world (``distillguard.evaluate.worlds.run_world`` figures); baselines
+    (``fig["baselines"]``: name -> recall at the scan's benign FPR) get a column each."""
+    from rich.table import Table
+
+    names = sorted({b for f in figs for b in f.get("baselines", {})})
+    table = Table(title=title, show_edge=False, pad_edge=False)
+    for col in ("world", "accounts", "campaigns", "recall", "benign flagged", "found", "operator ARI",
+                "worst benign archetype", "benign communities"):
+        table.add_column(col, justify="left" if col in ("world", "worst benign archetype") else "right")
+    for b in names:
+        table.add_column(f"{SYSTEM_TITLES.get(b, b)} recall", justify="right")
+    for f in figs:
+        worst = max(((a, v) for a, v in f["archetypes"].items() if a in f["benign_archetypes"]),
+                    key=lambda av: (av[1]["rate"] or 0.0, av[1]["flagged"]), default=None)
+        worst_txt = f"{worst[0]} {worst[1]['flagged']}/{worst[1]['n']}" if worst and worst[1]["flagged"] else "—"
+        comm = f["benign_communities"]
+        table.add_row(
+            f["world"], f'{f["accounts"]}', f'{f["attack"]} in {f["campaigns"]}', _num(f["policy_recall"]),
+            _pct(f["benign_flag_rate"]), f'{f["campaigns_found"]}/{f["campaigns"]}', _num(f["operator_ari"]), worst_txt,
+            f'{len(comm)} ({sum(c["flagged_benign"] for c in comm)} acc.)' if comm else "0",
+            *[_num(f.get("baselines", {}).get(b)) for b in names],
+        )
+    return table
+
+
+def render_verdicts(verdicts):
+    """The targets: want, worst value (and where), pass/fail."""
+    from rich.table import Table
+
+    table = Table(title="targets (worst world decides)", show_edge=False, pad_edge=False)
+    for col in ("target", "want", "worst", "where", "verdict"):
+        table.add_column(col)
+    for v in verdicts:
+        table.add_row(v["target"], v["want"], _num(v["worst"], 4), str(v["world"]), "PASS" if v["pass"] else "FAIL")
     return table

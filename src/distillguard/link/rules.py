@@ -17,7 +17,12 @@ class LinkRule:
 
     A value shared by ``k`` of ``n`` accounts weighs
     ``weight * log(n / k) / log(n)``: rare values link strongly, values held
-    by a large share of all accounts link nobody.
+    by more than ``max_share`` of all accounts link nobody. In a scan of
+    fewer than ``small_scan`` accounts a share is a handful of accounts (1%
+    of 231 is 2), so there the limit is never below ``min_cap`` holders: six
+    proxy accounts on one rare user agent still link. In larger scans the
+    floor would let popular templates and user agents join ordinary users
+    into big communities, so it does not apply.
     """
 
     kind: str
@@ -26,6 +31,8 @@ class LinkRule:
     min_accounts: int = 2
     max_share: float = 1.0
     attach: float = 1.0
+    min_cap: int = 50
+    small_scan: int = 1000
 
     def hub_weight(self, k: int, n: int) -> float:
         return float(self.hub_weights(np.array([k], dtype=float), n)[0])
@@ -33,7 +40,7 @@ class LinkRule:
     def hub_weights(self, k: np.ndarray, n: int) -> np.ndarray:
         """:meth:`hub_weight` of many holder counts ``k`` at once."""
         k = np.asarray(k, dtype=float)
-        ok = (k >= self.min_accounts) & (k <= self.max_share * n) & (n >= 2)
+        ok = (k >= self.min_accounts) & (k <= max(self.max_share * n, self.min_cap if n < self.small_scan else 0)) & (n >= 2)
         out = np.zeros(len(k))
         out[ok] = self.weight * np.log(n / k[ok]) / math.log(n)
         return out

@@ -54,4 +54,6 @@ def render_report(result, ingest: dict) -> str:
         flagged=flagged,
         ingest=ingest,
         timings=result.timings,
+        calibration=result.calibration,
+        operators=result.operators[:100],
     )

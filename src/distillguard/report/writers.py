@@ -13,7 +13,7 @@ from distillguard.report.html import render_report
 
 __all__ = ["write_outputs", "store_results", "ACCOUNT_COLUMNS"]
 
-ACCOUNT_COLUMNS = ("account_id", "risk", "action", "campaign_id", "reasons", "rule_id", "n_events", "org_id", "reasons_json")
+ACCOUNT_COLUMNS = ("account_id", "risk", "action", "campaign_id", "operator_id", "reasons", "rule_id", "n_events", "org_id", "reasons_json")
 
 
 def write_outputs(result, out_dir: Path, ingest_summary: dict | None = None) -> dict[str, Path]:
@@ -32,6 +32,8 @@ def write_outputs(result, out_dir: Path, ingest_summary: dict | None = None) -> 
         "n_accounts": result.accounts.num_rows,
         "policy_sha256": result.policy_sha256,
         "ingest": ingest_summary or {},
+        "calibration": result.calibration,
+        "operators": result.operators,
         "campaigns": result.campaigns,
     }
     paths["campaigns"].write_text(json.dumps(doc, indent=1, ensure_ascii=False, default=str))

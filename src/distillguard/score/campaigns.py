@@ -1,9 +1,14 @@
-"""Communities become campaigns: pooled risk, volume, time span, evidence.
+"""Communities become campaigns: member-level evidence, pooled risk, volume, time span.
 
-A community is a campaign when at least ``min_flagged_share`` of its firmly
-attached members (attachment >= ``min_attachment``) reach risk 0.5 on their
-own evidence; otherwise it is cleared (an enterprise org sharing a card, a
-class behind one school card) and its members carry no campaign id.
+A community is a campaign only when its firmly attached members (attachment
+>= ``min_attachment``) carry *strong* signals of their own
+(:func:`strong_communities`): enough of them, and more than a random group of
+the same size drawn from the same scan would (a binomial tail at the scan's
+rate of strong accounts). Links alone (a cloud range, a NAT, a popular
+template, an enterprise card) and weak evidence averaged over many members
+never make one. It must also have at least ``min_flagged_share`` of its firm
+members at risk 0.5; otherwise it is cleared and its members carry no
+campaign id.
 
 Members carry the campaign id whether or not they are flagged themselves, so
 an analyst sees the whole ring; their risk already includes the campaign's
@@ -19,10 +24,11 @@ from collections import Counter
 
 import numpy as np
 import pyarrow as pa
+from scipy.stats import binom
 
 from distillguard.link import Communities
 
-__all__ = ["campaign_id", "build_campaigns", "judge_campaigns"]
+__all__ = ["campaign_id", "build_campaigns", "judge_campaigns", "strong_communities"]
 
 FLAG_RISK = 0.5
 
@@ -48,6 +54,58 @@ def _examples(samples_by_account: dict[str, list[str]], members: list[str], k: i
     return out
 
 
+def strong_communities(
+    comms: Communities,
+    account_ids: list[str],
+    strong: np.ndarray,
+    attachment: np.ndarray,
+    *,
+    min_attachment: float = 0.3,
+    min_strong_share: float = 0.5,
+    min_strong_members: int = 3,
+    max_p_value: float = 1e-4,
+    is_dismissed=None,
+) -> dict[int, dict]:
+    """Communities whose firm members carry strong signals of their own, with the test's figures.
+
+    ``strong``: per account, whether it has at least one strong (relative)
+    signal. The null is a random group of the same size from the same scan
+    (every account, light ones included, as communities hold them): the
+    number of strong members is Binomial(firm members, base rate), the base
+    rate measured outside the groups under test. Members of a
+    templated benign app are correlated, which that null does not know;
+    ``min_strong_share`` (a sizeable share of members, not a handful) is what
+    keeps a popular template's few strong users from carrying it. A community
+    for which ``is_dismissed(members)`` holds (an analyst cleared the same
+    cluster) is left out.
+    """
+    index = {a: i for i, a in enumerate(account_ids)}
+    groups = []
+    for c, members in comms.members().items():
+        if is_dismissed is not None and is_dismissed(members):
+            continue
+        rows = np.array([index[a] for a in members if a in index], dtype=int)
+        firm = rows[attachment[rows] >= min_attachment]
+        k = int(strong[firm].sum())
+        if len(firm) and k >= max(min_strong_members, min_strong_share * len(firm)):
+            groups.append((c, firm, k))
+    # The null's base rate comes from the accounts outside the groups under test: a
+    # campaign that is 20% of the scan must not raise the bar it is measured against.
+    everyone = np.ones(len(account_ids), dtype=bool)
+    outside = everyone.copy()
+    for _, firm, _ in groups:
+        outside[firm] = False
+    pool = outside if outside.sum() >= 0.2 * len(outside) else everyone
+    rate = float(strong[pool].mean()) if pool.any() else 0.0
+    rate = min(max(rate, 1.0 / max(int(pool.sum()), 1)), 0.5)
+    out: dict[int, dict] = {}
+    for c, firm, k in groups:
+        p = float(binom.sf(k - 1, len(firm), rate))
+        if p <= max_p_value:
+            out[c] = {"firm_members": int(len(firm)), "strong_members": k, "p_value": p, "base_rate": round(rate, 5)}
+    return out
+
+
 def judge_campaigns(
     comms: Communities,
     account_ids: list[str],
@@ -55,21 +113,21 @@ def judge_campaigns(
     attachment: np.ndarray,
     min_flagged_share: float = 0.5,
     min_attachment: float = 0.5,
-    is_dismissed=None,
+    candidates=None,
 ) -> tuple[dict[int, float], dict[str, int]]:
     """Which communities are campaigns.
 
     Returns ``community -> campaign risk`` (the mean risk of its flagged
     members) and ``account_id -> community`` for the members that belong to
-    a campaign: the firmly attached ones and the flagged ones. A community
-    for which ``is_dismissed(members)`` holds (an analyst already cleared the
-    same cluster) is not a campaign.
+    a campaign: the firmly attached ones and the flagged ones. Only
+    ``candidates`` (default: every community) are considered: the scan
+    passes :func:`strong_communities`.
     """
     index = {a: i for i, a in enumerate(account_ids)}
     camp_risk: dict[int, float] = {}
     belongs: dict[str, int] = {}
     for c, members in comms.members().items():
-        if is_dismissed is not None and is_dismissed(members):
+        if candidates is not None and c not in candidates:
             continue
         rows = np.array([index[a] for a in members if a in index])
         firm = rows[attachment[rows] >= min_attachment]

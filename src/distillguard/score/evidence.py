@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from distillguard.link import Communities
 
-__all__ = ["EvidenceMatrix", "LINK_KINDS", "build_evidence"]
+__all__ = ["EvidenceMatrix", "LINK_KINDS", "attachment", "build_evidence", "own_scores"]
 
 LINK_KINDS = {
     "payment_fingerprint": "SHARED_PAYMENT",
@@ -45,21 +45,37 @@ class EvidenceMatrix:
         return self.values[:, self.names.index(name)]
 
 
-def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declared: dict[str, str | None], attach_of: dict[str, float]):
+def attachment(ids: list[str], comms: Communities, attach_of: dict[str, float]) -> np.ndarray:
+    """How firmly each account is attached to its community, in [0, 1].
+
+    Its shared-hub strength relative to the members' median, times how many
+    kinds of link it shares (2 for full attachment; a kind worth ``attach``
+    < 1, such as a signup window, counts that much). 0 outside communities.
+    """
     index = {a: i for i, a in enumerate(ids)}
-    n, d = own.shape
-    pooled = np.zeros((n, d))
-    cover = np.zeros((n, len(LINK_KINDS)))
-    size = np.zeros(n)
-    org = np.zeros(n)
-    attach = np.zeros(n)
-    for c, members in comms.members().items():
+    attach = np.zeros(len(ids))
+    for members in comms.members().values():
         rows = [index[a] for a in members if a in index]
         if not rows:
             continue
         strength = np.array([comms.strength.get(ids[i], 0.0) for i in rows])
         kinds = np.array([sum(attach_of.get(k, 1.0) for k in comms.kinds.get(ids[i], ())) for i in rows])
         attach[rows] = np.minimum(1.0, strength / max(np.median(strength), 1e-9)) * np.minimum(1.0, kinds / 2)
+    return attach
+
+
+def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declared: dict[str, str | None],
+                    attach: np.ndarray, pool):
+    index = {a: i for i, a in enumerate(ids)}
+    n, d = own.shape
+    pooled = np.zeros((n, d))
+    cover = np.zeros((n, len(LINK_KINDS)))
+    size = np.zeros(n)
+    org = np.zeros(n)
+    for c, members in comms.members().items():
+        rows = [index[a] for a in members if a in index]
+        if not rows or (pool is not None and c not in pool):
+            continue
         pooled[rows] = own[rows].mean(axis=0)
         cov = comms.coverage.get(c, {})
         for i in rows:
@@ -74,7 +90,19 @@ def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declare
         org[rows] = max(declared_orgs.values(), default=0) / len(members)
     # Pooled evidence applies to a member in proportion to how firmly it is
     # attached: a user who shares one weak hub with a ring is not the ring.
-    return pooled * attach[:, None], cover * attach[:, None], size, org, attach
+    return pooled * attach[:, None], cover * attach[:, None], size, org
+
+
+def own_scores(account_ids: list[str], signal_tables: list[tuple[str, str, pa.Table]]) -> np.ndarray:
+    """Accounts x signals matrix of the detectors' raw scores (0 where a detector is silent)."""
+    index = {a: i for i, a in enumerate(account_ids)}
+    own = np.zeros((len(account_ids), len(signal_tables)))
+    for j, (col, _, table) in enumerate(signal_tables):
+        for acc, v in zip(table.column("account_id").to_pylist(), table.column(col).to_pylist()):
+            i = index.get(acc)
+            if i is not None and v is not None:
+                own[i, j] = v
+    return own
 
 
 def build_evidence(
@@ -84,6 +112,9 @@ def build_evidence(
     declared_org: dict[str, str | None],
     n_events: np.ndarray,
     attach_of: dict[str, float] | None = None,
+    *,
+    own: np.ndarray | None = None,
+    pool=None,
 ) -> EvidenceMatrix:
     """Assemble the evidence matrix.
 
@@ -98,15 +129,17 @@ def build_evidence(
         Requests per account, aligned with ``account_ids``.
     attach_of
         ``link kind -> how much sharing it ties an account`` (link rules' ``attach``).
+    own
+        The accounts' own signal scores (default: the raw scores of
+        ``signal_tables``; the scan passes them relative to its population).
+    pool
+        Communities whose evidence is pooled and whose links count (the
+        campaigns); None pools every community (reference fits).
     """
-    index = {a: i for i, a in enumerate(account_ids)}
-    own = np.zeros((len(account_ids), len(signal_tables)))
-    for j, (col, _, table) in enumerate(signal_tables):
-        for acc, v in zip(table.column("account_id").to_pylist(), table.column(col).to_pylist()):
-            i = index.get(acc)
-            if i is not None and v is not None:
-                own[i, j] = v
-    pooled, cover, size, org, attach = _campaign_stats(own, account_ids, communities, declared_org, attach_of or {})
+    if own is None:
+        own = own_scores(account_ids, signal_tables)
+    attach = attachment(account_ids, communities, attach_of or {})
+    pooled, cover, size, org = _campaign_stats(own, account_ids, communities, declared_org, attach, pool)
     names = [c for c, _, _ in signal_tables]
     reasons = [r for _, r, _ in signal_tables]
     link = cover.max(axis=1)

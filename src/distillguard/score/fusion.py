@@ -36,12 +36,15 @@ class FusionModel:
     intercept: float
     coefficients: dict[str, float]
     provenance: dict = field(default_factory=dict)
+    reference_baselines: dict = field(default_factory=dict)
+    """Per-signal baselines (:mod:`distillguard.score.relative`) a scan too small for population statistics uses."""
 
     # -- persistence -------------------------------------------------------
     @classmethod
     def from_yaml(cls, text: str) -> "FusionModel":
         data = yaml.safe_load(text)
-        return cls(float(data["intercept"]), {k: float(v) for k, v in data["coefficients"].items()}, data.get("provenance", {}))
+        return cls(float(data["intercept"]), {k: float(v) for k, v in data["coefficients"].items()}, data.get("provenance", {}),
+                   {k: float(v) for k, v in (data.get("reference_baselines") or {}).items()})
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "FusionModel":
@@ -57,7 +60,8 @@ class FusionModel:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(
-            {"intercept": round(self.intercept, 6), "coefficients": {k: round(v, 6) for k, v in self.coefficients.items()}, "provenance": self.provenance},
+            {"intercept": round(self.intercept, 6), "coefficients": {k: round(v, 6) for k, v in self.coefficients.items()},
+             "reference_baselines": {k: round(v, 4) for k, v in self.reference_baselines.items()}, "provenance": self.provenance},
             sort_keys=False,
             allow_unicode=True,
         )
@@ -65,34 +69,41 @@ class FusionModel:
     # -- fitting -----------------------------------------------------------
     @classmethod
     def fit(cls, evidence: EvidenceMatrix, y: np.ndarray, *, C: float = 1.0, evasion_copies: int = 1, seed: int = 0,
-            provenance: dict | None = None) -> "FusionModel":
+            provenance: dict | None = None, floors: dict[str, float] | None = None) -> "FusionModel":
         """Fit weights by L2-regularised logistic regression, non-negative except clearing terms.
 
         ``evasion_copies``: extra copies of every attack account in which its
         loudest detector is weakened (:func:`evaded`), so the weights
         do not rest on one detector that unseen phrasing or an adaptive
-        operator can get under. The sign constraint is imposed by refitting
-        without any term whose weight came out negative, until none does.
+        operator can get under. The sign constraint and ``floors`` (lowest
+        weight per term: a shipped detector the fit would zero still moves
+        risk) are bounds of the optimisation (L-BFGS-B); the objective is
+        scikit-learn's balanced logistic loss, ``C`` times the loss plus half
+        the squared weights.
         """
-        from sklearn.linear_model import LogisticRegression
+        from scipy.optimize import minimize
 
         X, y = evidence.values, np.asarray(y, dtype=bool)
         if evasion_copies:
             extra = [evaded(evidence, y, np.random.default_rng([seed, k])) for k in range(evasion_copies)]
             X = np.vstack([X, *extra])
             y = np.concatenate([y, np.ones(sum(len(e) for e in extra), dtype=bool)])
-        active = list(range(len(evidence.names)))
-        while True:
-            lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
-            lr.fit(X[:, active], y)
-            bad = [j for j, w in zip(active, lr.coef_[0]) if w < 0 and evidence.names[j] not in CLEARING]
-            if not bad:
-                break
-            active = [j for j in active if j not in bad]
-        coefs = {name: 0.0 for name in evidence.names}
-        for j, w in zip(active, lr.coef_[0]):
-            coefs[evidence.names[j]] = float(w)
-        return cls(float(lr.intercept_[0]), coefs, dict(provenance or {}))
+        sw = np.where(y, len(y) / (2.0 * max(y.sum(), 1)), len(y) / (2.0 * max((~y).sum(), 1)))
+        sign = np.where(y, 1.0, -1.0)
+
+        def objective(theta):
+            w, b = theta[:-1], theta[-1]
+            m = sign * (X @ w + b)
+            loss = np.logaddexp(0.0, -m)
+            g = -sw * sign * (1.0 - 1.0 / (1.0 + np.exp(-m)))  # d loss_i / d z_i
+            return C * float(sw @ loss) + 0.5 * float(w @ w), np.append(C * (X.T @ g) + w, C * g.sum())
+
+        floors = floors or {}
+        bounds = [(None, None) if n in CLEARING else (floors.get(n, 0.0), None) for n in evidence.names] + [(None, None)]
+        start = np.array([max(lo or 0.0, 0.0) for lo, _ in bounds[:-1]] + [0.0])
+        res = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 5000})
+        coefs = {n: float(w) for n, w in zip(evidence.names, res.x[:-1])}
+        return cls(float(res.x[-1]), coefs, dict(provenance or {}))
 
     # -- scoring -----------------------------------------------------------
     def terms(self, evidence: EvidenceMatrix) -> np.ndarray:
@@ -104,20 +115,37 @@ class FusionModel:
         z = self.intercept + self.terms(evidence).sum(axis=1)
         return 1.0 / (1.0 + np.exp(-z))
 
-    def reasons(self, evidence: EvidenceMatrix, min_weight: float = 0.5) -> list[list[Reason]]:
-        """Reason codes per account: evidence terms grouped by code, strongest first."""
+    def reasons(self, evidence: EvidenceMatrix, min_weight: float = 0.5, strong: dict[str, np.ndarray] | None = None) -> list[list[Reason]]:
+        """Reason codes per account: evidence terms grouped by code, strongest first.
+
+        ``strong``: ``signal column -> per-account bool``. A strong signal's
+        code is always listed, whatever its weight in the fusion (every
+        detector can speak); a gated column that is not strong for an account
+        lists no code for it (its term still adds to the risk), so a code of
+        an own signal always means "strong on this account", which is what
+        the policy's corroboration rule reads.
+        """
         terms = self.terms(evidence)
+        gated = {evidence.names.index(n): v for n, v in (strong or {}).items() if n in evidence.names}
         out = []
-        for row in terms:
+        for i, row in enumerate(terms):
             by_code: dict[str, list] = {}
+            forced: set[str] = set()
             for j, t in enumerate(row):
                 code = evidence.reasons[j]
-                if code and t > 0:
-                    by_code.setdefault(code, []).append((t, evidence.names[j]))
+                if not code:
+                    continue
+                if j in gated:
+                    if not gated[j][i]:
+                        continue
+                    forced.add(code)
+                    by_code.setdefault(code, []).append((max(float(t), 0.0), evidence.names[j]))
+                elif t > 0:
+                    by_code.setdefault(code, []).append((float(t), evidence.names[j]))
             reasons = [
                 Reason(code, round(sum(t for t, _ in ts), 3), tuple(n for _, n in sorted(ts, reverse=True)))
                 for code, ts in by_code.items()
-                if sum(t for t, _ in ts) >= min_weight
+                if code in forced or sum(t for t, _ in ts) >= min_weight
             ]
             out.append(sorted(reasons, key=lambda r: -r.weight))
         return out

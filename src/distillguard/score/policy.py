@@ -14,10 +14,12 @@ import yaml
 
 from distillguard.errors import UsageError
 
-__all__ = ["ACTIONS", "Policy", "PolicyRule", "Decision"]
+__all__ = ["ACTIONS", "Corroboration", "Policy", "PolicyRule", "Decision"]
 
 ACTIONS = ("allow", "monitor", "challenge", "throttle", "block")
 _CONDITIONS = {"risk_at_least", "risk_below", "any_reason", "in_campaign", "allowlisted"}
+CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", "min_strong_members", "max_p_value"}
+POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "strong"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,65 @@ class Decision:
     action: str
     rule_id: str
     ttl_seconds: int
+    capped_from: str | None = None
+    """The action the risk rules chose when corroboration or the alert budget held it down."""
+
+
+@dataclass(frozen=True)
+class Corroboration:
+    """What an action above ``cap`` needs (policy ``corroboration:``).
+
+    ``families`` groups reason codes into independent kinds of evidence; an
+    account's families are those of its reason codes, plus ``campaign`` when
+    it belongs to a campaign (campaigns form only on strong member-level
+    evidence). ``any_of`` lists the accepted combinations: each is a list of
+    family groups, every group needing at least one of its families. With
+    the packaged policy one behaviour family alone (or content alone) stays
+    at ``monitor``; content plus behaviour, a campaign, or an analyst or
+    intel match may go further.
+    """
+
+    families: dict
+    any_of: tuple
+    cap: str = "monitor"
+    own_evidence: tuple = ()
+    """Combinations (indices into ``any_of``) that rest on an account's own evidence alone: the alert budget counts these."""
+    max_flag_share: float = 0.005
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Corroboration":
+        try:
+            families = {str(k): frozenset(map(str, v)) for k, v in data["families"].items()}
+            any_of = tuple(tuple(frozenset([g] if isinstance(g, str) else g) for g in combo) for combo in data["any_of"])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"policy corroboration: needs families and any_of ({exc})") from exc
+        known = set(families) | {"campaign"}
+        for combo in any_of:
+            for group in combo:
+                if not group <= known:
+                    raise UsageError(f"policy corroboration: unknown family {sorted(group - known)[0]!r}")
+        cap = data.get("cap", "monitor")
+        if cap not in ACTIONS:
+            raise UsageError(f"policy corroboration: unknown cap {cap!r}")
+        own = tuple(int(i) for i in data.get("own_evidence", ()))
+        share = float(data.get("max_flag_share", 0.005))
+        if not 0 <= share <= 1:
+            raise UsageError("policy corroboration: max_flag_share must be in [0, 1]")
+        return cls(families, any_of, cap, own, share)
+
+    def families_of(self, codes: set[str], in_campaign: bool) -> set[str]:
+        out = {f for f, members in self.families.items() if codes & members}
+        return out | {"campaign"} if in_campaign else out
+
+    def satisfied(self, codes: set[str], in_campaign: bool) -> list[int]:
+        """Indices of the ``any_of`` combinations this evidence meets."""
+        have = self.families_of(codes, in_campaign)
+        return [i for i, combo in enumerate(self.any_of) if all(group & have for group in combo)]
+
+    def own_evidence_only(self, codes: set[str], in_campaign: bool) -> bool:
+        """Corroborated, but only by the account's own evidence (what the alert budget bounds)."""
+        met = self.satisfied(codes, in_campaign)
+        return bool(met) and all(i in self.own_evidence for i in met)
 
 
 @dataclass(frozen=True)
@@ -58,6 +119,8 @@ class Policy:
     throttle: dict = field(default_factory=dict)
     challenge: dict = field(default_factory=dict)
     campaigns: dict = field(default_factory=dict)
+    corroboration: Corroboration | None = None
+    population: dict = field(default_factory=dict)
     allow_accounts: frozenset = frozenset()
     allow_orgs: frozenset = frozenset()
     store: dict = field(default_factory=dict)  # what the store keeps: distillguard.privacy.StorePrivacy
@@ -81,9 +144,12 @@ class Policy:
             unknown = set(r.when) - _CONDITIONS
             if unknown:
                 raise UsageError(f"policy rule {r.id}: unknown condition {sorted(unknown)[0]!r}")
-        unknown = set(data.get("campaigns") or {}) - {"min_flagged_share", "min_attachment"}
+        unknown = set(data.get("campaigns") or {}) - CAMPAIGN_SETTINGS
         if unknown:
             raise UsageError(f"policy campaigns: unknown setting {sorted(unknown)[0]!r}")
+        unknown = set(data.get("population") or {}) - POPULATION_SETTINGS
+        if unknown:
+            raise UsageError(f"policy population: unknown setting {sorted(unknown)[0]!r}")
         if data.get("mode", "shadow") not in ("shadow", "enforce"):
             raise UsageError("policy: mode must be shadow or enforce")
         if data.get("fail", "open") not in ("open", "closed"):
@@ -97,6 +163,8 @@ class Policy:
             throttle=dict(data.get("throttle") or {}),
             challenge=dict(data.get("challenge") or {}),
             campaigns={k: float(v) for k, v in (data.get("campaigns") or {}).items()},
+            corroboration=Corroboration.from_dict(data["corroboration"]) if data.get("corroboration") else None,
+            population={k: float(v) for k, v in (data.get("population") or {}).items()},
             allow_accounts=frozenset(map(str, allow.get("accounts") or [])),
             allow_orgs=frozenset(map(str, allow.get("orgs") or [])),
             store=dict(data.get("store") or {}),
@@ -129,10 +197,27 @@ class Policy:
 
         return replace(self, allow_accounts=self.allow_accounts | set(accounts), allow_orgs=self.allow_orgs | set(orgs))
 
-    def decide(self, risk: float, reasons=(), *, in_campaign: bool = False, account_id: str | None = None, org_id: str | None = None) -> Decision:
+    def _decision(self, action: str, rule_id: str, capped_from: str | None = None) -> Decision:
+        return Decision(action, rule_id, int(self.ttl_seconds.get(action, 300)), capped_from)
+
+    def decide(self, risk: float, reasons=(), *, in_campaign: bool = False, account_id: str | None = None,
+               org_id: str | None = None, held_back: bool = False) -> Decision:
+        """The first matching rule's action, held at the corroboration cap when its evidence is not corroborated.
+
+        ``held_back``: the scan's alert budget held this account's own-evidence
+        flag back (it then also stays at the cap).
+        """
         allowlisted = (account_id in self.allow_accounts) or (org_id is not None and org_id in self.allow_orgs)
         codes = set(reasons)
         for rule in self.rules:
             if rule.matches(risk, codes, in_campaign, allowlisted):
-                return Decision(rule.action, rule.id, int(self.ttl_seconds.get(rule.action, 300)))
-        return Decision("allow", "implicit-default", int(self.ttl_seconds.get("allow", 300)))
+                break
+        else:
+            return self._decision("allow", "implicit-default")
+        c = self.corroboration
+        if c is not None and ACTIONS.index(rule.action) > ACTIONS.index(c.cap):
+            if not c.satisfied(codes, in_campaign):
+                return self._decision(c.cap, "corroboration-required", rule.action)
+            if held_back and c.own_evidence_only(codes, in_campaign):
+                return self._decision(c.cap, "alert-budget", rule.action)
+        return self._decision(rule.action, rule.id)

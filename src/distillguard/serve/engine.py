@@ -532,7 +532,9 @@ class Engine:
         if flag == "legitimate" or immune:
             policy = policy.with_allowlist(accounts=[acc])
         org = event.get("org_id") or (meta or {}).get("org_id") or (known.org_id if known else None)
-        d = policy.decide(risk, list(reasons), in_campaign=campaign_id is not None, account_id=acc, org_id=org)
+        # an own-evidence flag the scan's alert budget held back stays held back until the next scan
+        held = known is not None and known.rule_id == "alert-budget"
+        d = policy.decide(risk, list(reasons), in_campaign=campaign_id is not None, account_id=acc, org_id=org, held_back=held)
         return self._shape(acc, d.action, d.rule_id, d.ttl_seconds, risk, reasons, campaign_id, immune, record)
 
     def _shape(self, acc, action, rule_id, ttl, risk, reasons, campaign_id, immune=None, record: bool = True) -> dict:

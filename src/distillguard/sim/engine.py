@@ -30,6 +30,7 @@ CHUNK_EVENTS = 100_000
 LABEL_SCHEMA = pa.schema([
     pa.field("account_id", pa.string(), nullable=False),
     pa.field("campaign_id", pa.string()),
+    pa.field("operator_id", pa.string()),  # who runs the campaign; one operator may run several
     pa.field("archetype", pa.string(), nullable=False),
     pa.field("is_attack", pa.bool_(), nullable=False),
 ])
@@ -546,6 +547,7 @@ def simulate(scenario="default", scale: float = 1.0, seed: int = 0, out="sim-out
         "window": {"start": sc.start.isoformat().replace("+00:00", "Z"), "days": sc.days},
         "events": n_written, "accounts": len(labels),
         "attack_accounts": sum(1 for lb in labels if lb["is_attack"]), "campaigns": n_campaigns,
+        "operators": len({lb["operator_id"] for lb in labels if lb["operator_id"]}),
         "events_per_archetype": per_arch,
         "accounts_per_archetype": _count(lb["archetype"] for lb in labels),
         "files": [str(ev_path), str(out / "accounts.parquet"), str(out / "labels.parquet")],

@@ -49,6 +49,8 @@ _PAY_KINDS = {"unique", "org", "shared", "none"}
 _EMAIL_KINDS = {"consumer", "corporate", "edu", "edu_or_corp", "campaign"}
 _ORG_KINDS = {"personal", "shared", "campaign"}
 _SIGNUP_KINDS = {"spread", "bursts"}
+MAX_SHARED_NETS = 64
+"""World-wide cloud /24 ranges that ``infra.ip.shared_nets`` can draw from."""
 
 
 def _merge(base: dict, over: dict, path: str) -> dict:
@@ -75,6 +77,7 @@ class Population:
     accounts: int
     campaigns: int
     spec: dict
+    operators: int = 0  # operators running the campaigns (0: one per campaign)
 
     @property
     def attack(self) -> bool:
@@ -175,7 +178,10 @@ def _build(raw: dict, where: str, scale: float) -> Scenario:
         camps = p.get("campaigns", 1)
         if not isinstance(camps, int) or camps < 1:
             raise UsageError(f"scenario {where}: population {i} ({arch}): campaigns must be an integer >= 1")
-        over = {k: v for k, v in p.items() if k not in ("archetype", "accounts", "campaigns")}
+        ops = p.get("operators", camps)
+        if not isinstance(ops, int) or isinstance(ops, bool) or not 1 <= ops <= camps:
+            raise UsageError(f"scenario {where}: population {i} ({arch}): operators must be an integer in [1, campaigns]")
+        over = {k: v for k, v in p.items() if k not in ("archetype", "accounts", "campaigns", "operators")}
         spec = _merge(DEFAULTS, ARCHETYPES[arch], "")
         spec = _merge(spec, over, "")
         _validate_spec(spec, f"scenario {where}: population {i} ({arch})")
@@ -184,7 +190,8 @@ def _build(raw: dict, where: str, scale: float) -> Scenario:
             n_acc = 1
         if spec["attack"]:
             camps = max(1, min(camps, n_acc)) if n_acc else camps
-        pops.append(Population(i, arch, n_acc, camps, spec))
+            ops = min(ops, camps)
+        pops.append(Population(i, arch, n_acc, camps, spec, ops if ops < camps else 0))
     return Scenario(
         name=str(raw.get("name", where)),
         description=str(raw.get("description", "")),
@@ -299,6 +306,8 @@ def _validate_spec(s: dict, where: str) -> None:
             _range(inf[key]["per_account"], f"infra.{key}.per_account", bad)
         _range(inf["ip"]["group"], "infra.ip.group", bad)
         _range(inf["ip"]["pool"], "infra.ip.pool", bad)
+        if not (isinstance(inf["ip"]["shared_nets"], (int, float)) and 0 <= inf["ip"]["shared_nets"] <= MAX_SHARED_NETS):
+            bad(f"infra.ip.shared_nets must be in [0, {MAX_SHARED_NETS}]")
         _range(inf["payment"]["cards"], "infra.payment.cards", bad)
         _range(inf["signup"]["bursts"], "infra.signup.bursts", bad)
         _range(inf["signup"]["days_before"], "infra.signup.days_before", bad, lo_min=0, integer=False)

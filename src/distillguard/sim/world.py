@@ -12,7 +12,7 @@ import numpy as np
 
 from distillguard.sim.bank import Bank
 from distillguard.sim.grammar_data import KINDS, LANGS
-from distillguard.sim.scenario import Population, Scenario
+from distillguard.sim.scenario import MAX_SHARED_NETS, Population, Scenario
 
 COUNTRY_TZ = {"US": -6.0, "CA": -5.0, "MX": -6.0, "BR": -3.0, "AR": -3.0, "CO": -5.0, "GB": 0.0, "DE": 1.0, "FR": 1.0,
               "ES": 1.0, "RU": 3.0, "KZ": 5.0, "IN": 5.5, "CN": 8.0, "SG": 8.0, "JP": 9.0, "KR": 9.0, "AU": 10.0, "TW": 8.0}
@@ -59,6 +59,7 @@ class Campaign:
     offset: float              # lockstep: campaign-wide offset inside a wave
     pivot_delay_s: float
     pivot_share: float
+    oid: str = ""              # the operator running it (several campaigns may share one)
     pools: dict = field(default_factory=dict)  # (kind, lang) -> template ids
     pools2: dict = field(default_factory=dict)  # after adapting (adapt.new_templates)
 
@@ -111,6 +112,14 @@ class Tables:
         self.key: list[str] = []
         self.sys: list[str] = []
         self.cgnat: list[str] = []  # mobile-carrier NAT addresses shared by unrelated users
+        self._cloud_nets: list[tuple[int, int, int]] = []
+
+    def cloud_nets(self, seed: int) -> list[tuple[int, int, int]]:
+        """The world's popular cloud /24 ranges (seeded by the world, shared by every population)."""
+        if not self._cloud_nets:
+            cr = random.Random(seed * 17 + 5)
+            self._cloud_nets = [(cr.choice(CLOUD_A), cr.randrange(256), cr.randrange(256)) for _ in range(MAX_SHARED_NETS)]
+        return self._cloud_nets
 
     def add_ips(self, ips: list[str]) -> tuple[int, int]:
         off = len(self.ip)
@@ -167,13 +176,20 @@ def _ua(r: random.Random, frames: list[str]) -> str:
 def build_world(sc: Scenario, bank: Bank, seed: int, tables: Tables) -> list[PopAccounts]:
     out = []
     used_ids: set[str] = set()
-    camp_counter = [0]
+    counters = [0, 0]  # campaigns, operators numbered so far
     for pop in sc.populations:
-        out.append(_build_pop(sc, pop, bank, seed, tables, used_ids, camp_counter))
+        out.append(_build_pop(sc, pop, bank, seed, tables, used_ids, counters))
     return out
 
 
-def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tables, used_ids: set, camp_counter: list) -> PopAccounts:
+def _operator_leaders(pop: Population) -> list[int]:
+    """Per campaign, the first campaign of its operator (itself when each campaign has its own)."""
+    k, ops = pop.campaigns, pop.operators or pop.campaigns
+    op_of = [ci * ops // k for ci in range(k)]
+    return [op_of.index(op_of[ci]) for ci in range(k)]
+
+
+def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tables, used_ids: set, counters: list) -> PopAccounts:
     s = pop.spec
     n = pop.accounts
     r = random.Random(seed * 1_000_003 + pop.index * 7_919 + 11)
@@ -217,7 +233,7 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
         share = rng.dirichlet(np.full(k, 3.0))
         camp = np.sort(np.r_[np.arange(k), rng.choice(k, size=n - k, p=share)])  # every operator has an account
         for ci in range(k):
-            camp_counter[0] += 1
+            counters[0] += 1
             t = s["timing"]
             every = t["wave_every_h"] * 3600.0
             starts, x = [], r.uniform(0, every)
@@ -226,7 +242,7 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
                 x += every * r.uniform(0.8, 1.2)
             piv = s["pivot"] or {"delay_h": [0, 0], "share": [0, 0]}
             c = Campaign(
-                cid=f"camp-{camp_counter[0]:03d}",
+                cid=f"camp-{counters[0]:03d}",
                 waves=np.array(starts or [0.0]),
                 wave_len=t["wave_len_h"] * 3600.0,
                 offset=r.uniform(0, max(1.0, t["wave_len_h"] * 3600.0 * 0.3)),
@@ -242,6 +258,16 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
                         fresh = [x for x in ids_kl if x not in set(c.pools[(kind, lg)])] or list(ids_kl)
                         c.pools2[(kind, lg)] = np.array(r.sample(fresh, min(len(fresh), m)), dtype=np.int32)
             campaigns.append(c)
+        # campaigns of one operator share its evidence (schedule, templates) but not its cards or proxies
+        lead = _operator_leaders(pop)
+        for ci, c in enumerate(campaigns):
+            if lead[ci] == ci:
+                counters[1] += 1
+                c.oid = f"op-{counters[1]:03d}"
+            else:
+                src = campaigns[lead[ci]]
+                c.oid, c.waves, c.offset, c.pools, c.pools2 = src.oid, src.waves, src.offset, src.pools, src.pools2
+                c.pivot_delay_s, c.pivot_share = src.pivot_delay_s, src.pivot_share
     if not campaigns:
         t = s["timing"]
         every = t["wave_every_h"] * 3600.0
@@ -301,6 +327,8 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
     org_domain: dict[str, str] = {}
     camp_domains = [[f"{r.choice(WORDS)}{r.choice(['mail', 'box', 'inbox', 'post'])}{r.randint(1, 99)}.{r.choice(CAMPAIGN_TLDS)}"
                      for _ in range(r.randint(2, 4))] for _ in campaigns]
+    lead = _operator_leaders(pop) if campaigns else []
+    camp_domains = [camp_domains[lead[ci]] for ci in range(len(campaigns))]
 
     def consumer(lg: str) -> str:
         if r.random() < 0.03:  # small or odd providers exist in benign traffic too
@@ -367,7 +395,11 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
             ip_off[i], ip_size[i] = gl[g[i]]
     elif kind == "cloud_shared":
         g = _groups(r, n, ipk["group"])
-        nets = {gi: (r.choice(CLOUD_A), r.randrange(256), r.randrange(256)) for gi in set(g)}
+        if ipk["shared_nets"]:  # the same few cloud egress ranges serve apps of every kind in this world
+            world_nets = tables.cloud_nets(seed)[: int(ipk["shared_nets"])]
+            nets = {gi: r.choice(world_nets) for gi in set(g)}
+        else:
+            nets = {gi: (r.choice(CLOUD_A), r.randrange(256), r.randrange(256)) for gi in set(g)}
         for i in range(n):
             a, b, c = nets[g[i]]
             ip_off[i], ip_size[i] = tables.add_ips([_ip_in(r, a, b, c) for _ in range(_rng_range(r, ipk["per_account"]))])
@@ -419,6 +451,7 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
     ua_off = np.zeros(n, dtype=np.int64)
     ua_size = np.zeros(n, dtype=np.int64)
     camp_ua = [tables.add_uas(r.sample(SCRIPT_UA, r.randint(1, 3))) for _ in campaigns]
+    camp_ua = [camp_ua[lead[ci]] for ci in range(len(campaigns))]
     frames = {"browser": BROWSER_UA, "sdk": SDK_UA, "ide": IDE_UA, "campaign": SDK_UA + SCRIPT_UA}
     for i in range(n):
         if uak["kind"] == "campaign" and campaigns and r.random() < uak["shared_frac"]:
@@ -446,6 +479,8 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
     # products / operators: a few exact system prompts shared by many accounts
     shared_sys = [tables.add_sys([bank.system_prompt(r.choice(sp_kinds), r) for _ in range(r.randint(1, 2))])
                   for _ in range(len(campaigns) if campaigns else 8)]
+    if campaigns:
+        shared_sys = [shared_sys[lead[ci]] for ci in range(len(campaigns))]
     for i in range(n):
         if r.random() < sp["prob"]:
             if r.random() < (0.8 if campaigns else 0.6):
@@ -515,6 +550,7 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
         labels.append({
             "account_id": ids[i],
             "campaign_id": campaigns[camp[i]].cid if campaigns else None,
+            "operator_id": campaigns[camp[i]].oid if campaigns else None,
             "archetype": pop.archetype,
             "is_attack": bool(s["attack"]),
         })

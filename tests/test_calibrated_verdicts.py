@@ -1,0 +1,239 @@
+"""Verdicts calibrated on the scanned traffic: corroboration, the alert budget, operators,
+the small-scan fallback and analyst feedback, on real scans of simulated traffic (issue 12)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from importlib import resources
+
+from distillguard.link import Communities
+from distillguard.score.operators import group_operators
+from distillguard.score.policy import Policy
+from distillguard.score.relative import lookalikes, make_relative, population_baselines
+
+FLAGS = ("challenge", "throttle", "block")
+
+
+def _policy(**changes) -> Policy:
+    data = yaml.safe_load(resources.files("distillguard.score").joinpath("policy.yaml").read_text())
+    for path, value in changes.items():
+        section, key = path.split("__")
+        data[section][key] = value
+    return Policy.from_dict(data)
+
+
+def _scan(traffic, policy=None, db=None, cleared=frozenset(), dismissed=()):
+    from distillguard.console.audit import matches_dismissed
+    from distillguard.ingest import ingest_files
+    from distillguard.scan import run_scan, store_inputs
+    from distillguard.store import EventStore
+
+    store = EventStore(db)
+    with store:
+        ingest_files([str(traffic / "events.parquet")], store, quarantine_path=traffic / "q.jsonl",
+                     accounts=str(traffic / "accounts.parquet"), progress=False)
+        return run_scan(*store_inputs(store), policy,
+                        is_dismissed=(lambda m: matches_dismissed(m, dismissed)) if dismissed else None, cleared=cleared)
+
+
+@pytest.fixture(scope="module")
+def default_scan(smoke_traffic, tmp_path_factory):
+    return _scan(smoke_traffic, db=tmp_path_factory.mktemp("cal") / "a.duckdb")
+
+
+def _rows(result):
+    return result.accounts.to_pylist()
+
+
+def test_no_single_behaviour_family_moves_an_account_past_monitor():
+    p = Policy.load()
+    for codes in (["HIGH_OUTPUT_RATIO"], ["LOGPROBS_HARVEST", "SAMPLING_FANOUT"], ["MACHINE_TIMING"], ["COT_ELICITATION"],
+                  ["HIGH_OUTPUT_RATIO", "MACHINE_TIMING"]):
+        d = p.decide(0.99, codes)
+        assert (d.action, d.rule_id, d.capped_from) == ("monitor", "corroboration-required", "throttle"), codes
+    assert p.decide(0.99, ["COT_ELICITATION", "HIGH_OUTPUT_RATIO"]).action == "throttle"
+    assert p.decide(0.99, ["HIGH_OUTPUT_RATIO"], in_campaign=True).action == "block"
+    assert p.decide(0.1, ["KNOWN_INDICATOR"]).action == "challenge"
+    assert p.decide(0.3, ["HIGH_OUTPUT_RATIO"]).action == "monitor"
+
+
+def test_every_flag_of_a_real_scan_is_corroborated(default_scan):
+    rule = Policy.load().corroboration
+    flagged = [r for r in _rows(default_scan) if r["action"] in FLAGS]
+    assert flagged
+    for r in flagged:
+        assert rule.satisfied(set(r["reasons"]), r["campaign_id"] is not None), r
+    capped = [r for r in _rows(default_scan) if r["rule_id"] == "corroboration-required"]
+    assert all(r["action"] == "monitor" for r in capped)
+
+
+def test_strong_signals_are_reasons_even_at_zero_fusion_weight(default_scan):
+    """A detector the fusion does not weigh still speaks: its strong signal is listed."""
+    rows = _rows(default_scan)
+    strong = 0.5
+    for r in rows:
+        for code, col in (("JAILBREAK", "jailbreak"), ("RUBRIC_GRADING", "rubric_grading"), ("MACHINE_TIMING", "machine_timing")):
+            if r[col] >= strong:
+                assert code in r["reasons"], (r["account_id"], code)
+
+
+def test_the_alert_budget_holds_back_own_evidence_flags_but_not_campaigns(smoke_traffic, tmp_path):
+    # the smoke world is a small scan: measured as a population here (a budget is a share of one)
+    loose = _scan(smoke_traffic, _policy(population__min_accounts=50), db=tmp_path / "a.duckdb")
+    tight = _scan(smoke_traffic, _policy(population__min_accounts=50, corroboration__max_flag_share=0.0), db=tmp_path / "b.duckdb")
+    budget = tight.calibration["alert_budget"]
+    rows = _rows(tight)
+    held = [r for r in rows if r["rule_id"] == "alert-budget"]
+    assert held and budget["budget"] == 0 and budget["held_back"] == len(held)
+    assert all(r["action"] == "monitor" and r["campaign_id"] is None for r in held)
+    assert not [r for r in rows if r["action"] in FLAGS and r["campaign_id"] is None
+                and not {"KNOWN_INDICATOR", "CONFIRMED_CAMPAIGN"} & set(r["reasons"])]
+    # campaign members are outside the budget: the same campaigns flag the same accounts
+    before = {r["account_id"] for r in _rows(loose) if r["action"] in FLAGS and r["campaign_id"]}
+    after = {r["account_id"] for r in rows if r["action"] in FLAGS and r["campaign_id"]}
+    assert before and before == after
+    assert budget["own_evidence_flags"] == len(held) and budget["binds"]
+
+
+def test_a_small_scan_has_no_alert_budget_and_says_so(default_scan):
+    budget = default_scan.calibration["alert_budget"]
+    assert default_scan.calibration["population"]["source"] == "reference"
+    assert budget["budget"] is None and not budget["binds"] and "small scan" in budget["note"]
+
+
+def test_operators_group_campaigns_that_share_operator_evidence():
+    comms = Communities(
+        membership={**{f"a{i}": 0 for i in range(4)}, **{f"b{i}": 1 for i in range(4)}, **{f"c{i}": 2 for i in range(4)}},
+        hubs={0: [("payment_fingerprint", "card-1", 4, 1.0), ("template", "band-7", 3, 0.3)],
+              1: [("payment_fingerprint", "card-2", 4, 1.0), ("template", "band-7", 2, 0.3)],
+              2: [("payment_fingerprint", "card-3", 4, 1.0), ("user_agent", "sdk/1.0", 4, 1.0)]},
+    )
+    assignment = {a: {0: "C-a", 1: "C-b", 2: "C-c"}[c] for a, c in comms.membership.items()}
+    ops = group_operators(comms, assignment)
+    assert ops["C-a"]["operator_id"] == ops["C-b"]["operator_id"] != ops["C-c"]["operator_id"]
+    assert {"kind": "template", "value": "band-7", "campaigns": 2} in ops["C-a"]["shared"]
+    assert ops["C-c"]["shared"] == []  # a shared SDK user agent is not operator evidence
+
+
+def test_operator_ids_are_consistent_across_outputs(default_scan):
+    rows = _rows(default_scan)
+    by_campaign = {c["campaign_id"]: c for c in default_scan.campaigns}
+    assert by_campaign
+    for r in rows:
+        if r["campaign_id"]:
+            assert r["operator_id"] == by_campaign[r["campaign_id"]]["operator_id"]
+        else:
+            assert r["operator_id"] is None
+    listed = {cid for o in default_scan.operators for cid in o["campaigns"]}
+    assert listed == set(by_campaign)
+
+
+def test_a_small_scan_falls_back_to_reference_baselines_and_says_so(smoke_traffic, tmp_path):
+    result = _scan(smoke_traffic, _policy(population__min_accounts=10**6), db=tmp_path / "s.duckdb")
+    pop = result.calibration["population"]
+    assert pop["source"] == "reference" and "reference baselines" in pop["note"]
+    doc_scan = _scan(smoke_traffic, _policy(population__min_accounts=1), db=tmp_path / "p.duckdb")
+    assert doc_scan.calibration["population"]["source"] == "population"
+
+
+def test_population_baselines_survive_a_campaign_of_a_fifth_of_accounts():
+    rng = np.random.default_rng(0)
+    benign = rng.uniform(0.0, 0.3, 800)
+    ring = rng.uniform(0.9, 1.0, 200)
+    scores = np.concatenate([benign, ring])[:, None]
+    b = population_baselines(scores, ["output_harvest"], np.ones(1000, dtype=bool), min_accounts=100)
+    assert b.source == "population" and b.values["output_harvest"] < 0.6
+    rel = make_relative(scores, ["output_harvest"], b)[:, 0]
+    assert (rel[800:] >= 0.5).all() and (rel[:800] < 0.5).all()
+    # ordinary traffic that scores high everywhere (short questions, long answers) is the baseline
+    chatty = rng.uniform(0.5, 0.9, 1000)[:, None]
+    bc = population_baselines(chatty, ["output_harvest"], np.ones(1000, dtype=bool), min_accounts=100)
+    assert (make_relative(chatty, ["output_harvest"], bc) < 0.5).mean() > 0.99
+
+
+def test_lookalikes_of_cleared_accounts_are_found_within_the_distance():
+    scores = np.array([[0.9, 0.0], [0.95, 0.05], [0.9, 0.5], [0.0, 0.0]])
+    cleared = np.array([True, False, False, False])
+    assert lookalikes(scores, cleared).tolist() == [True, True, False, False]
+
+
+def test_a_dismissed_cluster_keeps_its_lookalikes_unflagged_on_the_next_scan(smoke_traffic, default_scan, tmp_path):
+    """Analyst feedback recalibrates: once a cluster is labelled legitimate, accounts that look
+    like it carry no strong signal, so they neither form a campaign nor get flagged."""
+    target = max(default_scan.campaigns, key=lambda c: c["n_accounts"])
+    members = set(target["accounts"])
+    rows = {r["account_id"]: r for r in _rows(default_scan)}
+    cleared = frozenset(sorted(members)[: len(members) // 2])  # the analyst labelled half of them
+    again = _scan(smoke_traffic, db=tmp_path / "f.duckdb", cleared=cleared, dismissed=(frozenset(cleared),))
+    after = {r["account_id"]: r for r in _rows(again)}
+    rest = members - cleared
+    flagged_before = [a for a in rest if rows[a]["action"] in FLAGS]
+    assert flagged_before, "the cluster was flagged before the feedback"
+    still = [a for a in flagged_before if after[a]["action"] in FLAGS]
+    assert len(still) < len(flagged_before)
+    assert again.calibration["analyst_cleared"]["lookalikes_without_strong_signals"] >= len(cleared)
+
+
+def test_calibrate_fits_one_model_across_worlds_and_no_detector_is_silenced(tmp_path):
+    import subprocess
+    import sys
+
+    from distillguard.score.calibration import SIGNAL_FLOOR
+    from distillguard.score.fusion import FusionModel
+    from distillguard.sim import simulate
+
+    worlds = []
+    for seed in (11, 12):
+        d = tmp_path / f"w{seed}"
+        simulate("smoke", scale=1.0, seed=seed, out=d, fmt="parquet", family="train")
+        worlds += ["--world", str(d)]
+    out = tmp_path / "model.yaml"
+    proc = subprocess.run([sys.executable, "-m", "distillguard.cli", "calibrate", *worlds, "--out", str(out), "-q"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    m = FusionModel.load(out)
+    own = ["output_harvest", "jailbreak", "rubric_grading", "machine_timing", "capability_sweep"]
+    assert all(m.coefficients[n] >= SIGNAL_FLOOR - 1e-9 for n in own)
+    assert set(m.reference_baselines) >= set(own)
+    assert [w["world"] for w in m.provenance["worlds"]] == ["w11", "w12"]
+    bad = subprocess.run([sys.executable, "-m", "distillguard.cli", "calibrate", "--out", str(out)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--world" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_case_files_and_intel_export_per_operator(smoke_traffic, tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "distillguard.cli", *map(str, args)], capture_output=True, text=True)
+
+    db = tmp_path / "o.duckdb"
+    r = cli("scan", smoke_traffic / "events.parquet", "--accounts", smoke_traffic / "accounts.parquet", "--db", db,
+            "--out", tmp_path / "res", "--quiet")
+    assert r.returncode == 0, r.stderr
+    ops = json.loads((tmp_path / "res" / "campaigns.json").read_text())["operators"]
+    op = max(ops, key=lambda o: len(o["campaigns"]))
+    r = cli("case", "export", op["operator_id"], "--db", db, "--out", tmp_path / "case", "--no-pdf")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "case").iterdir()) == sorted(op["campaigns"])
+    assert all((tmp_path / "case" / c / "manifest.json").is_file() for c in op["campaigns"])
+    assert cli("intel", "keygen", "--out", tmp_path / "k").returncode == 0
+    r = cli("intel", "export", "--db", db, "--key-file", tmp_path / "k", "--operator", op["operator_id"],
+            "--out", tmp_path / "b.json", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["campaigns"] == len(op["campaigns"])
+    bad = cli("case", "export", "O-nosuchthing", "--db", db, "--out", tmp_path / "x", "--no-pdf")
+    assert bad.returncode == 2 and "no operator" in bad.stderr
+    # the console's queue shows each campaign's operator and filters on it
+    import duckdb
+
+    from distillguard.console.data import queue
+
+    con = duckdb.connect(str(db), read_only=True)
+    rows = queue(con, operator=op["operator_id"])["rows"]
+    assert sorted(r["campaign_id"] for r in rows) == sorted(op["campaigns"])
+    assert all(r["operator_id"] == op["operator_id"] and r["operator_campaigns"] == len(op["campaigns"]) for r in rows)
