@@ -153,7 +153,7 @@ def test_litellm_csv(store, tmp_path):
     assert r.as_dict() == {"read": 4, "accepted": 2, "quarantined": 2, "duplicates": 0}
     ev = by_id(store)
     a = ev["chatcmpl-1"]
-    assert a["account_id"] == "cust-42"  # end_user wins over user
+    assert a["account_id"] == "internal-user-1"  # the key's user, not the end user the client named (subject rule)
     assert a["api_key_id"].startswith("88dc28") and a["org_id"] == "team-a" and a["client_ip"] == "198.51.100.23"
     assert (a["prompt"], a["system_prompt"], a["response"]) == ("List 10 rubric criteria", "Be brief.", "1. Accuracy ...")
     assert (a["input_tokens"], a["output_tokens"], a["max_output_tokens"], a["n"], a["logprobs"]) == (20, 40, 256, 2, True)
