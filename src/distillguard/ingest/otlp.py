@@ -81,8 +81,8 @@ def _pb_attrs(kvs) -> dict:
     out = {}
     for kv in kvs:
         v = kv.value
-        kind = v.WhichOneof("value")
-        out[kv.key] = v.string_value if kind == "string_value" else _pb_value(v)
+        s = v.string_value  # most values are strings: read first, the oneof asked only when empty
+        out[kv.key] = s if s else _pb_value(v)
     return out
 
 
@@ -110,9 +110,10 @@ def decode_pb(raw: bytes, signal: str) -> list[Item]:
             res = _pb_attrs(rs.resource.attributes)
             for ss in rs.scope_spans:
                 for s in ss.spans:
+                    ev = s.events
                     out.append(Item("span", s.name, s.span_id.hex(), s.trace_id.hex(), s.parent_span_id.hex(),
                                     s.start_time_unix_nano or None, s.status.code, _pb_attrs(s.attributes), res,
-                                    [(e.name, _pb_attrs(e.attributes), None) for e in s.events]))
+                                    [(e.name, _pb_attrs(e.attributes), None) for e in ev] if ev else []))
         return out
     for rl in msg.resource_logs:
         res = _pb_attrs(rl.resource.attributes)
@@ -248,6 +249,10 @@ _KNOWN = ({a for names in (*OTLP_FIELDS.values(), *IDENTITY.values()) for a in n
 _DROPPED_PREFIXES = ("metadata.", "hidden_params")  # LiteLLM's metadata.* repeats request headers: not kept
 
 
+_MODEL_ATTRS = frozenset({"gen_ai.request.model", "gen_ai.operation.name", "llm.model_name", "gen_ai.response.model",
+                          "litellm.model_group"})
+
+
 def is_model_item(it: Item) -> bool:
     """A model call: a GenAI / OpenInference LLM span, or a log record with the whole call's attributes."""
     a = it.attrs
@@ -258,8 +263,7 @@ def is_model_item(it: Item) -> bool:
         return kind == "LLM"
     if it.kind == "log" and it.name != DETAILS_EVENT:
         return False
-    return any(k in a for k in ("gen_ai.request.model", "gen_ai.operation.name", "llm.model_name",
-                                "gen_ai.response.model", "litellm.model_group"))
+    return not _MODEL_ATTRS.isdisjoint(a)
 
 
 def _indexed_messages(attrs: dict, prefix: str) -> list[dict]:
