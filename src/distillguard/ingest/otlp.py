@@ -15,7 +15,7 @@ Spans that are not model calls (HTTP, database, framework) are skipped and not c
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Iterator
 
 import orjson
@@ -53,7 +53,7 @@ class Item:
     status: int
     attrs: dict
     res: dict
-    events: list = field(default_factory=list)  # [(name, attrs, body)]
+    events: list | tuple = ()  # [(name, attrs, body)]; () when none (immutable, shared: nothing for the GC to track)
     body: object = None
 
 
@@ -113,7 +113,7 @@ def decode_pb(raw: bytes, signal: str) -> list[Item]:
                     ev = s.events
                     out.append(Item("span", s.name, s.span_id.hex(), s.trace_id.hex(), s.parent_span_id.hex(),
                                     s.start_time_unix_nano or None, s.status.code, _pb_attrs(s.attributes), res,
-                                    [(e.name, _pb_attrs(e.attributes), None) for e in ev] if ev else []))
+                                    [(e.name, _pb_attrs(e.attributes), None) for e in ev] if ev else ()))
         return out
     for rl in msg.resource_logs:
         res = _pb_attrs(rl.resource.attributes)
@@ -344,6 +344,7 @@ _ATTR_INDEX: dict[str, tuple[str, int]] = {
     **{n: (f, r) for f, names in OTLP_FIELDS.items() for r, n in enumerate(names)},
     **{n: ("identity." + src, r) for src, names in IDENTITY.items() for r, n in enumerate(names)},
 }
+_IDENTITY_OF = {"identity." + src: src for src in IDENTITY}
 _INDEXED = ("llm.input_messages.", "gen_ai.prompt.", "llm.output_messages.", "gen_ai.completion.")
 
 
@@ -371,9 +372,13 @@ def _pick(d: dict, out: dict, ranks: dict, extra: dict | None = None) -> bool:
 
 def _messages(attrs: dict, indexed: bool, current: str, old: str, openinference: str):
     """One side's messages: the current GenAI attribute, the old one, or indexed attributes."""
-    msgs = _jsonish(attrs.get(current))
-    if msgs is None:
-        msgs = _jsonish(attrs.get(old))
+    msgs = attrs.get(current)
+    if msgs is not None:
+        msgs = _jsonish(msgs)
+    else:
+        msgs = attrs.get(old)
+        if msgs is not None:
+            msgs = _jsonish(msgs)
     if msgs is None and indexed:
         msgs = _indexed_messages(attrs, openinference) or _indexed_messages(attrs, old + ".") or None
     return msgs
@@ -386,22 +391,25 @@ def map_item(it: Item) -> tuple[dict, dict]:
     """
     attrs, res = it.attrs, it.res
     found: dict = {}
-    ranks: dict = {}
     attr_extra: dict = {}
-    indexed = _pick(attrs, found, ranks, attr_extra)
+    indexed = _pick(attrs, found, {}, attr_extra)
     if res:
         more: dict = {}
         _pick(res, more, {})
         for f, v in more.items():
             found.setdefault(f, v)
     rec: dict = {"event_id": it.span_id or None, "ts": it.ts}
-    identity = {src: None for src in IDENTITY}
+    identity = dict.fromkeys(IDENTITY)
     for f, v in found.items():
-        if f.startswith("identity."):
-            identity[f[9:]] = v
-        else:
+        src = _IDENTITY_OF.get(f)
+        if src is None:
             rec[f] = v
-    inv = _jsonish(attrs.get("llm.invocation_parameters"))
+        else:
+            identity[src] = v
+    get = attrs.get
+    inv = get("llm.invocation_parameters")
+    if inv is not None:
+        inv = _jsonish(inv)
     if isinstance(inv, dict):
         for k, fld in _INVOCATION.items():
             if inv.get(k) is not None and fld not in rec:
@@ -422,10 +430,9 @@ def map_item(it: Item) -> tuple[dict, dict]:
     out = _messages(attrs, indexed, "gen_ai.output.messages", "gen_ai.completion", "llm.output_messages.")
     if out is not None:
         rec["response"] = out if isinstance(out, str) else flatten_messages(out, roles=("assistant", "model"))
-    rec["status"] = "error" if it.status == 2 or attrs.get("error.type") else "ok"
+    rec["status"] = "error" if it.status == 2 or get("error.type") else "ok"
     extra = {}
-    provider = attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system") or attrs.get("llm.provider") \
-        or attrs.get("llm.system")
+    provider = get("gen_ai.provider.name") or get("gen_ai.system") or get("llm.provider") or get("llm.system")
     if provider:
         extra["provider"] = provider
     if it.trace_id:
@@ -434,7 +441,8 @@ def map_item(it: Item) -> tuple[dict, dict]:
         extra["span_name"] = it.name
     if res.get("service.name"):
         extra["service.name"] = res["service.name"]
-    extra.update(attr_extra)
+    if attr_extra:
+        extra.update(attr_extra)
     return rec, extra
 
 
