@@ -14,6 +14,7 @@ the scan calls it.
 """
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
 import time
@@ -137,6 +138,9 @@ class Engine:
         if self.map.index:  # first-request linking needs the scan's membership functions: load them now, not on a request
             import distillguard.link.memberships  # noqa: F401
         self._warm()
+        # What is loaded now (modules, campaign map, warmed state) lives as long as the process: out of the
+        # collector's full passes, which otherwise rescan it every few intake batches (docs/serve.md, Performance)
+        gc.freeze()
         if background:
             for fn, every in ((self.journal.flush, self.config.flush_seconds), (self.refresh, self.config.refresh_seconds),
                               *self._pending_loops):
@@ -164,6 +168,7 @@ class Engine:
             self.journal.close()
             if self._qfile:
                 self._qfile.close()
+            gc.unfreeze()  # what start froze can be freed again
 
     def _store(self, read_only=True):
         import duckdb
