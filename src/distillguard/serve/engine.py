@@ -69,6 +69,9 @@ class EngineConfig:
         self.persist = persist
 
 
+GC_YOUNG_OBJECTS = 20_000  # ~ the objects one intake batch keeps alive at once (default 700)
+
+
 def _now_us() -> int:
     return int(time.time() * 1_000_000)
 
@@ -108,6 +111,7 @@ class Engine:
         qpath = config.quarantine or (str(config.db) + ".serve-quarantine.jsonl" if config.db and config.persist else None)
         self._qfile = open(qpath, "ab") if qpath else None
         self._qlock = threading.Lock()
+        self._gc_threshold: tuple | None = None
 
     def _serve_section(self) -> dict:
         p = self.config.policy
@@ -139,8 +143,12 @@ class Engine:
             import distillguard.link.memberships  # noqa: F401
         self._warm()
         # What is loaded now (modules, campaign map, warmed state) lives as long as the process: out of the
-        # collector's full passes, which otherwise rescan it every few intake batches (docs/serve.md, Performance)
+        # collector's full passes, which otherwise rescan it every few intake batches; and a young generation
+        # that holds a whole intake batch, so its short-lived objects die before a collection promotes them
+        # (docs/serve.md, Performance)
         gc.freeze()
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(GC_YOUNG_OBJECTS, *self._gc_threshold[1:])
         if background:
             for fn, every in ((self.journal.flush, self.config.flush_seconds), (self.refresh, self.config.refresh_seconds),
                               *self._pending_loops):
@@ -169,6 +177,8 @@ class Engine:
             if self._qfile:
                 self._qfile.close()
             gc.unfreeze()  # what start froze can be freed again
+            if self._gc_threshold:
+                gc.set_threshold(*self._gc_threshold)
 
     def _store(self, read_only=True):
         import duckdb
