@@ -21,6 +21,7 @@ from distillguard.schema import BOOL_FIELDS, EVENT_ALIASES, EVENT_SCHEMA, FLOAT_
 __all__ = [
     "Reject",
     "normalize",
+    "normalize_fields",
     "parse_ts",
     "flatten_messages",
     "content_text",
@@ -357,7 +358,20 @@ def normalize(record, extra: dict | None = None) -> dict:
             found[field] = (rank, value)
     if carried:
         unknown = {**carried, **unknown}  # top-level unknown fields win over carried ones
-    raw = {f: v for f, (_, v) in found.items()}
+    return _canonical({f: v for f, (_, v) in found.items()}, identity, unknown)
+
+
+def normalize_fields(fields: dict, extra: dict | None = None) -> dict:
+    """:func:`normalize` for a record keyed by canonical field names only, plus an ``identity`` dict (what
+    the OTLP mapping builds): no key matching, the same checks and result."""
+    raw = {f: v for f, v in fields.items() if v is not None and not (isinstance(v, str) and v == "")}
+    ident = raw.pop("identity", None)
+    identity = {s: ident[s] for s in SOURCES if ident.get(s) not in (None, "")} if isinstance(ident, dict) else None
+    return _canonical(raw, identity, dict(extra) if extra else {})
+
+
+def _canonical(raw: dict, identity: dict | None, unknown: dict) -> dict:
+    """Matched fields -> the canonical event: each given field checked, the subject chosen, ``extra`` written."""
     out = dict(_ABSENT)  # a field not given is None: only the given ones are checked, in the order of _ORDER
     out["ts"] = parse_ts(raw.get("ts"))
     for f in sorted(raw, key=_ORDER.__getitem__) if len(raw) > 1 else raw:

@@ -28,7 +28,7 @@ import orjson
 import pyarrow as pa
 
 from distillguard.ingest.base import Quarantined, truncate_raw
-from distillguard.ingest.normalize import Reject, normalize, rows_to_batch
+from distillguard.ingest.normalize import Reject, normalize, normalize_fields, rows_to_batch
 from distillguard.score.evidence import EvidenceMatrix
 from distillguard.score.fusion import FusionModel
 from distillguard.score.policy import Policy
@@ -290,7 +290,7 @@ class Engine:
         rows, bad = [], []
         for i, (rec, extra) in enumerate(pairs):
             try:
-                rows.append(normalize(rec, extra))
+                rows.append(normalize_fields(rec, extra))
             except Reject as rej:
                 bad.append(Quarantined(source, i + 1, rej.reason, truncate_raw(rec), rej.detail))
         return self.accept(rows, bad)
