@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-spark bench-serve deps-system calibrate clean otel-fixtures
+.PHONY: demo test test-fast bench bench-ingest bench-scan bench-quality bench-privacy bench-spark bench-serve deps-system calibrate clean otel-fixtures corpora train-content bench-content
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 is required" >&2; exit 2; }
@@ -42,6 +42,7 @@ deps-system:
 
 test: $(STAMP) $(SPARK_STAMP) $(LITELLM_STAMP) deps-system
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@$(BIN)/python scripts/fetch_corpora.py || echo "corpora unavailable: the corpus tests will skip"
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
@@ -57,6 +58,10 @@ bench-scan: $(STAMP)
 
 bench-quality: $(STAMP)
 	$(BIN)/python benchmarks/bench_quality.py
+
+# What redaction before storage and encryption at rest cost (docs/privacy.md).
+bench-privacy: $(STAMP)
+	$(BIN)/python benchmarks/bench_privacy.py
 
 bench-spark: $(SPARK_STAMP)
 	$(BIN)/python benchmarks/bench_spark.py
@@ -75,6 +80,19 @@ calibrate: $(STAMP)
 # Regenerate tests/data/otel/ from the real instrumentation (its own venvs under bench-data/; docs/ingest.md).
 otel-fixtures: $(LITELLM_STAMP)
 	$(PY) scripts/capture_otel_fixtures.py
+
+# Public corpora for the content scorers (signals/content/corpora.yaml), cached under bench-data/corpora.
+corpora: $(STAMP)
+	$(BIN)/python scripts/fetch_corpora.py
+
+# Retrain the shipped intent scorers on the exemplar bank plus the corpora's train sources.
+train-content: corpora
+	$(BIN)/python -m distillguard.signals.content.model
+
+# Per-source / per-language intent figures on held-out corpora, classify speed, account-level rates.
+bench-content: $(STAMP)
+	@$(BIN)/python scripts/fetch_corpora.py || echo "corpora unavailable: bench-content will skip"
+	$(BIN)/python benchmarks/bench_content.py
 
 clean:
 	rm -rf $(DEMO_DIR) bench-data .pytest_cache

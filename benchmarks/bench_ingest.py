@@ -97,6 +97,7 @@ def generate(n: int, jsonl: Path, parquet: Path) -> None:
 CHILD = r"""
 import json, os, resource, sys, time
 kind, src, db = sys.argv[1], sys.argv[2], sys.argv[3]
+prompts = sys.argv[4] if len(sys.argv) > 4 else None  # store.prompts (default: redacted)
 _ru = resource.getrusage(resource.RUSAGE_SELF)
 cpu0 = _ru.ru_utime + _ru.ru_stime
 t0 = time.perf_counter()
@@ -110,8 +111,9 @@ if kind == "duckdb":
     res = {"accepted": n}
 else:
     from distillguard.ingest import ingest_files
+    from distillguard.privacy import StorePrivacy
     from distillguard.store import EventStore
-    with EventStore(db) as store:
+    with EventStore(db, privacy=StorePrivacy(prompts=prompts) if prompts else None) as store:
         r = ingest_files([src], store, progress=False)
     res = {"read": r.read, "accepted": r.accepted, "quarantined": r.quarantined, "duplicates": r.duplicates}
 res["seconds"] = time.perf_counter() - t0
@@ -124,12 +126,12 @@ print(json.dumps(res))
 """
 
 
-def run_child(kind: str, src: Path, tag: str) -> dict:
+def run_child(kind: str, src: Path, tag: str, prompts: str | None = None) -> dict:
     db = DATA / f"_bench_{tag}.duckdb"
     for p in (db, Path(str(db) + ".wal")):
         p.unlink(missing_ok=True)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, kind, str(src), str(db)],
+        [sys.executable, "-c", CHILD, kind, str(src), str(db), *([prompts] if prompts else [])],
         check=True, capture_output=True, text=True, cwd=ROOT,
     )
     db.unlink(missing_ok=True)

@@ -4,7 +4,10 @@ Run with ``make bench-serve`` (or ``python benchmarks/bench_serve.py``). In the
 same run it starts, each in its own process:
 
 * ``distillguard serve`` on a fixture store (one campaign with card, IP and
-  template indicators; benign accounts; running state warmed from the store);
+  template indicators; benign accounts; running state warmed from the store),
+  called with a ``gateway`` bearer token as gateways call it;
+* the same service with ``--insecure-no-auth`` on a copy of the store (what
+  the token check costs);
 * a bare FastAPI endpoint (same uvicorn settings, a small pydantic body in,
   a small JSON object out): the floor any FastAPI service pays.
 
@@ -13,7 +16,8 @@ Then it measures:
 1. ``/v1/decide`` latency at a fixed offered rate (open loop: each request is
    due at its scheduled time, latency counts from then, so queueing is not
    hidden), default 1,000 requests/s for 10 s, over 8 keep-alive connections,
-   for the bare endpoint and the service in turn. Bodies rotate over known
+   for the bare endpoint, the service with and without token checking, in interleaved rounds (median
+   reported, each round's p99 kept). Bodies rotate over known
    campaign members, known benign accounts and new accounts (whose IP and
    prompt template are matched against the campaign map on each request).
 2. ``wrk`` (Debian) at saturation, 2 connections, 5 s, for both endpoints.
@@ -37,6 +41,7 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -115,9 +120,13 @@ def _bodies(n=1000) -> list[bytes]:
     return out
 
 
+TOKEN = ""  # a gateway token of the measured service (set in main)
+
+
 def _request(path: str, body: bytes, ctype: str = "application/json", encoding: str | None = None) -> bytes:
     enc = f"content-encoding: {encoding}\r\n" if encoding else ""
-    return (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: {ctype}\r\n{enc}"
+    auth = f"authorization: Bearer {TOKEN}\r\n" if TOKEN else ""
+    return (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: {ctype}\r\n{enc}{auth}"
             f"content-length: {len(body)}\r\n\r\n").encode() + body
 
 
@@ -316,6 +325,7 @@ def run_wrk(url: str, body: bytes, seconds: int = 5, conns: int = 2) -> dict | N
         return None
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                 f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n'
                  f"wrk.body = {json.dumps(body.decode())}\n")
         script = fh.name
     p = subprocess.run([*_pin(1), "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", script, url],
@@ -338,51 +348,95 @@ class _Done(Exception):
     pass
 
 
+def gate_cost(n: int = 50_000) -> dict:
+    """CPU time per request of the token check (AuthGate in front of an app that does nothing), in process.
+
+    Process CPU time, not wall time: the figure holds on a machine other jobs share, where the fixed-rate
+    latencies above move with the neighbours' load.
+    """
+    from distillguard.serve.auth import AccessRules, AuthGate, Principal, Sessions, TokenBook, token_sha256
+
+    async def inner(scope, receive, send):
+        return None
+
+    tok = "dg_" + "x" * 43
+    book = TokenBook(None, extra={token_sha256(tok): Principal("bench", "gateway", "token")})
+    book.loaded_at = float("inf")  # no reload inside the timed loop
+    gate = AuthGate(inner, book, Sessions(), AccessRules.load())
+    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"), (b"authorization", f"Bearer {tok}".encode())]
+
+    async def loop(app):
+        t0 = time.process_time()
+        for _ in range(n):
+            await app({"type": "http", "method": "POST", "path": "/v1/decide", "headers": headers}, None, None)
+        return (time.process_time() - t0) / n * 1e6
+
+    bare, gated = asyncio.run(loop(inner)), asyncio.run(loop(gate))
+    return {"requests": n, "cpu_us_per_request_without": round(bare, 2), "cpu_us_per_request_with": round(gated, 2),
+            "token_check_cpu_us": round(gated - bare, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--intake-seconds", type=float, default=8.0)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved fixed-rate rounds per target (median reported)")
     ap.add_argument("--pin", action="store_true", help="servers on CPU 0, load generators on CPU 1 (taskset)")
     ap.add_argument("--only-otlp", action="store_true", help="only the OTLP intake figures")
     args = ap.parse_args()
     global PIN
     PIN = args.pin
     sys.path.insert(0, str(ROOT / "src"))
-    from distillguard.serve.testing import fixture_store, free_port
+    from distillguard.serve.testing import fixture_store, free_port, make_token
 
+    global TOKEN
     OUT.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     db = fixture_store(tmp / "dg.duckdb")
-    sport, bport = free_port(), free_port()
+    open_db = tmp / "open.duckdb"
+    shutil.copy(db, open_db)
+    token = make_token(db, "gateway", "bench")
+    sport, oport, bport = free_port(), free_port(), free_port()
     py = sys.executable
     serve = subprocess.Popen([*_pin(0), py, "-m", "distillguard.cli", "serve", "--db", str(db), "--port", str(sport),
                               "--refresh-seconds", "3600"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    unauth = subprocess.Popen([*_pin(0), py, "-m", "distillguard.cli", "serve", "--db", str(open_db), "--port", str(oport),
+                               "--refresh-seconds", "3600", "--insecure-no-auth"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     bare = subprocess.Popen([*_pin(0), py, "-c", BARE_APP, str(bport)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     results: dict = {"cpu_pinning": bool(_pin(0)), "rate": args.rate, "seconds": args.seconds}
     try:
         _wait(f"http://127.0.0.1:{sport}", serve)
+        _wait(f"http://127.0.0.1:{oport}", unauth)
         _wait(f"http://127.0.0.1:{bport}", bare)
         bodies = _bodies()
         if _pin(1):
             os.sched_setaffinity(0, {1})
-        # warm both (imports, first-request paths), then measure bare and service in turn
+        TOKEN = token  # the same request bytes everywhere (the bare endpoint and the open service ignore it)
         results["otlp"] = asyncio.run(otlp_intake(sport, args.intake_seconds))
         if args.only_otlp:
             raise _Done
-        asyncio.run(fixed_rate(bport, "/bare", bodies, 500, 1))
-        asyncio.run(fixed_rate(sport, "/v1/decide", bodies, 500, 1))
-        results["bare_fixed_rate"] = asyncio.run(fixed_rate(bport, "/bare", bodies, args.rate, args.seconds))
-        results["decide_fixed_rate"] = asyncio.run(fixed_rate(sport, "/v1/decide", bodies, args.rate, args.seconds))
+        # warm all three (imports, first-request paths), then measure them in turn
+        for port, path in ((bport, "/bare"), (oport, "/v1/decide"), (sport, "/v1/decide")):
+            asyncio.run(fixed_rate(port, path, bodies, 500, 1))
+        # interleaved rounds, median per target: on a shared machine a neighbour's burst hits one run, not all
+        runs: dict[str, list] = {"bare_fixed_rate": [], "decide_fixed_rate": [], "decide_no_auth_fixed_rate": []}
+        for _ in range(args.rounds):
+            for key, port, path in (("bare_fixed_rate", bport, "/bare"), ("decide_fixed_rate", sport, "/v1/decide"),
+                                    ("decide_no_auth_fixed_rate", oport, "/v1/decide")):
+                runs[key].append(asyncio.run(fixed_rate(port, path, bodies, args.rate, args.seconds)))
+        for key, rs in runs.items():
+            results[key] = {k: statistics.median(r[k] for r in rs) for k in rs[0]} | {"rounds": [r["p99_ms"] for r in rs]}
         results["bare_wrk"] = run_wrk(f"http://127.0.0.1:{bport}/bare", bodies[3])
         results["decide_wrk_known_account"] = run_wrk(f"http://127.0.0.1:{sport}/v1/decide", bodies[3])
         results["decide_wrk_new_account_template"] = run_wrk(f"http://127.0.0.1:{sport}/v1/decide", bodies[7])
+        results["token_check"] = gate_cost()
         results["intake"] = asyncio.run(intake(sport, args.intake_seconds))
         results["intake_no_ids"] = asyncio.run(intake(sport, args.intake_seconds, n_batches=200, with_ids=False, tag="b"))
     except _Done:
         pass
     finally:
-        for p in (serve, bare):
+        for p in (serve, unauth, bare):
             p.terminate()
             try:
                 p.wait(timeout=30)
@@ -399,11 +453,16 @@ def main() -> None:
               + ("" if m == "events" else f", {o[m]['per_s'] / o['events']['per_s']:.2f} x /v1/events"))
     if args.only_otlp:
         return
-    b, d = results["bare_fixed_rate"], results["decide_fixed_rate"]
-    print(f"fixed rate {args.rate:.0f} req/s for {args.seconds:.0f} s (open loop, 8 connections):")
-    print(f"  bare FastAPI  p50 {b['p50_ms']} ms  p99 {b['p99_ms']} ms  max {b['max_ms']} ms  achieved {b['achieved_rps']} req/s")
-    print(f"  /v1/decide    p50 {d['p50_ms']} ms  p99 {d['p99_ms']} ms  max {d['max_ms']} ms  achieved {d['achieved_rps']} req/s"
-          f"  errors {d['errors']}")
+    b, o, d = results["bare_fixed_rate"], results["decide_no_auth_fixed_rate"], results["decide_fixed_rate"]
+    print(f"fixed rate {args.rate:.0f} req/s for {args.seconds:.0f} s (open loop, 8 connections), median of {args.rounds} "
+          "interleaved rounds:")
+    print(f"  bare FastAPI               p50 {b['p50_ms']} ms  p99 {b['p99_ms']} ms  max {b['max_ms']} ms  achieved {b['achieved_rps']} req/s")
+    for label, r in (("/v1/decide, no auth", o), ("/v1/decide, token check", d)):
+        print(f"  {label:<26} p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  max {r['max_ms']} ms  achieved {r['achieved_rps']} req/s"
+              f"  errors {r['errors']}  (p99 {r['p99_ms'] / b['p99_ms']:.2f}x bare)")
+    g = results["token_check"]
+    print(f"token check (AuthGate, in process, {g['requests']:,} requests): {g['token_check_cpu_us']} us CPU per request")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (latencies move with it)")
     for k in ("bare_wrk", "decide_wrk_known_account", "decide_wrk_new_account_template"):
         if results.get(k):
             w = results[k]

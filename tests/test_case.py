@@ -20,6 +20,17 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "distillguard.cli", *map(str, args)], capture_output=True, text=True)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def signing_keys(tmp_path_factory):
+    """A key pair for this module's evidence (the CLI subprocesses find it through $DISTILLGUARD_KEYS)."""
+    folder = tmp_path_factory.mktemp("keys")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DISTILLGUARD_KEYS", str(folder))
+        proc = _cli("keys", "init")
+        assert proc.returncode == 0, proc.stderr
+        yield folder
+
+
 @pytest.fixture(scope="module")
 def scanned(smoke_traffic, tmp_path_factory):
     work = tmp_path_factory.mktemp("case")

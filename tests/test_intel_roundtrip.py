@@ -78,9 +78,10 @@ def world(tmp_path_factory):
     result = run_scan(*store_inputs(store_a))
     store_results(result, store_a)
     bundle_path = tmp / "bundle.json"
-    summary = export_bundle(store_a, key, bundle_path, ExportOptions(recipient="provider-b", tlp="amber"))
+    summary = export_bundle(store_a, key, bundle_path, ExportOptions(recipient="provider-b", tlp="amber"))  # the default
+    shared = set(summary["campaign_ids"])
     flagged = [(a, c) for a, c in zip(result.accounts["account_id"].to_pylist(), result.accounts["campaign_id"].to_pylist()) if c]
-    exported_ops = {truth1[a] for a, _ in flagged if truth1.get(a)}
+    exported_ops = {truth1[a] for a, c in flagged if truth1.get(a) and c in shared}
 
     store_b = EventStore(tmp / "b.duckdb")
     store_b.append_events([_renamed(_subset(e1, b_camp)), _subset(e2, b_benign)])
@@ -107,7 +108,8 @@ def test_b_finds_a_s_operators(world):
     recall = sum(a in hit for a in ops) / len(ops)
     benign_rate = sum(a in hit for a in world["b_benign"]) / len(world["b_benign"])
     overall = sum(a in hit for a in on_b) / len(on_b)
-    print(f"\nround trip: {recall:.1%} of {len(ops)} B accounts of exported operators carry KNOWN_INDICATOR "
+    print(f"\nround trip (default export: {world['summary']['campaigns']} confirmed or blocked campaigns): "
+          f"{recall:.1%} of {len(ops)} B accounts of exported operators carry KNOWN_INDICATOR "
           f"({overall:.1%} of all {len(on_b)} campaign accounts); benign {benign_rate:.2%} of {len(world['b_benign'])}")
     assert recall >= 0.80
     assert benign_rate <= 0.005
@@ -196,3 +198,24 @@ def test_cli_export_one_campaign(world, tmp_path):
             assert s2.con.execute("SELECT count(*) FROM intel_disclosures WHERE recipient = 'gov-cert'").fetchone()[0] == 1
     finally:
         world["store_a"] = EventStore(db)
+
+
+def test_default_export_shares_only_blocked_or_confirmed_campaigns(world, tmp_path):
+    """Unreviewed campaigns below block stay home unless --include-unconfirmed; a dismissed one never leaves."""
+    from distillguard.console import record_action
+
+    con = world["store_a"].con
+    actions = dict(con.execute("SELECT campaign_id, action FROM campaigns").fetchall())
+    assert all(actions[c] == "block" for c in world["summary"]["campaign_ids"])
+    first, blocked = sorted(world["summary"]["campaign_ids"])[:2]
+    con.execute("UPDATE campaigns SET action = 'throttle' WHERE campaign_id = ?", [first])  # a policy that only throttles it
+    try:
+        narrow = export_bundle(world["store_a"], world["key"], tmp_path / "narrow.json", ExportOptions())
+        wide = export_bundle(world["store_a"], world["key"], tmp_path / "wide.json", ExportOptions(include_unconfirmed=True))
+        assert first not in narrow["campaign_ids"] and set(wide["campaign_ids"]) == set(actions)
+        record_action(con, action="confirm", target_kind="campaign", target_id=first, analyst="alice", reason="reviewed")
+        record_action(con, action="dismiss", target_kind="campaign", target_id=blocked, analyst="alice", reason="a class")
+        now = export_bundle(world["store_a"], world["key"], tmp_path / "now.json", ExportOptions())
+        assert first in now["campaign_ids"] and blocked not in now["campaign_ids"]
+    finally:
+        con.execute("UPDATE campaigns SET action = 'block' WHERE campaign_id = ?", [first])

@@ -31,7 +31,8 @@ PRODUCERS = {
     "openai-v2-legacy": {"model": "gpt-4o-mini", "n": None, "logprobs": None, "top_logprobs": None},
     "openinference": {"model": "gpt-4o-mini-2024-07-18", "n": 2, "logprobs": True, "top_logprobs": 3},
     "openllmetry": {"model": "gpt-4o-mini", "n": None, "logprobs": None, "top_logprobs": None},
-    "litellm-otel": {"model": "mock-model", "n": 2, "logprobs": True, "top_logprobs": 3,
+    # the proxy's own call names a key: its owner is the subject, not the body's user (the default rule)
+    "litellm-otel": {"account_id": "default_user_id", "model": "mock-model", "n": 2, "logprobs": True, "top_logprobs": 3,
                      "client_ip": "198.51.100.9", "user_agent": "capture-client/1.0",
                      "api_key_id": "litellm_proxy_master_key"},
 }
@@ -95,7 +96,7 @@ def test_openai_v2_without_the_callers_span_has_no_subject(store, tmp_path):
 def test_the_subject_rule_picks_among_the_gateways_identities(store, monkeypatch):
     from distillguard.subject import set_rule
 
-    monkeypatch.setenv("DISTILLGUARD_SUBJECT", "key_user,key")
+    monkeypatch.setenv("DISTILLGUARD_SUBJECT", "end_user,key_user,key")  # a gateway vouching for its end users
     set_rule(None)  # the environment is read once per process: read it again
     try:
         ingest_files(files("litellm-otel", "pb"), store, progress=False)
@@ -103,7 +104,7 @@ def test_the_subject_rule_picks_among_the_gateways_identities(store, monkeypatch
         monkeypatch.delenv("DISTILLGUARD_SUBJECT")
         set_rule(None)
     ev = stored(store)[0]
-    assert ev["account_id"] == "default_user_id"  # the master key's user, as LiteLLM names it
+    assert ev["account_id"] == "acct-capture-1"  # the end user the gateway vouches for
     assert json.loads(ev["extra"])["identity"] == {"end_user": "acct-capture-1", "key_user": "default_user_id",
                                                    "key": "litellm_proxy_master_key"}
 

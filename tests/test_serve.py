@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from distillguard.serve import Engine, EngineConfig
-from distillguard.serve.testing import T0, TEMPLATE, fixture_store, serving
+from distillguard.serve.testing import T0, TEMPLATE, RoleAuth, fixture_store, serving
 
 ENFORCE = """
 version: 1
@@ -45,7 +45,7 @@ def store(tmp_path):
 @pytest.fixture()
 def service(store, tmp_path):
     engine = Engine(EngineConfig(db=str(store), policy=enforce_policy(tmp_path), refresh_seconds=3600, flush_seconds=0.2))
-    with serving(engine) as url, httpx.Client(base_url=url, timeout=10) as c:
+    with serving(engine) as url, httpx.Client(base_url=url, timeout=10, auth=RoleAuth(store)) as c:
         c.engine = engine
         yield c
 
@@ -245,7 +245,7 @@ def test_challenge_passed_grants_immunity_and_labels_steer_decisions(service):
     assert d3["action"] == "block" and "ANALYST_CONFIRMED" in {r["code"] for r in d3["reasons"]}
     # a failed challenge marks the account
     d = service.post("/v1/decide", json={"account_id": "chal-2", "client_ip": "203.0.113.7"}).json()
-    service.post(f"/v1/challenges/{d['decision_id']}/result", json={"passed": False})
+    service.post(f"/v1/challenges/{d['challenge']['challenge_id']}/result", json={"passed": False})
     assert service.post("/v1/decide", json={"account_id": "chal-2"}).json()["action"] == "block"
     assert service.post("/v1/challenges/nope/result", json={"passed": True}).status_code == 404
     assert service.post("/v1/decisions/nope/labels", json={"label": "legitimate"}).status_code == 404
@@ -284,15 +284,16 @@ def test_internal_errors_fail_open_or_closed_as_the_policy_says(store, tmp_path,
 
     with serving(engine) as url:
         monkeypatch.setattr(engine, "_online", boom)
-        d = httpx.post(url + "/v1/decide", json={"account_id": "user-1"}).json()
+        d = httpx.post(url + "/v1/decide", json={"account_id": "user-1"}, auth=RoleAuth(store)).json()
         assert d["action"] == action and d["rule_id"] == f"fail-{fail}"
         assert d["reasons"][0]["code"] == "INTERNAL_ERROR"
 
 
 def test_the_campaign_map_is_refreshed_in_the_background(store, tmp_path):
     engine = Engine(EngineConfig(db=str(store), policy=enforce_policy(tmp_path), refresh_seconds=0.2))
+    auth = RoleAuth(store)
     with serving(engine) as url:
-        assert httpx.post(url + "/v1/decide", json={"account_id": "n1", "client_ip": "192.0.2.99"}).json()["action"] == "allow"
+        assert httpx.post(url + "/v1/decide", json={"account_id": "n1", "client_ip": "192.0.2.99"}, auth=auth).json()["action"] == "allow"
         with engine.journal.db_lock:  # a new scan lands in the store
             con = duckdb.connect(str(store))
             con.execute("INSERT INTO campaign_indicators VALUES ('C-test', 'client_ip', '192.0.2.99', 2.0)")
@@ -300,7 +301,7 @@ def test_the_campaign_map_is_refreshed_in_the_background(store, tmp_path):
         import time
 
         time.sleep(0.8)
-        d = httpx.post(url + "/v1/decide", json={"account_id": "n2", "client_ip": "192.0.2.99"}).json()
+        d = httpx.post(url + "/v1/decide", json={"account_id": "n2", "client_ip": "192.0.2.99"}, auth=auth).json()
         assert d["action"] == "challenge" and d["campaign_id"] == "C-test"
 
 
@@ -316,7 +317,7 @@ def test_replay_over_http_reports_harvest_before_detection(service, tmp_path):
                                      "client_ip": "203.0.113.7" if k == 1 else f"192.0.2.{k}"}))
     events.append(normalize({"account_id": "rp-benign", "ts": 1772600001, "client_ip": "192.0.2.200"}))
     labels = {"rp-0": "X", "rp-1": "X", "rp-2": "X", "rp-benign": None}
-    target = HttpTarget(str(service.base_url))
+    target = HttpTarget(str(service.base_url), token=service.auth.token("gateway"))
     report = replay(events, target, labels=labels)
     target.close()
     (c,) = report["campaigns"]

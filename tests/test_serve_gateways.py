@@ -12,56 +12,70 @@ import httpx
 import pytest
 
 from distillguard.serve import Engine, EngineConfig
-from distillguard.serve.testing import fixture_store, free_port, serving
+from distillguard.serve.testing import auth_headers, fixture_store, free_port, make_token, serving
 
 from test_serve import enforce_policy
+
+
+GW: dict[str, str] = {}  # base URL -> a gateway token of that service
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gw")
-    engine = Engine(EngineConfig(db=str(fixture_store(tmp / "dg.duckdb")), policy=enforce_policy(tmp), refresh_seconds=3600))
+    db = fixture_store(tmp / "dg.duckdb")
+    engine = Engine(EngineConfig(db=str(db), policy=enforce_policy(tmp), refresh_seconds=3600))
     with serving(engine) as u:
+        GW[u] = make_token(db, "gateway")
+        GW["reader:" + u] = make_token(db, "reader")
         yield u
 
 
 @pytest.fixture(scope="module")
 def shadow_url(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gw-shadow")
-    engine = Engine(EngineConfig(db=str(fixture_store(tmp / "dg.duckdb")), refresh_seconds=3600))  # packaged policy: shadow
+    db = fixture_store(tmp / "dg.duckdb")
+    engine = Engine(EngineConfig(db=str(db), refresh_seconds=3600))  # packaged policy: shadow
     with serving(engine) as u:
+        GW[u] = make_token(db, "gateway")
         yield u
+
+
+def _h(url, **headers):
+    return {**auth_headers(GW[url]), **headers}
 
 
 def test_envoy_ext_authz_maps_actions_to_status_and_headers(url):
     chat = {"model": "orion-2", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 100}
-    r = httpx.post(url + "/v1/ext_authz/v1/chat/completions", json=chat, headers={"x-user-id": "camp-1"})
+    r = httpx.post(url + "/v1/ext_authz/v1/chat/completions", json=chat, headers=_h(url, **{"x-user-id": "camp-1"}))
     assert r.status_code == 429 and r.headers["retry-after"] == "30"
     assert r.headers["x-distillguard-action"] == "throttle" and r.headers["x-distillguard-decision-id"]
     r = httpx.post(url + "/v1/ext_authz/v1/chat/completions", json=chat,
-                   headers={"x-user-id": "new-envoy", "x-forwarded-for": "203.0.113.7, 10.0.0.1"})
+                   headers=_h(url, **{"x-user-id": "new-envoy", "x-forwarded-for": "203.0.113.7, 10.0.0.1"}))
     assert r.status_code == 403 and r.headers["x-distillguard-challenge-url"].startswith("https://verify.example.test/")
-    r = httpx.get(url + "/v1/ext_authz/v1/models", headers={"authorization": "Bearer sk-benign-key"})
+    r = httpx.get(url + "/v1/ext_authz/v1/models", headers=_h(url, **{"x-api-key": "sk-benign-key"}))
     assert r.status_code == 200 and r.headers["x-distillguard-action"] == "allow"
-    assert httpx.get(url + "/v1/ext_authz/v1/models").status_code == 200  # no subject, fail open
+    r = httpx.get(url + "/v1/ext_authz/v1/models", headers=_h(url))
+    assert r.status_code == 200 and r.headers["x-distillguard-fail"] == "open"  # no subject: the policy's fail, said so
 
 
 def test_shadow_mode_never_blocks_at_the_gateway(shadow_url):
-    r = httpx.post(shadow_url + "/v1/ext_authz/v1/chat/completions", json={}, headers={"x-user-id": "camp-1"})
+    r = httpx.post(shadow_url + "/v1/ext_authz/v1/chat/completions", json={}, headers=_h(shadow_url, **{"x-user-id": "camp-1"}))
     assert r.status_code == 200 and r.headers["x-distillguard-mode"] == "shadow"
     assert r.headers["x-distillguard-action"] in ("throttle", "block", "challenge")
 
 
 def test_litellm_generic_guardrail_api(url):
-    body = {"texts": ["hello"], "request_data": {"user_api_key_end_user_id": "camp-2", "user_api_key_hash": "h1"},
+    body = {"texts": ["hello"], "request_data": {"user_api_key_user_id": "camp-2", "user_api_key_hash": "h1"},
             "input_type": "request", "litellm_call_id": "call-1", "additional_provider_specific_params": {}}
-    r = httpx.post(url + "/beta/litellm_basic_guardrail_api", json=body).json()
+    post = lambda: httpx.post(url + "/beta/litellm_basic_guardrail_api", json=body, headers=_h(url)).json()  # noqa: E731
+    r = post()
     assert r["action"] == "BLOCKED" and "rate limited" in r["blocked_reason"]
-    body["request_data"] = {"user_api_key_end_user_id": "user-2"}
-    assert httpx.post(url + "/beta/litellm_basic_guardrail_api", json=body).json()["action"] == "NONE"
+    body["request_data"] = {"user_api_key_user_id": "user-2"}
+    assert post()["action"] == "NONE"
     body["input_type"] = "response"
-    body["request_data"] = {"user_api_key_end_user_id": "camp-2"}
-    assert httpx.post(url + "/beta/litellm_basic_guardrail_api", json=body).json()["action"] == "NONE"
+    body["request_data"] = {"user_api_key_user_id": "camp-2"}
+    assert post()["action"] == "NONE"
 
 
 def test_litellm_custom_guardrail_pre_call_hook(url):
@@ -69,25 +83,28 @@ def test_litellm_custom_guardrail_pre_call_hook(url):
 
     from distillguard.serve.gateways.litellm import DistillguardGuardrail
 
-    data = {"model": "orion-2", "messages": [{"role": "user", "content": "hi"}], "user": "camp-3"}
+    data = {"model": "orion-2", "messages": [{"role": "user", "content": "hi"}], "user": "someone-else"}
     dead = f"http://127.0.0.1:{free_port()}"
+    camp3 = {"user_id": "camp-3", "token": "hashed-key-3"}
 
     async def scenario():
-        g = DistillguardGuardrail(api_base=url)
+        g = DistillguardGuardrail(api_base=url, api_key=GW[url])
         hook = g.async_pre_call_hook
-        with pytest.raises(HTTPException) as exc:
-            await hook({"user_id": "u"}, None, dict(data), "completion")
+        with pytest.raises(HTTPException) as exc:  # the key's owner is judged, whatever the body's user says
+            await hook(camp3, None, dict(data), "completion")
         assert exc.value.status_code == 429 and exc.value.headers["retry-after"] == "30"
         with pytest.raises(HTTPException) as exc:
-            await hook(None, None, {**data, "user": "lit-new", "metadata": {"requester_ip_address": "203.0.113.7"}},
+            await hook({"user_id": "lit-new"}, None, {**data, "metadata": {"requester_ip_address": "203.0.113.7"}},
                        "completion")
         assert exc.value.status_code == 403 and "verify.example.test" in exc.value.detail
-        out = await hook(None, None, {**data, "user": "user-4"}, "completion")
+        out = await hook({"user_id": "user-4"}, None, dict(data), "completion")
         assert out["metadata"]["distillguard_decision"]["action"] == "allow"
-        assert (await DistillguardGuardrail(api_base=dead).async_pre_call_hook(None, None, dict(data), "completion"))["user"] == "camp-3"
-        with pytest.raises(HTTPException) as exc:
-            await DistillguardGuardrail(api_base=dead, fail_open=False).async_pre_call_hook(None, None, dict(data), "completion")
-        assert exc.value.status_code == 503
+        # no decision: the fail setting, explicitly; unknown (service never reached) means closed
+        assert (await DistillguardGuardrail(api_base=dead, fail="open").async_pre_call_hook(camp3, None, dict(data), "completion"))
+        for g in (DistillguardGuardrail(api_base=dead, fail="closed"), DistillguardGuardrail(api_base=dead)):
+            with pytest.raises(HTTPException) as exc:
+                await g.async_pre_call_hook(camp3, None, dict(data), "completion")
+            assert exc.value.status_code == 503
 
     asyncio.run(scenario())
 
@@ -95,7 +112,7 @@ def test_litellm_custom_guardrail_pre_call_hook(url):
 def test_litellm_logger_callback_posts_events(url):
     from distillguard.serve.gateways.litellm import DistillguardLogger
 
-    log = DistillguardLogger(api_base=url, batch_size=2)
+    log = DistillguardLogger(api_base=url, batch_size=2, api_key=GW[url])
 
     async def scenario():
         for i in range(2):
@@ -103,11 +120,11 @@ def test_litellm_logger_callback_posts_events(url):
 
     def slo(i):
         return {"id": f"lit-{i}", "startTime": 1772582400 + i, "model": "orion-2", "prompt_tokens": 10,
-               "completion_tokens": 500, "end_user": "logged-1",
-               "metadata": {"user_api_key_hash": "h1", "requester_ip_address": "192.0.2.1"},
+               "completion_tokens": 500, "end_user": "claimed-by-the-client",
+               "metadata": {"user_api_key_hash": "h1", "user_api_key_user_id": "logged-1", "requester_ip_address": "192.0.2.1"},
                "messages": [{"role": "user", "content": f"question {i}"}], "response": {"choices": []}}
 
     asyncio.run(scenario())
     assert not log.buffer
-    v = httpx.get(url + "/v1/accounts/logged-1").json()
+    v = httpx.get(url + "/v1/accounts/logged-1", headers=auth_headers(GW["reader:" + url])).json()
     assert v["n_events_live"] == 2 and v["features"]["output_tokens"] == 1000

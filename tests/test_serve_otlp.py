@@ -21,25 +21,28 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 from distillguard.serve import Engine, EngineConfig
-from distillguard.serve.testing import fixture_store, serving
+from distillguard.serve.testing import RoleAuth, fixture_store, serving
 
 from test_serve import enforce_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "otel"
 PB, JSON = "application/x-protobuf", "application/json"
-AUTH: dict[str, str] = {}  # the service's credential, once endpoints need one: the only place to set it
+GATEWAY_TOKEN = "dg_otlp-test-gateway-0123456789abcdef"  # handed to the app by code, as tests may
+TOKENS = {GATEWAY_TOKEN: ("otlp-test", "gateway")}
+AUTH = {"Authorization": f"Bearer {GATEWAY_TOKEN}"}  # what every exporter and client here sends
 
 
-def client(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, timeout=20, headers=AUTH)
+def client(url: str, db=None) -> httpx.Client:
+    """Gateway token on intake; with ``db``, each request a token of a role allowed for it (views, metrics)."""
+    return httpx.Client(base_url=url, timeout=20, headers={} if db else AUTH, auth=RoleAuth(db) if db else None)
 
 
 @pytest.fixture()
 def service(tmp_path):
     engine = Engine(EngineConfig(db=str(fixture_store(tmp_path / "dg.duckdb")), policy=enforce_policy(tmp_path),
                                  refresh_seconds=3600, flush_seconds=0.2))
-    with serving(engine) as url, client(url) as c:
+    with serving(engine, tokens=TOKENS) as url, client(url, engine.config.db) as c:
         c.engine = engine
         yield c
 
@@ -73,7 +76,7 @@ def test_protobuf_is_answered_in_protobuf_and_the_call_lands_with_its_parameters
     assert r.status_code == 200 and r.headers["content-type"] == PB
     resp = ExportTraceServiceResponse.FromString(r.content)
     assert resp.partial_success.rejected_spans == 0
-    ev, = stored(service.engine, "account_id = 'acct-capture-1'")
+    ev, = stored(service.engine, "account_id = 'default_user_id'")
     assert (ev["model"], ev["n"], ev["logprobs"], ev["top_logprobs"], ev["max_output_tokens"]) == (
         "mock-model", 2, True, 3, 300)
     assert (ev["client_ip"], ev["user_agent"], ev["api_key_id"]) == (

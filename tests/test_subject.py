@@ -9,7 +9,7 @@ from distillguard.ingest import ingest_files
 from distillguard.ingest.normalize import normalize
 from distillguard.serve.gateways.litellm import DistillguardLogger, event_from_litellm
 from distillguard.store import EventStore
-from distillguard.subject import choose, parse_rule, set_rule
+from distillguard.subject import DEFAULT_RULE, choose, parse_rule, set_rule
 
 IDS = {"end_user": "eu-1", "key_user": "ku-1", "key": "hash-1"}
 
@@ -29,13 +29,14 @@ def store(tmp_path):
     s.close()
 
 
-@pytest.mark.parametrize("rule, want", [(None, "eu-1"), ("key_user,key", "ku-1"), ("key", "hash-1")])
+@pytest.mark.parametrize("rule, want", [(None, "ku-1"), ("end_user,key_user,key", "eu-1"), ("key", "hash-1")])
 def test_the_rule_takes_the_first_identity_present(rule, want):
     if rule:
         set_rule(rule)
     ev = normalize({"ts": 1772582400, "identity": IDS})
     assert ev["account_id"] == want and ev["api_key_id"] == "hash-1"
     assert choose({"key": "hash-1"}) == "hash-1"
+    assert choose({"end_user": "eu-1"}, DEFAULT_RULE) == "eu-1"  # no key at all (an app's own spans): the end user
 
 
 def test_an_explicit_account_id_is_the_producers_choice_and_a_bad_rule_names_itself():
@@ -90,7 +91,7 @@ def test_a_spend_log_row_takes_its_prompt_from_the_request_body_and_the_model_gr
     ev = dict(zip(("account_id", "model", "prompt", "system_prompt", "n", "top_logprobs", "user_agent"),
                   store.con.execute("SELECT account_id, model, prompt, system_prompt, n, top_logprobs, user_agent "
                                     "FROM events").fetchone()))
-    assert ev == {"account_id": "eu-7", "model": "mock-model", "prompt": "Explain step by step.",
+    assert ev == {"account_id": "ku-7", "model": "mock-model", "prompt": "Explain step by step.",
                   "system_prompt": "Be a tutor.", "n": 2, "top_logprobs": 3, "user_agent": "harvester/2.0"}
 
 

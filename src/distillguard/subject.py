@@ -11,10 +11,14 @@ ingest stored) therefore decide on the same subject.
 
 The rule is an ordered list of sources, the first present one wins; set it
 with ``DISTILLGUARD_SUBJECT`` (e.g. ``key_user,key``) or ``--subject`` on
-``ingest``/``scan``/``serve``. The default, ``end_user,key_user,key``, trusts
-the end user the gateway reports; where callers choose that value freely (a
-public API whose callers are the accounts), drop ``end_user`` so that one key
-cannot spread itself over invented end users (docs/ingest.md, "Subject").
+``ingest``/``scan``/``serve``. The default, ``key_user,key,end_user``,
+charges a call to the authenticated owner of its key whenever there is a key:
+the end user (LiteLLM's body ``user``) is then the client's own claim, so
+trusting it first would let one key spread itself over invented end users or
+pose as someone else. Telemetry with no key at all (an application's own OTel
+spans naming ``enduser.id``) falls back to the end user. A gateway that sets
+the end user itself (a reseller vouching for its customers) puts it first:
+``end_user,key_user,key`` (docs/ingest.md, "Subject"; docs/security.md).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import os
 __all__ = ["SOURCES", "DEFAULT_RULE", "OPTION_HELP", "parse_rule", "set_rule", "use_option", "current_rule", "choose"]
 
 SOURCES = ("end_user", "key_user", "key")
-DEFAULT_RULE = ("end_user", "key_user", "key")
+DEFAULT_RULE = ("key_user", "key", "end_user")
 _rule: tuple[str, ...] | None = None
 
 
@@ -48,7 +52,7 @@ def set_rule(rule) -> tuple[str, ...]:
 
 
 OPTION_HELP = ("Subject rule: the first present of end_user, key_user, key, comma-separated "
-               "[default: $DISTILLGUARD_SUBJECT or end_user,key_user,key; docs/ingest.md].")
+               "[default: $DISTILLGUARD_SUBJECT or key_user,key,end_user; docs/ingest.md].")
 
 
 def use_option(value: str | None) -> None:

@@ -14,6 +14,11 @@ so editing, removing or adding a file, or editing the manifest's hashes
 without recomputing the chain, is detected; anchoring the chain on the audit
 log head ties the file to the analyst decisions it shows (``verify --db``
 checks that head is still in the store's audit log).
+
+Anyone can recompute hashes by the published rule, so the manifest is also
+signed (Ed25519, :mod:`distillguard.signing`) over its canonical JSON
+without the ``signature`` field; ``verify`` checks it against a trusted
+public key and reports an unsigned or foreign-signed manifest.
 """
 from __future__ import annotations
 
@@ -135,12 +140,29 @@ def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, pric
         "audit_head": head, "files": files, "chain": chain_hash(head["hash"], files),
         "chain_rule": "h0 = audit_head.hash; h_i = sha256(h_{i-1} + '\\n' + path + '\\n' + sha256), files in path order",
     }
+    from distillguard import signing
+
+    key = signing.load_private()
+    if key is not None:
+        manifest["signature"] = signing.sign(key, _signed_bytes(manifest))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    from distillguard.privacy.erasure import record_case_export
+
+    record_case_export(db, campaign_id, out, created, member_ids)  # erasure lists the exports naming an account
     return manifest
 
 
-def verify_case(folder: Path, db: Path | None = None) -> dict:
-    """Check a case folder against its manifest.
+def _signed_bytes(manifest: dict) -> bytes:
+    from distillguard.console.audit import canonical
+
+    return canonical({k: v for k, v in manifest.items() if k != "signature"}).encode("utf-8")
+
+
+def verify_case(folder: Path, db: Path | None = None, public_key: Path | None = None) -> dict:
+    """Check a case folder against its manifest, the manifest's signature and (with ``db``) the audit log.
+
+    The signature is checked against ``public_key`` (a PEM file), else the
+    keys folder's ``signing.pub``, else the key registered in ``db``.
 
     Returns ``{"ok": bool, "changed": [...], "missing": [...], "added": [...], "problems": [...]}``.
     Raises :class:`UsageError` when the folder or manifest is unusable.
@@ -174,16 +196,27 @@ def verify_case(folder: Path, db: Path | None = None) -> dict:
     if chain_hash(anchor, files) != manifest.get("chain"):
         problems.append("manifest.json was edited: its hash chain does not match the listed hashes")
         changed.append(MANIFEST)
+    from distillguard.console import audit
+
+    con = None
     if db is not None:
         import duckdb
-
-        from distillguard.console import audit
 
         try:
             con = duckdb.connect(str(db), read_only=True)
         except duckdb.Error as exc:
             raise UsageError(f"cannot open store {db}: {str(exc).splitlines()[0]}") from None
-        try:
+    try:
+        from distillguard import signing
+
+        trusted = audit.trusted_public_key(public_key, con)
+        if trusted is None:
+            problems.append("no trusted public key to check the signature (distillguard keys init; --public-key)")
+        else:
+            why = signing.verify(trusted, _signed_bytes(manifest), manifest.get("signature"))
+            if why:
+                problems.append(f"manifest signature: {why}")
+        if con is not None:
             seq = manifest["audit_head"].get("seq", 0)
             if seq:
                 r = audit.first(con.execute("SELECT row_hash FROM audit_log WHERE seq = ?", [seq])) if audit._has(con, "audit_log") else None
@@ -192,7 +225,11 @@ def verify_case(folder: Path, db: Path | None = None) -> dict:
             ok, bad = audit.verify_audit_chain(con)
             if not ok:
                 problems.append(f"the store's audit log chain is broken at entry #{bad}")
-        finally:
+            why = audit.verify_audit_signature(con, trusted)
+            if why:
+                problems.append(why)
+    finally:
+        if con is not None:
             con.close()
     return {"ok": not (changed or missing or added or problems), "changed": changed, "missing": missing,
             "added": added, "problems": problems, "campaign_id": manifest.get("campaign_id"), "audit_head": manifest.get("audit_head")}

@@ -29,13 +29,14 @@ def register(app: typer.Typer) -> None:
     def verify_cmd(
         folder: Path = typer.Argument(..., help="A case folder written by case export."),
         db: Optional[Path] = typer.Option(None, "--db", help="Also check the manifest's audit head against this store's audit log."),
+        public_key: Optional[Path] = typer.Option(None, "--public-key", help="The signer's public key (PEM) [default: the keys folder's signing.pub, else the key registered in --db]."),
     ) -> None:
-        """Check every file against the manifest: exit 0 intact, 1 tampered (names the files), 2 unusable input."""
+        """Check every file, the manifest's signature and (with --db) the signed audit chain: exit 0 intact, 1 tampered, 2 unusable input."""
         import sys
 
         from distillguard.case import verify_case
 
-        r = verify_case(folder, db)
+        r = verify_case(folder, db, public_key)
         if r["ok"]:
             typer.echo(f"intact: case {r['campaign_id']}, audit head #{r['audit_head'].get('seq')}")
             return

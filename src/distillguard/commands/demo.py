@@ -46,6 +46,12 @@ def demo(
     console.print(f"campaigns:  {paths['campaigns']}  ({len(result.campaigns)} campaigns)")
     console.print(f"quarantine: {results / 'quarantine.jsonl'}")
     console.print(f"store:      {db}  (try: distillguard stats --db {db})")
+    console.rule("review it in the console (every endpoint but /healthz needs a token)")
+    console.print(f"1. make an analyst token (printed once, last line):\n"
+                  f"   distillguard auth create-token --db {db} --role analyst --name \"$USER\"")
+    console.print(f"2. start the service:  distillguard serve --db {db}")
+    console.print("3. open http://127.0.0.1:8787/ and paste the token to sign in")
+    console.print("   (gateways need a gateway token, step-up verifiers a verifier token: docs/security.md)")
 
 
 def register(app: typer.Typer) -> None:

@@ -25,6 +25,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON line of counts."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
         memory_limit: str = typer.Option(DEFAULT_MEMORY_LIMIT, "--memory-limit", help="DuckDB's memory; beyond it DuckDB spills to disk."),
+        policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML whose store: section says what is kept [default: the packaged policy]."),
+        prompts: Optional[str] = typer.Option(None, "--prompts", help="redacted (default), full, sampled or none: what is stored of prompts and responses."),
+        identifier_key: Optional[Path] = typer.Option(None, "--identifier-key", help="Key file for store.identifiers: hashed (64 hex)."),
+        db_key_file: Optional[Path] = typer.Option(None, "--db-key-file", help="Encrypt the store at rest with this key (docs/privacy.md)."),
         subject: Optional[str] = typer.Option(None, "--subject", help=SUBJECT_HELP),
     ) -> None:
         """Validate and load request logs into the event store; bad records go to quarantine."""
@@ -32,11 +36,14 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from distillguard.ingest import ingest_files
+        from distillguard.privacy.settings import store_privacy
         from distillguard.store import EventStore, memory_errors_as_usage
 
         use_subject(subject)
         qpath = quarantine if quarantine is not None else Path(str(db) + ".quarantine.jsonl")
-        with memory_errors_as_usage(memory_limit), EventStore(db, memory_limit=memory_limit) as store:
+        privacy = store_privacy(policy, prompts, identifier_key)
+        with memory_errors_as_usage(memory_limit), EventStore(db, memory_limit=memory_limit, privacy=privacy,
+                                                              db_key_file=db_key_file) as store:
             result = ingest_files(files, store, quarantine_path=qpath, fmt=fmt, accounts=accounts,
                                   progress=not quiet and not as_json)
         if as_json:

@@ -59,9 +59,10 @@ def export(
     taxii: Optional[str] = typer.Option(None, "--taxii", help="Also push to this TAXII 2.1 collection URL."),
     taxii_user: Optional[str] = typer.Option(None, "--taxii-user", help="TAXII user (default: $DISTILLGUARD_TAXII_USER)."),
     taxii_password: Optional[str] = typer.Option(None, "--taxii-password", help="TAXII password (default: $DISTILLGUARD_TAXII_PASSWORD)."),
+    include_unconfirmed: bool = typer.Option(False, "--include-unconfirmed", help="Also share campaigns no analyst confirmed and the policy does not block."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Export campaigns as keyed-hash indicators; every export is logged in intel_disclosures."""
+    """Export analyst-confirmed and blocked campaigns as keyed-hash indicators; every export is logged in intel_disclosures."""
     from distillguard.errors import UsageError
     from distillguard.intel.export import ExportOptions, export_bundle
     from distillguard.intel.taxii import push
@@ -75,6 +76,7 @@ def export(
     opts = ExportOptions(
         campaigns=tuple(campaign or ()), tlp=tlp, recipient=recipient, producer=producer, valid_days=valid_days,
         min_support=min_support, min_support_exact=min_support_exact, min_precision=min_precision,
+        include_unconfirmed=include_unconfirmed,
     )
     with EventStore(db) as store:
         summary = export_bundle(store, key, out, opts)

@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
     def replay(
         events: Path = typer.Argument(..., help="Recorded events (any ingest format).", show_default=False),
         speed: float = typer.Option(0.0, "--speed", help="Time compression (60 = an hour per minute); 0 = as fast as possible."),
-        url: Optional[str] = typer.Option(None, "--url", help="A running service, e.g. http://127.0.0.1:8787."),
+        url: Optional[str] = typer.Option(None, "--url", help="A running service, e.g. http://127.0.0.1:8787 (a gateway token in $DISTILLGUARD_TOKEN)."),
         db: Optional[Path] = typer.Option(None, "--db", help="Decide in this process against this store's last scan (nothing is written)."),
         accounts: Optional[Path] = typer.Option(None, "--accounts", help="Account metadata, sent with each account's first request."),
         labels: Optional[Path] = typer.Option(None, "--labels", help="Ground truth (account_id, campaign_id) to group by campaign."),

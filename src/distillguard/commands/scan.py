@@ -27,6 +27,9 @@ def scan(
     engine: str = typer.Option("duckdb", "--engine", help="duckdb (default) or spark (needs the spark extra and Java 17; docs/spark.md)."),
     spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL with --engine spark (default: local[*], or spark-submit's)."),
     memory_limit: str = typer.Option(DEFAULT_MEMORY_LIMIT, "--memory-limit", help="DuckDB's memory for the store; beyond it DuckDB spills to disk."),
+    prompts: Optional[str] = typer.Option(None, "--prompts", help="redacted (default), full, sampled or none: what is stored of prompts and responses (the policy's store.prompts)."),
+    identifier_key: Optional[Path] = typer.Option(None, "--identifier-key", help="Key file for store.identifiers: hashed (64 hex)."),
+    db_key_file: Optional[Path] = typer.Option(None, "--db-key-file", help="Encrypt the store at rest with this key (docs/privacy.md)."),
     subject: Optional[str] = typer.Option(None, "--subject", help=SUBJECT_HELP),
 ) -> None:
     """Scan request logs for distillation campaigns and decide an action per account."""
@@ -40,6 +43,7 @@ def scan(
     from distillguard.intel import resolve_key
     from distillguard.scan import intel_matcher, run_scan, store_inputs
     from distillguard.score.fusion import FusionModel
+    from distillguard.privacy import StorePrivacy
     from distillguard.score.policy import Policy
     from distillguard.store import EventStore, memory_errors_as_usage
 
@@ -47,11 +51,13 @@ def scan(
     if engine not in ("duckdb", "spark"):
         raise UsageError(f"unknown engine {engine!r} (choose duckdb or spark)")
     pol = Policy.load(policy)
+    privacy = StorePrivacy.from_policy(pol.store, prompts=prompts, identifier_key=identifier_key)
     fusion = FusionModel.load(model)
     out.mkdir(parents=True, exist_ok=True)
     err = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="distillguard-") as tmp, memory_errors_as_usage(memory_limit):
-        store = EventStore(db if db else Path(tmp) / "scan.duckdb", memory_limit=memory_limit)
+        store = EventStore(db if db else Path(tmp) / "scan.duckdb", memory_limit=memory_limit, privacy=privacy,
+                           db_key_file=db_key_file)
         with store:
             t0 = time.perf_counter()
             if engine == "spark":  # events read and validated by Spark; the store keeps results only
@@ -79,6 +85,10 @@ def scan(
             paths = write_outputs(result, out, summary)
             if db:
                 store_results(result, store)
+                if privacy.retention_days:
+                    from distillguard.privacy.erasure import retain
+
+                    retain(store, privacy.retention_days)
             result.timings = {"ingest": round(ingest_s, 3), **result.timings, "outputs": round(time.perf_counter() - t0, 3)}
     actions = {}
     for a in result.accounts.column("action").to_pylist():

@@ -27,7 +27,12 @@ def register(app: typer.Typer) -> None:
         no_fsync: bool = typer.Option(False, "--no-fsync", help="Do not fsync the journal before answering (faster, loses the last events on a power cut)."),
         warm_max_events: int = typer.Option(2_000_000, "--warm-events", help="Rebuild running state from this many most recent stored events at start."),
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+        prompts: Optional[str] = typer.Option(None, "--prompts", help="redacted (default), full, sampled or none: what is stored of prompts and responses."),
+        identifier_key: Optional[Path] = typer.Option(None, "--identifier-key", help="Key file for store.identifiers: hashed (64 hex)."),
         subject: Optional[str] = typer.Option(None, "--subject", help=SUBJECT_HELP),
+        insecure_no_auth: bool = typer.Option(False, "--insecure-no-auth", help="No credentials at all: for a local demo on a loopback address only."),
+        proxy_header: Optional[str] = typer.Option(None, "--trusted-proxy-header", help="Console identity from this header (e.g. X-Forwarded-User) on requests from --trusted-proxy."),
+        proxies: list[str] = typer.Option([], "--trusted-proxy", help="CIDR of the reverse proxy that sets --trusted-proxy-header (repeatable)."),
     ) -> None:
         """Answer real-time decisions over HTTP (FastAPI + uvicorn); see docs/serve.md."""
         from distillguard.errors import UsageError
@@ -47,7 +52,50 @@ def register(app: typer.Typer) -> None:
                 _r.Redis.from_url(redis).ping()
             except Exception as exc:
                 raise UsageError(f"cannot reach redis at {redis}: {str(exc).splitlines()[0]}") from None
+        from distillguard.privacy.settings import store_privacy
+
+        security = _security(host, insecure_no_auth, proxy_header, proxies)
+        if not insecure_no_auth:
+            _say_how_to_get_in(db)
         engine = Engine(EngineConfig(db=str(db), policy=policy, model=model, redis=redis, refresh_seconds=refresh_seconds,
                                      flush_seconds=flush_seconds, journal=str(journal) if journal else None,
-                                     fsync=not no_fsync, warm_max_events=warm_max_events))
-        run_server(create_app(engine, max_body_bytes=max_body), host=host, port=port, log_level=log_level)
+                                     fsync=not no_fsync, warm_max_events=warm_max_events,
+                                     privacy=store_privacy(policy, prompts, identifier_key)))
+        run_server(create_app(engine, max_body_bytes=max_body, **security), host=host, port=port, log_level=log_level)
+
+
+def _security(host: str, insecure: bool, proxy_header: str | None, proxies: list[str]) -> dict:
+    """The app's security settings from the flags; refuses unsafe combinations."""
+    import ipaddress
+    import sys
+
+    from distillguard.errors import UsageError
+
+    if insecure:
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise UsageError(f"--insecure-no-auth serves without credentials: only on a loopback --host, not {host}")
+        print("distillguard: WARNING: --insecure-no-auth: every endpoint is open to anyone who can reach "
+              f"{host}; for a local demo only", file=sys.stderr)
+    if bool(proxy_header) != bool(proxies):
+        raise UsageError("--trusted-proxy-header and --trusted-proxy go together")
+    for cidr in proxies:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise UsageError(f"--trusted-proxy {cidr!r} is not an address or CIDR") from None
+    return {"insecure_no_auth": insecure, "trusted_proxy_header": proxy_header, "trusted_proxies": tuple(proxies)}
+
+
+def _say_how_to_get_in(db) -> None:
+    """A store without live tokens refuses every caller: say how to make one instead of leaving 401s to puzzle over."""
+    import sys
+
+    from distillguard.serve.auth import list_tokens
+
+    if db.is_file() and not any(t["revoked_at"] is None for t in list_tokens(db)):
+        print(f"distillguard: no live tokens in {db}: every endpoint but /healthz answers 401 until you make one, e.g.\n"
+              f"  distillguard auth create-token --db {db} --role analyst --name YOUR-NAME", file=sys.stderr)

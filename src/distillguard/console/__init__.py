@@ -17,8 +17,8 @@ __all__ = [
 ]
 
 
-def console_router(store_path, prices_path=None, title: str = "distillguard console", lock=None):
+def console_router(store_path, prices_path=None, title: str = "distillguard console", lock=None, auth=None):
     """The console's FastAPI router, to mount at ``/``; see :func:`distillguard.console.app.console_router`."""
     from distillguard.console.app import console_router as _router
 
-    return _router(store_path, prices_path, title, lock=lock)
+    return _router(store_path, prices_path, title, lock=lock, auth=auth)

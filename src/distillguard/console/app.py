@@ -7,9 +7,14 @@ autoescape everything; data for the charts travels as JSON inside
 served from the package, and every response carries a Content-Security-Policy
 with ``script-src 'self'`` (no inline script, no eval, no CDN). POSTs carry a
 per-process CSRF token and must come from the same origin.
+
+Identity: the analyst is the name of the credential that signed in (an
+analyst token exchanged at ``/login`` for a session cookie, or a trusted
+proxy's header; see :mod:`distillguard.serve.auth`), never a typed name.
 """
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import secrets
@@ -22,7 +27,7 @@ from urllib.parse import parse_qs, quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 
 from distillguard.console import audit, data
 from distillguard.errors import UsageError
@@ -41,7 +46,7 @@ SECURITY_HEADERS = {
 _STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
 
 env = Environment(loader=PackageLoader("distillguard.console", "templates"), autoescape=select_autoescape(default=True, default_for_string=True))
-env.filters["fmt_risk"] = lambda v: "" if v is None else f"{float(v):.3f}"
+env.filters["fmt_risk"] = lambda v: "" if v is None or isinstance(v, Undefined) else f"{float(v):.3f}"  # no scan result yet
 env.filters["fmt_ts"] = lambda v: "" if v is None else str(v)[:16].replace("T", " ")
 env.filters["thousands"] = lambda v: "" if v is None else f"{int(v):,}"
 env.filters["urlq"] = lambda v: quote(str(v), safe="")
@@ -91,14 +96,21 @@ def _int(v, default=None):
         return default
 
 
+def _who(request: Request) -> str | None:
+    p = getattr(request.state, "principal", None)
+    return p.name if p is not None else None
+
+
 def console_router(store_path: str | Path | None, prices_path: str | Path | None = None, title: str = "distillguard console",
-                   lock=None) -> APIRouter:
+                   lock=None, auth=None) -> APIRouter:
     """The console's routes, to mount at ``/`` (``app.include_router(console_router(db))``).
 
     ``store_path`` is the DuckDB file a scan wrote with ``--db``;
     ``prices_path`` a YAML price list (default: the packaged ``prices.yaml``);
     ``lock`` a ``threading.Lock`` shared with anything else in the process
-    that opens the same DuckDB file (the decision service's store lock).
+    that opens the same DuckDB file (the decision service's store lock);
+    ``auth`` the service's ``(TokenBook, Sessions)`` for the sign-in form
+    (the router's ``login_page`` renders it for the gate's 401).
     """
     router = APIRouter(include_in_schema=False)
     if store_path is None:  # a service started without a store: say so instead of a 404
@@ -114,7 +126,50 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
 
     def render(name: str, request: Request, status: int = 200, **ctx) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return _html(env.get_template(name).render(title=title, root=root, csrf=csrf, **ctx), status)
+        return _html(env.get_template(name).render(title=title, root=root, csrf=csrf, who=_who(request), **ctx), status)
+
+    def login_page(path: str, message: str = "") -> str:
+        return env.get_template("login.html.j2").render(title=title, root="", csrf="", who=None, next=_local(path),
+                                                        message=message)
+
+    router.login_page = login_page
+    if auth is not None:
+        from distillguard.serve.auth import SESSION_COOKIE, lookup_fresh, token_sha256
+
+        book, sessions = auth
+
+        @router.get("/login", response_class=HTMLResponse)
+        def login_form(request: Request):
+            return _html(login_page(request.query_params.get("next", "/")))
+
+        @router.post("/login")
+        async def login(request: Request):
+            form = await _form(request, 8192)
+            if isinstance(form, Response):
+                return form
+            h = token_sha256(form.get("token", "").strip())
+            p = book.get(h) or await lookup_fresh(book, h)
+            if p is None or p.role != "analyst":
+                return _html(login_page(form.get("next", "/"), "That is not a live analyst token."), 401)
+            sid = sessions.create(dataclasses.replace(p, via="session"))
+            await run_in_threadpool(_audit_sign_in, p.name)
+            r = RedirectResponse(_local(form.get("next")), status_code=303, headers=SECURITY_HEADERS)
+            r.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                         max_age=sessions.seconds, path="/")
+            return r
+
+        @router.post("/logout")
+        async def logout(request: Request):
+            sid = request.cookies.get(SESSION_COOKIE)
+            if sid:
+                sessions.drop(sid)
+            r = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
+            r.delete_cookie(SESSION_COOKIE, path="/")
+            return r
+
+    def _audit_sign_in(name: str) -> None:
+        with store.open() as con:
+            audit.log_event(con, analyst=name, action="sign_in", target_kind="console", target_id=name)
 
     def not_found(request: Request, what: str) -> HTMLResponse:
         return render("error.html.j2", request, 404, message=f"No {what} here.")
@@ -150,7 +205,7 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
         return render("queue.html.j2", request, res=res, filters=filters, statuses=data.STATUSES, head=head,
                       prev_qs=urlencode({**keep, "page": res["page"] - 1}), next_qs=urlencode({**keep, "page": res["page"] + 1}))
 
-    @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
+    @router.get("/campaigns/{campaign_id:path}", response_class=HTMLResponse)
     def campaign_page(campaign_id: str, request: Request):
         with store.open() as con:
             c = data.campaign_detail(con, campaign_id, prices)
@@ -161,7 +216,7 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
             history = audit.audit_rows(con, "campaign", campaign_id)
         return render("campaign.html.j2", request, c=c, graph=graph, volume=volume, history=history, actions=audit.ACTIONS)
 
-    @router.get("/accounts/{account_id}", response_class=HTMLResponse)
+    @router.get("/accounts/{account_id:path}", response_class=HTMLResponse)
     def account_page(account_id: str, request: Request):
         with store.open() as con:
             a = data.account_detail(con, account_id)
@@ -170,7 +225,7 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
             history = audit.audit_rows(con, "account", account_id)
             if a["meta"] and a["meta"].get("org_id"):
                 history += audit.audit_rows(con, "org", a["meta"]["org_id"])
-        return render("account.html.j2", request, a=a, history=history)
+        return render("account.html.j2", request, a=a, history=history, account_id=account_id)
 
     @router.get("/audit", response_class=HTMLResponse)
     def audit_page(request: Request):
@@ -178,19 +233,19 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
             rows = audit.audit_rows(con, limit=500)
             ok, bad = audit.verify_audit_chain(con)
             head = audit.audit_head(con)
-        return render("audit.html.j2", request, rows=rows, ok=ok, bad=bad, head=head)
+            signature = audit.verify_audit_signature(con, audit.trusted_public_key(None, con))
+        return render("audit.html.j2", request, rows=rows, ok=ok, bad=bad, head=head, signature=signature)
 
     @router.post("/actions")
     async def action(request: Request):
-        origin = request.headers.get("origin")
-        if origin and origin != f"{request.url.scheme}://{request.headers.get('host')}":
-            return PlainTextResponse("cross-origin request refused", 403, headers=SECURITY_HEADERS)
-        body = (await request.body())[:65536].decode("utf-8", "replace")
-        form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+        form = await _form(request, 65536)
+        if isinstance(form, Response):
+            return form
         if not hmac.compare_digest(form.get("csrf", ""), csrf):
             return PlainTextResponse("stale form: reload the page", 403, headers=SECURITY_HEADERS)
         kind, target = form.get("target_kind", ""), form.get("target_id", "")
-        analyst = form.get("analyst") or request.headers.get("x-forwarded-user", "")
+        analyst = _who(request) or ""  # the signed-in credential; a typed name is never the identity
+
         def write():
             with store.open() as con:
                 audit.record_action(con, action=form.get("action", ""), target_kind=kind, target_id=target,
@@ -200,24 +255,26 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
             await run_in_threadpool(write)
         except UsageError as exc:
             return render("error.html.j2", request, 400, message=str(exc))
-        back = form.get("back") or "/"
-        if not back.startswith("/") or back.startswith("//"):
-            back = "/"
-        return RedirectResponse(back + "#history", status_code=303, headers=SECURITY_HEADERS)
+        return RedirectResponse(_local(form.get("back")) + "#history", status_code=303, headers=SECURITY_HEADERS)
 
     return router
+
+
+def _local(path: str | None) -> str:
+    """``path`` when it is a path on this site, else ``/`` (never an open redirect)."""
+    return path if path and path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
+
+
+async def _form(request: Request, limit: int):
+    """A same-origin form post as a dict (first value per field), or the 403 refusing a cross-origin one."""
+    origin = request.headers.get("origin")
+    if origin and origin != f"{request.url.scheme}://{request.headers.get('host')}":
+        return PlainTextResponse("cross-origin request refused", 403, headers=SECURITY_HEADERS)
+    body = (await request.body())[:limit].decode("utf-8", "replace")
+    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
 def _valid_date(s: str) -> str:
     import re
 
     return s if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s or "") else ""
-
-
-def create_app(store_path: str | Path, prices_path: str | Path | None = None):
-    """A stand-alone app serving only the console (tests, or ``uvicorn --factory``)."""
-    from fastapi import FastAPI
-
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(console_router(store_path, prices_path))
-    return app

@@ -14,7 +14,15 @@ them, so decisions survive re-scans):
   actions in the shape the scan needs (:func:`analyst_overrides`): for a
   campaign decision the member accounts and indicators as they were when the
   analyst decided, so a later scan can recognise the same cluster under a new
-  campaign id.
+  campaign id. The SHA-256 of each row's content is kept in its audit row
+  (``decision_sha256``), so :func:`verify_audit_chain` also catches edits here.
+
+The service's own events (labels, challenge results, reads, sign-ins, token
+changes) join the chain through :func:`log_event`. After every append the
+new head (row number = row count, hash) is signed with the Ed25519 key of
+``distillguard keys init`` when the process has it
+(:func:`verify_audit_signature`), so deleting the newest rows or rewriting a
+row and recomputing the chain no longer verifies.
 """
 from __future__ import annotations
 
@@ -27,11 +35,12 @@ from typing import NamedTuple
 from distillguard.errors import UsageError
 
 __all__ = [
-    "ACTIONS", "GENESIS", "AnalystOverrides", "ensure_tables", "record_action", "audit_head",
-    "verify_audit_chain", "analyst_overrides", "confirmed_indicators", "latest_campaign_status", "matches_dismissed",
+    "ACTIONS", "GENESIS", "AnalystOverrides", "ensure_tables", "record_action", "log_event", "audit_head",
+    "verify_audit_chain", "verify_audit_signature", "trusted_public_key", "register_public_key", "analyst_overrides", "confirmed_indicators", "latest_campaign_status", "matches_dismissed",
 ]
 
 ACTIONS = ("confirm", "dismiss", "escalate", "allowlist")
+STORE_ACTIONS = ("forget",)  # erasure (distillguard store forget): audited, not an analyst's verdict
 TARGET_KINDS = ("campaign", "account", "org")
 GENESIS = "0" * 64
 _LOCK = threading.Lock()
@@ -107,15 +116,67 @@ def row_hash(prev_hash: str, row: dict) -> str:
 _ROW_FIELDS = ("seq", "ts", "analyst", "action", "target_kind", "target_id", "reason", "details_json")
 
 
+def _decision_digest(row: dict) -> str:
+    """SHA-256 of an ``analyst_decisions`` row's content (what the next scan obeys), kept in its audit row."""
+    return hashlib.sha256(canonical({k: row[k] for k in _DECISION_FIELDS}).encode("utf-8")).hexdigest()
+
+
+_DECISION_FIELDS = ("seq", "ts", "analyst", "action", "target_kind", "target_id", "campaign_id", "members_json",
+                    "indicators_json", "reason")
+
+
+def _append(con, *, analyst: str, action: str, target_kind: str, target_id: str, reason: str, details: dict,
+            now: datetime | None = None, decision: dict | None = None) -> dict:
+    """Append one chained row (and its ``analyst_decisions`` row when ``decision``), then sign the new head."""
+    with _LOCK:
+        ensure_tables(con)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            last = first(con.execute("SELECT seq, row_hash FROM audit_log ORDER BY seq DESC LIMIT 1"))
+            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+            ts = (now or datetime.now(timezone.utc)).isoformat(timespec="microseconds")
+            if decision is not None:
+                drow = {"seq": seq, "ts": ts, "analyst": analyst, "action": action, "target_kind": target_kind,
+                        "target_id": str(target_id), "reason": reason, **decision}
+                details = {**details, "decision_sha256": _decision_digest(drow)}
+            row = {"seq": seq, "ts": ts, "analyst": analyst, "action": action, "target_kind": target_kind,
+                   "target_id": str(target_id), "reason": reason, "details_json": canonical(details)}
+            h = row_hash(prev, row)
+            con.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [*(row[f] for f in _ROW_FIELDS), prev, h])
+            if decision is not None:
+                con.execute("INSERT INTO analyst_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [*(drow[f] for f in _DECISION_FIELDS), h])
+            _sign_head(con, seq, h)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return {**row, "prev_hash": prev, "row_hash": h}
+
+
+@_accepts_path
+def log_event(store, *, analyst: str, action: str, target_kind: str, target_id: str, reason: str = "",
+              details: dict | None = None, now: datetime | None = None) -> dict:
+    """Append a service event (an API label, a challenge result, a token change, an audited read) to ``audit_log``.
+
+    ``analyst`` is the name of the credential that acted, never a name the caller typed.
+    """
+    return _append(_con(store), analyst=(analyst or "unknown")[:200], action=action, target_kind=target_kind,
+                   target_id=target_id, reason=(reason or "")[:4000], details=details or {}, now=now)
+
+
 @_accepts_path
 def record_action(store, *, action: str, target_kind: str, target_id: str, analyst: str, reason: str,
-                  now: datetime | None = None) -> dict:
+                  now: datetime | None = None, details: dict | None = None) -> dict:
     """Append one analyst action to ``audit_log`` and ``analyst_decisions``; returns the audit row.
 
     ``action`` is one of :data:`ACTIONS`; ``target_kind`` is ``campaign``
-    (all four actions), ``account`` or ``org`` (``allowlist`` and ``escalate``).
+    (all four actions), ``account`` or ``org`` (``allowlist`` and ``escalate``); ``details``
+    (e.g. the counts of a ``forget``) are kept with the row. The ``analyst_decisions`` row's
+    content is hashed into its audit row, so editing what the next scan obeys breaks the chain.
     """
-    if action not in ACTIONS:
+    if action not in ACTIONS + STORE_ACTIONS:
         raise UsageError(f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
     if target_kind not in TARGET_KINDS:
         raise UsageError(f"unknown target kind {target_kind!r}")
@@ -128,48 +189,33 @@ def record_action(store, *, action: str, target_kind: str, target_id: str, analy
     if not reason:
         raise UsageError("a reason is required")
     con = _con(store)
-    with _LOCK:
-        ensure_tables(con)
-        members: list[str] = []
-        indicators: list[dict] = []
-        campaign_id = None
-        if target_kind == "campaign":
-            campaign_id = target_id
-            if _has(con, "campaigns"):
-                row = first(con.execute("SELECT evidence_json FROM campaigns WHERE campaign_id = ?", [target_id]))
-                if row is None:
-                    raise UsageError(f"no campaign {target_id!r} in the store")
-                members = sorted(json.loads(row[0]).get("accounts") or [])
-            if _has(con, "campaign_indicators"):
-                indicators = [
-                    {"kind": k, "value": v, "weight": None if w is None else float(w)}
-                    for k, v, w in con.execute(
-                        "SELECT kind, value, weight FROM campaign_indicators WHERE campaign_id = ? ORDER BY kind, value",
-                        [target_id]).fetchall()
-                ]
-        elif target_kind == "account" and _has(con, "account_results"):
-            r = first(con.execute("SELECT campaign_id FROM account_results WHERE account_id = ?", [target_id]))
-            campaign_id = r[0] if r else None
-        details = {"campaign_id": campaign_id, "n_members": len(members),
-                   "members_sha256": hashlib.sha256("\n".join(members).encode()).hexdigest() if members else None}
-        con.execute("BEGIN TRANSACTION")
-        try:
-            last = first(con.execute("SELECT seq, row_hash FROM audit_log ORDER BY seq DESC LIMIT 1"))
-            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-            ts = (now or datetime.now(timezone.utc)).isoformat(timespec="microseconds")
-            row = {"seq": seq, "ts": ts, "analyst": analyst, "action": action, "target_kind": target_kind,
-                   "target_id": str(target_id), "reason": reason, "details_json": canonical(details)}
-            h = row_hash(prev, row)
-            con.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [*(row[f] for f in _ROW_FIELDS), prev, h])
-            con.execute("INSERT INTO analyst_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [seq, ts, analyst, action, target_kind, str(target_id), campaign_id,
-                         json.dumps(members), json.dumps(indicators), reason, h])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-    return {**row, "prev_hash": prev, "row_hash": h}
+    ensure_tables(con)
+    members: list[str] = []
+    indicators: list[dict] = []
+    campaign_id = None
+    if target_kind == "campaign":
+        campaign_id = target_id
+        if _has(con, "campaigns"):
+            row = first(con.execute("SELECT evidence_json FROM campaigns WHERE campaign_id = ?", [target_id]))
+            if row is None:
+                raise UsageError(f"no campaign {target_id!r} in the store")
+            members = sorted(json.loads(row[0]).get("accounts") or [])
+        if _has(con, "campaign_indicators"):
+            indicators = [
+                {"kind": k, "value": v, "weight": None if w is None else float(w)}
+                for k, v, w in con.execute(
+                    "SELECT kind, value, weight FROM campaign_indicators WHERE campaign_id = ? ORDER BY kind, value",
+                    [target_id]).fetchall()
+            ]
+    elif target_kind == "account" and _has(con, "account_results"):
+        r = first(con.execute("SELECT campaign_id FROM account_results WHERE account_id = ?", [target_id]))
+        campaign_id = r[0] if r else None
+    details = {"campaign_id": campaign_id, "n_members": len(members),
+               "members_sha256": hashlib.sha256("\n".join(members).encode()).hexdigest() if members else None,
+               **(details or {})}
+    return _append(con, analyst=analyst, action=action, target_kind=target_kind, target_id=target_id, reason=reason,
+                   details=details, now=now, decision={"campaign_id": campaign_id, "members_json": json.dumps(members),
+                                                       "indicators_json": json.dumps(indicators)})
 
 
 @_accepts_path
@@ -201,21 +247,126 @@ def audit_head(store) -> dict:
 
 @_accepts_path
 def verify_audit_chain(store) -> tuple[bool, int | None]:
-    """Recompute the chain; ``(True, None)`` when intact, else ``(False, first bad seq)``."""
+    """Recompute the chain; ``(True, None)`` when intact, else ``(False, first bad seq)``.
+
+    Each ``analyst_decisions`` row must match the digest its audit row
+    carries, and every analyst action in the log must still have its row.
+    """
     con = _con(store)
     if not _has(con, "audit_log"):
         return True, None
     prev = GENESIS
     expected = 1
     cols = [*_ROW_FIELDS, "prev_hash", "row_hash"]
+    digests: dict[int, str | None] = {}
     for r in con.execute(f"SELECT {', '.join(cols)} FROM audit_log ORDER BY seq").fetchall():
         d = dict(zip(cols, r))
         row = {f: d[f] for f in _ROW_FIELDS}
         if d["seq"] != expected or d["prev_hash"] != prev or row_hash(prev, row) != d["row_hash"]:
             return False, d["seq"]
+        if d["action"] in ACTIONS:
+            digests[d["seq"]] = json.loads(d["details_json"] or "{}").get("decision_sha256")
         prev = d["row_hash"]
         expected += 1
+    if _has(con, "analyst_decisions"):
+        dcols = [*_DECISION_FIELDS, "audit_hash"]
+        seen = set()
+        for r in con.execute(f"SELECT {', '.join(dcols)} FROM analyst_decisions ORDER BY seq").fetchall():
+            d = dict(zip(dcols, r))
+            want = digests.get(d["seq"], "absent")
+            if want == "absent" or (want is not None and want != _decision_digest(d)):
+                return False, d["seq"]
+            seen.add(d["seq"])
+        missing = sorted(set(digests) - seen)
+        if missing:
+            return False, missing[0]
     return True, None
+
+
+def _head_message(seq: int, head_hash: str) -> bytes:
+    """What the head signature covers: the newest row's number (= the row count) and hash."""
+    return f"distillguard-audit-head/1\n{seq}\n{head_hash}".encode()
+
+
+def _sign_head(con, seq: int, head_hash: str, key=None) -> None:
+    """Sign the new head when this process has the signing key (one row, replaced: truncation then fails)."""
+    from distillguard import signing
+
+    key = key or signing.load_private()
+    if key is None:
+        return
+    sig = signing.sign(key, _head_message(seq, head_hash))
+    con.execute("CREATE TABLE IF NOT EXISTS audit_signature (seq BIGINT, head_hash VARCHAR, key_id VARCHAR, "
+                "signature VARCHAR, public_key_pem VARCHAR, signed_at VARCHAR)")
+    con.execute("DELETE FROM audit_signature")
+    con.execute("INSERT INTO audit_signature VALUES (?, ?, ?, ?, ?, ?)",
+                [seq, head_hash, sig["key_id"], sig["signature"], signing.public_pem(key.public_key()).decode(),
+                 datetime.now(timezone.utc).isoformat(timespec="seconds")])
+
+
+@_accepts_path
+def sign_current_head(store, key) -> None:
+    """Sign the log's current head (after ``keys init`` on a store that already has a log)."""
+    con = _con(store)
+    head = audit_head(con)
+    if head["seq"]:
+        with _LOCK:
+            _sign_head(con, head["seq"], head["hash"], key)
+
+
+@_accepts_path
+def register_public_key(store, public_key) -> str:
+    """Record the public key in the store (for convenience: the trusted copy is the exported file)."""
+    from distillguard import signing
+
+    con = _con(store)
+    con.execute("CREATE TABLE IF NOT EXISTS signing_keys (key_id VARCHAR, public_key_pem VARCHAR, added_at VARCHAR)")
+    kid = signing.key_id(public_key)
+    if not first(con.execute("SELECT 1 FROM signing_keys WHERE key_id = ?", [kid])):
+        con.execute("INSERT INTO signing_keys VALUES (?, ?, ?)",
+                    [kid, signing.public_pem(public_key).decode(), datetime.now(timezone.utc).isoformat(timespec="seconds")])
+    return kid
+
+
+def trusted_public_key(public_key_path=None, con=None):
+    """The key evidence is checked against: ``public_key_path``, else the keys folder's ``signing.pub``,
+    else the key registered in the store (``keys init --db``); None when there is none."""
+    from distillguard import signing
+
+    key = signing.load_public(public_key_path)
+    if key is None and con is not None and _has(con, "signing_keys"):
+        r = first(con.execute("SELECT public_key_pem FROM signing_keys ORDER BY added_at DESC LIMIT 1"))
+        key = signing.public_key_of(r[0]) if r else None
+    return key
+
+
+@_accepts_path
+def verify_audit_signature(store, public_key) -> str | None:
+    """None when the signed head is the log's newest row under ``public_key``, else what is wrong.
+
+    Deleting the newest rows, or rewriting a row and recomputing the chain,
+    leaves a head no signature covers.
+    """
+    from distillguard import signing
+
+    con = _con(store)
+    head = audit_head(con)
+    if head["seq"] == 0:
+        return None
+    if public_key is None:
+        return "no trusted public key to check the audit log's signature (distillguard keys init; --public-key)"
+    r = first(con.execute("SELECT seq, head_hash, key_id, signature FROM audit_signature")) \
+        if _has(con, "audit_signature") else None
+    if r is None:
+        return "the audit log head is not signed"
+    seq, head_hash, kid, sig = r
+    why = signing.verify(public_key, _head_message(seq, head_hash), {"alg": "ed25519", "key_id": kid, "signature": sig})
+    if why:
+        return f"audit log signature: {why}"
+    if (seq, head_hash) != (head["seq"], head["hash"]):
+        return (f"the audit log does not end where its signed head does (signed #{seq}, found #{head['seq']}): "
+                "rows were removed, added or rewritten")
+    return None
 
 
 def latest_campaign_status(con) -> dict[str, str]:

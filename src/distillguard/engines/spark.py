@@ -38,7 +38,7 @@ from typing import Iterable
 import pyarrow as pa
 
 from distillguard.errors import UsageError
-from distillguard.ingest.base import RAW_LIMIT
+from distillguard.ingest.base import RAW_LIMIT, Quarantined
 from distillguard.ingest.normalize import _STATUS_SYNONYMS, _FALSE, _TRUE, FIELD_KEYS, KEY_TO_FIELD
 from distillguard.schema import BOOL_FIELDS, EVENT_SCHEMA, FLOAT_FIELDS, INT_FIELDS
 
@@ -491,8 +491,8 @@ def _write_quarantine(raw, quarantine_path, given: str) -> None:
             text = row["_raw"] or ""
             if len(text) > RAW_LIMIT:
                 text = text[:RAW_LIMIT] + "\u2026"
-            fh.write(orjson.dumps({"source": src, "line": int(row["_line"]), "reason": row["_reason"], "raw": text,
-                                   "detail": _DETAIL.get(row["_reason"], "")}) + b"\n")
+            fh.write(orjson.dumps(Quarantined(src, int(row["_line"]), row["_reason"], text,
+                                              _DETAIL.get(row["_reason"], "")).to_dict()) + b"\n")
 
 
 def read_events(spark, paths: Iterable[str], quarantine_path=None):

@@ -53,9 +53,13 @@ class Quarantined:
     detail: str = ""
 
     def to_dict(self) -> dict:
-        d = {"source": self.source, "line": self.line, "reason": self.reason, "raw": self.raw}
+        """The quarantine line; personal and secret data in ``raw`` and ``detail`` redacted, whatever
+        ``store.prompts`` says (a format problem never needs them: docs/privacy.md)."""
+        from distillguard.privacy.redact import redact
+
+        d = {"source": self.source, "line": self.line, "reason": self.reason, "raw": redact(self.raw)}
         if self.detail:
-            d["detail"] = self.detail
+            d["detail"] = redact(self.detail)
         return d
 
 

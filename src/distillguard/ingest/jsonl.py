@@ -15,7 +15,6 @@ from distillguard.ingest.base import Quarantined, ReadBatch, truncate_raw
 from distillguard.ingest.lines import iter_lines, prefetch
 from distillguard.ingest.normalize import FIELD_KEYS, KEY_TO_FIELD, Reject, normalize, rows_to_batch
 from distillguard.ingest.sqlfast import Col, connect, fill_event_ids, lit, normalize_sql, q, _to_schema
-from distillguard.schema import EVENT_SCHEMA
 
 __all__ = ["JsonlSource", "python_record"]
 
@@ -83,6 +82,8 @@ def python_record(source: str, line_no: int, raw: bytes | str | None):
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise Reject("invalid_utf8", f"invalid UTF-8 at byte {exc.start}") from None
+        if int(line_no) == 1 and isinstance(raw, str) and raw.startswith("\ufeff"):
+            raw = raw[1:]  # a UTF-8 byte order mark some editors and exporters put before the first record
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -185,10 +186,7 @@ class JsonlSource:
                     "SELECT count(*), count(DISTINCT event_id) FROM _norm WHERE _ok").fetchall()[0]
                 src = "(SELECT * FROM _norm WHERE _ok)" if n_ok == n_distinct else (
                     "(SELECT * FROM _norm WHERE _ok QUALIFY row_number() OVER (PARTITION BY event_id) = 1)")
-                cols = ", ".join(f"s.{q(c)}" for c in EVENT_SCHEMA.names)
-                ins = con.execute(
-                    f"INSERT INTO events SELECT {cols} FROM {src} s ANTI JOIN events e ON s.event_id = e.event_id"
-                ).fetchone()[0]
+                ins = store.insert_new(src)
             finally:
                 con.execute("DROP TABLE IF EXISTS _norm")
             state["ins"] += ins

@@ -34,8 +34,7 @@ from distillguard.ingest.base import Quarantined
 from distillguard.ingest.jsonl import chunk_sql, python_record
 from distillguard.ingest.lines import RecordLines
 from distillguard.ingest.normalize import rows_to_batch
-from distillguard.ingest.sqlfast import fill_event_ids, lit, q
-from distillguard.schema import EVENT_SCHEMA
+from distillguard.ingest.sqlfast import fill_event_ids, lit
 
 __all__ = ["Fallback", "ingest_jsonl"]
 
@@ -118,7 +117,7 @@ def ingest_jsonl(path: str, store, on_quarantine, on_progress=None, size: int = 
         try:
             with _fallback_on_read_errors():
                 with _reporting(con, on_progress, size, 0.25, 1.0):
-                    inserted, repeats = _insert(con, sql)
+                    inserted, repeats = _insert(store, sql)
                 failing = _failing(con, sql, path, records) if inserted < records else _Failing.none()
             con.execute("COMMIT")
         except BaseException:
@@ -163,15 +162,13 @@ def _judged(store, on_quarantine, batch: list, accepted: int, duplicates: int) -
     return accepted, duplicates
 
 
-def _insert(con, sql: str) -> tuple[int, int]:
+def _insert(store, sql: str) -> tuple[int, int]:
     """Insert the accepted records; ``(inserted, in-file repeats deleted again)``."""
-    cols = ", ".join(f"s.{q(c)}" for c in EVENT_SCHEMA.names)
+    con = store.con
     last = con.execute("SELECT coalesce(max(rowid), -1) FROM events").fetchall()[0][0]
     con.execute("SET preserve_insertion_order = false")
     try:
-        inserted = con.execute(
-            f"INSERT INTO events SELECT {cols} FROM (SELECT * FROM ({sql}) WHERE _ok) s "
-            "ANTI JOIN events e ON s.event_id = e.event_id").fetchall()[0][0]
+        inserted = store.insert_new(f"(SELECT * FROM ({sql}) WHERE _ok)")
     finally:
         con.execute("RESET preserve_insertion_order")
     # this transaction's rows have ids above every older row, and no checkpoint renumbers rows meanwhile

@@ -23,7 +23,6 @@ from distillguard.ingest.base import Quarantined, ReadBatch, truncate_raw
 from distillguard.ingest.lines import open_input
 from distillguard.ingest.normalize import FIELD_KEYS, KEY_TO_FIELD, Reject, normalize, rows_to_batch
 from distillguard.ingest.sqlfast import Col, _to_schema, connect, fill_event_ids, lit, normalize_sql, q
-from distillguard.schema import EVENT_SCHEMA
 
 __all__ = ["CsvSource", "ParquetSource", "column_mapping", "parquet_files"]
 
@@ -117,7 +116,7 @@ class CsvSource:
             head = stream.read(1 << 16)
         finally:
             stream.close()
-        text = head.decode("utf-8", errors="replace")
+        text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")  # a byte order mark is not part of the header
         if not text.strip():
             return
         try:
@@ -280,10 +279,7 @@ class ParquetSource:
                 f"SELECT count(*), count(DISTINCT event_id) FROM ({sql}) WHERE _ok").fetchall()[0]
             src = f"(SELECT * FROM ({sql}) WHERE _ok)" if n_ok == n_distinct else (
                 f"(SELECT * FROM ({sql}) WHERE _ok QUALIFY row_number() OVER (PARTITION BY event_id) = 1)")
-            cnames = ", ".join(f"s.{q(c)}" for c in EVENT_SCHEMA.names)
-            ins = con.execute(
-                f"INSERT INTO events SELECT {cnames} FROM {src} s ANTI JOIN events e ON s.event_id = e.event_id"
-            ).fetchone()[0]
+            ins = store.insert_new(src)
             ins_total += ins
             dup_total += n_ok - ins
             if bad:

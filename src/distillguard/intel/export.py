@@ -58,6 +58,8 @@ class ExportOptions:
     match by near-duplication, so phrasing any benign account at home shares (a
     homework style, a benchmark prompt) would match benign accounts at a peer too."""
     max_per_kind: int = 500
+    include_unconfirmed: bool = False
+    """Also share campaigns no analyst confirmed and the policy does not block (``--include-unconfirmed``)."""
 
 
 def _tlp(level: str):
@@ -75,19 +77,34 @@ def indicator_pattern(kind: str, digest: str) -> str:
     return f"[{HASH_OBJECT}:kind = '{kind}' AND {HASH_OBJECT}:value = '{digest}']"
 
 
-def _campaigns(con, wanted: tuple[str, ...]) -> list[dict]:
+def _campaigns(con, wanted: tuple[str, ...], include_unconfirmed: bool = False) -> list[dict]:
+    """The campaigns to share: by default only those an analyst confirmed or the policy blocks, never dismissed ones.
+
+    What a peer imports it acts on, against its own customers: an unreviewed cluster below ``block`` is a
+    lead for our analysts, not intelligence to hand on.
+    """
+    from distillguard.console.audit import latest_campaign_status
+
     has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'campaigns'").fetchone()[0]
     if not has:
         raise UsageError("the store holds no scan results: run `distillguard scan ... --db DB` first")
-    rows = con.execute("SELECT campaign_id, risk, n_accounts, first_seen, last_seen, reasons FROM campaigns ORDER BY campaign_id").fetchall()
-    camps = [dict(zip(("campaign_id", "risk", "n_accounts", "first_seen", "last_seen", "reasons"), r)) for r in rows]
+    rows = con.execute("SELECT campaign_id, risk, n_accounts, first_seen, last_seen, reasons, action FROM campaigns "
+                       "ORDER BY campaign_id").fetchall()
+    camps = [dict(zip(("campaign_id", "risk", "n_accounts", "first_seen", "last_seen", "reasons", "action"), r)) for r in rows]
     if wanted:
         known = {c["campaign_id"] for c in camps}
         missing = [w for w in wanted if w not in known]
         if missing:
             raise UsageError(f"no such campaign in the store: {', '.join(missing)}")
         camps = [c for c in camps if c["campaign_id"] in set(wanted)]
-    return camps
+    status = latest_campaign_status(con)
+    shared = [c for c in camps if status.get(c["campaign_id"]) != "dismissed" and (
+        include_unconfirmed or status.get(c["campaign_id"]) == "confirmed" or c["action"] == "block")]
+    held = sorted({c["campaign_id"] for c in camps} - {c["campaign_id"] for c in shared})
+    if wanted and held:
+        raise UsageError(f"not shared: {', '.join(held[:5])} (dismissed, or neither analyst-confirmed nor at block; "
+                         "confirm it in the console or pass --include-unconfirmed)")
+    return shared
 
 
 def _candidates(store, camps: list[dict], opts: ExportOptions) -> list[dict]:
@@ -179,7 +196,7 @@ def build_bundle(store, key: bytes, opts: ExportOptions | None = None, now: date
     tlp = _tlp(opts.tlp)
     kid = key_id(key)
     con = store.con
-    camps = _campaigns(con, tuple(opts.campaigns))
+    camps = _campaigns(con, tuple(opts.campaigns), opts.include_unconfirmed)
     cands = _candidates(store, camps, opts)
     identity = stix2.Identity(
         id=f"identity--{uuid.uuid5(_NS, 'producer|' + opts.producer)}",

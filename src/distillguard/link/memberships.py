@@ -38,11 +38,16 @@ def _table(account_ids, kind: str, values) -> pa.Table:
 
 
 def infrastructure(events: ir.Table) -> ir.Table:
-    """Distinct client IPs, /24 (IPv4) or /48 (IPv6) subnets and user agents per account."""
+    """Distinct client IPs, /24 (IPv4) or /48 (IPv6) subnets and user agents per account
+    (a keyed-hash IP carries its subnet's hash: :mod:`distillguard.privacy.keyed`)."""
+    from distillguard.privacy.keyed import HASHED_IP, V4_PREFIX, V6_PREFIX
+
     ip = events.client_ip
-    v4 = ip.re_extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1)
-    v6 = ip.re_extract(r"^([0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f]*):", 1).lower()
-    subnet = ibis.cases((v4 != "", v4 + ".0/24"), (v6 != "", v6 + "::/48"), else_=ibis.null("string"))
+    v4 = ip.re_extract(V4_PREFIX, 1)
+    v6 = ip.re_extract(V6_PREFIX, 1).lower()
+    hashed = ip.re_extract(HASHED_IP, 1)
+    subnet = ibis.cases((v4 != "", v4 + ".0/24"), (v6 != "", v6 + "::/48"), (hashed != "", "h:" + hashed + "/net"),
+                        else_=ibis.null("string"))
     parts = [
         events.select("account_id", kind=ibis.literal("client_ip"), value=ip),
         events.select("account_id", kind=ibis.literal("subnet"), value=subnet),
@@ -50,6 +55,20 @@ def infrastructure(events: ir.Table) -> ir.Table:
     ]
     u = ibis.union(*parts, distinct=True)
     return u.filter(u.value.notnull() & (u.value != ""))
+
+
+def _with_retained(infra: ir.Table, events: ir.Table) -> ir.Table:
+    """The infrastructure links plus those ``store retain`` kept of the same accounts' deleted events."""
+    try:
+        backend = events.get_backend()
+        if not backend.con.execute("SELECT count(*) FROM information_schema.tables "
+                                   "WHERE table_name = 'account_links'").fetchall()[0][0]:
+            return infra
+    except Exception:  # an in-memory table: no store behind it
+        return infra
+    kept = backend.table("account_links")
+    kept = kept.filter(kept.account_id.isin(events.account_id)).select("account_id", "kind", "value")
+    return ibis.union(infra, kept, distinct=True)
 
 
 def account_metadata(accounts: pa.Table) -> pa.Table:
@@ -145,7 +164,7 @@ def collect(events: ir.Table, meta: pa.Table, samples: pa.Table, template_prompt
     from distillguard.features.samples import activity_buckets
 
     parts = [
-        infrastructure(events).to_pyarrow(),
+        _with_retained(infrastructure(events), events).to_pyarrow(),
         account_metadata(meta),
         signup_bursts(meta),
         templates(samples, per_account=template_prompts),

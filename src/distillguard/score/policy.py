@@ -60,6 +60,7 @@ class Policy:
     campaigns: dict = field(default_factory=dict)
     allow_accounts: frozenset = frozenset()
     allow_orgs: frozenset = frozenset()
+    store: dict = field(default_factory=dict)  # what the store keeps: distillguard.privacy.StorePrivacy
     sha256: str = ""
 
     @classmethod
@@ -98,6 +99,7 @@ class Policy:
             campaigns={k: float(v) for k, v in (data.get("campaigns") or {}).items()},
             allow_accounts=frozenset(map(str, allow.get("accounts") or [])),
             allow_orgs=frozenset(map(str, allow.get("orgs") or [])),
+            store=dict(data.get("store") or {}),
             sha256=sha256,
         )
 

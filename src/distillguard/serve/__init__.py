@@ -18,10 +18,11 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: bool = True):
+def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: bool = True, **security):
+    """The service app; ``security`` as :func:`distillguard.serve.app.create_app` takes it (tokens, proxy, insecure)."""
     from distillguard.serve.app import create_app as _create
 
-    return _create(engine, max_body_bytes=max_body_bytes, start_engine=start_engine)
+    return _create(engine, max_body_bytes=max_body_bytes, start_engine=start_engine, **security)
 
 
 def run_server(app, host: str = "127.0.0.1", port: int = 8787, log_level: str = "warning") -> None:

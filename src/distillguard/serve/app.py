@@ -2,10 +2,14 @@
 
 ``create_app(engine)`` builds the app around a started or unstarted
 :class:`~distillguard.serve.engine.Engine`; the engine is started on the
-app's start-up and stopped (journal flushed) on shut-down.
+app's start-up and stopped (journal flushed) on shut-down. Every route sits
+behind :class:`~distillguard.serve.auth.AuthGate` (default deny, roles in
+``access.yaml``); handlers read the caller from ``request.state.principal``.
 """
 from __future__ import annotations
 
+import functools
+import secrets
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -36,7 +40,32 @@ from distillguard.serve.models import (
 
 __all__ = ["create_app", "BodyLimit", "reject_field"]
 
-_ERR = {404: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+_ERR = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}, 413: {"model": ErrorBody},
+        422: {"model": ErrorBody}}
+
+
+def _who(request: Request) -> str:
+    """The name of the credential that made the request (what audit rows carry)."""
+    p = getattr(request.state, "principal", None)
+    return p.name if p is not None else "unknown"
+
+
+def _role(request: Request) -> str:
+    p = getattr(request.state, "principal", None)
+    return p.role if p is not None else ""
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict]:
+    """Validation errors naming the field, without echoing the input (NaN or Infinity cannot be sent back as JSON)."""
+    out = []
+    for e in exc.errors():
+        loc = [str(x) for x in e.get("loc", ())]
+        msg = str(e.get("msg", "invalid"))
+        if e.get("type") == "finite_number" or "finite" in msg:
+            msg = "must be a finite number (NaN and Infinity are refused)"
+        out.append({"loc": loc, "field": ".".join(loc[1:] if loc[:1] == ["body"] else loc), "msg": msg,
+                    "type": str(e.get("type", "invalid"))})
+    return out
 
 
 class BodyLimit:
@@ -126,13 +155,25 @@ def _metrics(engine):
     return m
 
 
-def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: bool = True) -> FastAPI:
-    """The service app around ``engine`` (see :mod:`distillguard.serve.engine`)."""
+def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: bool = True, *,
+               insecure_no_auth: bool = False, trusted_proxy_header: str | None = None, trusted_proxies=(),
+               access=None, tokens: dict | None = None) -> FastAPI:
+    """The service app around ``engine`` (see :mod:`distillguard.serve.engine`).
+
+    Every route but ``/healthz`` needs a credential whose role ``access``
+    (:class:`~distillguard.serve.auth.AccessRules`, default: the packaged
+    ``access.yaml``) lists for it. Tokens come from the store's
+    ``auth_tokens`` table; ``tokens`` maps further tokens to ``(name, role)``
+    (embedding, tests). ``insecure_no_auth`` lets everything through (loopback
+    demos only; ``distillguard serve`` refuses it on other addresses).
+    """
+    from distillguard.serve import auth as _auth
 
     @asynccontextmanager
     async def lifespan(app):
         if start_engine:
             engine.start()
+        book.reload()  # the live tokens before the first request
         yield
         if start_engine:
             engine.stop()
@@ -212,38 +253,63 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
             raise RequestValidationError([{"loc": ("body", reject_field(rej)), "msg": rej.detail or rej.reason,
                                            "type": rej.reason}]) from None
 
-    @app.get("/v1/accounts/{account_id}", response_model=AccountView, responses=_ERR, tags=["views"])
-    def account(account_id: str) -> dict:
+    @functools.cache
+    def view_key() -> bytes:
+        """The store's key for the keyed hashes readers see (random when there is no store)."""
+        from distillguard.serve import privacy
+
+        with engine.store_open() as con:
+            return privacy.store_key(con) if con is not None else secrets.token_bytes(32)
+
+    def _shown(request: Request, kind: str, target: str, view: dict) -> dict:
+        """Readers get the redacted view; an analyst's read of identifiers and prompts is audited."""
+        from distillguard.serve import privacy
+
+        if _role(request) == "reader":
+            return privacy.redact(view, view_key())
+        engine.journal.append([], audits=[{"analyst": _who(request), "action": "view", "target_kind": kind,
+                                           "target_id": target, "reason": "", "details": {"path": request.url.path},
+                                           "at": time.time()}])
+        return view
+
+    @app.get("/v1/accounts/{account_id:path}", response_model=AccountView, responses=_ERR, tags=["views"])
+    def account(account_id: str, request: Request) -> dict:
+        """An account's current standing (a read: no decision is made). Readers get keyed hashes, no prompts."""
         v = engine.account_view(account_id)
         if v is None:
             raise HTTPException(404, f"unknown account {account_id!r}")
-        return v
+        return _shown(request, "account", account_id, v)
 
     @app.get("/v1/campaigns", response_model=list[CampaignSummary], tags=["views"])
     def campaigns() -> list:
         return [engine.campaign_summary(c) for c in sorted(engine.map.campaigns)]
 
-    @app.get("/v1/campaigns/{campaign_id}", response_model=CampaignDetail, responses=_ERR, tags=["views"])
-    def campaign(campaign_id: str) -> dict:
+    @app.get("/v1/campaigns/{campaign_id:path}", response_model=CampaignDetail, responses=_ERR, tags=["views"])
+    def campaign(campaign_id: str, request: Request) -> dict:
+        """A campaign's members, indicators and evidence. Readers get keyed hashes, no prompts."""
         v = engine.campaign_view(campaign_id)
         if v is None:
             raise HTTPException(404, f"unknown campaign {campaign_id!r}")
-        return v
+        return _shown(request, "campaign", campaign_id, v)
 
     @app.post("/v1/decisions/{decision_id}/labels", response_model=LabelResult, responses=_ERR, tags=["feedback"])
-    def label(decision_id: str, req: LabelRequest) -> dict:
-        """Analyst feedback on a decision: legitimate (allow from now on) or fraudulent (risk 1)."""
-        rec = engine.label(decision_id, req.label, req.note)
+    def label(decision_id: str, req: LabelRequest, request: Request) -> dict:
+        """Analyst feedback on a decision: legitimate (allow from now on) or fraudulent (risk 1); audited under the token's name."""
+        rec = engine.label(decision_id, req.label, req.note, by=_who(request))
         if rec is None:
             raise HTTPException(404, f"unknown or expired decision {decision_id!r}")
         return rec
 
-    @app.post("/v1/challenges/{challenge_id}/result", response_model=ChallengeOutcome, responses=_ERR, tags=["feedback"])
-    def challenge(challenge_id: str, req: ChallengeResult) -> dict:
-        """Step-up verification result: passed grants immunity for the policy's TTL; failed marks the account fraudulent."""
-        out = engine.challenge_result(challenge_id, req.passed)
+    @app.post("/v1/challenges/{challenge_id}/result", response_model=ChallengeOutcome,
+              responses={**_ERR, 409: {"model": ErrorBody}}, tags=["feedback"])
+    def challenge(challenge_id: str, req: ChallengeResult, request: Request) -> dict:
+        """Step-up verification result for a live challenge id, accepted once (a repeat is 409): passed grants
+        immunity for the policy's TTL; failed marks the account fraudulent."""
+        out = engine.challenge_result(challenge_id, req.passed, by=_who(request))
         if out is None:
             raise HTTPException(404, f"unknown or expired challenge {challenge_id!r}")
+        if out.get("used"):
+            raise HTTPException(409, f"challenge {challenge_id!r} already has a result")
         return out
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
@@ -273,8 +339,16 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
 
     register_envoy(app, _decision)
     register_generic(app, _decision)
+    book = _auth.TokenBook(engine.config.db, lock=engine.journal.db_lock, extra={
+        _auth.token_sha256(t): _auth.Principal(name, role, "token", _auth.token_sha256(t)) for t, (name, role) in (tokens or {}).items()})
+    sessions = _auth.Sessions()
     from distillguard.console import console_router  # analyst console at / (docs/console.md)
-    app.include_router(console_router(engine.config.db, lock=engine.journal.db_lock))
+    router = console_router(engine.config.db, lock=engine.journal.db_lock, auth=(book, sessions))
+    app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return JSONResponse({"detail": _validation_errors(exc)}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):  # never a traceback to the client
@@ -282,4 +356,7 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
         return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
 
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(_auth.AuthGate, book=book, sessions=sessions, rules=access or _auth.AccessRules.load(),
+                       insecure=insecure_no_auth, proxy_header=trusted_proxy_header, proxy_networks=trusted_proxies,
+                       login_page=getattr(router, "login_page", None))
     return app

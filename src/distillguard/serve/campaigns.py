@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import orjson
 import pyarrow as pa
 
+from distillguard.privacy.keyed import V4_PREFIX, V6_PREFIX, subnet_of
+
 __all__ = ["CampaignMap", "KnownAccount", "request_infrastructure", "LINK_REASONS", "DEFAULT_LINK_RISK", "MIN_TEMPLATE_BANDS"]
 
 LINK_REASONS = {
@@ -48,8 +50,8 @@ of link it challenges."""
 MIN_TEMPLATE_BANDS = 2
 """Template band keys of one campaign a request must hit before the template counts as a link."""
 
-_V4 = re.compile(r"^(\d+\.\d+\.\d+)\.\d+$")
-_V6 = re.compile(r"^([0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f]*):")
+_V4 = re.compile(V4_PREFIX)
+_V6 = re.compile(V6_PREFIX)
 
 
 def request_infrastructure(client_ip: str | None, user_agent: str | None) -> list[tuple[str, str]]:
@@ -64,6 +66,8 @@ def request_infrastructure(client_ip: str | None, user_agent: str | None) -> lis
             m = _V6.match(client_ip)
             if m:
                 out.append(("subnet", m.group(1).lower() + "::/48"))
+            elif subnet_of(client_ip):
+                out.append(("subnet", subnet_of(client_ip)))
     if user_agent:
         out.append(("user_agent", user_agent))
     return out

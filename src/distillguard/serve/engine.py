@@ -14,11 +14,11 @@ the scan calls it.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
-import itertools
+import secrets
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +29,8 @@ import pyarrow as pa
 
 from distillguard.ingest.base import Quarantined, truncate_raw
 from distillguard.ingest.normalize import Reject, normalize, normalize_fields, rows_to_batch
+from distillguard.privacy.erasure import forget_log, retain
+from distillguard.privacy.settings import StorePrivacy
 from distillguard.score.evidence import EvidenceMatrix
 from distillguard.score.fusion import FusionModel
 from distillguard.score.policy import Policy
@@ -55,7 +57,7 @@ class EngineConfig:
 
     def __init__(self, db="distillguard.duckdb", policy=None, model=None, redis=None, refresh_seconds=30.0,
                  flush_seconds=1.0, journal=None, fsync=True, warm_max_events=2_000_000, quarantine=None,
-                 persist=True):
+                 persist=True, privacy=None):
         self.db = db
         self.policy = policy
         self.model = model
@@ -67,6 +69,7 @@ class EngineConfig:
         self.warm_max_events = warm_max_events
         self.quarantine = quarantine
         self.persist = persist
+        self.privacy = privacy  # a StorePrivacy; None: the policy's store section
 
 
 GC_YOUNG_OBJECTS = 20_000  # ~ the objects one intake batch keeps alive at once (default 700)
@@ -88,8 +91,15 @@ class Engine:
         self.link_cap = float(serve.get("link_risk_cap", 0.89))
         self.immunity_seconds = int(serve.get("immunity_seconds", self.policy.ttl_seconds.get("challenge", 3600)))
         self.state = make_state(config.redis)
+        self.privacy = config.privacy or StorePrivacy.from_policy(self.policy.store)
+        if config.db and config.persist:  # the store's pseudonym salt, so journaled rows match stored ones
+            from distillguard.store import EventStore
+
+            with EventStore(config.db, privacy=self.privacy) as store:
+                self.privacy = store.privacy
         if config.persist:
-            self.journal = Journal(str(config.db) if config.db else None, config.journal, fsync=config.fsync)
+            self.journal = Journal(str(config.db) if config.db else None, config.journal, fsync=config.fsync,
+                                   privacy=self.privacy)
         else:  # read the store's campaign map, write nothing (replay --db)
             self.journal = Journal(None, None)
         self.map = CampaignMap()
@@ -97,14 +107,14 @@ class Engine:
         self._cache: dict[str, tuple[int, float, list]] = {}
         self._seen: OrderedDict = OrderedDict()
         self._meta_values: dict = {}
-        self._id_prefix = uuid.uuid4().hex[:16]  # unique per process start; a counter after it (no syscall per decision)
-        self._ids = itertools.count(1)
         self._tmpl: dict = {}
         self._lock = threading.Lock()
         self._con = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._signups: list[int] = []
+        self._forget_seq = 0  # the last audit-log forget row applied to the live state
+        self._retained_at = float("-inf")
         self._periodic: list = []
         self._pending_loops: list = []
         self.counters = {"accepted": 0, "quarantined": 0, "duplicates": 0, "decisions": 0, "errors": 0, "refreshes": 0}
@@ -125,6 +135,10 @@ class Engine:
             return dict(data.get("serve") or {})
         return {}
 
+    def gateway_settings(self) -> dict:
+        """The policy's ``serve.gateway`` section: which header names the account, whether client claims count."""
+        return dict(self._serve_section().get("gateway") or {})
+
     # -- life cycle ------------------------------------------------------------------
     def start(self, background: bool = True) -> "Engine":
         """Drain journals left by a crash, load the campaign map, warm the state, start the workers."""
@@ -136,9 +150,10 @@ class Engine:
             self.journal.flush()
         elif leftovers:  # no store: the journal is the state
             for f in leftovers:
-                events, accounts, _ = Journal.read(f)
+                events, accounts, _, _ = Journal.read(f)
                 self.state.apply(events)
         self.refresh()
+        self._load_feedback()
         if self.map.index:  # first-request linking needs the scan's membership functions: load them now, not on a request
             import distillguard.link.memberships  # noqa: F401
         self._warm()
@@ -185,13 +200,31 @@ class Engine:
 
         return duckdb.connect(str(self.config.db), read_only=read_only)
 
+    @contextlib.contextmanager
+    def store_open(self):
+        """The store, opened read-write for one short piece of work under the store lock (None: no store yet)."""
+        if not self.config.db or not Path(self.config.db).exists():
+            yield None
+            return
+        with self.journal.db_lock:
+            con = self._store(read_only=False)
+            try:
+                yield con
+            finally:
+                con.close()
+
     def refresh(self) -> None:
-        """Reload the campaign map the last scan wrote (the store is opened only for the read)."""
+        """Reload the campaign map the last scan wrote (the store is opened only for the read), forget
+        the accounts erased since (``store forget``) and apply ``store.retention_days``."""
         if not self.config.db or not Path(self.config.db).exists():
             return
         with self.journal.db_lock:
             con = self._store(read_only=False)
             try:
+                for seq, acc, _ in forget_log(con, self._forget_seq):
+                    self.state.forget(acc)
+                    self._cache.pop(acc, None)
+                    self._forget_seq = seq
                 m = CampaignMap.from_store(con, loaded_at=time.time())
                 if not self._signups:
                     try:
@@ -205,6 +238,36 @@ class Engine:
         self.map = m
         self._cache.clear()
         self.counters["refreshes"] += 1
+        self._retain()
+
+    def _retain(self) -> None:
+        """Delete raw events past ``store.retention_days`` (at most hourly)."""
+        days = self.privacy.retention_days
+        if not days or time.monotonic() - self._retained_at < 3600:
+            return
+        from distillguard.store import EventStore
+
+        with self.journal.db_lock, EventStore(self.config.db, privacy=self.privacy) as store:
+            retain(store, days)
+        self._retained_at = time.monotonic()
+
+    def _load_feedback(self) -> None:
+        """Labels, challenge outcomes and immunities from the store, in the order they were given (survive restarts)."""
+        with self.store_open() as con:
+            if con is None or not con.execute("SELECT count(*) FROM information_schema.tables "
+                                              "WHERE table_name = 'decision_labels'").fetchall()[0][0]:
+                return
+            cols = {r[0] for r in con.execute("DESCRIBE decision_labels").fetchall()}
+            until = "epoch(immune_until)" if "immune_until" in cols else "NULL"
+            rows = con.execute(f"SELECT account_id, label, {until} FROM decision_labels ORDER BY labelled_at").fetchall()
+        now = time.time()
+        for acc, label, immune in rows:
+            if label in ("legitimate", "fraudulent"):
+                self.state.set_flag(acc, label)
+            elif label == "challenge_failed":
+                self.state.set_flag(acc, "fraudulent")
+            elif label == "challenge_passed" and immune and immune > now:
+                self.state.grant_immunity(acc, int(immune - now) + 1)
 
     def _warm(self) -> None:
         """Rebuild running state from the store's most recent events (once per shared Redis)."""
@@ -263,6 +326,7 @@ class Engine:
                 ids = fill_event_ids(self._con, rows_to_batch(rows)).column("event_id").to_pylist()
             for r, i in zip(rows, ids):
                 r["event_id"] = i
+        rows = [self.privacy.record(r) for r in rows]  # ids above come from what was received, as ingest's do
         fresh = self._remember([r["event_id"] for r in rows])
         new = [r for r, f in zip(rows, fresh) if f]
         self.journal.append(new)
@@ -309,7 +373,7 @@ class Engine:
         """Store account metadata (journal + state); returns the normalised row."""
         from distillguard.ingest.accounts import normalize_account
 
-        row = normalize_account(meta)
+        row = self.privacy.record(normalize_account(meta))
         self.journal.append([], [row])
         self.state.put_meta(row["account_id"], {k: row.get(k) for k in ("payment_fingerprint", "email_domain", "org_id")})
         if row.get("created_at") is not None:
@@ -429,8 +493,12 @@ class Engine:
                                 "details": {"source": "link", "campaign_id": best_cid, "shared": shared}})
         return best, best_cid, reasons
 
-    def decide(self, event: dict, account: dict | None = None) -> dict:
-        """The decision for the request described by ``event`` (a canonical event; ``ts`` optional)."""
+    def decide(self, event: dict, account: dict | None = None, record: bool = True) -> dict:
+        """The decision for the request described by ``event`` (a canonical event; ``ts`` optional).
+
+        ``record=False`` computes it for a view: no decision id, no challenge, nothing counted.
+        """
+        event = self.privacy.record(dict(event))  # compared with the map the scan built from stored values
         acc = event["account_id"]
         meta = None
         if account:
@@ -480,12 +548,14 @@ class Engine:
             policy = policy.with_allowlist(accounts=[acc])
         org = event.get("org_id") or (meta or {}).get("org_id") or (known.org_id if known else None)
         d = policy.decide(risk, list(reasons), in_campaign=campaign_id is not None, account_id=acc, org_id=org)
-        return self._shape(acc, d.action, d.rule_id, d.ttl_seconds, risk, reasons, campaign_id, immune)
+        return self._shape(acc, d.action, d.rule_id, d.ttl_seconds, risk, reasons, campaign_id, immune, record)
 
-    def _shape(self, acc, action, rule_id, ttl, risk, reasons, campaign_id, immune=None) -> dict:
-        did = f"{self._id_prefix}{next(self._ids):x}"
-        self.state.put_decision(did, acc, ttl)
-        self.counters["decisions"] += 1
+    def _shape(self, acc, action, rule_id, ttl, risk, reasons, campaign_id, immune=None, record: bool = True) -> dict:
+        """The decision document; ``record=False`` for a view (no id to label, no challenge, nothing counted)."""
+        did = secrets.token_hex(16) if record else ""  # 128 random bits: unguessable
+        if record:
+            self.state.put_decision(did, acc, ttl)
+            self.counters["decisions"] += 1
         out = {
             "decision_id": did,
             "account_id": acc,
@@ -505,13 +575,15 @@ class Engine:
             t = self.policy.throttle
             out["throttle"] = {"retry_after_seconds": int(t.get("retry_after_seconds", 60)),
                                "max_requests_per_minute": t.get("max_requests_per_minute")}
-        elif action == "challenge":
+        elif action == "challenge" and record:
             c = self.policy.challenge
+            cid = secrets.token_urlsafe(24)  # 192 random bits, not the decision id; bound to the account, lives for the TTL
+            self.state.put_challenge(cid, acc, int(ttl))
             url = c.get("url")
             if url:
-                url = f"{url}{'&' if '?' in url else '?'}challenge_id={did}"
-            out["challenge"] = {"challenge_id": did, "kind": c.get("kind", "step_up_verification"), "url": url,
-                                "result_url": f"/v1/challenges/{did}/result"}
+                url = f"{url}{'&' if '?' in url else '?'}challenge_id={cid}"
+            out["challenge"] = {"challenge_id": cid, "kind": c.get("kind", "step_up_verification"), "url": url,
+                                "result_url": f"/v1/challenges/{cid}/result"}
         return out
 
     def fail_decision(self, account_id: str, exc: Exception) -> dict:
@@ -551,28 +623,39 @@ class Engine:
         return d
 
     # -- feedback ----------------------------------------------------------------------
-    def label(self, decision_id: str, label: str, note: str | None = None) -> dict | None:
+    def label(self, decision_id: str, label: str, note: str | None = None, by: str = "unknown") -> dict | None:
+        """Analyst feedback on a decision (durable: journalled into ``decision_labels`` and the audit log)."""
         acc = self.state.get_decision(decision_id)
         if acc is None:
             return None
         self.state.set_flag(acc, label)
-        rec = {"decision_id": decision_id, "account_id": acc, "label": label, "note": note, "at": time.time()}
-        self.journal.append([], [], [rec])
+        rec = {"decision_id": decision_id, "account_id": acc, "label": label, "note": note, "at": time.time(), "by": by}
+        self.journal.append([], [], [rec], audits=[{
+            "analyst": by, "action": "label", "target_kind": "account", "target_id": acc, "reason": note or "",
+            "details": {"decision_id": decision_id, "label": label}, "at": rec["at"]}])
         self._cache.pop(acc, None)
         return rec
 
-    def challenge_result(self, challenge_id: str, passed: bool) -> dict | None:
-        acc = self.state.get_decision(challenge_id)
+    def challenge_result(self, challenge_id: str, passed: bool, by: str = "unknown") -> dict | None:
+        """A live challenge's result, once: None for an unknown or expired id; ``{"used": True}`` for a repeat."""
+        acc, used = self.state.take_challenge(challenge_id)
         if acc is None:
             return None
+        if used:
+            return {"used": True, "account_id": acc}
         until = None
         if passed:
             until = self.state.grant_immunity(acc, self.immunity_seconds)
         else:
             self.state.set_flag(acc, "fraudulent")
-        rec = {"decision_id": challenge_id, "account_id": acc, "label": "challenge_passed" if passed else "challenge_failed",
-               "note": None, "at": time.time()}
-        self.journal.append([], [], [rec])
+        label = "challenge_passed" if passed else "challenge_failed"
+        now = time.time()
+        rec = {"decision_id": challenge_id, "account_id": acc, "label": label, "note": None, "at": now, "by": by,
+               "immune_until": until}
+        self.journal.append([], [], [rec], audits=[{
+            "analyst": by, "action": label, "target_kind": "account", "target_id": acc, "reason": "",
+            "details": {"challenge_id": challenge_id, "immune_until": until}, "at": now}])
+        self._cache.pop(acc, None)
         return {"account_id": acc, "passed": passed,
                 "immune_until": datetime.fromtimestamp(until, tz=timezone.utc).isoformat() if until else None}
 
@@ -582,7 +665,7 @@ class Engine:
         st = self.state.account(account_id)
         if known is None and st is None and not self.state.get_meta(account_id) and not self.state.get_links(account_id):
             return None
-        d = self.decide({"account_id": account_id})
+        d = self.decide({"account_id": account_id}, record=False)  # a read never makes a decision
         _, _, feats = self._online(account_id)
         return {
             "account_id": account_id,

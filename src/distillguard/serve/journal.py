@@ -62,6 +62,17 @@ def _default(o):
     raise TypeError
 
 
+def _not_forgotten(con, events: list[dict]) -> list[dict]:
+    """The events not erased meanwhile: an account forgotten after an event happened stays forgotten."""
+    from distillguard.privacy.erasure import forgotten_before
+
+    gone = forgotten_before(con)
+    if not gone:
+        return events
+    return [e for e in events if e["account_id"] not in gone
+            or _ts_us(e["ts"]) > int(gone[e["account_id"]].timestamp() * 1_000_000)]
+
+
 class Journal:
     """Append-only JSONL journal of accepted events and account metadata.
 
@@ -73,10 +84,13 @@ class Journal:
         The journal file [default: ``<db>.journal.jsonl``].
     fsync
         ``fsync`` each append before returning (the durability promise).
+    privacy
+        The store's :class:`~distillguard.privacy.StorePrivacy` (the engine redacts before journaling).
     """
 
-    def __init__(self, db: str | None, path: str | None = None, fsync: bool = True):
+    def __init__(self, db: str | None, path: str | None = None, fsync: bool = True, privacy=None):
         self.db = db
+        self.privacy = privacy
         self.path = path or (str(db) + ".journal.jsonl" if db else None)
         self.fsync = fsync
         self.lock = threading.Lock()
@@ -88,13 +102,18 @@ class Journal:
         self._seq = 0
 
     # -- writing ------------------------------------------------------------------
-    def append(self, events: list[dict], accounts: list[dict] = (), labels: list[dict] = ()) -> None:
-        """Write records durably (returns after the OS confirms them on disk when ``fsync``)."""
-        if self._fh is None or not (events or accounts or labels):
+    def append(self, events: list[dict], accounts: list[dict] = (), labels: list[dict] = (), audits: list[dict] = ()) -> None:
+        """Write records durably (returns after the OS confirms them on disk when ``fsync``).
+
+        ``audits`` are audit-log entries (who labelled, who reported a challenge result, who read what):
+        they join the hash chain when the journal drains.
+        """
+        if self._fh is None or not (events or accounts or labels or audits):
             return
         buf = b"".join(orjson.dumps({"e": e}, default=_default, option=_OPT) + b"\n" for e in events)
         buf += b"".join(orjson.dumps({"a": a}, default=_default, option=_OPT) + b"\n" for a in accounts)
         buf += b"".join(orjson.dumps({"l": x}, default=_default, option=_OPT) + b"\n" for x in labels)
+        buf += b"".join(orjson.dumps({"x": x}, default=_default, option=_OPT) + b"\n" for x in audits)
         with self.lock:
             self._fh.write(buf)
             self._fh.flush()
@@ -125,8 +144,8 @@ class Journal:
         return files
 
     @staticmethod
-    def read(path: str) -> tuple[list[dict], list[dict], list[dict]]:
-        events, accounts, labels = [], [], []
+    def read(path: str) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+        events, accounts, labels, audits = [], [], [], []
         with open(path, "rb") as fh:
             for line in fh:
                 try:
@@ -139,16 +158,19 @@ class Journal:
                     accounts.append(rec["a"])
                 elif "l" in rec:
                     labels.append(rec["l"])
-        return events, accounts, labels
+                elif "x" in rec:
+                    audits.append(rec["x"])
+        return events, accounts, labels, audits
 
     def drain_file(self, path: str) -> int:
         """Move one journal file into the store; delete it once committed."""
-        events, accounts, labels = self.read(path)
+        events, accounts, labels, audits = self.read(path)
         if self.db:
             from distillguard.store import EventStore
 
-            with self.db_lock, EventStore(self.db) as store:
+            with self.db_lock, EventStore(self.db, privacy=self.privacy) as store:
                 inserted = 0
+                events = _not_forgotten(store.con, events)
                 if events:
                     inserted, _ = store.append_events([events_to_table(events)])
                 if accounts:
@@ -157,9 +179,21 @@ class Journal:
                     store.con.execute(
                         "CREATE TABLE IF NOT EXISTS decision_labels (decision_id VARCHAR, account_id VARCHAR, "
                         "label VARCHAR, note VARCHAR, labelled_at TIMESTAMPTZ)")
+                    for col in ("labelled_by VARCHAR", "immune_until TIMESTAMPTZ"):
+                        store.con.execute(f"ALTER TABLE decision_labels ADD COLUMN IF NOT EXISTS {col}")
                     for x in labels:
-                        store.con.execute("INSERT INTO decision_labels VALUES (?, ?, ?, ?, to_timestamp(?))",
-                                          [x["decision_id"], x["account_id"], x["label"], x.get("note"), x["at"]])
+                        store.con.execute(
+                            "INSERT INTO decision_labels (decision_id, account_id, label, note, labelled_at, labelled_by, "
+                            "immune_until) VALUES (?, ?, ?, ?, to_timestamp(?), ?, to_timestamp(?))",
+                            [x["decision_id"], x["account_id"], x["label"], x.get("note"), x["at"], x.get("by"),
+                             x.get("immune_until")])
+                if audits:
+                    from distillguard.console.audit import log_event
+
+                    for x in audits:
+                        log_event(store.con, analyst=x["analyst"], action=x["action"], target_kind=x["target_kind"],
+                                  target_id=x["target_id"], reason=x.get("reason") or "", details=x.get("details"),
+                                  now=datetime.fromtimestamp(x["at"], tz=timezone.utc))
                 store.con.execute("CHECKPOINT")
             self.flushed_events += inserted
         os.remove(path)

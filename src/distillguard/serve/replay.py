@@ -34,12 +34,16 @@ class LocalTarget:
 
 
 class HttpTarget:
-    """A running service (``--url``)."""
+    """A running service (``--url``), called with a ``gateway`` token (``token`` or ``$DISTILLGUARD_TOKEN``)."""
 
-    def __init__(self, url: str, timeout: float = 10.0):
+    def __init__(self, url: str, timeout: float = 10.0, token: str | None = None):
+        import os
+
         import httpx
 
-        self.c = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+        token = token or os.environ.get("DISTILLGUARD_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.c = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=headers)
 
     @staticmethod
     def _json(ev: dict) -> dict:

@@ -256,6 +256,7 @@ class MemoryState:
         self.immune: dict[str, float] = {}
         self.flags: dict[str, str] = {}
         self.decisions: dict[str, tuple[str, float]] = {}
+        self.challenges: dict[str, list] = {}  # challenge id -> [account, expires, used]
         self.models: dict[str, int] = {}
         self.start_us: int | None = None
 
@@ -330,6 +331,33 @@ class MemoryState:
     def get_decision(self, decision_id: str) -> str | None:
         d = self.decisions.get(decision_id)
         return d[0] if d else None
+
+    def put_challenge(self, challenge_id: str, account_id: str, ttl: int) -> None:
+        now = time.time()
+        with self.lock:
+            self.challenges[challenge_id] = [account_id, now + max(ttl, 1), False]
+            if len(self.challenges) > 200_000:
+                for k in [k for k, c in self.challenges.items() if c[1] < now]:
+                    del self.challenges[k]
+
+    def take_challenge(self, challenge_id: str) -> tuple[str | None, bool]:
+        """``(account, already_used)`` of a live challenge, marking it used; ``(None, False)`` when unknown or expired."""
+        with self.lock:
+            c = self.challenges.get(challenge_id)
+            if c is None or c[1] < time.time():
+                return None, False
+            used, c[2] = c[2], True
+            return c[0], used
+
+    def forget(self, account_id: str) -> None:
+        """Drop everything held about an account (erasure: ``store forget``)."""
+        with self.lock:
+            for d in (self.accounts, self.meta, self.links, self.immune, self.flags):
+                d.pop(account_id, None)
+            for k in [k for k, (a, _) in self.decisions.items() if a == account_id]:
+                del self.decisions[k]
+            for k in [k for k, c in self.challenges.items() if c[0] == account_id]:
+                del self.challenges[k]
 
     def ping(self) -> bool:
         return True
@@ -451,6 +479,26 @@ class RedisState:
     def get_decision(self, decision_id: str) -> str | None:
         v = self.r.get(self._k("decision", decision_id))
         return v.decode() if v else None
+
+    def put_challenge(self, challenge_id: str, account_id: str, ttl: int) -> None:
+        self.r.set(self._k("challenge", challenge_id), account_id, ex=max(ttl, 1))
+
+    _TAKE = ("local v = redis.call('GET', KEYS[1]) if not v then return false end "
+             "if string.sub(v, 1, 1) == '!' then return v end "
+             "redis.call('SET', KEYS[1], '!' .. v, 'KEEPTTL') return v")
+
+    def take_challenge(self, challenge_id: str) -> tuple[str | None, bool]:
+        v = self.r.eval(self._TAKE, 1, self._k("challenge", challenge_id))
+        if not v:
+            return None, False
+        v = v.decode()
+        return (v[1:], True) if v.startswith("!") else (v, False)
+
+    def forget(self, account_id: str) -> None:
+        """Drop everything held about an account (decision ids expire by themselves and hold only the id)."""
+        keys = [self._k(k, account_id) for k in ("acct", "meta", "immune", "flag", "linkc")]
+        keys += [self._k("links", account_id, c.decode()) for c in self.r.smembers(self._k("linkc", account_id))]
+        self.r.delete(*keys)
 
     def ping(self) -> bool:
         try:

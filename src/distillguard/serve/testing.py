@@ -1,4 +1,18 @@
-"""Helpers for tests and benchmarks: a fixture store, a real uvicorn server on loopback."""
+"""Helpers for tests and benchmarks: a fixture store, a real uvicorn server on loopback, credentials.
+
+Every route but ``/healthz`` needs a token (docs/security.md). In a test::
+
+    with serving(engine) as url:
+        h = auth_headers(make_token(engine.config.db, "gateway"))
+        httpx.post(url + "/v1/decide", json=..., headers=h)
+
+``make_token`` writes a real token into the store exactly as
+``distillguard auth create-token`` does (the running service sees it at
+once); for an engine without a store, ``serving(engine, tokens={tok: (name,
+role)})`` hands tokens to the app directly. A client that only needs to
+*reach* endpoints (not to test who may) can use ``RoleAuth(db)``: it sends,
+per request, a token of the first role ``access.yaml`` allows there.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -7,9 +21,10 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pyarrow as pa
 
-__all__ = ["free_port", "serving", "fixture_store", "T0"]
+__all__ = ["free_port", "serving", "fixture_store", "T0", "make_token", "auth_headers", "RoleAuth"]
 
 T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -20,15 +35,58 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def make_token(db, role: str, name: str | None = None) -> str:
+    """A new bearer token for ``role`` in the store ``db`` (as ``auth create-token`` makes it)."""
+    from distillguard.serve.auth import create_token
+
+    token, _ = create_token(db, role, name or f"test-{role}", actor="test")
+    return token
+
+
+def auth_headers(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class RoleAuth(httpx.Auth):
+    """An ``httpx.Auth`` sending, per request, a token of the first role the access rules allow for it.
+
+    Tokens are made in ``db`` on first use, one per role, named ``test-<role>``.
+    """
+
+    def __init__(self, db):
+        from distillguard.serve.auth import AccessRules
+
+        self.db = db
+        self.rules = AccessRules.load()
+        self.tokens: dict[str, str] = {}
+
+    def token(self, role: str) -> str:
+        if role not in self.tokens:
+            self.tokens[role] = make_token(self.db, role)
+        return self.tokens[role]
+
+    def auth_flow(self, request):
+        roles = self.rules.roles(request.method, request.url.path)
+        if roles:
+            from distillguard.serve.auth import ROLES
+
+            request.headers["Authorization"] = f"Bearer {self.token(next(r for r in ROLES if r in roles))}"
+        yield request
+
+
 @contextlib.contextmanager
-def serving(engine, max_body_bytes: int = 1024 * 1024, timeout: float = 30.0):
-    """Run the service for ``engine`` under uvicorn in a thread; yields its base URL."""
+def serving(engine, max_body_bytes: int = 1024 * 1024, timeout: float = 30.0, **security):
+    """Run the service for ``engine`` under uvicorn in a thread; yields its base URL.
+
+    ``security`` goes to :func:`distillguard.serve.app.create_app` (``tokens``,
+    ``trusted_proxy_header``, ``trusted_proxies``, ``insecure_no_auth``).
+    """
     import uvicorn
 
     from distillguard.serve import create_app
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, max_body_bytes=max_body_bytes), host="127.0.0.1",
+    server = uvicorn.Server(uvicorn.Config(create_app(engine, max_body_bytes=max_body_bytes, **security), host="127.0.0.1",
                                            port=port, log_level="warning", access_log=False))
     th = threading.Thread(target=server.run, daemon=True)
     th.start()

@@ -3,6 +3,11 @@
 Tables use the canonical names of :mod:`distillguard.schema`. Appends are
 idempotent by ``event_id``: rows are staged, then inserted with one anti-join,
 so ingesting the same file twice adds nothing and the duplicate count is exact.
+
+Every row reaches ``events`` through :meth:`EventStore.insert_new`, which
+applies the store's :class:`~distillguard.privacy.StorePrivacy` (redaction of
+prompts, keyed identifiers) in the same statement: no intake path can store
+text the privacy settings would not keep (docs/privacy.md).
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import pyarrow as pa
 
 from distillguard.errors import UsageError
 from distillguard.limits import DEFAULT_MEMORY_LIMIT
+from distillguard.privacy.settings import StorePrivacy
 from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "EventStore", "ddl_for", "memory_errors_as_usage"]
@@ -56,16 +62,22 @@ class EventStore:
         DuckDB's memory for this connection (``"4GB"``, ``"500MB"``); beyond it
         DuckDB spills to disk. None: DuckDB's own default, 80% of RAM, which
         lets its cache of the store crowd out the scan's own work.
+    privacy
+        What is kept of each event (default: prompts redacted, identifiers clear).
+    db_key_file
+        Encrypt the store at rest with the key in this file (DuckDB's AES-GCM;
+        see :func:`distillguard.privacy.encryption.connect`).
     """
 
     def __init__(self, path: str | Path = "distillguard.duckdb", read_only: bool = False,
-                 memory_limit: str | None = DEFAULT_MEMORY_LIMIT):
+                 memory_limit: str | None = DEFAULT_MEMORY_LIMIT, privacy: StorePrivacy | None = None,
+                 db_key_file: str | Path | None = None):
+        from distillguard.privacy.encryption import connect
+
         self.path = str(path)
         self.read_only = read_only
-        try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.Error as exc:
-            raise UsageError(f"cannot open store {self.path}: {str(exc).splitlines()[0]}") from exc
+        self.privacy = privacy or StorePrivacy()
+        self.con = connect(self.path, read_only=read_only, key_file=db_key_file)
         self.con.execute("SET TimeZone = 'UTC'")
         if memory_limit is not None:
             try:
@@ -76,6 +88,8 @@ class EventStore:
         if not read_only:
             self.con.execute(ddl_for("events", EVENT_SCHEMA))
             self.con.execute(ddl_for("accounts", ACCOUNT_SCHEMA))
+            self.privacy = self.privacy.bind(self.con)
+            self.privacy.install(self.con)
 
     # -- writing -----------------------------------------------------------
     def append_events(self, batches, group_rows: int = 262_144) -> tuple[int, int]:
@@ -102,9 +116,7 @@ class EventStore:
                 "(SELECT * FROM _batch QUALIFY row_number() OVER (PARTITION BY event_id) = 1)")
             self.con.register("_batch", tbl)
             try:
-                return self.con.execute(
-                    f"INSERT INTO events SELECT s.* FROM {src} s ANTI JOIN events e ON s.event_id = e.event_id"
-                ).fetchone()[0]
+                return self.insert_new(src)
             finally:
                 self.con.unregister("_batch")
 
@@ -124,15 +136,21 @@ class EventStore:
         inserted += flush()
         return inserted, total - inserted
 
+    def insert_new(self, source: str) -> int:
+        """Insert the canonical rows of ``source`` (a table name or parenthesised query) whose
+        ``event_id`` is not stored yet, as the privacy settings keep them; the count inserted."""
+        return self.con.execute(
+            f"INSERT INTO events SELECT * FROM ({self.privacy.select(EVENT_SCHEMA.names, source)}) p "
+            "ANTI JOIN events e ON p.event_id = e.event_id").fetchone()[0]
+
     def append_accounts(self, table: pa.Table) -> int:
         """Upsert account metadata (the newest row for an ``account_id`` wins)."""
         if table.num_rows == 0:
             return 0
         self.con.register("_acc", table.select(ACCOUNT_SCHEMA.names))
-        self.con.execute("DELETE FROM accounts WHERE account_id IN (SELECT account_id FROM _acc)")
-        self.con.execute(
-            "INSERT INTO accounts SELECT * FROM _acc QUALIFY row_number() OVER (PARTITION BY account_id) = 1"
-        )
+        kept = self.privacy.select(ACCOUNT_SCHEMA.names, "_acc")  # ids as stored (pseudonyms) for the upsert
+        self.con.execute(f"DELETE FROM accounts WHERE account_id IN (SELECT account_id FROM ({kept}))")
+        self.con.execute(f"INSERT INTO accounts SELECT * FROM ({kept}) QUALIFY row_number() OVER (PARTITION BY account_id) = 1")
         self.con.unregister("_acc")
         return table.num_rows
 

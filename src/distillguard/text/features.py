@@ -66,7 +66,9 @@ def char_ngram_features(
     lo, hi = ngram_range
     n = len(texts)
     parts = []
-    normed = [normalize_prompt(t)[:max_chars].replace("\x00", " ") for t in texts]
+    # normalise a bounded prefix (twice the kept length: NFKC and whitespace folding change lengths), so a
+    # 100 kB pasted document costs no more than a short prompt
+    normed = [normalize_prompt(t[: 2 * max_chars] if isinstance(t, str) else t)[:max_chars].replace("\x00", " ") for t in texts]
     for s in range(0, n, _CHUNK):
         chunk = normed[s : s + _CHUNK]
         r, c = _hash_chunk([" " + t + " " for t in chunk], n_features, lo, hi)

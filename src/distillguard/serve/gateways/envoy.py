@@ -5,10 +5,20 @@ allowed headers, and the body when ``with_request_body`` is set. The answer:
 200 lets the request through; 429 (with ``Retry-After``) or 403 is sent to
 the client with the ``x-distillguard-*`` headers. See docs/serve.md for the
 Envoy configuration.
+
+The account is the header Envoy sets after authenticating the caller
+(``serve.gateway.account_header`` in the policy, default ``x-user-id``;
+Envoy must overwrite any client copy of it). Nothing else the client sends,
+no other header and no body field, names the account unless the policy
+says so (``serve.gateway.trust_body_user``). The call to distillguard
+carries a ``gateway`` token in ``Authorization`` (Envoy's
+``authorization_request.headers_to_add`` overrides the client's), so the
+client's API key identity is read from ``x-api-key`` only.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import orjson
 from fastapi import Request
@@ -18,20 +28,21 @@ from distillguard.serve.gateways import gateway_verdict
 
 __all__ = ["register_envoy", "event_from_http"]
 
-ACCOUNT_HEADERS = ("x-distillguard-account", "x-user-id", "x-end-user-id")
+log = logging.getLogger("distillguard.gateway")
+
+DEFAULT_ACCOUNT_HEADER = "x-user-id"
 OPENAI_FIELDS = {"model": "model", "max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens",
                  "n": "n", "logprobs": "logprobs", "top_logprobs": "top_logprobs", "temperature": "temperature",
                  "top_p": "top_p", "reasoning_effort": "reasoning_effort"}
 
 
-def event_from_http(headers, body: bytes | None) -> dict:
+def event_from_http(headers, body: bytes | None, account_header: str = DEFAULT_ACCOUNT_HEADER,
+                    trust_body_user: bool = False) -> dict:
     """A canonical event from a checked request's headers and (optional) OpenAI-style JSON body."""
     ev: dict = {}
-    for h in ACCOUNT_HEADERS:
-        if headers.get(h):
-            ev["account_id"] = headers[h]
-            break
-    auth = headers.get("x-api-key") or headers.get("authorization") or ""
+    if headers.get(account_header):
+        ev["account_id"] = headers[account_header]
+    auth = headers.get("x-api-key") or ""
     if auth:
         key = auth.split(" ", 1)[-1].encode()
         ev["api_key_id"] = "key-" + hashlib.sha256(key).hexdigest()[:16]  # never the key itself
@@ -56,7 +67,7 @@ def event_from_http(headers, body: bytes | None) -> dict:
                 ev["prompt"] = msgs
             elif isinstance(doc.get("prompt"), str):
                 ev["prompt"] = doc["prompt"]
-            if isinstance(doc.get("user"), str) and "account_id" not in ev:
+            if trust_body_user and isinstance(doc.get("user"), str) and "account_id" not in ev:
                 ev["account_id"] = doc["user"]
     return ev
 
@@ -66,16 +77,24 @@ def register_envoy(app, decide) -> None:
     from distillguard.ingest.normalize import Reject, normalize
     from datetime import datetime, timezone
 
+    gw = app.state.engine.gateway_settings()
+    account_header = str(gw.get("account_header") or DEFAULT_ACCOUNT_HEADER).lower()
+    trust_body_user = bool(gw.get("trust_body_user", False))
+
     async def check(request: Request, path: str = ""):
         body = await request.body()
-        ev = event_from_http(request.headers, body)
+        ev = event_from_http(request.headers, body, account_header, trust_body_user)
         ev["ts"] = datetime.now(timezone.utc)
         try:
             ev = normalize(ev)
         except Reject as rej:
             if rej.reason == "missing_subject":
-                return JSONResponse({"detail": "no account: send x-distillguard-account, x-user-id or an API key"},
-                                    status_code=403 if app.state.engine.policy.fail == "closed" else 200)
+                fail = app.state.engine.policy.fail
+                log.warning("distillguard ext_authz: no account (%s header or x-api-key): failing %s", account_header, fail)
+                return JSONResponse({"detail": f"no account: Envoy must set {account_header} (or send x-api-key)"},
+                                    status_code=403 if fail == "closed" else 200,
+                                    headers={"x-distillguard-fail": fail})
+            # a malformed parameter never decides: judge the caller on identity alone
             ev = normalize({k: v for k, v in ev.items() if k in ("account_id", "api_key_id", "ts", "client_ip", "user_agent")})
         status, headers, message = gateway_verdict(decide(ev, None))
         return JSONResponse({"detail": message}, status_code=status, headers=headers)

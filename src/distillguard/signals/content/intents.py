@@ -17,7 +17,10 @@ from distillguard.signals.base import Signal, SignalResult
 
 from .sampling import aggregate_intent, sample_accounts, score_texts
 
-__all__ = ["IntentSignal", "CotElicitation", "RubricGrading", "DatasetSynthesis", "Jailbreak"]
+__all__ = ["PROMPT_THRESHOLD", "IntentSignal", "CotElicitation", "RubricGrading", "DatasetSynthesis", "Jailbreak"]
+
+#: Per-prompt probability at or above which a prompt matches an intent (scan and ``classify``).
+PROMPT_THRESHOLD = 0.5
 
 
 class IntentSignal(Signal):
@@ -39,6 +42,11 @@ class IntentSignal(Signal):
     system_weight
         Multiplier on system-prompt probabilities (system prompts are set by
         apps, not always by the account holder).
+    min_matching, min_share
+        The intent must be systematic: at least ``min_matching`` matching
+        distinct prompts and at least ``min_share`` of the account's distinct
+        prompts, else the score is 0 (calibrated on accounts simulated from
+        real benign training text; see docs/content-signals.md).
     evidence_floor
         Accounts scoring at least this get evidence.
     n_examples
@@ -50,12 +58,14 @@ class IntentSignal(Signal):
 
     def __init__(
         self,
-        prompt_threshold: float = 0.5,
+        prompt_threshold: float = PROMPT_THRESHOLD,
         top_k: int = 3,
         full_share: float = 0.4,
         max_prompts: int = 64,
         max_total_prompts: int | None = 60_000,
         system_weight: float = 0.8,
+        min_matching: int = 2,
+        min_share: float = 0.25,
         evidence_floor: float = 0.3,
         n_examples: int = 3,
     ):
@@ -65,6 +75,8 @@ class IntentSignal(Signal):
         self.max_prompts = max_prompts
         self.max_total_prompts = max_total_prompts
         self.system_weight = system_weight
+        self.min_matching = min_matching
+        self.min_share = min_share
         self.evidence_floor = evidence_floor
         self.n_examples = n_examples
 
@@ -86,6 +98,8 @@ class IntentSignal(Signal):
             top_k=self.top_k,
             full_share=self.full_share,
             system_weight=self.system_weight,
+            min_matching=self.min_matching,
+            min_share=self.min_share,
             evidence_floor=self.evidence_floor,
             n_examples=self.n_examples,
         )

