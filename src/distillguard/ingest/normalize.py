@@ -21,6 +21,7 @@ from distillguard.schema import BOOL_FIELDS, EVENT_ALIASES, EVENT_SCHEMA, FLOAT_
 __all__ = [
     "Reject",
     "normalize",
+    "normalize_fields",
     "parse_ts",
     "flatten_messages",
     "content_text",
@@ -52,6 +53,8 @@ FIELD_KEYS: dict[str, list[str]] = {f: [f] for f in CANONICAL}
 for _alias, _field in _ALIASES.items():
     FIELD_KEYS[_field].append(_alias)
 KEY_TO_FIELD: dict[str, str] = {k: f for f, ks in FIELD_KEYS.items() for k in ks}
+# lower-case key -> (field, rank): the canonical name first, then its aliases (a key in another case ranks just after)
+_KEY_RANK: dict[str, tuple[str, int]] = {k: (f, i * 2) for f, ks in FIELD_KEYS.items() for i, k in enumerate(ks)}
 
 _MIN_TS = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MAX_TS = datetime(2200, 1, 1, tzinfo=timezone.utc)
@@ -291,6 +294,21 @@ def _status(v):
     return _STATUS_SYNONYMS.get(s, s)
 
 
+def _reasoning_effort(field: str, v):
+    if isinstance(v, (int, float)) and not isinstance(v, bool):  # a thinking budget in tokens
+        return str(_as_int("thinking_budget", v))
+    return _as_string(field, v)
+
+
+# each field's check, in the order the checks run (the first bad field names the rejection)
+_ORDER_FIELDS = ["ts", *STRING_FIELDS, *INT_FIELDS, *FLOAT_FIELDS, *BOOL_FIELDS]
+_ORDER = {f: i for i, f in enumerate(_ORDER_FIELDS)}
+_COERCE = {**{f: _as_string for f in STRING_FIELDS}, "status": lambda _f, v: _status(v),
+           "reasoning_effort": _reasoning_effort, **{f: _as_int for f in INT_FIELDS},
+           **{f: _as_float for f in FLOAT_FIELDS}, **{f: _as_bool for f in BOOL_FIELDS}}
+_ABSENT = dict.fromkeys(_ORDER_FIELDS)
+
+
 def normalize(record, extra: dict | None = None) -> dict:
     """One input record (a dict) -> a canonical event dict, or :class:`Reject`.
 
@@ -306,9 +324,15 @@ def normalize(record, extra: dict | None = None) -> dict:
     carried: dict = {}
     identity = None
     for key, value in record.items():
-        k = key.lower() if isinstance(key, str) else str(key)
-        field = KEY_TO_FIELD.get(k)
-        if field is None:
+        hit = _KEY_RANK.get(key)  # canonical names and lower-case aliases, the common case: no lower()
+        if hit is None:
+            k = key.lower() if isinstance(key, str) else str(key)
+            hit = _KEY_RANK.get(k)
+            if hit is not None:
+                hit = (hit[0], hit[1] + 1)  # the same key in another case ranks after it
+        else:
+            k = key
+        if hit is None:
             if k == "identity" and isinstance(value, dict):  # gateway identities: the subject rule picks
                 identity = {s: value[s] for s in SOURCES if value.get(s) not in (None, "")}
                 continue
@@ -328,28 +352,31 @@ def normalize(record, extra: dict | None = None) -> dict:
             continue
         if value is None or (isinstance(value, str) and value == ""):
             continue
-        rank = FIELD_KEYS[field].index(k) * 2 + (0 if key == k else 1)
+        field, rank = hit
         prev = found.get(field)
         if prev is None or rank < prev[0]:
             found[field] = (rank, value)
     if carried:
         unknown = {**carried, **unknown}  # top-level unknown fields win over carried ones
-    raw = {f: v for f, (_, v) in found.items()}
-    out: dict = {}
+    return _canonical({f: v for f, (_, v) in found.items()}, identity, unknown)
+
+
+def normalize_fields(fields: dict, extra: dict | None = None) -> dict:
+    """:func:`normalize` for a record keyed by canonical field names only, plus an ``identity`` dict (what
+    the OTLP mapping builds): no key matching, the same checks and result."""
+    raw = {f: v for f, v in fields.items() if v is not None and not (isinstance(v, str) and v == "")}
+    ident = raw.pop("identity", None)
+    identity = {s: ident[s] for s in SOURCES if ident.get(s) not in (None, "")} if isinstance(ident, dict) else None
+    return _canonical(raw, identity, dict(extra) if extra else {})
+
+
+def _canonical(raw: dict, identity: dict | None, unknown: dict) -> dict:
+    """Matched fields -> the canonical event: each given field checked, the subject chosen, ``extra`` written."""
+    out = dict(_ABSENT)  # a field not given is None: only the given ones are checked, in the order of _ORDER
     out["ts"] = parse_ts(raw.get("ts"))
-    for f in STRING_FIELDS:
-        if f == "status":
-            out[f] = _status(raw.get(f))
-        elif f == "reasoning_effort" and isinstance(raw.get(f), (int, float)) and not isinstance(raw.get(f), bool):
-            out[f] = str(_as_int("thinking_budget", raw[f]))
-        else:
-            out[f] = _as_string(f, raw.get(f))
-    for f in INT_FIELDS:
-        out[f] = _as_int(f, raw.get(f))
-    for f in FLOAT_FIELDS:
-        out[f] = _as_float(f, raw.get(f))
-    for f in BOOL_FIELDS:
-        out[f] = _as_bool(f, raw.get(f))
+    for f in sorted(raw, key=_ORDER.__getitem__) if len(raw) > 1 else raw:
+        if f != "ts":
+            out[f] = _COERCE[f](f, raw[f])
     if "system_prompt" not in raw and isinstance(raw.get("prompt"), list):
         out["system_prompt"] = flatten_messages(raw["prompt"], roles=("system", "developer"))
     if identity:

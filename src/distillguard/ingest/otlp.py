@@ -15,7 +15,7 @@ Spans that are not model calls (HTTP, database, framework) are skipped and not c
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Iterator
 
 import orjson
@@ -53,7 +53,7 @@ class Item:
     status: int
     attrs: dict
     res: dict
-    events: list = field(default_factory=list)  # [(name, attrs, body)]
+    events: list | tuple = ()  # [(name, attrs, body)]; () when none (immutable, shared: nothing for the GC to track)
     body: object = None
 
 
@@ -81,8 +81,8 @@ def _pb_attrs(kvs) -> dict:
     out = {}
     for kv in kvs:
         v = kv.value
-        kind = v.WhichOneof("value")
-        out[kv.key] = v.string_value if kind == "string_value" else _pb_value(v)
+        s = v.string_value  # most values are strings: read first, the oneof asked only when empty
+        out[kv.key] = s if s else _pb_value(v)
     return out
 
 
@@ -110,9 +110,10 @@ def decode_pb(raw: bytes, signal: str) -> list[Item]:
             res = _pb_attrs(rs.resource.attributes)
             for ss in rs.scope_spans:
                 for s in ss.spans:
+                    ev = s.events
                     out.append(Item("span", s.name, s.span_id.hex(), s.trace_id.hex(), s.parent_span_id.hex(),
                                     s.start_time_unix_nano or None, s.status.code, _pb_attrs(s.attributes), res,
-                                    [(e.name, _pb_attrs(e.attributes), None) for e in s.events]))
+                                    [(e.name, _pb_attrs(e.attributes), None) for e in ev] if ev else ()))
         return out
     for rl in msg.resource_logs:
         res = _pb_attrs(rl.resource.attributes)
@@ -248,6 +249,10 @@ _KNOWN = ({a for names in (*OTLP_FIELDS.values(), *IDENTITY.values()) for a in n
 _DROPPED_PREFIXES = ("metadata.", "hidden_params")  # LiteLLM's metadata.* repeats request headers: not kept
 
 
+_MODEL_ATTRS = frozenset({"gen_ai.request.model", "gen_ai.operation.name", "llm.model_name", "gen_ai.response.model",
+                          "litellm.model_group"})
+
+
 def is_model_item(it: Item) -> bool:
     """A model call: a GenAI / OpenInference LLM span, or a log record with the whole call's attributes."""
     a = it.attrs
@@ -258,8 +263,7 @@ def is_model_item(it: Item) -> bool:
         return kind == "LLM"
     if it.kind == "log" and it.name != DETAILS_EVENT:
         return False
-    return any(k in a for k in ("gen_ai.request.model", "gen_ai.operation.name", "llm.model_name",
-                                "gen_ai.response.model", "litellm.model_group"))
+    return not _MODEL_ATTRS.isdisjoint(a)
 
 
 def _indexed_messages(attrs: dict, prefix: str) -> list[dict]:
@@ -340,6 +344,7 @@ _ATTR_INDEX: dict[str, tuple[str, int]] = {
     **{n: (f, r) for f, names in OTLP_FIELDS.items() for r, n in enumerate(names)},
     **{n: ("identity." + src, r) for src, names in IDENTITY.items() for r, n in enumerate(names)},
 }
+_IDENTITY_OF = {"identity." + src: src for src in IDENTITY}
 _INDEXED = ("llm.input_messages.", "gen_ai.prompt.", "llm.output_messages.", "gen_ai.completion.")
 
 
@@ -367,9 +372,13 @@ def _pick(d: dict, out: dict, ranks: dict, extra: dict | None = None) -> bool:
 
 def _messages(attrs: dict, indexed: bool, current: str, old: str, openinference: str):
     """One side's messages: the current GenAI attribute, the old one, or indexed attributes."""
-    msgs = _jsonish(attrs.get(current))
-    if msgs is None:
-        msgs = _jsonish(attrs.get(old))
+    msgs = attrs.get(current)
+    if msgs is not None:
+        msgs = _jsonish(msgs)
+    else:
+        msgs = attrs.get(old)
+        if msgs is not None:
+            msgs = _jsonish(msgs)
     if msgs is None and indexed:
         msgs = _indexed_messages(attrs, openinference) or _indexed_messages(attrs, old + ".") or None
     return msgs
@@ -382,22 +391,25 @@ def map_item(it: Item) -> tuple[dict, dict]:
     """
     attrs, res = it.attrs, it.res
     found: dict = {}
-    ranks: dict = {}
     attr_extra: dict = {}
-    indexed = _pick(attrs, found, ranks, attr_extra)
+    indexed = _pick(attrs, found, {}, attr_extra)
     if res:
         more: dict = {}
         _pick(res, more, {})
         for f, v in more.items():
             found.setdefault(f, v)
     rec: dict = {"event_id": it.span_id or None, "ts": it.ts}
-    identity = {src: None for src in IDENTITY}
+    identity = dict.fromkeys(IDENTITY)
     for f, v in found.items():
-        if f.startswith("identity."):
-            identity[f[9:]] = v
-        else:
+        src = _IDENTITY_OF.get(f)
+        if src is None:
             rec[f] = v
-    inv = _jsonish(attrs.get("llm.invocation_parameters"))
+        else:
+            identity[src] = v
+    get = attrs.get
+    inv = get("llm.invocation_parameters")
+    if inv is not None:
+        inv = _jsonish(inv)
     if isinstance(inv, dict):
         for k, fld in _INVOCATION.items():
             if inv.get(k) is not None and fld not in rec:
@@ -418,10 +430,9 @@ def map_item(it: Item) -> tuple[dict, dict]:
     out = _messages(attrs, indexed, "gen_ai.output.messages", "gen_ai.completion", "llm.output_messages.")
     if out is not None:
         rec["response"] = out if isinstance(out, str) else flatten_messages(out, roles=("assistant", "model"))
-    rec["status"] = "error" if it.status == 2 or attrs.get("error.type") else "ok"
+    rec["status"] = "error" if it.status == 2 or get("error.type") else "ok"
     extra = {}
-    provider = attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system") or attrs.get("llm.provider") \
-        or attrs.get("llm.system")
+    provider = get("gen_ai.provider.name") or get("gen_ai.system") or get("llm.provider") or get("llm.system")
     if provider:
         extra["provider"] = provider
     if it.trace_id:
@@ -430,7 +441,8 @@ def map_item(it: Item) -> tuple[dict, dict]:
         extra["span_name"] = it.name
     if res.get("service.name"):
         extra["service.name"] = res["service.name"]
-    extra.update(attr_extra)
+    if attr_extra:
+        extra.update(attr_extra)
     return rec, extra
 
 

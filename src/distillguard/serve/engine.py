@@ -15,6 +15,7 @@ the scan calls it.
 from __future__ import annotations
 
 import contextlib
+import gc
 import secrets
 import threading
 import time
@@ -27,7 +28,7 @@ import orjson
 import pyarrow as pa
 
 from distillguard.ingest.base import Quarantined, truncate_raw
-from distillguard.ingest.normalize import Reject, normalize, rows_to_batch
+from distillguard.ingest.normalize import Reject, normalize, normalize_fields, rows_to_batch
 from distillguard.privacy.erasure import forget_log, retain
 from distillguard.privacy.settings import StorePrivacy
 from distillguard.score.evidence import EvidenceMatrix
@@ -69,6 +70,9 @@ class EngineConfig:
         self.quarantine = quarantine
         self.persist = persist
         self.privacy = privacy  # a StorePrivacy; None: the policy's store section
+
+
+GC_YOUNG_OBJECTS = 20_000  # ~ the objects one intake batch keeps alive at once (default 700)
 
 
 def _now_us() -> int:
@@ -117,6 +121,7 @@ class Engine:
         qpath = config.quarantine or (str(config.db) + ".serve-quarantine.jsonl" if config.db and config.persist else None)
         self._qfile = open(qpath, "ab") if qpath else None
         self._qlock = threading.Lock()
+        self._gc_threshold: tuple | None = None
 
     def _serve_section(self) -> dict:
         p = self.config.policy
@@ -152,6 +157,13 @@ class Engine:
         if self.map.index:  # first-request linking needs the scan's membership functions: load them now, not on a request
             import distillguard.link.memberships  # noqa: F401
         self._warm()
+        # What is loaded now (modules, campaign map, warmed state) lives as long as the process: out of the
+        # collector's full passes, which otherwise rescan it every few intake batches; and a young generation
+        # that holds a whole intake batch, so its short-lived objects die before a collection promotes them
+        # (docs/serve.md, Performance)
+        gc.freeze()
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(GC_YOUNG_OBJECTS, *self._gc_threshold[1:])
         if background:
             for fn, every in ((self.journal.flush, self.config.flush_seconds), (self.refresh, self.config.refresh_seconds),
                               *self._pending_loops):
@@ -179,6 +191,9 @@ class Engine:
             self.journal.close()
             if self._qfile:
                 self._qfile.close()
+            gc.unfreeze()  # what start froze can be freed again
+            if self._gc_threshold:
+                gc.set_threshold(*self._gc_threshold)
 
     def _store(self, read_only=True):
         import duckdb
@@ -339,7 +354,7 @@ class Engine:
         rows, bad = [], []
         for i, (rec, extra) in enumerate(pairs):
             try:
-                rows.append(normalize(rec, extra))
+                rows.append(normalize_fields(rec, extra))
             except Reject as rej:
                 bad.append(Quarantined(source, i + 1, rej.reason, truncate_raw(rec), rej.detail))
         return self.accept(rows, bad)
