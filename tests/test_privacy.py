@@ -305,13 +305,10 @@ def test_the_store_sql_and_the_python_rules_redact_alike():
 
 
 # -- keyed identifiers --------------------------------------------------------------------
-def _campaigns(folder: Path) -> set:
-    t = pq.read_table(folder / "accounts.parquet", columns=["account_id", "campaign_id"]).to_pylist()
-    groups: dict = {}
-    for r in t:
-        if r["campaign_id"]:
-            groups.setdefault(r["campaign_id"], set()).add(r["account_id"])
-    return {frozenset(g) for g in groups.values()}
+def _campaigns(folder: Path) -> dict:
+    """``{account: (campaign or None, action)}`` of a scan."""
+    t = pq.read_table(folder / "accounts.parquet", columns=["account_id", "campaign_id", "action"]).to_pylist()
+    return {r["account_id"]: (r["campaign_id"], r["action"]) for r in t}
 
 
 @pytest.mark.slow
@@ -330,7 +327,15 @@ def test_hashed_identifiers_link_as_clear_ones_do(smoke_traffic, tmp_path):
                  "--db", tmp_path / f"{mode}.duckdb", "--out", tmp_path / mode, "--quiet", *extra)
         assert p.returncode == 0, p.stderr
         runs[mode] = _campaigns(tmp_path / mode)
-    assert runs["hashed"] == runs["clear"] and runs["clear"]
+    # Leiden is not invariant to relabelling its nodes (hashes sort differently from clear values), so the
+    # partitions agree closely rather than exactly; a broken hashed linkage would scatter them
+    from sklearn.metrics import adjusted_rand_score
+
+    clear, hashed = runs["clear"], runs["hashed"]
+    assert clear.keys() == hashed.keys() and sum(c is not None for c, _ in clear.values()) > 50
+    ids = sorted(clear)
+    assert adjusted_rand_score([clear[a][0] or "-" for a in ids], [hashed[a][0] or "-" for a in ids]) >= 0.9
+    assert sum(clear[a][1] != hashed[a][1] for a in ids) <= 0.03 * len(ids)
     con = duckdb.connect(str(tmp_path / "hashed.duckdb"), read_only=True)
     clear_ips = con.execute("SELECT count(*) FROM events WHERE client_ip NOT LIKE 'h:%'").fetchall()[0][0]
     clear_cards = con.execute("SELECT count(*) FROM accounts WHERE payment_fingerprint NOT LIKE 'h:%' "
