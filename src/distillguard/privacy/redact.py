@@ -28,7 +28,7 @@ from typing import Callable
 import re2
 import yaml
 
-__all__ = ["ID_PREFILTER", "INERT", "PLACEHOLDERS", "PREFILTER", "RULES", "Rule", "pseudonym", "redact"]
+__all__ = ["ID_PREFILTER", "INERT", "inert_sql", "needs_redaction", "PLACEHOLDERS", "PREFILTER", "RULES", "Rule", "pseudonym", "redact"]
 
 _TABLE = yaml.safe_load(resources.files("distillguard.privacy").joinpath("rules.yaml").read_text())
 _ENTROPY = _TABLE["entropy"]
@@ -158,9 +158,19 @@ PREFILTER = _union(RULES)
 """One pattern matching wherever any rule could replace something (RE2 and Python syntax)."""
 ID_PREFILTER = _union(r for r in RULES if r.identifiers)
 """The same for the rules that apply to identifier fields."""
-INERT = "|".join(f"(?:{p})" for p in _TABLE["inert"])
-"""Text no rule can change, which the prefilter of free text sees as ``""`` (rules.yaml says why)."""
-_INERT = re.compile(INERT, re.ASCII)
+INERT = tuple(f'("{key}":")(?:{value})"' for key, value in _TABLE["inert"].items())
+"""JSON string values no rule can change, which the prefilter of free text sees as ``""`` (rules.yaml
+says why): each pattern's match becomes its first group and a quote (``\\1"``, RE2 and Python alike)."""
+_INERT = tuple((key, re.compile(p, re.ASCII)) for key, p in zip(_TABLE["inert"], INERT))
+
+
+def inert_sql(col: str) -> str:
+    """The text expression ``col`` as the prefilter of free text sees it, in DuckDB SQL."""
+    for pattern in INERT:
+        col = f"regexp_replace({col}, {_lit(pattern)}, {_lit(chr(92) + '1' + chr(34))}, 'g')"
+    return col
+
+
 _PREFILTER = re2.compile(PREFILTER.encode())
 _ID_RULES = tuple(r for r in RULES if r.identifiers)
 _ID_PREFILTER = re2.compile(ID_PREFILTER.encode())
@@ -172,7 +182,10 @@ def _utf8(text: str) -> bytes:
 
 def needs_redaction(text: str) -> bool:
     """Whether some rule could replace something in ``text`` (what the store's SQL computes)."""
-    return _PREFILTER.search(_utf8(_INERT.sub('""', text) if '"' in text else text)) is not None
+    for key, rx in _INERT:
+        if key in text:
+            text = rx.sub('\\1"', text)
+    return _PREFILTER.search(_utf8(text)) is not None
 
 
 def redact(text: str | None) -> str | None:

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from distillguard.errors import UsageError
 from distillguard.privacy import keyed
-from distillguard.privacy.redact import ID_PREFILTER, INERT, PREFILTER, RULES, pseudonym, redact
+from distillguard.privacy.redact import ID_PREFILTER, PREFILTER, RULES, inert_sql, pseudonym, redact
 
 __all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "store_privacy"]
 
@@ -179,7 +179,7 @@ class StorePrivacy:
         def any_match(fields, pattern, inert=False):
             text = "concat_ws(chr(31), " + ", ".join(_q(f) for f in fields) + ")" if fields else "NULL"
             if inert:  # as redact() sees it
-                text = f"regexp_replace({text}, {_sql_text(INERT)}, '\"\"', 'g')"
+                text = inert_sql(text)
             return f"coalesce(regexp_matches({text}, {_sql_text(pattern)}), FALSE)"
 
         texts = [f for f in names if self._redacts(f)]
