@@ -212,7 +212,7 @@ def _otlp_batches(n_batches: int, batch: int, tag: str) -> list:
             else AnyValue(string_value=v)
         return KeyValue(key=k, value=val)
 
-    rnd = random.Random(11)
+    rnd, ids = random.Random(11), random.Random(f"otlp-ids-{tag}")  # ids random as SDKs make them, per tag
     out = []
     for b in range(n_batches):
         req = ExportTraceServiceRequest()
@@ -221,8 +221,7 @@ def _otlp_batches(n_batches: int, batch: int, tag: str) -> list:
         ss = rs.scope_spans.add()
         for i in range(batch):
             s = ss.spans.add()
-            s.trace_id = f"{tag}{b:07d}{i:07d}".encode().ljust(16, b"0")[:16]
-            s.span_id = bytes([ord(tag[0]), ord(tag[-1])]) + (b * batch + i).to_bytes(6, "big")
+            s.trace_id, s.span_id = ids.randbytes(16), ids.randbytes(8)
             s.name = "chat orion-2"
             s.start_time_unix_nano = (1772582400 + b * batch + i) * 10**9
             msgs = json.dumps([{"role": "user", "parts": [{"type": "text", "content": f"question {rnd.randrange(10**6)}"

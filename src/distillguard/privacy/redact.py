@@ -1,11 +1,12 @@
 """Redaction of personal and secret data in text: the rules of ``rules.yaml``, applied once.
 
 The rule table is read once. :data:`PREFILTER` (the union of every rule's
-pattern) is what the store's SQL uses to pick the texts that need work; those
-texts, and every text redacted outside the store, go through
-:func:`redact`, where the validators (Luhn, IBAN mod 97, entropy...) decide.
-A text the prefilter does not match contains nothing any rule would replace,
-so the SQL and the Python paths give the same result.
+pattern) picks the texts that need work, in the store's SQL and here, on the
+same engine (RE2), after :data:`INERT` text (which no rule can change, such as
+an OTLP trace id) is set aside; those texts go through :func:`redact`, where
+the validators (Luhn, IBAN mod 97, entropy...) decide. A text the prefilter
+does not match contains nothing any rule would replace, so the SQL and the
+Python paths give the same result.
 
 >>> redact("mail jane.doe@example.com, card 4111 1111 1111 1111, key sk-abcdefghijklmnopqrstuvwx")
 'mail <EMAIL>, card <CARD>, key <SECRET>'
@@ -24,9 +25,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Callable
 
+import re2
 import yaml
 
-__all__ = ["ID_PREFILTER", "PLACEHOLDERS", "PREFILTER", "RULES", "Rule", "pseudonym", "redact"]
+__all__ = ["ID_PREFILTER", "INERT", "inert_sql", "needs_redaction", "PLACEHOLDERS", "PREFILTER", "RULES", "Rule", "pseudonym", "redact"]
 
 _TABLE = yaml.safe_load(resources.files("distillguard.privacy").joinpath("rules.yaml").read_text())
 _ENTROPY = _TABLE["entropy"]
@@ -144,23 +146,51 @@ RULES: tuple[Rule, ...] = tuple(Rule(**r) for r in _TABLE["rules"])
 PLACEHOLDERS = frozenset(r.placeholder for r in RULES)
 
 
+_GROUP = re.compile(r"(?<![\\])[(](?:[?]P<[a-z]+>)?(?![?])")
+
+
 def _union(rules) -> str:
-    # named groups may appear once per pattern: the union drops the names (only the rules use them)
-    return "|".join(f"(?:{re.sub(r'[(][?]P<[a-z]+>', '(', r.pattern)})" for r in rules)
+    # a group only matters to its rule: the union has none (named ones could not repeat; RE2 searches faster)
+    return "|".join(f"(?:{_GROUP.sub('(?:', r.pattern)})" for r in rules)
 
 
 PREFILTER = _union(RULES)
 """One pattern matching wherever any rule could replace something (RE2 and Python syntax)."""
 ID_PREFILTER = _union(r for r in RULES if r.identifiers)
 """The same for the rules that apply to identifier fields."""
-_PREFILTER = re.compile(PREFILTER, re.ASCII)
+INERT = tuple(f'("{key}":")(?:{value})"' for key, value in _TABLE["inert"].items())
+"""JSON string values no rule can change, which the prefilter of free text sees as ``""`` (rules.yaml
+says why): each pattern's match becomes its first group and a quote (``\\1"``, RE2 and Python alike)."""
+_INERT = tuple((key, re.compile(p, re.ASCII)) for key, p in zip(_TABLE["inert"], INERT))
+
+
+def inert_sql(col: str) -> str:
+    """The text expression ``col`` as the prefilter of free text sees it, in DuckDB SQL."""
+    for pattern in INERT:
+        col = f"regexp_replace({col}, {_lit(pattern)}, {_lit(chr(92) + '1' + chr(34))}, 'g')"
+    return col
+
+
+_PREFILTER = re2.compile(PREFILTER.encode())
 _ID_RULES = tuple(r for r in RULES if r.identifiers)
-_ID_PREFILTER = re.compile(ID_PREFILTER, re.ASCII)
+_ID_PREFILTER = re2.compile(ID_PREFILTER.encode())
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def needs_redaction(text: str) -> bool:
+    """Whether some rule could replace something in ``text`` (what the store's SQL computes)."""
+    for key, rx in _INERT:
+        if key in text:
+            text = rx.sub('\\1"', text)
+    return _PREFILTER.search(_utf8(text)) is not None
 
 
 def redact(text: str | None) -> str | None:
     """``text`` with every personal or secret value the rules find replaced by its typed placeholder."""
-    if not text or not _PREFILTER.search(text):
+    if not text or not needs_redaction(text):
         return text
     for rule in RULES:
         text = rule.apply(text)
@@ -173,7 +203,7 @@ def pseudonym(value: str | None, key: bytes) -> str | None:
     >>> pseudonym("jane@example.com", b"k")
     '<EMAIL:77cff80182a460c0>'
     """
-    if not value or not _ID_PREFILTER.search(value):
+    if not value or not _ID_PREFILTER.search(_utf8(value)):
         return value
     for rule in _ID_RULES:
         if rule.apply(value) != value:

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from distillguard.errors import UsageError
 from distillguard.privacy import keyed
-from distillguard.privacy.redact import ID_PREFILTER, PREFILTER, RULES, pseudonym, redact
+from distillguard.privacy.redact import ID_PREFILTER, PREFILTER, RULES, inert_sql, pseudonym, redact
 
 __all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "store_privacy"]
 
@@ -176,13 +176,15 @@ class StorePrivacy:
         one rule per projection, each rule reading the text the rules before it
         left, exactly as :func:`~distillguard.privacy.redact.redact` does.
         """
-        def any_match(fields, pattern):
+        def any_match(fields, pattern, inert=False):
             text = "concat_ws(chr(31), " + ", ".join(_q(f) for f in fields) + ")" if fields else "NULL"
+            if inert:  # as redact() sees it
+                text = inert_sql(text)
             return f"coalesce(regexp_matches({text}, {_sql_text(pattern)}), FALSE)"
 
         texts = [f for f in names if self._redacts(f)]
         ids = [f for f in names if self._pseudonymises(f)]
-        sql = f"SELECT *, {any_match(texts, PREFILTER)} AS _dg_hit, {any_match(ids, ID_PREFILTER)} AS _dg_ids FROM {source}"
+        sql = f"SELECT *, {any_match(texts, PREFILTER, inert=True)} AS _dg_hit, {any_match(ids, ID_PREFILTER)} AS _dg_ids FROM {source}"
         for rule in RULES if texts else ():
             steps = ", ".join(f"CASE WHEN _dg_hit THEN {rule.sql(_q(f))} ELSE {_q(f)} END AS {_q(f)}" for f in texts)
             sql = f"SELECT * REPLACE ({steps}) FROM ({sql})"
