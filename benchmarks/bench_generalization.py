@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 import compare  # noqa: E402
@@ -36,6 +39,8 @@ from distillguard.evaluate import evaluate  # noqa: E402
 from distillguard.evaluate.communities import describe  # noqa: E402
 from distillguard.evaluate.labelled import split_labelled_jsonl  # noqa: E402
 from distillguard.evaluate.render import render_table, render_verdicts, render_worlds  # noqa: E402
+from distillguard.privacy.keyed import read_key  # noqa: E402
+from distillguard.privacy.redact import pseudonym  # noqa: E402
 from distillguard.evaluate.worlds import dump, fit_worlds, judge, parse_worlds, pooled_rates, run_world, scan_cli  # noqa: E402
 
 BASELINES = ("volume", "prada", "mmd")
@@ -69,7 +74,15 @@ def glasswally(path: Path, work: Path, scan_args: list[str], with_baselines: boo
     scan_dir = work / "glasswally" / "scan"
     db = work / "glasswally" / "store.duckdb"
     db.unlink(missing_ok=True)
-    scan_cli([events, "--db", db], scan_dir, scan_args)
+    # Its account ids are API keys, which the store keeps as keyed pseudonyms
+    # (docs/privacy.md): scan under a known key and label the same pseudonyms.
+    key = work / "glasswally" / "identifiers.key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    scan_cli([events, "--db", db, "--identifier-key", key], scan_dir, scan_args)
+    table = pq.read_table(labels)
+    ids = [pseudonym(a, read_key(key)) for a in table.column("account_id").to_pylist()]
+    labels = work / "glasswally" / "labels-pseudonymised.parquet"
+    pq.write_table(table.set_column(table.column_names.index("account_id"), "account_id", pa.array(ids, pa.string())), labels)
     res = evaluate(labels, scan_dir)
     if with_baselines:
         for name, m in baselines(db, labels, scan_dir).items():

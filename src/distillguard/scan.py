@@ -19,7 +19,7 @@ from distillguard.features import account_features
 from distillguard.features.samples import end_user_sample, prompt_sample
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
-from distillguard.score.campaigns import build_campaigns, judge_campaigns, strong_communities
+from distillguard.score.campaigns import build_campaigns, hub_holders, judge_campaigns, strong_communities
 from distillguard.score.evidence import attachment, build_evidence, own_scores
 from distillguard.score.fusion import FusionModel, Reason
 from distillguard.score.operators import group_operators
@@ -212,12 +212,13 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     n_events = features.column("n_events").to_numpy(zero_copy_only=False).astype(float)
     baselines, strong, active, like_cleared, candidates, evidence = st.run(
         "population calibration", _relative_evidence, ids, tables, comms, rules, meta, n_events, policy, reference,
-        is_dismissed, cleared)
+        is_dismissed, cleared, members)
     return Analysis(features, samples, meta, signals, results, comms, evidence, members, known, baselines,
                     {t[0]: strong[:, j] for j, t in enumerate(tables)}, active, candidates, like_cleared), st.timings
 
 
-def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy, reference, is_dismissed, cleared):
+def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy, reference, is_dismissed, cleared,
+                       memberships):
     """Scores relative to the population, strong signals, campaign candidates and the evidence matrix."""
     names = [t[0] for t in tables]
     pop, camp = policy.population, policy.campaigns
@@ -234,9 +235,11 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
         comms, ids, strong.any(axis=1), attachment(ids, comms, attach_of),
         min_attachment=camp.get("min_attachment", 0.3), min_strong_share=camp.get("min_strong_share", 0.5),
         min_strong_members=int(camp.get("min_strong_members", 3)), max_p_value=camp.get("max_p_value", 1e-4),
-        is_dismissed=is_dismissed,
+        is_dismissed=is_dismissed, core_hubs=hub_holders(memberships, ids, comms, camp.get("core_kinds", ())),
     )
-    evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, attach_of, own=own, pool=set(candidates))
+    cores = {c: t["core"] for c, t in candidates.items() if "core" in t}
+    evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, attach_of, own=own, pool=set(candidates),
+                              cores=cores)
     return baselines, strong, active, like_cleared, candidates, evidence
 
 

@@ -24,11 +24,12 @@ from collections import Counter
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.stats import binom
 
 from distillguard.link import Communities
 
-__all__ = ["campaign_id", "build_campaigns", "judge_campaigns", "strong_communities"]
+__all__ = ["campaign_id", "build_campaigns", "hub_holders", "judge_campaigns", "strong_communities"]
 
 FLAG_RISK = 0.5
 
@@ -54,6 +55,67 @@ def _examples(samples_by_account: dict[str, list[str]], members: list[str], k: i
     return out
 
 
+def hub_holders(memberships: pa.Table, account_ids: list[str], comms: Communities, kinds) -> dict[int, list[np.ndarray]]:
+    """Per community, the member rows holding each hub of ``kinds`` that two or more of its members share."""
+    t = memberships.filter(pc.is_in(memberships.column("kind"), pa.array(list(kinds), pa.string())))
+    if t.num_rows == 0:
+        return {}
+    index = {a: i for i, a in enumerate(account_ids)}
+    accs = t.column("account_id").to_pylist()
+    row = np.array([index.get(a, -1) for a in accs], dtype=np.int64)
+    comm = np.array([comms.membership.get(a, -1) for a in accs], dtype=np.int64)
+    hub = pc.binary_join_element_wise(t.column("kind"), t.column("value"), "\x1f").combine_chunks().dictionary_encode()
+    hub = hub.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    on = (row >= 0) & (comm >= 0)
+    row, comm, hub = row[on], comm[on], hub[on]
+    order = np.lexsort((row, hub, comm))
+    row, comm, hub = row[order], comm[order], hub[order]
+    cut = np.flatnonzero((np.diff(comm) != 0) | (np.diff(hub) != 0)) + 1
+    out: dict[int, list[np.ndarray]] = {}
+    for start, stop in zip(np.r_[0, cut], np.r_[cut, len(row)]):
+        held = np.unique(row[start:stop])
+        if len(held) >= 2:
+            out.setdefault(int(comm[start]), []).append(held)
+    return out
+
+
+def _strong_cores(firm: np.ndarray, strong: np.ndarray, hubs: list[np.ndarray], min_strong_share: float):
+    """Groups of firm members tied by hubs mostly held by strong members, and how many hubs were tried.
+
+    A campaign mixed into a community of ordinary users (a shared cloud range
+    merges them) is still the accounts its own template, lockstep, burst or
+    card ties together. A hub counts when at least two of its firm holders,
+    and at least ``min_strong_share`` of them, carry a strong signal; the
+    groups are the connected components of the counted hubs' holders, so a
+    ring and a templated app in the same community stay apart.
+    """
+    in_firm = np.zeros(len(strong), dtype=bool)
+    in_firm[firm] = True
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        while parent.setdefault(i, i) != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    tried = 0
+    for held in hubs:
+        held = held[in_firm[held]]
+        if len(held) < 2:
+            continue
+        tried += 1
+        k = int(strong[held].sum())
+        if k >= 2 and k >= min_strong_share * len(held):
+            r = root(int(held[0]))
+            for i in held[1:].tolist():
+                parent[root(i)] = r
+    groups: dict[int, list[int]] = {}
+    for i in list(parent):
+        groups.setdefault(root(i), []).append(i)
+    return [np.array(sorted(g)) for g in groups.values()], tried
+
+
 def strong_communities(
     comms: Communities,
     account_ids: list[str],
@@ -65,6 +127,7 @@ def strong_communities(
     min_strong_members: int = 3,
     max_p_value: float = 1e-4,
     is_dismissed=None,
+    core_hubs: dict[int, list[np.ndarray]] | None = None,
 ) -> dict[int, dict]:
     """Communities whose firm members carry strong signals of their own, with the test's figures.
 
@@ -78,6 +141,14 @@ def strong_communities(
     keeps a popular template's few strong users from carrying it. A community
     for which ``is_dismissed(members)`` holds (an analyst cleared the same
     cluster) is left out.
+
+    ``core_hubs`` (:func:`hub_holders` of the specific link kinds): a
+    community that fails the test as a whole is tested again on its strong
+    core (:func:`_strong_core`), with the p-value multiplied by the number of
+    hubs tried (Bonferroni: picking the strongest part of a community must
+    not make chance look like a ring). Such a campaign is its core
+    (``"core"``: account ids), not the whole community, keyed
+    ``(community, core number)``.
     """
     index = {a: i for i, a in enumerate(account_ids)}
     groups = []
@@ -88,21 +159,29 @@ def strong_communities(
         firm = rows[attachment[rows] >= min_attachment]
         k = int(strong[firm].sum())
         if len(firm) and k >= max(min_strong_members, min_strong_share * len(firm)):
-            groups.append((c, firm, k))
+            groups.append((c, firm, k, 0))
+        elif core_hubs and c in core_hubs and len(firm):
+            cores, tried = _strong_cores(firm, strong, core_hubs[c], min_strong_share)
+            for j, core in enumerate(cores):
+                k = int(strong[core].sum())
+                if k >= max(min_strong_members, min_strong_share * len(core)):
+                    groups.append(((c, j), core, k, tried))
     # The null's base rate comes from the accounts outside the groups under test: a
     # campaign that is 20% of the scan must not raise the bar it is measured against.
     everyone = np.ones(len(account_ids), dtype=bool)
     outside = everyone.copy()
-    for _, firm, _ in groups:
+    for _, firm, _, _ in groups:
         outside[firm] = False
     pool = outside if outside.sum() >= 0.2 * len(outside) else everyone
     rate = float(strong[pool].mean()) if pool.any() else 0.0
     rate = min(max(rate, 1.0 / max(int(pool.sum()), 1)), 0.5)
     out: dict[int, dict] = {}
-    for c, firm, k in groups:
-        p = float(binom.sf(k - 1, len(firm), rate))
+    for c, firm, k, tried in groups:
+        p = min(1.0, float(binom.sf(k - 1, len(firm), rate)) * max(tried, 1))
         if p <= max_p_value:
             out[c] = {"firm_members": int(len(firm)), "strong_members": k, "p_value": p, "base_rate": round(rate, 5)}
+            if tried:
+                out[c]["core"] = sorted(account_ids[i] for i in firm)
     return out
 
 
@@ -121,16 +200,20 @@ def judge_campaigns(
     members) and ``account_id -> community`` for the members that belong to
     a campaign: the firmly attached ones and the flagged ones. Only
     ``candidates`` (default: every community) are considered: the scan
-    passes :func:`strong_communities`.
+    passes :func:`strong_communities`, whose strong cores (keyed
+    ``(community, core number)``) are judged on the core's members.
     """
     index = {a: i for i, a in enumerate(account_ids)}
-    camp_risk: dict[int, float] = {}
-    belongs: dict[str, int] = {}
-    for c, members in comms.members().items():
-        if candidates is not None and c not in candidates:
-            continue
-        rows = np.array([index[a] for a in members if a in index])
-        firm = rows[attachment[rows] >= min_attachment]
+    camp_risk: dict = {}
+    belongs: dict[str, object] = {}
+    groups = comms.members()
+    for c in (groups if candidates is None else candidates):
+        core = candidates[c].get("core") if candidates is not None else None
+        if core is not None:
+            firm = np.array([index[a] for a in core])
+        else:
+            rows = np.array([index[a] for a in groups[c] if a in index])
+            firm = rows[attachment[rows] >= min_attachment]
         if len(firm) == 0:
             continue
         flagged = firm[risk[firm] >= FLAG_RISK]
@@ -161,6 +244,7 @@ def build_campaigns(
         by_comm.setdefault(c, []).append(a)
     campaigns, assignment = [], {}
     for c, members in by_comm.items():
+        community = c[0] if isinstance(c, tuple) else c  # a strong core's community
         rows = [index[a] for a in members]
         cid = campaign_id(members)
         codes = Counter()
@@ -185,10 +269,10 @@ def build_campaigns(
                 "first_seen": _iso(min((feat["first_ts"][i] for i in rows if feat["first_ts"][i]), default=None)),
                 "last_seen": _iso(max((feat["last_ts"][i] for i in rows if feat["last_ts"][i]), default=None)),
                 "reasons": [{"code": k, "weight": round(v / len(rows), 3)} for k, v in codes.most_common()],
-                "link_coverage": {k: round(v, 3) for k, v in sorted(comms.coverage.get(c, {}).items())},
+                "link_coverage": {k: round(v, 3) for k, v in sorted(comms.coverage.get(community, {}).items())},
                 "shared": [
                     {"kind": kind, "value": value, "accounts": n, "weight": round(w, 3)}
-                    for kind, value, n, w in comms.hubs.get(c, [])[:20]
+                    for kind, value, n, w in comms.hubs.get(community, [])[:20]
                 ],
                 "signals": signals,
                 "example_prompts": _examples(samples_by_account, members),

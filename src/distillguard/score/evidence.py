@@ -65,16 +65,17 @@ def attachment(ids: list[str], comms: Communities, attach_of: dict[str, float]) 
 
 
 def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declared: dict[str, str | None],
-                    attach: np.ndarray, pool):
+                    attach: np.ndarray, pool, cores):
     index = {a: i for i, a in enumerate(ids)}
     n, d = own.shape
     pooled = np.zeros((n, d))
     cover = np.zeros((n, len(LINK_KINDS)))
     size = np.zeros(n)
     org = np.zeros(n)
-    for c, members in comms.members().items():
+    for key, members in [*comms.members().items(), *(cores or {}).items()]:
+        c = key[0] if isinstance(key, tuple) else key  # (community, core number): a strong core of c
         rows = [index[a] for a in members if a in index]
-        if not rows or (pool is not None and c not in pool):
+        if not rows or (pool is not None and key not in pool):
             continue
         pooled[rows] = own[rows].mean(axis=0)
         cov = comms.coverage.get(c, {})
@@ -115,6 +116,7 @@ def build_evidence(
     *,
     own: np.ndarray | None = None,
     pool=None,
+    cores: dict[int, list[str]] | None = None,
 ) -> EvidenceMatrix:
     """Assemble the evidence matrix.
 
@@ -135,11 +137,16 @@ def build_evidence(
     pool
         Communities whose evidence is pooled and whose links count (the
         campaigns); None pools every community (reference fits).
+    cores
+        ``(community, core number) -> accounts``: campaigns that are a strong
+        core of their community
+        (:func:`distillguard.score.campaigns.strong_communities`) pool over
+        the core only.
     """
     if own is None:
         own = own_scores(account_ids, signal_tables)
     attach = attachment(account_ids, communities, attach_of or {})
-    pooled, cover, size, org = _campaign_stats(own, account_ids, communities, declared_org, attach, pool)
+    pooled, cover, size, org = _campaign_stats(own, account_ids, communities, declared_org, attach, pool, cores)
     names = [c for c, _, _ in signal_tables]
     reasons = [r for _, r, _ in signal_tables]
     link = cover.max(axis=1)

@@ -33,16 +33,16 @@ def group_operators(comms: Communities, assignment: dict[str, str], min_members:
     when at least ``min_members`` members of each hold it. ``shared`` lists
     the values that joined the campaign to the rest of its operator.
     """
-    cid_of_comm: dict[int, str] = {}
+    cids_of_comm: dict[int, set[str]] = {}
     for acc, c in comms.membership.items():
         if acc in assignment:
-            cid_of_comm[c] = assignment[acc]
+            cids_of_comm.setdefault(c, set()).add(assignment[acc])
     holders: dict[tuple[str, str], set[str]] = {}
-    for c, cid in cid_of_comm.items():
+    for c, cids in cids_of_comm.items():
         for kind, value, n, _ in comms.hubs.get(c, []):
             if kind in OPERATOR_KINDS and n >= min_members:
-                holders.setdefault((kind, value), set()).add(cid)
-    parent = {cid: cid for cid in cid_of_comm.values()}
+                holders.setdefault((kind, value), set()).update(cids)
+    parent = {cid: cid for cids in cids_of_comm.values() for cid in cids}
 
     def find(x):
         while parent[x] != x:

@@ -18,7 +18,7 @@ __all__ = ["ACTIONS", "Corroboration", "Policy", "PolicyRule", "Decision"]
 
 ACTIONS = ("allow", "monitor", "challenge", "throttle", "block")
 _CONDITIONS = {"risk_at_least", "risk_below", "any_reason", "in_campaign", "allowlisted"}
-CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", "min_strong_members", "max_p_value"}
+CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", "min_strong_members", "max_p_value", "core_kinds"}
 POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "strong"}
 
 
@@ -162,7 +162,7 @@ class Policy:
             ttl_seconds={a: int(v) for a, v in (data.get("ttl_seconds") or {}).items()},
             throttle=dict(data.get("throttle") or {}),
             challenge=dict(data.get("challenge") or {}),
-            campaigns={k: float(v) for k, v in (data.get("campaigns") or {}).items()},
+            campaigns={k: v if k == "core_kinds" else float(v) for k, v in (data.get("campaigns") or {}).items()},
             corroboration=Corroboration.from_dict(data["corroboration"]) if data.get("corroboration") else None,
             population={k: float(v) for k, v in (data.get("population") or {}).items()},
             allow_accounts=frozenset(map(str, allow.get("accounts") or [])),

@@ -1,0 +1,57 @@
+"""Strong cores: a ring merged with ordinary users is still found; a popular template's few strong users are not."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from distillguard.link import Communities
+from distillguard.score.campaigns import hub_holders, strong_communities
+
+
+def _world(n_users: int = 400, n_ring: int = 12, n_app: int = 40, n_app_strong: int = 4):
+    """One Leiden community: users on a cloud range, a ring on its own template, an app on a popular one."""
+    users = [f"user{i:03d}" for i in range(n_users)]
+    ring = [f"ring{i:02d}" for i in range(n_ring)]
+    app = [f"app{i:02d}" for i in range(n_app)]
+    ids = sorted(users + ring + app)
+    rows = [(a, "subnet", "cloud-range") for a in ids]
+    rows += [(a, "template", "ring-template") for a in ring]
+    rows += [(a, "template", "app-template") for a in app]
+    memberships = pa.table({k: list(v) for k, v in zip(("account_id", "kind", "value"), zip(*rows))})
+    comms = Communities(membership={a: 0 for a in ids})
+    strong = np.array([a.startswith("ring") or a in app[:n_app_strong] for a in ids])
+    strong[[ids.index(u) for u in users[:8]]] = True  # a few ordinary users with a strong signal of their own
+    return ids, comms, memberships, strong
+
+
+def _test(ids, comms, memberships, strong, kinds=("template",)):
+    return strong_communities(comms, ids, strong, np.ones(len(ids)), core_hubs=hub_holders(memberships, ids, comms, kinds))
+
+
+def test_a_ring_merged_with_ordinary_users_is_its_strong_core():
+    ids, comms, memberships, strong = _world()
+    found = _test(ids, comms, memberships, strong)
+    assert list(found) == [(0, 0)]
+    assert found[(0, 0)]["core"] == sorted(a for a in ids if a.startswith("ring"))
+    assert found[(0, 0)]["p_value"] <= 1e-4
+
+
+def test_without_core_kinds_the_merged_ring_is_missed():
+    ids, comms, memberships, strong = _world()
+    assert _test(ids, comms, memberships, strong, kinds=()) == {}
+
+
+def test_a_popular_templates_few_strong_users_are_no_campaign():
+    ids, comms, memberships, strong = _world(n_ring=0, n_app=40, n_app_strong=6)
+    assert _test(ids, comms, memberships, strong) == {}
+
+
+def test_a_small_core_must_beat_the_hubs_tried():
+    # Three strong accounts on one template: improbable for one hub, not after
+    # correcting for the many hubs a large community offers.
+    ids, comms, memberships, strong = _world(n_ring=3)
+    assert list(_test(ids, comms, memberships, strong)) == [(0, 0)]
+    plain = [a for a, s in zip(ids, strong) if not s]
+    extra = [(a, "template", f"pair{i // 2}") for i, a in enumerate(plain[:300])]
+    memberships = pa.concat_tables([memberships, pa.table({k: list(v) for k, v in zip(("account_id", "kind", "value"), zip(*extra))})])
+    assert _test(ids, comms, memberships, strong) == {}
