@@ -78,6 +78,16 @@ def _status_pb(code: int, message: str) -> bytes:
     return b"\x08" + varint(code) + b"\x12" + varint(len(msg)) + msg
 
 
+def _call_of(it: Item) -> str | None:
+    """The span id of the model call a piece belongs to: a raw-request child span's parent, a content
+    record's span; None for anything else."""
+    if it.kind == "span" and it.name in RAW_REQUEST_SPANS:
+        return it.parent_id or None
+    if it.kind == "log" and it.name in CONTENT_EVENTS:
+        return it.span_id or None
+    return None
+
+
 class JoinBuffer:
     """Joins one call's pieces across exports: content kept until its span comes, calls without a
     subject held at most ``window`` s for the span naming the caller."""
@@ -114,20 +124,15 @@ class JoinBuffer:
             touched: set[str] = set()
             fresh: list[Item] = []
             for it in items:
+                call = _call_of(it)
                 if is_model_item(it):
                     fresh.append(it)
-                elif it.kind == "span" and it.name in RAW_REQUEST_SPANS and it.parent_id in self.released:
+                elif call and call in self.released:
                     self.late += 1
-                elif it.kind == "span" and it.name in RAW_REQUEST_SPANS and it.parent_id:
-                    self.by_span.setdefault(it.parent_id, []).append(it)
-                    self._keep(("span", it.parent_id), now)
-                    touched.add(it.parent_id)
-                elif it.kind == "log" and it.name in CONTENT_EVENTS and it.span_id in self.released:
-                    self.late += 1
-                elif it.kind == "log" and it.name in CONTENT_EVENTS and it.span_id:
-                    self.by_span.setdefault(it.span_id, []).append(it)
-                    self._keep(("span", it.span_id), now)
-                    touched.add(it.span_id)
+                elif call:
+                    self.by_span.setdefault(call, []).append(it)
+                    self._keep(("span", call), now)
+                    touched.add(call)
                 elif it.kind == "span" and it.trace_id:
                     ident = {a: it.attrs[a] for a in IDENTITY_ATTRS if it.attrs.get(a) not in (None, "")}
                     if ident:
