@@ -243,6 +243,9 @@ def test_forget_erases_an_account_and_audits_it(tmp_path):
     assert "alice" not in (tmp_path / "dg.duckdb.quarantine.jsonl").read_text()
     again = json.loads(_cli("store", "forget", "--db", db, "--account", "alice").stdout)
     assert again["events_deleted"] == 0
+    from distillguard.console.audit import verify_audit_chain
+
+    assert verify_audit_chain(db) == (True, None)  # an erasure is audited, not an analyst decision the chain checks
     bad = _cli("store", "forget", "--db", tmp_path / "missing.duckdb", "--account", "x")
     assert bad.returncode == 2 and "no such store" in bad.stderr and "Traceback" not in bad.stderr
 

@@ -36,11 +36,10 @@ from distillguard.errors import UsageError
 
 __all__ = [
     "ACTIONS", "GENESIS", "AnalystOverrides", "ensure_tables", "record_action", "log_event", "audit_head",
-    "verify_audit_chain", "verify_audit_signature", "trusted_public_key", "register_public_key", "analyst_overrides", "confirmed_indicators", "latest_campaign_status", "matches_dismissed",
+    "verify_audit_chain", "verify_audit_signature", "trusted_public_key", "analyst_overrides", "confirmed_indicators", "latest_campaign_status", "matches_dismissed",
 ]
 
 ACTIONS = ("confirm", "dismiss", "escalate", "allowlist")
-STORE_ACTIONS = ("forget",)  # erasure (distillguard store forget): audited, not an analyst's verdict
 TARGET_KINDS = ("campaign", "account", "org")
 GENESIS = "0" * 64
 _LOCK = threading.Lock()
@@ -168,15 +167,14 @@ def log_event(store, *, analyst: str, action: str, target_kind: str, target_id: 
 
 @_accepts_path
 def record_action(store, *, action: str, target_kind: str, target_id: str, analyst: str, reason: str,
-                  now: datetime | None = None, details: dict | None = None) -> dict:
+                  now: datetime | None = None) -> dict:
     """Append one analyst action to ``audit_log`` and ``analyst_decisions``; returns the audit row.
 
     ``action`` is one of :data:`ACTIONS`; ``target_kind`` is ``campaign``
-    (all four actions), ``account`` or ``org`` (``allowlist`` and ``escalate``); ``details``
-    (e.g. the counts of a ``forget``) are kept with the row. The ``analyst_decisions`` row's
+    (all four actions), ``account`` or ``org`` (``allowlist`` and ``escalate``). The ``analyst_decisions`` row's
     content is hashed into its audit row, so editing what the next scan obeys breaks the chain.
     """
-    if action not in ACTIONS + STORE_ACTIONS:
+    if action not in ACTIONS:
         raise UsageError(f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
     if target_kind not in TARGET_KINDS:
         raise UsageError(f"unknown target kind {target_kind!r}")
@@ -211,8 +209,7 @@ def record_action(store, *, action: str, target_kind: str, target_id: str, analy
         r = first(con.execute("SELECT campaign_id FROM account_results WHERE account_id = ?", [target_id]))
         campaign_id = r[0] if r else None
     details = {"campaign_id": campaign_id, "n_members": len(members),
-               "members_sha256": hashlib.sha256("\n".join(members).encode()).hexdigest() if members else None,
-               **(details or {})}
+               "members_sha256": hashlib.sha256("\n".join(members).encode()).hexdigest() if members else None}
     return _append(con, analyst=analyst, action=action, target_kind=target_kind, target_id=target_id, reason=reason,
                    details=details, now=now, decision={"campaign_id": campaign_id, "members_json": json.dumps(members),
                                                        "indicators_json": json.dumps(indicators)})
@@ -314,30 +311,12 @@ def sign_current_head(store, key) -> None:
             _sign_head(con, head["seq"], head["hash"], key)
 
 
-@_accepts_path
-def register_public_key(store, public_key) -> str:
-    """Record the public key in the store (for convenience: the trusted copy is the exported file)."""
+def trusted_public_key(public_key_path=None):
+    """The key evidence is checked against: ``public_key_path``, else the keys folder's ``signing.pub``;
+    None when there is none. Never a key read from the store: whoever can edit the store could put one there."""
     from distillguard import signing
 
-    con = _con(store)
-    con.execute("CREATE TABLE IF NOT EXISTS signing_keys (key_id VARCHAR, public_key_pem VARCHAR, added_at VARCHAR)")
-    kid = signing.key_id(public_key)
-    if not first(con.execute("SELECT 1 FROM signing_keys WHERE key_id = ?", [kid])):
-        con.execute("INSERT INTO signing_keys VALUES (?, ?, ?)",
-                    [kid, signing.public_pem(public_key).decode(), datetime.now(timezone.utc).isoformat(timespec="seconds")])
-    return kid
-
-
-def trusted_public_key(public_key_path=None, con=None):
-    """The key evidence is checked against: ``public_key_path``, else the keys folder's ``signing.pub``,
-    else the key registered in the store (``keys init --db``); None when there is none."""
-    from distillguard import signing
-
-    key = signing.load_public(public_key_path)
-    if key is None and con is not None and _has(con, "signing_keys"):
-        r = first(con.execute("SELECT public_key_pem FROM signing_keys ORDER BY added_at DESC LIMIT 1"))
-        key = signing.public_key_of(r[0]) if r else None
-    return key
+    return signing.load_public(public_key_path)
 
 
 @_accepts_path

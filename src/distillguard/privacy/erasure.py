@@ -125,7 +125,7 @@ def forget_rows(con, account_id: str) -> dict:
 
 def forget(store, account_id: str, reason: str = "", operator: str | None = None) -> dict:
     """Erase ``account_id`` from the store at ``store.path`` and its quarantine files; returns the counts."""
-    from distillguard.console.audit import record_action
+    from distillguard.console.audit import log_event
 
     account_id = store.privacy.identifier((account_id or "").strip())  # a pseudonym when it held an e-mail...
     if not account_id:
@@ -140,9 +140,9 @@ def forget(store, account_id: str, reason: str = "", operator: str | None = None
         if account_id in json.loads(members or "[]")]
     counts = {k: v for k, v in out.items() if k != "case_exports"}
     counts["case_exports"] = [c["path"] for c in out["case_exports"]]
-    row = record_action(con, action="forget", target_kind="account", target_id=account_id,
-                        analyst=operator or os.environ.get("USER") or "operator",
-                        reason=reason or "erasure request", details=counts)
+    row = log_event(con, action="forget", target_kind="account", target_id=account_id,
+                    analyst=operator or os.environ.get("USER") or "operator",
+                    reason=reason or "erasure request", details=counts)
     out["audit_seq"] = row["seq"]
     con.execute("CHECKPOINT")
     return out
