@@ -209,7 +209,7 @@ def verify_case(folder: Path, db: Path | None = None, public_key: Path | None = 
     try:
         from distillguard import signing
 
-        trusted = audit.trusted_public_key(public_key, con)
+        trusted = audit.trusted_public_key(public_key)
         if trusted is None:
             problems.append("no trusted public key to check the signature (distillguard keys init; --public-key)")
         else:

@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     @keys_app.command("init")
     def init_cmd(
         folder: Optional[Path] = typer.Option(None, "--dir", help="Keys folder [default: $DISTILLGUARD_KEYS or ~/.config/distillguard]; keep it outside the store."),
-        db: Optional[Path] = typer.Option(None, "--db", help="Also record the public key in this store and sign its audit log head now."),
+        db: Optional[Path] = typer.Option(None, "--db", help="Also sign this store's audit log head now."),
         force: bool = typer.Option(False, "--force", help="Replace an existing key pair (old signatures then verify only against the old public key)."),
     ) -> None:
         """Make a signing key pair: the private key stays in the keys folder, the public key is exported beside it."""
@@ -27,7 +27,6 @@ def register(app: typer.Typer) -> None:
         if db is not None:
             from distillguard.console import audit
 
-            audit.register_public_key(db, key.public_key())
             audit.sign_current_head(db, key)
         typer.echo(f"private key {priv} (mode 0600; never copy it into the store)")
         typer.echo(f"public key {pub} (key id {signing.key_id(key.public_key())}): give it to whoever verifies")

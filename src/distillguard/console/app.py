@@ -234,7 +234,7 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
             rows = audit.audit_rows(con, limit=500)
             ok, bad = audit.verify_audit_chain(con)
             head = audit.audit_head(con)
-            signature = audit.verify_audit_signature(con, audit.trusted_public_key(None, con))
+            signature = audit.verify_audit_signature(con, audit.trusted_public_key())
         return render("audit.html.j2", request, rows=rows, ok=ok, bad=bad, head=head, signature=signature)
 
     @router.post("/actions")
