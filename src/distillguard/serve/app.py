@@ -8,7 +8,6 @@ behind :class:`~distillguard.serve.auth.AuthGate` (default deny, roles in
 """
 from __future__ import annotations
 
-import functools
 import secrets
 import time
 from contextlib import asynccontextmanager
@@ -253,13 +252,20 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
             raise RequestValidationError([{"loc": ("body", reject_field(rej)), "msg": rej.detail or rej.reason,
                                            "type": rej.reason}]) from None
 
-    @functools.cache
+    keys: list[bytes] = []
+
     def view_key() -> bytes:
-        """The store's key for the keyed hashes readers see (random when there is no store)."""
+        """The store's key for the keyed hashes readers see; a per-process random key, not kept, until a store
+        exists (a key cached before the store is made would never match the store's own hashes)."""
         from distillguard.serve import privacy
 
+        if keys:
+            return keys[0]
         with engine.store_open() as con:
-            return privacy.store_key(con) if con is not None else secrets.token_bytes(32)
+            if con is None:
+                return secrets.token_bytes(32)
+            keys.append(privacy.store_key(con))
+        return keys[0]
 
     def _shown(request: Request, kind: str, target: str, view: dict) -> dict:
         """Readers get the redacted view; an analyst's read of identifiers and prompts is audited."""
