@@ -446,6 +446,21 @@ def map_item(it: Item) -> tuple[dict, dict]:
     return rec, extra
 
 
+def call_of(it: Item) -> str | None:
+    """The span id of the model call a piece belongs to: a raw-request child span's parent, a content
+    record's span; None for anything else."""
+    if it.kind == "span" and it.name in RAW_REQUEST_SPANS:
+        return it.parent_id or None
+    if it.kind == "log" and it.name in CONTENT_EVENTS:
+        return it.span_id or None
+    return None
+
+
+def caller_identity(it: Item) -> dict:
+    """The caller a (non-model) span names, e.g. an app's request span with ``enduser.id``."""
+    return {a: it.attrs[a] for a in IDENTITY_ATTRS if it.attrs.get(a) not in (None, "")}
+
+
 def model_records(items: list[Item]) -> tuple[list[tuple[dict, dict]], list[Item]]:
     """Join items by span id: ``([(record, extra)] per model call, parts whose model call is not here)``.
 
@@ -470,12 +485,10 @@ def model_records(items: list[Item]) -> tuple[list[tuple[dict, dict]], list[Item
                 parts.setdefault(key, []).append(prev)
             else:
                 parts.setdefault(key, []).append(it)
-        elif it.kind == "span" and it.name in RAW_REQUEST_SPANS and it.parent_id:
-            parts.setdefault(it.parent_id, []).append(it)
-        elif it.kind == "log" and it.name in CONTENT_EVENTS and it.span_id:
-            parts.setdefault(it.span_id, []).append(it)
+        elif call := call_of(it):
+            parts.setdefault(call, []).append(it)
         elif it.kind == "span":
-            ident = {a: it.attrs[a] for a in IDENTITY_ATTRS if it.attrs.get(a) not in (None, "")}
+            ident = caller_identity(it)
             if ident:
                 callers.setdefault(it.trace_id, {}).update(ident)
     out = [map_item(_merge(m, parts.pop(m.span_id, []) if m.span_id else [], callers.get(m.trace_id)))

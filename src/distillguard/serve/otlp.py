@@ -29,8 +29,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from distillguard.ingest.normalize import Reject
-from distillguard.ingest.otlp import (IDENTITY_ATTRS, CONTENT_EVENTS, LOGS, RAW_REQUEST_SPANS, TRACES, Item, decode,
-                                      is_model_item, map_item, model_records)
+from distillguard.ingest.otlp import (LOGS, TRACES, Item, call_of, caller_identity, decode, is_model_item, map_item,
+                                      model_records)
 
 __all__ = ["register_otlp", "JoinBuffer", "decompress"]
 
@@ -78,16 +78,6 @@ def _status_pb(code: int, message: str) -> bytes:
     return b"\x08" + varint(code) + b"\x12" + varint(len(msg)) + msg
 
 
-def _call_of(it: Item) -> str | None:
-    """The span id of the model call a piece belongs to: a raw-request child span's parent, a content
-    record's span; None for anything else."""
-    if it.kind == "span" and it.name in RAW_REQUEST_SPANS:
-        return it.parent_id or None
-    if it.kind == "log" and it.name in CONTENT_EVENTS:
-        return it.span_id or None
-    return None
-
-
 class JoinBuffer:
     """Joins one call's pieces across exports: content kept until its span comes, calls without a
     subject held at most ``window`` s for the span naming the caller."""
@@ -124,7 +114,7 @@ class JoinBuffer:
             touched: set[str] = set()
             fresh: list[Item] = []
             for it in items:
-                call = _call_of(it)
+                call = call_of(it)
                 if is_model_item(it):
                     fresh.append(it)
                 elif call and call in self.released:
@@ -134,7 +124,7 @@ class JoinBuffer:
                     self._keep(("span", call), now)
                     touched.add(call)
                 elif it.kind == "span" and it.trace_id:
-                    ident = {a: it.attrs[a] for a in IDENTITY_ATTRS if it.attrs.get(a) not in (None, "")}
+                    ident = caller_identity(it)
                     if ident:
                         self.by_trace.setdefault(it.trace_id, {}).update(ident)
                         self._keep(("trace", it.trace_id), now)
