@@ -190,25 +190,24 @@ def judge_campaigns(
     account_ids: list[str],
     risk: np.ndarray,
     attachment: np.ndarray,
+    candidates: dict,
     min_flagged_share: float = 0.5,
     min_attachment: float = 0.5,
-    candidates=None,
 ) -> tuple[dict[int, float], dict[str, int]]:
     """Which communities are campaigns.
 
     Returns ``community -> campaign risk`` (the mean risk of its flagged
     members) and ``account_id -> community`` for the members that belong to
     a campaign: the firmly attached ones and the flagged ones. Only
-    ``candidates`` (default: every community) are considered: the scan
-    passes :func:`strong_communities`, whose strong cores (keyed
-    ``(community, core number)``) are judged on the core's members.
+    ``candidates`` (from :func:`strong_communities`) are considered; strong
+    cores (keyed ``(community, core number)``) are judged on the core's members.
     """
     index = {a: i for i, a in enumerate(account_ids)}
     camp_risk: dict = {}
     belongs: dict[str, object] = {}
     groups = comms.members()
-    for c in (groups if candidates is None else candidates):
-        core = candidates[c].get("core") if candidates is not None else None
+    for c in candidates:
+        core = candidates[c].get("core")
         if core is not None:
             firm = np.array([index[a] for a in core])
         else:
