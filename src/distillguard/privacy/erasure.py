@@ -91,17 +91,13 @@ def _scrub_quarantine(path: Path, account_id: str) -> int:
     return len(lines) - len(kept)
 
 
-def record_case_export(db, campaign_id: str, folder: Path, exported_at: str, accounts: list[str]) -> None:
-    """Remember an exported case folder and its accounts: an erasure lists the copies it cannot reach."""
-    import duckdb
+def record_case_export(con, campaign_id: str, folder: Path, exported_at: str, accounts: list[str]) -> None:
+    """Remember an exported case folder and its accounts: an erasure lists the copies it cannot reach.
 
-    con = duckdb.connect(str(db))
-    try:
-        ensure_tables(con)
-        con.execute("INSERT INTO case_exports VALUES (?, ?, ?, ?)",
-                    [campaign_id, str(Path(folder).resolve()), exported_at, json.dumps(sorted(accounts))])
-    finally:
-        con.close()
+    ``con`` is the store's connection as the export opened it (encrypted when the store is)."""
+    ensure_tables(con)
+    con.execute("INSERT INTO case_exports VALUES (?, ?, ?, ?)",
+                [campaign_id, str(Path(folder).resolve()), exported_at, json.dumps(sorted(accounts))])
 
 
 def forget_rows(con, account_id: str) -> dict:
