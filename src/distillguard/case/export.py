@@ -151,9 +151,9 @@ def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, pric
     }
     from distillguard import signing
 
-    key = signing.load_private()
-    if key is not None:
-        manifest["signature"] = signing.sign(key, _signed_bytes(manifest))
+    signer = signing.signer()
+    if signer is not None:
+        manifest["signature"] = signer.sign(_signed_bytes(manifest))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return manifest
 
