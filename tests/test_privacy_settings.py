@@ -151,3 +151,19 @@ def test_event_store_refuses_other_prompt_modes_on_a_written_store(tmp_path, fir
         store.append_events([pa.Table.from_pylist([{f.name: None for f in EVENT_SCHEMA} | {
             "event_id": "x", "ts": T0, "account_id": "a", "prompt": "hello"}], schema=EVENT_SCHEMA)])
         assert store.privacy.prompts == first
+
+
+def test_a_store_from_before_the_record_keeps_its_salt(tmp_path):
+    from distillguard.privacy.redact import pseudonym
+
+    db, salt = tmp_path / "old.duckdb", bytes(range(32))
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE privacy_salt (salt VARCHAR)")  # what earlier versions wrote
+    con.execute("INSERT INTO privacy_salt VALUES (?)", [salt.hex()])
+    con.close()
+    with EventStore(db, privacy=StorePrivacy()) as store:
+        store.append_events([pa.Table.from_pylist([{f.name: None for f in EVENT_SCHEMA} | {
+            "event_id": "x", "ts": T0, "account_id": JANE}], schema=EVENT_SCHEMA)])
+        assert store.con.execute("SELECT account_id FROM events").fetchall() == [(pseudonym(JANE, salt),)]
+    p = _cli("store", "forget", "--db", db, "--account", JANE)
+    assert p.returncode == 0 and json.loads(p.stdout)["rows_deleted"]["events"] == 1, p.stderr

@@ -61,21 +61,24 @@ def _sampled_sql(col: str, rate: float) -> str:
     return f"CAST(('0x' || left(md5({col}), 8)) AS BIGINT) % {_SAMPLE_BUCKETS} < {int(rate * _SAMPLE_BUCKETS)}"
 
 
+def _first_row(con, table: str, columns: str) -> tuple | None:
+    """The first row of a table of the store, None when the table is missing or empty."""
+    has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = "
+                      "current_schema() AND table_catalog = current_database()", [table]).fetchall()[0][0]
+    rows = con.execute(f"SELECT {columns} FROM {table} LIMIT 1").fetchall() if has else []
+    return rows[0] if rows else None
+
+
 def _recorded(con) -> dict | None:
     """The settings the store recorded on its first write (None: never written)."""
-    has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
-                      "AND table_schema = current_schema()", [SETTINGS_TABLE]).fetchall()[0][0]
-    if not has:
-        return None
-    row = con.execute(f"SELECT prompts, identifiers, key_fingerprint, salt FROM {SETTINGS_TABLE} LIMIT 1").fetchall()
-    return dict(zip(("prompts", "identifiers", "key_fingerprint", "salt"), row[0])) if row else None
+    row = _first_row(con, SETTINGS_TABLE, "prompts, identifiers, key_fingerprint, salt")
+    return dict(zip(("prompts", "identifiers", "key_fingerprint", "salt"), row)) if row else None
 
 
 def _legacy_salt(con) -> bytes | None:
     """The salt of a store written before settings were recorded (table ``privacy_salt``)."""
-    has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'privacy_salt'").fetchall()[0][0]
-    row = con.execute("SELECT salt FROM privacy_salt LIMIT 1").fetchall() if has else []
-    return bytes.fromhex(row[0][0]) if row else None
+    row = _first_row(con, "privacy_salt", "salt")
+    return bytes.fromhex(row[0]) if row else None
 
 
 def _sql_text(pattern: str) -> str:
