@@ -230,16 +230,16 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
     strong = own >= pop.get("strong", 0.5)
     like_cleared = lookalikes(raw, np.array([a in cleared for a in ids], dtype=bool))
     strong[like_cleared] = False
-    attach_of = {r.kind: r.attach for r in rules}
+    attach = attachment(ids, comms, {r.kind: r.attach for r in rules})
     candidates = strong_communities(
-        comms, ids, strong.any(axis=1), attachment(ids, comms, attach_of),
+        comms, ids, strong.any(axis=1), attach,
         min_attachment=camp.get("min_attachment", 0.3), min_strong_share=camp.get("min_strong_share", 0.5),
         min_strong_members=int(camp.get("min_strong_members", 3)), max_p_value=camp.get("max_p_value", 1e-4),
         is_dismissed=is_dismissed, core_hubs=hub_holders(memberships, ids, comms, camp.get("core_kinds", ())),
     )
     cores = {c: t["core"] for c, t in candidates.items() if "core" in t}
-    evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, attach_of, own=own, pool=set(candidates),
-                              cores=cores)
+    evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, own=own, pool=set(candidates),
+                              cores=cores, attach=attach)
     return baselines, strong, active, like_cleared, candidates, evidence
 
 
