@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from distillguard.features.aggregators import (
     Count, Derived, Distinct, FeatureSet, Gaps, HourHistogram, Max, Mean, Min, ModelAdoption, PeakHour, Share, Sum,
@@ -20,7 +21,7 @@ from distillguard.features.aggregators import (
 from distillguard.features.expr import DAY, TS, col, greatest
 from distillguard.schema import EVENT_SCHEMA
 
-__all__ = ["BEHAVIOUR", "account_features", "events_table", "FEATURE_COLUMNS"]
+__all__ = ["BEHAVIOUR", "account_features", "feature_table", "events_table", "FEATURE_COLUMNS"]
 
 HIGH_EFFORT = ("high", "xhigh", "max", "maximum")
 RELEASE_GRACE_HOURS = 24
@@ -76,6 +77,24 @@ def events_table(name: str = "events") -> ir.Table:
 def account_features(events: ir.Table) -> ir.Table:
     """One row per account with behaviour features (see :data:`FEATURE_COLUMNS`)."""
     return BEHAVIOUR.expression(events)
+
+
+def feature_table(events: ir.Table, meta: pa.Table | None = None) -> pa.Table:
+    """Every account's feature row, in ``account_id`` order: what the scan and ``distillguard features`` compute.
+
+    Accounts known from metadata (``meta``) but without events get a row with
+    ``n_events`` 0 and nulls: every account in the input appears, and a silent
+    account that shares a campaign's card is still linked to it. Engines
+    return group-by rows in any order, and fitted signals subsample by
+    position: the canonical order makes the result the same on every run and engine.
+    """
+    features = account_features(events).to_pyarrow()
+    if meta is not None:
+        silent = sorted(set(meta.column("account_id").to_pylist()) - set(features.column("account_id").to_pylist()))
+        if silent:
+            extra = pa.table({"account_id": pa.array(silent, pa.string()), "n_events": pa.array([0] * len(silent), pa.int64())})
+            features = pa.concat_tables([features, extra], promote_options="default")
+    return features.sort_by("account_id")
 
 
 FEATURE_COLUMNS = BEHAVIOUR.columns
