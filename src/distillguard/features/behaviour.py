@@ -1,7 +1,7 @@
 """Behaviour features per account: volume, tokens, parameters, timing, sessions.
 
 Declared once, in :data:`BEHAVIOUR`: each column is one mergeable aggregator
-(:mod:`distillguard.features.aggregators`) over a per-event value, or a
+(:mod:`distillguard.features.aggregators`, :mod:`~distillguard.features.timing`) over a per-event value, or a
 formula over aggregates. The scan runs :func:`account_features` (Ibis, on
 DuckDB or Spark); the decision service folds the same declaration one event
 at a time (:class:`distillguard.serve.state.AccountState`). Everything is a
@@ -15,9 +15,9 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from distillguard.features.aggregators import (
-    Count, Derived, Distinct, FeatureSet, Gaps, HourHistogram, Max, Mean, Min, ModelAdoption, PeakHour, Share, Sum,
-)
+from distillguard.features.aggregators import Count, Distinct, Max, Mean, Min, Share, Sum
+from distillguard.features.featureset import Derived, FeatureSet
+from distillguard.features.timing import Gaps, HourHistogram, ModelAdoption, PeakHour
 from distillguard.features.expr import DAY, TS, col, greatest
 from distillguard.schema import EVENT_SCHEMA
 

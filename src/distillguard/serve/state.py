@@ -7,7 +7,7 @@ values of :func:`distillguard.features.account_features` on the same events
 (``tests/test_features_parity.py``). Where a stream cannot be exact in bounded
 memory the aggregator says so (distinct counts beyond
 :data:`~distillguard.features.aggregators.DISTINCT_EXACT` values, gap medians
-beyond :data:`~distillguard.features.aggregators.GAP_SAMPLE` gaps).
+beyond :data:`~distillguard.features.timing.GAP_SAMPLE` gaps).
 
 Two backends hold the states: :class:`MemoryState` (one process, the default)
 and :class:`RedisState` (several processes share accounts, links, immunity and
