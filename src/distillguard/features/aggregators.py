@@ -22,7 +22,7 @@ import heapq
 
 import ibis.expr.types as ir
 
-from distillguard.features.expr import Expr
+from distillguard.features.expr import Expr, Names
 
 __all__ = ["Aggregator", "Count", "Sum", "Mean", "Share", "Min", "Max", "Distinct", "DISTINCT_EXACT", "to_us"]
 
@@ -48,10 +48,20 @@ class Aggregator:
     def table(self, t: ir.Table) -> ir.Table | None:
         return None
 
-    def source(self, slot: str, names) -> str | None:
-        """Python lines that fold one event (``row``, ``us``) into ``slot``, inlined into the fold;
-        None: the fold calls :meth:`add` (the stream's hot path, as ``dataclasses`` generates ``__init__``)."""
-        return None
+    def source(self, slot: str, names: Names) -> str:
+        """Python lines that fold one event (``row``, ``us``) into the partial at ``slot``.
+
+        Written once per unit: :meth:`add` is compiled from it, and the
+        feature set inlines it into one fold function (the stream's hot path,
+        as ``dataclasses`` generates ``__init__``).
+        """
+        raise NotImplementedError
+
+    def add(self, s, ev: dict, us: int):
+        """Fold one event into the partial ``s``; returns the partial."""
+        names = Names()
+        self.add = names.function("s, row, us", self.source("s", names) + "\nreturn s")  # compiled on first use
+        return self.add(s, ev, us)
 
     def dump(self, s):
         return s
@@ -66,7 +76,6 @@ class _Scalar(Aggregator):
     def __init__(self, name: str, x: Expr | None = None):
         self.names = (name,)
         self.x = x
-        self.f = x.py() if x is not None else None
 
 
 class Count(_Scalar):
@@ -77,9 +86,6 @@ class Count(_Scalar):
 
     def start(self):
         return 0
-
-    def add(self, s, ev, us):
-        return s + 1
 
     def source(self, slot, names):
         return f"{slot} += 1"
@@ -100,10 +106,6 @@ class Sum(_Scalar):
     def start(self):
         return 0
 
-    def add(self, s, ev, us):
-        v = self.f(ev, us)
-        return s if v is None else s + v
-
     def source(self, slot, names):
         return f"if (v := {self.x.code(names)}) is not None:\n    {slot} += v"
 
@@ -122,13 +124,6 @@ class Mean(_Scalar):
 
     def start(self):
         return [0, 0]
-
-    def add(self, s, ev, us):
-        v = self.f(ev, us)
-        if v is not None:
-            s[0] += v
-            s[1] += 1
-        return s
 
     def source(self, slot, names):
         return f"if (v := {self.x.code(names)}) is not None:\n    {slot}[0] += v\n    {slot}[1] += 1"
@@ -155,10 +150,6 @@ class _Extreme(_Scalar):
 
     def start(self):
         return None
-
-    def add(self, s, ev, us):
-        v = self.f(ev, us)
-        return s if v is None else v if s is None else self.pick(s, v)
 
     def source(self, slot, names):
         return f"if (v := {self.x.code(names)}) is not None and ({slot} is None or v {self.better} {slot}):\n    {slot} = v"
@@ -208,12 +199,6 @@ class Distinct(_Scalar):
 
     def start(self):
         return [set(), None]  # values (or their hashes); once saturated, a max-heap (negated) of the k smallest hashes
-
-    def add(self, s, ev, us):
-        v = self.f(ev, us)
-        if v is not None:
-            self.add_value(s, v)
-        return s
 
     def add_value(self, s, v) -> None:
         if s[1] is None:

@@ -50,10 +50,7 @@ class Expr:
     def py(self):
         """This expression as one Python function ``f(row, us)`` (compiled once: the stream calls it per event)."""
         names = Names()
-        body = self.code(names)
-        scope = dict(names.constants)
-        exec(f"def f(row, us):\n    return {body}\n", scope)  # noqa: S102 - source built from this module's templates only
-        return scope["f"]
+        return names.function("row, us", f"return {self.code(names)}")
 
     def _op(self, ib, template: str, *others):
         return _Op((self, *map(_lit, others)), ib, template)
@@ -114,6 +111,12 @@ class Names:
         name = f"_c{len(self.constants)}"
         self.constants[name] = value
         return name
+
+    def function(self, args: str, body: str):
+        """Compile ``def f(args): body`` with these constants in scope (source built from this package's templates only)."""
+        scope = dict(self.constants)
+        exec(f"def f({args}):\n" + "".join(f"    {line}\n" for line in body.splitlines()), scope)  # noqa: S102
+        return scope["f"]
 
 
 class _Lit(Expr):

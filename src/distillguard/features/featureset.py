@@ -35,15 +35,7 @@ class FeatureSet:
     def _compile_fold(self):
         """One Python function folding an event into every aggregator: their :meth:`Aggregator.source` inlined."""
         names = Names()
-        lines = []
-        for i, a in enumerate(self.aggregators):
-            src = a.source(f"p[{i}]", names)
-            if src is None:
-                src = f"p[{i}] = {names.constant(a.add)}(p[{i}], row, us)"
-            lines += src.splitlines()
-        scope = dict(names.constants)
-        exec("def fold(p, row, us):\n" + "".join(f"    {x}\n" for x in lines), scope)  # noqa: S102 - built from the units' templates
-        return scope["fold"]
+        return names.function("p, row, us", "\n".join(a.source(f"p[{i}]", names) for i, a in enumerate(self.aggregators)))
 
     # -- batch ---------------------------------------------------------------------
     def expression(self, events: ir.Table) -> ir.Table:

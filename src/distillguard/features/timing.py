@@ -46,37 +46,34 @@ class Gaps(Aggregator):
     def start(self):
         return [0, 0.0, 0.0, None, None, []]  # n, mean, M2 (Welford), first us, last us, gaps kept
 
-    def _gap(self, s, gap: float) -> None:
-        s[0] += 1
-        d = gap - s[1]
-        s[1] += d / s[0]
-        s[2] += d * (gap - s[1])
+    def source(self, slot, names):
+        me, g = names.constant(self), names.temp()
+        return (f"{g} = {slot}\n"
+                f"if {g}[4] is not None:\n"  # Welford's update with the gap since the latest request
+                f"    gap = max(0.0, us / 1e6 - {g}[4] / 1e6)\n"
+                f"    {g}[0] += 1\n    d = gap - {g}[1]\n    {g}[1] += d / {g}[0]\n    {g}[2] += d * (gap - {g}[1])\n"
+                f"    {me}.keep(({g}), gap)\n"
+                f"if {g}[3] is None or us < {g}[3]:\n    {g}[3] = us\n"
+                f"if {g}[4] is None or us > {g}[4]:\n    {g}[4] = us")
+
+    def keep(self, s, gap: float) -> None:
+        """Keep a gap for the median: every one up to ``sample``, then a uniform reservoir (Algorithm R)."""
         kept = s[5]
         if len(kept) < self.sample:
             kept.append(gap)
-        else:
-            j = random.randrange(s[0])
-            if j < self.sample:
-                kept[j] = gap
-
-    def add(self, s, ev, us):
-        if s[4] is not None:
-            self._gap(s, max(0.0, us / 1e6 - s[4] / 1e6))
-        s[3] = us if s[3] is None else min(s[3], us)
-        s[4] = us if s[4] is None else max(s[4], us)
-        return s
+        elif (j := random.randrange(s[0])) < self.sample:
+            kept[j] = gap
 
     def merge(self, a, b):
         if a[4] is None or b[3] is None:
             return b if a[4] is None else a
-        out = [a[0], a[1], a[2], a[3], max(a[4], b[4]), list(a[5])]
-        self._gap(out, max(0.0, b[3] / 1e6 - a[4] / 1e6))
+        out = self.add([a[0], a[1], a[2], a[3], a[4], list(a[5])], None, b[3])  # the gap between the two
         n, m, m2 = out[0] + b[0], out[1], out[2]
         if b[0]:  # Chan et al.: combine two (count, mean, M2)
             d = b[1] - m
             out[1] = m + d * b[0] / n
             out[2] = m2 + b[2] + d * d * out[0] * b[0] / n
-        out[0] = n
+        out[0], out[4] = n, max(out[4], b[4])
         kept = out[5] + b[5]
         out[5] = kept if len(kept) <= self.sample else random.sample(kept, self.sample)
         return out
@@ -104,9 +101,8 @@ class HourHistogram(Aggregator):
     def start(self):
         return [0] * 24
 
-    def add(self, s, ev, us):
-        s[(us // HOUR_US) % 24] += 1
-        return s
+    def source(self, slot, names):
+        return f"{slot}[us // {HOUR_US} % 24] += 1"
 
     def merge(self, a, b):
         return [x + y for x, y in zip(a, b)]
@@ -138,12 +134,10 @@ class PeakHour(Aggregator):
                 del buckets[old]
         return s
 
-    def add(self, s, ev, us):
-        b = us // HOUR_US
-        c = s[0][b] = s[0].get(b, 0) + 1
-        if c > s[1]:
-            s[1] = c
-        return self._trim(s)
+    def source(self, slot, names):
+        me = names.constant(self)
+        return (f"b = {slot}[0]\nc = b[k] = b.get(k := us // {HOUR_US}, 0) + 1\n"
+                f"if c > {slot}[1]:\n    {slot}[1] = c\nif len(b) > {self.keep}:\n    {me}._trim({slot})")
 
     def merge(self, a, b):
         buckets = dict(a[0])
@@ -186,16 +180,10 @@ class ModelAdoption(Aggregator):
     def start(self):
         return {}  # model -> [first use us, requests]
 
-    def add(self, s, ev, us):
-        model = ev.get("model")
-        if model is not None:
-            m = s.get(model)
-            if m is None:
-                s[model] = [us, 1]
-            else:
-                m[0] = min(m[0], us)
-                m[1] += 1
-        return s
+    def source(self, slot, names):
+        return (f"if (m := row.get('model')) is not None:\n"
+                f"    if (u := {slot}.get(m)) is None:\n        {slot}[m] = [us, 1]\n"
+                f"    else:\n        u[1] += 1\n        if us < u[0]:\n            u[0] = us")
 
     def merge(self, a, b):
         out = {k: list(v) for k, v in a.items()}
