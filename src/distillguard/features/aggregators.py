@@ -78,25 +78,6 @@ class _Scalar(Aggregator):
         self.x = x
 
 
-class Count(_Scalar):
-    """Number of events."""
-
-    def reduce(self, t):
-        return {self.names[0]: t.count()}
-
-    def start(self):
-        return 0
-
-    def source(self, slot, names):
-        return f"{slot} += 1"
-
-    def merge(self, a, b):
-        return a + b
-
-    def values(self, s, context):
-        return {self.names[0]: s}
-
-
 class Sum(_Scalar):
     """Sum of a per-event value, nulls skipped (a condition sums to the number of events where it holds)."""
 
@@ -114,6 +95,16 @@ class Sum(_Scalar):
 
     def values(self, s, context):
         return {self.names[0]: s}
+
+
+class Count(Sum):
+    """Number of events."""
+
+    def reduce(self, t):
+        return {self.names[0]: t.count()}
+
+    def source(self, slot, names):
+        return f"{slot} += 1"
 
 
 class Mean(_Scalar):
