@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distillguard.features import account_features
+from distillguard.features import feature_table
 from distillguard.features.samples import end_user_sample, prompt_sample
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
@@ -70,20 +70,6 @@ class _Stages:
         if task is not None:
             self.progress.update(task, completed=1)
         return out
-
-
-def _with_silent_accounts(features: pa.Table, meta: pa.Table) -> pa.Table:
-    """Add accounts known from metadata but without events (n_events 0).
-
-    Every account in the input appears in the results; a silent account that
-    shares a campaign's card is still linked to it.
-    """
-    seen = set(features.column("account_id").to_pylist())
-    silent = sorted(set(meta.column("account_id").to_pylist()) - seen)
-    if not silent:
-        return features
-    extra = pa.table({"account_id": pa.array(silent, pa.string()), "n_events": pa.array([0] * len(silent), pa.int64())})
-    return pa.concat_tables([features, extra], promote_options="default")
 
 
 def _declared_orgs(meta: pa.Table) -> dict[str, str | None]:
@@ -188,10 +174,7 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     """
     policy = policy or Policy.load()
     st = _Stages(progress)
-    # Engines return group-by rows in any order, and fitted signals subsample
-    # by position: a canonical order makes the scan the same on every run and engine.
-    features = st.run("features", lambda: _with_silent_accounts(account_features(events).to_pyarrow(), meta)
-                      .sort_by("account_id"))
+    features = st.run("features", feature_table, events, meta)
     samples = st.run("prompt samples", lambda: prompt_sample(events).to_pyarrow()
                      .sort_by([("account_id", "ascending"), ("prompt", "ascending")]))
     end_users = st.run("end-user samples", lambda: end_user_sample(events).to_pyarrow()
