@@ -1,0 +1,79 @@
+"""Privacy applied once per path, and safely twice: a pseudonym is never pseudonymised again.
+
+A keyed pseudonym is ``<TYPE:16 hex digits>``; about one in 18,000 has only decimal digits that pass
+Luhn, and the card rule would then replace it again (a second, different pseudonym: the account splits
+in two). The service journals rows as the store keeps them and the store takes them as they are.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+
+import duckdb
+import pytest
+
+from distillguard.privacy.redact import pseudonym
+from distillguard.privacy.settings import StorePrivacy
+from distillguard.serve import Engine, EngineConfig
+from distillguard.serve.testing import T0
+
+KEY = bytes(range(32))
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def _email_with_a_card_shaped_pseudonym(key: bytes) -> str:
+    """An e-mail address whose pseudonym's hex digits are a Luhn-valid 16-digit number."""
+    for i in itertools.count():
+        email = f"user{i}@example-mail.com"
+        mac = hmac.new(key, email.encode(), hashlib.sha256).hexdigest()[:16]
+        if mac.isdigit() and _luhn(mac):
+            return email
+
+
+@pytest.mark.parametrize("value", ["jane@example.com", "4539 5787 6362 1486", "+1 415 555 2671",
+                                   "sk-proj-Q7xZ9vLk2mN4pR8sT1uW3yB5cD6eF0gH2jK4"])
+def test_a_pseudonym_is_its_own_pseudonym(value):
+    once = pseudonym(value, KEY)
+    assert once != value and pseudonym(once, KEY) == once
+
+
+def test_a_card_shaped_pseudonym_is_kept_by_python_and_by_the_store_sql():
+    from distillguard.schema import EVENT_SCHEMA
+    from distillguard.store import EventStore
+    import pyarrow as pa
+
+    email = _email_with_a_card_shaped_pseudonym(KEY)
+    once = pseudonym(email, KEY)
+    assert once.startswith("<EMAIL:") and once[7:-1].isdigit()
+    assert pseudonym(once, KEY) == once
+    row = {f.name: None for f in EVENT_SCHEMA} | {"event_id": "e1", "ts": T0, "account_id": once}
+    with EventStore(":memory:", privacy=StorePrivacy(identifier_key=KEY)) as store:
+        store.append_events([pa.Table.from_pylist([row], schema=EVENT_SCHEMA)])
+        assert store.con.execute("SELECT account_id FROM events").fetchall() == [(once,)]
+
+
+def test_the_service_stores_the_pseudonym_it_decided_on(tmp_path):
+    """Journaled rows are already as the store keeps them: the account stays one account."""
+    db = tmp_path / "dg.duckdb"
+    email = _email_with_a_card_shaped_pseudonym(KEY)
+    engine = Engine(EngineConfig(db=str(db), refresh_seconds=3600, flush_seconds=3600,
+                                 privacy=StorePrivacy(identifier_key=KEY))).start(background=False)
+    try:
+        out = engine.ingest([{"account_id": email, "ts": "2026-03-02T10:00:00Z", "model": "orion-2",
+                              "prompt": f"write to {email}"}])
+        assert out["accepted"] == 1
+        engine.journal.flush()
+    finally:
+        engine.stop()
+    con = duckdb.connect(str(db), read_only=True)
+    stored = con.execute("SELECT account_id, prompt FROM events").fetchall()
+    con.close()
+    assert stored == [(pseudonym(email, KEY), "write to <EMAIL>")]
