@@ -77,3 +77,22 @@ def test_the_service_stores_the_pseudonym_it_decided_on(tmp_path):
     stored = con.execute("SELECT account_id, prompt FROM events").fetchall()
     con.close()
     assert stored == [(pseudonym(email, KEY), "write to <EMAIL>")]
+
+
+@pytest.mark.parametrize("prompts, kept", [("none", (0, 0)), ("sampled", (150, 250)), ("redacted", (2000, 2000))])
+def test_the_service_keeps_what_each_prompt_mode_says(tmp_path, prompts, kept):
+    """Rows the service journals are stored without a second redaction, and ``sampled`` still samples."""
+    db = tmp_path / "dg.duckdb"
+    engine = Engine(EngineConfig(db=str(db), refresh_seconds=3600, flush_seconds=3600,
+                                 privacy=StorePrivacy(prompts=prompts, sample_rate=0.1))).start(background=False)
+    try:
+        engine.ingest([{"account_id": f"a{i % 7}", "ts": "2026-03-02T10:00:00Z", "request_id": f"r{i}",
+                        "prompt": f"q{i} write to jane@example.com"} for i in range(2000)])
+        engine.journal.flush()
+    finally:
+        engine.stop()
+    con = duckdb.connect(str(db), read_only=True)
+    n, leaked = con.execute("SELECT count(prompt), count(*) FILTER (WHERE contains(prompt, 'jane@')) FROM events"
+                            ).fetchall()[0]
+    con.close()
+    assert kept[0] <= n <= kept[1] and leaked == 0

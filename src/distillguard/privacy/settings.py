@@ -168,14 +168,20 @@ class StorePrivacy:
             return f"CASE WHEN s._dg_ids THEN dg_pseudonym({col}) ELSE {col} END"
         return col
 
-    def select(self, names, source: str) -> str:
+    def select(self, names, source: str, kept: bool = False) -> str:
         """The SELECT of what the store keeps of the canonical rows (columns ``names``) of ``source``.
 
         One prefilter per row over its free texts (and one over its
         identifiers) picks the rows that need work; free text is then redacted
         one rule per projection, each rule reading the text the rules before it
         left, exactly as :func:`~distillguard.privacy.redact.redact` does.
+        ``kept``: the rows went through :meth:`record` already (the service's journal): only the
+        choice of ``sampled`` (by event id) is left, which :meth:`record` cannot make.
         """
+        if kept:
+            cols = ", ".join(self._column(f, "s." + _q(f)) + f" AS {_q(f)}" if f in TEXT_FIELDS and self.prompts == "sampled"
+                             else _q(f) for f in names)
+            return f"SELECT {cols} FROM {source} s"
         def any_match(fields, pattern, inert=False):
             text = "concat_ws(chr(31), " + ", ".join(_q(f) for f in fields) + ")" if fields else "NULL"
             if inert:  # as redact() sees it
