@@ -96,3 +96,20 @@ def test_the_service_keeps_what_each_prompt_mode_says(tmp_path, prompts, kept):
                             ).fetchall()[0]
     con.close()
     assert kept[0] <= n <= kept[1] and leaked == 0
+
+
+@pytest.mark.parametrize("settings", [StorePrivacy(), StorePrivacy(prompts="none"), StorePrivacy(prompts="full"),
+                                      StorePrivacy(identifiers="hashed", identifier_key=KEY)])
+def test_a_row_is_kept_as_each_field_would_be_alone(settings):
+    """record() prefilters a row's texts and identifiers together: the same result as field by field."""
+    import random
+
+    from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
+
+    planted = ["jane@example.com", "4539 5787 6362 1486", "+1 415 555 2671", "198.51.100.7", "plain words", "",
+               "sk-proj-Q7xZ9vLk2mN4pR8sT1uW3yB5cD6eF0gH2jK4", '{"trace_id":"0af7651916cd43dd8448eb211c80319c"}']
+    rnd = random.Random(3)
+    names = [*EVENT_SCHEMA.names, *ACCOUNT_SCHEMA.names, "note"]
+    for _ in range(300):
+        row = {f: rnd.choice([*planted, None, 7]) for f in rnd.sample(names, 8)}
+        assert settings.record(dict(row)) == {f: settings._value(f, v) for f, v in row.items()}, row

@@ -28,7 +28,7 @@ from typing import Callable
 import re2
 import yaml
 
-__all__ = ["ID_PREFILTER", "INERT", "inert_sql", "needs_redaction", "PLACEHOLDERS", "PREFILTER", "RULES", "Rule", "pseudonym", "redact"]
+__all__ = ["ID_PREFILTER", "INERT", "inert_sql", "needs_pseudonym", "needs_redaction", "PLACEHOLDERS", "PREFILTER", "RULES", "Rule", "pseudonym", "redact"]
 
 _TABLE = yaml.safe_load(resources.files("distillguard.privacy").joinpath("rules.yaml").read_text())
 _ENTROPY = _TABLE["entropy"]
@@ -189,6 +189,11 @@ def needs_redaction(text: str) -> bool:
     return _PREFILTER.search(_utf8(text)) is not None
 
 
+def needs_pseudonym(value: str) -> bool:
+    """Whether some identifier rule could match in ``value`` (the prefilter of :func:`pseudonym`)."""
+    return _ID_PREFILTER.search(_utf8(value)) is not None
+
+
 def redact(text: str | None) -> str | None:
     """``text`` with every personal or secret value the rules find replaced by its typed placeholder."""
     if not text or not needs_redaction(text):
@@ -204,7 +209,7 @@ def pseudonym(value: str | None, key: bytes) -> str | None:
     >>> pseudonym("jane@example.com", b"k")
     '<EMAIL:77cff80182a460c0>'
     """
-    if not value or not _ID_PREFILTER.search(_utf8(value)) or _PSEUDONYM.fullmatch(value):
+    if not value or not needs_pseudonym(value) or _PSEUDONYM.fullmatch(value):
         return value  # a pseudonym already (its hex digits can look like a card number): kept, so twice is once
     for rule in _ID_RULES:
         if rule.apply(value) != value:
