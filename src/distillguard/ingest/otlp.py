@@ -382,6 +382,21 @@ def _messages(attrs: dict, indexed: bool, current: str, old: str, openinference:
     return msgs
 
 
+_last_resource: tuple[dict, dict] = ({}, {})  # (resource attributes, their fields): the spans of a batch share one
+
+
+def _resource_fields(res: dict) -> dict:
+    """The fields a resource's attributes give, picked once for all the spans it carries."""
+    global _last_resource
+    last = _last_resource
+    if last[0] is res:
+        return last[1]
+    fields: dict = {}
+    _pick(res, fields, {})
+    _last_resource = (res, fields)
+    return fields
+
+
 def map_item(it: Item) -> tuple[dict, dict]:
     """One (merged) model item -> (record, extra) for :func:`~distillguard.ingest.normalize.normalize`.
 
@@ -392,9 +407,7 @@ def map_item(it: Item) -> tuple[dict, dict]:
     attr_extra: dict = {}
     indexed = _pick(attrs, found, {}, attr_extra)
     if res:
-        more: dict = {}
-        _pick(res, more, {})
-        for f, v in more.items():
+        for f, v in _resource_fields(res).items():
             found.setdefault(f, v)
     rec: dict = {"event_id": it.span_id or None, "ts": it.ts}
     identity = dict.fromkeys(IDENTITY)
