@@ -113,3 +113,19 @@ def test_a_row_is_kept_as_each_field_would_be_alone(settings):
     for _ in range(300):
         row = {f: rnd.choice([*planted, None, 7]) for f in rnd.sample(names, 8)}
         assert settings.record(dict(row)) == {f: settings._value(f, v) for f, v in row.items()}, row
+
+
+def test_inert_values_are_set_aside_as_the_store_sql_does():
+    """The prefilter's view of a text: each INERT value emptied, exactly as the SQL regexp_replace leaves it."""
+    import random
+    import re
+
+    from distillguard.privacy.redact import INERT, _set_inert_aside
+
+    rx = re.compile(INERT[0], re.ASCII)
+    pieces = ['"trace_id":"', "6bdfff8ac9d285767d0ce52581d3d6cd", '"', "x", "ABC", "0" * 31, "0" * 33,
+              '"trace_id":"6bdfff8ac9d285767d0ce52581d3d6cd"', '"trace_id":"trace_id":"']
+    rnd = random.Random(1)
+    for _ in range(5000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(1, 8)))
+        assert _set_inert_aside(text) == rx.sub('\\1"', text), text

@@ -161,7 +161,8 @@ ID_PREFILTER = _union(r for r in RULES if r.identifiers)
 INERT = tuple(f'("{key}":")(?:{value})"' for key, value in _TABLE["inert"].items())
 """JSON string values no rule can change, which the prefilter of free text sees as ``""`` (rules.yaml
 says why): each pattern's match becomes its first group and a quote (``\\1"``, RE2 and Python alike)."""
-_INERT = tuple((key, re.compile(p, re.ASCII)) for key, p in zip(_TABLE["inert"], INERT))
+# (the literal '"key":"', the value and its closing quote): found with str.find, checked with an anchored match
+_INERT = tuple((f'"{key}":"', re.compile(f'(?:{value})"', re.ASCII)) for key, value in _TABLE["inert"].items())
 
 
 def inert_sql(col: str) -> str:
@@ -181,12 +182,31 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+def _set_inert_aside(text: str) -> str:
+    """``text`` with each :data:`INERT` value emptied, as ``regexp_replace(text, INERT, '\\1"', 'g')`` leaves it
+    (the literal key found by ``str.find``: a third of the time a regex substitution takes on a row's text)."""
+    for prefix, value in _INERT:
+        at = text.find(prefix)
+        if at < 0:
+            continue
+        parts, kept = [], 0
+        while at >= 0:
+            start = at + len(prefix)
+            m = value.match(text, start)
+            if m is None:
+                at = text.find(prefix, at + 1)
+                continue
+            parts.append(text[kept:start])
+            kept = m.end() - 1  # the closing quote stays
+            at = text.find(prefix, m.end())
+        parts.append(text[kept:])
+        text = "".join(parts)
+    return text
+
+
 def needs_redaction(text: str) -> bool:
     """Whether some rule could replace something in ``text`` (what the store's SQL computes)."""
-    for key, rx in _INERT:
-        if key in text:
-            text = rx.sub('\\1"', text)
-    return _PREFILTER.search(_utf8(text)) is not None
+    return _PREFILTER.search(_utf8(_set_inert_aside(text))) is not None
 
 
 def needs_pseudonym(value: str) -> bool:
