@@ -5,9 +5,10 @@
   ``application/json`` in JSON; any other type gets 415;
 - ``Content-Encoding: gzip`` or ``deflate``; the body-size limit holds for
   the decompressed size too (decompression stops at the limit: 413);
-- the answer's ``partialSuccess`` counts rejected spans / log records; they
-  are also counted in ``distillguard_otlp_rejected_total`` and a batch
-  rejected whole is logged as an error, since exporters ignore partialSuccess.
+- the answer's ``partialSuccess`` counts the request's own rejected spans / log
+  records; every rejection, a held call's released later too, is counted in
+  ``distillguard_otlp_rejected_total`` and a batch rejected whole is logged as
+  an error, since exporters ignore partialSuccess.
 
 Producers spread one call over several exports (the span in a trace export,
 its content in a log export, the caller on the parent span). :class:`JoinBuffer`
@@ -225,7 +226,7 @@ def register_otlp(app, engine, met, max_body_bytes: int) -> JoinBuffer:
     Gauge("distillguard_otlp_late", "Content / raw-request records dropped: they came after their call went in",
           registry=met["registry"]).set_function(lambda: buf.late)
 
-    def accept(calls: list[Released], peer: str = "the join buffer") -> dict:
+    def accept(calls: list[Released], peer: str = "join buffer (calls held for their caller)") -> dict:
         """Calls into the engine; every rejection counted (by its model item's signal), a batch rejected whole logged."""
         out = engine.ingest_pairs([(c.record, c.extra) for c in calls], source="otlp")
         met["events"].labels("accepted").inc(out["accepted"])
