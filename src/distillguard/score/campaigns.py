@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from scipy.stats import binom
 
 from distillguard.link import Communities
+from distillguard.link.components import UnionFind
 
 __all__ = ["campaign_id", "build_campaigns", "hub_holders", "judge_campaigns", "strong_communities"]
 
@@ -91,14 +92,7 @@ def _strong_cores(firm: np.ndarray, strong: np.ndarray, hubs: list[np.ndarray], 
     """
     in_firm = np.zeros(len(strong), dtype=bool)
     in_firm[firm] = True
-    parent: dict[int, int] = {}
-
-    def root(i: int) -> int:
-        while parent.setdefault(i, i) != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    cores = UnionFind()
     tried = 0
     for held in hubs:
         held = held[in_firm[held]]
@@ -107,13 +101,8 @@ def _strong_cores(firm: np.ndarray, strong: np.ndarray, hubs: list[np.ndarray], 
         tried += 1
         k = int(strong[held].sum())
         if k >= 2 and k >= min_strong_share * len(held):
-            r = root(int(held[0]))
-            for i in held[1:].tolist():
-                parent[root(i)] = r
-    groups: dict[int, list[int]] = {}
-    for i in list(parent):
-        groups.setdefault(root(i), []).append(i)
-    return [np.array(sorted(g)) for g in groups.values()], tried
+            cores.union_all(held.tolist())
+    return [np.array(sorted(g)) for g in cores.groups()], tried
 
 
 def strong_communities(
