@@ -55,3 +55,52 @@ def test_a_small_core_must_beat_the_hubs_tried():
     extra = [(a, "template", f"pair{i // 2}") for i, a in enumerate(plain[:300])]
     memberships = pa.concat_tables([memberships, pa.table({k: list(v) for k, v in zip(("account_id", "kind", "value"), zip(*extra))})])
     assert _test(ids, comms, memberships, strong) == {}
+
+
+def _split_ring(n_users: int = 300, n_app: int = 40):
+    """One community: a ring whose two strong halves have their own templates, its weak members
+    sharing only its signup burst and wave band; users on a cloud range; an app on a popular template."""
+    half_a = [f"ra{i:02d}" for i in range(14)]  # 8 strong, 6 weak on template ta
+    half_b = [f"rb{i:02d}" for i in range(14)]
+    weak = [f"rw{i:02d}" for i in range(20)]
+    users = [f"user{i:03d}" for i in range(n_users)]
+    app = [f"app{i:02d}" for i in range(n_app)]
+    ids = sorted(half_a + half_b + weak + users + app)
+    ring = half_a + half_b + weak
+    rows = [(a, "subnet", "cloud-range") for a in ids]
+    rows += [(a, "template", "ta") for a in half_a] + [(a, "template", "tb") for a in half_b]
+    rows += [(a, kind, value) for a in ring for kind, value in (("signup_burst", "b1"), ("lockstep", "w1"))]
+    rows += [(a, "template", "app-template") for a in app + half_a[:3]]
+    memberships = pa.table({k: list(v) for k, v in zip(("account_id", "kind", "value"), zip(*rows))})
+    strong = np.array([a in half_a[:8] or a in half_b[:8] for a in ids])
+    strong[[ids.index(u) for u in users[:6]]] = True
+    return ids, Communities(membership={a: 0 for a in ids}), memberships, strong, ring
+
+
+def _cores(ids, comms, memberships, strong, grow_kinds=2):
+    kinds = ("template", "lockstep", "signup_burst", "payment_fingerprint")
+    return strong_communities(comms, ids, strong, np.ones(len(ids)), core_hubs=hub_holders(memberships, ids, comms, kinds),
+                              grow_kinds=grow_kinds)
+
+
+def test_a_split_ring_is_rejoined_and_grown_to_its_weak_members():
+    ids, comms, memberships, strong, ring = _split_ring()
+    apart = _cores(ids, comms, memberships, strong, grow_kinds=0)
+    assert len(apart) == 2 and all(t["grown"] == [] for t in apart.values())  # the ring cut in two halves
+    found = _cores(ids, comms, memberships, strong)
+    assert list(found) == [(0, 0)]
+    whole = found[(0, 0)]
+    assert sorted(whole["core"] + whole["grown"]) == sorted(ring)  # no user of the range, no app account
+    assert whole["p_value"] <= 1e-4 and whole["firm_members"] == 28
+
+
+def test_growth_is_bounded_by_the_core():
+    ids, comms, memberships, strong, ring = _split_ring()
+    extra = [(f"late{i:02d}", kind, value) for i in range(80) for kind, value in (("signup_burst", "b1"), ("lockstep", "w1"))]
+    memberships = pa.concat_tables([memberships, pa.table({k: list(v) for k, v in zip(("account_id", "kind", "value"), zip(*extra))})])
+    ids2 = sorted(ids + [f"late{i:02d}" for i in range(80)])
+    strong2 = np.array([strong[ids.index(a)] if a in ids else False for a in ids2])
+    found = _cores(ids2, Communities(membership={a: 0 for a in ids2}), memberships, strong2)
+    # 100 weak holders of the ring's burst and band outnumber its 28 core members: not its own evidence
+    assert all(len(t["grown"]) <= t["firm_members"] for t in found.values())
+    assert not any(a.startswith("late") for t in found.values() for a in t["grown"])

@@ -265,8 +265,9 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
         min_attachment=camp.get("min_attachment", 0.3), min_strong_share=camp.get("min_strong_share", 0.5),
         min_strong_members=int(camp.get("min_strong_members", 3)), max_p_value=camp.get("max_p_value", 1e-4),
         is_dismissed=is_dismissed, core_hubs=hub_holders(memberships, ids, comms, camp.get("core_kinds", ())),
+        grow_kinds=int(camp.get("grow_kinds", 2)),
     )
-    cores = {c: t["core"] for c, t in candidates.items() if "core" in t}
+    cores = {c: t["core"] + t["grown"] for c, t in candidates.items() if "core" in t}
     evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, attach_of, own=own, pool=set(candidates),
                               cores=cores)
     return baselines, strong, active, like_cleared, candidates, evidence

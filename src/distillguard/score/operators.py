@@ -4,9 +4,9 @@ An operator who runs several rings (one per card, one per proxy pool) still
 runs them on one schedule and may pay or connect through the same
 identifiers. Two campaigns belong to one operator when
 
-- **their members hold the same identifier** (``OPERATOR_KINDS``: a card or a
-  client IP that links under the link rules, so a NAT links nobody), at least
-  ``min_members`` members *of each campaign* — the campaign's own members, not
+- **their members pay with the same card** (``OPERATOR_KINDS``: a payment
+  fingerprint that links under the link rules), at least ``min_members``
+  members *of each campaign* — the campaign's own members, not
   the community it was cut from (a core shares its community with ordinary
   users, and their hubs are not the ring's); or
 - **their activity moves together** (:func:`co_moving`): the correlation of
@@ -16,11 +16,12 @@ identifiers. Two campaigns belong to one operator when
   together are one schedule; two operators' independent schedules, or the
   day-night rhythm any traffic has, correlate as well shifted as unshifted.
 
-Template bands, signup bursts, subnets, user agents and e-mail domains are
-not operator evidence on their own: measured on fit-range worlds
+Template bands, signup bursts, client IPs, subnets, user agents and e-mail
+domains are not operator evidence on their own: measured on fit-range worlds
 (docs/scoring.md, section 5) two unrelated operators' rings share hundreds of
 template bands (harvest scripts are public) and their signup windows and
-cloud ranges overlap, so joining on them merges operators. Operators are the
+cloud ranges overlap, and rented proxy pools put a few of one operator's
+accounts on another's IPs, so joining on them merges operators. Operators are the
 connected components of the relation.
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ from distillguard.link.components import UnionFind
 
 __all__ = ["OPERATOR_KINDS", "co_moving", "group_operators", "operator_campaigns", "operator_id"]
 
-OPERATOR_KINDS = ("payment_fingerprint", "client_ip")
+OPERATOR_KINDS = ("payment_fingerprint",)
 """Identifiers that tie two campaigns to one operator when members of both hold the same (linking) value."""
 BUCKET_S = 600
 MIN_LAG_S = 3 * 3600
