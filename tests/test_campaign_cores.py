@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from conftest import scan_scenario
 
 from distillguard.link import Communities
 from distillguard.score.campaigns import hub_holders, strong_communities
@@ -113,24 +113,14 @@ def test_benign_apps_sharing_cloud_ranges_stay_below_challenge(tmp_path):
     """A real scan: app backends, tutoring apps, eval runners and enterprise batch jobs on shared
     cloud ranges link into communities, yet none of their accounts is challenged and no campaign
     is mostly theirs; a ring in the same traffic is still flagged."""
-    from distillguard.ingest import ingest_files
-    from distillguard.scan import run_scan, store_inputs
-    from distillguard.sim import simulate
-    from distillguard.store import EventStore
-
     cloud = {"ip": {"kind": "cloud_shared", "per_account": [1, 3], "group": [30, 60]}}
     apps = ("app_backend", "tutoring", "eval_runner", "enterprise_batch", "cloud_range_users")
     sc = {"name": "cloud", "window": {"days": 3},
           "populations": [{"archetype": "chat", "accounts": 200},
                           *({"archetype": a, "accounts": 40, "infra": cloud} for a in apps),
                           {"archetype": "hydra", "accounts": 40}]}
-    simulate(sc, seed=5, out=tmp_path / "w", family="holdout")
-    store = EventStore(tmp_path / "s.duckdb")
-    with store:
-        ingest_files([str(tmp_path / "w" / "events.parquet")], store, accounts=str(tmp_path / "w" / "accounts.parquet"),
-                     progress=False)
-        result = run_scan(*store_inputs(store))
-    arch = {r["account_id"]: r["archetype"] for r in pq.read_table(tmp_path / "w" / "labels.parquet").to_pylist()}
+    result, labels = scan_scenario(sc, 5, tmp_path)
+    arch = {r["account_id"]: r["archetype"] for r in labels}
     rows = result.accounts.to_pylist()
     linked = [r for r in rows if arch[r["account_id"]] in apps and r["campaign_attachment"] > 0]
     assert len(linked) >= 20  # the ranges do link them into communities

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from conftest import scan_scenario
 
 from distillguard.link import load_rules
 from distillguard.link.components import UnionFind
@@ -89,24 +89,14 @@ def test_union_find_groups_every_item():
 @pytest.mark.slow
 def test_a_real_scan_puts_one_operator_s_cells_under_one_operator_id(tmp_path):
     """Cells with their own cards and proxies, one wave schedule: one operator; another ring: another."""
-    from distillguard.ingest import ingest_files
-    from distillguard.scan import run_scan, store_inputs
-    from distillguard.sim import simulate
-    from distillguard.store import EventStore
-
     sc = {"name": "ops", "window": {"days": 3},
           "populations": [{"archetype": "chat", "accounts": 250}, {"archetype": "cloud_range_users", "accounts": 40},
                           {"archetype": "hydra", "accounts": 90, "campaigns": 3, "operators": 1,
                            "infra": {"payment": {"cards": [1, 1], "shared_frac": 1.0, "none_frac": 0.0}}},
                           {"archetype": "hydra", "accounts": 30}]}
-    simulate(sc, seed=4, out=tmp_path / "w", family="holdout")
-    store = EventStore(tmp_path / "s.duckdb")
-    with store:
-        ingest_files([str(tmp_path / "w" / "events.parquet")], store, accounts=str(tmp_path / "w" / "accounts.parquet"),
-                     progress=False)
-        result = run_scan(*store_inputs(store))
+    result, labels = scan_scenario(sc, 4, tmp_path)
     pred = {r["account_id"]: r["operator_id"] for r in result.accounts.to_pylist()}
-    lab = [r for r in pq.read_table(tmp_path / "w" / "labels.parquet").to_pylist() if r["campaign_id"]]
+    lab = [r for r in labels if r["campaign_id"]]
     found: dict[str, set] = {}
     for r in lab:
         if pred[r["account_id"]]:
