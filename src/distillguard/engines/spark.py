@@ -38,9 +38,10 @@ from typing import Iterable
 import pyarrow as pa
 
 from distillguard.errors import UsageError
-from distillguard.ingest.base import RAW_LIMIT, Quarantined
-from distillguard.ingest.normalize import _STATUS_SYNONYMS, _FALSE, _TRUE, FIELD_KEYS, KEY_TO_FIELD
-from distillguard.schema import BOOL_FIELDS, EVENT_SCHEMA, FLOAT_FIELDS, INT_FIELDS
+from distillguard.engines.spark_validation import (
+    DOUBLE_TEXT_SQL, DOUBLE_TEXT_UDF, MERGE_SQL, MERGE_UDF, canonical_events, decide_on_driver,
+)
+from distillguard.schema import EVENT_SCHEMA
 
 __all__ = [
     "HASH_UDF",
@@ -127,14 +128,12 @@ def get_session(master: str | None = None, app_name: str = "distillguard", conf:
         spark.conf.set(k, settings[k])
     _register_duckdb_udf(spark, HASH_UDF, HASH_SQL, "long")
     _register_duckdb_udf(spark, MERGE_UDF, MERGE_SQL, "string")
+    _register_duckdb_udf(spark, DOUBLE_TEXT_UDF, DOUBLE_TEXT_SQL, "string")
     return spark
 
 
 HASH_SQL = "SELECT CAST(CAST(hash(a) AS BIT) AS BIGINT) AS r FROM _v"
 """DuckDB's ``hash`` as Ibis's DuckDB compiler orders by it (``x.hash()``: a signed 64-bit integer)."""
-MERGE_UDF = "distillguard_extra_merge"
-MERGE_SQL = "SELECT nullif(CAST(TRY(json_merge_patch(a, b)) AS VARCHAR), '{}') AS r FROM _v"
-"""An exported ``extra`` object patched with the unknown columns, as the DuckDB ingest merges them."""
 
 
 def _register_duckdb_udf(spark, name: str, sql: str, returns: str) -> None:
@@ -254,254 +253,16 @@ def _read_parquet(spark, path: str):
         raise UsageError(f"{path}: not a readable Parquet input ({msg[:200]})") from None
 
 
-def _kind(dtype) -> str:
-    from pyspark.sql import types as T
-
-    if isinstance(dtype, T.StringType):
-        return "text"
-    if isinstance(dtype, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)):
-        return "int"
-    if isinstance(dtype, (T.FloatType, T.DoubleType, T.DecimalType)):
-        return "num"
-    if isinstance(dtype, T.BooleanType):
-        return "bool"
-    if isinstance(dtype, (T.TimestampType, T.TimestampNTZType, T.DateType)):
-        return "time"
-    if isinstance(dtype, (T.ArrayType, T.StructType, T.MapType)):
-        return "nested"
-    return "other"
-
-
-def _epoch_seconds(x):
-    from pyspark.sql import functions as F
-
-    a = F.abs(x)
-    return (
-        F.when(a >= 1e17, x / 1e9).when(a >= 1e14, x / 1e6).when(a >= 1e11, x / 1e3).otherwise(x)
-    )
-
-
-def _convert(field: str, col, kind: str):
-    """(value, bad) Spark expressions for one source column feeding ``field``.
-
-    ``bad`` is true when the column holds a value that is not acceptable for the
-    field (the row is quarantined with ``wrong_type``/``negative_value``/``bad_ts``).
-    """
-    from pyspark.sql import functions as F
-
-    lit_null = F.lit(None)
-    present = col.isNotNull() & (F.trim(col.cast("string")) != "") if kind == "text" else col.isNotNull()
-    if kind == "nested":
-        return lit_null, present
-    if field == "ts":
-        if kind == "time":
-            v = col.cast("timestamp")
-        elif kind in ("int", "num"):
-            v = F.timestamp_micros(F.round(_epoch_seconds(col.cast("double")) * 1e6).cast("long"))
-        elif kind == "text":
-            num = F.trim(col).try_cast("double")
-            v = F.when(num.isNotNull(), F.timestamp_micros(F.round(_epoch_seconds(num) * 1e6).cast("long"))).otherwise(
-                F.trim(col).try_cast("timestamp")
-            )
-        else:
-            return lit_null, present
-        return v, present & v.isNull()
-    if field in INT_FIELDS:
-        if kind == "int":
-            v = col.cast("long")
-        elif kind == "num":
-            d = col.cast("double")
-            v = F.when((d == F.floor(d)) & (F.abs(d) < 9.2e18), d.cast("long"))
-        elif kind == "text":
-            v = F.trim(col).try_cast("long")
-        else:
-            return lit_null, present
-        return v, present & v.isNull()
-    if field in FLOAT_FIELDS:
-        if kind in ("int", "num"):
-            v = col.cast("double")
-        elif kind == "text":
-            v = F.trim(col).try_cast("double")
-        else:
-            return lit_null, present
-        v = F.when(~F.isnan(v) & (F.abs(v) != float("inf")), v)
-        return v, present & v.isNull()
-    if field in BOOL_FIELDS:
-        if kind == "bool":
-            v = col
-        elif kind == "int":
-            v = F.when(col == 1, F.lit(True)).when(col == 0, F.lit(False))
-        elif kind == "text":
-            s = F.lower(F.trim(col))
-            v = F.when(s.isin(*sorted(_TRUE)), F.lit(True)).when(s.isin(*sorted(_FALSE)), F.lit(False))
-        else:
-            return lit_null, present
-        return v, present & v.isNull()
-    # string fields
-    if field == "status":
-        if kind != "text":
-            return lit_null, present
-        s = F.lower(F.trim(col))
-        m = F.create_map(*[F.lit(x) for kv in _STATUS_SYNONYMS.items() for x in kv])
-        v = F.when(present, F.coalesce(m[s], s))
-        return v, F.lit(False)
-    if kind == "text":
-        return F.when(col != "", col), F.lit(False)
-    if kind in ("int", "num", "time"):
-        return col.cast("string"), F.lit(False)
-    return lit_null, present  # booleans and others in a text field
-
-
-def _plan(schema):
-    """(canonical column expressions, reason expression, source column names) over a raw schema.
-
-    The expressions name raw columns only, so they can be evaluated in any
-    ``select`` over the raw DataFrame (the canonical rows, the quarantined ones).
-    """
-    from pyspark.sql import functions as F
-
-    fields = {f.name: f for f in schema.fields}
-    by_field: dict[str, list[tuple[int, str]]] = {}
-    unknown: list[str] = []
-    extra_col = None
-    for name in fields:
-        low = name.lower()
-        target = KEY_TO_FIELD.get(low)
-        if target is None:
-            if low == "extra":
-                extra_col = name
-            else:
-                unknown.append(name)
-            continue
-        rank = FIELD_KEYS[target].index(low) * 2 + (0 if name == low else 1)
-        by_field.setdefault(target, []).append((rank, name))
-    if not by_field:
-        raise UsageError("Parquet columns name no known event field")
-
-    def col(n):
-        return F.col("`" + n.replace("`", "``") + "`")
-
-    cols, bads = {}, {}
-    for field in EVENT_SCHEMA.names:
-        if field == "extra":
-            continue
-        sources = [n for _, n in sorted(by_field.get(field, []))]
-        if not sources:
-            cols[field], bads[field] = F.lit(None), F.lit(False)
-            continue
-        conv = [_convert(field, col(n), _kind(fields[n].dataType)) for n in sources]
-        cols[field] = F.coalesce(*[v for v, _ in conv]) if len(conv) > 1 else conv[0][0]
-        bad = F.lit(False)
-        for _, b in conv:
-            bad = bad | b
-        bads[field] = bad
-    subject = F.coalesce(cols["account_id"], cols["api_key_id"])
-    ts = cols["ts"]
-    in_range = (ts >= F.lit("1970-01-01 00:00:00").cast("timestamp")) & (
-        ts < F.lit("2200-01-01 00:00:00").cast("timestamp"))
-    ts_present = F.lit(False)
-    for _, n in by_field.get("ts", []):
-        c = col(n)
-        text = _kind(fields[n].dataType) == "text"
-        ts_present = ts_present | ((c.isNotNull() & (F.trim(c) != "")) if text else c.isNotNull())
-    type_bad, neg = F.lit(False), F.lit(False)
-    for f in EVENT_SCHEMA.names:
-        if f in ("ts", "extra"):
-            continue
-        type_bad = type_bad | bads[f]
-        if f in INT_FIELDS:
-            neg = neg | F.coalesce(cols[f] < 0, F.lit(False))
-    reason = (
-        F.when(~ts_present, F.lit("missing_ts"))
-        .when(ts.isNull() | ~in_range, F.lit("bad_ts"))
-        .when(type_bad, F.lit("wrong_type"))
-        .when(neg, F.lit("negative_value"))
-        .when(subject.isNull(), F.lit("missing_subject"))
-    )
-    extra = F.lit(None).cast("string")
-    if unknown:
-        extra = F.to_json(F.struct(*[col(n) for n in unknown]))
-        extra = F.when(extra != "{}", extra)
-    if extra_col is not None:  # an exported extra object: its keys come back, unknown columns win
-        carried = col(extra_col).cast("string")
-        merged = F.call_udf(MERGE_UDF, carried, F.coalesce(extra, F.lit("{}")))
-        extra = F.when(carried.isNull() | (F.trim(carried) == ""), extra).otherwise(F.coalesce(merged, extra))
-    types = {"ts": "timestamp", **{f: "long" for f in INT_FIELDS}, **{f: "double" for f in FLOAT_FIELDS},
-             **{f: "boolean" for f in BOOL_FIELDS}}
-    exprs = {}
-    for f in EVENT_SCHEMA.names:
-        e = extra if f == "extra" else subject if f == "account_id" else cols[f]
-        exprs[f] = e.cast(types.get(f, "string"))
-    # Events without an id get one derived from their content (the idea of the DuckDB ingest's
-    # EVENT_ID_SQL; the text of floats may differ, so generated ids are engine-specific).
-    content = [F.unix_micros(exprs["ts"]).cast("string")] + [
-        F.coalesce(exprs[c].cast("string"), F.lit("\x00")) for c in EVENT_SCHEMA.names if c not in ("event_id", "ts")
-    ]
-    exprs["event_id"] = F.coalesce(exprs["event_id"], F.md5(F.concat_ws("\x1f", *content)))
-    return exprs, reason, [col(n) for n in fields]
-
-
-def canonical_events(raw):
-    """The canonical columns of a raw Parquet DataFrame, plus ``_reason``.
-
-    ``_reason`` is null for an accepted row, else the quarantine reason:
-    ``missing_ts``, ``bad_ts``, ``wrong_type``, ``negative_value`` or
-    ``missing_subject``. Unknown columns go to ``extra`` as a JSON object
-    (null members left out), merged into an ``extra`` column the input
-    already has (unknown columns win, as in the DuckDB ingest).
-    """
-    exprs, reason, _ = _plan(raw.schema)
-    return raw.select(*[e.alias(f) for f, e in exprs.items()], reason.alias("_reason"))
-
-
-_DETAIL = {
-    "missing_ts": "no timestamp",
-    "bad_ts": "unparseable or out-of-range timestamp",
-    "missing_subject": "no account_id and no api_key_id",
-    "wrong_type": "a value does not fit its canonical type (the Spark reader does not flatten nested values)",
-    "negative_value": "a count is negative",
-}
-
-
-def _write_quarantine(raw, quarantine_path, given: str) -> None:
-    from urllib.parse import unquote
-
-    import orjson
-    from pyspark.sql import functions as F
-
-    _, reason, sources = _plan(raw.schema)
-    bad = raw.select(
-        F.col("_metadata.file_path").alias("_file"),
-        (F.col("_metadata.row_index") + 1).alias("_line"),
-        reason.alias("_reason"),
-        F.to_json(F.struct(*sources), {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"}).alias("_raw"),
-    ).filter(F.col("_reason").isNotNull())
-    absolute = str(Path(given).resolve())
-    qp = Path(quarantine_path)
-    qp.parent.mkdir(parents=True, exist_ok=True)
-    with open(qp, "ab") as fh:
-        for row in bad.toLocalIterator():
-            src = unquote(row["_file"] or "")
-            for prefix in ("file://", "file:"):
-                if src.startswith(prefix):
-                    src = src[len(prefix):]
-                    break
-            if src.startswith(absolute):  # name the file as the user named its input
-                src = given + src[len(absolute):]
-            text = row["_raw"] or ""
-            if len(text) > RAW_LIMIT:
-                text = text[:RAW_LIMIT] + "\u2026"
-            fh.write(orjson.dumps(Quarantined(src, int(row["_line"]), row["_reason"], text,
-                                              _DETAIL.get(row["_reason"], "")).to_dict()) + b"\n")
-
-
 def read_events(spark, paths: Iterable[str], quarantine_path=None):
     """(accepted canonical DataFrame, IngestResult) of Parquet inputs, validated on Spark.
 
-    Quarantined rows are appended to ``quarantine_path`` (JSONL, one
-    ``{source, line, reason, raw, detail}`` object each). Duplicate
+    Rows Spark cannot prove clean go through the reference normaliser on the
+    driver (:func:`~distillguard.engines.spark_validation.decide_on_driver`):
+    accepted ones join the events, the rest are appended to ``quarantine_path``
+    (JSONL, one ``{source, line, reason, raw, detail}`` object each). Duplicate
     ``event_id`` values are counted and dropped (one row kept per id).
     """
+    import orjson
     from pyspark.sql import functions as F
 
     from distillguard.ingest import IngestResult
@@ -520,29 +281,37 @@ def read_events(spark, paths: Iterable[str], quarantine_path=None):
     union = frames[0]
     for f in frames[1:]:
         union = union.unionByName(f)
-    # One job: rows and quarantined rows per input, distinct ids of accepted rows over all inputs.
+    # One job: rows and rows for the reference per input, distinct ids of accepted rows over all inputs.
     aggs = []
     for i in range(len(paths)):
         mine = F.col("_input") == i
         aggs += [F.sum(F.when(mine, 1).otherwise(0)).alias(f"n{i}"),
-                 F.sum(F.when(mine & F.col("_reason").isNotNull(), 1).otherwise(0)).alias(f"bad{i}")]
-    aggs.append(F.count_distinct(F.when(F.col("_reason").isNull(), F.col("event_id"))).alias("distinct"))
+                 F.sum(F.when(mine & ~F.col("_ok"), 1).otherwise(0)).alias(f"bad{i}")]
+    aggs.append(F.count_distinct(F.when(F.col("_ok"), F.col("event_id"))).alias("distinct"))
     try:
         row = union.agg(*aggs).collect()[0]
     except Exception as exc:  # a corrupt file, an unreachable bucket...
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"{', '.join(paths)}: unreadable ({msg[:300]})") from None
+    events = union.filter(F.col("_ok")).drop("_ok", "_input")
+    rescued = []
     for i, path in enumerate(paths):
-        n, bad = int(row[f"n{i}"] or 0), int(row[f"bad{i}"] or 0)
+        n, quarantined = int(row[f"n{i}"] or 0), []
+        if row[f"bad{i}"]:
+            accepted, quarantined = decide_on_driver(raws[i], path)
+            if accepted is not None:
+                rescued.append(accepted)
+            if quarantine_path is not None:
+                with open(quarantine_path, "ab") as fh:
+                    fh.write(b"".join(orjson.dumps(q.to_dict()) + b"\n" for q in quarantined))
         result.read += n
-        result.quarantined += bad
-        if bad and quarantine_path is not None:
-            _write_quarantine(raws[i], quarantine_path, path)
-        result.files.append({"path": path, "format": "parquet", "read": n, "quarantined": bad})
-    events = union.filter(F.col("_reason").isNull()).drop("_reason", "_input")
-    ok = result.read - result.quarantined
+        result.quarantined += len(quarantined)
+        result.files.append({"path": path, "format": "parquet", "read": n, "quarantined": len(quarantined)})
     result.accepted = int(row["distinct"] or 0)
-    result.duplicates = ok - result.accepted
+    if rescued:
+        events = events.unionByName(spark.createDataFrame(pa.Table.from_batches(rescued)).select(*events.columns))
+        result.accepted = events.select(F.count_distinct("event_id")).collect()[0][0]
+    result.duplicates = result.read - result.quarantined - result.accepted
     if result.duplicates:
         events = events.dropDuplicates(["event_id"])
     return events, result

@@ -13,7 +13,8 @@ import pyarrow.compute as pc
 
 from distillguard.ingest.base import Quarantined, ReadBatch, truncate_raw
 from distillguard.ingest.lines import iter_lines, prefetch
-from distillguard.ingest.normalize import FIELD_KEYS, KEY_TO_FIELD, Reject, normalize, rows_to_batch
+from distillguard.ingest.fields import FIELD_KEYS, KEY_TO_FIELD
+from distillguard.ingest.normalize import Reject, normalize, rows_to_batch
 from distillguard.ingest.sqlfast import Col, connect, fill_event_ids, lit, normalize_sql, q, _to_schema
 
 __all__ = ["JsonlSource", "python_record"]

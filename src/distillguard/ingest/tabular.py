@@ -21,7 +21,8 @@ import pyarrow.csv as pacsv
 from distillguard.errors import UsageError
 from distillguard.ingest.base import Quarantined, ReadBatch, truncate_raw
 from distillguard.ingest.lines import open_input
-from distillguard.ingest.normalize import FIELD_KEYS, KEY_TO_FIELD, Reject, normalize, rows_to_batch
+from distillguard.ingest.fields import FIELD_KEYS, KEY_TO_FIELD
+from distillguard.ingest.normalize import Reject, normalize, rows_to_batch
 from distillguard.ingest.sqlfast import Col, _to_schema, connect, fill_event_ids, lit, normalize_sql, q
 
 __all__ = ["CsvSource", "ParquetSource", "column_mapping", "parquet_files"]
