@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from datasketch import MinHash
 from scipy.stats import poisson
 
+from distillguard.link.kinds import link_kinds
 from distillguard.text import band_key_array, minhash_signatures
 
 __all__ = [
@@ -38,21 +39,11 @@ def _table(account_ids, kind: str, values) -> pa.Table:
 
 
 def infrastructure(events: ir.Table) -> ir.Table:
-    """Distinct client IPs, /24 (IPv4) or /48 (IPv6) subnets and user agents per account
-    (a keyed-hash IP carries its subnet's hash: :mod:`distillguard.privacy.keyed`)."""
-    from distillguard.privacy.keyed import HASHED_IP, V4_PREFIX, V6_PREFIX
-
-    ip = events.client_ip
-    v4 = ip.re_extract(V4_PREFIX, 1)
-    v6 = ip.re_extract(V6_PREFIX, 1).lower()
-    hashed = ip.re_extract(HASHED_IP, 1)
-    subnet = ibis.cases((v4 != "", v4 + ".0/24"), (v6 != "", v6 + "::/48"), (hashed != "", "h:" + hashed + "/net"),
-                        else_=ibis.null("string"))
-    parts = [
-        events.select("account_id", kind=ibis.literal("client_ip"), value=ip),
-        events.select("account_id", kind=ibis.literal("subnet"), value=subnet),
-        events.select("account_id", kind=ibis.literal("user_agent"), value=events.user_agent),
-    ]
+    """Distinct values per account of the link kinds read from requests (:mod:`distillguard.link.kinds`):
+    client IPs, /24 (IPv4) or /48 (IPv6) subnets (a keyed-hash IP carries its subnet's hash:
+    :mod:`distillguard.privacy.keyed`) and user agents."""
+    parts = [events.select("account_id", kind=ibis.literal(k.name), value=k.request_expr(events))
+             for k in link_kinds().values() if k.request_expr is not None]
     u = ibis.union(*parts, distinct=True)
     return u.filter(u.value.notnull() & (u.value != ""))
 
@@ -72,9 +63,9 @@ def _with_retained(infra: ir.Table, events: ir.Table) -> ir.Table:
 
 
 def account_metadata(accounts: pa.Table) -> pa.Table:
-    """Payment fingerprints and email domains from account metadata."""
+    """Values of the link kinds read from account metadata (payment fingerprints, e-mail domains), lower-cased."""
     out = []
-    for kind in ("payment_fingerprint", "email_domain"):
+    for kind in (k.name for k in link_kinds().values() if k.from_account):
         if kind in accounts.column_names:
             col = accounts.column(kind).to_pylist()
             ids = accounts.column("account_id").to_pylist()
