@@ -26,7 +26,7 @@ from distillguard.ingest.fields import (
 )
 from distillguard.schema import EVENT_SCHEMA
 
-__all__ = ["connect", "EVENT_ID_SQL", "fill_event_ids", "Col", "normalize_sql", "q", "lit"]
+__all__ = ["connect", "EVENT_ID_SQL", "fill_event_ids", "to_event_batch", "Col", "normalize_sql", "q", "lit"]
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -74,10 +74,11 @@ def fill_event_ids(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch) -> pa.
         tbl = con.sql(f"SELECT {_FINAL_COLS} FROM _fill").to_arrow_table()
     finally:
         con.unregister("_fill")
-    return _to_schema(tbl)
+    return to_event_batch(tbl)
 
 
-def _to_schema(tbl: pa.Table) -> pa.RecordBatch:
+def to_event_batch(tbl: pa.Table) -> pa.RecordBatch:
+    """Canonical columns of a query result -> one Arrow batch in :data:`EVENT_SCHEMA` exactly."""
     tbl = tbl.combine_chunks()
     arrays = [tbl.column(f.name).cast(f.type) for f in EVENT_SCHEMA]
     if tbl.num_rows == 0:

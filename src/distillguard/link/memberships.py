@@ -18,6 +18,7 @@ from distillguard.link.kinds import link_kinds
 from distillguard.text import band_key_array, minhash_signatures
 
 __all__ = [
+    "TEMPLATE_PROMPTS",
     "collect",
     "infrastructure",
     "account_metadata",
@@ -26,6 +27,11 @@ __all__ = [
     "lockstep",
 ]
 
+TEMPLATE_PROMPTS = 8
+"""Sampled prompts per account that template linkage MinHashes (of the 16 sampled):
+rings reuse templates across many accounts, so a few prompts each find them
+(4 kept linkage quality but let peers' template indicators match more benign
+accounts in the intel round trip)."""
 _BLOCK = 20_000
 MEMBERSHIP_SCHEMA = pa.schema([("account_id", pa.string()), ("kind", pa.string()), ("value", pa.string())])
 
@@ -149,7 +155,7 @@ def lockstep(buckets: pa.Table, min_buckets: int = 8, num_perm: int = 64, bands:
     return _hubs(ids, _signatures(sets, num_perm), "lockstep", bands)
 
 
-def collect(events: ir.Table, meta: pa.Table, samples: pa.Table, template_prompts: int = 8) -> pa.Table:
+def collect(events: ir.Table, meta: pa.Table, samples: pa.Table, template_prompts: int = TEMPLATE_PROMPTS) -> pa.Table:
     """Every membership the linkage uses: infrastructure, metadata, signup bursts,
     templates (``template_prompts`` sampled prompts per account) and lockstep."""
     from distillguard.features.samples import activity_buckets

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import orjson
 import pyarrow as pa
 
+from distillguard.store import table_exists
+
 __all__ = ["CampaignMap", "KnownAccount", "template_values", "MIN_TEMPLATE_BANDS"]
 
 MIN_TEMPLATE_BANDS = 2
@@ -64,11 +66,8 @@ class CampaignMap:
     @classmethod
     def from_store(cls, con, loaded_at: float = 0.0) -> "CampaignMap":
         """Read the scan tables through a DuckDB connection; empty when no scan was stored."""
-        def has(t):
-            return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [t]).fetchall()[0][0] > 0
-
         m = cls(loaded_at=loaded_at)
-        if has("account_results"):
+        if table_exists(con, "account_results"):
             cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'account_results'").fetchall()}
             ev = "evidence_json" if "evidence_json" in cols else "NULL"  # stores written before it existed
             rows = con.execute(
@@ -79,7 +78,7 @@ class CampaignMap:
                 details = orjson.loads(rj) if rj else []
                 m.accounts[acc] = KnownAccount(float(risk or 0.0), action, cid, details or [{"code": c, "weight": None} for c in reasons or []],
                                                rule_id, int(n or 0), org, orjson.loads(ej) if ej else {})
-        if has("campaigns"):
+        if table_exists(con, "campaigns"):
             cols = ["campaign_id", "risk", "action", "n_accounts", "n_events", "first_seen", "last_seen", "reasons", "evidence_json"]
             for row in con.execute(f"SELECT {', '.join(cols)} FROM campaigns").fetchall():
                 d = dict(zip(cols, row))
@@ -87,7 +86,7 @@ class CampaignMap:
                 d["first_seen"] = str(d["first_seen"]) if d["first_seen"] is not None else None
                 d["last_seen"] = str(d["last_seen"]) if d["last_seen"] is not None else None
                 m.campaigns[d["campaign_id"]] = d
-        if has("campaign_indicators"):
+        if table_exists(con, "campaign_indicators"):
             for cid, kind, value, w in con.execute("SELECT campaign_id, kind, value, weight FROM campaign_indicators").fetchall():
                 m.index.setdefault((kind, value), []).append((cid, float(w or 0.0)))
                 m.indicators.setdefault(cid, []).append({"kind": kind, "value": value, "weight": w})

@@ -22,7 +22,7 @@ from distillguard.limits import DEFAULT_MEMORY_LIMIT
 from distillguard.privacy.settings import StorePrivacy
 from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "EventStore", "ddl_for", "memory_errors_as_usage"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "EventStore", "ddl_for", "memory_errors_as_usage", "table_exists"]
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -31,6 +31,12 @@ _DUCK_TYPES = {
     pa.bool_(): "BOOLEAN",
     pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
 }
+
+
+def table_exists(con, table: str) -> bool:
+    """Whether a DuckDB connection's database has ``table`` (stores written by older versions lack some)."""
+    q = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    return con.execute(q, [table]).fetchall()[0][0] > 0
 
 
 def ddl_for(name: str, schema: pa.Schema, key: str | None = None) -> str:
