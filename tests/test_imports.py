@@ -125,7 +125,7 @@ IMPORTS = list(_imports())
 
 def test_the_walk_sees_eager_and_lazy_imports():
     seen = {(m, t, e) for m, t, _, e in IMPORTS}
-    assert ("distillguard.serve.engine", "distillguard.link.kinds", True) in seen
+    assert ("distillguard.serve.linking", "distillguard.link.kinds", True) in seen
     assert ("distillguard.score.calibration", "distillguard.scan", False) in seen  # inside a function
     assert ("distillguard.ingest.jsonl", "distillguard.ingest.jsonl_rules", True) in seen  # relative or absolute
 
