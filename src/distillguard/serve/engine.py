@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from distillguard.privacy.erasure import forget_log, retain
+from distillguard.erasure import forget_log, retain
 from distillguard.privacy.settings import StorePrivacy
 from distillguard.score.fusion import FusionModel
 from distillguard.score.policy import Policy
