@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import json
 import secrets
 import threading
 from contextlib import contextmanager

@@ -23,7 +23,7 @@ from distillguard.sim.bank import Bank
 from distillguard.sim.grammar_data import KINDS, LANGS
 from distillguard.sim.responses import BUCKET_EDGES, KIND_TO_RKIND, N_VARIANTS, RKINDS, build_response_bank
 from distillguard.sim.scenario import Scenario, load_scenario
-from distillguard.sim.world import PARAMS, PopAccounts, Tables, build_world
+from distillguard.sim.world import PopAccounts, Tables, build_world
 
 __all__ = ["simulate", "LABEL_SCHEMA", "CHUNK_EVENTS"]
 
