@@ -93,6 +93,14 @@ def _changed_accounts(got: dict, want: dict, show: int = 20) -> str:
     return f"{len(lines)} accounts changed:\n" + "\n".join(lines[:show]) + more
 
 
+def _changed_campaigns(got: list[dict], want: list[dict]) -> str:
+    g, w = ({c["campaign_id"]: c for c in cs} for cs in (got, want))
+    lines = [f"{cid}: " + ("new" if cid not in w else "gone" if cid not in g else
+                           "fields " + ", ".join(k for k in sorted(set(g[cid]) | set(w[cid])) if g[cid].get(k) != w[cid].get(k)))
+             for cid in sorted(set(g) | set(w)) if g.get(cid) != w.get(cid)]
+    return "campaigns changed:\n" + "\n".join(lines or ["same campaigns, other order"])
+
+
 def test_demo_world_outputs_are_identical_to_the_snapshot(golden):
     text = json.dumps(golden, indent=1, sort_keys=True, ensure_ascii=False, default=str) + "\n"
     want = json.loads(snapshot(SNAPSHOT, text))
@@ -102,5 +110,6 @@ def test_demo_world_outputs_are_identical_to_the_snapshot(golden):
     assert got["labels_sha256"] == want["labels_sha256"], "the simulator made different labels for the same seed"
     assert got["ingest"] == want["ingest"], f"ingest counts changed: {want['ingest']} -> {got['ingest']}"
     assert got["accounts"] == want["accounts"], _changed_accounts(got["accounts"], want["accounts"])
-    for key in ("campaign_partition", "operator_partition", "campaigns", "figures"):
+    assert got["campaigns"] == want["campaigns"], _changed_campaigns(got["campaigns"], want["campaigns"])
+    for key in ("campaign_partition", "operator_partition", "figures"):
         assert got[key] == want[key], f"{key} changed: review, then regenerate with DISTILLGUARD_UPDATE_SNAPSHOTS=1"
