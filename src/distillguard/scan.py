@@ -238,7 +238,7 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
         is_dismissed=is_dismissed, core_hubs=hub_holders(memberships, ids, comms, camp.get("core_kinds", ())),
     )
     cores = {c: t["core"] for c, t in candidates.items() if "core" in t}
-    evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, attach_of, own=own, pool=set(candidates),
+    evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, attach_of, own=own, pool=candidates,
                               cores=cores)
     return baselines, strong, active, like_cleared, candidates, evidence
 
