@@ -102,16 +102,6 @@ def _scores(sig, table):
     return dict(zip(res.scores.column("account_id").to_pylist(), res.scores.column(sig.name).to_pylist()))
 
 
-def test_reasoning_harvest_reads_the_share_of_calls_at_high_effort():
-    from distillguard.signals.behaviour import ReasoningHarvest
-
-    t = pa.table({"account_id": ["always", "sometimes", "light"], "n_events": [200, 200, 3],
-                  "high_effort_share": [0.95, 0.1, 1.0]})
-    s = _scores(ReasoningHarvest(), t)
-    assert s["always"] == 1.0 and s["sometimes"] == 0.0
-    assert s["light"] < 0.5, "three requests are not a habit"
-
-
 def _refusals(counts: dict[str, tuple[int, int]]) -> pa.Table:
     ids = list(counts)
     return pa.table({"account_id": ids, "n_events": [counts[a][1] for a in ids],

@@ -12,8 +12,8 @@ import pyarrow as pa
 
 from distillguard.signals.base import Signal, SignalResult
 
-__all__ = ["OutputHarvest", "LogprobsHarvest", "SamplingFanout", "MachineTiming", "ModelPivot", "ReasoningHarvest",
-           "RefusalProbing", "BEHAVIOUR_SIGNALS"]
+__all__ = ["OutputHarvest", "LogprobsHarvest", "SamplingFanout", "MachineTiming", "ModelPivot", "RefusalProbing",
+           "BEHAVIOUR_SIGNALS"]
 
 
 def _col(data: pa.Table, name: str, default: float = 0.0) -> np.ndarray:
@@ -125,25 +125,6 @@ class ModelPivot(_FeatureSignal):
         return _ramp(_col(data, "pivot_share"), 0.2, 0.6)
 
 
-class ReasoningHarvest(_FeatureSignal):
-    """Most calls at the highest reasoning effort: buying full reasoning traces.
-
-    A distiller of a reasoning model wants the longest traces it can get, on
-    every call; people and apps mostly leave the effort at its default and
-    raise it for the occasional hard task. Share 0.3 scores 0, 0.8 scores 1.
-    A provider whose ordinary users all run at high effort moves the
-    population baseline instead (:mod:`distillguard.score.relative`).
-    """
-
-    name = "reasoning_harvest"
-    reason = "REASONING_HARVEST"
-    requires = ("high_effort_share", "n_events")
-    evidence_columns = ("high_effort_share", "n_events")
-
-    def _scores(self, data):
-        return _ramp(_col(data, "high_effort_share"), 0.3, 0.8)
-
-
 def _refused_rate(data: pa.Table) -> float:
     """Share of refused or failed calls over all calls of the table (the population's own rate)."""
     n = _col(data, "n_events")
@@ -183,5 +164,4 @@ class RefusalProbing(_FeatureSignal):
         return np.where(k > 0, _ramp(-np.log10(np.maximum(tail, 1e-300)), 1.5, 4.5), 0.0)
 
 
-BEHAVIOUR_SIGNALS = (OutputHarvest, LogprobsHarvest, SamplingFanout, MachineTiming, ModelPivot, ReasoningHarvest,
-                     RefusalProbing)
+BEHAVIOUR_SIGNALS = (OutputHarvest, LogprobsHarvest, SamplingFanout, MachineTiming, ModelPivot, RefusalProbing)
