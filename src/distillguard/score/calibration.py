@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from distillguard.score.evidence import EvidenceMatrix
-from distillguard.score.fusion import FusionModel, shift_to_operating_point
+from distillguard.score.fusion import FusionModel, detector_columns, shift_to_operating_point, weaken
 from distillguard.score.relative import Baselines
 
 __all__ = ["SIGNAL_FLOOR", "LabelledWorld", "analyse_world", "fit_worlds", "silenced"]
@@ -66,26 +66,17 @@ def silenced(evidence: EvidenceMatrix, y: np.ndarray) -> tuple[np.ndarray, str |
     to short questions are ordinary there, and HIGH_OUTPUT_RATIO says
     nothing. The copy zeroes the own and pooled columns of the detector
     that separates this world's attack accounts from its benign ones most
-    (largest difference of means), and scales the link x signal term as
-    :func:`distillguard.score.fusion.evaded` does. Returns the rows and the
+    (largest difference of means); the link x signal term follows
+    (:func:`distillguard.score.fusion.weaken`). Returns the rows and the
     detector's name.
     """
-    names = evidence.names
-    signals = [n for n in names if f"campaign_{n}" in names]
+    signals, own, _ = detector_columns(evidence.names)
     X = evidence.values.copy()
     y = np.asarray(y, dtype=bool)
     if not signals or y.all() or not y.any():
         return X[:0], None
-    own = np.array([names.index(n) for n in signals])
-    gap = X[y][:, own].mean(axis=0) - X[~y][:, own].mean(axis=0)
-    j = int(np.argmax(gap))
-    pooled = np.array([names.index(f"campaign_{n}") for n in signals])
-    before = X[:, pooled].max(axis=1)
-    X[:, own[j]] = 0.0
-    X[:, pooled[j]] = 0.0
-    if "campaign_link_x_signal" in names:
-        after = X[:, pooled].max(axis=1)
-        X[:, names.index("campaign_link_x_signal")] *= np.divide(after, before, out=np.zeros(len(X)), where=before > 0)
+    j = int(np.argmax(X[y][:, own].mean(axis=0) - X[~y][:, own].mean(axis=0)))
+    weaken(X, evidence.names, np.full(len(X), j), np.zeros(len(X)))
     return X, signals[j]
 
 
@@ -130,7 +121,9 @@ def fit_worlds(worlds: list[LabelledWorld], *, target_fpr: float = 0.001, C: flo
         r, yy = risk[start:start + len(w.y)], w.y
         start += len(w.y)
         per_world.append({"world": w.name, "accounts": int(len(yy)), "benign_fpr_at_0.5": round(float(np.mean(r[~yy] >= 0.5)), 5),
-                          "recall_at_0.5": round(float(np.mean(r[yy] >= 0.5)), 4) if yy.any() else None})
+                          "recall_at_0.5": round(float(np.mean(r[yy] >= 0.5)), 4) if yy.any() else None,
+                          # the world's own population baselines that are not 0 (the reference is their median)
+                          "baselines": {n: round(v, 4) for n, v in w.baselines.values.items() if v}})
     from sklearn.metrics import roc_auc_score
 
     return model, {"accounts": int(len(y)), "attack_accounts": int(y.sum()), "target_fpr": target_fpr,
