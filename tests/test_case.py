@@ -171,3 +171,58 @@ def test_case_page_does_not_run_planted_script(exported):
             page.screenshot(path=str(art / "case.png"), full_page=True)
         finally:
             b.close()
+
+
+# -- an encrypted store (docs/privacy.md): the export follows its key or refuses before writing anything -------
+STORE_KEY = "correct horse battery staple 42"
+
+
+def _encrypted_copy(plain, enc):
+    """The store, encrypted by DuckDB. Without its httpfs extension (OpenSSL) DuckDB writes one only when told its
+    fallback is acceptable: a test may say so, distillguard never does."""
+    con = duckdb.connect()
+    con.execute("SET force_mbedtls_unsafe = 'true'")
+    con.execute(f"ATTACH '{plain}' AS p (READ_ONLY)")
+    con.execute(f"ATTACH '{enc}' AS e (ENCRYPTION_KEY '{STORE_KEY}')")
+    con.execute("COPY FROM DATABASE p TO e")
+    con.close()
+
+
+def _refused(p, *words):
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert all(w in p.stderr for w in words), p.stderr
+
+
+def test_export_from_an_encrypted_store_needs_its_key_and_records_itself_there(scanned, tmp_path):
+    db, cid, _ = scanned
+    enc, key = tmp_path / "enc.duckdb", tmp_path / "db.key"
+    key.write_text(STORE_KEY + "\n")
+    _encrypted_copy(db, enc)
+    out = tmp_path / "case"
+    _refused(_cli("case", "export", cid, "--db", enc, "--out", out, "--no-pdf"), "encrypted", "--db-key-file")
+    assert not out.exists()
+    p = _cli("case", "export", cid, "--db", enc, "--out", out, "--no-pdf", "--db-key-file", key)
+    try:
+        duckdb.connect().execute("LOAD httpfs")
+    except duckdb.Error:  # the export's record cannot be written securely here: refused before any copy exists
+        _refused(p, "httpfs")
+        assert not out.exists()
+        return
+    assert p.returncode == 0, p.stderr
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{enc}' AS e (ENCRYPTION_KEY '{STORE_KEY}', READ_ONLY)")
+    assert (cid, str(out.resolve())) in con.execute("SELECT campaign_id, path FROM e.case_exports").fetchall()
+
+
+def test_verify_reads_an_encrypted_store_with_its_key(exported, scanned, tmp_path):
+    db, _, _ = scanned
+    enc, key = tmp_path / "enc.duckdb", tmp_path / "db.key"
+    key.write_text(STORE_KEY + "\n")
+    _encrypted_copy(db, enc)  # the same audit log, kept encrypted
+    out = _copy(exported, tmp_path)
+    _refused(_cli("case", "verify", out, "--db", enc), "encrypted", "--db-key-file")
+    p = _cli("case", "verify", out, "--db", enc, "--db-key-file", key)
+    assert p.returncode == 0 and p.stdout.startswith("intact"), (p.stdout, p.stderr)
+    (out / "accounts.csv").write_text("account_id\n")
+    assert _cli("case", "verify", out, "--db", enc, "--db-key-file", key).returncode == 1

@@ -6,6 +6,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sklearn.metrics import adjusted_rand_score
 
 from conftest import run_main
 from distillguard.errors import UsageError
@@ -24,8 +25,34 @@ def test_a_world_is_simulated_scanned_and_scored(world):
     assert world["world"] == "shifted-5000-x0.06" and world["events"] > 1000
     assert world["attack"] > 0 and world["campaigns"] >= 3
     assert world["operators"] < world["campaigns"]  # the multi-cell operator of every shifted world
-    assert 0.0 <= world["policy_recall"] <= 1.0 and 0.0 <= world["benign_flag_rate"] <= 1.0
-    assert world["operator_ari"] is not None
+    # the figures are the scan's actions counted against the labels, recomputed here from the two files
+    labels = pq.read_table(f"{world['data']}/labels.parquet").to_pylist()
+    scan = pq.read_table(f"{world['data']}/scan/accounts.parquet").to_pylist()
+    flagged = {r["account_id"] for r in scan if r["action"] in ("challenge", "throttle", "block")}
+    attack = {r["account_id"] for r in labels if r["is_attack"]}
+    benign = {r["account_id"] for r in labels} - attack
+    assert world["attack"] == len(attack) and world["benign"] == len(benign)
+    assert world["campaigns"] == len({r["campaign_id"] for r in labels if r["is_attack"]})
+    assert world["policy_recall"] == pytest.approx(len(flagged & attack) / len(attack))
+    assert world["benign_flag_rate"] == pytest.approx(len(flagged & benign) / len(benign))
+    # operator ARI over the attack accounts; an account the scan left unlinked is a group of its own
+    pred = {r["account_id"]: r["operator_id"] for r in scan}
+    ordered = sorted(attack)
+    truth = {r["account_id"]: r["operator_id"] for r in labels}
+    assert world["operator_ari"] == pytest.approx(adjusted_rand_score(
+        [truth[a] for a in ordered], [pred.get(a) or f"alone:{a}" for a in ordered]))
+    # and they say the scan works on a world it was never tuned on: most campaigns found, no benign account flagged
+    found = sum(2 * len(flagged & members) >= len(members) for members in _members(labels).values())
+    assert world["campaigns_found"] == found >= world["campaigns"] / 2
+    assert world["policy_recall"] >= 0.5 and world["benign_flag_rate"] <= 0.02
+
+
+def _members(labels) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for r in labels:
+        if r["is_attack"]:
+            out.setdefault(r["campaign_id"], set()).add(r["account_id"])
+    return out
     assert set(world["benign_archetypes"]) <= set(world["archetypes"])
     assert "chat" in world["benign_archetypes"]
 

@@ -1,11 +1,13 @@
-"""Behaviour features: hand-computed values on a tiny store, and portable SQL."""
+"""Behaviour features: hand-computed values, SQL snapshots per backend, and the stream fold against the batch."""
 import datetime as dt
+import os
+from pathlib import Path
 
 import ibis
 import pyarrow as pa
 import pytest
 
-from distillguard.features import FEATURE_COLUMNS, account_features, events_table
+from distillguard.features import account_features, events_table
 from distillguard.schema import EVENT_SCHEMA
 from distillguard.store import EventStore
 
@@ -64,13 +66,107 @@ def test_model_pivot_share(features):
     assert features["bot"]["pivot_share"] == 0.0
 
 
-def test_features_are_an_unbound_expression_that_compiles_to_sql():
-    sql = ibis.to_sql(account_features(events_table()), dialect="duckdb")
-    assert "GROUP BY" in sql and "account_id" in sql
+SNAPSHOTS = Path(__file__).parent / "snapshots" / "test_features"
 
 
-def test_feature_columns_are_declared():
-    assert FEATURE_COLUMNS[0] == "account_id" and "hour_entropy" in FEATURE_COLUMNS
+@pytest.mark.parametrize("backend", ["duckdb", "pyspark"])
+def test_feature_sql_matches_the_snapshot(backend):
+    """The SQL each backend runs for the features, compiled from the unbound expression (no connection, no
+    Spark session: Ibis's own PySpark dialect; the Spark engine patches three operations, docs/spark.md).
+    A change to a feature shows here as a reviewed diff; regenerate with DISTILLGUARD_UPDATE_SNAPSHOTS=1."""
+    if backend == "pyspark":
+        pytest.importorskip("pyspark")
+        ibis.pyspark  # noqa: B018 - loading the backend registers its compile options; no session is started
+    sql = ibis.to_sql(account_features(events_table()), dialect=backend).strip() + "\n"
+    path = SNAPSHOTS / backend / "out.sql"
+    if os.environ.get("DISTILLGUARD_UPDATE_SNAPSHOTS"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(sql)
+    assert sql == path.read_text(), f"SQL of the features changed on {backend}: review, then regenerate the snapshot"
+
+
+def _event_rows():
+    """Events with nulls and edge values in every field a feature reads."""
+    values = {
+        "n": [None, 1, 2], "logprobs": [None, False, True], "top_logprobs": [None, 0, 5], "temperature": [None, 0.0, 0.7],
+        "reasoning_effort": [None, "HIGH", "low"], "is_batch": [None, True], "status": [None, "ok", "refused", "error"],
+        "conversation_id": [None, "c1"], "prompt": [None, "", "héllo"], "input_tokens": [None, 7], "max_output_tokens": [None, 99],
+    }
+    rows = []
+    for i in range(24):
+        row = {k: v[i % len(v)] for k, v in values.items()}
+        rows.append(dict(row, ts=T0 + dt.timedelta(hours=5 * i, seconds=i), account_id=f"a{i % 3}", model=["m", None][i % 2]))
+    return rows
+
+
+def test_every_per_event_value_means_the_same_in_sql_and_in_python():
+    """The one declaration evaluates to the same value per event in the batch (DuckDB) and the stream (Python)."""
+    from distillguard.features import BEHAVIOUR
+    from distillguard.features.aggregators import to_us
+
+    rows = _event_rows()
+    store = EventStore(":memory:")
+    store.append_events([_events(rows)])
+    t = store.ibis().table("events").order_by("event_id")
+    exprs = {a.names[0]: a.x for a in BEHAVIOUR.aggregators if getattr(a, "x", None) is not None}
+    sql = t.select(**{k: e.ibis(t) for k, e in exprs.items()}).to_pyarrow().to_pylist()
+    stored = t.to_pyarrow().to_pylist()
+    for ev, want in zip(stored, sql):
+        for name, e in exprs.items():
+            got = e.py()(ev, to_us(ev["ts"]))
+            want_v = want[name]
+            if hasattr(want_v, "timestamp"):
+                want_v = to_us(want_v)
+            if name == "active_days":
+                want_v = (want_v - dt.date(1970, 1, 1)).days
+            assert got == want_v, (name, ev, got, want_v)
+
+
+def test_partials_merge_to_the_fold_of_all_events_and_survive_json():
+    """Per-day partial aggregates merge into the whole (incremental scans); a partial round-trips through JSON."""
+    import orjson
+
+    from distillguard.features import BEHAVIOUR
+
+    rows = sorted(_event_rows(), key=lambda r: r["ts"])
+    for acc in ("a0", "a1"):
+        mine = [r for r in rows if r["account_id"] == acc]
+        whole, first, second = BEHAVIOUR.start(), BEHAVIOUR.start(), BEHAVIOUR.start()
+        for i, ev in enumerate(mine):
+            BEHAVIOUR.add(whole, ev)
+            BEHAVIOUR.add(first if i < len(mine) // 2 else second, ev)
+        merged = BEHAVIOUR.merge(first, second)
+        ctx = {"released": {"m": to_us_of(rows[0]["ts"])}, "start_us": to_us_of(rows[0]["ts"])}
+        want = BEHAVIOUR.row(acc, whole, ctx)
+        again = BEHAVIOUR.load(orjson.loads(orjson.dumps(BEHAVIOUR.dump(merged))))
+        for got in (BEHAVIOUR.row(acc, merged, ctx), BEHAVIOUR.row(acc, again, ctx)):
+            assert got.keys() == want.keys()
+            for k, v in want.items():
+                assert got[k] == (v if v is None or isinstance(v, (str, dt.datetime)) else pytest.approx(v)), (acc, k)
+
+
+def to_us_of(ts):
+    from distillguard.features.aggregators import to_us
+
+    return to_us(ts)
+
+
+def test_distinct_counts_exactly_up_to_k_then_estimates_and_merges():
+    from distillguard.features.aggregators import Distinct
+    from distillguard.features.expr import col
+
+    d = Distinct("d", col("v"), k=1024)
+    exact, big, other = d.start(), d.start(), d.start()
+    for i in range(1000):
+        d.add(exact, {"v": f"x{i % 500}"}, 0)
+    assert d.values(exact, None)["d"] == 500
+    for i in range(20_000):
+        d.add(big, {"v": f"x{i}"}, 0)
+        d.add(other, {"v": f"x{i + 10_000}"}, 0)
+    assert len(big[0]) == 1024  # bounded memory
+    assert d.values(big, None)["d"] == pytest.approx(20_000, rel=0.1)
+    assert d.values(d.merge(big, other), None)["d"] == pytest.approx(30_000, rel=0.1)
+    assert d.values(d.merge(exact, big), None)["d"] == pytest.approx(20_000, rel=0.1)  # x0..x499 counted once
 
 
 def test_end_user_sample_takes_the_busiest_end_users_of_router_accounts_only():

@@ -35,7 +35,13 @@ def test_reasons_name_the_evidence_that_carried_the_verdict():
     reasons = m.reasons(ev)
     top = int(np.argmax(ev.column("cot")))
     assert reasons[top][0].code == "COT_ELICITATION" and reasons[top][0].terms == ("cot",)
-    assert all(r.code is not None for rs in reasons for r in rs)
+    # a reason's weight is what its terms added to the risk, and only weights of 0.5 or more are listed
+    terms = m.terms(ev)
+    listed = [(i, r) for i, rs in enumerate(reasons) for r in rs]
+    assert listed and all(r.weight >= 0.5 for _, r in listed)
+    assert all(r.weight == pytest.approx(sum(terms[i][ev.names.index(t)] for t in r.terms), abs=1e-3) for i, r in listed)
+    weak = int(np.argmin(ev.column("cot")))
+    assert "COT_ELICITATION" not in {r.code for r in reasons[weak]}
 
 
 def test_operating_point_holds_the_target_benign_fpr():

@@ -241,8 +241,9 @@ def test_forget_erases_an_account_and_audits_it(tmp_path):
     assert (action, target, reason) == ("forget", "alice", "erasure request #7")
     assert json.loads(details)["events_deleted"] == 6
     assert "alice" not in (tmp_path / "dg.duckdb.quarantine.jsonl").read_text()
-    again = json.loads(_cli("store", "forget", "--db", db, "--account", "alice").stdout)
-    assert again["events_deleted"] == 0
+    again = _cli("store", "forget", "--db", db, "--account", "alice")
+    assert again.returncode == 1 and "nothing of account 'alice'" in again.stderr  # nothing left: said, not success
+    assert json.loads(again.stdout)["events_deleted"] == 0
     from distillguard.console.audit import verify_audit_chain
 
     assert verify_audit_chain(db) == (True, None)  # an erasure is audited, not an analyst decision the chain checks

@@ -233,3 +233,22 @@ def test_campaign_indicators_are_values_its_members_hold_almost_alone():
     got = _indicators(comms, assignment, members).to_pylist()
     assert {(r["campaign_id"], r["kind"], r["value"]) for r in got} == {("C-1", "payment_fingerprint", "ring-card"),
                                                                           ("C-1", "template", "b1:aa")}
+
+
+def test_attachment_is_computed_once_and_the_evidence_carries_that_value(smoke_traffic, tmp_path, monkeypatch):
+    """Campaign candidates and the evidence matrix use one attachment per scan, not two computations of it."""
+    import numpy as np
+
+    import distillguard.scan as scan
+    import distillguard.score.evidence as evidence
+    from distillguard.store import EventStore
+
+    computed, real = [], evidence.attachment
+    monkeypatch.setattr(scan, "attachment", lambda *a: computed.append(real(*a)) or computed[-1])
+    monkeypatch.setattr(evidence, "attachment", lambda *a: computed.append(real(*a)) or computed[-1])
+    with EventStore(tmp_path / "dg.duckdb") as store:
+        store.append_events([pq.read_table(smoke_traffic / "events.parquet")])
+        store.append_accounts(pq.read_table(smoke_traffic / "accounts.parquet"))
+        an, _ = scan.analyse(*scan.store_inputs(store))
+    assert len(computed) == 1 and (computed[0] > 0).any()
+    assert np.array_equal(an.evidence.column("campaign_attachment"), computed[0])

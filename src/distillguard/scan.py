@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distillguard.features import account_features
+from distillguard.features import feature_table
 from distillguard.features.samples import end_user_sample, prompt_sample
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
@@ -70,20 +70,6 @@ class _Stages:
         if task is not None:
             self.progress.update(task, completed=1)
         return out
-
-
-def _with_silent_accounts(features: pa.Table, meta: pa.Table) -> pa.Table:
-    """Add accounts known from metadata but without events (n_events 0).
-
-    Every account in the input appears in the results; a silent account that
-    shares a campaign's card is still linked to it.
-    """
-    seen = set(features.column("account_id").to_pylist())
-    silent = sorted(set(meta.column("account_id").to_pylist()) - seen)
-    if not silent:
-        return features
-    extra = pa.table({"account_id": pa.array(silent, pa.string()), "n_events": pa.array([0] * len(silent), pa.int64())})
-    return pa.concat_tables([features, extra], promote_options="default")
 
 
 def _declared_orgs(meta: pa.Table) -> dict[str, str | None]:
@@ -188,10 +174,7 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     """
     policy = policy or Policy.load()
     st = _Stages(progress)
-    # Engines return group-by rows in any order, and fitted signals subsample
-    # by position: a canonical order makes the scan the same on every run and engine.
-    features = st.run("features", lambda: _with_silent_accounts(account_features(events).to_pyarrow(), meta)
-                      .sort_by("account_id"))
+    features = st.run("features", feature_table, events, meta)
     samples = st.run("prompt samples", lambda: prompt_sample(events).to_pyarrow()
                      .sort_by([("account_id", "ascending"), ("prompt", "ascending")]))
     end_users = st.run("end-user samples", lambda: end_user_sample(events).to_pyarrow()
@@ -230,16 +213,16 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
     strong = own >= pop.get("strong", 0.5)
     like_cleared = lookalikes(raw, np.array([a in cleared for a in ids], dtype=bool))
     strong[like_cleared] = False
-    attach_of = {r.kind: r.attach for r in rules}
+    attach = attachment(ids, comms, {r.kind: r.attach for r in rules})
     candidates = strong_communities(
-        comms, ids, strong.any(axis=1), attachment(ids, comms, attach_of),
+        comms, ids, strong.any(axis=1), attach,
         min_attachment=camp.get("min_attachment", 0.3), min_strong_share=camp.get("min_strong_share", 0.5),
         min_strong_members=int(camp.get("min_strong_members", 3)), max_p_value=camp.get("max_p_value", 1e-4),
         is_dismissed=is_dismissed, core_hubs=hub_holders(memberships, ids, comms, camp.get("core_kinds", ())),
     )
     cores = {c: t["core"] for c, t in candidates.items() if "core" in t}
-    evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, attach_of, own=own, pool=candidates,
-                              cores=cores)
+    evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, own=own, pool=candidates,
+                              cores=cores, attach=attach)
     return baselines, strong, active, like_cleared, candidates, evidence
 
 

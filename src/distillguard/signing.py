@@ -17,12 +17,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from distillguard.errors import UsageError
 
 __all__ = ["KEYS_ENV", "keys_dir", "init_keys", "load_private", "load_public", "public_key_of", "key_id", "sign",
-           "verify", "public_pem"]
+           "verify", "public_pem", "Signer", "signer"]
 
 KEYS_ENV = "DISTILLGUARD_KEYS"
 PRIVATE = "signing.key"
@@ -58,6 +60,8 @@ def init_keys(folder: str | Path | None = None, force: bool = False) -> tuple[Pa
         pub.write_bytes(public_pem(key.public_key()))
     except OSError as exc:
         raise UsageError(f"cannot write keys in {d}: {exc.strerror or exc}") from None
+    with _SIGNERS_LOCK:
+        _SIGNERS.pop(priv, None)  # this process signs with the new pair from now on
     return priv, pub
 
 
@@ -108,10 +112,49 @@ def key_id(public_key) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class Signer:
+    """A private key with what every signature repeats (its key id, its public PEM), worked out once."""
+
+    key: object
+    key_id: str
+    public_pem: bytes
+
+    @classmethod
+    def of(cls, private_key) -> "Signer":
+        return cls(private_key, key_id(private_key.public_key()), public_pem(private_key.public_key()))
+
+    def sign(self, message: bytes) -> dict:
+        """``{"alg": "ed25519", "key_id": ..., "signature": base64}`` of ``message``."""
+        return {"alg": "ed25519", "key_id": self.key_id, "signature": base64.b64encode(self.key.sign(message)).decode()}
+
+
+_SIGNERS: dict[Path, Signer] = {}
+_SIGNERS_LOCK = threading.Lock()
+
+
+def signer(folder: str | Path | None = None) -> Signer | None:
+    """The keys folder's signer, read from disk once per process (the audit log signs on every append).
+
+    None while the folder has no key, which is looked for again on the next
+    call (``keys init`` may come later). A key replaced on disk by another
+    process is used after a restart; ``init_keys`` in this process takes
+    effect at once.
+    """
+    path = keys_dir(folder) / PRIVATE
+    with _SIGNERS_LOCK:
+        cached = _SIGNERS.get(path)
+        if cached is None:
+            key = load_private(folder)
+            if key is None:
+                return None
+            cached = _SIGNERS[path] = Signer.of(key)
+        return cached
+
+
 def sign(private_key, message: bytes) -> dict:
     """``{"alg": "ed25519", "key_id": ..., "signature": base64}`` of ``message``."""
-    return {"alg": "ed25519", "key_id": key_id(private_key.public_key()),
-            "signature": base64.b64encode(private_key.sign(message)).decode()}
+    return Signer.of(private_key).sign(message)
 
 
 def verify(public_key, message: bytes, sig: dict | None) -> str | None:

@@ -62,14 +62,23 @@ def _bars(points: list, width: int = 680, height: int = 90) -> dict:
     return sparkline([(str(t), int(c)) for t, c in points], width, height)
 
 
-def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, prices: Path | None = None) -> dict:
-    """Write the case folder for ``campaign_id``; returns the manifest."""
+def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, prices: Path | None = None,
+                db_key_file: Path | None = None) -> dict:
+    """Write the case folder for ``campaign_id``; returns the manifest.
+
+    The store is opened as it is kept (``db_key_file`` for an encrypted one) and
+    for writing: the export is recorded in it (``case_exports``, which erasure
+    lists) before any file is written, so a store that cannot take the record
+    (encrypted, DuckDB without OpenSSL) refuses before a copy exists.
+    """
     from distillguard.console import audit
     from distillguard.console.data import account_volume, campaign_detail, load_prices
+    from distillguard.privacy.erasure import record_case_export
 
     if not Path(db).is_file():
         raise UsageError(f"no store at {db}")
-    con = EventStore(db, read_only=True).con  # UTC session; unreadable file -> UsageError
+    out = Path(out)
+    con = EventStore(db, db_key_file=db_key_file).con  # UTC session; unreadable file, missing key -> UsageError
     try:
         c = campaign_detail(con, campaign_id, load_prices(prices), member_limit=100_000)
         if c is None:
@@ -93,10 +102,11 @@ def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, pric
                     [campaign_id]).fetchall():
                 infra.setdefault(kind, []).append({"value": value, "weight": weight})
         volume = account_volume(con, ev.get("accounts") or [], top=8)
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record_case_export(con, campaign_id, out, created, member_ids)  # erasure lists the exports naming an account
     finally:
         con.close()
 
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     facts = {
         "campaign_id": campaign_id, "exported_at": created, "status": c["status"],
         "summary": {k: c[k] for k in ("risk", "action", "n_accounts", "n_events")} | {
@@ -111,7 +121,6 @@ def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, pric
         "analyst_decisions": decisions,
         "audit_log": {"head": head, "chain_intact": chain_ok, "first_bad_seq": chain_bad},
     }
-    out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -142,13 +151,10 @@ def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, pric
     }
     from distillguard import signing
 
-    key = signing.load_private()
-    if key is not None:
-        manifest["signature"] = signing.sign(key, _signed_bytes(manifest))
+    signer = signing.signer()
+    if signer is not None:
+        manifest["signature"] = signer.sign(_signed_bytes(manifest))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    from distillguard.privacy.erasure import record_case_export
-
-    record_case_export(db, campaign_id, out, created, member_ids)  # erasure lists the exports naming an account
     return manifest
 
 
@@ -158,7 +164,8 @@ def _signed_bytes(manifest: dict) -> bytes:
     return canonical({k: v for k, v in manifest.items() if k != "signature"}).encode("utf-8")
 
 
-def verify_case(folder: Path, db: Path | None = None, public_key: Path | None = None) -> dict:
+def verify_case(folder: Path, db: Path | None = None, public_key: Path | None = None,
+                db_key_file: Path | None = None) -> dict:
     """Check a case folder against its manifest, the manifest's signature and (with ``db``) the audit log.
 
     The signature is checked against ``public_key`` (a PEM file), else the
@@ -200,12 +207,9 @@ def verify_case(folder: Path, db: Path | None = None, public_key: Path | None = 
 
     con = None
     if db is not None:
-        import duckdb
+        from distillguard.privacy.encryption import connect
 
-        try:
-            con = duckdb.connect(str(db), read_only=True)
-        except duckdb.Error as exc:
-            raise UsageError(f"cannot open store {db}: {str(exc).splitlines()[0]}") from None
+        con = connect(str(db), read_only=True, key_file=db_key_file)
     try:
         from distillguard import signing
 

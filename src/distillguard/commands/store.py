@@ -14,7 +14,8 @@ store_app = typer.Typer(help="Erase an account or apply retention to the event s
                         no_args_is_help=True)
 
 
-def _open(db: Path, db_key_file: Optional[Path], identifier_key: Optional[Path] = None):
+def _open(db: Path, db_key_file: Optional[Path], identifier_key: Optional[Path] = None, *, recorded: bool = False):
+    """The store; ``recorded``: under the privacy settings it recorded (another --identifier-key: exit 2)."""
     from distillguard.errors import UsageError
     from distillguard.privacy import StorePrivacy
     from distillguard.privacy.keyed import read_key
@@ -22,8 +23,14 @@ def _open(db: Path, db_key_file: Optional[Path], identifier_key: Optional[Path] 
 
     if not db.exists():
         raise UsageError(f"{db}: no such store")
-    privacy = StorePrivacy(identifier_key=read_key(identifier_key)) if identifier_key else None
-    return EventStore(db, db_key_file=db_key_file, privacy=privacy)
+    store = EventStore(db, db_key_file=db_key_file)
+    if recorded:
+        try:
+            store.privacy = StorePrivacy.of_store(store.con, read_key(identifier_key) if identifier_key else None)
+        except UsageError as exc:
+            store.close()
+            raise UsageError(f"{db}: {exc}") from None
+    return store
 
 
 @store_app.command("forget")
@@ -32,14 +39,22 @@ def forget(
     account: str = typer.Option(..., "--account", help="The account to erase."),
     reason: str = typer.Option("", "--reason", help="Why (kept in the audit log), e.g. the request's reference."),
     db_key_file: Optional[Path] = typer.Option(None, "--db-key-file", help="Key of an encrypted store."),
-    identifier_key: Optional[Path] = typer.Option(None, "--identifier-key", help="The identifier key the store was written with (its pseudonyms use it)."),
+    identifier_key: Optional[Path] = typer.Option(None, "--identifier-key", help="The identifier key the store was written with (needed, and checked, when it was written with one)."),
 ) -> None:
-    """Delete an account's events, metadata, results and quarantine lines; audit it; list exported case files."""
+    """Delete an account's events, metadata, results and quarantine lines; audit it; list exported case files.
+
+    Exit 1 (after printing the counts) when the store held nothing of the account."""
+    import sys
+
     from distillguard.privacy.erasure import forget as forget_account
 
-    with _open(db, db_key_file, identifier_key) as store:
+    with _open(db, db_key_file, identifier_key, recorded=True) as store:
         out = forget_account(store, account, reason)
     print(json.dumps(out, default=str))
+    if not out["found"]:
+        print(f"distillguard: WARNING: nothing of account {account!r} in {db} (looked for {out['account_id']!r}): "
+              "nothing erased; check the id (the erasure request is audited all the same)", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 @store_app.command("retain")

@@ -31,6 +31,7 @@ from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 
 from distillguard.console import audit, data
 from distillguard.errors import UsageError
+from distillguard.serve.auth import over_tls, who as _who
 
 __all__ = ["console_router", "CSP", "SECURITY_HEADERS"]
 
@@ -96,11 +97,6 @@ def _int(v, default=None):
         return default
 
 
-def _who(request: Request) -> str | None:
-    p = getattr(request.state, "principal", None)
-    return p.name if p is not None else None
-
-
 def console_router(store_path: str | Path | None, prices_path: str | Path | None = None, title: str = "distillguard console",
                    lock=None, auth=None) -> APIRouter:
     """The console's routes, to mount at ``/`` (``app.include_router(console_router(db))``).
@@ -154,18 +150,28 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
             sid = sessions.create(dataclasses.replace(p, via="session"))
             await run_in_threadpool(_audit_sign_in, p.name)
             r = RedirectResponse(_local(form.get("next")), status_code=303, headers=SECURITY_HEADERS)
-            r.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+            r.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", secure=over_tls(request),
                          max_age=sessions.seconds, path="/")
             return r
 
         @router.post("/logout")
         async def logout(request: Request):
+            refused = await _checked_form(request, 4096)
+            if isinstance(refused, Response):  # a cross-site page must not sign the analyst out
+                return refused
             sid = request.cookies.get(SESSION_COOKIE)
             if sid:
                 sessions.drop(sid)
             r = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
             r.delete_cookie(SESSION_COOKIE, path="/")
             return r
+
+    async def _checked_form(request: Request, limit: int):
+        """A same-origin form post carrying this process's CSRF token, or the 403 refusing it."""
+        form = await _form(request, limit)
+        if not isinstance(form, Response) and not hmac.compare_digest(form.get("csrf", ""), csrf):
+            return PlainTextResponse("stale form: reload the page", 403, headers=SECURITY_HEADERS)
+        return form
 
     def _audit_sign_in(name: str) -> None:
         with store.open() as con:
@@ -239,11 +245,9 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
 
     @router.post("/actions")
     async def action(request: Request):
-        form = await _form(request, 65536)
+        form = await _checked_form(request, 65536)
         if isinstance(form, Response):
             return form
-        if not hmac.compare_digest(form.get("csrf", ""), csrf):
-            return PlainTextResponse("stale form: reload the page", 403, headers=SECURITY_HEADERS)
         kind, target = form.get("target_kind", ""), form.get("target_id", "")
         analyst = _who(request) or ""  # the signed-in credential; a typed name is never the identity
 
@@ -269,7 +273,7 @@ def _local(path: str | None) -> str:
 async def _form(request: Request, limit: int):
     """A same-origin form post as a dict (first value per field), or the 403 refusing a cross-origin one."""
     origin = request.headers.get("origin")
-    if origin and origin != f"{request.url.scheme}://{request.headers.get('host')}":
+    if origin and origin != f"{'https' if over_tls(request) else 'http'}://{request.headers.get('host')}":
         return PlainTextResponse("cross-origin request refused", 403, headers=SECURITY_HEADERS)
     body = (await request.body())[:limit].decode("utf-8", "replace")
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}

@@ -286,18 +286,20 @@ def _head_message(seq: int, head_hash: str) -> bytes:
 
 
 def _sign_head(con, seq: int, head_hash: str, key=None) -> None:
-    """Sign the new head when this process has the signing key (one row, replaced: truncation then fails)."""
+    """Sign the new head when this process has the signing key (one row, replaced: truncation then fails).
+
+    The key is the process's cached signer (:func:`distillguard.signing.signer`), not read per append."""
     from distillguard import signing
 
-    key = key or signing.load_private()
-    if key is None:
+    signer = signing.Signer.of(key) if key is not None else signing.signer()
+    if signer is None:
         return
-    sig = signing.sign(key, _head_message(seq, head_hash))
+    sig = signer.sign(_head_message(seq, head_hash))
     con.execute("CREATE TABLE IF NOT EXISTS audit_signature (seq BIGINT, head_hash VARCHAR, key_id VARCHAR, "
                 "signature VARCHAR, public_key_pem VARCHAR, signed_at VARCHAR)")
     con.execute("DELETE FROM audit_signature")
     con.execute("INSERT INTO audit_signature VALUES (?, ?, ?, ?, ?, ?)",
-                [seq, head_hash, sig["key_id"], sig["signature"], signing.public_pem(key.public_key()).decode(),
+                [seq, head_hash, sig["key_id"], sig["signature"], signer.public_pem.decode(),
                  datetime.now(timezone.utc).isoformat(timespec="seconds")])
 
 

@@ -1,20 +1,72 @@
 """Behaviour features per account: volume, tokens, parameters, timing, sessions.
 
-One Ibis expression, one row per ``account_id``. Everything is a ratio or a
-count so that detectors can compare accounts of different sizes.
+Declared once, in :data:`BEHAVIOUR`: each column is one mergeable aggregator
+(:mod:`distillguard.features.aggregators`, :mod:`~distillguard.features.timing`) over a per-event value, or a
+formula over aggregates. The scan runs :func:`account_features` (Ibis, on
+DuckDB or Spark); the decision service folds the same declaration one event
+at a time (:class:`distillguard.serve.state.AccountState`). Everything is a
+ratio or a count so that detectors can compare accounts of different sizes.
+Adding a feature is one line here; a name starting with ``_`` is an
+intermediate aggregate, not an output column.
 """
 from __future__ import annotations
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
+from distillguard.features.aggregators import Count, Distinct, Max, Mean, Min, Share, Sum
+from distillguard.features.featureset import Derived, FeatureSet
+from distillguard.features.timing import Gaps, HourHistogram, ModelAdoption, PeakHour
+from distillguard.features.expr import DAY, TS, col, greatest
 from distillguard.schema import EVENT_SCHEMA
 
-__all__ = ["account_features", "events_table", "FEATURE_COLUMNS"]
+__all__ = ["BEHAVIOUR", "account_features", "feature_table", "events_table", "FEATURE_COLUMNS"]
 
 HIGH_EFFORT = ("high", "xhigh", "max", "maximum")
 RELEASE_GRACE_HOURS = 24
 """A model first seen this long after the data starts counts as newly released."""
+
+_N = col("n_events").to_float()
+
+BEHAVIOUR = FeatureSet(
+    Count("n_events"),
+    Min("first_ts", TS),
+    Max("last_ts", TS),
+    Max("org_id", col("org_id")),
+    Distinct("active_days", DAY),
+    Sum("input_tokens", col("input_tokens").fill_null(0)),
+    Sum("output_tokens", col("output_tokens").fill_null(0)),
+    Sum("reasoning_tokens", col("reasoning_tokens").fill_null(0)),
+    Mean("output_tokens_mean", col("output_tokens").fill_null(0)),
+    Mean("max_output_tokens_mean", col("max_output_tokens")),
+    Derived("output_ratio", col("output_tokens").to_float() / greatest(col("input_tokens"), 1)),
+    Share("fanout_share", col("n").fill_null(1) > 1),
+    Mean("n_mean", col("n").fill_null(1)),
+    Share("logprobs_share", col("logprobs").fill_null(False) | (col("top_logprobs").fill_null(0) > 0)),
+    Share("temperature_zero_share", col("temperature").fill_null(1.0).eq(0)),
+    Distinct("temperature_distinct", col("temperature")),
+    Share("high_effort_share", col("reasoning_effort").lower().isin(HIGH_EFFORT)),
+    Share("batch_share", col("is_batch").fill_null(False)),
+    Share("error_share", col("status").isin(("error", "refused"))),
+    Distinct("_conversations", col("conversation_id")),
+    Sum("_unthreaded", col("conversation_id").isnull()),
+    Derived("conversation_share", (col("_conversations") + col("_unthreaded")).to_float() / _N),
+    Distinct("ip_distinct", col("client_ip")),
+    Distinct("user_agent_distinct", col("user_agent")),
+    Distinct("model_distinct", col("model")),
+    Mean("prompt_chars_mean", col("prompt").length()),
+    Distinct("_prompt_distinct", col("prompt"), hashed=True),
+    Derived("prompt_distinct_share", col("_prompt_distinct").to_float() / _N),
+    Gaps(mean="_gap_mean", std="_gap_std", median="gap_median"),
+    Derived("gap_cv", col("_gap_std") / greatest(col("_gap_mean"), 1e-9)),
+    HourHistogram(entropy="hour_entropy", hours="active_hours"),
+    PeakHour("_peak_hour_events"),
+    Derived("peak_hour_share", col("_peak_hour_events").to_float() / _N),
+    ModelAdoption("_pivot_events", grace_hours=RELEASE_GRACE_HOURS),
+    Derived("pivot_share", col("_pivot_events").fill_null(0).to_float() / _N),
+)
+"""The behaviour features, in output order (see the module docstring)."""
 
 
 def events_table(name: str = "events") -> ir.Table:
@@ -22,121 +74,27 @@ def events_table(name: str = "events") -> ir.Table:
     return ibis.table(ibis.schema(EVENT_SCHEMA), name=name)
 
 
-def _share(cond: ir.BooleanValue) -> ir.FloatingScalar:
-    return cond.ifelse(1.0, 0.0).mean()
-
-
-def _volume_and_parameters(t: ir.Table) -> ir.Table:
-    inp = t.input_tokens.fill_null(0)
-    out = t.output_tokens.fill_null(0)
-    return t.group_by("account_id").aggregate(
-        n_events=t.count(),
-        first_ts=t.ts.min(),
-        last_ts=t.ts.max(),
-        active_days=t.ts.date().nunique(),
-        input_tokens=inp.sum(),
-        output_tokens=out.sum(),
-        reasoning_tokens=t.reasoning_tokens.fill_null(0).sum(),
-        output_tokens_mean=out.mean(),
-        max_output_tokens_mean=t.max_output_tokens.mean(),
-        fanout_share=_share(t.n.fill_null(1) > 1),
-        n_mean=t.n.fill_null(1).mean(),
-        logprobs_share=_share(t.logprobs.fill_null(False) | (t.top_logprobs.fill_null(0) > 0)),
-        temperature_zero_share=_share(t.temperature.fill_null(1.0) == 0),
-        temperature_distinct=t.temperature.nunique(),
-        high_effort_share=_share(t.reasoning_effort.lower().isin(HIGH_EFFORT)),
-        batch_share=_share(t.is_batch.fill_null(False)),
-        error_share=_share(t.status.isin(("error", "refused"))),
-        conversations=t.conversation_id.nunique(),
-        unthreaded=t.conversation_id.isnull().sum(),
-        ip_distinct=t.client_ip.nunique(),
-        user_agent_distinct=t.user_agent.nunique(),
-        model_distinct=t.model.nunique(),
-        org_id=t.org_id.max(),
-        prompt_chars_mean=t.prompt.length().mean(),
-        prompt_distinct=t.prompt.nunique(),
-    )
-
-
-def _timing(t: ir.Table) -> ir.Table:
-    secs = t.ts.epoch_seconds()
-    w = ibis.window(group_by=t.account_id, order_by=t.ts)
-    gaps = t.mutate(gap=(secs - secs.lag().over(w)).cast("float64"))
-    gaps = gaps.filter(gaps.gap.notnull())
-    per_gap = gaps.group_by("account_id").aggregate(
-        gap_mean=gaps.gap.mean(),
-        gap_std=gaps.gap.std(),
-        gap_median=gaps.gap.approx_median(),
-    )
-    hourly = t.group_by([t.account_id, t.ts.hour().name("hour")]).aggregate(c=t.count())
-    total = hourly.c.sum().over(ibis.window(group_by=hourly.account_id))
-    p = hourly.c.cast("float64") / total
-    hourly = hourly.mutate(plogp=p * p.ln())
-    hours = hourly.group_by("account_id").aggregate(
-        hour_entropy=-hourly.plogp.sum() / ibis.literal(24.0).ln(),
-        active_hours=hourly.count(),
-    )
-    buckets = t.group_by([t.account_id, t.ts.truncate("h").name("bucket")]).aggregate(c=t.count())
-    bursts = buckets.group_by("account_id").aggregate(peak_hour_events=buckets.c.max())
-    return per_gap.join(hours, "account_id", how="outer").join(bursts, "account_id", how="outer")
-
-
-def _model_pivot(t: ir.Table) -> ir.Table:
-    """Share of an account's traffic on a model it adopted within a day of its release.
-
-    A model's release is approximated by its first appearance in the data; a
-    model present from the start of the data is not "new".
-    """
-    grace = ibis.interval(hours=RELEASE_GRACE_HOURS)
-    models = t.filter(t.model.notnull()).group_by("model").aggregate(released=t.ts.min())
-    models = models.filter(models.released > t.ts.min().as_scalar() + grace)
-    per = t.group_by(["account_id", "model"]).aggregate(first_use=t.ts.min(), c=t.count())
-    j = per.join(models, "model")
-    quick = j.first_use < j.released + grace
-    return j.group_by("account_id").aggregate(pivot_events=quick.ifelse(j.c, 0).sum())
-
-
 def account_features(events: ir.Table) -> ir.Table:
     """One row per account with behaviour features (see :data:`FEATURE_COLUMNS`)."""
-    base = _volume_and_parameters(events)
-    out = base.join(_timing(events), "account_id", how="left").join(
-        _model_pivot(events), "account_id", how="left"
-    )
-    n = out.n_events.cast("float64")
-    return out.select(
-        "account_id",
-        "n_events",
-        "first_ts",
-        "last_ts",
-        "org_id",
-        "active_days",
-        "input_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "output_tokens_mean",
-        "max_output_tokens_mean",
-        output_ratio=out.output_tokens.cast("float64") / ibis.greatest(out.input_tokens, 1),
-        fanout_share="fanout_share",
-        n_mean="n_mean",
-        logprobs_share="logprobs_share",
-        temperature_zero_share="temperature_zero_share",
-        temperature_distinct="temperature_distinct",
-        high_effort_share="high_effort_share",
-        batch_share="batch_share",
-        error_share="error_share",
-        conversation_share=(out.conversations + out.unthreaded).cast("float64") / n,
-        ip_distinct="ip_distinct",
-        user_agent_distinct="user_agent_distinct",
-        model_distinct="model_distinct",
-        prompt_chars_mean="prompt_chars_mean",
-        prompt_distinct_share=out.prompt_distinct.cast("float64") / n,
-        gap_median="gap_median",
-        gap_cv=out.gap_std / ibis.greatest(out.gap_mean, 1e-9),
-        hour_entropy=out.hour_entropy.fill_null(0.0),
-        active_hours=out.active_hours.fill_null(0),
-        peak_hour_share=out.peak_hour_events.cast("float64") / n,
-        pivot_share=out.pivot_events.fill_null(0).cast("float64") / n,
-    )
+    return BEHAVIOUR.expression(events)
 
 
-FEATURE_COLUMNS = tuple(account_features(events_table()).columns)
+def feature_table(events: ir.Table, meta: pa.Table | None = None) -> pa.Table:
+    """Every account's feature row, in ``account_id`` order: what the scan and ``distillguard features`` compute.
+
+    Accounts known from metadata (``meta``) but without events get a row with
+    ``n_events`` 0 and nulls: every account in the input appears, and a silent
+    account that shares a campaign's card is still linked to it. Engines
+    return group-by rows in any order, and fitted signals subsample by
+    position: the canonical order makes the result the same on every run and engine.
+    """
+    features = account_features(events).to_pyarrow()
+    if meta is not None:
+        silent = sorted(set(meta.column("account_id").to_pylist()) - set(features.column("account_id").to_pylist()))
+        if silent:
+            extra = pa.table({"account_id": pa.array(silent, pa.string()), "n_events": pa.array([0] * len(silent), pa.int64())})
+            features = pa.concat_tables([features, extra], promote_options="default")
+    return features.sort_by("account_id")
+
+
+FEATURE_COLUMNS = BEHAVIOUR.columns

@@ -34,15 +34,18 @@ def connect(path: str, read_only: bool = False, key_file=None) -> duckdb.DuckDBP
         try:
             return duckdb.connect(path, read_only=read_only)
         except duckdb.Error as exc:
+            if "encrypted" in str(exc) and "without a key" in str(exc):
+                raise UsageError(f"store {path} is encrypted: give its key with --db-key-file") from None
             raise UsageError(f"cannot open store {path}: {str(exc).splitlines()[0]}") from exc
     key = read_db_key(key_file)
     con = duckdb.connect(":memory:")
     try:
         con.execute("LOAD httpfs")
     except duckdb.Error as exc:
-        con.close()
-        raise UsageError("--db-key-file needs DuckDB's httpfs extension (OpenSSL) to encrypt securely, and it is "
-                         f"not installed here ({str(exc).splitlines()[0]})") from exc
+        if not read_only:  # decrypting is safe with DuckDB's own fallback; writing is not
+            con.close()
+            raise UsageError("--db-key-file needs DuckDB's httpfs extension (OpenSSL) to encrypt securely, and it is "
+                             f"not installed here ({str(exc).splitlines()[0]})") from exc
     opts = "ENCRYPTION_KEY '" + key.replace("'", "''") + "'" + (", READ_ONLY" if read_only else "")
     try:
         con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS store ({opts})")

@@ -49,13 +49,9 @@ def _tables_with_account(con) -> list[str]:
 
 
 def delete_account_rows(con, account_id: str) -> dict[str, int]:
-    """Delete the account's rows from every table that has an ``account_id``; counts per table."""
-    counts = {}
-    for t in _tables_with_account(con):
-        n = con.execute(f'DELETE FROM "{t}" WHERE account_id = ?', [account_id]).fetchall()[0][0]
-        if n:
-            counts[t] = n
-    return counts
+    """Delete the account's rows from every table that has an ``account_id``; counts per table (0s included)."""
+    return {t: con.execute(f'DELETE FROM "{t}" WHERE account_id = ?', [account_id]).fetchall()[0][0]
+            for t in _tables_with_account(con)}
 
 
 def _drop_from_campaigns(con, account_id: str) -> int:
@@ -95,17 +91,13 @@ def _scrub_quarantine(path: Path, account_id: str) -> int:
     return len(lines) - len(kept)
 
 
-def record_case_export(db, campaign_id: str, folder: Path, exported_at: str, accounts: list[str]) -> None:
-    """Remember an exported case folder and its accounts: an erasure lists the copies it cannot reach."""
-    import duckdb
+def record_case_export(con, campaign_id: str, folder: Path, exported_at: str, accounts: list[str]) -> None:
+    """Remember an exported case folder and its accounts: an erasure lists the copies it cannot reach.
 
-    con = duckdb.connect(str(db))
-    try:
-        ensure_tables(con)
-        con.execute("INSERT INTO case_exports VALUES (?, ?, ?, ?)",
-                    [campaign_id, str(Path(folder).resolve()), exported_at, json.dumps(sorted(accounts))])
-    finally:
-        con.close()
+    ``con`` is the store's connection as the export opened it (encrypted when the store is)."""
+    ensure_tables(con)
+    con.execute("INSERT INTO case_exports VALUES (?, ?, ?, ?)",
+                [campaign_id, str(Path(folder).resolve()), exported_at, json.dumps(sorted(accounts))])
 
 
 def forget_rows(con, account_id: str) -> dict:
@@ -119,12 +111,19 @@ def forget_rows(con, account_id: str) -> dict:
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return {"events_deleted": per_table.pop("events", 0), "accounts_deleted": per_table.pop("accounts", 0),
-            "results_deleted": per_table, "campaigns_updated": campaigns}
+    others = {t: n for t, n in per_table.items() if t not in ("events", "accounts") and n}
+    return {"rows_deleted": per_table, "events_deleted": per_table.get("events", 0),
+            "accounts_deleted": per_table.get("accounts", 0), "results_deleted": others, "campaigns_updated": campaigns}
 
 
 def forget(store, account_id: str, reason: str = "", operator: str | None = None) -> dict:
-    """Erase ``account_id`` from the store at ``store.path`` and its quarantine files; returns the counts."""
+    """Erase ``account_id`` from the store at ``store.path`` and its quarantine files; returns the counts.
+
+    ``rows_deleted`` has every table with an ``account_id`` (0 where none);
+    ``found`` is False when nothing of the account was there (the audit row is
+    written all the same: a running service must still drop what its journal
+    holds); ``account_id`` is the id as stored (a pseudonym when it held an e-mail...).
+    """
     from distillguard.console.audit import log_event
 
     account_id = store.privacy.identifier((account_id or "").strip())  # a pseudonym when it held an e-mail...
@@ -138,7 +137,9 @@ def forget(store, account_id: str, reason: str = "", operator: str | None = None
         for c, p, at, members in con.execute(
             "SELECT campaign_id, path, exported_at, accounts_json FROM case_exports ORDER BY exported_at").fetchall()
         if account_id in json.loads(members or "[]")]
-    counts = {k: v for k, v in out.items() if k != "case_exports"}
+    out["found"] = bool(sum(out["rows_deleted"].values()) or out["campaigns_updated"] or out["quarantine_lines_deleted"])
+    out["account_id"] = account_id
+    counts = {k: v for k, v in out.items() if k not in ("case_exports", "account_id")}
     counts["case_exports"] = [c["path"] for c in out["case_exports"]]
     row = log_event(con, action="forget", target_kind="account", target_id=account_id,
                     analyst=operator or os.environ.get("USER") or "operator",

@@ -19,6 +19,7 @@ in Python). Fields come in three kinds:
 """
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,7 +30,7 @@ from distillguard.errors import UsageError
 from distillguard.privacy import keyed
 from distillguard.privacy.redact import ID_PREFILTER, PREFILTER, RULES, inert_sql, pseudonym, redact
 
-__all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "store_privacy"]
+__all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "store_privacy", "key_fingerprint"]
 
 PROMPT_MODES = ("redacted", "full", "sampled", "none")
 TEXT_FIELDS = ("prompt", "system_prompt", "response")
@@ -37,6 +38,47 @@ FREE_TEXT = ("extra", "signup_path")
 ID_FIELDS = ("event_id", "account_id", "api_key_id", "org_id", "conversation_id", "model", "user_agent",
              "payment_fingerprint", "email_domain")
 _SETTINGS = {"prompts", "sample_rate", "identifiers", "identifier_key_file", "retention_days"}
+
+
+SETTINGS_TABLE = "privacy_settings"
+"""One row: what the store was first written with (prompt mode, identifiers, key fingerprint, salt)."""
+_SAMPLE_BUCKETS = 10_000
+
+
+def key_fingerprint(key: bytes | None) -> str | None:
+    """What the store records of an identifier key: enough to tell two keys apart, nothing to recover it."""
+    return hashlib.sha256(b"distillguard-identifier-key/1\n" + key).hexdigest()[:16] if key else None
+
+
+def sampled_in(event_id, rate: float) -> bool:
+    """Whether ``sampled`` mode keeps this event's text (the same choice as the store's SQL)."""
+    if event_id is None:
+        return False
+    return int(hashlib.md5(str(event_id).encode()).hexdigest()[:8], 16) % _SAMPLE_BUCKETS < int(rate * _SAMPLE_BUCKETS)
+
+
+def _sampled_sql(col: str, rate: float) -> str:
+    return f"CAST(('0x' || left(md5({col}), 8)) AS BIGINT) % {_SAMPLE_BUCKETS} < {int(rate * _SAMPLE_BUCKETS)}"
+
+
+def _first_row(con, table: str, columns: str) -> tuple | None:
+    """The first row of a table of the store, None when the table is missing or empty."""
+    has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = "
+                      "current_schema() AND table_catalog = current_database()", [table]).fetchall()[0][0]
+    rows = con.execute(f"SELECT {columns} FROM {table} LIMIT 1").fetchall() if has else []
+    return rows[0] if rows else None
+
+
+def _recorded(con) -> dict | None:
+    """The settings the store recorded on its first write (None: never written)."""
+    row = _first_row(con, SETTINGS_TABLE, "prompts, identifiers, key_fingerprint, salt")
+    return dict(zip(("prompts", "identifiers", "key_fingerprint", "salt"), row)) if row else None
+
+
+def _legacy_salt(con) -> bytes | None:
+    """The salt of a store written before settings were recorded (table ``privacy_salt``)."""
+    row = _first_row(con, "privacy_salt", "salt")
+    return bytes.fromhex(row[0]) if row else None
 
 
 def _sql_text(pattern: str) -> str:
@@ -111,16 +153,55 @@ class StorePrivacy:
         return self.prompts != "full"
 
     # -- the store's SQL ---------------------------------------------------------------
+    def mismatch(self, recorded: dict) -> str | None:
+        """Why these settings may not write a store that recorded ``recorded`` (None: they may)."""
+        fp, given = recorded["key_fingerprint"], key_fingerprint(self.identifier_key)
+        if fp != given:
+            if fp is None:
+                return "the store was written without an identifier key; drop --identifier-key (or use a new store)"
+            if given is None:
+                return f"the store was written with an identifier key (fingerprint {fp}): give the same --identifier-key"
+            return f"--identifier-key (fingerprint {given}) is not the key the store was written with (fingerprint {fp})"
+        if recorded["prompts"] != self.prompts:
+            return (f"the store keeps prompts {recorded['prompts']}, this run asks for {self.prompts}: "
+                    f"run with --prompts {recorded['prompts']} (or store.prompts in the policy), or use a new store")
+        if recorded["identifiers"] != self.identifiers:
+            return (f"the store keeps identifiers {recorded['identifiers']}, this run asks for {self.identifiers}: "
+                    f"set store.identifiers: {recorded['identifiers']} in the policy, or use a new store")
+        return None
+
     def bind(self, con) -> "StorePrivacy":
-        """These settings with the store's pseudonym salt (made on first use; the identifier key wins)."""
-        if self.identifier_key:
-            return replace(self, salt=self.identifier_key)
-        con.execute("CREATE TABLE IF NOT EXISTS privacy_salt (salt VARCHAR)")
-        row = con.execute("SELECT salt FROM privacy_salt LIMIT 1").fetchall()
-        if not row:
-            con.execute("INSERT INTO privacy_salt VALUES (?)", [self.salt.hex()])
-            return self
-        return replace(self, salt=bytes.fromhex(row[0][0]))
+        """These settings with the store's pseudonym salt, recorded on the store's first write.
+
+        A store written under other settings refuses (UsageError naming the
+        difference): mixing modes would store one account under two ids, and
+        ``forget`` would look for the wrong one.
+        """
+        rec = _recorded(con)
+        if rec is None:
+            legacy = self.identifier_key is None and _legacy_salt(con)
+            bound = replace(self, salt=self.identifier_key or legacy or self.salt)
+            con.execute(f"CREATE TABLE IF NOT EXISTS {SETTINGS_TABLE} (prompts VARCHAR, identifiers VARCHAR, "
+                        "key_fingerprint VARCHAR, salt VARCHAR)")  # the salt only when no key: never the key
+            con.execute(f"INSERT INTO {SETTINGS_TABLE} VALUES (?, ?, ?, ?)",
+                        [self.prompts, self.identifiers, key_fingerprint(self.identifier_key),
+                         None if self.identifier_key else bound.salt.hex()])
+            return bound
+        why = self.mismatch(rec)
+        if why:
+            raise UsageError(f"store privacy settings differ: {why}")
+        return replace(self, salt=self.identifier_key or bytes.fromhex(rec["salt"]))
+
+    @classmethod
+    def of_store(cls, con, identifier_key: bytes | None = None) -> "StorePrivacy":
+        """The settings a store recorded, under the identifier key they name (``forget`` looks accounts up with them)."""
+        rec = _recorded(con)
+        if rec is None:  # never written through insert_new (or written before settings were recorded)
+            return cls(identifier_key=identifier_key, salt=identifier_key or _legacy_salt(con))
+        if key_fingerprint(identifier_key) != rec["key_fingerprint"]:
+            raise UsageError(f"store privacy settings differ: {cls(identifier_key=identifier_key).mismatch(rec)}")
+        return cls(prompts=rec["prompts"], identifiers=rec["identifiers"], identifier_key=identifier_key,
+                   salt=identifier_key or bytes.fromhex(rec["salt"]))
 
     def install(self, con) -> None:
         """Register the validators' and the pseudonym functions on a DuckDB connection."""
@@ -158,8 +239,6 @@ class StorePrivacy:
         """A stored column from a canonical one whose free text is already redacted."""
         if field in TEXT_FIELDS and self.prompts == "none":
             return "NULL"
-        if field in TEXT_FIELDS and self.prompts == "sampled":
-            return f"CASE WHEN hash(s.\"event_id\") % 10000 < {int(self.sample_rate * 10000)} THEN {col} END"
         if self.identifiers == "hashed" and field == "client_ip":
             return keyed.ip_sql(col, self.identifier_key)
         if self.identifiers == "hashed" and field in keyed.ACCOUNT_FIELDS:
@@ -182,6 +261,11 @@ class StorePrivacy:
                 text = inert_sql(text)
             return f"coalesce(regexp_matches({text}, {_sql_text(pattern)}), FALSE)"
 
+        sampled = [f for f in names if f in TEXT_FIELDS] if self.prompts == "sampled" else []
+        if sampled:  # drop the texts sampling leaves out before redaction runs on them
+            keep = _sampled_sql('"event_id"', self.sample_rate)
+            source = "(SELECT * REPLACE (" + ", ".join(f"CASE WHEN {keep} THEN {_q(f)} END AS {_q(f)}" for f in sampled) \
+                + f") FROM {source})"
         texts = [f for f in names if self._redacts(f)]
         ids = [f for f in names if self._pseudonymises(f)]
         sql = f"SELECT *, {any_match(texts, PREFILTER, inert=True)} AS _dg_hit, {any_match(ids, ID_PREFILTER)} AS _dg_ids FROM {source}"
@@ -209,6 +293,8 @@ class StorePrivacy:
 
     def record(self, row: dict) -> dict:
         """A canonical event or account row as the store would keep it (in place; returned)."""
+        if self.prompts == "sampled" and "event_id" in row and not sampled_in(row["event_id"], self.sample_rate):
+            row.update((f, None) for f in TEXT_FIELDS if f in row)  # left out: nothing to redact
         for f, v in row.items():
             row[f] = self._value(f, v)
         return row

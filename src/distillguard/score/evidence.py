@@ -121,6 +121,7 @@ def build_evidence(
     own: np.ndarray | None = None,
     pool=None,
     cores: dict[int, list[str]] | None = None,
+    attach: np.ndarray | None = None,
 ) -> EvidenceMatrix:
     """Assemble the evidence matrix.
 
@@ -152,10 +153,14 @@ def build_evidence(
         core of their community
         (:func:`distillguard.score.campaigns.strong_communities`) pool over
         the core only.
+    attach
+        Each account's :func:`attachment` when the caller has it already
+        (the scan computes it once for campaign candidates and evidence).
     """
     if own is None:
         own = own_scores(account_ids, signal_tables)
-    attach = attachment(account_ids, communities, attach_of or {})
+    if attach is None:
+        attach = attachment(account_ids, communities, attach_of or {})
     pooled, cover, size, org, share = _campaign_stats(own, account_ids, communities, declared_org, attach, pool, cores)
     names = [c for c, _, _ in signal_tables]
     reasons = [r for _, r, _ in signal_tables]

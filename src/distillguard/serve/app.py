@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from distillguard.ingest.normalize import Reject, normalize
+from distillguard.serve.auth import role as _role, who as _who
 from distillguard.serve.models import (
     AccountView,
     AssessRequest,
@@ -41,17 +42,6 @@ __all__ = ["create_app", "BodyLimit", "reject_field"]
 
 _ERR = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}, 413: {"model": ErrorBody},
         422: {"model": ErrorBody}}
-
-
-def _who(request: Request) -> str:
-    """The name of the credential that made the request (what audit rows carry)."""
-    p = getattr(request.state, "principal", None)
-    return p.name if p is not None else "unknown"
-
-
-def _role(request: Request) -> str:
-    p = getattr(request.state, "principal", None)
-    return p.role if p is not None else ""
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict]:

@@ -13,6 +13,10 @@
 - Console sign-in: an analyst token exchanged for a session cookie
   (HttpOnly, SameSite=Strict, Secure over TLS), or, when configured, a
   header set by a trusted reverse proxy on requests from its address.
+- Forwarded headers count only from a trusted proxy's address: the
+  analyst header, and ``X-Forwarded-Proto`` (whether the browser's
+  connection was TLS, :func:`over_tls`). The server itself trusts none
+  (uvicorn runs with ``proxy_headers=False``).
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import yaml
 from distillguard.errors import UsageError
 
 __all__ = ["ROLES", "Principal", "AccessRules", "TokenBook", "Sessions", "AuthGate", "create_token", "list_tokens",
-           "revoke_token", "token_sha256", "SESSION_COOKIE"]
+           "revoke_token", "token_sha256", "SESSION_COOKIE", "who", "role", "over_tls"]
 
 ROLES = ("gateway", "verifier", "analyst", "reader")
 SESSION_COOKIE = "dg_session"
@@ -53,6 +57,22 @@ class Principal:
 
 
 INSECURE = Principal("insecure-no-auth", "*", "insecure")
+
+
+def who(request) -> str | None:
+    """The name of the credential that made the request (what audit rows carry); None on open routes."""
+    p = getattr(request.state, "principal", None)
+    return p.name if p is not None else None
+
+
+def role(request) -> str:
+    p = getattr(request.state, "principal", None)
+    return p.role if p is not None else ""
+
+
+def over_tls(request) -> bool:
+    """Whether the browser reached us over TLS: directly, or through a trusted proxy saying so (the gate decides)."""
+    return bool(getattr(request.state, "tls", request.url.scheme == "https"))
 
 
 def token_sha256(token: str) -> str:
@@ -333,15 +353,26 @@ class AuthGate:
         h = token_sha256(token)
         return self._known(h) or await lookup_fresh(self.book, h)
 
-    def _from_proxy(self, scope, value: bytes) -> Principal | None:
+    def _from_trusted_proxy(self, scope) -> bool:
         client = scope.get("client")
         if not client or not self.proxy_networks:
-            return None
+            return False
         try:
             ip = ipaddress.ip_address(client[0])
         except ValueError:
-            return None
-        if not any(ip in n for n in self.proxy_networks):
+            return False
+        return any(ip in n for n in self.proxy_networks)
+
+    def _tls(self, scope) -> bool:
+        """TLS to us, or to a trusted proxy that says so in X-Forwarded-Proto (its first hop's value)."""
+        if scope.get("scheme") == "https":
+            return True
+        proto = next((v for k, v in scope.get("headers") or () if k == b"x-forwarded-proto"), None)
+        first = proto.decode("latin-1").split(",")[0].strip().lower() if proto is not None else ""
+        return first == "https" and self._from_trusted_proxy(scope)
+
+    def _from_proxy(self, scope, value: bytes) -> Principal | None:
+        if not self._from_trusted_proxy(scope):
             return None
         name = value.decode("utf-8", "replace").strip()[:200]
         return Principal(name, "analyst", "proxy") if name else None
@@ -384,7 +415,8 @@ class AuthGate:
                 return await self._unauthorised(scope, send)
             if p.role not in self.rules.roles(method, path):
                 return await self._send(send, *_json(403, f"the {p.role} role may not call {method} {path}"))
-        scope.setdefault("state", {})["principal"] = p
+        state = scope.setdefault("state", {})
+        state["principal"], state["tls"] = p, self._tls(scope)
         return await self.app(scope, receive, send)
 
     async def _unauthorised(self, scope, send):

@@ -4,8 +4,10 @@ Risk of an account is the largest of
 - the last scan's risk (``account_results``),
 - the fused behaviour risk of its running features: the
   :data:`~distillguard.features.FEATURE_COLUMNS` row from
-  :class:`~distillguard.serve.state.AccountState`, scored by the same behaviour
-  :class:`~distillguard.signals.base.Signal` classes and fused by the same
+  :class:`~distillguard.serve.state.AccountState` (the stream fold of the
+  scan's feature declaration), scored by the same behaviour
+  :class:`~distillguard.signals.base.Signal` classes, assembled by the scan's
+  :func:`~distillguard.score.evidence.build_evidence` and fused by the same
   :class:`~distillguard.score.fusion.FusionModel` as the scan,
 - the link risk of indicators it shares with a known campaign (first-request
   linking, :mod:`distillguard.serve.campaigns`),
@@ -31,7 +33,8 @@ from distillguard.ingest.base import Quarantined, truncate_raw
 from distillguard.ingest.normalize import Reject, normalize, normalize_fields, rows_to_batch
 from distillguard.privacy.erasure import forget_log, retain
 from distillguard.privacy.settings import StorePrivacy
-from distillguard.score.evidence import EvidenceMatrix
+from distillguard.link import Communities
+from distillguard.score.evidence import EvidenceMatrix, build_evidence
 from distillguard.score.fusion import FusionModel
 from distillguard.score.policy import Policy
 from distillguard.serve.campaigns import (
@@ -50,6 +53,8 @@ from distillguard.signals.behaviour import BEHAVIOUR_SIGNALS
 __all__ = ["Engine", "EngineConfig"]
 
 _DEDUP = 1_000_000
+_CAMPAIGN_TERMS = ("campaign_", "link_")
+"""Evidence terms of an account's campaign (:func:`~distillguard.score.evidence.build_evidence`): only a scan finds them."""
 
 
 class EngineConfig:
@@ -397,22 +402,17 @@ class Engine:
         feats = st.features(released, start)
         table = pa.Table.from_pylist([feats])
         names = list(self.model.coefficients)
-        # The scan's evidence of a known account (its content, its campaign, a declared org that
-        # cleared it) stays; the running state replaces the behaviour terms.
+        results = [(sig, sig.score(table)) for sig in self.signals]
+        evidence = {sig.reason: res.evidence.get(account_id, {}) for sig, res in results if sig.name in names}
+        # The account's own terms come from the scan's evidence builder over its running features;
+        # the scan's campaign terms of a known account (its campaign, a declared org that cleared it) stay.
+        own = build_evidence([account_id], [(sig.name, sig.reason, res.scores) for sig, res in results], Communities(), {},
+                             np.array([float(st.n)]))
         known = self.map.accounts.get(account_id)
         scanned = known.evidence if known is not None else {}
-        values = np.array([[float(scanned.get(n, 0.0)) for n in names]])
-        reasons_of = [None] * len(names)
-        evidence = {}
-        for sig in self.signals:
-            res = sig.score(table)
-            if sig.name in names:
-                j = names.index(sig.name)
-                values[0, j] = float(res.scores.column(sig.name)[0].as_py())
-                reasons_of[j] = sig.reason
-                evidence.update({sig.reason: res.evidence.get(account_id, {})})
-        if "log_events" in names:
-            values[0, names.index("log_events")] = np.log10(1 + st.n)
+        mine = [n in own.names and not n.startswith(_CAMPAIGN_TERMS) for n in names]
+        values = np.array([[own.column(n)[0] if m else float(scanned.get(n, 0.0)) for n, m in zip(names, mine)]])
+        reasons_of = [own.reasons[own.names.index(n)] if m else None for n, m in zip(names, mine)]
         em = EvidenceMatrix([account_id], names, reasons_of, values)
         risk = float(self.model.risk(em)[0]) if st.n else 0.0
         reasons = [{"code": r.code, "weight": float(r.weight), "details": {"source": "online", "terms": list(r.terms),

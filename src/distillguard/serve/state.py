@@ -1,14 +1,13 @@
-"""Per-account running aggregates: the batch feature columns, updated one event at a time.
+"""Per-account running state of the decision service, and where it is kept.
 
-:class:`AccountState` keeps counts, sums and small distinct sets per account
-and turns them into one row with the columns of
-:data:`distillguard.features.FEATURE_COLUMNS`, so the behaviour
-:class:`~distillguard.signals.base.Signal` classes score it exactly as the scan
-does. Where the batch query is exact and a stream cannot be in bounded memory,
-the approximation is stated: distinct sets stop growing at
-:data:`DISTINCT_CAP` values, the gap median is taken over a reservoir of
-:data:`GAP_RESERVOIR` gaps, and gaps are measured against the latest
-timestamp seen (events arriving out of order count a zero gap).
+:class:`AccountState` folds events into the partial aggregates of
+:data:`distillguard.features.behaviour.BEHAVIOUR`, the same declaration the
+scan's batch query is built from, so its feature row has the columns and the
+values of :func:`distillguard.features.account_features` on the same events
+(``tests/test_features_parity.py``). Where a stream cannot be exact in bounded
+memory the aggregator says so (distinct counts beyond
+:data:`~distillguard.features.aggregators.DISTINCT_EXACT` values, gap medians
+beyond :data:`~distillguard.features.timing.GAP_SAMPLE` gaps).
 
 Two backends hold the states: :class:`MemoryState` (one process, the default)
 and :class:`RedisState` (several processes share accounts, links, immunity and
@@ -16,231 +15,51 @@ labels through one Redis server).
 """
 from __future__ import annotations
 
-import hashlib
-import math
-import random
 import threading
 import time
 from dataclasses import dataclass, field
 
 import orjson
 
-from distillguard.features.behaviour import HIGH_EFFORT, RELEASE_GRACE_HOURS
+from distillguard.features.aggregators import to_us
+from distillguard.features.behaviour import BEHAVIOUR
 
-__all__ = ["AccountState", "MemoryState", "RedisState", "DISTINCT_CAP", "GAP_RESERVOIR", "make_state"]
-
-DISTINCT_CAP = 4096
-GAP_RESERVOIR = 1024
-_HOUR_US = 3_600_000_000
-_DAY_US = 86_400_000_000
-_GRACE_US = RELEASE_GRACE_HOURS * _HOUR_US
-_KEEP_BUCKETS = 48
-
-
-def _us(ts) -> int:
-    """A datetime (aware) or epoch microseconds -> epoch microseconds."""
-    if isinstance(ts, int):
-        return ts
-    return int(ts.timestamp() * 1_000_000) if ts.tzinfo else int(ts.replace(tzinfo=None).timestamp() * 1e6)
-
-
-def _stable_hash(text: str) -> int:
-    """A hash that is the same in every process (Python's ``hash`` is salted)."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
-
-
-def _add(s: set, v) -> None:
-    if v is not None and len(s) < DISTINCT_CAP:
-        s.add(v)
+__all__ = ["AccountState", "MemoryState", "RedisState", "make_state"]
 
 
 @dataclass
 class AccountState:
-    """Running aggregates of one account (see the module docstring)."""
+    """The running aggregates of one account (see the module docstring)."""
 
     account_id: str
-    n: int = 0
-    first_us: int | None = None
-    last_us: int | None = None
-    org_id: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    max_out_sum: float = 0.0
-    max_out_n: int = 0
-    fanout: int = 0
-    n_sum: int = 0
-    logprobs: int = 0
-    temp_zero: int = 0
-    high_effort: int = 0
-    batch: int = 0
-    errors: int = 0
-    unthreaded: int = 0
-    prompt_chars: int = 0
-    prompt_n: int = 0
-    gap_n: int = 0
-    gap_mean: float = 0.0
-    gap_m2: float = 0.0
-    gaps: list = field(default_factory=list)
-    hours: list = field(default_factory=lambda: [0] * 24)
-    buckets: dict = field(default_factory=dict)
-    peak_bucket: int = 0
-    models: dict = field(default_factory=dict)  # model -> [first_use_us, count]
-    days: set = field(default_factory=set)
-    conversations: set = field(default_factory=set)
-    ips: set = field(default_factory=set)
-    uas: set = field(default_factory=set)
-    temps: set = field(default_factory=set)
-    prompts: set = field(default_factory=set)
+    parts: list = field(default_factory=BEHAVIOUR.start)
     version: int = 0
 
-    # -- updating -------------------------------------------------------------
     def update(self, ev: dict) -> None:
         """Fold one canonical event (a dict as :func:`distillguard.ingest.normalize.normalize` returns)."""
-        t = _us(ev["ts"])
-        self.n += 1
+        BEHAVIOUR.add(self.parts, ev)
         self.version += 1
-        if self.last_us is not None:
-            gap = max(0.0, (t - self.last_us) / 1e6)
-            self.gap_n += 1
-            d = gap - self.gap_mean
-            self.gap_mean += d / self.gap_n
-            self.gap_m2 += d * (gap - self.gap_mean)
-            if len(self.gaps) < GAP_RESERVOIR:
-                self.gaps.append(gap)
-            else:
-                j = random.randrange(self.gap_n)
-                if j < GAP_RESERVOIR:
-                    self.gaps[j] = gap
-        self.first_us = t if self.first_us is None else min(self.first_us, t)
-        self.last_us = t if self.last_us is None else max(self.last_us, t)
-        if ev.get("org_id") is not None:
-            self.org_id = ev["org_id"] if self.org_id is None else max(self.org_id, ev["org_id"])
-        self.input_tokens += ev.get("input_tokens") or 0
-        self.output_tokens += ev.get("output_tokens") or 0
-        self.reasoning_tokens += ev.get("reasoning_tokens") or 0
-        if ev.get("max_output_tokens") is not None:
-            self.max_out_sum += ev["max_output_tokens"]
-            self.max_out_n += 1
-        nn = ev.get("n") if ev.get("n") is not None else 1
-        self.n_sum += nn
-        self.fanout += nn > 1
-        self.logprobs += bool(ev.get("logprobs")) or (ev.get("top_logprobs") or 0) > 0
-        temp = ev.get("temperature")
-        self.temp_zero += (1.0 if temp is None else temp) == 0
-        _add(self.temps, temp)
-        eff = ev.get("reasoning_effort")
-        self.high_effort += eff is not None and eff.lower() in HIGH_EFFORT
-        self.batch += bool(ev.get("is_batch"))
-        self.errors += ev.get("status") in ("error", "refused")
-        conv = ev.get("conversation_id")
-        if conv is None:
-            self.unthreaded += 1
-        else:
-            _add(self.conversations, conv)
-        _add(self.ips, ev.get("client_ip"))
-        _add(self.uas, ev.get("user_agent"))
-        _add(self.days, t // _DAY_US)
-        self.hours[(t // _HOUR_US) % 24] += 1
-        b = t // _HOUR_US
-        c = self.buckets.get(b, 0) + 1
-        self.buckets[b] = c
-        self.peak_bucket = max(self.peak_bucket, c)
-        if len(self.buckets) > _KEEP_BUCKETS:
-            for old in sorted(self.buckets)[: len(self.buckets) - _KEEP_BUCKETS]:
-                del self.buckets[old]
-        model = ev.get("model")
-        if model is not None:
-            m = self.models.get(model)
-            if m is None:
-                self.models[model] = [t, 1]
-            else:
-                m[0] = min(m[0], t)
-                m[1] += 1
-        prompt = ev.get("prompt")
-        if prompt is not None:
-            self.prompt_chars += len(prompt)
-            self.prompt_n += 1
-            if len(self.prompts) < DISTINCT_CAP:
-                self.prompts.add(_stable_hash(prompt))
 
-    # -- the feature row ----------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Events folded in."""
+        return BEHAVIOUR.value(self.parts, "n_events")
+
     def features(self, released: dict[str, int] | None = None, data_start_us: int | None = None) -> dict:
         """One row with the columns of :data:`~distillguard.features.FEATURE_COLUMNS`.
 
         ``released`` maps model -> first time it was seen in the traffic and
         ``data_start_us`` is the earliest event seen (for ``pivot_share``).
         """
-        n = max(self.n, 1)
-        gap_std = math.sqrt(self.gap_m2 / (self.gap_n - 1)) if self.gap_n > 1 else None
-        gap_mean = self.gap_mean if self.gap_n else None
-        total = sum(self.hours)
-        ent = 0.0
-        for c in self.hours:
-            if c:
-                p = c / total
-                ent -= p * math.log(p)
-        pivot = 0
-        if released and data_start_us is not None:
-            for model, (first_use, count) in self.models.items():
-                rel = released.get(model)
-                if rel is not None and rel > data_start_us + _GRACE_US and first_use < rel + _GRACE_US:
-                    pivot += count
-        gaps = sorted(self.gaps)
-        median = None
-        if gaps:
-            k = len(gaps)
-            median = gaps[k // 2] if k % 2 else 0.5 * (gaps[k // 2 - 1] + gaps[k // 2])
-        return {
-            "account_id": self.account_id,
-            "n_events": self.n,
-            "org_id": self.org_id,
-            "active_days": len(self.days),
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
-            "output_tokens_mean": self.output_tokens / n,
-            "max_output_tokens_mean": self.max_out_sum / self.max_out_n if self.max_out_n else None,
-            "output_ratio": self.output_tokens / max(self.input_tokens, 1),
-            "fanout_share": self.fanout / n,
-            "n_mean": self.n_sum / n,
-            "logprobs_share": self.logprobs / n,
-            "temperature_zero_share": self.temp_zero / n,
-            "temperature_distinct": len(self.temps),
-            "high_effort_share": self.high_effort / n,
-            "batch_share": self.batch / n,
-            "error_share": self.errors / n,
-            "conversation_share": (len(self.conversations) + self.unthreaded) / n,
-            "ip_distinct": len(self.ips),
-            "user_agent_distinct": len(self.uas),
-            "model_distinct": len(self.models),
-            "prompt_chars_mean": self.prompt_chars / self.prompt_n if self.prompt_n else None,
-            "prompt_distinct_share": len(self.prompts) / n,
-            "gap_median": median,
-            "gap_cv": (gap_std / max(gap_mean, 1e-9)) if gap_std is not None else None,
-            "hour_entropy": ent / math.log(24.0) if total else 0.0,
-            "active_hours": sum(1 for c in self.hours if c),
-            "peak_hour_share": self.peak_bucket / n,
-            "pivot_share": pivot / n,
-        }
-
-    # -- (de)serialising for Redis -----------------------------------------------
-    _SETS = ("days", "conversations", "ips", "uas", "temps", "prompts")
+        return BEHAVIOUR.row(self.account_id, self.parts, {"released": released, "start_us": data_start_us})
 
     def dumps(self) -> bytes:
-        d = {k: v for k, v in vars(self).items()}
-        for k in self._SETS:
-            d[k] = list(d[k])
-        d["buckets"] = [[k, v] for k, v in self.buckets.items()]
-        return orjson.dumps(d)
+        return orjson.dumps({"account_id": self.account_id, "version": self.version, "parts": BEHAVIOUR.dump(self.parts)})
 
     @classmethod
     def loads(cls, raw: bytes) -> "AccountState":
         d = orjson.loads(raw)
-        for k in cls._SETS:
-            d[k] = set(d[k])
-        d["buckets"] = {int(k): v for k, v in d["buckets"]}
-        return cls(**d)
+        return cls(d["account_id"], BEHAVIOUR.load(d["parts"]), d["version"])
 
 
 class MemoryState:
@@ -268,7 +87,7 @@ class MemoryState:
                 if st is None:
                     st = self.accounts[acc] = AccountState(acc)
                 st.update(ev)
-                t = _us(ev["ts"])
+                t = to_us(ev["ts"])
                 self.start_us = t if self.start_us is None else min(self.start_us, t)
                 m = ev.get("model")
                 if m is not None and (m not in self.models or t < self.models[m]):
@@ -410,7 +229,7 @@ class RedisState:
                 except redis.WatchError:
                     continue
             for ev in evs:
-                t = _us(ev["ts"])
+                t = to_us(ev["ts"])
                 start = t if start is None else min(start, t)
                 m = ev.get("model")
                 if m is not None and (m not in models or t < models[m]):

@@ -87,7 +87,7 @@ def serving(engine, max_body_bytes: int = 1024 * 1024, timeout: float = 30.0, **
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(engine, max_body_bytes=max_body_bytes, **security), host="127.0.0.1",
-                                           port=port, log_level="warning", access_log=False))
+                                           port=port, log_level="warning", access_log=False, proxy_headers=False))
     th = threading.Thread(target=server.run, daemon=True)
     th.start()
     t0 = time.monotonic()

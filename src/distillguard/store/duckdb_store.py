@@ -63,7 +63,11 @@ class EventStore:
         DuckDB spills to disk. None: DuckDB's own default, 80% of RAM, which
         lets its cache of the store crowd out the scan's own work.
     privacy
-        What is kept of each event (default: prompts redacted, identifiers clear).
+        What is kept of each event. Checked against the settings the store
+        recorded on its first write (a difference is a UsageError) or recorded
+        now. None: the store's recorded settings, else the defaults (prompts
+        redacted, identifiers clear), bound on the first write of events or
+        accounts, so opening a store for other tables settles nothing.
     db_key_file
         Encrypt the store at rest with the key in this file (DuckDB's AES-GCM;
         see :func:`distillguard.privacy.encryption.connect`).
@@ -77,6 +81,7 @@ class EventStore:
         self.path = str(path)
         self.read_only = read_only
         self.privacy = privacy or StorePrivacy()
+        self._bound, self._given = False, privacy is not None
         self.con = connect(self.path, read_only=read_only, key_file=db_key_file)
         self.con.execute("SET TimeZone = 'UTC'")
         if memory_limit is not None:
@@ -88,8 +93,22 @@ class EventStore:
         if not read_only:
             self.con.execute(ddl_for("events", EVENT_SCHEMA))
             self.con.execute(ddl_for("accounts", ACCOUNT_SCHEMA))
-            self.privacy = self.privacy.bind(self.con)
+            if privacy is not None:
+                self._writing()
+
+    def _writing(self) -> StorePrivacy:
+        """The privacy settings, bound to the store's recorded ones (and its salt) before the first write."""
+        if not self._bound:
+            try:
+                if not self._given:  # the store's recorded settings (the defaults on a new store)
+                    self.privacy = StorePrivacy.of_store(self.con)
+                self.privacy = self.privacy.bind(self.con)
+            except UsageError as exc:
+                self.con.close()
+                raise UsageError(f"{self.path}: {exc}") from None
             self.privacy.install(self.con)
+            self._bound = True
+        return self.privacy
 
     # -- writing -----------------------------------------------------------
     def append_events(self, batches, group_rows: int = 262_144) -> tuple[int, int]:
@@ -140,7 +159,7 @@ class EventStore:
         """Insert the canonical rows of ``source`` (a table name or parenthesised query) whose
         ``event_id`` is not stored yet, as the privacy settings keep them; the count inserted."""
         return self.con.execute(
-            f"INSERT INTO events SELECT * FROM ({self.privacy.select(EVENT_SCHEMA.names, source)}) p "
+            f"INSERT INTO events SELECT * FROM ({self._writing().select(EVENT_SCHEMA.names, source)}) p "
             "ANTI JOIN events e ON p.event_id = e.event_id").fetchone()[0]
 
     def append_accounts(self, table: pa.Table) -> int:
@@ -148,10 +167,15 @@ class EventStore:
         if table.num_rows == 0:
             return 0
         self.con.register("_acc", table.select(ACCOUNT_SCHEMA.names))
-        kept = self.privacy.select(ACCOUNT_SCHEMA.names, "_acc")  # ids as stored (pseudonyms) for the upsert
-        self.con.execute(f"DELETE FROM accounts WHERE account_id IN (SELECT account_id FROM ({kept}))")
-        self.con.execute(f"INSERT INTO accounts SELECT * FROM ({kept}) QUALIFY row_number() OVER (PARTITION BY account_id) = 1")
-        self.con.unregister("_acc")
+        kept = self._writing().select(ACCOUNT_SCHEMA.names, "_acc")  # ids as stored (pseudonyms) for the upsert
+        try:  # redacted once, then used twice
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE _acc_kept AS {kept}")
+            self.con.execute("DELETE FROM accounts WHERE account_id IN (SELECT account_id FROM _acc_kept)")
+            self.con.execute("INSERT INTO accounts SELECT * FROM _acc_kept "
+                             "QUALIFY row_number() OVER (PARTITION BY account_id) = 1")
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS _acc_kept")
+            self.con.unregister("_acc")
         return table.num_rows
 
     # -- reading -----------------------------------------------------------
