@@ -118,3 +118,13 @@ def test_refusal_probing_is_measured_against_the_populations_own_refusal_rate():
     # The same account on a provider whose users are refused 15% of the time is ordinary.
     refused_often = {f"u{i}": (6, 40) for i in range(300)}
     assert _scores(RefusalProbing(), _refusals({**refused_often, "prober": (6, 30)}))["prober"] < 0.1
+
+
+def test_refusal_probing_unfitted_scores_one_account_against_the_reference_rate():
+    """The decision service scores one account at a time: no population to learn a rate from."""
+    from distillguard.signals.behaviour import RefusalProbing
+
+    one = _refusals({"prober": (6, 30)})
+    res = RefusalProbing().score(one)
+    assert res.scores.column("refusal_probing").to_pylist()[0] >= 0.9
+    assert RefusalProbing().score(_refusals({"user": (1, 30)})).scores.column("refusal_probing").to_pylist()[0] == 0.0

@@ -125,6 +125,11 @@ class ModelPivot(_FeatureSignal):
         return _ramp(_col(data, "pivot_share"), 0.2, 0.6)
 
 
+REFERENCE_REFUSAL_RATE = 0.01
+"""Refused-or-failed share an unfitted :class:`RefusalProbing` measures against: the decision
+service scores one account at a time and has no population (a scan fits its own rate)."""
+
+
 def _refused_rate(data: pa.Table) -> float:
     """Share of refused or failed calls over all calls of the table (the population's own rate)."""
     n = _col(data, "n_events")
@@ -142,7 +147,9 @@ class RefusalProbing(_FeatureSignal):
     one ordinary account in a thousand reaches 0.5 whatever the provider's
     refusal rate, and a handful of refusals in a few calls proves nothing.
     Failed calls are counted with refused ones (``error_share``): a provider's
-    error rate is common to every account and sits in the base rate.
+    error rate is common to every account and sits in the base rate. Unfitted
+    (the decision service's one-account scoring) it uses
+    :data:`REFERENCE_REFUSAL_RATE`.
     """
 
     name = "refusal_probing"
@@ -159,7 +166,7 @@ class RefusalProbing(_FeatureSignal):
 
         n = _col(data, "n_events")
         k = np.rint(_col(data, "error_share") * n)
-        rate = getattr(self, "base_rate_", None) or _refused_rate(data)
+        rate = getattr(self, "base_rate_", None) or REFERENCE_REFUSAL_RATE
         tail = binom.sf(k - 1, np.maximum(n, 1), rate)
         return np.where(k > 0, _ramp(-np.log10(np.maximum(tail, 1e-300)), 1.5, 4.5), 0.0)
 
