@@ -20,6 +20,25 @@ def run_main(monkeypatch, capsys, *args):
     return code, out.out, out.err
 
 
+def scan_scenario(scenario: dict, seed: int, where):
+    """Simulate ``scenario`` (holdout phrasing) into ``where`` and scan it with the packaged
+    model and policy, stored in a real DuckDB file: (ScanResult, label rows)."""
+    import pyarrow.parquet as pq
+
+    from distillguard.ingest import ingest_files
+    from distillguard.scan import run_scan, store_inputs
+    from distillguard.sim import simulate
+    from distillguard.store import EventStore
+
+    simulate(scenario, seed=seed, out=where / "w", family="holdout")
+    store = EventStore(where / "s.duckdb")
+    with store:
+        ingest_files([str(where / "w" / "events.parquet")], store, accounts=str(where / "w" / "accounts.parquet"),
+                     progress=False)
+        result = run_scan(*store_inputs(store))
+    return result, pq.read_table(where / "w" / "labels.parquet").to_pylist()
+
+
 @pytest.fixture(scope="session")
 def smoke_traffic(tmp_path_factory):
     """The simulator's smoke scenario, holdout phrasing (never used to develop detectors)."""

@@ -10,8 +10,6 @@ import pytest
 import yaml
 from importlib import resources
 
-from distillguard.link import Communities
-from distillguard.score.operators import group_operators
 from distillguard.score.policy import Policy
 from distillguard.score.relative import lookalikes, make_relative, population_baselines
 
@@ -103,20 +101,6 @@ def test_a_small_scan_has_no_alert_budget_and_says_so(default_scan):
     budget = default_scan.calibration["alert_budget"]
     assert default_scan.calibration["population"]["source"] == "reference"
     assert budget["budget"] is None and not budget["binds"] and "small scan" in budget["note"]
-
-
-def test_operators_group_campaigns_that_share_operator_evidence():
-    comms = Communities(
-        membership={**{f"a{i}": 0 for i in range(4)}, **{f"b{i}": 1 for i in range(4)}, **{f"c{i}": 2 for i in range(4)}},
-        hubs={0: [("payment_fingerprint", "card-1", 4, 1.0), ("template", "band-7", 3, 0.3)],
-              1: [("payment_fingerprint", "card-2", 4, 1.0), ("template", "band-7", 2, 0.3)],
-              2: [("payment_fingerprint", "card-3", 4, 1.0), ("user_agent", "sdk/1.0", 4, 1.0)]},
-    )
-    assignment = {a: {0: "C-a", 1: "C-b", 2: "C-c"}[c] for a, c in comms.membership.items()}
-    ops = group_operators(comms, assignment)
-    assert ops["C-a"]["operator_id"] == ops["C-b"]["operator_id"] != ops["C-c"]["operator_id"]
-    assert {"kind": "template", "value": "band-7", "campaigns": 2} in ops["C-a"]["shared"]
-    assert ops["C-c"]["shared"] == []  # a shared SDK user agent is not operator evidence
 
 
 def test_operator_ids_are_consistent_across_outputs(default_scan):

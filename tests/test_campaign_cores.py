@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
+from conftest import scan_scenario
 
 from distillguard.link import Communities
 from distillguard.score.campaigns import hub_holders, strong_communities
@@ -55,3 +57,76 @@ def test_a_small_core_must_beat_the_hubs_tried():
     extra = [(a, "template", f"pair{i // 2}") for i, a in enumerate(plain[:300])]
     memberships = pa.concat_tables([memberships, pa.table({k: list(v) for k, v in zip(("account_id", "kind", "value"), zip(*extra))})])
     assert _test(ids, comms, memberships, strong) == {}
+
+
+def _split_ring(n_users: int = 300, n_app: int = 40):
+    """One community: a ring whose two strong halves have their own templates, its weak members
+    sharing only its signup burst and wave band; users on a cloud range; an app on a popular template."""
+    half_a = [f"ra{i:02d}" for i in range(14)]  # 8 strong, 6 weak on template ta
+    half_b = [f"rb{i:02d}" for i in range(14)]
+    weak = [f"rw{i:02d}" for i in range(20)]
+    users = [f"user{i:03d}" for i in range(n_users)]
+    app = [f"app{i:02d}" for i in range(n_app)]
+    ids = sorted(half_a + half_b + weak + users + app)
+    ring = half_a + half_b + weak
+    rows = [(a, "subnet", "cloud-range") for a in ids]
+    rows += [(a, "template", "ta") for a in half_a] + [(a, "template", "tb") for a in half_b]
+    rows += [(a, kind, value) for a in ring for kind, value in (("signup_burst", "b1"), ("lockstep", "w1"))]
+    rows += [(a, "template", "app-template") for a in app + half_a[:3]]
+    memberships = pa.table({k: list(v) for k, v in zip(("account_id", "kind", "value"), zip(*rows))})
+    strong = np.array([a in half_a[:8] or a in half_b[:8] for a in ids])
+    strong[[ids.index(u) for u in users[:6]]] = True
+    return ids, Communities(membership={a: 0 for a in ids}), memberships, strong, ring
+
+
+def _cores(ids, comms, memberships, strong, grow_kinds=2):
+    kinds = ("template", "lockstep", "signup_burst", "payment_fingerprint")
+    return strong_communities(comms, ids, strong, np.ones(len(ids)), core_hubs=hub_holders(memberships, ids, comms, kinds),
+                              grow_kinds=grow_kinds)
+
+
+def test_a_split_ring_is_rejoined_and_grown_to_its_weak_members():
+    ids, comms, memberships, strong, ring = _split_ring()
+    apart = _cores(ids, comms, memberships, strong, grow_kinds=0)
+    assert len(apart) == 2 and all(t["grown"] == [] for t in apart.values())  # the ring cut in two halves
+    found = _cores(ids, comms, memberships, strong)
+    assert list(found) == [(0, 0)]
+    whole = found[(0, 0)]
+    assert sorted(whole["core"] + whole["grown"]) == sorted(ring)  # no user of the range, no app account
+    assert whole["p_value"] <= 1e-4 and whole["firm_members"] == 28
+
+
+def test_growth_is_bounded_by_the_core():
+    ids, comms, memberships, strong, ring = _split_ring()
+    extra = [(f"late{i:02d}", kind, value) for i in range(80) for kind, value in (("signup_burst", "b1"), ("lockstep", "w1"))]
+    memberships = pa.concat_tables([memberships, pa.table({k: list(v) for k, v in zip(("account_id", "kind", "value"), zip(*extra))})])
+    ids2 = sorted(ids + [f"late{i:02d}" for i in range(80)])
+    strong2 = np.array([strong[ids.index(a)] if a in ids else False for a in ids2])
+    found = _cores(ids2, Communities(membership={a: 0 for a in ids2}), memberships, strong2)
+    # 100 weak holders of the ring's burst and band outnumber its 28 core members: not its own evidence
+    assert all(len(t["grown"]) <= t["firm_members"] for t in found.values())
+    assert not any(a.startswith("late") for t in found.values() for a in t["grown"])
+
+
+@pytest.mark.slow
+def test_benign_apps_sharing_cloud_ranges_stay_below_challenge(tmp_path):
+    """A real scan: app backends, tutoring apps, eval runners and enterprise batch jobs on shared
+    cloud ranges link into communities, yet none of their accounts is challenged and no campaign
+    is mostly theirs; a ring in the same traffic is still flagged."""
+    cloud = {"ip": {"kind": "cloud_shared", "per_account": [1, 3], "group": [30, 60]}}
+    apps = ("app_backend", "tutoring", "eval_runner", "enterprise_batch", "cloud_range_users")
+    sc = {"name": "cloud", "window": {"days": 3},
+          "populations": [{"archetype": "chat", "accounts": 200},
+                          *({"archetype": a, "accounts": 40, "infra": cloud} for a in apps),
+                          {"archetype": "hydra", "accounts": 40}]}
+    result, labels = scan_scenario(sc, 5, tmp_path)
+    arch = {r["account_id"]: r["archetype"] for r in labels}
+    rows = result.accounts.to_pylist()
+    linked = [r for r in rows if arch[r["account_id"]] in apps and r["campaign_attachment"] > 0]
+    assert len(linked) >= 20  # the ranges do link them into communities
+    flagged = [r for r in rows if r["action"] in ("challenge", "throttle", "block")]
+    assert not [r for r in flagged if arch[r["account_id"]] in apps]
+    for c in result.campaigns:
+        assert sum(arch[a] in apps or arch[a] == "chat" for a in c["accounts"]) < len(c["accounts"]) / 2, c["campaign_id"]
+    hydra = [r for r in rows if arch[r["account_id"]] == "hydra"]
+    assert sum(r["action"] in ("challenge", "throttle", "block") for r in hydra) >= len(hydra) / 2

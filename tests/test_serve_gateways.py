@@ -128,3 +128,23 @@ def test_litellm_logger_callback_posts_events(url):
     assert not log.buffer
     v = httpx.get(url + "/v1/accounts/logged-1", headers=auth_headers(GW["reader:" + url])).json()
     assert v["n_events_live"] == 2 and v["features"]["output_tokens"] == 1000
+
+
+def test_every_gateway_path_reads_the_same_request_parameters():
+    """Envoy's body mapping, the LiteLLM guardrail and OTLP invocation parameters share one list of names."""
+    import json
+
+    from distillguard.ingest.otlp import Item, map_item
+    from distillguard.serve.gateways.envoy import event_from_http
+    from distillguard.serve.gateways.litellm import event_from_litellm
+
+    params = {"max_output_tokens": 300, "n": 2, "logprobs": True, "top_logprobs": 3, "temperature": 0.0,
+              "top_p": 0.9, "reasoning_effort": "high"}  # max_output_tokens: the Responses API's name
+    want = dict(params)
+    envoy = event_from_http({"x-user-id": "u"}, json.dumps({"model": "orion-2", **params}).encode())
+    litellm = event_from_litellm({"model": "orion-2", **params}, {"user_id": "u"})
+    otlp, _ = map_item(Item("span", "llm", "ab" * 8, "cd" * 16, "", None, 0,
+                            {"openinference.span.kind": "LLM", "user.id": "u",
+                             "llm.invocation_parameters": json.dumps(params)}, {}))
+    for got in (envoy, litellm, otlp):
+        assert {k: got.get(k) for k in want} == want

@@ -210,8 +210,42 @@ def test_a_call_waiting_for_its_caller_goes_in_when_its_time_is_up():
     items = [it for it in _pb_file_items((DATA / "openai-v2-latest-span.traces.pb").read_bytes())
              if it.name != "handle_request"]
     buf = JoinBuffer(window=10)
-    assert buf.add(items, now=100.0) == [] and len(buf.waiting) == 1
+    assert buf.add(items, now=100.0, origin="first export") == [] and len(buf.waiting) == 1
     assert buf.sweep(now=105.0) == []
-    (rec, _), = buf.sweep(now=110.5)
+    (rec, _, origin, signal), = buf.sweep(now=110.5)
     assert not any(rec["identity"].values()) and rec["prompt"] == "Explain step by step why the sky is blue."
+    assert (origin, signal) == ("first export", "traces")  # whose call it was, though a sweep released it
     assert buf.waiting == {} and buf.trace_waiting == {}
+
+
+def _orphan_model_span() -> bytes:
+    """openai-v2's model span without the app span naming its caller: it waits, then goes in rejected."""
+    req = ExportTraceServiceRequest.FromString((DATA / "openai-v2-latest-span.traces.pb").read_bytes())
+    for rs in req.resource_spans:
+        for ss in rs.scope_spans:
+            keep = [s for s in ss.spans if s.name != "handle_request"]
+            del ss.spans[:]
+            ss.spans.extend(keep)
+    return req.SerializeToString()
+
+
+def test_a_call_rejected_after_its_wait_is_counted_in_metrics_and_charged_to_no_later_request(tmp_path):
+    """partialSuccess answers for the request's own spans; a held call's rejection is counted when it is released."""
+    policy = enforce_policy(tmp_path)
+    policy.write_text(policy.read_text().replace("serve: {immunity_seconds: 120}",
+                                                 "serve: {immunity_seconds: 120, otlp_join_seconds: 1}"))
+    engine = Engine(EngineConfig(db=str(fixture_store(tmp_path / "dg.duckdb")), policy=policy, refresh_seconds=3600,
+                                 flush_seconds=0.2))
+    with serving(engine, tokens=TOKENS) as url, client(url, engine.config.db) as c:
+        first = post(c, "traces", _orphan_model_span())
+        assert ExportTraceServiceResponse.FromString(first.content).partial_success.rejected_spans == 0  # held
+        assert metric(c, "distillguard_otlp_waiting") == 1
+        time.sleep(1.2)  # its wait is over: the next request or the periodic sweep releases it
+        later = post(c, "traces", (DATA / "openinference.traces.pb").read_bytes())
+        assert ExportTraceServiceResponse.FromString(later.content).partial_success.rejected_spans == 0
+        deadline = time.monotonic() + 10
+        while metric(c, "distillguard_otlp_waiting"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert metric(c, "distillguard_otlp_rejected_total") == 1
+        assert metric(c, 'distillguard_events_total{outcome="quarantined"}') == 1

@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import ibis
 import numpy as np
@@ -22,7 +23,7 @@ from distillguard.link import memberships as mb
 from distillguard.score.campaigns import build_campaigns, hub_holders, judge_campaigns, strong_communities
 from distillguard.score.evidence import attachment, build_evidence, own_scores
 from distillguard.score.fusion import FusionModel, Reason
-from distillguard.score.operators import group_operators
+from distillguard.score.operators import BUCKET_S, group_operators
 from distillguard.score.policy import ACTIONS, Policy
 from distillguard.score.relative import Baselines, lookalikes, make_relative, population_baselines
 from distillguard.signals.registry import default_signals, input_for
@@ -115,7 +116,40 @@ def _indicators(comms, assignment: dict[str, str], memberships: pa.Table) -> pa.
     return hubs.filter(pa.array(keep))
 
 
-def _finish_campaigns(events, campaigns: list[dict], rows: list[dict]) -> None:
+def _campaign_activity(events, assignment: dict[str, str]) -> dict[str, dict[int, int]]:
+    """Requests of each campaign per 10-minute bucket (``BUCKET_S``): ``campaign_id -> {bucket: count}``.
+
+    One pass over the members' events; the operator grouping reads the
+    buckets (:func:`distillguard.score.operators.co_moving`) and each
+    campaign's hourly timeline is summed from them.
+    """
+    if not assignment:
+        return {}
+    member = ibis.memtable(pa.table({"account_id": list(assignment), "campaign_id": list(assignment.values())}))
+    j = events.select("account_id", "ts").join(member, "account_id")
+    bucket = (j.ts.epoch_seconds() // BUCKET_S).cast("int64").name("bucket")
+    counts = j.group_by(["campaign_id", bucket]).aggregate(n=j.count()).to_pyarrow()
+    out: dict[str, dict[int, int]] = {}
+    for cid, b, n in zip(*(counts.column(c).to_pylist() for c in ("campaign_id", "bucket", "n"))):
+        out.setdefault(cid, {})[b] = n
+    return out
+
+
+def _activity_series(activity: dict[str, dict[int, int]]) -> dict[str, np.ndarray]:
+    """The buckets of every campaign on one common time axis."""
+    if not activity:
+        return {}
+    lo = min(min(b) for b in activity.values())
+    hi = max(max(b) for b in activity.values())
+    out = {}
+    for cid, buckets in activity.items():
+        s = np.zeros(hi - lo + 1)
+        s[np.fromiter(buckets, dtype=np.int64) - lo] = np.fromiter(buckets.values(), dtype=float)
+        out[cid] = s
+    return out
+
+
+def _finish_campaigns(activity: dict[str, dict[int, int]], campaigns: list[dict], rows: list[dict]) -> None:
     """Each campaign's strongest member action and its hourly exchange timeline."""
     severity = {a: i for i, a in enumerate(ACTIONS)}
     worst: dict[str, str] = {}
@@ -123,19 +157,14 @@ def _finish_campaigns(events, campaigns: list[dict], rows: list[dict]) -> None:
         cid = r["campaign_id"]
         if cid and severity[r["action"]] > severity[worst.get(cid, "allow")]:
             worst[cid] = r["action"]
-    member = ibis.memtable(
-        pa.table({"account_id": [r["account_id"] for r in rows if r["campaign_id"]],
-                  "campaign_id": [r["campaign_id"] for r in rows if r["campaign_id"]]})
-    )
-    j = events.select("account_id", "ts").join(member, "account_id")
-    hours = j.group_by(["campaign_id", j.ts.truncate("h").name("h")]).aggregate(n=j.count()).order_by(["campaign_id", "h"])
-    hourly = [(r["campaign_id"], r["h"].strftime("%Y-%m-%d %H:00"), r["n"]) for r in hours.to_pyarrow().to_pylist()]
-    timeline: dict[str, list] = {}
-    for cid, h, n in hourly:
-        timeline.setdefault(cid, []).append((h, n))
+    per_hour = 3600 // BUCKET_S
     for c in campaigns:
+        hours: dict[int, int] = {}
+        for b, n in activity.get(c["campaign_id"], {}).items():
+            hours[b // per_hour] = hours.get(b // per_hour, 0) + n
         c["action"] = worst.get(c["campaign_id"], "allow")
-        c["timeline"] = timeline.get(c["campaign_id"], [])
+        c["timeline"] = [(datetime.fromtimestamp(h * 3600, timezone.utc).strftime("%Y-%m-%d %H:00"), n)
+                         for h, n in sorted(hours.items())]
 
 
 @dataclass
@@ -219,8 +248,9 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
         min_attachment=camp.get("min_attachment", 0.3), min_strong_share=camp.get("min_strong_share", 0.5),
         min_strong_members=int(camp.get("min_strong_members", 3)), max_p_value=camp.get("max_p_value", 1e-4),
         is_dismissed=is_dismissed, core_hubs=hub_holders(memberships, ids, comms, camp.get("core_kinds", ())),
+        grow_kinds=int(camp.get("grow_kinds", 2)),
     )
-    cores = {c: t["core"] for c, t in candidates.items() if "core" in t}
+    cores = {c: t["core"] + t["grown"] for c, t in candidates.items() if "core" in t}
     evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, own=own, pool=candidates,
                               cores=cores, attach=attach)
     return baselines, strong, active, like_cleared, candidates, evidence
@@ -315,7 +345,9 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         "campaigns", build_campaigns, comms, ids, risk, camp_risk, belongs, reasons, features, by_account,
         {r.name: r.evidence for r in results},
     )
-    operator_of = group_operators(comms, assignment)
+    activity = st.run("campaign activity", _campaign_activity, events, assignment)
+    operator_of = group_operators(assignment, an.memberships, load_rules(), len(ids), _activity_series(activity),
+                                  min_corr=camp.get("operator_min_corr", 0.3), min_z=camp.get("operator_min_z", 5.0))
     for c in campaigns:
         c["operator_id"] = operator_of[c["campaign_id"]]["operator_id"]
         c["operator_shared"] = operator_of[c["campaign_id"]]["shared"]
@@ -361,7 +393,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
             ]
         ),
     )
-    _finish_campaigns(events, campaigns, rows)
+    _finish_campaigns(activity, campaigns, rows)
     for name in evidence.names:
         accounts = accounts.append_column(name, pa.array(evidence.column(name), pa.float64()))
     accounts = accounts.sort_by([("risk", "descending"), ("account_id", "ascending")])

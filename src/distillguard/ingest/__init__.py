@@ -111,15 +111,17 @@ def _guard(path, it):
         raise
 
 
-def _is_otlp(path: Path, fmt: str | None) -> bool:
+def _detected(paths: list[Path]) -> dict[Path, str | UsageError]:
+    """Each distinct input's format, detected once (an undetectable file's error is raised when its turn comes)."""
     from distillguard.ingest.detect import detect_format
 
-    if fmt is not None:
-        return fmt.lower() == "otlp"
-    try:
-        return path.is_file() and detect_format(path) == "otlp"
-    except UsageError:
-        return False  # said when its turn comes
+    out: dict[Path, str | UsageError] = {}
+    for p in dict.fromkeys(paths):
+        try:
+            out[p] = detect_format(p)
+        except UsageError as exc:
+            out[p] = exc
+    return out
 
 
 def ingest_files(paths: Iterable, store, quarantine_path=None, fmt: str | None = None, accounts=None,
@@ -170,14 +172,25 @@ def ingest_files(paths: Iterable, store, quarantine_path=None, fmt: str | None =
         if qfile is not None and records:
             qfile.write(b"".join(orjson.dumps(q.to_dict()) + b"\n" for q in records))
 
-    otlp = [p for p in paths if _is_otlp(p, fmt)]  # read as one: a trace export joins its log export
+    detected = {} if fmt is not None else _detected(paths)
+    # OTLP exports are read as one, at the first of them (a trace export joins its log export); a path
+    # given again reads them again, so its calls count as duplicates, as a repeated file of any format does
+    otlp = list(dict.fromkeys(p for p in paths if (fmt.lower() if fmt else detected[p]) == "otlp"))
+    joined: set[Path] = set()
     try:
         with Progress(enabled=progress) as bar:
             for p in paths:
-                if p in otlp[1:]:
+                if p in otlp and p != otlp[0] and p not in joined:
+                    joined.add(p)
                     continue
+                joined.add(p)
                 task = bar.start(p)
-                fmt_p, source = open_path(p, fmt, on_progress=task)
+                if fmt is None:
+                    if isinstance(detected[p], UsageError):
+                        raise detected[p]
+                    fmt_p, source = detected[p], get_source(detected[p], on_progress=task)
+                else:
+                    fmt_p, source = open_path(p, fmt, on_progress=task)
                 before = result.quarantined
                 if hasattr(source, "ingest_into"):
                     try:

@@ -24,6 +24,7 @@ from distillguard.errors import UsageError
 from distillguard.ingest.base import ReadBatch
 from distillguard.ingest.normalize import Reject, flatten_messages
 from distillguard.ingest.records import _collect, _jsonish, iter_json_records
+from distillguard.request_params import OPENAI_REQUEST_PARAMS
 
 __all__ = ["Item", "decode", "decode_pb", "items_from_json", "model_records", "is_model_item", "OtlpSource", "IDENTITY_ATTRS",
            "OTLP_FIELDS", "CONTENT_EVENTS"]
@@ -238,9 +239,6 @@ IDENTITY: dict[str, list[str]] = {
     "key": ["metadata.user_api_key_hash", "gen_ai.api_key.id", "api_key.id"],
 }
 IDENTITY_ATTRS = tuple(a for names in IDENTITY.values() for a in names)
-_INVOCATION = {"logprobs": "logprobs", "top_logprobs": "top_logprobs", "n": "n", "max_tokens": "max_output_tokens",
-               "max_completion_tokens": "max_output_tokens", "temperature": "temperature", "top_p": "top_p",
-               "reasoning_effort": "reasoning_effort"}
 _MESSAGE_ATTRS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.prompt", "gen_ai.completion",
                   "llm.invocation_parameters", "input.value", "output.value")
 _KNOWN = ({a for names in (*OTLP_FIELDS.values(), *IDENTITY.values()) for a in names}
@@ -384,6 +382,21 @@ def _messages(attrs: dict, indexed: bool, current: str, old: str, openinference:
     return msgs
 
 
+_last_resource: tuple[dict, dict] = ({}, {})  # (resource attributes, their fields): the spans of a batch share one
+
+
+def _resource_fields(res: dict) -> dict:
+    """The fields a resource's attributes give, picked once for all the spans it carries."""
+    global _last_resource
+    last = _last_resource
+    if last[0] is res:
+        return last[1]
+    fields: dict = {}
+    _pick(res, fields, {})
+    _last_resource = (res, fields)
+    return fields
+
+
 def map_item(it: Item) -> tuple[dict, dict]:
     """One (merged) model item -> (record, extra) for :func:`~distillguard.ingest.normalize.normalize`.
 
@@ -394,9 +407,7 @@ def map_item(it: Item) -> tuple[dict, dict]:
     attr_extra: dict = {}
     indexed = _pick(attrs, found, {}, attr_extra)
     if res:
-        more: dict = {}
-        _pick(res, more, {})
-        for f, v in more.items():
+        for f, v in _resource_fields(res).items():
             found.setdefault(f, v)
     rec: dict = {"event_id": it.span_id or None, "ts": it.ts}
     identity = dict.fromkeys(IDENTITY)
@@ -411,7 +422,7 @@ def map_item(it: Item) -> tuple[dict, dict]:
     if inv is not None:
         inv = _jsonish(inv)
     if isinstance(inv, dict):
-        for k, fld in _INVOCATION.items():
+        for k, fld in OPENAI_REQUEST_PARAMS.items():
             if inv.get(k) is not None and fld not in rec:
                 rec[fld] = inv[k]
         if identity["end_user"] is None and inv.get("user"):

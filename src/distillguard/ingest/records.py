@@ -19,6 +19,7 @@ from distillguard.errors import UsageError
 from distillguard.ingest.base import Quarantined, ReadBatch, truncate_raw
 from distillguard.ingest.normalize import Reject, flatten_messages, normalize, rows_to_batch
 from distillguard.ingest.sqlfast import connect, fill_event_ids
+from distillguard.request_params import OPENAI_REQUEST_PARAMS
 
 __all__ = ["LiteLLMSource", "OpenAILogSource", "iter_json_records", "map_litellm", "map_openai"]
 
@@ -148,9 +149,6 @@ _LITELLM = {
     "prompt_tokens": "input_tokens", "completion_tokens": "output_tokens", "requester_ip_address": "client_ip",
     "team_id": "org_id", "organization_id": "org_id", "session_id": "conversation_id", "status": "status",
 }
-_LITELLM_BODY = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens", "n": "n",
-                 "temperature": "temperature", "top_p": "top_p", "logprobs": "logprobs",
-                 "top_logprobs": "top_logprobs", "reasoning_effort": "reasoning_effort"}
 
 
 def _response_text(resp):
@@ -222,7 +220,7 @@ def map_litellm(row: dict):
         for k in ("user_api_key_alias", "user_api_key_user_id", "status", "error_information"):
             if meta.get(k) not in (None, "", {}):
                 extra[f"metadata.{k}"] = meta[k]
-    for k, field in _LITELLM_BODY.items():
+    for k, field in OPENAI_REQUEST_PARAMS.items():
         if body.get(k) is not None and rec.get(field) is None:
             rec[field] = body[k]
     msgs = _jsonish(low.get("messages"))
@@ -289,9 +287,7 @@ _TOP = {
     "conversation_id": "conversation_id", "session_id": "conversation_id",
     "is_batch": "is_batch", "status": "status", "status_code": "status",
 }
-_BODY = {"model": "model", "max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens",
-         "max_output_tokens": "max_output_tokens", "n": "n", "logprobs": "logprobs", "top_logprobs": "top_logprobs",
-         "temperature": "temperature", "top_p": "top_p", "reasoning_effort": "reasoning_effort"}
+_BODY = {"model": "model", **OPENAI_REQUEST_PARAMS}
 _BODY_SKIP = set(_BODY) | {"messages", "input", "prompt", "instructions", "user", "safety_identifier", "reasoning",
                            "metadata"}
 

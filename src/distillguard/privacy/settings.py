@@ -22,13 +22,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
 
 from distillguard.errors import UsageError
 from distillguard.privacy import keyed
-from distillguard.privacy.redact import ID_PREFILTER, PREFILTER, RULES, inert_sql, pseudonym, redact
+from distillguard.privacy.redact import (ID_PREFILTER, PREFILTER, RULES, inert_sql, needs_pseudonym, needs_redaction,
+                                        pseudonym, redact)
+from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
 
 __all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "store_privacy", "key_fingerprint"]
 
@@ -247,14 +250,18 @@ class StorePrivacy:
             return f"CASE WHEN s._dg_ids THEN dg_pseudonym({col}) ELSE {col} END"
         return col
 
-    def select(self, names, source: str) -> str:
+    def select(self, names, source: str, kept: bool = False) -> str:
         """The SELECT of what the store keeps of the canonical rows (columns ``names``) of ``source``.
 
         One prefilter per row over its free texts (and one over its
         identifiers) picks the rows that need work; free text is then redacted
         one rule per projection, each rule reading the text the rules before it
         left, exactly as :func:`~distillguard.privacy.redact.redact` does.
+        ``kept``: the rows went through :meth:`record` already (the service's journal, sampling
+        included): they are stored as they are.
         """
+        if kept:
+            return f"SELECT {', '.join(_q(f) for f in names)} FROM {source}"
         def any_match(fields, pattern, inert=False):
             text = "concat_ws(chr(31), " + ", ".join(_q(f) for f in fields) + ")" if fields else "NULL"
             if inert:  # as redact() sees it
@@ -291,12 +298,33 @@ class StorePrivacy:
             return pseudonym(v, self.salt)
         return v
 
+    @cached_property
+    def _record_plan(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """The canonical fields :meth:`_value` redacts, pseudonymises, or changes otherwise (dropped, keyed hash)."""
+        names = dict.fromkeys([*EVENT_SCHEMA.names, *ACCOUNT_SCHEMA.names])
+        dropped = TEXT_FIELDS if self.prompts == "none" else ()
+        hashed = ("client_ip", *keyed.ACCOUNT_FIELDS) if self.identifiers == "hashed" else ()
+        texts = tuple(f for f in names if self._redacts(f) and f not in dropped)
+        ids = tuple(f for f in names if self._pseudonymises(f))
+        return texts, ids, tuple(f for f in names if f in dropped or f in hashed)
+
     def record(self, row: dict) -> dict:
-        """A canonical event or account row as the store would keep it (in place; returned)."""
+        """A canonical event or account row as the store would keep it (in place; returned).
+
+        A sampled-out event's texts are dropped first (nothing to redact); then :meth:`_value` per
+        field, behind one prefilter over the row's free texts and one over its identifiers (as
+        :meth:`select` has them): most rows need no rule at all.
+        """
         if self.prompts == "sampled" and "event_id" in row and not sampled_in(row["event_id"], self.sample_rate):
-            row.update((f, None) for f in TEXT_FIELDS if f in row)  # left out: nothing to redact
-        for f, v in row.items():
-            row[f] = self._value(f, v)
+            row.update((f, None) for f in TEXT_FIELDS if f in row)
+        texts, ids, other = self._record_plan
+        for group, needs in ((texts, needs_redaction), (ids, needs_pseudonym)):
+            vals = [v for f in group if isinstance(v := row.get(f), str)]
+            if vals and needs("\x1f".join(vals)):
+                other = (*group, *other)
+        for f in other:
+            if f in row:
+                row[f] = self._value(f, row[f])
         return row
 
     def identifier(self, value: str) -> str:

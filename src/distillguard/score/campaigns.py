@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from scipy.stats import binom
 
 from distillguard.link import Communities
+from distillguard.link.components import UnionFind
 
 __all__ = ["campaign_id", "build_campaigns", "hub_holders", "judge_campaigns", "strong_communities"]
 
@@ -55,8 +56,8 @@ def _examples(samples_by_account: dict[str, list[str]], members: list[str], k: i
     return out
 
 
-def hub_holders(memberships: pa.Table, account_ids: list[str], comms: Communities, kinds) -> dict[int, list[np.ndarray]]:
-    """Per community, the member rows holding each hub of ``kinds`` that two or more of its members share."""
+def hub_holders(memberships: pa.Table, account_ids: list[str], comms: Communities, kinds) -> dict[int, list[tuple[str, np.ndarray]]]:
+    """Per community, ``(kind, member rows)`` of each hub of ``kinds`` that two or more of its members share."""
     t = memberships.filter(pc.is_in(memberships.column("kind"), pa.array(list(kinds), pa.string())))
     if t.num_rows == 0:
         return {}
@@ -65,21 +66,22 @@ def hub_holders(memberships: pa.Table, account_ids: list[str], comms: Communitie
     row = np.array([index.get(a, -1) for a in accs], dtype=np.int64)
     comm = np.array([comms.membership.get(a, -1) for a in accs], dtype=np.int64)
     hub = pc.binary_join_element_wise(t.column("kind"), t.column("value"), "\x1f").combine_chunks().dictionary_encode()
+    kind_of = [h.split("\x1f", 1)[0] for h in hub.dictionary.to_pylist()]
     hub = hub.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     on = (row >= 0) & (comm >= 0)
     row, comm, hub = row[on], comm[on], hub[on]
     order = np.lexsort((row, hub, comm))
     row, comm, hub = row[order], comm[order], hub[order]
     cut = np.flatnonzero((np.diff(comm) != 0) | (np.diff(hub) != 0)) + 1
-    out: dict[int, list[np.ndarray]] = {}
+    out: dict[int, list[tuple[str, np.ndarray]]] = {}
     for start, stop in zip(np.r_[0, cut], np.r_[cut, len(row)]):
         held = np.unique(row[start:stop])
         if len(held) >= 2:
-            out.setdefault(int(comm[start]), []).append(held)
+            out.setdefault(int(comm[start]), []).append((kind_of[hub[start]], held))
     return out
 
 
-def _strong_cores(firm: np.ndarray, strong: np.ndarray, hubs: list[np.ndarray], min_strong_share: float):
+def _strong_cores(firm: np.ndarray, strong: np.ndarray, hubs: list[tuple[str, np.ndarray]], min_strong_share: float):
     """Groups of firm members tied by hubs mostly held by strong members, and how many hubs were tried.
 
     A campaign mixed into a community of ordinary users (a shared cloud range
@@ -91,29 +93,69 @@ def _strong_cores(firm: np.ndarray, strong: np.ndarray, hubs: list[np.ndarray], 
     """
     in_firm = np.zeros(len(strong), dtype=bool)
     in_firm[firm] = True
-    parent: dict[int, int] = {}
-
-    def root(i: int) -> int:
-        while parent.setdefault(i, i) != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    cores = UnionFind()
     tried = 0
-    for held in hubs:
+    for _, held in hubs:
         held = held[in_firm[held]]
         if len(held) < 2:
             continue
         tried += 1
         k = int(strong[held].sum())
         if k >= 2 and k >= min_strong_share * len(held):
-            r = root(int(held[0]))
-            for i in held[1:].tolist():
-                parent[root(i)] = r
-    groups: dict[int, list[int]] = {}
-    for i in list(parent):
-        groups.setdefault(root(i), []).append(i)
-    return [np.array(sorted(g)) for g in groups.values()], tried
+            cores.union_all(held.tolist())
+    return [np.array(sorted(g)) for g in cores.groups()], tried
+
+
+def _ring_evidence(core: np.ndarray, hubs: list[tuple[str, np.ndarray]], in_rings: np.ndarray) -> dict[int, set]:
+    """Accounts outside ``core`` -> the kinds of the core's ring evidence they hold.
+
+    Ring evidence: a hub that at least two members of ``core`` hold and at
+    least half of whose holders in the community are in its strong cores
+    (``in_rings``): the ring's template, wave band, signup burst or card, not
+    a popular value a few ring members also use.
+    """
+    mine = np.zeros(len(in_rings), dtype=bool)
+    mine[core] = True
+    kinds_of: dict[int, set] = {}
+    for kind, held in hubs:
+        if mine[held].sum() >= 2 and in_rings[held].mean() >= 0.5:
+            for i in held[~mine[held]].tolist():
+                kinds_of.setdefault(i, set()).add(kind)
+    return kinds_of
+
+
+def _rejoin_and_grow(cores: list[np.ndarray], members: np.ndarray, hubs, n: int, min_kinds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(core, grown members)`` after rejoining the cores of one split ring and growing each to its ring.
+
+    Two cores are one ring when at least two members of one hold the other's
+    ring evidence (:func:`_ring_evidence`) of ``min_kinds`` kinds or more (a
+    ring's signup burst and its wave band, say): the ring was cut where too
+    few of its members were strong. A community member outside every core
+    that holds a core's ring evidence of ``min_kinds`` kinds is that ring's
+    account without a strong signal or a firm attachment of its own; at most
+    ``len(core)`` are added (most kinds first): growth completes a ring, it
+    does not turn a ring into its community.
+    """
+    if min_kinds <= 0 or not cores:
+        return [(c, np.zeros(0, dtype=np.int64)) for c in cores]
+    in_rings = np.zeros(n, dtype=bool)
+    for c in cores:
+        in_rings[c] = True
+    evidence = [_ring_evidence(c, hubs, in_rings) for c in cores]
+    uf = UnionFind(range(len(cores)))
+    for a in range(len(cores)):
+        for b in range(len(cores)):
+            if a != b and sum(len(evidence[a].get(i, ())) >= min_kinds for i in cores[b].tolist()) >= 2:
+                uf.union(a, b)
+    member = set(members.tolist())
+    out = []
+    for group in uf.groups():
+        core = np.unique(np.concatenate([cores[g] for g in group]))
+        kinds_of = evidence[group[0]] if len(group) == 1 else _ring_evidence(core, hubs, in_rings)
+        grown = sorted((i for i, k in kinds_of.items() if len(k) >= min_kinds and i in member and not in_rings[i]),
+                       key=lambda i: (-len(kinds_of[i]), i))
+        out.append((core, np.array(grown[:len(core)], dtype=np.int64)))
+    return out
 
 
 def strong_communities(
@@ -127,7 +169,8 @@ def strong_communities(
     min_strong_members: int = 3,
     max_p_value: float = 1e-4,
     is_dismissed=None,
-    core_hubs: dict[int, list[np.ndarray]] | None = None,
+    core_hubs: dict[int, list[tuple[str, np.ndarray]]] | None = None,
+    grow_kinds: int = 2,
 ) -> dict[int, dict]:
     """Communities whose firm members carry strong signals of their own, with the test's figures.
 
@@ -144,11 +187,15 @@ def strong_communities(
 
     ``core_hubs`` (:func:`hub_holders` of the specific link kinds): a
     community that fails the test as a whole is tested again on its strong
-    core (:func:`_strong_core`), with the p-value multiplied by the number of
+    core (:func:`_strong_cores`), with the p-value multiplied by the number of
     hubs tried (Bonferroni: picking the strongest part of a community must
     not make chance look like a ring). Such a campaign is its core
     (``"core"``: account ids), not the whole community, keyed
-    ``(community, core number)``.
+    ``(community, core number)``. Cores of one split ring are rejoined, and
+    each core is grown by the community members holding its own evidence of
+    ``grow_kinds`` kinds (``"grown"``: account ids; :func:`_rejoin_and_grow`;
+    0 turns both off). The test is on the core alone: growth never makes a
+    candidate, it completes one.
     """
     index = {a: i for i, a in enumerate(account_ids)}
     groups = []
@@ -159,29 +206,29 @@ def strong_communities(
         firm = rows[attachment[rows] >= min_attachment]
         k = int(strong[firm].sum())
         if len(firm) and k >= max(min_strong_members, min_strong_share * len(firm)):
-            groups.append((c, firm, k, 0))
+            groups.append((c, firm, k, 0, None))
         elif core_hubs and c in core_hubs and len(firm):
             cores, tried = _strong_cores(firm, strong, core_hubs[c], min_strong_share)
-            for j, core in enumerate(cores):
-                k = int(strong[core].sum())
-                if k >= max(min_strong_members, min_strong_share * len(core)):
-                    groups.append(((c, j), core, k, tried))
+            passing = [core for core in cores if strong[core].sum() >= max(min_strong_members, min_strong_share * len(core))]
+            for j, (core, grown) in enumerate(_rejoin_and_grow(passing, rows, core_hubs[c], len(account_ids), grow_kinds)):
+                groups.append(((c, j), core, int(strong[core].sum()), tried, grown))
     # The null's base rate comes from the accounts outside the groups under test: a
     # campaign that is 20% of the scan must not raise the bar it is measured against.
     everyone = np.ones(len(account_ids), dtype=bool)
     outside = everyone.copy()
-    for _, firm, _, _ in groups:
+    for _, firm, _, _, _ in groups:
         outside[firm] = False
     pool = outside if outside.sum() >= 0.2 * len(outside) else everyone
     rate = float(strong[pool].mean()) if pool.any() else 0.0
     rate = min(max(rate, 1.0 / max(int(pool.sum()), 1)), 0.5)
     out: dict[int, dict] = {}
-    for c, firm, k, tried in groups:
+    for c, firm, k, tried, grown in groups:
         p = min(1.0, float(binom.sf(k - 1, len(firm), rate)) * max(tried, 1))
         if p <= max_p_value:
             out[c] = {"firm_members": int(len(firm)), "strong_members": k, "p_value": p, "base_rate": round(rate, 5)}
             if tried:
                 out[c]["core"] = sorted(account_ids[i] for i in firm)
+                out[c]["grown"] = sorted(account_ids[i] for i in grown)
     return out
 
 
@@ -200,7 +247,8 @@ def judge_campaigns(
     members) and ``account_id -> community`` for the members that belong to
     a campaign: the firmly attached ones and the flagged ones. Only
     ``candidates`` (from :func:`strong_communities`) are considered; strong
-    cores (keyed ``(community, core number)``) are judged on the core's members.
+    cores (keyed ``(community, core number)``) are judged on the core's members;
+    the members they were grown by (``"grown"``) belong to the campaign too.
     """
     index = {a: i for i, a in enumerate(account_ids)}
     camp_risk: dict = {}
@@ -219,7 +267,8 @@ def judge_campaigns(
         if len(flagged) < max(2, min_flagged_share * len(firm)):
             continue
         camp_risk[c] = float(risk[flagged].mean())
-        for i in np.concatenate([firm, flagged]):
+        grown = np.array([index[a] for a in candidates[c].get("grown", ())], dtype=np.int64)
+        for i in np.concatenate([firm, flagged, grown]):
             belongs[account_ids[i]] = c
     return camp_risk, belongs
 

@@ -1,24 +1,45 @@
 """Campaigns grouped by operator: one operator's rings share evidence no stranger has.
 
 An operator who runs several rings (one per card, one per proxy pool) still
-reuses its harvest templates, its wave schedule, its signup bursts and its
-infrastructure. Two campaigns belong to one operator when their members hold
-the same rare value of such a kind (``OPERATOR_KINDS``): the hubs of the
-linkage graph already are rare values (a popular template or a NAT links
-nobody, :mod:`distillguard.link`), so a value held inside two campaigns is
-operator evidence. Operators are the connected components of that relation.
+runs them on one schedule and may pay or connect through the same
+identifiers. Two campaigns belong to one operator when
+
+- **their members pay with the same card** (``OPERATOR_KINDS``: a payment
+  fingerprint that links under the link rules), at least ``min_members``
+  members *of each campaign* — the campaign's own members, not
+  the community it was cut from (a core shares its community with ordinary
+  users, and their hubs are not the ring's); or
+- **their activity moves together** (:func:`co_moving`): the correlation of
+  the two campaigns' request counts per 10-minute bucket is at least
+  ``min_corr`` and stands ``min_z`` standard deviations above the same
+  correlation with one series shifted by 3 hours or more. Waves that start
+  together are one schedule; two operators' independent schedules, or the
+  day-night rhythm any traffic has, correlate as well shifted as unshifted.
+
+Template bands, signup bursts, client IPs, subnets, user agents and e-mail
+domains are not operator evidence on their own: measured on fit-range worlds
+(docs/scoring.md, section 5) two unrelated operators' rings share hundreds of
+template bands (harvest scripts are public) and their signup windows and
+cloud ranges overlap, and rented proxy pools put a few of one operator's
+accounts on another's IPs, so joining on them merges operators. Operators are the
+connected components of the relation.
 """
 from __future__ import annotations
 
 import hashlib
 
-from distillguard.link import Communities
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["OPERATOR_KINDS", "group_operators", "operator_campaigns", "operator_id"]
+from distillguard.link.components import UnionFind
 
-OPERATOR_KINDS = ("payment_fingerprint", "client_ip", "subnet", "template", "lockstep", "signup_burst")
-"""Kinds of shared value that tie two campaigns to one operator (a user agent or an
-e-mail domain is shared by unrelated customers of one SDK or provider)."""
+__all__ = ["OPERATOR_KINDS", "co_moving", "group_operators", "operator_campaigns", "operator_id"]
+
+OPERATOR_KINDS = ("payment_fingerprint",)
+"""Identifiers that tie two campaigns to one operator when members of both hold the same (linking) value."""
+BUCKET_S = 600
+MIN_LAG_S = 3 * 3600
 
 
 def operator_id(campaign_ids: list[str]) -> str:
@@ -26,44 +47,82 @@ def operator_id(campaign_ids: list[str]) -> str:
     return "O-" + hashlib.sha1("\n".join(sorted(campaign_ids)).encode()).hexdigest()[:10]
 
 
-def group_operators(comms: Communities, assignment: dict[str, str], min_members: int = 2) -> dict[str, dict]:
-    """``campaign_id -> {operator_id, shared}``: campaigns joined by values their members hold in common.
+def co_moving(activity: dict[str, np.ndarray], min_corr: float = 0.3, min_z: float = 5.0) -> list[tuple[str, str, float, float]]:
+    """Pairs of campaigns whose activity moves together: ``(a, b, correlation, z)``.
 
-    ``assignment`` maps accounts to campaign ids; a value ties two campaigns
-    when at least ``min_members`` members of each hold it. ``shared`` lists
-    the values that joined the campaign to the rest of its operator.
+    ``activity``: per campaign, its request counts per ``BUCKET_S`` bucket on
+    one common time axis. Counts are log-scaled and standardised; the null is
+    the pair's circular cross-correlation at every lag of at least
+    ``MIN_LAG_S`` (too few such lags: no pair is tested). Cost: one FFT per
+    campaign and one inverse FFT per pair, of the scan's buckets (1,008 a week).
     """
-    cids_of_comm: dict[int, set[str]] = {}
-    for acc, c in comms.membership.items():
-        if acc in assignment:
-            cids_of_comm.setdefault(c, set()).add(assignment[acc])
-    holders: dict[tuple[str, str], set[str]] = {}
-    for c, cids in cids_of_comm.items():
-        for kind, value, n, _ in comms.hubs.get(c, []):
-            if kind in OPERATOR_KINDS and n >= min_members:
-                holders.setdefault((kind, value), set()).update(cids)
-    parent = {cid: cid for cids in cids_of_comm.values() for cid in cids}
+    cids = sorted(c for c, s in activity.items() if np.count_nonzero(s) >= 2)
+    if len(cids) < 2:
+        return []
+    x = np.log1p(np.vstack([activity[c] for c in cids]).astype(float))
+    x = (x - x.mean(axis=1, keepdims=True)) / np.maximum(x.std(axis=1, keepdims=True), 1e-9)
+    t = x.shape[1]
+    min_lag = MIN_LAG_S // BUCKET_S
+    lags = np.arange(min_lag, t - min_lag + 1)
+    if len(lags) < 24:
+        return []
+    f = np.fft.rfft(x, axis=1)
+    out = []
+    for i in range(len(cids)):
+        cross = np.fft.irfft(f[i + 1:] * np.conj(f[i]), n=t, axis=1) / t  # row j: corr(x_i, x_j shifted)
+        r = cross[:, 0]
+        null = cross[:, lags]
+        z = (r - null.mean(axis=1)) / np.maximum(null.std(axis=1), 1e-9)
+        for j in np.flatnonzero((r >= min_corr) & (z >= min_z)).tolist():
+            out.append((cids[i], cids[i + 1 + j], round(float(r[j]), 3), round(float(z[j]), 1)))
+    return out
 
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
 
-    shared: dict[str, list] = {cid: [] for cid in parent}
-    for (kind, value), cids in sorted(holders.items()):
-        if len(cids) < 2:
-            continue
-        ordered = sorted(cids)
-        for cid in ordered:
-            shared[cid].append({"kind": kind, "value": value, "campaigns": len(ordered)})
-        for other in ordered[1:]:
-            parent[find(other)] = find(ordered[0])
-    groups: dict[str, list[str]] = {}
-    for cid in parent:
-        groups.setdefault(find(cid), []).append(cid)
+def _shared_identifiers(assignment: dict[str, str], memberships: pa.Table, rules, n_accounts: int, min_members: int):
+    """``(kind, value) -> campaigns`` with at least ``min_members`` members each holding that linking identifier."""
+    t = memberships.filter(pc.is_in(memberships.column("kind"), pa.array(list(OPERATOR_KINDS), pa.string())))
+    holders: dict[tuple[str, str], list[str]] = {}
+    for a, k, v in zip(*(t.column(c).to_pylist() for c in ("account_id", "kind", "value"))):
+        holders.setdefault((k, v), []).append(a)
+    rule_of = {r.kind: r for r in rules}
     out = {}
-    for members in groups.values():
+    for (kind, value), accs in holders.items():
+        rule = rule_of.get(kind)
+        if rule is None or rule.hub_weight(len(set(accs)), n_accounts) <= 0:
+            continue
+        per: dict[str, set] = {}
+        for a in accs:
+            if a in assignment:
+                per.setdefault(assignment[a], set()).add(a)
+        cids = sorted(c for c, m in per.items() if len(m) >= min_members)
+        if len(cids) >= 2:
+            out[(kind, value)] = cids
+    return out
+
+
+def group_operators(assignment: dict[str, str], memberships: pa.Table, rules, n_accounts: int,
+                    activity: dict[str, np.ndarray] | None = None, *, min_members: int = 2, min_corr: float = 0.3,
+                    min_z: float = 5.0) -> dict[str, dict]:
+    """``campaign_id -> {operator_id, shared}``: campaigns joined by operator evidence.
+
+    ``assignment`` maps accounts to campaign ids; ``memberships`` are the
+    linkage's ``(account_id, kind, value)`` rows and ``rules`` its link rules
+    (over ``n_accounts``: only values that link count); ``activity`` each
+    campaign's requests per 10-minute bucket (:func:`co_moving`). ``shared``
+    lists what joined the campaign to the rest of its operator.
+    """
+    uf = UnionFind(sorted(set(assignment.values())))
+    shared: dict[str, list] = {cid: [] for cid in uf.parent}
+    for (kind, value), cids in sorted(_shared_identifiers(assignment, memberships, rules, n_accounts, min_members).items()):
+        for cid in cids:
+            shared[cid].append({"kind": kind, "value": value, "campaigns": len(cids)})
+        uf.union_all(cids)
+    for a, b, r, z in co_moving(activity or {}, min_corr, min_z):
+        shared[a].append({"kind": "activity", "value": f"moves with {b} (r={r}, z={z})", "campaigns": 2})
+        shared[b].append({"kind": "activity", "value": f"moves with {a} (r={r}, z={z})", "campaigns": 2})
+        uf.union(a, b)
+    out = {}
+    for members in uf.groups():
         oid = operator_id(members)
         for cid in members:
             out[cid] = {"operator_id": oid, "shared": shared[cid][:20]}

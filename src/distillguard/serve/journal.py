@@ -34,13 +34,8 @@ def _ts_us(v) -> int:
 
 
 def events_to_table(rows: list[dict]) -> pa.Table:
-    cols = {}
-    for f in EVENT_SCHEMA:
-        vals = [r.get(f.name) for r in rows]
-        if f.name == "ts":
-            vals = [datetime.fromtimestamp(_ts_us(v) / 1e6, tz=timezone.utc) if v is not None else None for v in vals]
-        cols[f.name] = pa.array(vals, f.type)
-    return pa.table(cols, schema=EVENT_SCHEMA)
+    """Journaled events (``ts`` as epoch microseconds or a datetime) -> an EVENT_SCHEMA table, in Arrow's C++."""
+    return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
 
 
 def accounts_to_table(rows: list[dict]) -> pa.Table:
@@ -85,7 +80,10 @@ class Journal:
     fsync
         ``fsync`` each append before returning (the durability promise).
     privacy
-        The store's :class:`~distillguard.privacy.StorePrivacy` (the engine redacts before journaling).
+        The store's :class:`~distillguard.privacy.StorePrivacy`. The engine journals events and accounts
+        as :meth:`~distillguard.privacy.StorePrivacy.record` keeps them, so what this process wrote is
+        stored without a second redaction; files an earlier process left are redacted again on replay
+        (idempotent: docs/privacy.md).
     """
 
     def __init__(self, db: str | None, path: str | None = None, fsync: bool = True, privacy=None):
@@ -100,6 +98,10 @@ class Journal:
         self.last_error: str | None = None
         self._fh = open(self.path, "ab") if self.path else None
         self._seq = 0
+        # files holding only what this process wrote (rows as privacy.record left them: stored as they are);
+        # a file left by an earlier process, perhaps under other settings, is redacted by the store again
+        self._clean = self._fh is not None and self._fh.tell() == 0
+        self._kept: set[str] = set()
 
     # -- writing ------------------------------------------------------------------
     def append(self, events: list[dict], accounts: list[dict] = (), labels: list[dict] = (), audits: list[dict] = ()) -> None:
@@ -130,7 +132,10 @@ class Journal:
             self._seq += 1
             rotated = f"{self.path}.{int(time.time() * 1000)}-{os.getpid()}-{self._seq}.flushing"
             os.replace(self.path, rotated)
+            if self._clean:
+                self._kept.add(rotated)
             self._fh = open(self.path, "ab")
+            self._clean = True
             self.pending = 0
             return rotated
 
@@ -171,10 +176,11 @@ class Journal:
             with self.db_lock, EventStore(self.db, privacy=self.privacy) as store:
                 inserted = 0
                 events = _not_forgotten(store.con, events)
+                kept = path in self._kept
                 if events:
-                    inserted, _ = store.append_events([events_to_table(events)])
+                    inserted, _ = store.append_events([events_to_table(events)], kept=kept)
                 if accounts:
-                    store.append_accounts(accounts_to_table(accounts))
+                    store.append_accounts(accounts_to_table(accounts), kept=kept)
                 if labels:
                     store.con.execute(
                         "CREATE TABLE IF NOT EXISTS decision_labels (decision_id VARCHAR, account_id VARCHAR, "
@@ -197,6 +203,7 @@ class Journal:
                 store.con.execute("CHECKPOINT")
             self.flushed_events += inserted
         os.remove(path)
+        self._kept.discard(path)
         return len(events)
 
     def flush(self) -> int:

@@ -5,9 +5,10 @@
   ``application/json`` in JSON; any other type gets 415;
 - ``Content-Encoding: gzip`` or ``deflate``; the body-size limit holds for
   the decompressed size too (decompression stops at the limit: 413);
-- the answer's ``partialSuccess`` counts rejected spans / log records; they
-  are also counted in ``distillguard_otlp_rejected_total`` and a batch
-  rejected whole is logged as an error, since exporters ignore partialSuccess.
+- the answer's ``partialSuccess`` counts the request's own rejected spans / log
+  records; every rejection, a held call's released later too, is counted in
+  ``distillguard_otlp_rejected_total`` and a batch rejected whole is logged as
+  an error, since exporters ignore partialSuccess.
 
 Producers spread one call over several exports (the span in a trace export,
 its content in a log export, the caller on the parent span). :class:`JoinBuffer`
@@ -23,6 +24,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
+from typing import NamedTuple
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -32,7 +34,7 @@ from distillguard.ingest.normalize import Reject
 from distillguard.ingest.otlp import (LOGS, TRACES, Item, call_of, caller_identity, decode, is_model_item, map_item,
                                       model_records)
 
-__all__ = ["register_otlp", "JoinBuffer", "decompress"]
+__all__ = ["register_otlp", "JoinBuffer", "Released", "decompress"]
 
 log = logging.getLogger("distillguard.otlp")
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
@@ -78,6 +80,15 @@ def _status_pb(code: int, message: str) -> bytes:
     return b"\x08" + varint(code) + b"\x12" + varint(len(msg)) + msg
 
 
+class Released(NamedTuple):
+    """A model call the buffer let go: its mapped record, and which export brought its span or record."""
+
+    record: dict
+    extra: dict
+    origin: object  # the ``origin`` its model item came with (a request), None when not given
+    signal: str  # TRACES or LOGS: what its model item was
+
+
 class JoinBuffer:
     """Joins one call's pieces across exports: content kept until its span comes, calls without a
     subject held at most ``window`` s for the span naming the caller."""
@@ -85,7 +96,7 @@ class JoinBuffer:
     def __init__(self, window: float = 10.0, max_items: int = 100_000):
         self.window = window
         self.max_items = max_items
-        self.waiting: OrderedDict[str, tuple[float, Item]] = OrderedDict()  # span id -> (deadline, model item)
+        self.waiting: OrderedDict[str, tuple[float, Item, object]] = OrderedDict()  # span id -> (deadline, model item, origin)
         self.by_span: dict[str, list[Item]] = {}  # content logs / details records by span id; raw spans by parent
         self.by_trace: dict[str, dict] = {}  # identity attributes seen on other spans of the trace
         self.trace_waiting: dict[str, set[str]] = {}  # trace id -> keys of its waiting calls
@@ -107,8 +118,9 @@ class JoinBuffer:
             else:
                 self.by_trace.pop(key, None)
 
-    def add(self, items: list[Item], now: float | None = None) -> list[tuple[dict, dict]]:
-        """Take one export's items; returns the model calls now complete (or out of time)."""
+    def add(self, items: list[Item], now: float | None = None, origin: object = None) -> list[Released]:
+        """Take one export's items (``origin``: what brought them, handed back with each of its calls);
+        returns the model calls now complete or out of time, this export's and earlier ones'."""
         now = time.monotonic() if now is None else now
         with self._lock:
             touched: set[str] = set()
@@ -136,36 +148,38 @@ class JoinBuffer:
                     self.late += 1
                     continue
                 prev = self.waiting.pop(key, None)
+                came = origin
                 if prev is not None:  # the span and its details record: one call, the span leads
                     lead, other = (it, prev[1]) if it.kind == "span" else (prev[1], it)
                     self.by_span.setdefault(key, []).append(other)
+                    came = origin if lead is it else prev[2]
                     it = lead
                     self._untrack(key, it.trace_id)
-                got = self._try(key, it, now, force=False)
+                got = self._try(key, it, now, False, came)
                 if got is None:
-                    self.waiting[key] = (prev[0] if prev else now + self.window, it)
+                    self.waiting[key] = (prev[0] if prev else now + self.window, it, came)
                     self.trace_waiting.setdefault(it.trace_id, set()).add(key)
                 else:
                     out.append(got)
             for key in touched:  # waiting calls whose missing piece may have come
                 if key in self.waiting:
-                    model = self.waiting[key][1]
-                    got = self._try(key, model, now, force=False)
+                    _, model, came = self.waiting[key]
+                    got = self._try(key, model, now, False, came)
                     if got is not None:
                         del self.waiting[key]
                         self._untrack(key, model.trace_id)
                         out.append(got)
             while self.waiting:
-                key, (deadline, model) = next(iter(self.waiting.items()))
+                key, (deadline, model, came) = next(iter(self.waiting.items()))
                 if deadline > now and len(self.waiting) <= self.max_items:
                     break
                 del self.waiting[key]
                 self._untrack(key, model.trace_id)
-                out.append(self._try(key, model, now, force=True))
+                out.append(self._try(key, model, now, True, came))
             self._expire(now)
             return out
 
-    def sweep(self, now: float | None = None) -> list[tuple[dict, dict]]:
+    def sweep(self, now: float | None = None) -> list[Released]:
         """The model calls whose wait is over (called periodically)."""
         return self.add([], now)
 
@@ -176,7 +190,7 @@ class JoinBuffer:
             if not waiting:
                 del self.trace_waiting[trace_id]
 
-    def _try(self, key: str, model: Item, now: float, force: bool) -> tuple[dict, dict] | None:
+    def _try(self, key: str, model: Item, now: float, force: bool, origin: object) -> Released | None:
         """The call's record once it has a subject, can get none, or its time is up (else None)."""
         parts = self.by_span.get(key)
         ident = self.by_trace.get(model.trace_id)
@@ -195,7 +209,7 @@ class JoinBuffer:
         self.released[key] = None
         if len(self.released) > self.max_items:
             self.released.popitem(last=False)
-        return rec, extra
+        return Released(rec, extra, origin, TRACES if model.kind == "span" else LOGS)
 
 
 def register_otlp(app, engine, met, max_body_bytes: int) -> JoinBuffer:
@@ -212,30 +226,36 @@ def register_otlp(app, engine, met, max_body_bytes: int) -> JoinBuffer:
     Gauge("distillguard_otlp_late", "Content / raw-request records dropped: they came after their call went in",
           registry=met["registry"]).set_function(lambda: buf.late)
 
-    def accept(pairs: list) -> dict:
-        out = engine.ingest_pairs(pairs, source="otlp")
+    def accept(calls: list[Released], peer: str = "join buffer (calls held for their caller)") -> dict:
+        """Calls into the engine; every rejection counted (by its model item's signal), a batch rejected whole logged."""
+        out = engine.ingest_pairs([(c.record, c.extra) for c in calls], source="otlp")
         met["events"].labels("accepted").inc(out["accepted"])
         met["events"].labels("quarantined").inc(out["quarantined"])
         met["events"].labels("duplicate").inc(out["duplicates"])
+        for e in out["errors"]:
+            rejected.labels(calls[e["index"]].signal).inc()
+        if out["quarantined"] and out["accepted"] + out["duplicates"] == 0:
+            reasons = sorted({e["reason"] for e in out["errors"]})
+            log.error("OTLP %s: all %d model calls rejected (%s); the exporter reports success and ignores this: "
+                      "check which attribute names the caller (docs/ingest.md, Subject)",
+                      peer, out["quarantined"], ", ".join(reasons))
         return out
 
     engine.add_periodic(lambda: accept(buf.sweep()), 1.0)
 
     def process(raw: bytes, ctype: str, signal: str, peer: str) -> tuple[int, str]:
+        """The export's calls that went in now; the rejections among its own (not earlier exports' held calls)."""
         try:
             items = decode(raw, ctype, signal)
         except Reject as rej:
             raise ValueError(rej.detail or rej.reason) from None
-        out = accept(buf.add(items))
-        if out["quarantined"]:
-            rejected.labels(signal).inc(out["quarantined"])
-            reasons = sorted({e["reason"] for e in out["errors"]})
-            if out["accepted"] + out["duplicates"] == 0:
-                log.error("OTLP %s export from %s: all %d model calls rejected (%s); the exporter reports success "
-                          "and ignores this: check which attribute names the caller (docs/ingest.md, Subject)",
-                          signal, peer, out["quarantined"], ", ".join(reasons))
-        msg = "; ".join(f"record {e['index']}: {e['reason']}" for e in out["errors"][:5])
-        return out["quarantined"], msg
+        request = object()
+        calls = buf.add(items, origin=request)
+        out = accept(calls, f"{signal} export from {peer}")
+        own = [e for e in out["errors"] if calls[e["index"]].origin is request]
+        msg = "; ".join(f"{calls[e['index']].signal[:-1]} {calls[e['index']].record.get('event_id') or '?'}: {e['reason']}"
+                        for e in own[:5])
+        return len(own), msg
 
     def answer(signal: str, ctype: str, n_rejected: int, msg: str) -> Response:
         key = "rejectedSpans" if signal == TRACES else "rejectedLogRecords"

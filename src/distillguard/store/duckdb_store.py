@@ -111,13 +111,13 @@ class EventStore:
         return self.privacy
 
     # -- writing -----------------------------------------------------------
-    def append_events(self, batches, group_rows: int = 262_144) -> tuple[int, int]:
+    def append_events(self, batches, group_rows: int = 262_144, kept: bool = False) -> tuple[int, int]:
         """Insert Arrow batches/tables of canonical events whose ``event_id`` is new.
 
         Batches are grouped up to ``group_rows`` rows and inserted with one
         anti-join each, streaming, so memory stays bounded. Returns
         ``(inserted, duplicates)``; duplicates are rows whose ``event_id`` is
-        already stored or repeats within the input.
+        already stored or repeats within the input. ``kept``: see :meth:`insert_new`.
         """
         import pyarrow.compute as pc
 
@@ -135,7 +135,7 @@ class EventStore:
                 "(SELECT * FROM _batch QUALIFY row_number() OVER (PARTITION BY event_id) = 1)")
             self.con.register("_batch", tbl)
             try:
-                return self.insert_new(src)
+                return self.insert_new(src, kept)
             finally:
                 self.con.unregister("_batch")
 
@@ -155,21 +155,23 @@ class EventStore:
         inserted += flush()
         return inserted, total - inserted
 
-    def insert_new(self, source: str) -> int:
+    def insert_new(self, source: str, kept: bool = False) -> int:
         """Insert the canonical rows of ``source`` (a table name or parenthesised query) whose
-        ``event_id`` is not stored yet, as the privacy settings keep them; the count inserted."""
+        ``event_id`` is not stored yet, as the privacy settings keep them; the count inserted.
+        ``kept``: the rows are as :meth:`StorePrivacy.record` keeps them already (the service's
+        journal, written by this process): not redacted a second time."""
         return self.con.execute(
-            f"INSERT INTO events SELECT * FROM ({self._writing().select(EVENT_SCHEMA.names, source)}) p "
+            f"INSERT INTO events SELECT * FROM ({self._writing().select(EVENT_SCHEMA.names, source, kept)}) p "
             "ANTI JOIN events e ON p.event_id = e.event_id").fetchone()[0]
 
-    def append_accounts(self, table: pa.Table) -> int:
-        """Upsert account metadata (the newest row for an ``account_id`` wins)."""
+    def append_accounts(self, table: pa.Table, kept: bool = False) -> int:
+        """Upsert account metadata (the newest row for an ``account_id`` wins); ``kept`` as for :meth:`insert_new`."""
         if table.num_rows == 0:
             return 0
         self.con.register("_acc", table.select(ACCOUNT_SCHEMA.names))
-        kept = self._writing().select(ACCOUNT_SCHEMA.names, "_acc")  # ids as stored (pseudonyms) for the upsert
+        stored = self._writing().select(ACCOUNT_SCHEMA.names, "_acc", kept)  # ids as stored (pseudonyms) for the upsert
         try:  # redacted once, then used twice
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE _acc_kept AS {kept}")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE _acc_kept AS {stored}")
             self.con.execute("DELETE FROM accounts WHERE account_id IN (SELECT account_id FROM _acc_kept)")
             self.con.execute("INSERT INTO accounts SELECT * FROM _acc_kept "
                              "QUALIFY row_number() OVER (PARTITION BY account_id) = 1")

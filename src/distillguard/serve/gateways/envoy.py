@@ -24,6 +24,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from distillguard.request_params import OPENAI_REQUEST_PARAMS
 from distillguard.serve.gateways import gateway_verdict
 
 __all__ = ["register_envoy", "event_from_http"]
@@ -31,9 +32,7 @@ __all__ = ["register_envoy", "event_from_http"]
 log = logging.getLogger("distillguard.gateway")
 
 DEFAULT_ACCOUNT_HEADER = "x-user-id"
-OPENAI_FIELDS = {"model": "model", "max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens",
-                 "n": "n", "logprobs": "logprobs", "top_logprobs": "top_logprobs", "temperature": "temperature",
-                 "top_p": "top_p", "reasoning_effort": "reasoning_effort"}
+OPENAI_FIELDS = {"model": "model", **OPENAI_REQUEST_PARAMS}
 
 
 def event_from_http(headers, body: bytes | None, account_header: str = DEFAULT_ACCOUNT_HEADER,

@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 
 import httpx
 
+from distillguard.request_params import OPENAI_REQUEST_PARAMS
 from distillguard.serve.gateways import gateway_verdict
 
 try:  # pragma: no cover - depends on the optional package
@@ -117,11 +118,6 @@ def clean_event(ev: dict) -> tuple[dict, list[str]]:
     return out, dropped
 
 
-_REQUEST_PARAMS = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens", "n": "n",
-                   "logprobs": "logprobs", "top_logprobs": "top_logprobs", "temperature": "temperature",
-                   "top_p": "top_p", "reasoning_effort": "reasoning_effort"}
-
-
 def _user_key(user_api_key_dict) -> dict:
     if user_api_key_dict is None:
         return {}
@@ -152,7 +148,7 @@ def event_from_litellm(data: dict, user_api_key_dict=None) -> dict:
         "client_ip": meta.get("requester_ip_address") or headers.get("x-forwarded-for"),
         "user_agent": meta.get("user_agent") or headers.get("user-agent"),
     }
-    for k, field in _REQUEST_PARAMS.items():
+    for k, field in OPENAI_REQUEST_PARAMS.items():
         if data.get(k) is not None and ev.get(field) is None:
             ev[field] = data[k]
     return {k: v for k, v in ev.items() if v is not None}
@@ -169,7 +165,7 @@ def _request_params(kwargs: dict, slo: dict) -> dict:
     out: dict = {}
     for src in (slo.get("model_parameters"), kwargs.get("optional_params"), body, kwargs):
         if isinstance(src, dict):
-            for k in _REQUEST_PARAMS:
+            for k in OPENAI_REQUEST_PARAMS:
                 if src.get(k) is not None and k not in out:
                     out[k] = src[k]
     return out

@@ -1,0 +1,108 @@
+"""Operators: campaigns joined by their own members' identifiers or by activity that moves together (issue 12, item 5)."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import scan_scenario
+
+from distillguard.link import load_rules
+from distillguard.link.components import UnionFind
+from distillguard.score.operators import BUCKET_S, co_moving, group_operators
+
+
+def _memberships(rows):
+    return pa.table({k: list(v) for k, v in zip(("account_id", "kind", "value"), zip(*rows))})
+
+
+def _two_cores_in_one_community(n_users: int = 300):
+    """Two rings cut from one community of a cloud range: each its own card, every account on the range."""
+    ring_a, ring_b = [f"a{i}" for i in range(6)], [f"b{i}" for i in range(6)]
+    users = [f"u{i:03d}" for i in range(n_users)]
+    rows = [(x, "subnet", "203.0.113.0/24") for x in ring_a + ring_b + users[:20]]
+    rows += [(x, "payment_fingerprint", "card-a") for x in ring_a] + [(x, "payment_fingerprint", "card-b") for x in ring_b]
+    assignment = {**{x: "C-a" for x in ring_a}, **{x: "C-b" for x in ring_b}}
+    return rows, assignment, len(ring_a + ring_b + users)
+
+
+def test_two_cores_of_one_community_are_not_joined_by_the_community_s_subnet():
+    rows, assignment, n = _two_cores_in_one_community()
+    ops = group_operators(assignment, _memberships(rows), load_rules(), n)
+    assert ops["C-a"]["operator_id"] != ops["C-b"]["operator_id"]
+    assert ops["C-a"]["shared"] == ops["C-b"]["shared"] == []
+
+
+def test_campaigns_whose_own_members_hold_one_card_are_one_operator():
+    rows, assignment, n = _two_cores_in_one_community()
+    ops = group_operators(assignment, _memberships(rows + [("a0", "payment_fingerprint", "card-x"), ("a1", "payment_fingerprint", "card-x"),
+                                                            ("b0", "payment_fingerprint", "card-x")]), load_rules(), n)
+    assert ops["C-a"]["operator_id"] != ops["C-b"]["operator_id"]  # one member of C-b is not the campaign's
+    ops = group_operators(assignment, _memberships(rows + [(x, "payment_fingerprint", "card-x") for x in ("a0", "a1", "b0", "b1")]),
+                          load_rules(), n)
+    assert ops["C-a"]["operator_id"] == ops["C-b"]["operator_id"]
+    assert {"kind": "payment_fingerprint", "value": "card-x", "campaigns": 2} in ops["C-a"]["shared"]
+
+
+def _schedule(rng, buckets: int, every: float, phase: float) -> np.ndarray:
+    """Wave starts about every ``every`` buckets (jittered by 20%, as an operator's scheduler does)."""
+    starts, x = [], phase
+    while x < buckets:
+        starts.append(int(x))
+        x += every * rng.uniform(0.8, 1.2)
+    return np.array(starts)
+
+
+def _waves(rng, starts: np.ndarray, buckets: int, accounts: int) -> np.ndarray:
+    """Requests per bucket of ``accounts`` accounts joining waves of 90 minutes that start at ``starts``."""
+    on = np.zeros(buckets, dtype=bool)
+    for s in starts:
+        on[s:s + 9] = True
+    return rng.poisson(np.where(on, 2.0 * accounts, 0.05 * accounts))
+
+
+def _diurnal(rng, buckets: int, accounts: int, peak_hour: float) -> np.ndarray:
+    hour = (np.arange(buckets) * BUCKET_S / 3600) % 24
+    return rng.poisson(accounts * (0.6 + 0.5 * np.cos((hour - peak_hour) / 24 * 2 * np.pi)))
+
+
+def test_one_schedule_is_one_operator_and_independent_schedules_or_day_rhythms_are_not():
+    rng = np.random.default_rng(0)
+    days = 5 * 144
+    mine, theirs = _schedule(rng, days, 36, 5), _schedule(rng, days, 36, 20)
+    activity = {"cell-1": _waves(rng, mine, days, 30), "cell-2": _waves(rng, mine, days, 12),
+                "other": _waves(rng, theirs, days, 30),
+                "day-1": _diurnal(rng, days, 40, 15), "day-2": _diurnal(rng, days, 25, 14)}
+    pairs = {(a, b) for a, b, _, _ in co_moving(activity)}
+    assert pairs == {("cell-1", "cell-2")}
+    r, z = next((r, z) for a, b, r, z in co_moving(activity) if a == "cell-1")
+    assert r >= 0.3 and z >= 5
+    assert co_moving({k: v[:30] for k, v in activity.items()}) == []  # five hours: too few shifts to test against
+
+
+def test_union_find_groups_every_item():
+    uf = UnionFind(["a", "b", "c", "d"])
+    uf.union("a", "b")
+    uf.union_all(["c", "d", "e"])
+    assert sorted(map(sorted, uf.groups())) == [["a", "b"], ["c", "d", "e"]]
+
+
+@pytest.mark.slow
+def test_a_real_scan_puts_one_operator_s_cells_under_one_operator_id(tmp_path):
+    """Cells with their own cards and proxies, one wave schedule: one operator; another ring: another."""
+    sc = {"name": "ops", "window": {"days": 3},
+          "populations": [{"archetype": "chat", "accounts": 250}, {"archetype": "cloud_range_users", "accounts": 40},
+                          {"archetype": "hydra", "accounts": 90, "campaigns": 3, "operators": 1,
+                           "infra": {"payment": {"cards": [1, 1], "shared_frac": 1.0, "none_frac": 0.0}}},
+                          {"archetype": "hydra", "accounts": 30}]}
+    result, labels = scan_scenario(sc, 4, tmp_path)
+    pred = {r["account_id"]: r["operator_id"] for r in result.accounts.to_pylist()}
+    lab = [r for r in labels if r["campaign_id"]]
+    found: dict[str, set] = {}
+    for r in lab:
+        if pred[r["account_id"]]:
+            found.setdefault(r["operator_id"], set()).add(pred[r["account_id"]])
+    assert len(found) == 2 and all(len(v) == 1 for v in found.values()), found
+    a, b = found.values()
+    assert a != b
+    cells = {r["campaign_id"] for r in lab if r["operator_id"] == "op-001"}
+    assert len(cells) == 3 and len({c["campaign_id"] for c in result.campaigns if c["operator_id"] in a}) >= 2
