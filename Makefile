@@ -94,7 +94,7 @@ corpora: $(STAMP)
 
 # Retrain the shipped intent scorers on the exemplar bank plus the corpora's train sources.
 train-content: corpora
-	$(BIN)/python -m distillguard.signals.content.model
+	$(BIN)/python -m distillguard.signals.content.train
 
 # Per-source / per-language intent figures on held-out corpora, classify speed, account-level rates.
 bench-content: $(STAMP)

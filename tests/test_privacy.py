@@ -351,8 +351,11 @@ def test_hashed_identifiers_link_as_clear_ones_do(smoke_traffic, tmp_path):
 
 
 def test_first_request_linking_reads_the_subnet_of_a_hashed_ip():
+    from distillguard.link.kinds import request_values
     from distillguard.privacy import keyed
-    from distillguard.serve.campaigns import request_infrastructure
+
+    def request_infrastructure(ip, ua):
+        return request_values({"client_ip": ip, "user_agent": ua})
 
     key = bytes(range(32))
     a, b = keyed.hash_ip("203.0.113.7", key), keyed.hash_ip("203.0.113.99", key)

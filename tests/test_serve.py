@@ -140,17 +140,24 @@ def test_online_features_equal_the_batch_feature_query(service, tmp_path):
             assert online[col] == v, col
 
 
-def test_request_infrastructure_matches_the_scan_memberships():
+def test_request_values_match_the_scan_memberships():
     import ibis
 
     from distillguard.link import memberships as mb
-    from distillguard.serve.campaigns import request_infrastructure
+    from distillguard.link.kinds import account_values, request_values
+    from distillguard.privacy.keyed import hash_ip
 
-    ips = ["203.0.113.7", "2001:DB8:ab:1::5", "10.1.2.3", "not-an-ip", "::1"]
-    t = ibis.memtable(pa.table({"account_id": [f"a{i}" for i in range(len(ips))], "client_ip": ips,
-                                "user_agent": ["ua"] * len(ips)}))
+    ips = ["203.0.113.7", "2001:DB8:ab:1::5", "10.1.2.3", "not-an-ip", "::1", hash_ip("198.51.100.7", bytes(32)), None]
+    uas = ["ua", "ua", None, "ua2", "", "ua", "ua"]
+    t = ibis.memtable(pa.table({"account_id": [f"a{i}" for i in range(len(ips))], "client_ip": ips, "user_agent": uas}))
     want = {(r["account_id"], r["kind"], r["value"]) for r in mb.infrastructure(t).to_pyarrow().to_pylist()}
-    got = {(f"a{i}", k, v) for i, ip in enumerate(ips) for k, v in request_infrastructure(ip, "ua")}
+    got = {(f"a{i}", k, v) for i, (ip, ua) in enumerate(zip(ips, uas))
+           for k, v in request_values({"client_ip": ip, "user_agent": ua})}
+    assert got == want and any(k == "subnet" and v.startswith("h:") for _, k, v in got)
+    meta = pa.table({"account_id": ["a", "b", "c"], "payment_fingerprint": ["FP1", None, "fp2"],
+                     "email_domain": ["Mail.example", "x.example", None]})
+    want = {(r["account_id"], r["kind"], r["value"]) for r in mb.account_metadata(meta).to_pylist()}
+    got = {(m["account_id"], k, v) for m in meta.to_pylist() for k, v in account_values(m)}
     assert got == want
 
 

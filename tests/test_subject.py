@@ -57,7 +57,7 @@ def test_the_guardrail_and_the_logger_send_the_same_identities():
                                                                "n": 3, "logprobs": True, "top_logprobs": 5},
                                           "metadata": {"user_api_key_hash": "hash-1", "user_api_key_user_id": "ku-1",
                                                        "user_api_key_end_user_id": "eu-1"}, "messages": {}}}
-    from distillguard.ingest.records import map_litellm
+    from distillguard.ingest.litellm import map_litellm
 
     (rec, extra), = map_litellm(DistillguardLogger.record(kwargs))
     logged = normalize(rec, extra)

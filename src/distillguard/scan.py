@@ -31,11 +31,6 @@ from distillguard.store import EventStore
 
 __all__ = ["Analysis", "ScanResult", "analyse", "intel_matcher", "run_scan", "store_inputs"]
 
-TEMPLATE_PROMPTS = 8
-"""Sampled prompts per account that template linkage MinHashes (of the 16 sampled):
-rings reuse templates across many accounts, so a few prompts each find them
-(4 kept linkage quality but let peers' template indicators match more benign
-accounts in the intel round trip)."""
 INDICATOR_KINDS = ("payment_fingerprint", "client_ip", "subnet", "user_agent", "email_domain", "template")
 
 
@@ -215,7 +210,7 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
         return [s.fit(x).score(x) for s, x in zip(signals, inputs)]
 
     results = st.run("signals", score_all)
-    members = st.run("linkage graph", mb.collect, events, meta, samples, TEMPLATE_PROMPTS)
+    members = st.run("linkage graph", mb.collect, events, meta, samples)
     known = match_intel(members) if match_intel else None
     ids = features.column("account_id").to_pylist()
     rules = load_rules()

@@ -31,7 +31,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from distillguard.errors import UsageError
-from distillguard.store import EventStore
+from distillguard.store import EventStore, table_exists
 
 __all__ = ["export_case", "verify_case", "MANIFEST", "chain_hash", "file_sha256"]
 
@@ -86,7 +86,7 @@ def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, pric
         ev = c["ev"]
         decisions = list(reversed(audit.audit_rows(con, "campaign", campaign_id)))
         member_ids = [m["account_id"] for m in c["members"]]
-        if audit._has(con, "audit_log") and member_ids:
+        if table_exists(con, "audit_log") and member_ids:
             extra = con.execute(
                 "SELECT seq, ts, analyst, action, target_kind, target_id, reason, details_json, prev_hash, row_hash FROM audit_log "
                 "WHERE target_kind = 'account' AND list_contains(?, target_id) ORDER BY seq", [member_ids]).fetchall()
@@ -96,7 +96,7 @@ def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, pric
         head = audit.audit_head(con)
         chain_ok, chain_bad = audit.verify_audit_chain(con)
         infra = {}
-        if audit._has(con, "campaign_indicators"):
+        if table_exists(con, "campaign_indicators"):
             for kind, value, weight in con.execute(
                     "SELECT kind, value, weight FROM campaign_indicators WHERE campaign_id = ? ORDER BY kind, weight DESC, value",
                     [campaign_id]).fetchall():
@@ -223,7 +223,7 @@ def verify_case(folder: Path, db: Path | None = None, public_key: Path | None = 
         if con is not None:
             seq = manifest["audit_head"].get("seq", 0)
             if seq:
-                r = audit.first(con.execute("SELECT row_hash FROM audit_log WHERE seq = ?", [seq])) if audit._has(con, "audit_log") else None
+                r = audit.first(con.execute("SELECT row_hash FROM audit_log WHERE seq = ?", [seq])) if table_exists(con, "audit_log") else None
                 if r is None or r[0] != anchor:
                     problems.append(f"audit log entry #{seq} in the store does not match the manifest's audit head")
             ok, bad = audit.verify_audit_chain(con)

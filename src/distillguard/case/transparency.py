@@ -53,13 +53,13 @@ def _pct(xs: list[float], q: float) -> float | None:
 
 
 def transparency_figures(con, period: str) -> dict:
-    from distillguard.console.audit import _has
+    from distillguard.store import table_exists
     from distillguard.console.data import capability_breakdown
 
     start, end = parse_period(period)
     fig = {"period": period.upper(), "start": start.isoformat(), "end_exclusive": end.isoformat(),
            "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    if not _has(con, "campaigns"):
+    if not table_exists(con, "campaigns"):
         raise UsageError("the store has no scan results (run scan --db first)")
     camps = con.execute(
         "SELECT c.campaign_id, c.n_accounts, c.reasons, c.first_seen, r.finished_at, c.evidence_json FROM campaigns c "
@@ -88,7 +88,7 @@ def transparency_figures(con, period: str) -> dict:
                 [start.isoformat(), end.isoformat()]).fetchall()[0]
             exchanges = {"exchanges": int(r[0] or 0), "input_tokens": int(r[1] or 0), "output_tokens": int(r[2] or 0),
                          "reasoning_tokens": int(r[3] or 0)}
-            if _has(con, "account_results"):
+            if table_exists(con, "account_results"):
                 actions = dict(con.execute("SELECT action, count(*) FROM account_results JOIN _tm USING (account_id) GROUP BY 1").fetchall())
         finally:
             con.unregister("_tm")
@@ -97,7 +97,7 @@ def transparency_figures(con, period: str) -> dict:
         if c[3] is not None and c[4] is not None:
             ttd.append(max(0.0, (c[4] - c[3]).total_seconds() / 3600))
     decisions, ttr = {}, []
-    if _has(con, "analyst_decisions"):
+    if table_exists(con, "analyst_decisions"):
         ids = [c[0] for c in camps]
         rows = con.execute(
             "SELECT action, count(*) FROM analyst_decisions WHERE target_kind = 'campaign' AND list_contains(?, target_id) GROUP BY 1",
@@ -111,7 +111,7 @@ def transparency_figures(con, period: str) -> dict:
             if fs is not None:
                 ttr.append(max(0.0, (datetime.fromisoformat(ts) - fs).total_seconds() / 3600))
     flagged_outside = 0
-    if _has(con, "account_results"):
+    if table_exists(con, "account_results"):
         flagged_outside = con.execute(
             "SELECT count(*) FROM account_results a WHERE a.campaign_id IS NULL AND a.action IN ('challenge', 'throttle', 'block') "
             "AND EXISTS (SELECT 1 FROM events e WHERE e.account_id = a.account_id AND e.ts >= CAST(? AS DATE) AND e.ts < CAST(? AS DATE))",

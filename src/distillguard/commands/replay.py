@@ -52,12 +52,12 @@ def register(app: typer.Typer) -> None:
             if str(labels).endswith((".parquet", ".pq")):
                 t = pq.read_table(labels, columns=["account_id", "campaign_id"])
             else:
-                from distillguard.ingest.accounts import _records  # JSONL/CSV rows
+                from distillguard.ingest.accounts import iter_rows  # JSONL/CSV rows
 
                 import pyarrow as pa
 
                 t = pa.Table.from_pylist([{"account_id": r.get("account_id"), "campaign_id": r.get("campaign_id")}
-                                          for _, r, _ in _records(Path(labels))])
+                                          for _, r, _ in iter_rows(Path(labels))])
             truth = dict(zip(t.column("account_id").to_pylist(), t.column("campaign_id").to_pylist()))
         if url is not None:
             target = HttpTarget(url)

@@ -31,19 +31,10 @@ from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 
 from distillguard.console import audit, data
 from distillguard.errors import UsageError
-from distillguard.serve.auth import over_tls, who as _who
+from distillguard.serve.auth import CSP, SECURITY_HEADERS, over_tls, who as _who
 
 __all__ = ["console_router", "CSP", "SECURITY_HEADERS"]
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
 _STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
 
 env = Environment(loader=PackageLoader("distillguard.console", "templates"), autoescape=select_autoescape(default=True, default_for_string=True))

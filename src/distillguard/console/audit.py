@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from typing import NamedTuple
 
 from distillguard.errors import UsageError
+from distillguard.store import table_exists
 
 __all__ = [
     "ACTIONS", "GENESIS", "AnalystOverrides", "ensure_tables", "record_action", "log_event", "audit_head",
@@ -97,11 +98,6 @@ def _con(store):
 def ensure_tables(con) -> None:
     for stmt in _DDL:
         con.execute(stmt)
-
-
-def _has(con, table: str) -> bool:
-    q = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
-    return first(con.execute(q, [table]))[0] > 0
 
 
 def canonical(row: dict) -> str:
@@ -193,19 +189,19 @@ def record_action(store, *, action: str, target_kind: str, target_id: str, analy
     campaign_id = None
     if target_kind == "campaign":
         campaign_id = target_id
-        if _has(con, "campaigns"):
+        if table_exists(con, "campaigns"):
             row = first(con.execute("SELECT evidence_json FROM campaigns WHERE campaign_id = ?", [target_id]))
             if row is None:
                 raise UsageError(f"no campaign {target_id!r} in the store")
             members = sorted(json.loads(row[0]).get("accounts") or [])
-        if _has(con, "campaign_indicators"):
+        if table_exists(con, "campaign_indicators"):
             indicators = [
                 {"kind": k, "value": v, "weight": None if w is None else float(w)}
                 for k, v, w in con.execute(
                     "SELECT kind, value, weight FROM campaign_indicators WHERE campaign_id = ? ORDER BY kind, value",
                     [target_id]).fetchall()
             ]
-    elif target_kind == "account" and _has(con, "account_results"):
+    elif target_kind == "account" and table_exists(con, "account_results"):
         r = first(con.execute("SELECT campaign_id FROM account_results WHERE account_id = ?", [target_id]))
         campaign_id = r[0] if r else None
     details = {"campaign_id": campaign_id, "n_members": len(members),
@@ -218,7 +214,7 @@ def record_action(store, *, action: str, target_kind: str, target_id: str, analy
 @_accepts_path
 def audit_rows(store, target_kind: str | None = None, target_id: str | None = None, limit: int | None = None) -> list[dict]:
     con = _con(store)
-    if not _has(con, "audit_log"):
+    if not table_exists(con, "audit_log"):
         return []
     cols = [*_ROW_FIELDS, "prev_hash", "row_hash"]
     sql = f"SELECT {', '.join(cols)} FROM audit_log"
@@ -236,7 +232,7 @@ def audit_rows(store, target_kind: str | None = None, target_id: str | None = No
 def audit_head(store) -> dict:
     """``{"seq": n, "hash": h}`` of the newest audit row (``seq`` 0 and the genesis hash when empty)."""
     con = _con(store)
-    if not _has(con, "audit_log"):
+    if not table_exists(con, "audit_log"):
         return {"seq": 0, "hash": GENESIS}
     last = first(con.execute("SELECT seq, row_hash FROM audit_log ORDER BY seq DESC LIMIT 1"))
     return {"seq": last[0], "hash": last[1]} if last else {"seq": 0, "hash": GENESIS}
@@ -250,7 +246,7 @@ def verify_audit_chain(store) -> tuple[bool, int | None]:
     carries, and every analyst action in the log must still have its row.
     """
     con = _con(store)
-    if not _has(con, "audit_log"):
+    if not table_exists(con, "audit_log"):
         return True, None
     prev = GENESIS
     expected = 1
@@ -265,7 +261,7 @@ def verify_audit_chain(store) -> tuple[bool, int | None]:
             digests[d["seq"]] = json.loads(d["details_json"] or "{}").get("decision_sha256")
         prev = d["row_hash"]
         expected += 1
-    if _has(con, "analyst_decisions"):
+    if table_exists(con, "analyst_decisions"):
         dcols = [*_DECISION_FIELDS, "audit_hash"]
         seen = set()
         for r in con.execute(f"SELECT {', '.join(dcols)} FROM analyst_decisions ORDER BY seq").fetchall():
@@ -337,7 +333,7 @@ def verify_audit_signature(store, public_key) -> str | None:
     if public_key is None:
         return "no trusted public key to check the audit log's signature (distillguard keys init; --public-key)"
     r = first(con.execute("SELECT seq, head_hash, key_id, signature FROM audit_signature")) \
-        if _has(con, "audit_signature") else None
+        if table_exists(con, "audit_signature") else None
     if r is None:
         return "the audit log head is not signed"
     seq, head_hash, kid, sig = r
@@ -352,7 +348,7 @@ def verify_audit_signature(store, public_key) -> str | None:
 
 def latest_campaign_status(con) -> dict[str, str]:
     """campaign_id -> latest of confirm/dismiss/escalate (allowlist on a campaign counts as dismiss)."""
-    if not _has(con, "analyst_decisions"):
+    if not table_exists(con, "analyst_decisions"):
         return {}
     rows = con.execute(
         "SELECT target_id, action FROM analyst_decisions WHERE target_kind = 'campaign' "
@@ -389,7 +385,7 @@ def analyst_overrides(store) -> AnalystOverrides:
     confirmed after being dismissed is confirmed).
     """
     con = _con(store)
-    if not _has(con, "analyst_decisions"):
+    if not table_exists(con, "analyst_decisions"):
         return AnalystOverrides(frozenset(), frozenset(), (), frozenset())
     latest = con.execute(
         "SELECT target_kind, target_id, action, members_json FROM analyst_decisions "

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from distillguard.console.audit import _has, first, latest_campaign_status
+from distillguard.console.audit import first, latest_campaign_status
+from distillguard.store import table_exists
 
 __all__ = ["PAGE_SIZE", "queue", "campaign_detail", "account_detail", "load_prices", "graph_data"]
 
@@ -41,10 +42,10 @@ OPERATOR_SQL = "json_extract_string(c.evidence_json, '$.operator_id')"
 def queue(con, *, status: str = "", reason: str = "", min_size: int | None = None, max_size: int | None = None,
           date_from: str = "", date_to: str = "", operator: str = "", page: int = 1, page_size: int = PAGE_SIZE) -> dict:
     """One page of campaigns, highest risk first, with the filters applied in SQL."""
-    if not _has(con, "campaigns"):
+    if not table_exists(con, "campaigns"):
         return {"rows": [], "total": 0, "page": 1, "pages": 1, "reasons": []}
     where, args = [], []
-    joined = _has(con, "analyst_decisions")
+    joined = table_exists(con, "analyst_decisions")
     status_expr = "coalesce(d.status, 'open')" if joined else "'open'"
     if status in STATUSES:
         where.append(f"{status_expr} = ?")
@@ -96,7 +97,7 @@ def _register_members(con, members: list[str]):
 
 def harvest_value(con, members: list[str], prices: dict) -> dict:
     """Tokens harvested by the members, by model, priced per million tokens."""
-    if not _has(con, "events"):
+    if not table_exists(con, "events"):
         return {"by_model": [], "total": 0.0, "currency": prices["currency"]}
     _register_members(con, members)
     try:
@@ -128,7 +129,7 @@ def capability_breakdown(con, members: list[str], sample: int = 300) -> list[dic
         from distillguard.signals.content.bank import CAPABILITIES
     except Exception:  # pragma: no cover - content signals unavailable
         return []
-    if not _has(con, "events") or not members:
+    if not table_exists(con, "events") or not members:
         return []
     _register_members(con, members)
     try:
@@ -173,7 +174,7 @@ def _bucket(h: int, axis: list[int]) -> int:
 
 def account_volume(con, members: list[str], top: int = 12) -> dict:
     """Hourly exchanges for the ``top`` busiest members (uPlot's columnar shape: xs in epoch seconds)."""
-    if not _has(con, "events") or not members:
+    if not table_exists(con, "events") or not members:
         return {"x": [], "total": [], "series": []}
     _register_members(con, members)
     try:
@@ -199,7 +200,7 @@ def graph_data(con, ev: dict, max_accounts: int = 150, max_hubs: int = 40) -> di
     """Accounts and the shared hubs (cards, IPs, subnets, user agents, domains, signup bursts) that link them."""
     members = _members(con, ev)
     risk = {}
-    if _has(con, "account_results") and members:
+    if table_exists(con, "account_results") and members:
         _register_members(con, members)
         try:
             risk = dict(con.execute(
@@ -214,11 +215,11 @@ def graph_data(con, ev: dict, max_accounts: int = 150, max_hubs: int = 40) -> di
         _register_members(con, shown)
         try:
             q = []
-            if _has(con, "accounts"):
+            if table_exists(con, "accounts"):
                 q.append("SELECT 'payment_fingerprint', payment_fingerprint, account_id FROM accounts JOIN _members USING (account_id)")
                 q.append("SELECT 'email_domain', email_domain, account_id FROM accounts JOIN _members USING (account_id)")
                 q.append("SELECT 'signup_burst', CAST(floor(epoch(created_at) / 600) AS BIGINT)::VARCHAR, account_id FROM accounts JOIN _members USING (account_id)")
-            if _has(con, "events"):
+            if table_exists(con, "events"):
                 q.append("SELECT DISTINCT 'client_ip', client_ip, account_id FROM events JOIN _members USING (account_id)")
                 q.append("SELECT DISTINCT 'user_agent', user_agent, account_id FROM events JOIN _members USING (account_id)")
                 q.append("SELECT DISTINCT 'subnet', regexp_extract(client_ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24', account_id "
@@ -244,7 +245,7 @@ def graph_data(con, ev: dict, max_accounts: int = 150, max_hubs: int = 40) -> di
 
 
 def campaign_detail(con, campaign_id: str, prices: dict, member_limit: int = 200) -> dict | None:
-    if not _has(con, "campaigns"):
+    if not table_exists(con, "campaigns"):
         return None
     row = first(con.execute("SELECT evidence_json, risk, action, n_accounts, n_events, first_seen, last_seen FROM campaigns "
                       "WHERE campaign_id = ?", [campaign_id]))
@@ -253,7 +254,7 @@ def campaign_detail(con, campaign_id: str, prices: dict, member_limit: int = 200
     ev = json.loads(row[0])
     members = _members(con, ev)
     member_rows = []
-    if _has(con, "account_results") and members:
+    if table_exists(con, "account_results") and members:
         _register_members(con, members)
         try:
             member_rows = [dict(zip(("account_id", "risk", "action", "n_events", "org_id", "reasons"), r)) for r in con.execute(
@@ -273,17 +274,17 @@ def campaign_detail(con, campaign_id: str, prices: dict, member_limit: int = 200
 
 def account_detail(con, account_id: str, event_limit: int = 50) -> dict | None:
     res = None
-    if _has(con, "account_results"):
+    if table_exists(con, "account_results"):
         r = first(con.execute("SELECT account_id, risk, action, campaign_id, reasons, rule_id, n_events, org_id, reasons_json "
                         "FROM account_results WHERE account_id = ?", [account_id]))
         if r:
             res = dict(zip(("account_id", "risk", "action", "campaign_id", "reasons", "rule_id", "n_events", "org_id", "reasons_json"), r))
             res["reasons_detail"] = json.loads(res.pop("reasons_json") or "[]")
-    n = first(con.execute("SELECT count(*) FROM events WHERE account_id = ?", [account_id]))[0] if _has(con, "events") else 0
+    n = first(con.execute("SELECT count(*) FROM events WHERE account_id = ?", [account_id]))[0] if table_exists(con, "events") else 0
     if res is None and n == 0:
         return None
     meta = None
-    if _has(con, "accounts"):
+    if table_exists(con, "accounts"):
         m = first(con.execute("SELECT account_id, created_at, email_domain, payment_fingerprint, country, org_id, verified, signup_path "
                         "FROM accounts WHERE account_id = ?", [account_id]))
         if m:
@@ -295,7 +296,7 @@ def account_detail(con, account_id: str, event_limit: int = 50) -> dict | None:
                   "SELECT ts, model, client_ip, user_agent, prompt, input_tokens, output_tokens, temperature, n, logprobs, max_output_tokens, status "
                   f"FROM events WHERE account_id = ? ORDER BY ts DESC LIMIT {int(event_limit)}", [account_id]).fetchall()]
     linked = []
-    if meta and _has(con, "accounts"):
+    if meta and table_exists(con, "accounts"):
         linked = [dict(zip(("account_id", "via"), r)) for r in con.execute(
             "SELECT a.account_id, string_agg(DISTINCT v.kind, ', ') FROM accounts a JOIN ("
             "SELECT 'payment_fingerprint' AS kind, ? AS val UNION ALL SELECT 'email_domain', ?) v "
@@ -319,7 +320,7 @@ def account_detail(con, account_id: str, event_limit: int = 50) -> dict | None:
     for h, c, t in hourly:
         count[_bucket(h, axis)] += c
         tokens[_bucket(h, axis)] += int(t)
-    if res and res.get("campaign_id") and _has(con, "account_results"):
+    if res and res.get("campaign_id") and table_exists(con, "account_results"):
         seen = {l["account_id"]: l for l in linked}
         for (a,) in con.execute("SELECT account_id FROM account_results WHERE campaign_id = ? AND account_id <> ? "
                                 "ORDER BY risk DESC, account_id LIMIT 50", [res["campaign_id"], account_id]).fetchall():

@@ -60,11 +60,11 @@ def get_source(fmt: str, on_progress=None) -> Source:
 
         return OtlpSource()
     if fmt == "litellm":
-        from distillguard.ingest.records import LiteLLMSource
+        from distillguard.ingest.litellm import LiteLLMSource
 
         return LiteLLMSource()
     if fmt == "openai":
-        from distillguard.ingest.records import OpenAILogSource
+        from distillguard.ingest.openai_log import OpenAILogSource
 
         return OpenAILogSource()
     raise UsageError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")

@@ -17,7 +17,7 @@ from distillguard.ingest.detect import sniff_text
 from distillguard.ingest.normalize import Reject, _as_bool, _as_string, parse_ts
 from distillguard.schema import ACCOUNT_ALIASES, ACCOUNT_SCHEMA
 
-__all__ = ["read_accounts", "normalize_account"]
+__all__ = ["read_accounts", "normalize_account", "iter_rows"]
 
 _FIELDS = [f.name for f in ACCOUNT_SCHEMA if f.name != "extra"]
 _KEY = {**{f: f for f in _FIELDS}, **ACCOUNT_ALIASES, "email": "email_domain", "team": "org_id",
@@ -54,7 +54,8 @@ def normalize_account(rec) -> dict:
     return out
 
 
-def _records(path: Path):
+def iter_rows(path: Path):
+    """``(line, record dict, raw text)`` of a CSV, JSON(L) or Parquet file of rows (account metadata, labels)."""
     name = path.name.lower()
     if path.is_dir() or name.endswith((".parquet", ".pq", ".parq")):
         import pyarrow.parquet as pq
@@ -88,7 +89,7 @@ def read_accounts(path) -> tuple[pa.Table, list[Quarantined]]:
     if not path.exists():
         raise UsageError(f"{path}: no such file or directory")
     rows, bad = [], []
-    for line, rec, raw in _records(path):
+    for line, rec, raw in iter_rows(path):
         try:
             if isinstance(rec, Reject):
                 raise rec

@@ -1,96 +1,21 @@
 """Canonical JSONL events (plain or ``.gz``): vectorised in DuckDB, Python for the odd row."""
 from __future__ import annotations
 
-import json
 import os
-from functools import lru_cache
 from typing import ClassVar, Iterator
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.ingest.base import Quarantined, ReadBatch, truncate_raw
+from distillguard.ingest.jsonl_rules import chunk_sql, python_record
+from distillguard.ingest.jsonl_stream import Fallback, ingest_jsonl
 from distillguard.ingest.lines import iter_lines, prefetch
-from distillguard.ingest.normalize import FIELD_KEYS, KEY_TO_FIELD, Reject, normalize, rows_to_batch
-from distillguard.ingest.sqlfast import Col, connect, fill_event_ids, lit, normalize_sql, q, _to_schema
+from distillguard.ingest.normalize import rows_to_batch
+from distillguard.ingest.sqlfast import connect, fill_event_ids, to_event_batch
 
-__all__ = ["JsonlSource", "python_record"]
-
-
-@lru_cache(maxsize=64)
-def chunk_sql(keys: tuple[str, ...], source: str = "_lines", parsed: bool = False) -> str | None:
-    """The normalisation SQL for lines that use exactly these top-level keys.
-
-    Keys map case-insensitively onto canonical fields (exact canonical spelling
-    first); ``None`` when two keys differ only in case (DuckDB struct names are
-    case-insensitive), in which case the lines go through Python. ``source``
-    has the text of each line as ``line``; or, when ``parsed``, the line
-    already parsed into a struct ``_t`` of VARCHAR values (DuckDB's
-    ``read_json`` with these columns), and ``None`` is returned when the keys
-    need the line itself (unknown keys are cut out of it into ``extra``).
-    """
-    lowered = [k.lower() for k in keys]
-    if len(set(lowered)) != len(lowered):
-        return None
-    known = [k for k in keys if k.lower() in KEY_TO_FIELD]
-    unknown = [k for k in keys if k.lower() not in KEY_TO_FIELD]
-    carried = [k for k in unknown if k.lower() == "extra"]
-    raw = "NULL" if parsed else "line"
-    cols: dict[str, list[Col]] = {}
-    for k in sorted(known, key=lambda k: (FIELD_KEYS[KEY_TO_FIELD[k.lower()]].index(k.lower()), k != k.lower())):
-        cols.setdefault(KEY_TO_FIELD[k.lower()], []).append(Col(f"_t.{q(k)}", "json"))
-    if carried and len(unknown) == 1:
-        # only an exported ``extra`` (JSON object text or object): keep it, normalised, on the fast path
-        e = f"_t.{q(carried[0])}"
-        pre = _parse(known + carried, parsed)
-        extra = (f"CASE WHEN {e} IS NULL THEN NULL ELSE "
-                 f"nullif(CAST(TRY(json_merge_patch('{{}}', json({e}))) AS VARCHAR), '{{}}') END")
-        extra_ok = (f"_t IS NOT NULL AND ({e} IS NULL OR (starts_with(ltrim({e}), '{{') "
-                    f"AND TRY(json_valid({e})) AND NOT contains({e}, ':null')))")
-        return normalize_sql(source, cols, extra_sql=extra, extra_ok=extra_ok, pre=pre, raw=raw)
-    pre = _parse(known, parsed)
-    if not unknown:
-        extra, extra_ok = "NULL", "_t IS NOT NULL"
-    elif parsed:
-        return None
-    else:
-        klist = "[" + ", ".join(lit(k) for k in known) + "]"
-        patch = json.dumps({k: None for k in known})
-        pre += ", TRY(json_keys(line)) AS _k"
-        extra = f"CASE WHEN list_has_all({klist}, _k) THEN NULL ELSE TRY(json_merge_patch(line, {lit(patch)})) END"
-        extra_ok = "_t IS NOT NULL AND _k IS NOT NULL"
-        if any(k.lower() == "extra" for k in unknown):
-            extra_ok += " AND NOT list_contains(list_transform(_k, lambda x: lower(x)), 'extra')"
-    return normalize_sql(source, cols, extra_sql=extra, extra_ok=extra_ok, pre=pre, raw=raw)
-
-
-def _parse(keys: list[str], parsed: bool) -> str:
-    """The select item parsing ``line`` into the struct ``_t`` (nothing when the source did it)."""
-    if parsed:
-        return ""
-    struct = json.dumps({k: "VARCHAR" for k in keys} or {"__none__": "VARCHAR"})
-    return f"TRY(json_transform(line, {lit(struct)})) AS _t"
-
-
-def python_record(source: str, line_no: int, raw: bytes | str | None):
-    """Normalise one JSON line in Python: a canonical dict or a :class:`Quarantined`."""
-    try:
-        if isinstance(raw, (bytes, bytearray)):
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise Reject("invalid_utf8", f"invalid UTF-8 at byte {exc.start}") from None
-        if int(line_no) == 1 and isinstance(raw, str) and raw.startswith("\ufeff"):
-            raw = raw[1:]  # a UTF-8 byte order mark some editors and exporters put before the first record
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise Reject("invalid_json", str(exc).splitlines()[0][:200]) from None
-        return normalize(obj)
-    except Reject as rej:
-        return Quarantined(source, int(line_no), rej.reason, truncate_raw(raw), rej.detail)
+__all__ = ["JsonlSource"]
 
 
 def _as_text(lines: pa.Array, numbers: np.ndarray):
@@ -144,8 +69,6 @@ class JsonlSource:
         files DuckDB cannot read that way go block by block. Returns
         ``(inserted, duplicates)``.
         """
-        from distillguard.ingest.jsonl_stream import Fallback, ingest_jsonl
-
         try:
             size = os.path.getsize(path)
         except OSError:
@@ -278,7 +201,7 @@ class JsonlSource:
                     for r in bad_rows.tolist():
                         fallback.append((int(numbers[r]), text[r].as_py()))
                 if good.num_rows:
-                    yield ReadBatch(events=_to_schema(good.drop_columns(["_row", "_ok", "_raw"])))
+                    yield ReadBatch(events=to_event_batch(good.drop_columns(["_row", "_ok", "_raw"])))
         if fallback:
             fallback.sort(key=lambda x: x[0])
             rows = []

@@ -7,12 +7,12 @@ skipped, as we skip them). Per file:
 
 1. one pass for the top-level keys and the number of records;
 2. one ``INSERT ... ANTI JOIN events`` of every record the SQL checks accept
-   (:func:`~distillguard.ingest.jsonl.chunk_sql`), in a transaction that then
+   (:func:`~distillguard.ingest.jsonl_rules.chunk_sql`), in a transaction that then
    drops repeats of an ``event_id`` within the file;
 3. only when fewer records went in than were read: a pass marking which
    records failed. :class:`~distillguard.ingest.lines.RecordLines` finds them
    in the file (line number, raw bytes) and they go through the reference
-   rules (:func:`~distillguard.ingest.jsonl.python_record`).
+   rules (:func:`~distillguard.ingest.jsonl_rules.python_record`).
 
 When every key is a known field (or an exported ``extra``), step 2 parses with
 DuckDB's ``read_json`` straight into the keys' columns; otherwise with
@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 
 from distillguard.ingest.base import Quarantined
-from distillguard.ingest.jsonl import chunk_sql, python_record
+from distillguard.ingest.jsonl_rules import chunk_sql, python_record
 from distillguard.ingest.lines import RecordLines
 from distillguard.ingest.normalize import rows_to_batch
 from distillguard.ingest.sqlfast import fill_event_ids, lit
@@ -113,6 +113,7 @@ def ingest_jsonl(path: str, store, on_quarantine, on_progress=None, size: int = 
             return 0, 0
         keys = tuple(sorted({k for ks, _ in groups if ks for k in ks}))
         sql = _checking_sql(path, keys, src)
+        store.writing()  # outside the transaction: a rollback must not undo the store's settings
         con.execute("BEGIN TRANSACTION")
         try:
             with _fallback_on_read_errors():

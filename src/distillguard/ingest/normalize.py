@@ -1,6 +1,7 @@
 """Record-at-a-time validation and normalisation onto the canonical event.
 
-This is the reference implementation of the field rules (docs/ingest.md). The
+This is the reference implementation of the field rules declared in
+:mod:`distillguard.ingest.fields` (docs/ingest.md). The
 vectorised SQL path (:mod:`distillguard.ingest.sqlfast`) accepts only rows it
 can prove clean under the same rules and hands every other row here, so
 quarantine reasons are decided in one place. The OTLP, LiteLLM and OpenAI
@@ -15,8 +16,12 @@ from datetime import datetime, timezone
 import orjson
 import pyarrow as pa
 
+from distillguard.ingest.fields import (
+    CHECK_ORDER, FALSE_WORDS, INT_LIMIT, KEY_RANK, KIND, NUMBER_PATTERN, OK_HTTP, RATE_LIMITED_HTTP,
+    STATUS_SYNONYMS, TRUE_WORDS, TS_MAX, TS_MIN, epoch_scale,
+)
+from distillguard.schema import EVENT_SCHEMA
 from distillguard.subject import SOURCES, choose
-from distillguard.schema import BOOL_FIELDS, EVENT_ALIASES, EVENT_SCHEMA, FLOAT_FIELDS, INT_FIELDS
 
 __all__ = [
     "Reject",
@@ -26,48 +31,10 @@ __all__ = [
     "flatten_messages",
     "content_text",
     "rows_to_batch",
-    "CANONICAL",
-    "FIELD_KEYS",
-    "EXTRA_ALIASES",
 ]
 
-CANONICAL = [f.name for f in EVENT_SCHEMA if f.name != "extra"]
-STRING_FIELDS = [
-    f for f in CANONICAL if f not in INT_FIELDS | FLOAT_FIELDS | BOOL_FIELDS and f != "ts"
-]
-
-# Aliases used by the readers beyond the schema's table (lower-case keys).
-EXTRA_ALIASES: dict[str, str] = {
-    "messages": "prompt",
-    "input_messages": "prompt",
-    "instructions": "system_prompt",
-    "system": "system_prompt",
-    "max_tokens_to_sample": "max_output_tokens",
-    "choice_count": "n",
-    "batch": "is_batch",
-}
-_ALIASES = {**EXTRA_ALIASES, **EVENT_ALIASES}
-
-FIELD_KEYS: dict[str, list[str]] = {f: [f] for f in CANONICAL}
-"""Canonical field -> accepted lower-case keys in priority order (canonical name first)."""
-for _alias, _field in _ALIASES.items():
-    FIELD_KEYS[_field].append(_alias)
-KEY_TO_FIELD: dict[str, str] = {k: f for f, ks in FIELD_KEYS.items() for k in ks}
-# lower-case key -> (field, rank): the canonical name first, then its aliases (a key in another case ranks just after)
-_KEY_RANK: dict[str, tuple[str, int]] = {k: (f, i * 2) for f, ks in FIELD_KEYS.items() for i, k in enumerate(ks)}
-
-_MIN_TS = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MAX_TS = datetime(2200, 1, 1, tzinfo=timezone.utc)
-_NUMERIC = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-_STATUS_SYNONYMS = {
-    "ok": "ok", "success": "ok", "succeeded": "ok", "completed": "ok", "unset": "ok",
-    "error": "error", "failure": "error", "failed": "error", "fail": "error",
-    "refused": "refused", "refusal": "refused", "content_filter": "refused", "blocked": "refused",
-    "rate_limited": "rate_limited", "ratelimited": "rate_limited", "rate_limit": "rate_limited",
-    "throttled": "rate_limited",
-}
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
+_NUMERIC = re.compile(NUMBER_PATTERN)
+_TRUE, _FALSE = frozenset(TRUE_WORDS), frozenset(FALSE_WORDS)
 
 
 class Reject(Exception):
@@ -81,14 +48,7 @@ class Reject(Exception):
 
 def epoch_to_datetime(x: float) -> datetime:
     """Epoch number -> UTC datetime; seconds, milliseconds, micro- or nanoseconds by magnitude."""
-    a = abs(x)
-    if a >= 1e17:
-        x = x / 1e9
-    elif a >= 1e14:
-        x = x / 1e6
-    elif a >= 1e11:
-        x = x / 1e3
-    return datetime.fromtimestamp(x, tz=timezone.utc)
+    return datetime.fromtimestamp(epoch_scale(x), tz=timezone.utc)
 
 
 def parse_ts(value) -> datetime:
@@ -126,7 +86,7 @@ def parse_ts(value) -> datetime:
         raise
     except (ValueError, OverflowError, OSError) as exc:
         raise Reject("bad_ts", f"unparseable timestamp {str(value)[:80]!r}") from exc
-    if not (_MIN_TS <= dt < _MAX_TS):
+    if not (TS_MIN <= dt < TS_MAX):
         raise Reject("bad_ts", f"timestamp out of range: {str(value)[:80]!r}")
     return dt
 
@@ -238,7 +198,7 @@ def _as_int(field: str, v):
         raise Reject("wrong_type", f"{field} must be a non-negative integer, got {type(v).__name__}")
     if i < 0:
         raise Reject("negative_value", f"{field} must be >= 0, got {i}")
-    if i >= 2**63:
+    if i >= INT_LIMIT:
         raise Reject("wrong_type", f"{field} is too large: {i}")
     return i
 
@@ -285,13 +245,13 @@ def _status(v):
         raise Reject("wrong_type", "status must be a string, got a boolean")
     if isinstance(v, (int, float)) or (isinstance(v, str) and v.strip().isdigit()):
         code = int(float(v))
-        if code == 429:
+        if code == RATE_LIMITED_HTTP:
             return "rate_limited"
-        return "ok" if 200 <= code < 400 else "error"
+        return "ok" if code in OK_HTTP else "error"
     if not isinstance(v, str):
         raise Reject("wrong_type", f"status must be a string, got {type(v).__name__}")
     s = v.strip().lower()
-    return _STATUS_SYNONYMS.get(s, s)
+    return STATUS_SYNONYMS.get(s, s)
 
 
 def _reasoning_effort(field: str, v):
@@ -300,13 +260,11 @@ def _reasoning_effort(field: str, v):
     return _as_string(field, v)
 
 
-# each field's check, in the order the checks run (the first bad field names the rejection)
-_ORDER_FIELDS = ["ts", *STRING_FIELDS, *INT_FIELDS, *FLOAT_FIELDS, *BOOL_FIELDS]
-_ORDER = {f: i for i, f in enumerate(_ORDER_FIELDS)}
-_COERCE = {**{f: _as_string for f in STRING_FIELDS}, "status": lambda _f, v: _status(v),
-           "reasoning_effort": _reasoning_effort, **{f: _as_int for f in INT_FIELDS},
-           **{f: _as_float for f in FLOAT_FIELDS}, **{f: _as_bool for f in BOOL_FIELDS}}
-_ABSENT = dict.fromkeys(_ORDER_FIELDS)
+_ORDER = {f: i for i, f in enumerate(CHECK_ORDER)}
+_COERCE_BY_KIND = {"string": _as_string, "status": lambda _f, v: _status(v), "reasoning_effort": _reasoning_effort,
+                   "int": _as_int, "float": _as_float, "bool": _as_bool}
+_COERCE = {f: _COERCE_BY_KIND[k] for f, k in KIND.items() if k != "ts"}
+_ABSENT = dict.fromkeys(CHECK_ORDER)
 
 
 def normalize(record, extra: dict | None = None) -> dict:
@@ -324,10 +282,10 @@ def normalize(record, extra: dict | None = None) -> dict:
     carried: dict = {}
     identity = None
     for key, value in record.items():
-        hit = _KEY_RANK.get(key)  # canonical names and lower-case aliases, the common case: no lower()
+        hit = KEY_RANK.get(key)  # canonical names and lower-case aliases, the common case: no lower()
         if hit is None:
             k = key.lower() if isinstance(key, str) else str(key)
-            hit = _KEY_RANK.get(k)
+            hit = KEY_RANK.get(k)
             if hit is not None:
                 hit = (hit[0], hit[1] + 1)  # the same key in another case ranks after it
         else:

@@ -15,13 +15,18 @@ under the same rules or quarantines it with the reason.
 """
 from __future__ import annotations
 
+import math
+
 import duckdb
 import pyarrow as pa
 
-from distillguard.ingest.normalize import CANONICAL, _STATUS_SYNONYMS
-from distillguard.schema import BOOL_FIELDS, EVENT_SCHEMA, FLOAT_FIELDS, INT_FIELDS
+from distillguard.ingest.fields import (
+    CANONICAL, EPOCH_UNITS, FALSE_WORDS, ID_COLUMNS, ID_NULL, ID_SEPARATOR, KIND, STATUS_SYNONYMS, TRUE_WORDS,
+    TS_MAX, TS_MIN,
+)
+from distillguard.schema import EVENT_SCHEMA
 
-__all__ = ["connect", "EVENT_ID_SQL", "fill_event_ids", "Col", "normalize_sql", "q", "lit"]
+__all__ = ["connect", "EVENT_ID_SQL", "fill_event_ids", "to_event_batch", "Col", "normalize_sql", "q", "lit"]
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -42,18 +47,17 @@ def lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _h(col: str) -> str:
-    return f"coalesce(CAST({q(col)} AS VARCHAR), chr(0))"
+def _id_part(col: str) -> str:
+    if col == "ts":
+        return "CAST(epoch_us(ts) AS VARCHAR)"
+    return f"coalesce(CAST({q(col)} AS VARCHAR), chr({ord(ID_NULL)}))"
 
 
-EVENT_ID_SQL = (
-    "md5(concat_ws(chr(31), CAST(epoch_us(ts) AS VARCHAR), "
-    + ", ".join(_h(c) for c in CANONICAL if c not in ("event_id", "ts"))
-    + ", coalesce(extra, chr(0))))"
-)
+EVENT_ID_SQL = f"md5(concat_ws(chr({ord(ID_SEPARATOR)}), {', '.join(_id_part(c) for c in ID_COLUMNS)}))"
 """Deterministic id of an event without one: MD5 of its canonical content
-(every canonical column and ``extra``), so the same record always gets the
-same id and a re-ingest adds nothing."""
+(every canonical column and ``extra``, :data:`~distillguard.ingest.fields.ID_COLUMNS`),
+so the same record always gets the same id and a re-ingest adds nothing. The
+one id expression of every engine: the Spark engine runs it through DuckDB."""
 
 _FINAL_COLS = ", ".join(
     f"CASE WHEN event_id IS NULL THEN {EVENT_ID_SQL} ELSE event_id END AS event_id" if c == "event_id" else q(c)
@@ -70,10 +74,11 @@ def fill_event_ids(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch) -> pa.
         tbl = con.sql(f"SELECT {_FINAL_COLS} FROM _fill").to_arrow_table()
     finally:
         con.unregister("_fill")
-    return _to_schema(tbl)
+    return to_event_batch(tbl)
 
 
-def _to_schema(tbl: pa.Table) -> pa.RecordBatch:
+def to_event_batch(tbl: pa.Table) -> pa.RecordBatch:
+    """Canonical columns of a query result -> one Arrow batch in :data:`EVENT_SCHEMA` exactly."""
     tbl = tbl.combine_chunks()
     arrays = [tbl.column(f.name).cast(f.type) for f in EVENT_SCHEMA]
     if tbl.num_rows == 0:
@@ -116,9 +121,22 @@ def _is_num(kind: str) -> bool:
     return k in _NUM_TYPES or k.startswith("DECIMAL")
 
 
+def _e(power_of_ten: float) -> str:
+    return f"1e{round(math.log10(power_of_ten))}"  # 1e17: a DOUBLE literal
+
+
 def _epoch(x: str) -> str:
-    return (f"to_timestamp(CASE WHEN abs({x}) >= 1e17 THEN {x} / 1e9 WHEN abs({x}) >= 1e14 THEN {x} / 1e6 "
-            f"WHEN abs({x}) >= 1e11 THEN {x} / 1e3 ELSE {x} END)")
+    whens = " ".join(f"WHEN abs({x}) >= {_e(cut)} THEN {x} / {_e(div)}" for cut, div in EPOCH_UNITS)
+    return f"to_timestamp(CASE {whens} ELSE {x} END)"
+
+
+def _bool_words(x: str) -> str:
+    return " ".join(f"WHEN {lit(w)} THEN {b}" for words, b in ((TRUE_WORDS, "TRUE"), (FALSE_WORDS, "FALSE"))
+                    for w in words)
+
+
+def _ts_literal(t) -> str:
+    return f"TIMESTAMPTZ '{t:%Y-%m-%d %H:%M:%S}+00'"
 
 
 def _field_exprs(field: str, cols: list[Col], w: str, x: str) -> tuple[str, str, str]:
@@ -157,49 +175,51 @@ def _field_exprs(field: str, cols: list[Col], w: str, x: str) -> tuple[str, str,
         else:
             return winner, "NULL", "FALSE"
         return winner, val, "TRUE"
-    if field in INT_FIELDS:
+    rule = KIND[field]
+    if rule == "int":
         if kind == "text":
             return winner, f"TRY_CAST({v} AS BIGINT)", f"{v} IS NULL OR ({x} >= 0 AND CAST({x} AS VARCHAR) = {v})"
         if kind == "num":
             return winner, f"TRY_CAST({v} AS BIGINT)", f"{v} IS NULL OR ({x} >= 0 AND {x} = {v})"
         return winner, "NULL", f"{v} IS NULL"
-    if field in FLOAT_FIELDS:
+    if rule == "float":
         if kind in ("text", "num"):
             return winner, f"TRY_CAST({v} AS DOUBLE)", f"{v} IS NULL OR isfinite({x})"
         return winner, "NULL", f"{v} IS NULL"
-    if field in BOOL_FIELDS:
+    if rule == "bool":
         if kind == "BOOLEAN":
             return winner, v, "TRUE"
         if kind == "text":
             val = (f"CASE {v} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE ELSE "
-                   f"CASE lower(trim({v})) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE WHEN 't' THEN TRUE "
-                   f"WHEN 'f' THEN FALSE WHEN 'yes' THEN TRUE WHEN 'no' THEN FALSE WHEN 'y' THEN TRUE "
-                   f"WHEN 'n' THEN FALSE WHEN '1' THEN TRUE WHEN '0' THEN FALSE END END")
+                   f"CASE lower(trim({v})) {_bool_words(v)} END END")
             return winner, val, f"{v} IS NULL OR {x} IS NOT NULL"
         return winner, "NULL", f"{v} IS NULL"
     # string fields
     if kind not in ("text",):
-        if kind == "num" and field != "status":
+        if kind == "num" and rule == "reasoning_effort":  # a thinking budget: a non-negative integer's text
+            ints = all(c.kind.upper() in _INT_TYPES for c in cols)
+            return winner, f"CAST({v} AS VARCHAR)", f"{v} IS NULL OR {v} >= 0" if ints else f"{v} IS NULL"
+        if kind == "num" and rule != "status":
             return winner, f"CAST({v} AS VARCHAR)", "TRUE"
         if kind == "BOOLEAN" or kind == "num":
             return winner, "NULL", f"{v} IS NULL"
         return winner, f"CAST({v} AS VARCHAR)", "TRUE"
-    if field == "status":
-        cases = " ".join(f"WHEN {lit(k)} THEN {lit(s)}" for k, s in _STATUS_SYNONYMS.items())
+    if rule == "status":
+        cases = " ".join(f"WHEN {lit(k)} THEN {lit(s)}" for k, s in STATUS_SYNONYMS.items())
         val = f"CASE {v} WHEN 'ok' THEN 'ok' WHEN 'error' THEN 'error' ELSE CASE lower(trim({v})) {cases} ELSE lower(trim({v})) END END"
         ok = f"{v} IS NULL OR NOT (substr(trim({v}), 1, 1) BETWEEN '0' AND '9')"  # HTTP codes: Python
         return winner, val, ok
     if json_text:
         # nested JSON values arrive as text starting with { or [: let Python flatten or reject them
         ok = f"{v} IS NULL OR NOT (starts_with({v}, '{{') OR starts_with({v}, '['))"
-        if field == "reasoning_effort":
+        if rule == "reasoning_effort":
             ok = f"({ok}) AND ({v} IS NULL OR NOT (substr(trim({v}), 1, 1) BETWEEN '0' AND '9'))"
         return winner, v, ok
     return winner, v, "TRUE"
 
 
-_DUCK = {f: ("BIGINT" if f in INT_FIELDS else "DOUBLE" if f in FLOAT_FIELDS else "BOOLEAN" if f in BOOL_FIELDS
-              else "TIMESTAMPTZ" if f == "ts" else "VARCHAR") for f in CANONICAL}
+_DUCK = {f: {"int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "ts": "TIMESTAMPTZ"}.get(k, "VARCHAR")
+         for f, k in KIND.items()}
 
 
 def normalize_sql(source: str, cols: dict[str, list[Col]], extra_sql: str = "NULL", extra_ok: str = "TRUE",
@@ -225,8 +245,7 @@ def normalize_sql(source: str, cols: dict[str, list[Col]], extra_sql: str = "NUL
             f"{extra_ok} AS _extra_ok FROM ({base})")
     typed = f"SELECT *, {', '.join(vals)} FROM ({lvl0})"
     lvl1 = f"SELECT *, {' AND '.join(oks)} AS _okraw FROM ({typed})"
-    ts_ok = ("_ts IS NOT NULL AND _ts >= TIMESTAMPTZ '1970-01-01 00:00:00+00' "
-             "AND _ts < TIMESTAMPTZ '2200-01-01 00:00:00+00'")
+    ts_ok = f"_ts IS NOT NULL AND _ts >= {_ts_literal(TS_MIN)} AND _ts < {_ts_literal(TS_MAX)}"
     final = []
     for f in EVENT_SCHEMA.names:
         if f == "ts":

@@ -21,8 +21,9 @@ import pyarrow.csv as pacsv
 from distillguard.errors import UsageError
 from distillguard.ingest.base import Quarantined, ReadBatch, truncate_raw
 from distillguard.ingest.lines import open_input
-from distillguard.ingest.normalize import FIELD_KEYS, KEY_TO_FIELD, Reject, normalize, rows_to_batch
-from distillguard.ingest.sqlfast import Col, _to_schema, connect, fill_event_ids, lit, normalize_sql, q
+from distillguard.ingest.fields import FIELD_KEYS, KEY_TO_FIELD
+from distillguard.ingest.normalize import Reject, normalize, rows_to_batch
+from distillguard.ingest.sqlfast import Col, connect, fill_event_ids, lit, normalize_sql, q, to_event_batch
 
 __all__ = ["CsvSource", "ParquetSource", "column_mapping", "parquet_files"]
 
@@ -87,7 +88,7 @@ def _run(con, source: str, sql: str, fetch_bad, first_line: int = 0) -> Iterator
         good = out.filter(ok)
         bad_rows = out.filter(pc.invert(ok)).column("_row").to_pylist()
     if good.num_rows:
-        yield ReadBatch(events=_to_schema(good.drop_columns(["_row", "_ok", "_raw"])))
+        yield ReadBatch(events=to_event_batch(good.drop_columns(["_row", "_ok", "_raw"])))
     if bad_rows:
         rows, quarantined = _python_rows(source, fetch_bad(bad_rows))
         events = fill_event_ids(con, rows_to_batch(rows)) if rows else ReadBatch().events

@@ -30,6 +30,7 @@ from distillguard.intel.keys import canonical, key_id, keyed_hash
 from distillguard.intel.match import template_scheme
 from distillguard.intel.tables import ensure_tables
 from distillguard.intel.techniques import TECHNIQUES, attack_pattern_id, techniques_for
+from distillguard.store import table_exists
 
 __all__ = ["ExportOptions", "build_bundle", "export_bundle", "HASH_OBJECT", "indicator_pattern", "TLP_LEVELS"]
 
@@ -113,8 +114,8 @@ def _candidates(store, camps: list[dict], opts: ExportOptions) -> list[dict]:
     ids = [c["campaign_id"] for c in camps]
     if not ids:
         return []
-    n_events = con.execute("SELECT count(*) FROM events").fetchone()[0] if _has(con, "events") else 0
-    if n_events and _has(con, "account_results"):
+    n_events = con.execute("SELECT count(*) FROM events").fetchone()[0] if table_exists(con, "events") else 0
+    if n_events and table_exists(con, "account_results"):
         from distillguard.intel.match import account_memberships
 
         events = store.ibis().table("events")
@@ -146,7 +147,7 @@ def _candidates(store, camps: list[dict], opts: ExportOptions) -> list[dict]:
             con.unregister("_dg_mem")
             con.unregister("_dg_ids")
         out = [dict(zip(("campaign_id", "kind", "value", "support", "precision"), r)) for r in rows]
-    elif _has(con, "campaign_indicators"):  # results only (e.g. the Spark engine): the scan's hubs
+    elif table_exists(con, "campaign_indicators"):  # results only (e.g. the Spark engine): the scan's hubs
         rows = con.execute(
             "SELECT campaign_id, kind, value, weight FROM campaign_indicators ORDER BY campaign_id, kind, weight DESC, value"
         ).fetchall()
@@ -163,10 +164,6 @@ def _candidates(store, camps: list[dict], opts: ExportOptions) -> list[dict]:
             count[k] = count.get(k, 0) + 1
             kept.append(r)
     return kept
-
-
-def _has(con, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0] > 0
 
 
 def _confidence(kind: str, support: int, precision: float) -> int:

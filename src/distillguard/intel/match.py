@@ -321,6 +321,5 @@ def account_memberships(events, meta: pa.Table) -> pa.Table:
     """
     from distillguard.features.samples import prompt_sample
     from distillguard.link import memberships as mb
-    from distillguard.scan import TEMPLATE_PROMPTS
 
-    return mb.collect(events, meta, prompt_sample(events).to_pyarrow(), TEMPLATE_PROMPTS)
+    return mb.collect(events, meta, prompt_sample(events).to_pyarrow())

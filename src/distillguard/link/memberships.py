@@ -14,9 +14,11 @@ import pyarrow.compute as pc
 from datasketch import MinHash
 from scipy.stats import poisson
 
+from distillguard.link.kinds import link_kinds
 from distillguard.text import band_key_array, minhash_signatures
 
 __all__ = [
+    "TEMPLATE_PROMPTS",
     "collect",
     "infrastructure",
     "account_metadata",
@@ -25,6 +27,11 @@ __all__ = [
     "lockstep",
 ]
 
+TEMPLATE_PROMPTS = 8
+"""Sampled prompts per account that template linkage MinHashes (of the 16 sampled):
+rings reuse templates across many accounts, so a few prompts each find them
+(4 kept linkage quality but let peers' template indicators match more benign
+accounts in the intel round trip)."""
 _BLOCK = 20_000
 MEMBERSHIP_SCHEMA = pa.schema([("account_id", pa.string()), ("kind", pa.string()), ("value", pa.string())])
 
@@ -38,21 +45,11 @@ def _table(account_ids, kind: str, values) -> pa.Table:
 
 
 def infrastructure(events: ir.Table) -> ir.Table:
-    """Distinct client IPs, /24 (IPv4) or /48 (IPv6) subnets and user agents per account
-    (a keyed-hash IP carries its subnet's hash: :mod:`distillguard.privacy.keyed`)."""
-    from distillguard.privacy.keyed import HASHED_IP, V4_PREFIX, V6_PREFIX
-
-    ip = events.client_ip
-    v4 = ip.re_extract(V4_PREFIX, 1)
-    v6 = ip.re_extract(V6_PREFIX, 1).lower()
-    hashed = ip.re_extract(HASHED_IP, 1)
-    subnet = ibis.cases((v4 != "", v4 + ".0/24"), (v6 != "", v6 + "::/48"), (hashed != "", "h:" + hashed + "/net"),
-                        else_=ibis.null("string"))
-    parts = [
-        events.select("account_id", kind=ibis.literal("client_ip"), value=ip),
-        events.select("account_id", kind=ibis.literal("subnet"), value=subnet),
-        events.select("account_id", kind=ibis.literal("user_agent"), value=events.user_agent),
-    ]
+    """Distinct values per account of the link kinds read from requests (:mod:`distillguard.link.kinds`):
+    client IPs, /24 (IPv4) or /48 (IPv6) subnets (a keyed-hash IP carries its subnet's hash:
+    :mod:`distillguard.privacy.keyed`) and user agents."""
+    parts = [events.select("account_id", kind=ibis.literal(k.name), value=k.request_expr(events))
+             for k in link_kinds().values() if k.request_expr is not None]
     u = ibis.union(*parts, distinct=True)
     return u.filter(u.value.notnull() & (u.value != ""))
 
@@ -72,9 +69,9 @@ def _with_retained(infra: ir.Table, events: ir.Table) -> ir.Table:
 
 
 def account_metadata(accounts: pa.Table) -> pa.Table:
-    """Payment fingerprints and email domains from account metadata."""
+    """Values of the link kinds read from account metadata (payment fingerprints, e-mail domains), lower-cased."""
     out = []
-    for kind in ("payment_fingerprint", "email_domain"):
+    for kind in (k.name for k in link_kinds().values() if k.from_account):
         if kind in accounts.column_names:
             col = accounts.column(kind).to_pylist()
             ids = accounts.column("account_id").to_pylist()
@@ -158,7 +155,7 @@ def lockstep(buckets: pa.Table, min_buckets: int = 8, num_perm: int = 64, bands:
     return _hubs(ids, _signatures(sets, num_perm), "lockstep", bands)
 
 
-def collect(events: ir.Table, meta: pa.Table, samples: pa.Table, template_prompts: int = 8) -> pa.Table:
+def collect(events: ir.Table, meta: pa.Table, samples: pa.Table, template_prompts: int = TEMPLATE_PROMPTS) -> pa.Table:
     """Every membership the linkage uses: infrastructure, metadata, signup bursts,
     templates (``template_prompts`` sampled prompts per account) and lockstep."""
     from distillguard.features.samples import activity_buckets

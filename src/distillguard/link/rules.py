@@ -22,7 +22,9 @@ class LinkRule:
     of 231 is 2), so there the limit is never below ``min_cap`` holders: six
     proxy accounts on one rare user agent still link. In larger scans the
     floor would let popular templates and user agents join ordinary users
-    into big communities, so it does not apply.
+    into big communities, so it does not apply. ``reason`` is the reason
+    code the evidence supports; ``online_risk`` the risk one shared value of
+    this kind gives a new account in the decision service (None: not linked online).
     """
 
     kind: str
@@ -33,6 +35,7 @@ class LinkRule:
     attach: float = 1.0
     min_cap: int = 50
     small_scan: int = 1000
+    online_risk: float | None = None
 
     def hub_weight(self, k: int, n: int) -> float:
         return float(self.hub_weights(np.array([k], dtype=float), n)[0])

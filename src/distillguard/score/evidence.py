@@ -15,17 +15,9 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.link import Communities
+from distillguard.link.kinds import evidence_columns
 
-__all__ = ["EvidenceMatrix", "LINK_KINDS", "attachment", "build_evidence", "own_scores"]
-
-LINK_KINDS = {
-    "payment_fingerprint": "SHARED_PAYMENT",
-    "infra": "SHARED_INFRA",
-    "signup_burst": "SIGNUP_BURST",
-    "template": "TEMPLATE_REUSE",
-    "lockstep": "LOCKSTEP",
-}
-_INFRA = ("client_ip", "subnet", "user_agent", "email_domain")
+__all__ = ["EvidenceMatrix", "attachment", "build_evidence", "own_scores"]
 
 
 @dataclass
@@ -69,7 +61,8 @@ def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declare
     index = {a: i for i, a in enumerate(ids)}
     n, d = own.shape
     pooled = np.zeros((n, d))
-    cover = np.zeros((n, len(LINK_KINDS)))
+    columns = evidence_columns()
+    cover = np.zeros((n, len(columns)))
     size = np.zeros(n)
     org = np.zeros(n)
     share = np.zeros(n)
@@ -82,11 +75,8 @@ def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declare
         cov = comms.coverage.get(c, {})
         for i in rows:
             mine = comms.kinds.get(ids[i], set())
-            cover[i] = [
-                max((cov.get(k, 0.0) for k in _INFRA if k in mine), default=0.0) if kind == "infra"
-                else (cov.get(kind, 0.0) if kind in mine else 0.0)
-                for kind in LINK_KINDS
-            ]
+            cover[i] = [max((cov.get(k, 0.0) for k in kinds if k in mine), default=0.0)
+                        for _, kinds in columns.values()]
         size[rows] = np.log10(len(rows))
         stats = pool.get(key) if isinstance(pool, dict) else None
         if stats and stats.get("firm_members"):
@@ -176,9 +166,9 @@ def build_evidence(
     )
     return EvidenceMatrix(
         account_ids=list(account_ids),
-        names=names + [f"campaign_{c}" for c in names] + [f"link_{k}" for k in LINK_KINDS]
+        names=names + [f"campaign_{c}" for c in names] + [f"link_{k}" for k in evidence_columns()]
         + ["campaign_log_size", "campaign_declared_org", "campaign_attachment", "campaign_link_x_signal",
-                                                 "campaign_strong_share", "log_events"],
-        reasons=reasons + reasons + list(LINK_KINDS.values()) + [None] * 6,
+           "campaign_strong_share", "log_events"],
+        reasons=reasons + reasons + [r for r, _ in evidence_columns().values()] + [None] * 6,
         values=values,
     )

@@ -212,7 +212,8 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
         """A batch of events; bad ones are quarantined with the ingest reasons, the rest accepted (durable on 2xx)."""
         recs = batch.events
         if format != "canonical":
-            from distillguard.ingest.records import map_litellm, map_openai
+            from distillguard.ingest.litellm import map_litellm
+            from distillguard.ingest.openai_log import map_openai
 
             mapper = map_litellm if format == "litellm" else map_openai
             recs = []

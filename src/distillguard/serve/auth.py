@@ -37,11 +37,21 @@ import yaml
 from distillguard.errors import UsageError
 
 __all__ = ["ROLES", "Principal", "AccessRules", "TokenBook", "Sessions", "AuthGate", "create_token", "list_tokens",
-           "revoke_token", "token_sha256", "SESSION_COOKIE", "who", "role", "over_tls"]
+           "revoke_token", "token_sha256", "SESSION_COOKIE", "who", "role", "over_tls", "CSP", "SECURITY_HEADERS"]
 
 ROLES = ("gateway", "verifier", "analyst", "reader")
 SESSION_COOKIE = "dg_session"
 SESSION_SECONDS = 8 * 3600
+# Headers of every HTML answer: the console's pages and the sign-in form the gate sends.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
 _DDL = ("CREATE TABLE IF NOT EXISTS auth_tokens (token_id VARCHAR PRIMARY KEY, name VARCHAR, role VARCHAR, "
         "token_sha256 VARCHAR UNIQUE, created_at TIMESTAMPTZ, revoked_at TIMESTAMPTZ)")
 
@@ -423,7 +433,6 @@ class AuthGate:
         accept = next((v for k, v in scope.get("headers") or () if k == b"accept"), b"")
         path = scope["path"]
         if self.login_page is not None and b"text/html" in accept and not path.startswith(("/v1/", "/beta/")):
-            from distillguard.console.app import SECURITY_HEADERS
 
             body = self.login_page(path).encode("utf-8")
             headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode()),

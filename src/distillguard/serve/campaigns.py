@@ -4,85 +4,27 @@
 ``campaign_indicators`` from the store (docs/architecture.md). A new account is
 linked to a campaign when its metadata or its request carries one of the
 campaign's indicators. The attribute values are computed as the scan computes
-them: payment fingerprints and e-mail domains with
-:func:`distillguard.link.memberships.account_metadata`, template band keys
-with :func:`distillguard.link.memberships.templates` (MinHash of the template
-skeleton, 48 permutations in 12 bands), and client IP, subnet (/24, /48) and
-user agent with :func:`request_infrastructure`, the per-row form of
-:func:`distillguard.link.memberships.infrastructure` (a test checks they agree).
+them, from the link kinds (:mod:`distillguard.link.kinds`): client IP, subnet
+and user agent of a request and the payment fingerprint and e-mail domain of
+account metadata with :func:`~distillguard.link.kinds.request_values` and
+:func:`~distillguard.link.kinds.account_values` (generated from the same
+declarations as the scan's memberships; a test checks they agree), template
+band keys with :func:`distillguard.link.memberships.templates` (MinHash of the
+template skeleton, 48 permutations in 12 bands).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import orjson
 import pyarrow as pa
 
-from distillguard.privacy.keyed import V4_PREFIX, V6_PREFIX, subnet_of
+from distillguard.store import table_exists
 
-__all__ = ["CampaignMap", "KnownAccount", "request_infrastructure", "LINK_REASONS", "DEFAULT_LINK_RISK", "MIN_TEMPLATE_BANDS"]
+__all__ = ["CampaignMap", "KnownAccount", "template_values", "MIN_TEMPLATE_BANDS"]
 
-LINK_REASONS = {
-    "payment_fingerprint": "SHARED_PAYMENT",
-    "client_ip": "SHARED_INFRA",
-    "subnet": "SHARED_INFRA",
-    "user_agent": "SHARED_INFRA",
-    "email_domain": "SHARED_INFRA",
-    "template": "TEMPLATE_REUSE",
-    "signup_burst": "SIGNUP_BURST",
-}
-DEFAULT_LINK_RISK = {
-    "payment_fingerprint": 0.85,
-    "client_ip": 0.7,
-    "template": 0.45,
-    "subnet": 0.55,
-    "signup_burst": 0.55,
-    "email_domain": 0.35,
-    "user_agent": 0.3,
-}
-"""Risk that one shared indicator kind gives an account with no history of its
-own (noisy-or across kinds, capped below the throttle threshold: linkage alone
-asks for verification). Overridable in the policy YAML under ``serve.link_risk``.
-A template alone stays under the challenge threshold (0.5): customers reuse the
-public problem sets and document templates rings use too; next to a second kind
-of link it challenges."""
 MIN_TEMPLATE_BANDS = 2
 """Template band keys of one campaign a request must hit before the template counts as a link."""
-
-_V4 = re.compile(V4_PREFIX)
-_V6 = re.compile(V6_PREFIX)
-
-
-def request_infrastructure(client_ip: str | None, user_agent: str | None) -> list[tuple[str, str]]:
-    """``(kind, value)`` of one request's client IP, subnet and user agent, as the scan derives them."""
-    out = []
-    if client_ip:
-        out.append(("client_ip", client_ip))
-        m = _V4.match(client_ip)
-        if m:
-            out.append(("subnet", m.group(1) + ".0/24"))
-        else:
-            m = _V6.match(client_ip)
-            if m:
-                out.append(("subnet", m.group(1).lower() + "::/48"))
-            elif subnet_of(client_ip):
-                out.append(("subnet", subnet_of(client_ip)))
-    if user_agent:
-        out.append(("user_agent", user_agent))
-    return out
-
-
-def metadata_values(account_id: str, meta: dict) -> list[tuple[str, str]]:
-    """Payment fingerprint and e-mail domain of account metadata, as the scan derives them."""
-    from distillguard.link import memberships as mb  # lazy: datasketch and scipy cost seconds to import
-
-    cols = {"account_id": pa.array([account_id], pa.string())}
-    for k in ("payment_fingerprint", "email_domain"):
-        v = meta.get(k)
-        cols[k] = pa.array([str(v) if v is not None else None], pa.string())
-    t = mb.account_metadata(pa.table(cols))
-    return list(zip(t.column("kind").to_pylist(), t.column("value").to_pylist()))
 
 
 def template_values(account_id: str, prompt: str | None) -> list[tuple[str, str]]:
@@ -124,11 +66,8 @@ class CampaignMap:
     @classmethod
     def from_store(cls, con, loaded_at: float = 0.0) -> "CampaignMap":
         """Read the scan tables through a DuckDB connection; empty when no scan was stored."""
-        def has(t):
-            return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [t]).fetchall()[0][0] > 0
-
         m = cls(loaded_at=loaded_at)
-        if has("account_results"):
+        if table_exists(con, "account_results"):
             cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'account_results'").fetchall()}
             ev = "evidence_json" if "evidence_json" in cols else "NULL"  # stores written before it existed
             rows = con.execute(
@@ -139,7 +78,7 @@ class CampaignMap:
                 details = orjson.loads(rj) if rj else []
                 m.accounts[acc] = KnownAccount(float(risk or 0.0), action, cid, details or [{"code": c, "weight": None} for c in reasons or []],
                                                rule_id, int(n or 0), org, orjson.loads(ej) if ej else {})
-        if has("campaigns"):
+        if table_exists(con, "campaigns"):
             cols = ["campaign_id", "risk", "action", "n_accounts", "n_events", "first_seen", "last_seen", "reasons", "evidence_json"]
             for row in con.execute(f"SELECT {', '.join(cols)} FROM campaigns").fetchall():
                 d = dict(zip(cols, row))
@@ -147,7 +86,7 @@ class CampaignMap:
                 d["first_seen"] = str(d["first_seen"]) if d["first_seen"] is not None else None
                 d["last_seen"] = str(d["last_seen"]) if d["last_seen"] is not None else None
                 m.campaigns[d["campaign_id"]] = d
-        if has("campaign_indicators"):
+        if table_exists(con, "campaign_indicators"):
             for cid, kind, value, w in con.execute("SELECT campaign_id, kind, value, weight FROM campaign_indicators").fetchall():
                 m.index.setdefault((kind, value), []).append((cid, float(w or 0.0)))
                 m.indicators.setdefault(cid, []).append({"kind": kind, "value": value, "weight": w})

@@ -37,15 +37,8 @@ from distillguard.link import Communities
 from distillguard.score.evidence import EvidenceMatrix, build_evidence
 from distillguard.score.fusion import FusionModel
 from distillguard.score.policy import Policy
-from distillguard.serve.campaigns import (
-    DEFAULT_LINK_RISK,
-    LINK_REASONS,
-    MIN_TEMPLATE_BANDS,
-    CampaignMap,
-    metadata_values,
-    request_infrastructure,
-    template_values,
-)
+from distillguard.link.kinds import account_values, link_kinds, request_values
+from distillguard.serve.campaigns import MIN_TEMPLATE_BANDS, CampaignMap, template_values
 from distillguard.serve.journal import Journal
 from distillguard.serve.state import make_state
 from distillguard.signals.behaviour import BEHAVIOUR_SIGNALS
@@ -92,7 +85,8 @@ class Engine:
         self.policy = config.policy if isinstance(config.policy, Policy) else Policy.load(config.policy)
         self.model = config.model if isinstance(config.model, FusionModel) else FusionModel.load(config.model)
         serve = self.serve_settings = self._serve_section()
-        self.link_risk = {**DEFAULT_LINK_RISK, **{k: float(v) for k, v in (serve.get("link_risk") or {}).items()}}
+        self.link_risk = {**{k.name: k.online_risk for k in link_kinds().values() if k.online_risk is not None},
+                          **{k: float(v) for k, v in (serve.get("link_risk") or {}).items()}}
         self.link_cap = float(serve.get("link_risk_cap", 0.89))
         self.immunity_seconds = int(serve.get("immunity_seconds", self.policy.ttl_seconds.get("challenge", 3600)))
         self.state = make_state(config.redis)
@@ -443,14 +437,14 @@ class Engine:
             return links
         values = []
         if event is not None:
-            values += request_infrastructure(event.get("client_ip"), event.get("user_agent"))
+            values += request_values(event)
             if templates and self.map.has_kind("template"):
                 values += self._template_values(account_id, event.get("prompt"))
         if meta:
             key = (account_id, meta.get("payment_fingerprint"), meta.get("email_domain"))
             mv = self._meta_values.get(key)
             if mv is None:
-                mv = metadata_values(account_id, meta)
+                mv = account_values(meta)
                 if len(self._meta_values) > 100_000:
                     self._meta_values.clear()
                 self._meta_values[key] = mv
@@ -486,7 +480,8 @@ class Engine:
         if best_cid is not None:
             by_code: dict[str, list] = {}
             for k, v in links[best_cid]:
-                by_code.setdefault(LINK_REASONS.get(k, "SHARED_INFRA"), []).append({"kind": k, "value": v})
+                by_code.setdefault(link_kinds()[k].reason if k in link_kinds() else "SHARED_INFRA", []).append(
+                    {"kind": k, "value": v})
             for code, shared in by_code.items():
                 w = max(self.link_risk.get(s["kind"], 0.3) for s in shared)
                 reasons.append({"code": code, "weight": round(w, 3),

@@ -13,9 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 import pyarrow as pa
 
-__all__ = ["Signal", "SignalResult"]
+__all__ = ["Signal", "SignalResult", "ramp"]
+
+
+def ramp(x, lo: float, hi: float) -> np.ndarray:
+    """0 at or below ``lo``, 1 at or above ``hi``, linear between: how detectors turn a measure into a score."""
+    return np.clip((np.asarray(x, dtype=float) - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from distillguard.signals.base import Signal, SignalResult
+from distillguard.signals.base import Signal, SignalResult, ramp
 
 __all__ = ["OutputHarvest", "LogprobsHarvest", "SamplingFanout", "MachineTiming", "ModelPivot", "RefusalProbing",
            "BEHAVIOUR_SIGNALS"]
@@ -22,11 +22,6 @@ def _col(data: pa.Table, name: str, default: float = 0.0) -> np.ndarray:
     return np.nan_to_num(data.column(name).to_numpy(zero_copy_only=False).astype(float), nan=default)
 
 
-def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """0 at or below ``lo``, 1 at or above ``hi``, linear between."""
-    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-
-
 class _FeatureSignal(Signal):
     """A signal computed from feature columns; subclasses implement ``_scores``."""
 
@@ -36,7 +31,7 @@ class _FeatureSignal(Signal):
 
     def score(self, data: pa.Table) -> SignalResult:
         values = np.clip(self._scores(data), 0.0, 1.0)
-        values *= _ramp(_col(data, "n_events"), 0, self.min_events)
+        values *= ramp(_col(data, "n_events"), 0, self.min_events)
         ids = data.column("account_id").to_pylist()
         evidence = {}
         cols = {c: _col(data, c) for c in self.evidence_columns}
@@ -63,8 +58,8 @@ class OutputHarvest(_FeatureSignal):
     evidence_columns = ("output_ratio", "output_tokens_mean", "max_output_tokens_mean", "n_events")
 
     def _scores(self, data):
-        ratio = _ramp(np.log10(np.maximum(_col(data, "output_ratio"), 1e-9)), 0.0, 2.0)
-        length = _ramp(_col(data, "output_tokens_mean"), 200, 1500)
+        ratio = ramp(np.log10(np.maximum(_col(data, "output_ratio"), 1e-9)), 0.0, 2.0)
+        length = ramp(_col(data, "output_tokens_mean"), 200, 1500)
         return np.sqrt(ratio * length)
 
 
@@ -77,7 +72,7 @@ class LogprobsHarvest(_FeatureSignal):
     evidence_columns = ("logprobs_share", "n_events")
 
     def _scores(self, data):
-        return _ramp(_col(data, "logprobs_share"), 0.2, 0.9)
+        return ramp(_col(data, "logprobs_share"), 0.2, 0.9)
 
 
 class SamplingFanout(_FeatureSignal):
@@ -89,7 +84,7 @@ class SamplingFanout(_FeatureSignal):
     evidence_columns = ("fanout_share", "n_mean", "n_events")
 
     def _scores(self, data):
-        return _ramp(_col(data, "fanout_share"), 0.2, 0.9) * _ramp(_col(data, "n_mean"), 1.0, 3.0)
+        return ramp(_col(data, "fanout_share"), 0.2, 0.9) * ramp(_col(data, "n_mean"), 1.0, 3.0)
 
 
 class MachineTiming(_FeatureSignal):
@@ -107,9 +102,9 @@ class MachineTiming(_FeatureSignal):
     min_events = 48
 
     def _scores(self, data):
-        flat = _ramp(_col(data, "hour_entropy"), 0.82, 0.95)
-        regular = _ramp(-_col(data, "gap_cv", 2.0), -1.2, -0.4)
-        single_turn = _ramp(_col(data, "conversation_share"), 0.7, 0.98)
+        flat = ramp(_col(data, "hour_entropy"), 0.82, 0.95)
+        regular = ramp(-_col(data, "gap_cv", 2.0), -1.2, -0.4)
+        single_turn = ramp(_col(data, "conversation_share"), 0.7, 0.98)
         return (0.45 * flat + 0.35 * regular + 0.2 * single_turn) * np.maximum(flat, regular)
 
 
@@ -122,7 +117,7 @@ class ModelPivot(_FeatureSignal):
     evidence_columns = ("pivot_share", "n_events")
 
     def _scores(self, data):
-        return _ramp(_col(data, "pivot_share"), 0.2, 0.6)
+        return ramp(_col(data, "pivot_share"), 0.2, 0.6)
 
 
 REFERENCE_REFUSAL_RATE = 0.01
@@ -168,7 +163,7 @@ class RefusalProbing(_FeatureSignal):
         k = np.rint(_col(data, "error_share") * n)
         rate = getattr(self, "base_rate_", None) or REFERENCE_REFUSAL_RATE
         tail = binom.sf(k - 1, np.maximum(n, 1), rate)
-        return np.where(k > 0, _ramp(-np.log10(np.maximum(tail, 1e-300)), 1.5, 4.5), 0.0)
+        return np.where(k > 0, ramp(-np.log10(np.maximum(tail, 1e-300)), 1.5, 4.5), 0.0)
 
 
 BEHAVIOUR_SIGNALS = (OutputHarvest, LogprobsHarvest, SamplingFanout, MachineTiming, ModelPivot, RefusalProbing)

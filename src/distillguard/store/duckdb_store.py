@@ -22,7 +22,7 @@ from distillguard.limits import DEFAULT_MEMORY_LIMIT
 from distillguard.privacy.settings import StorePrivacy
 from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "EventStore", "ddl_for", "memory_errors_as_usage"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "EventStore", "ddl_for", "memory_errors_as_usage", "table_exists"]
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -31,6 +31,12 @@ _DUCK_TYPES = {
     pa.bool_(): "BOOLEAN",
     pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
 }
+
+
+def table_exists(con, table: str) -> bool:
+    """Whether a DuckDB connection's database has ``table`` (stores written by older versions lack some)."""
+    q = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    return con.execute(q, [table]).fetchall()[0][0] > 0
 
 
 def ddl_for(name: str, schema: pa.Schema, key: str | None = None) -> str:
@@ -94,10 +100,14 @@ class EventStore:
             self.con.execute(ddl_for("events", EVENT_SCHEMA))
             self.con.execute(ddl_for("accounts", ACCOUNT_SCHEMA))
             if privacy is not None:
-                self._writing()
+                self.writing()
 
-    def _writing(self) -> StorePrivacy:
-        """The privacy settings, bound to the store's recorded ones (and its salt) before the first write."""
+    def writing(self) -> StorePrivacy:
+        """The privacy settings, bound to the store's recorded ones (and its salt) before the first write.
+
+        Binding records the settings and registers the redaction functions, which a rolled-back
+        transaction would undo: a caller that opens its own transaction calls this first.
+        """
         if not self._bound:
             try:
                 if not self._given:  # the store's recorded settings (the defaults on a new store)
@@ -161,7 +171,7 @@ class EventStore:
         ``kept``: the rows are as :meth:`StorePrivacy.record` keeps them already (the service's
         journal, written by this process): not redacted a second time."""
         return self.con.execute(
-            f"INSERT INTO events SELECT * FROM ({self._writing().select(EVENT_SCHEMA.names, source, kept)}) p "
+            f"INSERT INTO events SELECT * FROM ({self.writing().select(EVENT_SCHEMA.names, source, kept)}) p "
             "ANTI JOIN events e ON p.event_id = e.event_id").fetchone()[0]
 
     def append_accounts(self, table: pa.Table, kept: bool = False) -> int:
@@ -169,7 +179,7 @@ class EventStore:
         if table.num_rows == 0:
             return 0
         self.con.register("_acc", table.select(ACCOUNT_SCHEMA.names))
-        stored = self._writing().select(ACCOUNT_SCHEMA.names, "_acc", kept)  # ids as stored (pseudonyms) for the upsert
+        stored = self.writing().select(ACCOUNT_SCHEMA.names, "_acc", kept)  # ids as stored (pseudonyms) for the upsert
         try:  # redacted once, then used twice
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE _acc_kept AS {stored}")
             self.con.execute("DELETE FROM accounts WHERE account_id IN (SELECT account_id FROM _acc_kept)")

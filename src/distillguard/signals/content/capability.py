@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 
-from distillguard.signals.base import Signal, SignalResult
+from distillguard.signals.base import Signal, SignalResult, ramp
 
 from .bank import CAPABILITIES, STRONG_CAPABILITIES, load_bank
 from .sampling import EXAMPLE_CHARS, sample_accounts, score_texts
@@ -36,10 +36,6 @@ from .sampling import EXAMPLE_CHARS, sample_accounts, score_texts
 __all__ = ["CapabilitySweep"]
 
 _STRONG = np.array([c in STRONG_CAPABILITIES for c in CAPABILITIES])
-
-
-def _ramp(x, lo, hi):
-    return np.clip((np.asarray(x, dtype=float) - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
 
 
 class _RFF:
@@ -228,10 +224,10 @@ class CapabilitySweep(Signal):
             strong = float(dist[_STRONG].sum())
             mmd_z = (mmd[a] - base["mmd_med"]) / base["mmd_mad"]
             breadth = div[a] / base["div_pool"]
-            s_conc = float(_ramp(strong, self.strong_lo, self.strong_hi))
-            s_mmd = float(_ramp(mmd_z, self.mmd_lo, self.mmd_hi))
-            s_div = float(_ramp(breadth, self.breadth_lo, self.breadth_hi))
-            s_vol = float(_ramp(n, self.min_prompts - 1, self.full_prompts))
+            s_conc = float(ramp(strong, self.strong_lo, self.strong_hi))
+            s_mmd = float(ramp(mmd_z, self.mmd_lo, self.mmd_hi))
+            s_div = float(ramp(breadth, self.breadth_lo, self.breadth_hi))
+            s_vol = float(ramp(n, self.min_prompts - 1, self.full_prompts))
             values[a] = s_conc * np.sqrt(s_mmd * s_div) * s_vol
             if values[a] >= self.evidence_floor:
                 strong_p = P[rows][:, _STRONG].sum(axis=1)

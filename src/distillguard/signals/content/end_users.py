@@ -15,10 +15,10 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 
-from distillguard.signals.base import Signal, SignalResult
+from distillguard.signals.base import Signal, SignalResult, ramp
 
 from .bank import INTENTS
-from .sampling import EXAMPLE_CHARS, _ramp, score_texts
+from .sampling import EXAMPLE_CHARS, score_texts
 
 __all__ = ["EndUserHarvest"]
 
@@ -78,12 +78,12 @@ class EndUserHarvest(Signal):
                 if len(rows) < self.min_prompts or not u["total"]:
                     continue
                 share = float(np.mean(best[rows] >= self.prompt_threshold))
-                weight = float(_ramp(share, self.share_lo, self.share_hi))
+                weight = float(ramp(share, self.share_lo, self.share_hi))
                 if weight > 0:
                     traffic = u["events"] / u["total"]
                     harvested += weight * traffic
                     harvesters.append((e, u, share, traffic, rows))
-            values[k] = float(_ramp(harvested, self.traffic_lo, self.traffic_hi))
+            values[k] = float(ramp(harvested, self.traffic_lo, self.traffic_hi))
             if values[k] >= self.evidence_floor:
                 evidence[a] = {
                     "harvested_traffic_share": round(harvested, 4),

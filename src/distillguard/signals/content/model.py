@@ -237,9 +237,3 @@ def capability_scorer(include_holdout: bool = True) -> CapabilityScorer:
         if include_holdout and _shipped() is not None:
             return _shipped()[1]
         return CapabilityScorer(include_holdout=include_holdout).fit()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from .train import main
-
-    raise SystemExit(main())

@@ -181,10 +181,6 @@ def score_texts(texts: list[str]) -> dict:
     return out
 
 
-def _ramp(x, lo: float, hi: float):
-    return np.clip((np.asarray(x, dtype=float) - lo) / (hi - lo), 0.0, 1.0)
-
-
 def aggregate_intent(
     sample: AccountSample,
     p: np.ndarray,
