@@ -253,8 +253,9 @@ def _raw(name: str) -> tuple[tuple[str, str | None], ...]:
     excluded = source.get("exclude", [])
     min_chars = source.get("min_chars", 1)
     out = []
+    root = _package_dir(source["package"])
     for path in _files(source):
-        if any(fnmatch.fnmatch(str(path), f"*{pattern}") for pattern in excluded):
+        if any(fnmatch.fnmatch(f"/{path.relative_to(root)}", f"*{pattern}") for pattern in excluded):
             continue
         out += [(t.strip(), g) for t, g in parse(path, source) if t and len(t.strip()) >= min_chars]
     if source.get("per_group"):  # many small evals: a few texts of each, so no one task dominates
