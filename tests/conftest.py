@@ -47,3 +47,14 @@ def smoke_traffic(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
     simulate("smoke", scale=1.0, seed=3, out=out, fmt="parquet", family="holdout")
     return out
+
+
+def snapshot(path, text: str) -> str:
+    """The committed snapshot at ``path`` to compare ``text`` with; with DISTILLGUARD_UPDATE_SNAPSHOTS=1 it is
+    rewritten from ``text`` first (regenerate, then review the diff)."""
+    import os
+
+    if os.environ.get("DISTILLGUARD_UPDATE_SNAPSHOTS"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return path.read_text()

@@ -1,11 +1,11 @@
 """Behaviour features: hand-computed values, SQL snapshots per backend, and the stream fold against the batch."""
 import datetime as dt
-import os
 from pathlib import Path
 
 import ibis
 import pyarrow as pa
 import pytest
+from conftest import snapshot
 
 from distillguard.features import account_features, events_table
 from distillguard.schema import EVENT_SCHEMA
@@ -78,11 +78,7 @@ def test_feature_sql_matches_the_snapshot(backend):
         pytest.importorskip("pyspark")
         ibis.pyspark  # noqa: B018 - loading the backend registers its compile options; no session is started
     sql = ibis.to_sql(account_features(events_table()), dialect=backend).strip() + "\n"
-    path = SNAPSHOTS / backend / "out.sql"
-    if os.environ.get("DISTILLGUARD_UPDATE_SNAPSHOTS"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(sql)
-    assert sql == path.read_text(), f"SQL of the features changed on {backend}: review, then regenerate the snapshot"
+    assert sql == snapshot(SNAPSHOTS / backend / "out.sql", sql), f"SQL of the features changed on {backend}: review, then regenerate the snapshot"
 
 
 def _event_rows():

@@ -86,3 +86,41 @@ def test_evasion_copies_weaken_only_each_attack_accounts_loudest_detector():
     assert np.isclose(a[5], 0.4 * max(a[2], a[3]) / 0.8)  # the interaction follows the pooled maximum
     assert b[1] < 0.7 and b[0] == 0.1
     assert np.array_equal(ev.values, values)  # the input is not modified
+
+
+def test_silenced_copy_zeroes_the_detector_that_separates_the_world_best_for_every_account():
+    from distillguard.score.calibration import silenced
+
+    names = ["out", "cot", "campaign_out", "campaign_cot", "link_template", "campaign_link_x_signal"]
+    values = np.array([
+        [0.9, 0.3, 0.8, 0.3, 0.5, 0.4],   # attack: output is what gives it away here
+        [1.0, 0.0, 0.9, 0.1, 0.5, 0.45],  # attack
+        [0.2, 0.2, 0.0, 0.0, 0.0, 0.0],   # benign
+        [0.0, 0.4, 0.2, 0.0, 0.9, 0.0],   # benign
+    ])
+    ev = EvidenceMatrix(list("abcd"), names, ["HIGH_OUTPUT_RATIO", "COT_ELICITATION"] * 2 + ["TEMPLATE_REUSE", None], values)
+    out, name = silenced(ev, np.array([True, True, False, False]))
+    assert name == "out" and out.shape == values.shape
+    assert not out[:, [0, 2]].any(), "own and pooled columns of the silenced detector, benign rows too"
+    assert np.array_equal(out[:, [1, 3, 4]], values[:, [1, 3, 4]]), "other detectors and links untouched"
+    assert np.isclose(out[0, 5], 0.4 * 0.3 / 0.8) and np.isclose(out[1, 5], 0.45 * 0.1 / 0.9)
+    assert np.array_equal(ev.values, values)  # the input is not modified
+    empty, none = silenced(ev, np.zeros(4, dtype=bool))
+    assert none is None and len(empty) == 0, "a world without attack accounts has nothing to silence"
+
+
+def test_campaign_strong_share_is_the_candidates_share_of_strong_firm_members_scaled_by_attachment():
+    import pyarrow as pa
+
+    from distillguard.link import Communities
+    from distillguard.score.evidence import build_evidence
+
+    ids = ["r1", "r2", "r3", "r4", "loner"]
+    comms = Communities(membership={a: 7 for a in ids[:4]}, coverage={7: {"template": 1.0}},
+                        strength={"r1": 2.0, "r2": 2.0, "r3": 2.0, "r4": 1.0},
+                        kinds={a: {"template", "payment_fingerprint"} for a in ids[:4]})
+    table = pa.table({"account_id": ids, "cot": [0.9, 0.8, 0.7, 0.1, 0.9]})
+    args = (ids, [("cot", "COT_ELICITATION", table)], comms, {}, np.full(5, 50.0))
+    share = build_evidence(*args, pool={7: {"firm_members": 4, "strong_members": 3}}).column("campaign_strong_share")
+    assert np.allclose(share, [0.75, 0.75, 0.75, 0.375, 0.0]), "r4 is half as attached; the loner is in no candidate"
+    assert not build_evidence(*args, pool=set()).column("campaign_strong_share").any(), "no candidate, no share"

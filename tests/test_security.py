@@ -137,6 +137,30 @@ def test_every_endpoint_needs_a_credential_of_an_allowed_role(svc, method, path,
         assert (not refused) if role in allowed else (r.status_code == 403 and refused), (role, r.status_code)
 
 
+def _every_route(routes):
+    """The app's routes, those of included routers (the console) too."""
+    for r in routes:
+        inner = getattr(r, "original_router", None)
+        yield from _every_route(inner.routes) if inner is not None else [r]
+
+
+def test_every_registered_route_has_an_access_rule(tmp_path):
+    """A route added without a rule in access.yaml would be refused to everyone (default deny): name it here."""
+    from distillguard.serve.app import create_app
+    from distillguard.serve.auth import AccessRules
+
+    app = create_app(Engine(EngineConfig(db=str(tmp_path / "s.duckdb"))), start_engine=False)
+    rules = AccessRules.load()
+    seen, missing = 0, []
+    for r in _every_route(app.routes):
+        path = re.sub(r"\{[^}]+\}", "x", r.path)
+        for method in getattr(r, "methods", None) or ():
+            seen += 1
+            if not (rules.is_open(method, path) or rules.roles(method, path)):
+                missing.append(f"{method} {r.path}")
+    assert seen > len(MATRIX) and not missing, missing
+
+
 def test_healthz_is_the_only_open_endpoint(svc):
     assert svc.call("GET", "/healthz").status_code == 200
     r = svc.call("GET", "/", headers={"accept": "text/html"})

@@ -95,3 +95,36 @@ def test_behaviour_signals_rank_the_harvester_above_the_light_user():
 def test_every_signal_documents_itself():
     for cls in SIGNALS:
         assert inspect.getdoc(cls), cls.__name__
+
+
+def _scores(sig, table):
+    res = sig.fit(table).score(table)
+    return dict(zip(res.scores.column("account_id").to_pylist(), res.scores.column(sig.name).to_pylist()))
+
+
+def _refusals(counts: dict[str, tuple[int, int]]) -> pa.Table:
+    ids = list(counts)
+    return pa.table({"account_id": ids, "n_events": [counts[a][1] for a in ids],
+                     "error_share": [counts[a][0] / counts[a][1] for a in ids]})
+
+
+def test_refusal_probing_is_measured_against_the_populations_own_refusal_rate():
+    from distillguard.signals.behaviour import RefusalProbing
+
+    ordinary = {f"u{i}": (1 if i % 10 == 0 else 0, 40) for i in range(300)}  # 0.25% of calls refused
+    quiet = _scores(RefusalProbing(), _refusals({**ordinary, "prober": (6, 30), "unlucky": (1, 30)}))
+    assert quiet["prober"] >= 0.9, "6 refusals in 30 calls where 1 in 400 is refused"
+    assert quiet["unlucky"] == 0.0 and max(v for a, v in quiet.items() if a.startswith("u")) < 0.5
+    # The same account on a provider whose users are refused 15% of the time is ordinary.
+    refused_often = {f"u{i}": (6, 40) for i in range(300)}
+    assert _scores(RefusalProbing(), _refusals({**refused_often, "prober": (6, 30)}))["prober"] < 0.1
+
+
+def test_refusal_probing_unfitted_scores_one_account_against_the_reference_rate():
+    """The decision service scores one account at a time: no population to learn a rate from."""
+    from distillguard.signals.behaviour import RefusalProbing
+
+    one = _refusals({"prober": (6, 30)})
+    res = RefusalProbing().score(one)
+    assert res.scores.column("refusal_probing").to_pylist()[0] >= 0.9
+    assert RefusalProbing().score(_refusals({"user": (1, 30)})).scores.column("refusal_probing").to_pylist()[0] == 0.0

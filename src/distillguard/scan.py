@@ -246,7 +246,7 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
         grow_kinds=int(camp.get("grow_kinds", 2)),
     )
     cores = {c: t["core"] + t["grown"] for c, t in candidates.items() if "core" in t}
-    evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, own=own, pool=set(candidates),
+    evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, own=own, pool=candidates,
                               cores=cores, attach=attach)
     return baselines, strong, active, like_cleared, candidates, evidence
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import json
 import secrets
 import threading
 from contextlib import contextmanager
@@ -108,69 +107,87 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
                 title=title, root="", message="No store to review: start the service with --db DB (a store a scan wrote)."), 503)
 
         return router
-    store = _Store(store_path, lock)
-    prices = data.load_prices(prices_path)
-    csrf = secrets.token_urlsafe(24)
+    console = _Console(_Store(store_path, lock), data.load_prices(prices_path), secrets.token_urlsafe(24), title)
+    router.login_page = console.login_page
+    if auth is not None:
+        _sign_in_routes(router, console, *auth)
+    _asset_routes(router)
+    _review_routes(router, console)
+    _action_routes(router, console)
+    return router
 
-    def render(name: str, request: Request, status: int = 200, **ctx) -> HTMLResponse:
+
+@dataclasses.dataclass
+class _Console:
+    """What every console page shares: the store, the price list, this process's CSRF token and the title."""
+
+    store: _Store
+    prices: dict
+    csrf: str
+    title: str
+
+    def render(self, name: str, request: Request, status: int = 200, **ctx) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return _html(env.get_template(name).render(title=title, root=root, csrf=csrf, who=_who(request), **ctx), status)
+        return _html(env.get_template(name).render(title=self.title, root=root, csrf=self.csrf, who=_who(request), **ctx), status)
 
-    def login_page(path: str, message: str = "") -> str:
-        return env.get_template("login.html.j2").render(title=title, root="", csrf="", who=None, next=_local(path),
+    def login_page(self, path: str, message: str = "") -> str:
+        return env.get_template("login.html.j2").render(title=self.title, root="", csrf="", who=None, next=_local(path),
                                                         message=message)
 
-    router.login_page = login_page
-    if auth is not None:
-        from distillguard.serve.auth import SESSION_COOKIE, lookup_fresh, token_sha256
+    def not_found(self, request: Request, what: str) -> HTMLResponse:
+        return self.render("error.html.j2", request, 404, message=f"No {what} here.")
 
-        book, sessions = auth
-
-        @router.get("/login", response_class=HTMLResponse)
-        def login_form(request: Request):
-            return _html(login_page(request.query_params.get("next", "/")))
-
-        @router.post("/login")
-        async def login(request: Request):
-            form = await _form(request, 8192)
-            if isinstance(form, Response):
-                return form
-            h = token_sha256(form.get("token", "").strip())
-            p = book.get(h) or await lookup_fresh(book, h)
-            if p is None or p.role != "analyst":
-                return _html(login_page(form.get("next", "/"), "That is not a live analyst token."), 401)
-            sid = sessions.create(dataclasses.replace(p, via="session"))
-            await run_in_threadpool(_audit_sign_in, p.name)
-            r = RedirectResponse(_local(form.get("next")), status_code=303, headers=SECURITY_HEADERS)
-            r.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", secure=over_tls(request),
-                         max_age=sessions.seconds, path="/")
-            return r
-
-        @router.post("/logout")
-        async def logout(request: Request):
-            refused = await _checked_form(request, 4096)
-            if isinstance(refused, Response):  # a cross-site page must not sign the analyst out
-                return refused
-            sid = request.cookies.get(SESSION_COOKIE)
-            if sid:
-                sessions.drop(sid)
-            r = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
-            r.delete_cookie(SESSION_COOKIE, path="/")
-            return r
-
-    async def _checked_form(request: Request, limit: int):
+    async def checked_form(self, request: Request, limit: int):
         """A same-origin form post carrying this process's CSRF token, or the 403 refusing it."""
         form = await _form(request, limit)
-        if not isinstance(form, Response) and not hmac.compare_digest(form.get("csrf", ""), csrf):
+        if not isinstance(form, Response) and not hmac.compare_digest(form.get("csrf", ""), self.csrf):
             return PlainTextResponse("stale form: reload the page", 403, headers=SECURITY_HEADERS)
         return form
 
-    def _audit_sign_in(name: str) -> None:
-        with store.open() as con:
+    def audit_sign_in(self, name: str) -> None:
+        with self.store.open() as con:
             audit.log_event(con, analyst=name, action="sign_in", target_kind="console", target_id=name)
 
-    def not_found(request: Request, what: str) -> HTMLResponse:
-        return render("error.html.j2", request, 404, message=f"No {what} here.")
+
+def _sign_in_routes(router: APIRouter, console: _Console, book, sessions) -> None:
+    """``/login`` exchanges a live analyst token for a session cookie; ``/logout`` drops it."""
+    from distillguard.serve.auth import SESSION_COOKIE, lookup_fresh, token_sha256
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request):
+        return _html(console.login_page(request.query_params.get("next", "/")))
+
+    @router.post("/login")
+    async def login(request: Request):
+        form = await _form(request, 8192)
+        if isinstance(form, Response):
+            return form
+        h = token_sha256(form.get("token", "").strip())
+        p = book.get(h) or await lookup_fresh(book, h)
+        if p is None or p.role != "analyst":
+            return _html(console.login_page(form.get("next", "/"), "That is not a live analyst token."), 401)
+        sid = sessions.create(dataclasses.replace(p, via="session"))
+        await run_in_threadpool(console.audit_sign_in, p.name)
+        r = RedirectResponse(_local(form.get("next")), status_code=303, headers=SECURITY_HEADERS)
+        r.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", secure=over_tls(request),
+                     max_age=sessions.seconds, path="/")
+        return r
+
+    @router.post("/logout")
+    async def logout(request: Request):
+        refused = await console.checked_form(request, 4096)
+        if isinstance(refused, Response):  # a cross-site page must not sign the analyst out
+            return refused
+        sid = request.cookies.get(SESSION_COOKIE)
+        if sid:
+            sessions.drop(sid)
+        r = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
+        r.delete_cookie(SESSION_COOKIE, path="/")
+        return r
+
+
+def _asset_routes(router: APIRouter) -> None:
+    """The packaged script and style files (open: the sign-in page needs them)."""
 
     @router.get("/static/{name:path}")
     def static(name: str):
@@ -188,6 +205,11 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
     @router.get("/favicon.ico")
     def favicon():
         return Response(status_code=204, headers=SECURITY_HEADERS)
+
+
+def _review_routes(router: APIRouter, console: _Console) -> None:
+    """The pages analysts review: the campaign queue, a campaign, an account, the audit log."""
+    store, render = console.store, console.render
 
     @router.get("/", response_class=HTMLResponse)
     def queue_page(request: Request):
@@ -207,9 +229,9 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
     @router.get("/campaigns/{campaign_id:path}", response_class=HTMLResponse)
     def campaign_page(campaign_id: str, request: Request):
         with store.open() as con:
-            c = data.campaign_detail(con, campaign_id, prices)
+            c = data.campaign_detail(con, campaign_id, console.prices)
             if c is None:
-                return not_found(request, "campaign " + campaign_id)
+                return console.not_found(request, "campaign " + campaign_id)
             graph = data.graph_data(con, c["ev"])
             volume = data.account_volume(con, c["ev"].get("accounts") or [])
             history = audit.audit_rows(con, "campaign", campaign_id)
@@ -220,7 +242,7 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
         with store.open() as con:
             a = data.account_detail(con, account_id)
             if a is None:
-                return not_found(request, "account " + account_id)
+                return console.not_found(request, "account " + account_id)
             history = audit.audit_rows(con, "account", account_id)
             if a["meta"] and a["meta"].get("org_id"):
                 history += audit.audit_rows(con, "org", a["meta"]["org_id"])
@@ -235,26 +257,28 @@ def console_router(store_path: str | Path | None, prices_path: str | Path | None
             signature = audit.verify_audit_signature(con, audit.trusted_public_key())
         return render("audit.html.j2", request, rows=rows, ok=ok, bad=bad, head=head, signature=signature)
 
+
+def _action_routes(router: APIRouter, console: _Console) -> None:
+    """Analysts' actions on a campaign, account or org, recorded in the audit chain under the signed-in name."""
+
     @router.post("/actions")
     async def action(request: Request):
-        form = await _checked_form(request, 65536)
+        form = await console.checked_form(request, 65536)
         if isinstance(form, Response):
             return form
         kind, target = form.get("target_kind", ""), form.get("target_id", "")
         analyst = _who(request) or ""  # the signed-in credential; a typed name is never the identity
 
         def write():
-            with store.open() as con:
+            with console.store.open() as con:
                 audit.record_action(con, action=form.get("action", ""), target_kind=kind, target_id=target,
                                     analyst=analyst, reason=form.get("reason", ""))
 
         try:
             await run_in_threadpool(write)
         except UsageError as exc:
-            return render("error.html.j2", request, 400, message=str(exc))
+            return console.render("error.html.j2", request, 400, message=str(exc))
         return RedirectResponse(_local(form.get("back")) + "#history", status_code=303, headers=SECURITY_HEADERS)
-
-    return router
 
 
 def _local(path: str | None) -> str:

@@ -22,7 +22,7 @@ TECHNIQUES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "jailbreak-wrapping": (
         "Jailbreak wrapping",
         "Harvest prompts wrapped in jailbreak templates to unlock refused answers.",
-        ("JAILBREAK",),
+        ("JAILBREAK", "REFUSAL_PROBING"),
     ),
     "proxy-rotation": (
         "Proxy rotation",

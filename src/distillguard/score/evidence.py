@@ -65,6 +65,7 @@ def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declare
     cover = np.zeros((n, len(columns)))
     size = np.zeros(n)
     org = np.zeros(n)
+    share = np.zeros(n)
     for key, members in [*comms.members().items(), *(cores or {}).items()]:
         c = key[0] if isinstance(key, tuple) else key  # (community, core number): a strong core of c
         rows = [index[a] for a in members if a in index]
@@ -77,11 +78,14 @@ def _campaign_stats(own: np.ndarray, ids: list[str], comms: Communities, declare
             cover[i] = [max((cov.get(k, 0.0) for k in kinds if k in mine), default=0.0)
                         for _, kinds in columns.values()]
         size[rows] = np.log10(len(rows))
+        stats = pool.get(key) if isinstance(pool, dict) else None
+        if stats and stats.get("firm_members"):
+            share[rows] = stats["strong_members"] / stats["firm_members"]
         declared_orgs = Counter(declared[a] for a in members if declared.get(a))
         org[rows] = max(declared_orgs.values(), default=0) / len(members)
     # Pooled evidence applies to a member in proportion to how firmly it is
     # attached: a user who shares one weak hub with a ring is not the ring.
-    return pooled * attach[:, None], cover * attach[:, None], size, org
+    return pooled * attach[:, None], cover * attach[:, None], size, org, share * attach
 
 
 def own_scores(account_ids: list[str], signal_tables: list[tuple[str, str, pa.Table]]) -> np.ndarray:
@@ -127,7 +131,13 @@ def build_evidence(
         ``signal_tables``; the scan passes them relative to its population).
     pool
         Communities whose evidence is pooled and whose links count (the
-        campaigns); None pools every community (reference fits).
+        campaigns); None pools every community (reference fits). A mapping
+        ``community -> {"firm_members", "strong_members", ...}`` (the
+        candidates of :func:`distillguard.score.campaigns.strong_communities`)
+        also gives each member its candidate's share of strong firm members
+        (``campaign_strong_share``, scaled by attachment): the campaign evidence
+        that does not depend on *which* detector its members trip, so it
+        carries to a ring whose type the fit saw little of.
     cores
         ``(community, core number) -> accounts``: campaigns that are a strong
         core of their community
@@ -141,7 +151,7 @@ def build_evidence(
         own = own_scores(account_ids, signal_tables)
     if attach is None:
         attach = attachment(account_ids, communities, attach_of or {})
-    pooled, cover, size, org = _campaign_stats(own, account_ids, communities, declared_org, attach, pool, cores)
+    pooled, cover, size, org, share = _campaign_stats(own, account_ids, communities, declared_org, attach, pool, cores)
     names = [c for c, _, _ in signal_tables]
     reasons = [r for _, r, _ in signal_tables]
     link = cover.max(axis=1)
@@ -151,13 +161,14 @@ def build_evidence(
             own,
             pooled,
             cover,
-            np.column_stack([size, org, attach, link * content * attach, np.log10(1 + n_events)]),
+            np.column_stack([size, org, attach, link * content * attach, share, np.log10(1 + n_events)]),
         ]
     )
     return EvidenceMatrix(
         account_ids=list(account_ids),
         names=names + [f"campaign_{c}" for c in names] + [f"link_{k}" for k in evidence_columns()]
-        + ["campaign_log_size", "campaign_declared_org", "campaign_attachment", "campaign_link_x_signal", "log_events"],
-        reasons=reasons + reasons + [r for r, _ in evidence_columns().values()] + [None, None, None, None, None],
+        + ["campaign_log_size", "campaign_declared_org", "campaign_attachment", "campaign_link_x_signal",
+           "campaign_strong_share", "log_events"],
+        reasons=reasons + reasons + [r for r, _ in evidence_columns().values()] + [None] * 6,
         values=values,
     )

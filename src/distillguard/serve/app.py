@@ -156,7 +156,44 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
     (embedding, tests). ``insecure_no_auth`` lets everything through (loopback
     demos only; ``distillguard serve`` refuses it on other addresses).
     """
+    from distillguard.console import console_router  # analyst console at / (docs/console.md)
     from distillguard.serve import auth as _auth
+    from distillguard.serve.gateways.envoy import register_envoy
+    from distillguard.serve.gateways.generic import register_generic
+
+    book = _auth.TokenBook(engine.config.db, lock=engine.journal.db_lock, extra={
+        _auth.token_sha256(t): _auth.Principal(name, role, "token", _auth.token_sha256(t)) for t, (name, role) in (tokens or {}).items()})
+    sessions = _auth.Sessions()
+    app = FastAPI(
+        title="distillguard decision service",
+        version="1",
+        description="Real-time decisions against distillation campaigns: per-account state updated as events "
+                    "arrive, the campaign map of the last scan, the scan's YAML policy. See docs/serve.md.",
+        lifespan=_lifespan(engine, book, start_engine),
+    )
+    app.state.engine = engine
+    met = _metrics(engine)
+    decision = _decider(engine, met)
+    # registration order is route-matching order; access.yaml names every path below
+    _gateway_routes(app, engine, met, decision, max_body_bytes)
+    _view_routes(app, engine)
+    _feedback_routes(app, engine)
+    _operation_routes(app, engine, met)
+    register_envoy(app, decision)
+    register_generic(app, decision)
+    router = console_router(engine.config.db, lock=engine.journal.db_lock, auth=(book, sessions))
+    app.include_router(router)
+    _error_handlers(app, met)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(_auth.AuthGate, book=book, sessions=sessions, rules=access or _auth.AccessRules.load(),
+                       insecure=insecure_no_auth, proxy_header=trusted_proxy_header, proxy_networks=trusted_proxies,
+                       login_page=getattr(router, "login_page", None))
+    return app
+
+
+def _lifespan(engine, book, start_engine: bool):
+    """Start the engine (unless the caller runs it) and read the live tokens before the first request;
+    stop it (journal flushed) on shut-down."""
 
     @asynccontextmanager
     async def lifespan(app):
@@ -167,17 +204,14 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
         if start_engine:
             engine.stop()
 
-    app = FastAPI(
-        title="distillguard decision service",
-        version="1",
-        description="Real-time decisions against distillation campaigns: per-account state updated as events "
-                    "arrive, the campaign map of the last scan, the scan's YAML policy. See docs/serve.md.",
-        lifespan=lifespan,
-    )
-    app.state.engine = engine
-    met = _metrics(engine)
+    return lifespan
 
-    def _decision(ev: dict, account: dict | None) -> dict:
+
+def _decider(engine, met):
+    """``decision(event, account)``: the engine's decision, timed and counted; an internal error answers
+    with the policy's fail mode (open or closed). Every route and gateway that decides goes through it."""
+
+    def decision(ev: dict, account: dict | None) -> dict:
         t0 = time.perf_counter()
         try:
             d = engine.decide(ev, account)
@@ -188,22 +222,30 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
         met["decisions"].labels(d["action"], d["mode"]).inc()
         return d
 
-    def _normalised(body: dict) -> dict:
-        if body.get("ts") is None:
-            body["ts"] = datetime.now(timezone.utc)
-        try:
-            return normalize(body)
-        except Reject as rej:
-            raise RequestValidationError([{"loc": ("body", reject_field(rej)), "msg": rej.detail or rej.reason,
-                                           "type": rej.reason}]) from None
+    return decision
+
+
+def _refused_field(rej: Reject) -> RequestValidationError:
+    """A normaliser rejection as the 422 that names its field."""
+    return RequestValidationError([{"loc": ("body", reject_field(rej)), "msg": rej.detail or rej.reason, "type": rej.reason}])
+
+
+def _gateway_routes(app: FastAPI, engine, met, decision, max_body_bytes: int) -> None:
+    """What gateways call: decisions, event intake (JSON and OTLP) and sign-up assessment."""
 
     @app.post("/v1/decide", response_model=Decision, responses=_ERR, tags=["decisions"])
     async def decide(req: DecideRequest):
         """The decision for a request about to be served (the event need not be logged yet)."""
         body = req.model_dump(exclude_none=True)
         account = body.pop("account", None)
+        if body.get("ts") is None:
+            body["ts"] = datetime.now(timezone.utc)
+        try:
+            ev = normalize(body)
+        except Reject as rej:
+            raise _refused_field(rej) from None
         # the engine builds the documented shape; serialised directly (the hot path skips re-validation)
-        return Response(orjson.dumps(_decision(_normalised(body), account), option=orjson.OPT_SERIALIZE_NUMPY, default=str),
+        return Response(orjson.dumps(decision(ev, account), option=orjson.OPT_SERIALIZE_NUMPY, default=str),
                         media_type="application/json")
 
     @app.post("/v1/events", response_model=IntakeResult, responses=_ERR, tags=["intake"])
@@ -240,9 +282,11 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
         try:
             return engine.assess(body, ip, ua)
         except Reject as rej:
-            raise RequestValidationError([{"loc": ("body", reject_field(rej)), "msg": rej.detail or rej.reason,
-                                           "type": rej.reason}]) from None
+            raise _refused_field(rej) from None
 
+
+def _view_routes(app: FastAPI, engine) -> None:
+    """Reads of accounts and campaigns: readers get keyed hashes and no prompts; analysts' reads are audited."""
     keys: list[bytes] = []
 
     def view_key() -> bytes:
@@ -258,7 +302,7 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
             keys.append(privacy.store_key(con))
         return keys[0]
 
-    def _shown(request: Request, kind: str, target: str, view: dict) -> dict:
+    def shown(request: Request, kind: str, target: str, view: dict) -> dict:
         """Readers get the redacted view; an analyst's read of identifiers and prompts is audited."""
         from distillguard.serve import privacy
 
@@ -275,7 +319,7 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
         v = engine.account_view(account_id)
         if v is None:
             raise HTTPException(404, f"unknown account {account_id!r}")
-        return _shown(request, "account", account_id, v)
+        return shown(request, "account", account_id, v)
 
     @app.get("/v1/campaigns", response_model=list[CampaignSummary], tags=["views"])
     def campaigns() -> list:
@@ -287,7 +331,11 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
         v = engine.campaign_view(campaign_id)
         if v is None:
             raise HTTPException(404, f"unknown campaign {campaign_id!r}")
-        return _shown(request, "campaign", campaign_id, v)
+        return shown(request, "campaign", campaign_id, v)
+
+
+def _feedback_routes(app: FastAPI, engine) -> None:
+    """Analyst labels and step-up verification results, recorded under the caller's name."""
 
     @app.post("/v1/decisions/{decision_id}/labels", response_model=LabelResult, responses=_ERR, tags=["feedback"])
     def label(decision_id: str, req: LabelRequest, request: Request) -> dict:
@@ -308,6 +356,10 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
         if out.get("used"):
             raise HTTPException(409, f"challenge {challenge_id!r} already has a result")
         return out
+
+
+def _operation_routes(app: FastAPI, engine, met) -> None:
+    """Liveness (open) and Prometheus metrics."""
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
     def healthz() -> dict:
@@ -331,17 +383,9 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
 
         return Response(generate_latest(met["registry"]), media_type=CONTENT_TYPE_LATEST)
 
-    from distillguard.serve.gateways.envoy import register_envoy
-    from distillguard.serve.gateways.generic import register_generic
 
-    register_envoy(app, _decision)
-    register_generic(app, _decision)
-    book = _auth.TokenBook(engine.config.db, lock=engine.journal.db_lock, extra={
-        _auth.token_sha256(t): _auth.Principal(name, role, "token", _auth.token_sha256(t)) for t, (name, role) in (tokens or {}).items()})
-    sessions = _auth.Sessions()
-    from distillguard.console import console_router  # analyst console at / (docs/console.md)
-    router = console_router(engine.config.db, lock=engine.journal.db_lock, auth=(book, sessions))
-    app.include_router(router)
+def _error_handlers(app: FastAPI, met) -> None:
+    """422 naming the field without echoing input; 500 without a traceback, counted."""
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -351,9 +395,3 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
     async def _internal(request: Request, exc: Exception):  # never a traceback to the client
         met["errors"].inc()
         return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
-
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    app.add_middleware(_auth.AuthGate, book=book, sessions=sessions, rules=access or _auth.AccessRules.load(),
-                       insecure=insecure_no_auth, proxy_header=trusted_proxy_header, proxy_networks=trusted_proxies,
-                       login_page=getattr(router, "login_page", None))
-    return app

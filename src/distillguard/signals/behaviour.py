@@ -12,7 +12,8 @@ import pyarrow as pa
 
 from distillguard.signals.base import Signal, SignalResult, ramp
 
-__all__ = ["OutputHarvest", "LogprobsHarvest", "SamplingFanout", "MachineTiming", "ModelPivot", "BEHAVIOUR_SIGNALS"]
+__all__ = ["OutputHarvest", "LogprobsHarvest", "SamplingFanout", "MachineTiming", "ModelPivot", "RefusalProbing",
+           "BEHAVIOUR_SIGNALS"]
 
 
 def _col(data: pa.Table, name: str, default: float = 0.0) -> np.ndarray:
@@ -119,4 +120,50 @@ class ModelPivot(_FeatureSignal):
         return ramp(_col(data, "pivot_share"), 0.2, 0.6)
 
 
-BEHAVIOUR_SIGNALS = (OutputHarvest, LogprobsHarvest, SamplingFanout, MachineTiming, ModelPivot)
+REFERENCE_REFUSAL_RATE = 0.01
+"""Refused-or-failed share an unfitted :class:`RefusalProbing` measures against: the decision
+service scores one account at a time and has no population (a scan fits its own rate)."""
+
+
+def _refused_rate(data: pa.Table) -> float:
+    """Share of refused or failed calls over all calls of the table (the population's own rate)."""
+    n = _col(data, "n_events")
+    return float(np.clip((_col(data, "error_share") * n).sum() / max(n.sum(), 1.0), 1e-4, 0.5))
+
+
+class RefusalProbing(_FeatureSignal):
+    """Far more refused (or failed) calls than this provider's traffic has: probing the guardrails.
+
+    A harvest wrapped in jailbreaks or aimed at what the model withholds is
+    refused again and again; an ordinary user is refused now and then. The
+    score is how improbable the account's count of refused/failed calls is
+    at the scanned population's own rate (``fit``): the binomial tail
+    probability ``p`` maps to ``-log10 p`` ramped from 1.5 to 4.5, so about
+    one ordinary account in a thousand reaches 0.5 whatever the provider's
+    refusal rate, and a handful of refusals in a few calls proves nothing.
+    Failed calls are counted with refused ones (``error_share``): a provider's
+    error rate is common to every account and sits in the base rate. Unfitted
+    (the decision service's one-account scoring) it uses
+    :data:`REFERENCE_REFUSAL_RATE`.
+    """
+
+    name = "refusal_probing"
+    reason = "REFUSAL_PROBING"
+    requires = ("error_share", "n_events")
+    evidence_columns = ("error_share", "n_events")
+
+    def fit(self, data: pa.Table) -> "RefusalProbing":
+        self.base_rate_ = _refused_rate(data)
+        return self
+
+    def _scores(self, data):
+        from scipy.stats import binom
+
+        n = _col(data, "n_events")
+        k = np.rint(_col(data, "error_share") * n)
+        rate = getattr(self, "base_rate_", None) or REFERENCE_REFUSAL_RATE
+        tail = binom.sf(k - 1, np.maximum(n, 1), rate)
+        return np.where(k > 0, ramp(-np.log10(np.maximum(tail, 1e-300)), 1.5, 4.5), 0.0)
+
+
+BEHAVIOUR_SIGNALS = (OutputHarvest, LogprobsHarvest, SamplingFanout, MachineTiming, ModelPivot, RefusalProbing)

@@ -9,6 +9,7 @@ group, so memory stays bounded by the chunk size.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from distillguard.sim.bank import Bank
 from distillguard.sim.grammar_data import KINDS, LANGS
 from distillguard.sim.responses import BUCKET_EDGES, KIND_TO_RKIND, N_VARIANTS, RKINDS, build_response_bank
 from distillguard.sim.scenario import Scenario, load_scenario
-from distillguard.sim.world import PARAMS, PopAccounts, Tables, build_world
+from distillguard.sim.world import PopAccounts, Tables, build_world
 
 __all__ = ["simulate", "LABEL_SCHEMA", "CHUNK_EVENTS"]
 
@@ -158,14 +159,88 @@ def _sessions_start(ctx: _Ctx, P: PopAccounts, acc: np.ndarray, rng: np.random.G
     return t
 
 
+@dataclass
+class _Chunk:
+    """The events of one chunk of accounts once their times are placed: one entry per event, in account
+    then time order. The later phases read it and draw from ``rng`` in :func:`_gen_chunk`'s order."""
+
+    ctx: _Ctx
+    P: PopAccounts
+    rng: np.random.Generator
+    accs: np.ndarray       # the chunk's account positions
+    sess_off: np.ndarray   # per chunk account, its first session's index
+    t: np.ndarray          # seconds from window start
+    acc: np.ndarray        # account position
+    pos: np.ndarray        # position inside its session (0 = opens it)
+    gs: np.ndarray         # global session index
+    rank: np.ndarray       # position among the account's events
+
+    @property
+    def spec(self) -> dict:
+        return self.P.pop.spec
+
+    @property
+    def N(self) -> int:
+        return len(self.t)
+
+
 def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Generator) -> pa.Table | None:
     """Events of accounts ``accs`` (positions in ``P``), sorted by time; event ids are set later."""
+    c = _place_events(ctx, P, accs, rng)
+    if c is None:
+        return None
+    tmpl, t_lang, t_kind, post, lead, prompt = _prompts(c)
+    system_prompt, sys_len = _system_prompts(c)
+    pv = _params(c)
+    model, is_reasoner = _models(c)
+    status, in_tok, out_tok, r_tok, response = _outputs(c, tmpl, t_lang, t_kind, lead, prompt, sys_len, pv, is_reasoner)
+    infra = _infrastructure(c, post)
+    ts_us = ctx.sc.start_us + np.round(c.t * 1e6).astype(np.int64)
+    cols = {
+        "event_id": pa.nulls(c.N, pa.string()),  # set per written chunk
+        "ts": pa.array(ts_us, pa.timestamp("us", tz="UTC")),
+        "account_id": infra["account_id"],
+        "api_key_id": infra["api_key_id"],
+        "org_id": infra["org_id"],
+        "client_ip": infra["client_ip"],
+        "user_agent": infra["user_agent"],
+        "model": model,
+        "prompt": prompt,
+        "system_prompt": system_prompt,
+        "response": response,
+        "input_tokens": pa.array(in_tok, pa.int64()),
+        "output_tokens": pa.array(out_tok, pa.int64()),
+        "reasoning_tokens": pa.array(r_tok, pa.int64()),
+        "temperature": _opt_float(pv["temperature"]),
+        "top_p": _opt_float(pv["top_p"]),
+        "max_output_tokens": _opt_int(pv["max_output_tokens"]),
+        "n": _opt_int(pv["n"]),
+        "logprobs": pa.array(pv["logprobs"] == 1, pa.bool_(), mask=pv["logprobs"] < 0),
+        "top_logprobs": _opt_int(pv["top_logprobs"]),
+        "reasoning_effort": pv["reasoning_effort"],
+        "conversation_id": _conversations(c),
+        "is_batch": pa.array(infra["is_batch"], pa.bool_()),
+        "status": status,
+        "extra": _end_user_extra(ctx, P, c.acc, t_kind, rng),
+    }
+    return pa.table(cols, schema=_LOOSE_SCHEMA)
+
+
+def _opt_float(x: np.ndarray) -> pa.Array:
+    return pa.array(x, pa.float64(), mask=np.isnan(x))
+
+
+def _opt_int(x: np.ndarray) -> pa.Array:
+    return pa.array(x, pa.int64(), mask=x < 0)
+
+
+def _place_events(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Generator) -> _Chunk | None:
+    """Sessions per account, events spread over them with log-normal gaps; events past the window dropped."""
     spec = P.pop.spec
     W = ctx.sc.window_s
     n_i = P.n_events[accs]
     if n_i.sum() == 0:
         return None
-    # ---------------------------------------------------------------- sessions
     se = spec["sessions"]
     s_i = np.maximum(1, np.round(n_i / se["mean_len"] * rng.uniform(0.6, 1.4, len(n_i)))).astype(np.int64)
     if spec["timing"]["start"] in ("waves", "lockstep"):
@@ -203,29 +278,33 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
     first_acc = np.r_[True, acc[1:] != acc[:-1]]
     acc_start = np.flatnonzero(first_acc)
     rank = np.arange(N) - acc_start[np.cumsum(first_acc) - 1]
+    return _Chunk(ctx, P, rng, accs, sess_off, t, acc, pos, gs, rank)
 
-    # ---------------------------------------------------------------- prompt kind and template
+
+def _prompts(c: _Chunk):
+    """Prompt kind, template (the adapted pool after adapting) and fillers: random, optionally skewed to
+    popular ones, or a sweep in order. Returns the template ids, their language and kind, which events come
+    after adapting, the first filler of each (long answers restate it) and the prompt text."""
+    ctx, P, rng, spec, N, acc = c.ctx, c.P, c.rng, c.spec, c.N, c.acc
     ks = np.searchsorted(P.kind_cum, rng.random(N), side="right")
     ks = np.minimum(ks, len(P.kinds) - 1)
     if spec["followup"] > 0 and "followup" in P.kinds:
-        fu = (pos > 0) & (rng.random(N) < spec["followup"])
+        fu = (c.pos > 0) & (rng.random(N) < spec["followup"])
         ks[fu] = P.kinds.index("followup")
     psize = P.pool_size[acc, ks]
     col = (rng.random(N) * psize).astype(np.int64)
     tmpl = P.pool[acc, ks, col]
-    post = t >= P.adapt_s
+    post = c.t >= P.adapt_s
     if P.pool2 is not None and post.any():
         tmpl = np.where(post, P.pool2[acc, ks, col], tmpl)
     t_lang = ctx.bank.t_lang[tmpl].astype(np.int64)
     t_kind = ctx.bank.t_kind[tmpl].astype(np.int64)
-
-    # fillers: random (optionally skewed to popular ones) or a sweep in order
     skew = float(spec["filler_skew"])
     cols = []
     for j in range(3):
         size = ctx.bank.t_size[tmpl, j]
         if spec["sweep"]:
-            idx = ((P.phase[acc] * 997).astype(np.int64) + rank) % size
+            idx = ((P.phase[acc] * 997).astype(np.int64) + c.rank) % size
         else:
             u = rng.random(N)
             if skew != 1.0:
@@ -239,51 +318,56 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
         ctx.seg.take(pa.array(segs[:, 2])), ctx.fill.take(pa.array(cols[2])),
         ctx.seg.take(pa.array(segs[:, 3])),
     ]
-    prompt = pc.binary_join_element_wise(*parts, "")
+    return tmpl, t_lang, t_kind, post, ctx.fill.take(pa.array(cols[0])), pc.binary_join_element_wise(*parts, "")
 
-    # ---------------------------------------------------------------- system prompt
-    ssz = P.sys_size[acc]
+
+def _system_prompts(c: _Chunk) -> tuple[pa.Array, np.ndarray]:
+    ssz = c.P.sys_size[c.acc]
     has_sys = ssz > 0
-    sys_idx = P.sys_off[acc] + (rng.random(N) * np.maximum(ssz, 1)).astype(np.int64)
-    system_prompt = ctx.sys.take(pa.array(sys_idx, mask=~has_sys))
+    sys_idx = c.P.sys_off[c.acc] + (c.rng.random(c.N) * np.maximum(ssz, 1)).astype(np.int64)
+    system_prompt = c.ctx.sys.take(pa.array(sys_idx, mask=~has_sys))
     sys_len = np.where(has_sys, np.asarray(pc.utf8_length(system_prompt).fill_null(0)), 0)
+    return system_prompt, sys_len
 
-    # ---------------------------------------------------------------- params (sticky per account)
-    pr = spec["params"]
+
+def _params(c: _Chunk) -> dict:
+    """Request parameters, sticky per account (a share of requests draws afresh). Numeric values with
+    NaN / -1 for null; ``reasoning_effort`` as Arrow, with its null mask and token multiplier."""
+    pr, P, rng, N, acc = c.spec["params"], c.P, c.rng, c.N, c.acc
     sticky_p = pr["sticky"]
 
     def draw(name: str) -> np.ndarray:
-        d = pr[name]
-        p = np.array(d["p"], dtype=float)
+        p = np.array(pr[name]["p"], dtype=float)
         idx = P.sticky[name][acc].copy()
         fresh = rng.random(N) >= sticky_p
         if fresh.any():
             idx[fresh] = np.searchsorted(_cum(p), rng.random(int(fresh.sum())), side="right").clip(0, len(p) - 1)
         return idx
 
-    temp_v = _param_values(pr["temperature"]["values"], "float")[draw("temperature")]
-    top_p_v = _param_values(pr["top_p"]["values"], "float")[draw("top_p")]
-    max_v = _param_values(pr["max_output_tokens"]["values"], "int")[draw("max_output_tokens")]
-    n_v = _param_values(pr["n"]["values"], "int")[draw("n")]
-    lp_v = _param_values(pr["logprobs"]["values"], "bool")[draw("logprobs")]
-    tlp_v = _param_values(pr["top_logprobs"]["values"], "int")[draw("top_logprobs")]
-    tlp_v = np.where(lp_v == 1, tlp_v, -1)
+    out = {name: _param_values(pr[name]["values"], kind)[draw(name)]
+           for name, kind in (("temperature", "float"), ("top_p", "float"), ("max_output_tokens", "int"), ("n", "int"),
+                              ("logprobs", "bool"), ("top_logprobs", "int"))}
+    out["top_logprobs"] = np.where(out["logprobs"] == 1, out["top_logprobs"], -1)
     eff_vals = pr["reasoning_effort"]["values"]
     eff_i = draw("reasoning_effort")
-    eff_null = np.array([v is None for v in eff_vals])[eff_i]
-    eff_mult = np.array([_EFFORT_MULT.get(str(v), 1.0) if v is not None else 1.0 for v in eff_vals])[eff_i]
+    out["effort_null"] = np.array([v is None for v in eff_vals])[eff_i]
+    out["effort_mult"] = np.array([_EFFORT_MULT.get(str(v), 1.0) if v is not None else 1.0 for v in eff_vals])[eff_i]
     eff_tab = pa.array([("" if v is None else str(v)) for v in eff_vals], pa.string())
-    reasoning_effort = eff_tab.take(pa.array(eff_i, mask=eff_null))
+    out["reasoning_effort"] = eff_tab.take(pa.array(eff_i, mask=out["effort_null"]))
+    return out
 
-    # ---------------------------------------------------------------- model (with release adoption / pivot)
+
+def _models(c: _Chunk) -> tuple[pa.Array, np.ndarray]:
+    """The model asked for, with release adoption (benign) or a pivot to the new model (campaigns)."""
+    ctx, P, rng, spec, N, acc, t = c.ctx, c.P, c.rng, c.spec, c.N, c.acc, c.t
     mi = np.searchsorted(P.model_cum, rng.random(N), side="right").clip(0, len(P.model_names) - 1)
     name_ids = np.array([ctx.model_id(m) for m in P.model_names])
     model_id = name_ids[mi]
     if ctx.release_s is not None:
         rel = ctx.release_s
         camps = P.campaigns
-        pshare = np.array([c.pivot_share for c in camps])[P.camp[acc]]
-        pdelay = np.array([c.pivot_delay_s for c in camps])[P.camp[acc]]
+        pshare = np.array([x.pivot_share for x in camps])[P.camp[acc]]
+        pdelay = np.array([x.pivot_delay_s for x in camps])[P.camp[acc]]
         ad = spec["adoption"]
         dt_h = (t - rel) / 3600.0
         p_new = np.where(dt_h > 0, ad["max_share"] * (1 - np.exp(-np.maximum(dt_h, 0) / ad["tau_h"])), 0.0)
@@ -291,17 +375,20 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
         piv = pshare >= 0
         p_new = np.where(piv, np.where(t > rel + pdelay, pshare, 0.0), p_new)
         model_id = np.where(rng.random(N) < p_new, ctx.release_model, model_id)
-    model_tab = pa.array(ctx.models, pa.string())
-    model = model_tab.take(pa.array(model_id))
-    is_reasoner = np.isin(model_id, [ctx.model_id(m) for m in ctx.reasoning_models])
+    model = pa.array(ctx.models, pa.string()).take(pa.array(model_id))
+    return model, np.isin(model_id, [ctx.model_id(m) for m in ctx.reasoning_models])
 
-    # ---------------------------------------------------------------- status, tokens, response
+
+def _outputs(c: _Chunk, tmpl, t_lang, t_kind, lead, prompt, sys_len, pv: dict, is_reasoner):
+    """Status, token counts and the response text: (status, input, output and reasoning tokens, response)."""
+    ctx, rng, spec, N = c.ctx, c.rng, c.spec, c.N
     st = spec["status"]
     u = rng.random(N)
     c1, c2, c3 = st["refused"], st["refused"] + st["error"], st["refused"] + st["error"] + st["rate_limited"]
     status_i = np.where(u < c1, 1, np.where(u < c2, 2, np.where(u < c3, 3, 0)))
     status = pa.array(["ok", "refused", "error", "rate_limited"], pa.string()).take(pa.array(status_i))
     ot = spec["output_tokens"]
+    max_v, n_v = pv["max_output_tokens"], pv["n"]
     out_tok = np.exp(rng.normal(np.log(ot["median"]), ot["sigma"], N))
     out_tok = np.where(max_v > 0, np.minimum(out_tok, max_v), out_tok)
     out_tok = np.maximum(1, np.round(out_tok)).astype(np.int64)
@@ -311,8 +398,8 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
     n_mult = np.where(n_v > 1, n_v, 1)
     out_tok = out_tok * n_mult
     rt = spec["reasoning_tokens"]
-    reasons = (is_reasoner | ~eff_null) & ~refused
-    r_tok = np.where(reasons, np.round(np.exp(rng.normal(np.log(rt["median"]), rt["sigma"], N)) * eff_mult), 0).astype(np.int64)
+    reasons = (is_reasoner | ~pv["effort_null"]) & ~refused
+    r_tok = np.where(reasons, np.round(np.exp(rng.normal(np.log(rt["median"]), rt["sigma"], N)) * pv["effort_mult"]), 0).astype(np.int64)
     failed = status_i >= 2
     out_tok[failed] = 0
     r_tok[failed] = 0
@@ -325,76 +412,45 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
     # long answers restate the request's main slot (problem, topic, task), so
     # responses are as diverse as prompts; capped like the bank texts
     echo = np.isin(rk, ctx.echo_rkinds) & (ctx.bank.t_size[tmpl, 0] > 1) & (per_choice >= 64)
-    lead = ctx.fill.take(pa.array(cols[0]))
     joined = pc.utf8_slice_codeunits(pc.binary_join_element_wise(lead, body, "\n\n"), 0, ctx.sc.response_max_chars)
     response = pc.if_else(pa.array(echo), joined, body)
     p_len = np.asarray(pc.utf8_length(prompt))
-    in_tok = np.ceil(p_len * _TPC[t_lang] + sys_len * 0.27 + pos * spec["context_tokens"]).astype(np.int64) + 3
+    in_tok = np.ceil(p_len * _TPC[t_lang] + sys_len * 0.27 + c.pos * spec["context_tokens"]).astype(np.int64) + 3
+    return status, in_tok, out_tok, r_tok, response
 
-    # ---------------------------------------------------------------- infrastructure
+
+def _infrastructure(c: _Chunk, post: np.ndarray) -> dict:
+    """Which of its addresses, user agents and keys each event uses (skewed to an account's first ones;
+    rotating proxies evenly), its account and org, and whether it went through the batch API."""
+    ctx, P, rng, N, acc = c.ctx, c.P, c.rng, c.N, c.acc
+
     def pick(off, size, skew=1.0):
         uu = rng.random(N)
         if skew != 1.0:
             uu = uu ** skew
         return off[acc] + (uu * size[acc]).astype(np.int64)
 
-    ip_skew = 1.0 if spec["infra"]["ip"]["kind"] == "rotating" else 2.0
+    ip_skew = 1.0 if c.spec["infra"]["ip"]["kind"] == "rotating" else 2.0
     ip_idx = pick(P.ip_off, P.ip_size, ip_skew)
     if P.ip_off2 is not P.ip_off and post.any():
         ip_idx = np.where(post, pick(P.ip_off2, P.ip_size2, ip_skew), ip_idx)
-    client_ip = ctx.ip.take(pa.array(ip_idx))
-    user_agent = ctx.ua.take(pa.array(pick(P.ua_off, P.ua_size, 3.0)))
-    api_key = ctx.key.take(pa.array(pick(P.key_off, P.key_size, 2.0)))
-    ids = pa.array(P.ids, pa.string())
-    account_id = ids.take(pa.array(acc))
-    org_id = pa.array(P.org, pa.string()).take(pa.array(acc))
-    is_batch = rng.random(N) < spec["is_batch"]
-
-    event_id = pa.nulls(N, pa.string())  # set per written chunk
-    if spec["conversation"]:
-        # unique per (population, account, session of the account); splitmix64 is a bijection
-        sess_in_acc = gs - sess_off[np.searchsorted(accs, acc)]
-        key = (np.uint64(P.pop.index) << np.uint64(52)) | (acc.astype(np.uint64) << np.uint64(16)) | sess_in_acc.astype(np.uint64)
-        conv = pc.binary_join_element_wise("conv_", pa.array(_splitmix64(key ^ np.uint64(ctx.seed & 0xFFFF))).cast(pa.string()), "")
-    else:
-        conv = pa.nulls(N, pa.string())
-
-    ts_us = ctx.sc.start_us + np.round(t * 1e6).astype(np.int64)
-
-    def opt_float(x):
-        return pa.array(x, pa.float64(), mask=np.isnan(x))
-
-    def opt_int(x):
-        return pa.array(x, pa.int64(), mask=x < 0)
-
-    cols = {
-        "event_id": event_id,
-        "ts": pa.array(ts_us, pa.timestamp("us", tz="UTC")),
-        "account_id": account_id,
-        "api_key_id": api_key,
-        "org_id": org_id,
-        "client_ip": client_ip,
-        "user_agent": user_agent,
-        "model": model,
-        "prompt": prompt,
-        "system_prompt": system_prompt,
-        "response": response,
-        "input_tokens": pa.array(in_tok, pa.int64()),
-        "output_tokens": pa.array(out_tok, pa.int64()),
-        "reasoning_tokens": pa.array(r_tok, pa.int64()),
-        "temperature": opt_float(temp_v),
-        "top_p": opt_float(top_p_v),
-        "max_output_tokens": opt_int(max_v),
-        "n": opt_int(n_v),
-        "logprobs": pa.array(lp_v == 1, pa.bool_(), mask=lp_v < 0),
-        "top_logprobs": opt_int(tlp_v),
-        "reasoning_effort": reasoning_effort,
-        "conversation_id": conv,
-        "is_batch": pa.array(is_batch, pa.bool_()),
-        "status": status,
-        "extra": _end_user_extra(ctx, P, acc, t_kind, rng),
+    return {
+        "client_ip": ctx.ip.take(pa.array(ip_idx)),
+        "user_agent": ctx.ua.take(pa.array(pick(P.ua_off, P.ua_size, 3.0))),
+        "api_key_id": ctx.key.take(pa.array(pick(P.key_off, P.key_size, 2.0))),
+        "account_id": pa.array(P.ids, pa.string()).take(pa.array(acc)),
+        "org_id": pa.array(P.org, pa.string()).take(pa.array(acc)),
+        "is_batch": rng.random(N) < c.spec["is_batch"],
     }
-    return pa.table(cols, schema=_LOOSE_SCHEMA)
+
+
+def _conversations(c: _Chunk) -> pa.Array:
+    """Conversation ids, unique per (population, account, session of the account); splitmix64 is a bijection."""
+    if not c.spec["conversation"]:
+        return pa.nulls(c.N, pa.string())
+    sess_in_acc = c.gs - c.sess_off[np.searchsorted(c.accs, c.acc)]
+    key = (np.uint64(c.P.pop.index) << np.uint64(52)) | (c.acc.astype(np.uint64) << np.uint64(16)) | sess_in_acc.astype(np.uint64)
+    return pc.binary_join_element_wise("conv_", pa.array(_splitmix64(key ^ np.uint64(c.ctx.seed & 0xFFFF))).cast(pa.string()), "")
 
 
 _ATTACK_KINDS = [KINDS.index(k) for k in ("cot_harvest", "rubric", "synthesis", "jailbreak", "capsweep", "whale", "lowslow")]

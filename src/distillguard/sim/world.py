@@ -189,15 +189,90 @@ def _operator_leaders(pop: Population) -> list[int]:
     return [op_of.index(op_of[ci]) for ci in range(k)]
 
 
-def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tables, used_ids: set, counters: list) -> PopAccounts:
-    s = pop.spec
-    n = pop.accounts
-    r = random.Random(seed * 1_000_003 + pop.index * 7_919 + 11)
-    rng = np.random.default_rng([seed, 1, pop.index])
-    W = sc.window_s
-    inf = s["infra"]
+@dataclass
+class _Draw:
+    """One population being built: its spec, its two random streams and what earlier steps decided.
 
-    # --- ids, volumes, geography, language
+    Each step below draws from ``r`` / ``rng`` in a fixed order; the steps run in :func:`_build_pop`'s
+    order, so the same seed gives the same world byte for byte."""
+
+    sc: Scenario
+    pop: Population
+    bank: Bank
+    seed: int
+    tables: Tables
+    r: random.Random
+    rng: np.random.Generator
+    s: dict = field(init=False)
+    inf: dict = field(init=False)
+    n: int = field(init=False)
+    lang: list[str] = field(default_factory=list)
+    campaigns: list[Campaign] = field(default_factory=list)
+    camp: np.ndarray | None = None
+    lead: list[int] = field(default_factory=list)
+    org: list[str] = field(default_factory=list)
+    org_group: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.s, self.n = self.pop.spec, self.pop.accounts
+        self.inf = self.s["infra"]
+
+
+def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tables, used_ids: set, counters: list) -> PopAccounts:
+    """Every per-account array of one population: identity, geography, then (for campaign archetypes) the
+    campaigns and operators, then each piece of infrastructure as the archetype's ``infra`` spec says."""
+    d = _Draw(sc, pop, bank, seed, tables, r=random.Random(seed * 1_000_003 + pop.index * 7_919 + 11),
+              rng=np.random.default_rng([seed, 1, pop.index]))
+    s, n, r, rng = d.s, d.n, d.r, d.rng
+    ids = _account_ids(r, n, used_ids)
+    vol = _volumes(rng, s["volume"], n)
+    countries, tz = _countries(d)
+    d.lang = _languages(d, countries)
+    lang_arr = np.array([LANGS.index(x) for x in d.lang], dtype=np.int8)
+    d.camp = np.full(n, -1, dtype=np.int64)
+    benign_schedule = None
+    if s["attack"] and n:
+        d.campaigns, d.camp = _campaigns(d, counters)
+    if not d.campaigns:
+        benign_schedule = _benign_schedule(d)
+    d.org = _orgs(d)
+    d.org_group = {o: i for i, o in enumerate(dict.fromkeys(d.org))}
+    created = _signups(d)
+    active_from = np.maximum(0.0, created + rng.exponential(1800.0, n))
+    email = _emails(d)
+    pay = _payments(d)
+    ip_off, ip_size = _IP_BUILDERS.get(_ip_kind(d), _ips_per_account)(d)
+    ip_off2, ip_size2 = _adapted_proxies(d, ip_off, ip_size)
+    ua_off, ua_size = _user_agents(d)
+    key_off, key_size = _api_keys(d)
+    sys_off, sys_size = _system_prompts(d)
+    kinds, kind_cum, pool, pool_size, pool2 = _template_pools(d)
+    sticky = _sticky_params(d)
+    models = s["models"] or sc.base_models
+    model_names = list(models)
+    mw = np.array([float(models[m]) for m in model_names])
+    adopter = rng.random(n) < s["adoption"]["fraction"]
+    meta, labels = _meta_and_labels(d, ids, created, email, pay, countries)
+    campaigns = d.campaigns
+    pa_ = PopAccounts(
+        pop=pop, ids=ids, n_events=vol, tz=tz, lang=lang_arr, active_from=active_from, camp=d.camp,
+        campaigns=campaigns or [benign_schedule], ip_off=ip_off, ip_size=ip_size, ua_off=ua_off, ua_size=ua_size,
+        key_off=key_off, key_size=key_size, sys_off=sys_off, sys_size=sys_size, org=d.org, kinds=kinds,
+        kind_cum=kind_cum, pool=pool, pool_size=pool_size, sticky=sticky, adopter=adopter,
+        model_cum=np.cumsum(mw / mw.sum()), model_names=model_names, phase=rng.random(n), meta=meta, labels=labels,
+        adapt_s=(float(s["adapt"]["at_day"]) * 86400.0 if (campaigns and s["adapt"]) else float("inf")),
+        pool2=pool2, ip_off2=ip_off2, ip_size2=ip_size2,
+        end_users=(rng.integers(s["end_users"][0], s["end_users"][1] + 1, n) if s["end_users"] else np.zeros(n, dtype=np.int64)),
+    )
+    if not campaigns:
+        pa_.camp = np.zeros(n, dtype=np.int64)  # benign: one shared schedule
+    return pa_
+
+
+# --- identity, volume, geography, language
+
+
+def _account_ids(r: random.Random, n: int, used_ids: set) -> list[str]:
     ids = []
     for _ in range(n):
         while True:
@@ -206,289 +281,391 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
                 used_ids.add(a)
                 ids.append(a)
                 break
-    v = s["volume"]
+    return ids
+
+
+def _volumes(rng: np.random.Generator, v: dict, n: int) -> np.ndarray:
+    """Events per account: log-normal, clipped, with a share of near-idle accounts."""
     vol = np.exp(rng.normal(np.log(v["median"]), v["sigma"], n))
     vol = np.clip(np.round(vol), v["min"], v["max"]).astype(np.int64)
     low = rng.random(n) < v["low_frac"]
     vol[low] = rng.integers(1, 4, int(low.sum()))
-    countries = [_pick(r, s["countries"]) for _ in range(n)]
-    tz = np.array([COUNTRY_TZ.get(c, 0.0) for c in countries]) + rng.choice([-1.0, 0.0, 0.0, 0.0, 1.0], n)
-    langs_w = s["languages"]
+    return vol
+
+
+def _countries(d: _Draw) -> tuple[list[str], np.ndarray]:
+    countries = [_pick(d.r, d.s["countries"]) for _ in range(d.n)]
+    tz = np.array([COUNTRY_TZ.get(c, 0.0) for c in countries]) + d.rng.choice([-1.0, 0.0, 0.0, 0.0, 1.0], d.n)
+    return countries, tz
+
+
+def _languages(d: _Draw, countries: list[str]) -> list[str]:
+    r, langs_w = d.r, d.s["languages"]
     lang = []
     for c in countries:
-        if s["language_from_country"]:
+        if d.s["language_from_country"]:
             if c in COUNTRY_LANG:
                 lang.append(COUNTRY_LANG[c] if r.random() < 0.85 else "en")
             else:
                 lang.append("en" if r.random() < 0.85 else _pick(r, langs_w))
         else:
             lang.append(_pick(r, langs_w))
-    lang_arr = np.array([LANGS.index(x) for x in lang], dtype=np.int8)
+    return lang
 
-    # --- campaigns
-    campaigns: list[Campaign] = []
-    camp = np.full(n, -1, dtype=np.int64)
-    if s["attack"] and n:
-        k = pop.campaigns
-        share = rng.dirichlet(np.full(k, 3.0))
-        camp = np.sort(np.r_[np.arange(k), rng.choice(k, size=n - k, p=share)])  # every operator has an account
-        for ci in range(k):
-            counters[0] += 1
-            t = s["timing"]
-            every = t["wave_every_h"] * 3600.0
-            starts, x = [], r.uniform(0, every)
-            while x < W:
-                starts.append(x)
-                x += every * r.uniform(0.8, 1.2)
-            piv = s["pivot"] or {"delay_h": [0, 0], "share": [0, 0]}
-            c = Campaign(
-                cid=f"camp-{counters[0]:03d}",
-                waves=np.array(starts or [0.0]),
-                wave_len=t["wave_len_h"] * 3600.0,
-                offset=r.uniform(0, max(1.0, t["wave_len_h"] * 3600.0 * 0.3)),
-                pivot_delay_s=r.uniform(*piv["delay_h"]) * 3600.0,
-                pivot_share=r.uniform(*piv["share"]) if s["pivot"] else -1.0,
-            )
-            for kind in s["prompts"]:
-                for lg in LANGS:
-                    ids_kl = bank.by_kl[(kind, lg)]
-                    m = min(len(ids_kl), _rng_range(r, s["campaign_pool"]))
-                    c.pools[(kind, lg)] = np.array(r.sample(list(ids_kl), m), dtype=np.int32)
-                    if s["adapt"] and s["adapt"].get("new_templates"):
-                        fresh = [x for x in ids_kl if x not in set(c.pools[(kind, lg)])] or list(ids_kl)
-                        c.pools2[(kind, lg)] = np.array(r.sample(fresh, min(len(fresh), m)), dtype=np.int32)
-            campaigns.append(c)
-        # campaigns of one operator share its evidence (schedule, templates) but not its cards or proxies
-        lead = _operator_leaders(pop)
-        for ci, c in enumerate(campaigns):
-            if lead[ci] == ci:
-                counters[1] += 1
-                c.oid = f"op-{counters[1]:03d}"
-            else:
-                src = campaigns[lead[ci]]
-                c.oid, c.waves, c.offset, c.pools, c.pools2 = src.oid, src.waves, src.offset, src.pools, src.pools2
-                c.pivot_delay_s, c.pivot_share = src.pivot_delay_s, src.pivot_share
-    if not campaigns:
-        t = s["timing"]
-        every = t["wave_every_h"] * 3600.0
-        starts = list(np.arange(r.uniform(0, every), W, every)) or [0.0]
-        campaigns_benign = Campaign("", np.array(starts), t["wave_len_h"] * 3600.0, 0.0, 0.0, -1.0)
-    else:
-        campaigns_benign = None
 
-    # --- orgs
-    ok = inf["org"]["kind"]
-    if ok == "shared":
-        g = _groups(r, n, inf["org"]["size"])
+# --- campaigns and operators (campaign archetypes)
+
+
+def _campaigns(d: _Draw, counters: list) -> tuple[list[Campaign], np.ndarray]:
+    """The population's campaigns, each account assigned to one; campaigns of one operator share its
+    evidence (schedule, templates) but not its cards or proxies."""
+    k, n = d.pop.campaigns, d.n
+    share = d.rng.dirichlet(np.full(k, 3.0))
+    camp = np.sort(np.r_[np.arange(k), d.rng.choice(k, size=n - k, p=share)])  # every operator has an account
+    campaigns = []
+    for _ in range(k):
+        counters[0] += 1
+        campaigns.append(_new_campaign(d, f"camp-{counters[0]:03d}"))
+    d.lead = _operator_leaders(d.pop)
+    for ci, c in enumerate(campaigns):
+        if d.lead[ci] == ci:
+            counters[1] += 1
+            c.oid = f"op-{counters[1]:03d}"
+        else:
+            src = campaigns[d.lead[ci]]
+            c.oid, c.waves, c.offset, c.pools, c.pools2 = src.oid, src.waves, src.offset, src.pools, src.pools2
+            c.pivot_delay_s, c.pivot_share = src.pivot_delay_s, src.pivot_share
+    return campaigns, camp
+
+
+def _new_campaign(d: _Draw, cid: str) -> Campaign:
+    """One campaign's wave schedule, model-pivot behaviour and template pools."""
+    r, s, W = d.r, d.s, d.sc.window_s
+    t = s["timing"]
+    every = t["wave_every_h"] * 3600.0
+    starts, x = [], r.uniform(0, every)
+    while x < W:
+        starts.append(x)
+        x += every * r.uniform(0.8, 1.2)
+    piv = s["pivot"] or {"delay_h": [0, 0], "share": [0, 0]}
+    c = Campaign(
+        cid=cid,
+        waves=np.array(starts or [0.0]),
+        wave_len=t["wave_len_h"] * 3600.0,
+        offset=r.uniform(0, max(1.0, t["wave_len_h"] * 3600.0 * 0.3)),
+        pivot_delay_s=r.uniform(*piv["delay_h"]) * 3600.0,
+        pivot_share=r.uniform(*piv["share"]) if s["pivot"] else -1.0,
+    )
+    for kind in s["prompts"]:
+        for lg in LANGS:
+            ids_kl = d.bank.by_kl[(kind, lg)]
+            m = min(len(ids_kl), _rng_range(r, s["campaign_pool"]))
+            c.pools[(kind, lg)] = np.array(r.sample(list(ids_kl), m), dtype=np.int32)
+            if s["adapt"] and s["adapt"].get("new_templates"):
+                fresh = [x for x in ids_kl if x not in set(c.pools[(kind, lg)])] or list(ids_kl)
+                c.pools2[(kind, lg)] = np.array(r.sample(fresh, min(len(fresh), m)), dtype=np.int32)
+    return c
+
+
+def _benign_schedule(d: _Draw) -> Campaign:
+    """Benign populations share one regular schedule (batch jobs, classes), carried as a campaign slot."""
+    t = d.s["timing"]
+    every = t["wave_every_h"] * 3600.0
+    starts = list(np.arange(d.r.uniform(0, every), d.sc.window_s, every)) or [0.0]
+    return Campaign("", np.array(starts), t["wave_len_h"] * 3600.0, 0.0, 0.0, -1.0)
+
+
+# --- organisations and sign-ups
+
+
+def _orgs(d: _Draw) -> list[str]:
+    r, n, spec = d.r, d.n, d.inf["org"]
+    if spec["kind"] == "shared":
+        g = _groups(r, n, spec["size"])
         org_names = {gi: "org_" + _hex(r, 10) for gi in set(g)}
-        org = [org_names[x] for x in g]
-    elif ok == "campaign" and campaigns:
-        corg = ["org_" + _hex(r, 10) for _ in campaigns]
-        org = [corg[camp[i]] if r.random() < 0.9 else "org_" + _hex(r, 10) for i in range(n)]
-    else:
-        org = ["org_" + _hex(r, 10) for _ in range(n)]
-    org_group = {o: i for i, o in enumerate(dict.fromkeys(org))}
+        return [org_names[x] for x in g]
+    if spec["kind"] == "campaign" and d.campaigns:
+        corg = ["org_" + _hex(r, 10) for _ in d.campaigns]
+        return [corg[d.camp[i]] if r.random() < 0.9 else "org_" + _hex(r, 10) for i in range(n)]
+    return ["org_" + _hex(r, 10) for _ in range(n)]
 
-    # --- signup times (seconds relative to window start; negative = before)
-    su = inf["signup"]
-    created = np.zeros(n)
-    if su["kind"] == "bursts":
-        groups = campaigns if campaigns else [None]
-        for gi in range(len(groups)):
-            members = np.flatnonzero(camp == gi) if campaigns else np.arange(n)
-            if not len(members):
-                continue
-            by_org = not campaigns and inf["org"]["kind"] == "shared"  # e.g. a class signs up together
-            nb = len(org_group) if by_org else _rng_range(r, su["bursts"])
-            lo, hi = su["days_before"]
-            bt = []
-            for _ in range(nb):
-                if r.random() < su["in_window_frac"]:
-                    bt.append(r.uniform(0, 0.6 * W))
-                else:
-                    bt.append(-r.uniform(lo, hi) * 86400.0)
-            bt = np.array(bt)
-            if by_org:
-                pick = np.array([org_group[org[i]] for i in members], dtype=np.int64)
-            else:
-                pick = rng.integers(0, nb, len(members))
-            dur = su["burst_len_h"] * 3600.0
-            created[members] = bt[pick] + np.minimum(rng.exponential(dur / 3, len(members)), dur)
-        # imperfect: some accounts were bought/aged, not created in a burst
-        aged = rng.random(n) < (0.1 if campaigns else 0.0)
-        created[aged] = -np.exp(rng.uniform(np.log(30), np.log(700), int(aged.sum()))) * 86400.0
-    else:
+
+def _signups(d: _Draw) -> np.ndarray:
+    """Sign-up times (seconds relative to window start; negative = before)."""
+    r, rng, n, su, campaigns = d.r, d.rng, d.n, d.inf["signup"], d.campaigns
+    if su["kind"] != "bursts":
         lo, hi = su["days_before"]
-        created = -np.exp(rng.uniform(np.log(max(lo, 0.01)), np.log(max(hi, lo + 0.01)), n)) * 86400.0
-    active_from = np.maximum(0.0, created + rng.exponential(1800.0, n))
-
-    # --- email domains
-    ek = inf["email"]["kind"]
-    org_domain: dict[str, str] = {}
-    camp_domains = [[f"{r.choice(WORDS)}{r.choice(['mail', 'box', 'inbox', 'post'])}{r.randint(1, 99)}.{r.choice(CAMPAIGN_TLDS)}"
-                     for _ in range(r.randint(2, 4))] for _ in campaigns]
-    lead = _operator_leaders(pop) if campaigns else []
-    camp_domains = [camp_domains[lead[ci]] for ci in range(len(campaigns))]
-
-    def consumer(lg: str) -> str:
-        if r.random() < 0.03:  # small or odd providers exist in benign traffic too
-            return f"{r.choice(WORDS)}{r.choice(['mail', 'box', 'inbox', 'post'])}{r.randint(1, 99)}.{r.choice(CAMPAIGN_TLDS)}"
-        doms, w = CONSUMER_EMAIL[lg]
-        return r.choices(doms, weights=w)[0]
-
-    def corporate(o: str) -> str:
-        if o not in org_domain:
-            org_domain[o] = f"{r.choice(WORDS)}{r.choice(WORDS)}.{r.choice(TLDS)}"
-        return org_domain[o]
-
-    email = []
-    for i in range(n):
-        if ek == "consumer":
-            email.append(consumer(lang[i]))
-        elif ek == "corporate":
-            email.append(corporate(org[i]) if r.random() < 0.9 else consumer(lang[i]))
-        elif ek == "edu":
-            if org[i] not in org_domain:
-                org_domain[org[i]] = f"{r.choice(WORDS)}{r.choice(['-u', 'state', 'tech', 'college'])}.edu"
-            email.append(org_domain[org[i]] if r.random() < 0.9 else consumer(lang[i]))
-        elif ek == "edu_or_corp":
-            email.append(f"{r.choice(WORDS)}{r.choice(['', '-u', 'tech'])}.edu" if r.random() < 0.5 else corporate(org[i]))
-        else:  # campaign
-            x = r.random()
-            if campaigns and x < 0.45:
-                email.append(r.choice(camp_domains[camp[i]]))
-            elif x < 0.92:
-                email.append(consumer(lang[i]))
+        return -np.exp(rng.uniform(np.log(max(lo, 0.01)), np.log(max(hi, lo + 0.01)), n)) * 86400.0
+    created = np.zeros(n)
+    groups = campaigns if campaigns else [None]
+    for gi in range(len(groups)):
+        members = np.flatnonzero(d.camp == gi) if campaigns else np.arange(n)
+        if not len(members):
+            continue
+        by_org = not campaigns and d.inf["org"]["kind"] == "shared"  # e.g. a class signs up together
+        nb = len(d.org_group) if by_org else _rng_range(r, su["bursts"])
+        lo, hi = su["days_before"]
+        bt = []
+        for _ in range(nb):
+            if r.random() < su["in_window_frac"]:
+                bt.append(r.uniform(0, 0.6 * d.sc.window_s))
             else:
-                email.append(f"{r.choice(WORDS)}{r.choice(WORDS)}.{r.choice(TLDS)}")
+                bt.append(-r.uniform(lo, hi) * 86400.0)
+        bt = np.array(bt)
+        if by_org:
+            pick = np.array([d.org_group[d.org[i]] for i in members], dtype=np.int64)
+        else:
+            pick = rng.integers(0, nb, len(members))
+        dur = su["burst_len_h"] * 3600.0
+        created[members] = bt[pick] + np.minimum(rng.exponential(dur / 3, len(members)), dur)
+    # imperfect: some accounts were bought/aged, not created in a burst
+    aged = rng.random(n) < (0.1 if campaigns else 0.0)
+    created[aged] = -np.exp(rng.uniform(np.log(30), np.log(700), int(aged.sum()))) * 86400.0
+    return created
 
-    # --- payment fingerprints
-    pk = inf["payment"]
-    cards_of_camp = [["pm_" + _hex(r, 16) for _ in range(_rng_range(r, pk["cards"]))] for _ in campaigns]
-    org_card = {o: "pm_" + _hex(r, 16) for o in org_group}
+
+# --- e-mail domains, one builder per ``infra.email.kind``
+
+
+def _odd_domain(r: random.Random) -> str:
+    return f"{r.choice(WORDS)}{r.choice(['mail', 'box', 'inbox', 'post'])}{r.randint(1, 99)}.{r.choice(CAMPAIGN_TLDS)}"
+
+
+def _consumer_domain(r: random.Random, lg: str) -> str:
+    if r.random() < 0.03:  # small or odd providers exist in benign traffic too
+        return _odd_domain(r)
+    doms, w = CONSUMER_EMAIL[lg]
+    return r.choices(doms, weights=w)[0]
+
+
+def _corporate_domain(r: random.Random, org_domain: dict, o: str) -> str:
+    if o not in org_domain:
+        org_domain[o] = f"{r.choice(WORDS)}{r.choice(WORDS)}.{r.choice(TLDS)}"
+    return org_domain[o]
+
+
+def _email_consumer(d: _Draw, i: int, org_domain: dict, camp_domains: list) -> str:
+    return _consumer_domain(d.r, d.lang[i])
+
+
+def _email_corporate(d: _Draw, i: int, org_domain: dict, camp_domains: list) -> str:
+    return _corporate_domain(d.r, org_domain, d.org[i]) if d.r.random() < 0.9 else _consumer_domain(d.r, d.lang[i])
+
+
+def _email_edu(d: _Draw, i: int, org_domain: dict, camp_domains: list) -> str:
+    r, o = d.r, d.org[i]
+    if o not in org_domain:
+        org_domain[o] = f"{r.choice(WORDS)}{r.choice(['-u', 'state', 'tech', 'college'])}.edu"
+    return org_domain[o] if r.random() < 0.9 else _consumer_domain(r, d.lang[i])
+
+
+def _email_edu_or_corp(d: _Draw, i: int, org_domain: dict, camp_domains: list) -> str:
+    r = d.r
+    return f"{r.choice(WORDS)}{r.choice(['', '-u', 'tech'])}.edu" if r.random() < 0.5 else _corporate_domain(r, org_domain, d.org[i])
+
+
+def _email_campaign(d: _Draw, i: int, org_domain: dict, camp_domains: list) -> str:
+    r = d.r
+    x = r.random()
+    if d.campaigns and x < 0.45:
+        return r.choice(camp_domains[d.camp[i]])
+    if x < 0.92:
+        return _consumer_domain(r, d.lang[i])
+    return f"{r.choice(WORDS)}{r.choice(WORDS)}.{r.choice(TLDS)}"
+
+
+_EMAIL_BUILDERS = {"consumer": _email_consumer, "corporate": _email_corporate, "edu": _email_edu,
+                   "edu_or_corp": _email_edu_or_corp, "campaign": _email_campaign}
+
+
+def _emails(d: _Draw) -> list[str]:
+    r = d.r
+    camp_domains = [[_odd_domain(r) for _ in range(r.randint(2, 4))] for _ in d.campaigns]
+    camp_domains = [camp_domains[d.lead[ci]] for ci in range(len(d.campaigns))]
+    one = _EMAIL_BUILDERS.get(d.inf["email"]["kind"], _email_campaign)
+    org_domain: dict[str, str] = {}
+    return [one(d, i, org_domain, camp_domains) for i in range(d.n)]
+
+
+def _payments(d: _Draw) -> list[str | None]:
+    r, pk = d.r, d.inf["payment"]
+    cards_of_camp = [["pm_" + _hex(r, 16) for _ in range(_rng_range(r, pk["cards"]))] for _ in d.campaigns]
+    org_card = {o: "pm_" + _hex(r, 16) for o in d.org_group}
     pay: list[str | None] = []
-    for i in range(n):
+    for i in range(d.n):
         if pk["kind"] == "none" or r.random() < pk["none_frac"]:
             pay.append(None)
         elif pk["kind"] == "org":
-            pay.append(org_card[org[i]])
-        elif pk["kind"] == "shared" and campaigns and r.random() < pk["shared_frac"]:
-            cards = cards_of_camp[camp[i]]
+            pay.append(org_card[d.org[i]])
+        elif pk["kind"] == "shared" and d.campaigns and r.random() < pk["shared_frac"]:
+            cards = cards_of_camp[d.camp[i]]
             w = [1.0 / (j + 1) for j in range(len(cards))]
             pay.append(r.choices(cards, weights=w)[0])
         else:
             pay.append("pm_" + _hex(r, 16))
+    return pay
 
-    # --- IPs
-    ipk = inf["ip"]
-    ip_off = np.zeros(n, dtype=np.int64)
-    ip_size = np.zeros(n, dtype=np.int64)
-    kind = ipk["kind"]
-    if kind in ("nat", "corporate"):
-        g = _groups(r, n, ipk["group"]) if kind == "nat" else [org_group[o] for o in org]
-        gl: dict[int, tuple[int, int]] = {}
-        for i in range(n):
-            if g[i] not in gl:
-                a = r.choice(CLOUD_A + RESIDENTIAL_A)
-                b, c = r.randrange(256), r.randrange(256)
-                gl[g[i]] = tables.add_ips([_ip_in(r, a, b, c) for _ in range(r.randint(1, 2))])
-            ip_off[i], ip_size[i] = gl[g[i]]
-    elif kind == "cloud_shared":
-        g = _groups(r, n, ipk["group"])
-        if ipk["shared_nets"]:  # the same few cloud egress ranges serve apps of every kind in this world
-            world_nets = tables.cloud_nets(seed)[: int(ipk["shared_nets"])]
-            nets = {gi: r.choice(world_nets) for gi in set(g)}
-        else:
-            nets = {gi: (r.choice(CLOUD_A), r.randrange(256), r.randrange(256)) for gi in set(g)}
-        for i in range(n):
-            a, b, c = nets[g[i]]
-            ip_off[i], ip_size[i] = tables.add_ips([_ip_in(r, a, b, c) for _ in range(_rng_range(r, ipk["per_account"]))])
-    elif kind == "rotating" and campaigns:
-        for ci in range(len(campaigns)):
-            members = np.flatnonzero(camp == ci)
-            size = _rng_range(r, ipk["pool"])
-            subnets = [(r.choice(RESIDENTIAL_A), r.randrange(256)) for _ in range(max(10, size // 40))]
-            pool = [_ip_in(r, *r.choice(subnets)) for _ in range(size)]
-            off, size = tables.add_ips(pool)
-            for i in members:
-                k = min(size, _rng_range(r, ipk["per_account"]))
-                if r.random() < 0.08:  # imperfect: some accounts use their own home connection
-                    ip_off[i], ip_size[i] = tables.add_ips([_ip_in(r, r.choice(RESIDENTIAL_A)) for _ in range(r.randint(1, 2))])
-                else:
-                    ip_off[i], ip_size[i] = off + r.randrange(0, size - k + 1), k
+
+# --- client IPs, one builder per ``infra.ip.kind`` (the rest: addresses of each account's own)
+
+
+def _ip_kind(d: _Draw) -> str:
+    kind = d.inf["ip"]["kind"]
+    return "own" if kind == "rotating" and not d.campaigns else kind  # rotating proxies need a campaign
+
+
+def _ips_grouped(d: _Draw) -> tuple[np.ndarray, np.ndarray]:
+    """NAT / corporate egress: accounts of one group (or org) share one or two addresses."""
+    r, n, ipk = d.r, d.n, d.inf["ip"]
+    ip_off, ip_size = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    g = _groups(r, n, ipk["group"]) if ipk["kind"] == "nat" else [d.org_group[o] for o in d.org]
+    gl: dict[int, tuple[int, int]] = {}
+    for i in range(n):
+        if g[i] not in gl:
+            a = r.choice(CLOUD_A + RESIDENTIAL_A)
+            b, c = r.randrange(256), r.randrange(256)
+            gl[g[i]] = d.tables.add_ips([_ip_in(r, a, b, c) for _ in range(r.randint(1, 2))])
+        ip_off[i], ip_size[i] = gl[g[i]]
+    return ip_off, ip_size
+
+
+def _ips_cloud_shared(d: _Draw) -> tuple[np.ndarray, np.ndarray]:
+    """Apps on cloud hosting: groups share a /24 (the world's popular ranges when ``shared_nets``)."""
+    r, n, ipk = d.r, d.n, d.inf["ip"]
+    ip_off, ip_size = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    g = _groups(r, n, ipk["group"])
+    if ipk["shared_nets"]:  # the same few cloud egress ranges serve apps of every kind in this world
+        world_nets = d.tables.cloud_nets(d.seed)[: int(ipk["shared_nets"])]
+        nets = {gi: r.choice(world_nets) for gi in set(g)}
     else:
-        for i in range(n):
-            if kind == "cloud" or kind == "rotating":
-                a, b, c = r.choice(CLOUD_A), r.randrange(256), r.randrange(256)
-                ips = [_ip_in(r, a, b, c) for _ in range(_rng_range(r, ipk["per_account"]))]
-            elif kind == "unique_residential":
-                ips = [_ip_in(r, r.choice(RESIDENTIAL_A))]
-            else:  # home; some people also appear behind their mobile carrier's shared NAT
-                a, b = r.choice(RESIDENTIAL_A), r.randrange(256)
-                ips = [_ip_in(r, a, b) for _ in range(_rng_range(r, ipk["per_account"]))]
-                if r.random() < CGNAT_SHARE:
-                    if not tables.cgnat:
-                        cr = random.Random(seed * 13 + 7)
-                        nets = [(cr.choice(RESIDENTIAL_A), cr.randrange(256), cr.randrange(256)) for _ in range(12)]
-                        tables.cgnat = [_ip_in(cr, *cr.choice(nets)) for _ in range(CGNAT_POOL)]
-                    ips.insert(0, r.choice(tables.cgnat))
-            ip_off[i], ip_size[i] = tables.add_ips(ips)
+        nets = {gi: (r.choice(CLOUD_A), r.randrange(256), r.randrange(256)) for gi in set(g)}
+    for i in range(n):
+        a, b, c = nets[g[i]]
+        ip_off[i], ip_size[i] = d.tables.add_ips([_ip_in(r, a, b, c) for _ in range(_rng_range(r, ipk["per_account"]))])
+    return ip_off, ip_size
 
-    ip_off2, ip_size2 = ip_off, ip_size
-    if campaigns and s["adapt"] and s["adapt"].get("new_proxies") and kind == "rotating":
-        ip_off2, ip_size2 = ip_off.copy(), ip_size.copy()
-        for ci in range(len(campaigns)):
-            members = np.flatnonzero(camp == ci)
-            size = _rng_range(r, ipk["pool"])
-            subnets = [(r.choice(RESIDENTIAL_A), r.randrange(256)) for _ in range(max(10, size // 40))]
-            off, size = tables.add_ips([_ip_in(r, *r.choice(subnets)) for _ in range(size)])
-            for i in members:
-                k = min(size, _rng_range(r, ipk["per_account"]))
-                ip_off2[i], ip_size2[i] = off + r.randrange(0, size - k + 1), k
 
-    # --- user agents
-    uak = inf["ua"]
-    ua_off = np.zeros(n, dtype=np.int64)
-    ua_size = np.zeros(n, dtype=np.int64)
+def _proxy_pool(d: _Draw) -> tuple[int, int]:
+    """One campaign's residential proxy pool, spread over a few dozen subnets."""
+    r = d.r
+    size = _rng_range(r, d.inf["ip"]["pool"])
+    subnets = [(r.choice(RESIDENTIAL_A), r.randrange(256)) for _ in range(max(10, size // 40))]
+    return d.tables.add_ips([_ip_in(r, *r.choice(subnets)) for _ in range(size)])
+
+
+def _ips_rotating(d: _Draw) -> tuple[np.ndarray, np.ndarray]:
+    """Campaign accounts draw a window of their campaign's proxy pool."""
+    r, n, ipk = d.r, d.n, d.inf["ip"]
+    ip_off, ip_size = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    for ci in range(len(d.campaigns)):
+        members = np.flatnonzero(d.camp == ci)
+        off, size = _proxy_pool(d)
+        for i in members:
+            k = min(size, _rng_range(r, ipk["per_account"]))
+            if r.random() < 0.08:  # imperfect: some accounts use their own home connection
+                ip_off[i], ip_size[i] = d.tables.add_ips([_ip_in(r, r.choice(RESIDENTIAL_A)) for _ in range(r.randint(1, 2))])
+            else:
+                ip_off[i], ip_size[i] = off + r.randrange(0, size - k + 1), k
+    return ip_off, ip_size
+
+
+def _ips_per_account(d: _Draw) -> tuple[np.ndarray, np.ndarray]:
+    """Addresses of each account's own: cloud hosts, unique residential, or home (sometimes behind CGNAT)."""
+    r, n, ipk, tables = d.r, d.n, d.inf["ip"], d.tables
+    kind = ipk["kind"]
+    ip_off, ip_size = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        if kind == "cloud" or kind == "rotating":
+            a, b, c = r.choice(CLOUD_A), r.randrange(256), r.randrange(256)
+            ips = [_ip_in(r, a, b, c) for _ in range(_rng_range(r, ipk["per_account"]))]
+        elif kind == "unique_residential":
+            ips = [_ip_in(r, r.choice(RESIDENTIAL_A))]
+        else:  # home; some people also appear behind their mobile carrier's shared NAT
+            a, b = r.choice(RESIDENTIAL_A), r.randrange(256)
+            ips = [_ip_in(r, a, b) for _ in range(_rng_range(r, ipk["per_account"]))]
+            if r.random() < CGNAT_SHARE:
+                if not tables.cgnat:
+                    cr = random.Random(d.seed * 13 + 7)
+                    nets = [(cr.choice(RESIDENTIAL_A), cr.randrange(256), cr.randrange(256)) for _ in range(12)]
+                    tables.cgnat = [_ip_in(cr, *cr.choice(nets)) for _ in range(CGNAT_POOL)]
+                ips.insert(0, r.choice(tables.cgnat))
+        ip_off[i], ip_size[i] = tables.add_ips(ips)
+    return ip_off, ip_size
+
+
+_IP_BUILDERS = {"nat": _ips_grouped, "corporate": _ips_grouped, "cloud_shared": _ips_cloud_shared, "rotating": _ips_rotating}
+
+
+def _adapted_proxies(d: _Draw, ip_off: np.ndarray, ip_size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh proxy pools the campaign switches to when it adapts (``adapt.new_proxies``)."""
+    s, r = d.s, d.r
+    if not (d.campaigns and s["adapt"] and s["adapt"].get("new_proxies") and d.inf["ip"]["kind"] == "rotating"):
+        return ip_off, ip_size
+    ip_off2, ip_size2 = ip_off.copy(), ip_size.copy()
+    for ci in range(len(d.campaigns)):
+        members = np.flatnonzero(d.camp == ci)
+        off, size = _proxy_pool(d)
+        for i in members:
+            k = min(size, _rng_range(r, d.inf["ip"]["per_account"]))
+            ip_off2[i], ip_size2[i] = off + r.randrange(0, size - k + 1), k
+    return ip_off2, ip_size2
+
+
+# --- user agents, keys, system prompts
+
+
+def _user_agents(d: _Draw) -> tuple[np.ndarray, np.ndarray]:
+    r, n, uak, tables, campaigns = d.r, d.n, d.inf["ua"], d.tables, d.campaigns
+    ua_off, ua_size = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     camp_ua = [tables.add_uas(r.sample(SCRIPT_UA, r.randint(1, 3))) for _ in campaigns]
-    camp_ua = [camp_ua[lead[ci]] for ci in range(len(campaigns))]
+    camp_ua = [camp_ua[d.lead[ci]] for ci in range(len(campaigns))]
     frames = {"browser": BROWSER_UA, "sdk": SDK_UA, "ide": IDE_UA, "campaign": SDK_UA + SCRIPT_UA}
     for i in range(n):
         if uak["kind"] == "campaign" and campaigns and r.random() < uak["shared_frac"]:
-            ua_off[i], ua_size[i] = camp_ua[camp[i]]
+            ua_off[i], ua_size[i] = camp_ua[d.camp[i]]
         elif uak["kind"] == "unique_browser":
             ua_off[i], ua_size[i] = tables.add_uas([
                 r.choice(BROWSER_UA[:3]).replace(".0.0.0", f".0.{r.randint(4000, 6999)}.{r.randint(10, 250)}")
                 .replace("17.{c}", f"17.{r.randint(0, 6)}.{r.randint(1, 9)}").format(a=r.randint(18, 31), c=r.randint(1, 9))])
         else:
             ua_off[i], ua_size[i] = tables.add_uas([_ua(r, frames[uak["kind"]]) for _ in range(_rng_range(r, uak["per_account"]))])
+    return ua_off, ua_size
 
-    # --- API keys
-    key_off = np.zeros(n, dtype=np.int64)
-    key_size = np.zeros(n, dtype=np.int64)
-    for i in range(n):
-        k = _rng_range(r, s["keys_per_account"])
-        key_off[i], key_size[i] = len(tables.key), k
-        tables.key.extend("key_" + _hex(r, 20) for _ in range(k))
 
-    # --- system prompts
-    sp = s["system_prompt"]
+def _api_keys(d: _Draw) -> tuple[np.ndarray, np.ndarray]:
+    key_off, key_size = np.zeros(d.n, dtype=np.int64), np.zeros(d.n, dtype=np.int64)
+    for i in range(d.n):
+        k = _rng_range(d.r, d.s["keys_per_account"])
+        key_off[i], key_size[i] = len(d.tables.key), k
+        d.tables.key.extend("key_" + _hex(d.r, 20) for _ in range(k))
+    return key_off, key_size
+
+
+def _system_prompts(d: _Draw) -> tuple[np.ndarray, np.ndarray]:
+    r, n, campaigns, sp = d.r, d.n, d.campaigns, d.s["system_prompt"]
     sp_kinds = sp["kind"] if isinstance(sp["kind"], list) else [sp["kind"]]
-    sys_off = np.zeros(n, dtype=np.int64)
-    sys_size = np.zeros(n, dtype=np.int64)
+    sys_off, sys_size = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     # products / operators: a few exact system prompts shared by many accounts
-    shared_sys = [tables.add_sys([bank.system_prompt(r.choice(sp_kinds), r) for _ in range(r.randint(1, 2))])
+    shared_sys = [d.tables.add_sys([d.bank.system_prompt(r.choice(sp_kinds), r) for _ in range(r.randint(1, 2))])
                   for _ in range(len(campaigns) if campaigns else 8)]
     if campaigns:
-        shared_sys = [shared_sys[lead[ci]] for ci in range(len(campaigns))]
+        shared_sys = [shared_sys[d.lead[ci]] for ci in range(len(campaigns))]
     for i in range(n):
         if r.random() < sp["prob"]:
             if r.random() < (0.8 if campaigns else 0.6):
-                sys_off[i], sys_size[i] = shared_sys[camp[i] if campaigns else r.randrange(len(shared_sys))]
+                sys_off[i], sys_size[i] = shared_sys[d.camp[i] if campaigns else r.randrange(len(shared_sys))]
             else:
-                sys_off[i], sys_size[i] = tables.add_sys([bank.system_prompt(r.choice(sp_kinds), r) for _ in range(r.randint(1, 2))])
+                sys_off[i], sys_size[i] = d.tables.add_sys([d.bank.system_prompt(r.choice(sp_kinds), r) for _ in range(r.randint(1, 2))])
+    return sys_off, sys_size
 
-    # --- template pools
+
+# --- prompt templates and sticky request parameters
+
+
+def _template_pools(d: _Draw):
+    """Per account and prompt kind, the templates it draws from (campaign accounts mostly from their
+    campaign's pool; after adapting, from its fresh pool)."""
+    r, rng, s, n, campaigns = d.r, d.rng, d.s, d.n, d.campaigns
     kinds = list(s["prompts"])
     w = np.array([float(s["prompts"][k]) for k in kinds])
     kind_cum = np.cumsum(w / w.sum())
@@ -503,11 +680,11 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
             k = _rng_range(r, s["template_pool"])
             chosen = []
             for _ in range(k):
-                lg = lang[i] if r.random() >= second else ("en" if lang[i] != "en" else _pick(r, s["languages"]))
+                lg = d.lang[i] if r.random() >= second else ("en" if d.lang[i] != "en" else _pick(r, s["languages"]))
                 if campaigns and r.random() > 0.05:
-                    src = campaigns[camp[i]].pools[(kd, lg)]
+                    src = campaigns[d.camp[i]].pools[(kd, lg)]
                 else:
-                    src = bank.by_kl[(kd, lg)]
+                    src = d.bank.by_kl[(kd, lg)]
                 if kd == "chat_popular":  # popular prompts are shared by many users
                     wts = 1.0 / (np.arange(len(src)) + 1.0) ** 1.2
                     chosen.append(int(src[int(rng.choice(len(src), p=wts / wts.sum()))]))
@@ -516,57 +693,43 @@ def _build_pop(sc: Scenario, pop: Population, bank: Bank, seed: int, tables: Tab
             pool[i, j, :k] = chosen
             pool_size[i, j] = k
             if pool2 is not None:
-                src2 = campaigns[camp[i]].pools2[(kd, lang[i])]
+                src2 = campaigns[d.camp[i]].pools2[(kd, d.lang[i])]
                 pool2[i, j, :k] = [int(src2[r.randrange(len(src2))]) for _ in range(k)]
+    return kinds, kind_cum, pool, pool_size, pool2
 
-    # --- sticky parameter choices
+
+def _sticky_params(d: _Draw) -> dict:
+    """Per account, the value index it keeps for each request parameter."""
     sticky = {}
     for p in PARAMS:
-        d = s["params"][p]
-        pw = np.array(d["p"], dtype=float)
-        sticky[p] = rng.choice(len(pw), size=n, p=pw / pw.sum())
+        pw = np.array(d.s["params"][p]["p"], dtype=float)
+        sticky[p] = d.rng.choice(len(pw), size=d.n, p=pw / pw.sum())
+    return sticky
 
-    models = s["models"] or sc.base_models
-    model_names = list(models)
-    mw = np.array([float(models[m]) for m in model_names])
-    adopter = rng.random(n) < s["adoption"]["fraction"]
 
-    # --- metadata and labels
-    paths = inf["signup_path"]
+def _meta_and_labels(d: _Draw, ids, created, email, pay, countries) -> tuple[list[dict], list[dict]]:
+    r, inf, campaigns = d.r, d.inf, d.campaigns
     meta, labels = [], []
-    start_us = sc.start_us
-    for i in range(n):
+    for i in range(d.n):
         meta.append({
             "account_id": ids[i],
-            "created_at": start_us + int(created[i] * 1e6),
+            "created_at": d.sc.start_us + int(created[i] * 1e6),
             "email_domain": email[i],
             "payment_fingerprint": pay[i],
             "country": countries[i],
-            "org_id": org[i],
+            "org_id": d.org[i],
             "verified": bool(r.random() < inf["verified"]),
-            "signup_path": _pick(r, paths),
+            "signup_path": _pick(r, inf["signup_path"]),
             "extra": None,
         })
         labels.append({
             "account_id": ids[i],
-            "campaign_id": campaigns[camp[i]].cid if campaigns else None,
-            "operator_id": campaigns[camp[i]].oid if campaigns else None,
-            "archetype": pop.archetype,
-            "is_attack": bool(s["attack"]),
+            "campaign_id": campaigns[d.camp[i]].cid if campaigns else None,
+            "operator_id": campaigns[d.camp[i]].oid if campaigns else None,
+            "archetype": d.pop.archetype,
+            "is_attack": bool(d.s["attack"]),
         })
-    pa_ = PopAccounts(
-        pop=pop, ids=ids, n_events=vol, tz=tz, lang=lang_arr, active_from=active_from, camp=camp,
-        campaigns=campaigns or [campaigns_benign], ip_off=ip_off, ip_size=ip_size, ua_off=ua_off, ua_size=ua_size,
-        key_off=key_off, key_size=key_size, sys_off=sys_off, sys_size=sys_size, org=org, kinds=kinds,
-        kind_cum=kind_cum, pool=pool, pool_size=pool_size, sticky=sticky, adopter=adopter,
-        model_cum=np.cumsum(mw / mw.sum()), model_names=model_names, phase=rng.random(n), meta=meta, labels=labels,
-        adapt_s=(float(s["adapt"]["at_day"]) * 86400.0 if (campaigns and s["adapt"]) else float("inf")),
-        pool2=pool2, ip_off2=ip_off2, ip_size2=ip_size2,
-        end_users=(rng.integers(s["end_users"][0], s["end_users"][1] + 1, n) if s["end_users"] else np.zeros(n, dtype=np.int64)),
-    )
-    if not campaigns:
-        pa_.camp = np.zeros(n, dtype=np.int64)  # benign: one shared schedule
-    return pa_
+    return meta, labels
 
 
 __all__ = ["build_world", "Tables", "PopAccounts", "Campaign", "PARAMS", "KINDS"]
