@@ -39,7 +39,7 @@ from distillguard.evaluate import evaluate  # noqa: E402
 from distillguard.evaluate.communities import describe  # noqa: E402
 from distillguard.evaluate.labelled import split_labelled_jsonl  # noqa: E402
 from distillguard.evaluate.render import render_table, render_verdicts, render_worlds  # noqa: E402
-from distillguard.privacy.keyed import read_key  # noqa: E402
+from distillguard.privacy.keyed import load_key  # noqa: E402
 from distillguard.privacy.redact import pseudonym  # noqa: E402
 from distillguard.evaluate.worlds import dump, fit_worlds, judge, parse_worlds, pooled_rates, run_world, scan_cli  # noqa: E402
 
@@ -80,7 +80,7 @@ def glasswally(path: Path, work: Path, scan_args: list[str], with_baselines: boo
     key.write_text(secrets.token_hex(32) + "\n")
     scan_cli([events, "--db", db, "--identifier-key", key], scan_dir, scan_args)
     table = pq.read_table(labels)
-    ids = [pseudonym(a, read_key(key)) for a in table.column("account_id").to_pylist()]
+    ids = [pseudonym(a, load_key(key)) for a in table.column("account_id").to_pylist()]
     labels = work / "glasswally" / "labels-pseudonymised.parquet"
     pq.write_table(table.set_column(table.column_names.index("account_id"), "account_id", pa.array(ids, pa.string())), labels)
     res = evaluate(labels, scan_dir)

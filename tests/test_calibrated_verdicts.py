@@ -25,7 +25,7 @@ def _policy(**changes) -> Policy:
 
 
 def _scan(traffic, policy=None, db=None, cleared=frozenset(), dismissed=()):
-    from distillguard.console.audit import matches_dismissed
+    from distillguard.audit import matches_dismissed
     from distillguard.ingest import ingest_files
     from distillguard.scan import run_scan, store_inputs
     from distillguard.store import EventStore

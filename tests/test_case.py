@@ -48,7 +48,7 @@ def scanned(smoke_traffic, tmp_path_factory):
     assert proc.returncode == 0, proc.stderr
     con = duckdb.connect(str(db))
     cid = con.execute("SELECT campaign_id FROM campaigns ORDER BY risk DESC, n_accounts DESC LIMIT 1").fetchall()[0][0]
-    from distillguard.console import record_action
+    from distillguard.audit import record_action
 
     record_action(con, action="confirm", target_kind="campaign", target_id=cid, analyst="alice <b>", reason="shared cards " + PAYLOAD)
     con.close()

@@ -207,7 +207,7 @@ def test_queue_campaign_graph_confirm_and_audit(server, store, browser):
     p.assert_clean()
 
     # the decision is in the store, chained, and fed back for the next scan
-    from distillguard.console import analyst_overrides, verify_audit_chain
+    from distillguard.audit import analyst_overrides, verify_audit_chain
 
     ov = analyst_overrides(db)
     assert cid in ov.confirmed_campaign_ids
@@ -234,7 +234,7 @@ def test_account_page_shows_events_signals_and_links(server, store, browser):
     form.locator("button[value=allowlist]").click()
     page.wait_for_selector("#history tr.audit-row")
     assert "bob" in page.locator("#history tr.audit-row").first.inner_text()
-    from distillguard.console import analyst_overrides
+    from distillguard.audit import analyst_overrides
 
     assert acct in analyst_overrides(db).allow_accounts
     p.assert_clean()

@@ -7,8 +7,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from distillguard.console import analyst_overrides, audit_head, confirmed_indicators, record_action, verify_audit_chain
-from distillguard.console.audit import GENESIS, audit_rows
+from distillguard.audit import GENESIS, analyst_overrides, audit_head, audit_rows, confirmed_indicators, record_action, verify_audit_chain
 from distillguard.errors import UsageError
 
 
@@ -89,7 +88,7 @@ def test_overrides_latest_decision_wins(tmp_path):
 
 
 def test_a_rescanned_dismissed_cluster_is_recognised(tmp_path):
-    from distillguard.console import matches_dismissed
+    from distillguard.audit import matches_dismissed
 
     _, con = _store(tmp_path)
     record_action(con, action="dismiss", target_kind="campaign", target_id="C-00001", analyst="a", reason="load test")

@@ -18,17 +18,11 @@ from pathlib import Path
 import distillguard
 
 ROOT = Path(distillguard.__file__).parent
-LAYERS = ["errors", "limits", "schema", "request_params", "subject", "signing", "text", "privacy", "store", "ingest", "features",
-          "signals", "link", "score", "intel", "scan", "report", "sim", "evaluate", "console", "case", "serve",
+LAYERS = ["errors", "limits", "schema", "request_params", "subject", "signing", "text", "privacy", "store", "audit", "ingest", "features",
+          "signals", "link", "erasure", "score", "intel", "scan", "report", "sim", "evaluate", "console", "case", "serve",
           "engines", "commands", "cli"]
 KNOWN_UPWARD = {
     ("console", "serve"): "the console's sign-in uses the service's token book and session cookie",
-    ("intel", "console"): "intel export writes to the analyst audit chain",
-    ("privacy", "console"): "store forget/retain write to the analyst audit chain",
-    ("privacy", "intel"): "keyed identifiers read the consortium key file",
-    ("privacy", "link"): "store retain keeps the link memberships of deleted events",
-    ("privacy", "score"): "prompt modes are read from the policy YAML",
-    ("score", "scan"): "calibration runs a reference scan",
 }
 
 
@@ -125,8 +119,8 @@ IMPORTS = list(_imports())
 
 def test_the_walk_sees_eager_and_lazy_imports():
     seen = {(m, t, e) for m, t, _, e in IMPORTS}
-    assert ("distillguard.serve.engine", "distillguard.link.kinds", True) in seen
-    assert ("distillguard.score.calibration", "distillguard.scan", False) in seen  # inside a function
+    assert ("distillguard.serve.linking", "distillguard.link.kinds", True) in seen
+    assert ("distillguard.erasure", "distillguard.link.memberships", False) in seen  # inside a function
     assert ("distillguard.ingest.jsonl", "distillguard.ingest.jsonl_rules", True) in seen  # relative or absolute
 
 

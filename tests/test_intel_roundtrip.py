@@ -202,7 +202,7 @@ def test_cli_export_one_campaign(world, tmp_path):
 
 def test_default_export_shares_only_blocked_or_confirmed_campaigns(world, tmp_path):
     """Unreviewed campaigns below block stay home unless --include-unconfirmed; a dismissed one never leaves."""
-    from distillguard.console import record_action
+    from distillguard.audit import record_action
 
     con = world["store_a"].con
     actions = dict(con.execute("SELECT campaign_id, action FROM campaigns").fetchall())

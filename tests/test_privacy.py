@@ -181,7 +181,7 @@ def _build_everything(d: Path, *extra: str) -> Path:
     assert p.returncode == 0, p.stderr
     privacy = None
     if extra:
-        from distillguard.privacy.settings import store_privacy
+        from distillguard.score.policy import store_privacy
 
         privacy = store_privacy(None, prompts=extra[extra.index("--prompts") + 1])
     engine = Engine(EngineConfig(db=str(db), refresh_seconds=3600, flush_seconds=3600, privacy=privacy))
@@ -244,7 +244,7 @@ def test_forget_erases_an_account_and_audits_it(tmp_path):
     again = _cli("store", "forget", "--db", db, "--account", "alice")
     assert again.returncode == 1 and "nothing of account 'alice'" in again.stderr  # nothing left: said, not success
     assert json.loads(again.stdout)["events_deleted"] == 0
-    from distillguard.console.audit import verify_audit_chain
+    from distillguard.audit import verify_audit_chain
 
     assert verify_audit_chain(db) == (True, None)  # an erasure is audited, not an analyst decision the chain checks
     bad = _cli("store", "forget", "--db", tmp_path / "missing.duckdb", "--account", "x")

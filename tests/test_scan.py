@@ -186,7 +186,7 @@ def test_analyst_decisions_feed_the_next_scan(scanned, tmp_path):
     """A confirmed campaign's card blocks a new account; a dismissed cluster stays cleared."""
     import shutil
 
-    from distillguard.console.audit import record_action
+    from distillguard.audit import record_action
 
     traffic, results, db, _ = scanned
     store = tmp_path / "feedback.duckdb"

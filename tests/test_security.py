@@ -268,7 +268,7 @@ def test_litellm_generic_guardrail_judges_the_key_owner_not_the_end_user(svc):
 # -- integrity: analyst decisions, audit log, case files -----------------------------------------------------
 @pytest.fixture()
 def case_store(tmp_path):
-    from distillguard.console import record_action
+    from distillguard.audit import record_action
 
     db = _store(tmp_path / "case.duckdb")
     for reason in ("shared cards", "same template"):
@@ -283,7 +283,7 @@ def _verify(folder, db=None):
 
 
 def test_editing_analyst_decisions_breaks_the_chain(case_store):
-    from distillguard.console import verify_audit_chain
+    from distillguard.audit import verify_audit_chain
 
     assert verify_audit_chain(case_store) == (True, None)
     con = duckdb.connect(str(case_store))
@@ -299,7 +299,7 @@ def test_editing_analyst_decisions_breaks_the_chain(case_store):
 
 @pytest.mark.parametrize("edit", ["delete-last", "rewrite-and-rechain"])
 def test_truncating_or_rechaining_the_audit_log_fails_the_signed_head(case_store, edit):
-    from distillguard.console.audit import (
+    from distillguard.audit import (
         _DECISION_FIELDS, _ROW_FIELDS, GENESIS, _decision_digest, row_hash, trusted_public_key, verify_audit_chain,
         verify_audit_signature,
     )

@@ -288,7 +288,7 @@ def test_internal_errors_fail_open_or_closed_as_the_policy_says(store, tmp_path,
         raise RuntimeError("state unavailable")
 
     with serving(engine) as url:
-        monkeypatch.setattr(engine, "_online", boom)
+        monkeypatch.setattr(engine.online, "score", boom)
         d = httpx.post(url + "/v1/decide", json={"account_id": "user-1"}, auth=RoleAuth(store)).json()
         assert d["action"] == action and d["rule_id"] == f"fail-{fail}"
         assert d["reasons"][0]["code"] == "INTERNAL_ERROR"
@@ -345,7 +345,7 @@ def test_online_risk_of_a_scanned_account_keeps_the_scans_evidence(store, tmp_pa
         for acc in ("user-1", "user-2"):  # the same heavy output traffic on a cleared and on a plain known account
             engine.ingest([{"account_id": acc, "ts": f"2026-03-02T{h:02d}:{m:02d}:00Z", "prompt": f"summarise report {h}-{m}",
                             "input_tokens": 40, "output_tokens": 1200} for h in range(10) for m in (0, 30)])
-        cleared, plain = engine._online("user-1")[0], engine._online("user-2")[0]
+        cleared, plain = engine.online.score("user-1")[0], engine.online.score("user-2")[0]
         assert engine.map.accounts["user-1"].evidence == {"campaign_declared_org": 1.0}
         assert cleared < plain and cleared < 0.5 <= plain, (cleared, plain)
     finally:

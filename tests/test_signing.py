@@ -5,7 +5,7 @@ import duckdb
 import pytest
 
 from distillguard import signing
-from distillguard.console.audit import log_event, trusted_public_key, verify_audit_signature
+from distillguard.audit import log_event, trusted_public_key, verify_audit_signature
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def scanned(smoke_traffic, tmp_path_factory):
     proc = _cli("scan", smoke_traffic / "events.parquet", "--accounts", smoke_traffic / "accounts.parquet", "--db", db,
                 "--out", work / "scan", "--quiet")
     assert proc.returncode == 0, proc.stderr
-    from distillguard.console import record_action
+    from distillguard.audit import record_action
 
     con = duckdb.connect(str(db))
     cid = con.execute("SELECT campaign_id FROM campaigns ORDER BY risk DESC LIMIT 1").fetchall()[0][0]

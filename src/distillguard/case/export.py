@@ -71,9 +71,9 @@ def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, pric
     lists) before any file is written, so a store that cannot take the record
     (encrypted, DuckDB without OpenSSL) refuses before a copy exists.
     """
-    from distillguard.console import audit
+    from distillguard import audit
     from distillguard.console.data import account_volume, campaign_detail, load_prices
-    from distillguard.privacy.erasure import record_case_export
+    from distillguard.erasure import record_case_export
 
     if not Path(db).is_file():
         raise UsageError(f"no store at {db}")
@@ -159,7 +159,7 @@ def export_case(campaign_id: str, db: Path, out: Path, *, pdf: bool = True, pric
 
 
 def _signed_bytes(manifest: dict) -> bytes:
-    from distillguard.console.audit import canonical
+    from distillguard.audit import canonical
 
     return canonical({k: v for k, v in manifest.items() if k != "signature"}).encode("utf-8")
 
@@ -203,7 +203,7 @@ def verify_case(folder: Path, db: Path | None = None, public_key: Path | None = 
     if chain_hash(anchor, files) != manifest.get("chain"):
         problems.append("manifest.json was edited: its hash chain does not match the listed hashes")
         changed.append(MANIFEST)
-    from distillguard.console import audit
+    from distillguard import audit
 
     con = None
     if db is not None:

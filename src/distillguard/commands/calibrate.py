@@ -25,7 +25,8 @@ def calibrate(
 ) -> None:
     """Fit the logistic fusion (across worlds) and place its operating point at a target benign FPR."""
     from distillguard.errors import UsageError
-    from distillguard.score.calibration import analyse_world, fit_worlds
+    from distillguard.evaluate.analysed import analyse_world
+    from distillguard.score.calibration import fit_worlds
 
     if not 0 < target_fpr < 1:
         raise UsageError("--target-fpr must lie between 0 and 1")

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from distillguard.ingest import ingest_files
-        from distillguard.privacy.settings import store_privacy
+        from distillguard.score.policy import store_privacy
         from distillguard.store import EventStore, memory_errors_as_usage
 
         use_subject(subject)

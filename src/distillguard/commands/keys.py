@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         priv, pub = signing.init_keys(folder, force=force)
         key = signing.load_private(priv.parent)
         if db is not None:
-            from distillguard.console import audit
+            from distillguard import audit
 
             audit.sign_current_head(db, key)
         typer.echo(f"private key {priv} (mode 0600; never copy it into the store)")

@@ -39,7 +39,7 @@ def scan(
     from distillguard.errors import UsageError
     from distillguard.ingest import ingest_files
     from distillguard.report import store_results, write_outputs
-    from distillguard.console.audit import analyst_overrides, confirmed_indicators, matches_dismissed
+    from distillguard.audit import analyst_overrides, confirmed_indicators, matches_dismissed
     from distillguard.intel import resolve_key
     from distillguard.scan import intel_matcher, run_scan, store_inputs
     from distillguard.score.fusion import FusionModel
@@ -87,7 +87,7 @@ def scan(
             if db:
                 store_results(result, store)
                 if privacy.retention_days:
-                    from distillguard.privacy.erasure import retain
+                    from distillguard.erasure import retain
 
                     retain(store, privacy.retention_days)
             result.timings = {"ingest": round(ingest_s, 3), **result.timings, "outputs": round(time.perf_counter() - t0, 3)}

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
                 _r.Redis.from_url(redis).ping()
             except Exception as exc:
                 raise UsageError(f"cannot reach redis at {redis}: {str(exc).splitlines()[0]}") from None
-        from distillguard.privacy.settings import store_privacy
+        from distillguard.score.policy import store_privacy
 
         security = _security(host, insecure_no_auth, proxy_header, proxies)
         if not insecure_no_auth:

@@ -18,7 +18,7 @@ def _open(db: Path, db_key_file: Optional[Path], identifier_key: Optional[Path] 
     """The store; ``recorded``: under the privacy settings it recorded (another --identifier-key: exit 2)."""
     from distillguard.errors import UsageError
     from distillguard.privacy import StorePrivacy
-    from distillguard.privacy.keyed import read_key
+    from distillguard.privacy.keyed import load_key
     from distillguard.store import EventStore
 
     if not db.exists():
@@ -26,7 +26,7 @@ def _open(db: Path, db_key_file: Optional[Path], identifier_key: Optional[Path] 
     store = EventStore(db, db_key_file=db_key_file)
     if recorded:
         try:
-            store.privacy = StorePrivacy.of_store(store.con, read_key(identifier_key) if identifier_key else None)
+            store.privacy = StorePrivacy.of_store(store.con, load_key(identifier_key) if identifier_key else None)
         except UsageError as exc:
             store.close()
             raise UsageError(f"{db}: {exc}") from None
@@ -46,7 +46,7 @@ def forget(
     Exit 1 (after printing the counts) when the store held nothing of the account."""
     import sys
 
-    from distillguard.privacy.erasure import forget as forget_account
+    from distillguard.erasure import forget as forget_account
 
     with _open(db, db_key_file, identifier_key, recorded=True) as store:
         out = forget_account(store, account, reason)
@@ -66,7 +66,7 @@ def retain(
 ) -> None:
     """Aggregate, then delete, raw events older than N days (idempotent)."""
     from distillguard.errors import UsageError
-    from distillguard.privacy.erasure import retain as retain_events
+    from distillguard.erasure import retain as retain_events
 
     when = None
     if as_of is not None:

@@ -1,20 +1,12 @@
-"""Analyst console (server-rendered pages), analyst decisions and their audit log.
+"""Analyst console (server-rendered pages) over the store's scan results and the analyst audit chain
+(:mod:`distillguard.audit`).
 
-- :func:`console_router`: the FastAPI router ``distillguard serve`` mounts at ``/``;
-- :func:`analyst_overrides`: analyst feedback for the scan;
-- :func:`record_action`, :func:`verify_audit_chain`, :func:`audit_head`: the hash-chained audit log.
+- :func:`console_router`: the FastAPI router ``distillguard serve`` mounts at ``/``.
 
-FastAPI is imported only when the router is built, so the audit functions work without it.
+FastAPI is imported only when the router is built.
 """
-from distillguard.console.audit import (
-    ACTIONS, AnalystOverrides, analyst_overrides, audit_head, confirmed_indicators, matches_dismissed, record_action,
-    verify_audit_chain,
-)
 
-__all__ = [
-    "ACTIONS", "AnalystOverrides", "analyst_overrides", "audit_head", "confirmed_indicators", "console_router", "matches_dismissed",
-    "record_action", "verify_audit_chain",
-]
+__all__ = ["console_router"]
 
 
 def console_router(store_path, prices_path=None, title: str = "distillguard console", lock=None, auth=None):

@@ -28,7 +28,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from starlette.concurrency import run_in_threadpool
 from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 
-from distillguard.console import audit, data
+from distillguard import audit
+from distillguard.console import data
 from distillguard.errors import UsageError
 from distillguard.serve.auth import CSP, SECURITY_HEADERS, over_tls, who as _who
 

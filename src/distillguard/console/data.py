@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from distillguard.console.audit import first, latest_campaign_status
+from distillguard.audit import first, latest_campaign_status
 from distillguard.store import table_exists
 
 __all__ = ["PAGE_SIZE", "queue", "campaign_detail", "account_detail", "load_prices", "graph_data"]

@@ -84,7 +84,7 @@ def _campaigns(con, wanted: tuple[str, ...], include_unconfirmed: bool = False) 
     What a peer imports it acts on, against its own customers: an unreviewed cluster below ``block`` is a
     lead for our analysts, not intelligence to hand on.
     """
-    from distillguard.console.audit import latest_campaign_status
+    from distillguard.audit import latest_campaign_status
 
     has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'campaigns'").fetchone()[0]
     if not has:

@@ -6,7 +6,8 @@ The message is ``"distillguard-intel/v1|<namespace>|<canonical value>"``: the
 namespace keeps an IP and a card that happen to share a string apart, and the
 canonical form makes ``1.2.3.4``, `` 1.2.3.4 `` and ``1.2.3.4/32`` hash alike.
 
-Key file: one line, 64 hex characters (``distillguard intel keygen``). The
+Key file: one line, 64 hex characters (``distillguard intel keygen``;
+:func:`distillguard.privacy.keyed.load_key` reads it, as for the store's keyed identifiers). The
 key id (first 16 hex of ``HMAC(key, "key-id")``) names a key in bundles and
 logs without revealing it.
 """
@@ -17,11 +18,11 @@ import hmac
 import ipaddress
 import os
 import re
-import secrets
 from functools import lru_cache
 from pathlib import Path
 
 from distillguard.errors import UsageError
+from distillguard.privacy.keyed import generate_key, load_key
 
 __all__ = [
     "KEY_ENV",
@@ -54,28 +55,6 @@ HASH_KINDS = {
     "template": "template",
     "entity": "entity",
 }
-
-
-def generate_key() -> str:
-    """A new random 32-byte key as 64 hex characters."""
-    return secrets.token_hex(32)
-
-
-def _parse_key(text: str, where: str) -> bytes:
-    t = text.strip()
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", t):
-        raise UsageError(f"{where}: an intel key is 64 hex characters (make one with `distillguard intel keygen`)")
-    return bytes.fromhex(t)
-
-
-def load_key(path: str | Path) -> bytes:
-    """Read a key file (64 hex characters; surrounding whitespace ignored)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read key file {p}: {exc.strerror or exc}") from exc
-    return _parse_key(text, str(p))
 
 
 def resolve_key(key_file: str | Path | None = None, env: str = KEY_ENV) -> bytes | None:

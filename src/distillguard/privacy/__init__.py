@@ -1,4 +1,4 @@
-"""Privacy of the event store: redaction before storage, keyed identifiers, retention, erasure.
+"""Privacy of the event store: redaction before storage, keyed identifiers (erasure and retention: :mod:`distillguard.erasure`).
 
 See docs/privacy.md.
 """

@@ -13,9 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from pathlib import Path
 
-__all__ = ["ACCOUNT_FIELDS", "HASHED_IP", "read_key", "hash_value", "hash_ip", "value_sql", "ip_sql", "subnet_of"]
+from distillguard.errors import UsageError
+
+__all__ = ["ACCOUNT_FIELDS", "HASHED_IP", "generate_key", "load_key", "hash_value", "hash_ip", "value_sql", "ip_sql", "subnet_of"]
 
 ACCOUNT_FIELDS = ("payment_fingerprint", "email_domain")
 V4_PREFIX = r"^(\d+\.\d+\.\d+)\.\d+$"
@@ -26,10 +29,26 @@ HASHED_IP = r"^h:([0-9a-f]{16})?:[0-9a-f]{16}$"
 _HEX = 16
 
 
-def read_key(path) -> bytes:
-    from distillguard.intel.keys import load_key
+def generate_key() -> str:
+    """A new random 32-byte key as 64 hex characters."""
+    return secrets.token_hex(32)
 
-    return load_key(Path(path))
+
+def _parse_key(text: str, where: str) -> bytes:
+    t = text.strip()
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", t):
+        raise UsageError(f"{where}: a key file holds 64 hex characters (make one with `distillguard intel keygen`)")
+    return bytes.fromhex(t)
+
+
+def load_key(path: str | Path) -> bytes:
+    """Read a key file (64 hex characters; surrounding whitespace ignored)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read key file {p}: {exc.strerror or exc}") from exc
+    return _parse_key(text, str(p))
 
 
 def _mac(key: bytes, kind: str, value: str) -> str:

@@ -33,7 +33,7 @@ from distillguard.privacy.redact import (ID_PREFILTER, PREFILTER, RULES, inert_s
                                         pseudonym, redact)
 from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
 
-__all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "store_privacy", "key_fingerprint"]
+__all__ = ["PROMPT_MODES", "TEXT_FIELDS", "StorePrivacy", "key_fingerprint"]
 
 PROMPT_MODES = ("redacted", "full", "sampled", "none")
 TEXT_FIELDS = ("prompt", "system_prompt", "response")
@@ -148,7 +148,7 @@ class StorePrivacy:
         return cls(prompts=prompts or section.get("prompts", "redacted"),
                    sample_rate=float(section.get("sample_rate", 0.1)),
                    identifiers=section.get("identifiers", "clear"),
-                   identifier_key=keyed.read_key(key_file) if key_file else None,
+                   identifier_key=keyed.load_key(key_file) if key_file else None,
                    retention_days=int(days) if days is not None else None)
 
     @property
@@ -330,10 +330,3 @@ class StorePrivacy:
     def identifier(self, value: str) -> str:
         """An account id as the store keeps it (what ``store forget`` looks for)."""
         return self._value("account_id", value)
-
-
-def store_privacy(policy=None, prompts: str | None = None, identifier_key: Path | None = None) -> StorePrivacy:
-    """The settings a command runs with: the policy file's ``store:`` section under its flags."""
-    from distillguard.score.policy import Policy
-
-    return StorePrivacy.from_policy(Policy.load(policy).store, prompts=prompts, identifier_key=identifier_key)

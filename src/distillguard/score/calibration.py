@@ -2,7 +2,8 @@
 
 A model fitted on one world learns that world: its answer lengths, its
 campaign sizes, its phrasing. ``distillguard calibrate --world DIR ...``
-analyses every world exactly as a scan would (scores relative to that
+analyses every world exactly as a scan would
+(:func:`distillguard.evaluate.analysed.analyse_world`) (scores relative to that
 world's population, campaigns only where members carry strong signals),
 stacks the evidence and fits one model, so what is learned is what holds
 across worlds. The reference baselines a small scan falls back to are the
@@ -10,9 +11,7 @@ median of the worlds' population baselines.
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -20,7 +19,7 @@ from distillguard.score.evidence import EvidenceMatrix
 from distillguard.score.fusion import FusionModel, detector_columns, shift_to_operating_point, weaken
 from distillguard.score.relative import Baselines
 
-__all__ = ["SIGNAL_FLOOR", "LabelledWorld", "analyse_world", "fit_worlds", "silenced"]
+__all__ = ["SIGNAL_FLOOR", "LabelledWorld", "fit_worlds", "silenced"]
 
 SIGNAL_FLOOR = 1.0
 """Lowest fused weight of a detector's own score: each shipped detector moves risk by at
@@ -33,29 +32,6 @@ class LabelledWorld:
     evidence: EvidenceMatrix
     y: np.ndarray
     baselines: Baselines
-
-
-def analyse_world(events: list[Path], labels: Path, accounts: Path | None = None, policy=None, name: str = "",
-                  progress: bool = False) -> LabelledWorld:
-    """Ingest one world into a temporary store and analyse it as a scan would."""
-    import pyarrow.parquet as pq
-
-    from distillguard.errors import UsageError
-    from distillguard.ingest import ingest_files
-    from distillguard.scan import analyse, store_inputs
-    from distillguard.store import EventStore
-
-    try:
-        lab = pq.read_table(labels, columns=["account_id", "is_attack"]).to_pylist()
-    except Exception as exc:  # pyarrow raises several types for unreadable files
-        raise UsageError(f"cannot read labels {labels}: {str(exc).splitlines()[0]}") from exc
-    truth = {r["account_id"]: bool(r["is_attack"]) for r in lab}
-    with tempfile.TemporaryDirectory(prefix="distillguard-") as tmp, EventStore(Path(tmp) / "cal.duckdb") as store:
-        ingest_files([str(p) for p in events], store, quarantine_path=Path(tmp) / "q.jsonl",
-                     accounts=str(accounts) if accounts else None, progress=progress)
-        an, _ = analyse(*store_inputs(store), policy=policy)
-    y = np.array([truth.get(a, False) for a in an.evidence.account_ids])
-    return LabelledWorld(name or str(events[0]), an.evidence, y, an.baselines)
 
 
 def silenced(evidence: EvidenceMatrix, y: np.ndarray) -> tuple[np.ndarray, str | None]:

@@ -14,7 +14,7 @@ import yaml
 
 from distillguard.errors import UsageError
 
-__all__ = ["ACTIONS", "Corroboration", "Policy", "PolicyRule", "Decision"]
+__all__ = ["ACTIONS", "Corroboration", "Policy", "PolicyRule", "Decision", "store_privacy"]
 
 ACTIONS = ("allow", "monitor", "challenge", "throttle", "block")
 _CONDITIONS = {"risk_at_least", "risk_below", "any_reason", "in_campaign", "allowlisted"}
@@ -222,3 +222,10 @@ class Policy:
             if held_back and c.own_evidence_only(codes, in_campaign):
                 return self._decision(c.cap, "alert-budget", rule.action)
         return self._decision(rule.action, rule.id)
+
+
+def store_privacy(policy=None, prompts: str | None = None, identifier_key: Path | None = None):
+    """The :class:`~distillguard.privacy.StorePrivacy` a command runs with: the policy file's ``store:`` section under its flags."""
+    from distillguard.privacy.settings import StorePrivacy
+
+    return StorePrivacy.from_policy(Policy.load(policy).store, prompts=prompts, identifier_key=identifier_key)

@@ -110,7 +110,7 @@ def _connect(db, retries: float = 10.0):
 
 def create_token(db, role: str, name: str, actor: str) -> tuple[str, dict]:
     """A new token for ``role``; returns ``(token, row)``. Only its hash is stored; the change is audited."""
-    from distillguard.console.audit import log_event
+    from distillguard.audit import log_event
 
     if role not in ROLES:
         raise UsageError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
@@ -143,7 +143,7 @@ def list_tokens(db) -> list[dict]:
 
 def revoke_token(db, which: str, actor: str) -> list[dict]:
     """Revoke the live tokens whose id or name is ``which``; returns them (the change is audited)."""
-    from distillguard.console.audit import log_event
+    from distillguard.audit import log_event
 
     con = _connect(db)
     try:

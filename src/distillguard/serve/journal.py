@@ -59,7 +59,7 @@ def _default(o):
 
 def _not_forgotten(con, events: list[dict]) -> list[dict]:
     """The events not erased meanwhile: an account forgotten after an event happened stays forgotten."""
-    from distillguard.privacy.erasure import forgotten_before
+    from distillguard.erasure import forgotten_before
 
     gone = forgotten_before(con)
     if not gone:
@@ -194,7 +194,7 @@ class Journal:
                             [x["decision_id"], x["account_id"], x["label"], x.get("note"), x["at"], x.get("by"),
                              x.get("immune_until")])
                 if audits:
-                    from distillguard.console.audit import log_event
+                    from distillguard.audit import log_event
 
                     for x in audits:
                         log_event(store.con, analyst=x["analyst"], action=x["action"], target_kind=x["target_kind"],

@@ -124,7 +124,7 @@ def forget(store, account_id: str, reason: str = "", operator: str | None = None
     written all the same: a running service must still drop what its journal
     holds); ``account_id`` is the id as stored (a pseudonym when it held an e-mail...).
     """
-    from distillguard.console.audit import log_event
+    from distillguard.audit import log_event
 
     account_id = store.privacy.identifier((account_id or "").strip())  # a pseudonym when it held an e-mail...
     if not account_id:

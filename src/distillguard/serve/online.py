@@ -1,0 +1,74 @@
+"""Online scoring: the fused behaviour risk of an account's running features.
+
+The :data:`~distillguard.features.FEATURE_COLUMNS` row of
+:class:`~distillguard.serve.state.AccountState` (the stream fold of the scan's
+feature declaration) is scored by the scan's behaviour
+:class:`~distillguard.signals.base.Signal` classes, assembled by the scan's
+:func:`~distillguard.score.evidence.build_evidence` and fused by the same
+:class:`~distillguard.score.fusion.FusionModel`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from distillguard.link import Communities
+from distillguard.score.evidence import EvidenceMatrix, build_evidence
+from distillguard.signals.behaviour import BEHAVIOUR_SIGNALS
+
+__all__ = ["OnlineScorer"]
+
+_CAMPAIGN_TERMS = ("campaign_", "link_")
+"""Evidence terms of an account's campaign (:func:`~distillguard.score.evidence.build_evidence`): only a scan finds them."""
+
+
+class OnlineScorer:
+    """Scores accounts of ``state`` with ``model``; ``campaign_map()`` gives the loaded scan's map (its campaign terms)."""
+
+    def __init__(self, model, state, campaign_map):
+        self.model, self.state, self._campaign_map = model, state, campaign_map
+        self.signals = [cls() for cls in BEHAVIOUR_SIGNALS]
+        self._cache: dict[str, tuple] = {}
+
+    @property
+    def map(self):
+        return self._campaign_map()
+
+    def forget(self, account_id: str) -> None:
+        """Drop the account's cached score (its label or state changed)."""
+        self._cache.pop(account_id, None)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def score(self, account_id: str) -> tuple[float, list, dict | None]:
+        """(fused behaviour risk, reasons, features) of the running state; cached per state version."""
+        st = self.state.account(account_id)
+        if st is None:
+            return 0.0, [], None
+        version = (st.version, self.map.run_id)
+        hit = self._cache.get(account_id)
+        if hit is not None and hit[0] == version:
+            return hit[1], hit[2], hit[3]
+        released, start = self.state.release_times()
+        feats = st.features(released, start)
+        table = pa.Table.from_pylist([feats])
+        names = list(self.model.coefficients)
+        results = [(sig, sig.score(table)) for sig in self.signals]
+        evidence = {sig.reason: res.evidence.get(account_id, {}) for sig, res in results if sig.name in names}
+        # The account's own terms come from the scan's evidence builder over its running features;
+        # the scan's campaign terms of a known account (its campaign, a declared org that cleared it) stay.
+        own = build_evidence([account_id], [(sig.name, sig.reason, res.scores) for sig, res in results], Communities(), {},
+                             np.array([float(st.n)]))
+        known = self.map.accounts.get(account_id)
+        scanned = known.evidence if known is not None else {}
+        mine = [n in own.names and not n.startswith(_CAMPAIGN_TERMS) for n in names]
+        values = np.array([[own.column(n)[0] if m else float(scanned.get(n, 0.0)) for n, m in zip(names, mine)]])
+        reasons_of = [own.reasons[own.names.index(n)] if m else None for n, m in zip(names, mine)]
+        em = EvidenceMatrix([account_id], names, reasons_of, values)
+        risk = float(self.model.risk(em)[0]) if st.n else 0.0
+        reasons = [{"code": r.code, "weight": float(r.weight), "details": {"source": "online", "terms": list(r.terms),
+                                                                     "features": evidence.get(r.code) or {}}}
+                   for r in self.model.reasons(em)[0]]
+        self._cache[account_id] = (version, risk, reasons, feats)
+        return risk, reasons, feats
