@@ -353,7 +353,7 @@ def gate_cost(n: int = 50_000) -> dict:
     Process CPU time, not wall time: the figure holds on a machine other jobs share, where the fixed-rate
     latencies above move with the neighbours' load.
     """
-    from distillguard.serve.auth import AccessRules, AuthGate, Principal, Sessions, TokenBook, token_sha256
+    from distillguard.auth import AccessRules, AuthGate, Principal, Sessions, TokenBook, token_sha256
 
     async def inner(scope, receive, send):
         return None

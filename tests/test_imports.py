@@ -18,12 +18,10 @@ from pathlib import Path
 import distillguard
 
 ROOT = Path(distillguard.__file__).parent
-LAYERS = ["errors", "limits", "schema", "request_params", "subject", "signing", "text", "privacy", "store", "audit", "ingest", "features",
+LAYERS = ["errors", "limits", "schema", "request_params", "subject", "signing", "text", "privacy", "store", "audit", "auth", "ingest", "features",
           "signals", "link", "erasure", "score", "intel", "scan", "report", "sim", "evaluate", "console", "case", "serve",
           "engines", "commands", "cli"]
-KNOWN_UPWARD = {
-    ("console", "serve"): "the console's sign-in uses the service's token book and session cookie",
-}
+KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 
 
 def _module(path: Path) -> str:

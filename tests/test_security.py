@@ -147,7 +147,7 @@ def _every_route(routes):
 def test_every_registered_route_has_an_access_rule(tmp_path):
     """A route added without a rule in access.yaml would be refused to everyone (default deny): name it here."""
     from distillguard.serve.app import create_app
-    from distillguard.serve.auth import AccessRules
+    from distillguard.auth import AccessRules
 
     app = create_app(Engine(EngineConfig(db=str(tmp_path / "s.duckdb"))), start_engine=False)
     rules = AccessRules.load()

@@ -12,7 +12,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from distillguard.serve import Engine, EngineConfig
-from distillguard.serve.auth import ROLES, AccessRules
+from distillguard.auth import ROLES, AccessRules
 from distillguard.serve.testing import RoleAuth, auth_headers, fixture_store, serving
 
 

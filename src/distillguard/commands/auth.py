@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Option(..., "--name", help="Who or what uses it (audit rows carry this name)."),
     ) -> None:
         """Make a token; it is printed once, as the last line (the store keeps only its SHA-256)."""
-        from distillguard.serve.auth import create_token
+        from distillguard.auth import create_token
 
         token, row = create_token(db, role, name, _actor())
         typer.echo(f"{role} token {row['token_id']} for {name!r}; shown once, keep it secret:")
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
     @auth_app.command("list")
     def list_cmd(db: Path = typer.Option(..., "--db", help="The store the service runs on.")) -> None:
         """Tokens (id, role, name, created, revoked); never the tokens themselves."""
-        from distillguard.serve.auth import list_tokens
+        from distillguard.auth import list_tokens
 
         for t in list_tokens(db):
             state = f"revoked {t['revoked_at']:%Y-%m-%d %H:%M}" if t["revoked_at"] else "live"
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Revoke tokens by id or name (a running service stops accepting them within 2 s)."""
         from distillguard.errors import UsageError
-        from distillguard.serve.auth import revoke_token
+        from distillguard.auth import revoke_token
 
         done = revoke_token(db, which, _actor())
         if not done:

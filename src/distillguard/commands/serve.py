@@ -94,7 +94,7 @@ def _say_how_to_get_in(db) -> None:
     """A store without live tokens refuses every caller: say how to make one instead of leaving 401s to puzzle over."""
     import sys
 
-    from distillguard.serve.auth import list_tokens
+    from distillguard.auth import list_tokens
 
     if db.is_file() and not any(t["revoked_at"] is None for t in list_tokens(db)):
         print(f"distillguard: no live tokens in {db}: every endpoint but /healthz answers 401 until you make one, e.g.\n"

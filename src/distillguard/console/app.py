@@ -10,7 +10,7 @@ per-process CSRF token and must come from the same origin.
 
 Identity: the analyst is the name of the credential that signed in (an
 analyst token exchanged at ``/login`` for a session cookie, or a trusted
-proxy's header; see :mod:`distillguard.serve.auth`), never a typed name.
+proxy's header; see :mod:`distillguard.auth`), never a typed name.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 from distillguard import audit
 from distillguard.console import data
 from distillguard.errors import UsageError
-from distillguard.serve.auth import CSP, SECURITY_HEADERS, over_tls, who as _who
+from distillguard.auth import CSP, SECURITY_HEADERS, over_tls, who as _who
 
 __all__ = ["console_router", "CSP", "SECURITY_HEADERS"]
 
@@ -151,7 +151,7 @@ class _Console:
 
 def _sign_in_routes(router: APIRouter, console: _Console, book, sessions) -> None:
     """``/login`` exchanges a live analyst token for a session cookie; ``/logout`` drops it."""
-    from distillguard.serve.auth import SESSION_COOKIE, lookup_fresh, token_sha256
+    from distillguard.auth import SESSION_COOKIE, lookup_fresh, token_sha256
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request):

@@ -30,4 +30,4 @@ def run_server(app, host: str = "127.0.0.1", port: int = 8787, log_level: str = 
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                proxy_headers=False)  # forwarded headers count only from --trusted-proxy (serve/auth.py)
+                proxy_headers=False)  # forwarded headers count only from --trusted-proxy (distillguard.auth)

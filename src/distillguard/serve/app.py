@@ -3,7 +3,7 @@
 ``create_app(engine)`` builds the app around a started or unstarted
 :class:`~distillguard.serve.engine.Engine`; the engine is started on the
 app's start-up and stopped (journal flushed) on shut-down. Every route sits
-behind :class:`~distillguard.serve.auth.AuthGate` (default deny, roles in
+behind :class:`~distillguard.auth.AuthGate` (default deny, roles in
 ``access.yaml``); handlers read the caller from ``request.state.principal``.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from distillguard.ingest.normalize import Reject, normalize
-from distillguard.serve.auth import role as _role, who as _who
+from distillguard.auth import role as _role, who as _who
 from distillguard.serve.models import (
     AccountView,
     AssessRequest,
@@ -150,14 +150,14 @@ def create_app(engine, max_body_bytes: int = 10 * 1024 * 1024, start_engine: boo
     """The service app around ``engine`` (see :mod:`distillguard.serve.engine`).
 
     Every route but ``/healthz`` needs a credential whose role ``access``
-    (:class:`~distillguard.serve.auth.AccessRules`, default: the packaged
+    (:class:`~distillguard.auth.AccessRules`, default: the packaged
     ``access.yaml``) lists for it. Tokens come from the store's
     ``auth_tokens`` table; ``tokens`` maps further tokens to ``(name, role)``
     (embedding, tests). ``insecure_no_auth`` lets everything through (loopback
     demos only; ``distillguard serve`` refuses it on other addresses).
     """
     from distillguard.console import console_router  # analyst console at / (docs/console.md)
-    from distillguard.serve import auth as _auth
+    from distillguard import auth as _auth
     from distillguard.serve.gateways.envoy import register_envoy
     from distillguard.serve.gateways.generic import register_generic
 

@@ -37,7 +37,7 @@ def free_port() -> int:
 
 def make_token(db, role: str, name: str | None = None) -> str:
     """A new bearer token for ``role`` in the store ``db`` (as ``auth create-token`` makes it)."""
-    from distillguard.serve.auth import create_token
+    from distillguard.auth import create_token
 
     token, _ = create_token(db, role, name or f"test-{role}", actor="test")
     return token
@@ -54,7 +54,7 @@ class RoleAuth(httpx.Auth):
     """
 
     def __init__(self, db):
-        from distillguard.serve.auth import AccessRules
+        from distillguard.auth import AccessRules
 
         self.db = db
         self.rules = AccessRules.load()
@@ -68,7 +68,7 @@ class RoleAuth(httpx.Auth):
     def auth_flow(self, request):
         roles = self.rules.roles(request.method, request.url.path)
         if roles:
-            from distillguard.serve.auth import ROLES
+            from distillguard.auth import ROLES
 
             request.headers["Authorization"] = f"Bearer {self.token(next(r for r in ROLES if r in roles))}"
         yield request

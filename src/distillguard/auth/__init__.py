@@ -287,7 +287,7 @@ class AccessRules:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "AccessRules":
-        text = Path(path).read_text() if path else resources.files("distillguard.serve").joinpath("access.yaml").read_text()
+        text = Path(path).read_text() if path else resources.files("distillguard.auth").joinpath("access.yaml").read_text()
         return cls(yaml.safe_load(text))
 
     @staticmethod
