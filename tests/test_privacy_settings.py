@@ -61,10 +61,22 @@ def test_a_writer_with_other_settings_is_refused_and_writes_nothing(tmp_path):
     ev = _events(tmp_path / "ev.jsonl")
     assert _cli("ingest", ev, "--db", db, "--prompts", "full", "--json").returncode == 0
     more = _events(tmp_path / "more.jsonl", accounts=("carol",))
-    _one_line_refusal(_cli("ingest", more, "--db", db, "--json"), "prompts full", "--prompts full")
+    _one_line_refusal(_cli("ingest", more, "--db", db, "--prompts", "redacted", "--json"), "prompts full",
+                      "--prompts full")
     assert _count(db, "SELECT count(*) FROM events") == 6
     assert _cli("ingest", more, "--db", db, "--prompts", "full", "--json").returncode == 0
     assert _count(db, "SELECT count(*) FROM events") == 9
+
+
+def test_a_writer_that_names_no_mode_writes_in_the_stores_own(tmp_path):
+    db = tmp_path / "dg.duckdb"
+    assert _cli("ingest", _events(tmp_path / "ev.jsonl"), "--db", db, "--prompts", "full", "--json").returncode == 0
+    more = _events(tmp_path / "more.jsonl", accounts=("carol", "dan@example.com"))
+    p = _cli("ingest", more, "--db", db, "--json")  # no --prompts, no store.prompts: the store's mode, full
+    assert p.returncode == 0, p.stderr
+    assert _count(db, "SELECT count(*) FROM events WHERE account_id = 'dan@example.com'") == 3  # kept as received
+    p = _cli("scan", more, "--db", db, "--out", tmp_path / "scan", "--quiet")  # the same for scan --db
+    assert p.returncode == 0, p.stderr
 
 
 def test_a_keyed_store_needs_its_key_and_never_records_it(tmp_path):

@@ -112,6 +112,9 @@ class StorePrivacy:
     salt
         Key of the pseudonyms of identifiers: the identifier key when given,
         else a random value the store keeps (:meth:`bind`).
+    prompts_chosen
+        False when ``prompts`` is only the default (no flag, no policy setting):
+        a store that recorded another mode is then written in its own mode.
     """
 
     prompts: str = "redacted"
@@ -120,6 +123,7 @@ class StorePrivacy:
     identifier_key: bytes | None = None
     retention_days: int | None = None
     salt: bytes | None = None
+    prompts_chosen: bool = True
 
     def __post_init__(self):
         if self.prompts not in PROMPT_MODES:
@@ -145,7 +149,8 @@ class StorePrivacy:
             raise UsageError(f"policy store: unknown setting {sorted(unknown)[0]!r}")
         key_file = identifier_key or section.get("identifier_key_file")
         days = section.get("retention_days")
-        return cls(prompts=prompts or section.get("prompts", "redacted"),
+        chosen = prompts or section.get("prompts")
+        return cls(prompts=chosen or "redacted", prompts_chosen=chosen is not None,
                    sample_rate=float(section.get("sample_rate", 0.1)),
                    identifiers=section.get("identifiers", "clear"),
                    identifier_key=keyed.load_key(key_file) if key_file else None,
@@ -190,10 +195,11 @@ class StorePrivacy:
                         [self.prompts, self.identifiers, key_fingerprint(self.identifier_key),
                          None if self.identifier_key else bound.salt.hex()])
             return bound
-        why = self.mismatch(rec)
+        mine = self if self.prompts_chosen else replace(self, prompts=rec["prompts"])  # none asked: the store's
+        why = mine.mismatch(rec)
         if why:
             raise UsageError(f"store privacy settings differ: {why}")
-        return replace(self, salt=self.identifier_key or bytes.fromhex(rec["salt"]))
+        return replace(mine, salt=self.identifier_key or bytes.fromhex(rec["salt"]))
 
     @classmethod
     def of_store(cls, con, identifier_key: bytes | None = None) -> "StorePrivacy":
