@@ -252,3 +252,21 @@ def test_attachment_is_computed_once_and_the_evidence_carries_that_value(smoke_t
         an, _ = scan.analyse(*scan.store_inputs(store))
     assert len(computed) == 1 and (computed[0] > 0).any()
     assert np.array_equal(an.evidence.column("campaign_attachment"), computed[0])
+
+
+def test_one_scan_featurises_each_prompt_sample_once(smoke_traffic, tmp_path, monkeypatch):
+    """The content signals of a scan share one featurisation of the prompt sample (and one of the end-user sample)."""
+    import distillguard.scan as scan
+    import distillguard.signals.content.sampling as sampling
+    from distillguard.signals.content.view import PromptView
+    from distillguard.store import EventStore
+
+    batches, real = [], sampling.featurize
+    monkeypatch.setattr(sampling, "featurize", lambda texts, *a, **kw: batches.append(tuple(texts)) or real(texts, *a, **kw))
+    with EventStore(tmp_path / "dg.duckdb") as store:
+        store.append_events([pq.read_table(smoke_traffic / "events.parquet")])
+        store.append_accounts(pq.read_table(smoke_traffic / "accounts.parquet"))
+        an, _ = scan.analyse(*scan.store_inputs(store))
+    sample_texts = tuple(PromptView(an.samples).sample().texts)
+    assert sample_texts and batches.count(sample_texts) == 1
+    assert len(batches) == len(set(batches)) <= 2  # the prompt sample, the end-user sample: each featurised once

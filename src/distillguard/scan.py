@@ -26,6 +26,7 @@ from distillguard.score.fusion import FusionModel, Reason
 from distillguard.score.operators import BUCKET_S, group_operators
 from distillguard.score.policy import ACTIONS, Policy
 from distillguard.score.relative import Baselines, lookalikes, make_relative, population_baselines
+from distillguard.signals.content.view import PromptView
 from distillguard.signals.registry import default_signals, input_for
 from distillguard.store import EventStore
 
@@ -206,7 +207,8 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     signals = default_signals()
 
     def score_all():
-        inputs = [input_for(s, features, samples, end_users) for s in signals]
+        prompts, users = PromptView(samples), PromptView(end_users)  # each featurised once, for all content signals
+        inputs = [input_for(s, features, prompts, users) for s in signals]
         return [s.fit(x).score(x) for s, x in zip(signals, inputs)]
 
     results = st.run("signals", score_all)

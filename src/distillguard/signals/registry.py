@@ -21,7 +21,8 @@ def default_signals() -> list[Signal]:
     return [cls() for cls in BEHAVIOUR_SIGNALS + tuple(CONTENT_SIGNALS)]
 
 
-def input_for(signal: Signal, features: pa.Table, samples: pa.Table, end_users: pa.Table) -> pa.Table:
+def input_for(signal: Signal, features: pa.Table, samples, end_users):
+    """The table (or shared :class:`~distillguard.signals.content.view.PromptView`) ``signal`` reads."""
     if "end_user" in signal.requires:
         return end_users
     return samples if "prompt" in signal.requires else features

@@ -31,7 +31,8 @@ import pyarrow as pa
 from distillguard.signals.base import Signal, SignalResult, ramp
 
 from .bank import CAPABILITIES, STRONG_CAPABILITIES, load_bank
-from .sampling import EXAMPLE_CHARS, sample_accounts, score_texts
+from .sampling import EXAMPLE_CHARS, score_texts
+from .view import PromptView
 
 __all__ = ["CapabilitySweep"]
 
@@ -194,21 +195,23 @@ class CapabilitySweep(Signal):
         groups = [list(rng.choice(len(texts), 12, replace=False)) for _ in range(200)]
         return self._build_baseline(E, groups, "exemplar bank (pseudo-accounts of 12 prompts)")
 
-    def fit(self, data: pa.Table) -> "CapabilitySweep":
+    def fit(self, data: PromptView | pa.Table) -> "CapabilitySweep":
         """Learn the reference distribution from (mostly benign) traffic."""
-        sample = sample_accounts(data, max_prompts=self.max_prompts, max_total=self.max_total_prompts)
+        view = PromptView.of(data)
+        sample = view.sample(max_prompts=self.max_prompts, max_total=self.max_total_prompts)
         if len(sample.texts) < 20:
             self.baseline_ = self._default_baseline()
             return self
-        E = score_texts(sample.texts)["embedding"]
+        E = view.scores(sample.texts)["embedding"]
         self.baseline_ = self._build_baseline(E, sample.prompt_idx, "fitted reference traffic")
         return self
 
     # -- scoring ---------------------------------------------------------------------------
-    def score(self, data: pa.Table) -> SignalResult:
+    def score(self, data: PromptView | pa.Table) -> SignalResult:
         base = getattr(self, "baseline_", None) or self._default_baseline()
-        sample = sample_accounts(data, max_prompts=self.max_prompts, max_total=self.max_total_prompts)
-        out = score_texts(sample.texts)
+        view = PromptView.of(data)
+        sample = view.sample(max_prompts=self.max_prompts, max_total=self.max_total_prompts)
+        out = view.scores(sample.texts)
         E, P = out["embedding"], out["capability"]
         rff = _RFF(E.shape[1], base["gamma"], self.rff_features, self.seed)
         mmd, div = _account_stats(E, sample.prompt_idx, rff, base["mu_ref"])

@@ -18,7 +18,8 @@ import pyarrow as pa
 from distillguard.signals.base import Signal, SignalResult, ramp
 
 from .bank import INTENTS
-from .sampling import EXAMPLE_CHARS, score_texts
+from .sampling import EXAMPLE_CHARS
+from .view import PromptView
 
 __all__ = ["EndUserHarvest"]
 
@@ -54,11 +55,13 @@ class EndUserHarvest(Signal):
         self.evidence_floor = evidence_floor
         self.n_examples = n_examples
 
-    def score(self, data: pa.Table) -> SignalResult:
-        cols = {c: data.column(c).to_pylist() if c in data.column_names else [None] * data.num_rows
+    def score(self, data: PromptView | pa.Table) -> SignalResult:
+        view = PromptView.of(data)
+        table = view.table
+        cols = {c: table.column(c).to_pylist() if c in table.column_names else [None] * table.num_rows
                 for c in ("account_id", "end_user", "prompt", "eu_events", "account_eu_events")}
         texts = sorted({p for p in cols["prompt"] if p})
-        probs = score_texts(texts)["intent"]
+        probs = view.scores(texts)["intent"]
         P = np.vstack([probs[i] for i in INTENTS])  # (intents, texts)
         best, which = P.max(axis=0), P.argmax(axis=0)
         index = {t: i for i, t in enumerate(texts)}

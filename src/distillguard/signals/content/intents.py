@@ -15,7 +15,8 @@ import pyarrow as pa
 
 from distillguard.signals.base import Signal, SignalResult
 
-from .sampling import aggregate_intent, sample_accounts, score_texts
+from .sampling import aggregate_intent, score_texts
+from .view import PromptView
 
 __all__ = ["PROMPT_THRESHOLD", "IntentSignal", "CotElicitation", "RubricGrading", "DatasetSynthesis", "Jailbreak"]
 
@@ -80,7 +81,7 @@ class IntentSignal(Signal):
         self.evidence_floor = evidence_floor
         self.n_examples = n_examples
 
-    def fit(self, data: pa.Table) -> "IntentSignal":
+    def fit(self, data: PromptView | pa.Table) -> "IntentSignal":
         """Nothing to learn from traffic: the scorer is trained on the exemplar bank."""
         return self
 
@@ -88,9 +89,10 @@ class IntentSignal(Signal):
         """Per-prompt probabilities of this signal's intent, one per text."""
         return score_texts(list(texts))["intent"][self.intent]
 
-    def score(self, data: pa.Table) -> SignalResult:
-        sample = sample_accounts(data, max_prompts=self.max_prompts, max_total=self.max_total_prompts)
-        p = score_texts(sample.texts)["intent"][self.intent]
+    def score(self, data: PromptView | pa.Table) -> SignalResult:
+        view = PromptView.of(data)
+        sample = view.sample(max_prompts=self.max_prompts, max_total=self.max_total_prompts)
+        p = view.scores(sample.texts)["intent"][self.intent]
         values, evidence = aggregate_intent(
             sample,
             p,

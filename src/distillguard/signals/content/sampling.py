@@ -10,7 +10,6 @@ scored once however many accounts send it (campaign templates repeat).
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,34 +45,6 @@ def _key(norm: str) -> bytes:
     return hashlib.blake2b(norm.encode("utf-8", "replace"), digest_size=8).digest()
 
 
-_SAMPLES: "OrderedDict[tuple, tuple[pa.Table, AccountSample]]" = OrderedDict()
-
-
-def sample_accounts(
-    data: pa.Table, max_prompts: int = 64, max_system: int = 4, max_total: int | None = 60_000
-) -> AccountSample:
-    """Deduplicate and sample prompts per account (missing optional columns are fine).
-
-    ``max_total`` bounds the work of a whole scan: the per-account quota
-    shrinks (water-filling, not below 4) when ``max_prompts`` per account
-    would exceed it (``None``: no bound).
-
-    The last few samples are cached by table identity (the table is kept
-    alive in the cache, so its id cannot be reused), so the content signals
-    of one scan sample once.
-    """
-    key = (id(data), max_prompts, max_system, max_total)
-    hit = _SAMPLES.get(key)
-    if hit is not None and hit[0] is data:
-        _SAMPLES.move_to_end(key)
-        return hit[1]
-    sample = _sample_accounts(data, max_prompts, max_system, max_total)
-    _SAMPLES[key] = (data, sample)
-    while len(_SAMPLES) > 4:
-        _SAMPLES.popitem(last=False)
-    return sample
-
-
 def _quota(available: list[int], max_prompts: int, max_total: int, floor: int = 4) -> int:
     """The largest per-account quota whose total stays within ``max_total`` (water-filling).
 
@@ -97,7 +68,16 @@ def _quota(available: list[int], max_prompts: int, max_total: int, floor: int = 
     return lo
 
 
-def _sample_accounts(data: pa.Table, max_prompts: int, max_system: int, max_total: int | None) -> AccountSample:
+def sample_accounts(
+    data: pa.Table, max_prompts: int = 64, max_system: int = 4, max_total: int | None = 60_000
+) -> AccountSample:
+    """Deduplicate and sample prompts per account (missing optional columns are fine).
+
+    ``max_total`` bounds the work of a whole scan: the per-account quota
+    shrinks (water-filling, not below 4) when ``max_prompts`` per account
+    would exceed it (``None``: no bound). Signals of one scan share the
+    result through :class:`.view.PromptView`.
+    """
     accounts = _col(data, "account_id") or []
     prompts = _col(data, "prompt") or [None] * len(accounts)
     systems = _col(data, "system_prompt") or [None] * len(accounts)
@@ -141,44 +121,26 @@ def _sample_accounts(data: pa.Table, max_prompts: int, max_system: int, max_tota
     return sample
 
 
-_CACHE: "OrderedDict[bytes, dict]" = OrderedDict()
-_CACHE_SIZE = 2
-
-
 def score_texts(texts: list[str]) -> dict:
-    """Features-derived per-text outputs, computed once per distinct text list.
+    """Features-derived per-text outputs: featurises ``texts`` (the costly step) and scores them.
 
     Returns ``{"intent": {intent: p[n]}, "capability": P[n, k], "embedding": E[n, 128]}``.
-    The last few results are cached so the five content signals of one scan
-    featurise the sample once.
+    Signals of one scan share the result through :class:`.view.PromptView`.
     """
-    h = hashlib.blake2b(digest_size=16)
-    for t in texts:
-        h.update(t.encode("utf-8", "replace"))
-        h.update(b"\x00")
-    key = h.digest()
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    if texts:
-        X = featurize(texts)
-        out = {
-            "intent": intent_scorer().predict_features(X),
-            "capability": capability_scorer().predict_features(X),
-            "embedding": np.asarray(X[:, :128].todense(), dtype=np.float32),
-        }
-    else:
+    if not texts:
         from .bank import CAPABILITIES, INTENTS
 
-        out = {
+        return {
             "intent": {i: np.zeros(0) for i in INTENTS},
             "capability": np.zeros((0, len(CAPABILITIES))),
             "embedding": np.zeros((0, 128), dtype=np.float32),
         }
-    _CACHE[key] = out
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return out
+    X = featurize(texts)
+    return {
+        "intent": intent_scorer().predict_features(X),
+        "capability": capability_scorer().predict_features(X),
+        "embedding": np.asarray(X[:, :128].todense(), dtype=np.float32),
+    }
 
 
 def aggregate_intent(
