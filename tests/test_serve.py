@@ -350,3 +350,34 @@ def test_online_risk_of_a_scanned_account_keeps_the_scans_evidence(store, tmp_pa
         assert cleared < plain and cleared < 0.5 <= plain, (cleared, plain)
     finally:
         engine.stop()
+
+
+def test_the_service_measures_refusals_against_the_scanned_populations_rate(tmp_path):
+    """REFUSAL_PROBING in the service uses the refusal rate the last scan learned, not the 1% reference."""
+    import json
+    import subprocess
+    import sys
+
+    from distillguard.signals.behaviour import RefusalProbing
+
+    def calls(acc, n, refused):
+        return [{"event_id": f"{acc}-{i}", "account_id": acc, "ts": f"2026-03-0{1 + i % 7}T{8 + i % 12:02d}:00:00Z",
+                 "model": "m", "prompt": f"question {i} from {acc}", "input_tokens": 20, "output_tokens": 200,
+                 "status": "refused" if i < refused else "ok"} for i in range(n)]
+
+    rows = [r for u in range(200) for r in calls(f"user-{u}", 40, 6)] + calls("prober", 30, 6)  # users: 15% refused
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    db = tmp_path / "dg.duckdb"
+    p = subprocess.run([sys.executable, "-m", "distillguard.cli", "scan", str(events), "--db", str(db), "--out",
+                        str(tmp_path / "scan"), "--quiet"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    engine = Engine(EngineConfig(db=str(db), persist=False)).start(background=False)
+    try:
+        sig = next(s for s in engine.online.signals if isinstance(s, RefusalProbing))
+        assert abs(sig.base_rate_ - (200 * 6 + 6) / (200 * 40 + 30)) < 1e-9  # refused calls over all calls of the scan
+        prober = pa.table({"account_id": ["prober"], "n_events": [30], "error_share": [0.2]})
+        assert sig.score(prober).scores.column("refusal_probing")[0].as_py() < 0.1  # ordinary here
+        assert RefusalProbing().score(prober).scores.column("refusal_probing")[0].as_py() >= 0.9  # at the reference
+    finally:
+        engine.stop()

@@ -26,6 +26,7 @@ from distillguard.score.fusion import FusionModel, Reason
 from distillguard.score.operators import BUCKET_S, group_operators
 from distillguard.score.policy import ACTIONS, Policy
 from distillguard.score.relative import Baselines, lookalikes, make_relative, population_baselines
+from distillguard.signals.behaviour import BEHAVIOUR_SIGNALS
 from distillguard.signals.content.view import PromptView
 from distillguard.signals.registry import default_signals, input_for
 from distillguard.store import EventStore
@@ -404,7 +405,8 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         policy_sha256=policy.sha256,
         calibration={"population": an.baselines.as_dict(), "alert_budget": budget,
                      "analyst_cleared": {"accounts": len(cleared), "lookalikes_without_strong_signals": int(an.lookalikes.sum())},
-                     "candidate_communities": len(an.candidates)},
+                     "candidate_communities": len(an.candidates),
+                     "behaviour_fit": {s.name: s.fitted() for s in an.signals if isinstance(s, BEHAVIOUR_SIGNALS)}},
         operators=_operators(campaigns),
     )
 

@@ -86,6 +86,12 @@ def store_results(result, store) -> None:
         "CAST(first_seen AS TIMESTAMPTZ) AS first_seen, CAST(last_seen AS TIMESTAMPTZ) AS last_seen, reasons, evidence_json FROM _camp"
     )
     con.unregister("_camp")
+    fit = [{"run_id": result.run_id, "signal": name, "learned_json": json.dumps(learned)}
+           for name, learned in result.calibration.get("behaviour_fit", {}).items()]
+    con.register("_fit", pa.Table.from_pylist(fit, schema=pa.schema([("run_id", pa.string()), ("signal", pa.string()),
+                                                                     ("learned_json", pa.string())])))
+    con.execute("CREATE OR REPLACE TABLE signal_fit AS SELECT * FROM _fit")  # what the service's signals load
+    con.unregister("_fit")
     con.register("_ind", result.indicators)
     con.execute("CREATE OR REPLACE TABLE campaign_indicators AS SELECT * FROM _ind")
     con.unregister("_ind")

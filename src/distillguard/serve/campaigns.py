@@ -61,6 +61,7 @@ class CampaignMap:
     campaigns: dict = field(default_factory=dict)
     index: dict = field(default_factory=dict)  # (kind, value) -> [(campaign_id, weight)]
     indicators: dict = field(default_factory=dict)  # campaign_id -> [{kind, value, weight}]
+    behaviour_fit: dict = field(default_factory=dict)  # signal name -> what the scan's fit learned
     loaded_at: float = 0.0
 
     @classmethod
@@ -90,6 +91,8 @@ class CampaignMap:
             for cid, kind, value, w in con.execute("SELECT campaign_id, kind, value, weight FROM campaign_indicators").fetchall():
                 m.index.setdefault((kind, value), []).append((cid, float(w or 0.0)))
                 m.indicators.setdefault(cid, []).append({"kind": kind, "value": value, "weight": w})
+        if table_exists(con, "signal_fit"):  # stores scanned before it existed: the signals stay unfitted
+            m.behaviour_fit = {s: orjson.loads(j) for s, j in con.execute("SELECT signal, learned_json FROM signal_fit").fetchall()}
         return m
 
     def has_kind(self, kind: str) -> bool:

@@ -39,7 +39,10 @@ class OnlineScorer:
         self._cache.pop(account_id, None)
 
     def clear(self) -> None:
+        """Forget every cached score and take what the loaded scan's fit learned (the population's rates)."""
         self._cache.clear()
+        for sig in self.signals:
+            sig.set_fitted(self.map.behaviour_fit.get(sig.name, {}))
 
     def score(self, account_id: str) -> tuple[float, list, dict | None]:
         """(fused behaviour risk, reasons, features) of the running state; cached per state version."""

@@ -69,6 +69,19 @@ class Signal:
     def score(self, data: pa.Table) -> SignalResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def fitted(self) -> dict:
+        """What :meth:`fit` learned: the attributes ending in ``_`` (scikit-learn's convention)."""
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+
+    def set_fitted(self, learned: dict) -> "Signal":
+        """Take what another process's :meth:`fit` learned (:meth:`fitted`); ``{}`` makes it unfitted again."""
+        stale = set(self.fitted()) - set(learned)
+        for k, v in learned.items():  # set before removing: a concurrent score never sees a half-unfitted signal
+            setattr(self, k, v)
+        for k in stale:
+            delattr(self, k)
+        return self
+
     def get_params(self) -> dict:
         return dict(vars(self))
 
