@@ -175,27 +175,30 @@ def footprint_candidates(operator_of: dict[str, str], memberships: pa.Table, rul
     activity too.
     """
     t = memberships.filter(pc.is_in(memberships.column("kind"), pa.array(list(kinds), pa.string())))
-    holders: dict[tuple[str, str], list[str]] = {}
-    for a, k, v in zip(*(t.column(c).to_pylist() for c in ("account_id", "kind", "value"))):
-        holders.setdefault((k, v), []).append(a)
+    t = t.select(["account_id", "kind", "value"]).group_by(["account_id", "kind", "value"]).aggregate([])
+    member = pa.table({"account_id": pa.array(list(operator_of), pa.string()),
+                       "operator_id": pa.array(list(operator_of.values()), pa.string())})
+    held = (t.join(member, "account_id", join_type="inner").group_by(["kind", "value", "operator_id"])
+            .aggregate([("account_id", "count")]))
+    held = held.filter(pc.greater_equal(held.column("account_id_count"), min_members))
+    if held.num_rows == 0:
+        return {}
+    total = t.group_by(["kind", "value"]).aggregate([("account_id", "count")]).rename_columns(["kind", "value", "holders"])
+    held = held.join(total, ["kind", "value"])
+    held = held.filter(pc.greater_equal(pc.multiply(held.column("account_id_count"), 2), held.column("holders")))
     rule_of = {r.kind: r for r in rules}
+    owner: dict[tuple[str, str], tuple[int, str]] = {}
+    for k, v, oid, n, holders in zip(*(held.column(c).to_pylist() for c in ("kind", "value", "operator_id", "account_id_count", "holders"))):
+        rule = rule_of.get(k)
+        if rule is not None and rule.hub_weight(holders, n_accounts) > 0 and (n, oid) > owner.get((k, v), (0, "")):
+            owner[(k, v)] = (n, oid)
     out: dict[str, dict[str, list[tuple[str, str]]]] = {}
-    for hub, accs in holders.items():
-        accs = set(accs)
-        rule = rule_of.get(hub[0])
-        if rule is None or rule.hub_weight(len(accs), n_accounts) <= 0:
-            continue
-        per: dict[str, int] = {}
-        for a in accs:
-            if a in operator_of:
-                per[operator_of[a]] = per.get(operator_of[a], 0) + 1
-        if not per:
-            continue
-        oid, n = max(per.items(), key=lambda kv: (kv[1], kv[0]))
-        if n < min_members or 2 * n < len(accs):
-            continue
-        for a in sorted(accs - operator_of.keys()):
-            out.setdefault(a, {}).setdefault(oid, []).append(hub)
+    hubs = pa.table({"kind": [k for k, _ in owner], "value": [v for _, v in owner], "owner": [o for _, o in owner.values()]},
+                    schema=pa.schema([("kind", pa.string()), ("value", pa.string()), ("owner", pa.string())]))
+    outside = t.join(hubs, ["kind", "value"], join_type="inner").join(member, "account_id", join_type="left anti")
+    outside = outside.sort_by([("account_id", "ascending"), ("kind", "ascending"), ("value", "ascending")])
+    for a, k, v, oid in zip(*(outside.column(c).to_pylist() for c in ("account_id", "kind", "value", "owner"))):
+        out.setdefault(a, {}).setdefault(oid, []).append((k, v))
     return out
 
 
