@@ -175,7 +175,7 @@ def footprint_candidates(operator_of: dict[str, str], memberships: pa.Table, rul
     activity too.
     """
     t = memberships.filter(pc.is_in(memberships.column("kind"), pa.array(list(kinds), pa.string())))
-    t = t.select(["account_id", "kind", "value"]).group_by(["account_id", "kind", "value"]).aggregate([])
+    t = t.select(["account_id", "kind", "value"])  # one row per distinct value an account holds (link.memberships)
     member = pa.table({"account_id": pa.array(list(operator_of), pa.string()),
                        "operator_id": pa.array(list(operator_of.values()), pa.string())})
     held = (t.join(member, "account_id", join_type="inner").group_by(["kind", "value", "operator_id"])
@@ -183,6 +183,7 @@ def footprint_candidates(operator_of: dict[str, str], memberships: pa.Table, rul
     held = held.filter(pc.greater_equal(held.column("account_id_count"), min_members))
     if held.num_rows == 0:
         return {}
+    t = t.join(held.select(["kind", "value"]).group_by(["kind", "value"]).aggregate([]), ["kind", "value"], join_type="left semi")
     total = t.group_by(["kind", "value"]).aggregate([("account_id", "count")]).rename_columns(["kind", "value", "holders"])
     held = held.join(total, ["kind", "value"])
     held = held.filter(pc.greater_equal(pc.multiply(held.column("account_id_count"), 2), held.column("holders")))
