@@ -51,6 +51,8 @@ class ScanResult:
     """How risk was made relative (population or reference baselines) and the alert budget's use."""
     operators: list[dict] = field(default_factory=list)
     """Operators (campaigns that share operator evidence), largest first."""
+    baselines: Baselines | None = None
+    """The per-signal baselines the scores were made relative to (unrounded: the decision service applies them)."""
 
 
 class _Stages:
@@ -408,6 +410,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
                      "candidate_communities": len(an.candidates),
                      "behaviour_fit": {s.name: s.fitted() for s in an.signals if isinstance(s, BEHAVIOUR_SIGNALS)}},
         operators=_operators(campaigns),
+        baselines=an.baselines,
     )
 
 

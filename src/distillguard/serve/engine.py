@@ -87,7 +87,7 @@ class Engine:
         qpath = config.quarantine or (str(config.db) + ".serve-quarantine.jsonl" if config.db and config.persist else None)
         self.signups = Signups()
         self.intake = Intake(self.journal, self.state, self.privacy, self.counters, qpath, self.signups)
-        self.online = OnlineScorer(self.model, self.state, lambda: self.map)
+        self.online = OnlineScorer(self.model, self.state, lambda: self.map, self.policy.population)
         self.linking = Linker(self.state, lambda: self.map, serve)
         immunity = int(serve.get("immunity_seconds", self.policy.ttl_seconds.get("challenge", 3600)))
         self.feedback = Feedback(self.state, self.journal, self.online, immunity)
