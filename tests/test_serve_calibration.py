@@ -23,8 +23,9 @@ TOPICS = ("gardening", "tax forms", "a birthday party", "python loops", "the fre
 
 
 def calls(rng, acc, n, inp, out, day0=1, **params):
+    hour, minute = rng.randrange(13), rng.randrange(60)  # each account its own times of day
     return [{"event_id": f"{acc}-{i}", "account_id": acc, "model": "m",
-             "ts": f"2026-03-{day0 + i % 5:02d}T{8 + (i * 7 + len(acc)) % 13:02d}:{(i * 13) % 60:02d}:00Z",
+             "ts": f"2026-03-{day0 + i % 5:02d}T{8 + (i * 7 + hour) % 13:02d}:{(i * 13 + minute) % 60:02d}:00Z",
              "prompt": f"Can you help me with {rng.choice(TOPICS)}? question {i} from {acc}",
              "input_tokens": inp(), "output_tokens": out(), **params} for i in range(n)]
 
@@ -42,7 +43,7 @@ def harvest(rng, acc, n=40, day0=1):
 
 
 def cli(*args):
-    p = subprocess.run([sys.executable, "-m", "distillguard.cli", *map(str, args), "--quiet"], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "distillguard.cli", *map(str, args)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
 
 
@@ -66,7 +67,7 @@ def decide(client, acc) -> dict:
 def test_before_any_scan_the_service_says_it_uses_the_packaged_reference(world):
     tmp, events = world
     db = tmp / "unscanned.duckdb"
-    cli("ingest", events, "--db", db)
+    cli("ingest", events, "--db", db, "--quiet")
     engine = Engine(EngineConfig(db=str(db), refresh_seconds=3600))
     with serving(engine) as url, httpx.Client(base_url=url, timeout=10, auth=RoleAuth(db)) as c:
         assert c.get("/healthz").json()["calibration"] == "reference"
@@ -82,7 +83,7 @@ def test_before_any_scan_the_service_says_it_uses_the_packaged_reference(world):
 def test_after_a_scan_the_service_agrees_with_it_and_judges_new_accounts_against_its_population(world):
     tmp, events = world
     db = tmp / "scanned.duckdb"
-    cli("scan", events, "--db", db, "--out", tmp / "scan")
+    cli("scan", events, "--db", db, "--out", tmp / "scan", "--quiet")
     calibration = json.loads((tmp / "scan" / "campaigns.json").read_text())["calibration"]["population"]
     assert calibration["source"] == "population" and calibration["baselines"]["output_harvest"] >= 0.8
     scan = {r["account_id"]: r for r in pq.read_table(tmp / "scan" / "accounts.parquet").to_pylist()}

@@ -6,6 +6,7 @@ workers) and decides; its jobs live in the modules of the package:
 - :mod:`~distillguard.serve.intake`: events and account metadata in (ids, repeats, quarantine, journal);
 - :mod:`~distillguard.serve.online`: the fused behaviour risk of an account's running features;
 - :mod:`~distillguard.serve.linking`: first-request links to known campaigns, signup bursts;
+- :mod:`~distillguard.serve.intel`: imported threat intelligence (``KNOWN_INDICATOR``);
 - :mod:`~distillguard.serve.feedback`: analyst labels and challenge results;
 - :mod:`~distillguard.serve.views`: read-only account and campaign views.
 
@@ -31,6 +32,7 @@ from distillguard.serve import views
 from distillguard.serve.campaigns import CampaignMap
 from distillguard.serve.feedback import Feedback
 from distillguard.serve.intake import Intake
+from distillguard.serve.intel import IntelMatcher
 from distillguard.serve.journal import Journal
 from distillguard.serve.linking import Linker, Signups
 from distillguard.serve.online import OnlineScorer
@@ -44,7 +46,7 @@ class EngineConfig:
 
     def __init__(self, db="distillguard.duckdb", policy=None, model=None, redis=None, refresh_seconds=30.0,
                  flush_seconds=1.0, journal=None, fsync=True, warm_max_events=2_000_000, quarantine=None,
-                 persist=True, privacy=None):
+                 persist=True, privacy=None, intel_key=None):
         self.db = db
         self.policy = policy
         self.model = model
@@ -57,6 +59,7 @@ class EngineConfig:
         self.quarantine = quarantine
         self.persist = persist
         self.privacy = privacy  # a StorePrivacy; None: the policy's store section
+        self.intel_key = intel_key  # consortium key (bytes) of imported intel to match at decision time; None: off
 
 
 GC_YOUNG_OBJECTS = 20_000  # ~ the objects one intake batch keeps alive at once (default 700)
@@ -89,6 +92,7 @@ class Engine:
         self.intake = Intake(self.journal, self.state, self.privacy, self.counters, qpath, self.signups)
         self.online = OnlineScorer(self.model, self.state, lambda: self.map, self.policy.population)
         self.linking = Linker(self.state, lambda: self.map, serve)
+        self.intel = IntelMatcher(config.intel_key)
         immunity = int(serve.get("immunity_seconds", self.policy.ttl_seconds.get("challenge", 3600)))
         self.feedback = Feedback(self.state, self.journal, self.online, immunity)
         self._started = False
@@ -203,6 +207,7 @@ class Engine:
                     self._forget_seq = seq
                 m = CampaignMap.from_store(con, loaded_at=time.time())
                 self.signups.load(con)
+                self.intel.load(con)
             finally:
                 con.close()
         self.map = m
@@ -323,6 +328,10 @@ class Engine:
                 campaign_id = campaign_id or lcid
                 risk = max(risk, lrisk)
                 _merge(reasons, lreasons)
+        # imported intel: the scan's KNOWN_INDICATOR for identifiers used since (the policy acts on the reason)
+        intel = self.intel.reason(acc, event, meta)
+        if intel is not None:
+            _merge(reasons, [intel])
         return risk, campaign_id, reasons
 
     def _shape(self, acc, action, rule_id, ttl, risk, reasons, campaign_id, immune=None, record: bool = True) -> dict:
