@@ -27,6 +27,16 @@ def short_chat(rng, acc, u):
     return rows, {"account_id": acc, "payment_fingerprint": f"pm_{acc}"}
 
 
+def users(rng, prefix, n):
+    """Events and metadata of ``n`` ordinary users."""
+    events, accounts = [], []
+    for u in range(n):
+        rows, meta = short_chat(rng, f"{prefix}-{u}", u)
+        events += rows
+        accounts.append(meta)
+    return events, accounts
+
+
 def write(path, rows):
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
@@ -37,11 +47,7 @@ def peer(tmp_path_factory):
     """B's store holding A's exported ring, and the consortium key."""
     tmp = tmp_path_factory.mktemp("intel")
     rng = random.Random(3)
-    events, accounts = [], []
-    for u in range(40):
-        rows, meta = short_chat(rng, f"a-user-{u}", u)
-        events += rows
-        accounts.append(meta)
+    events, accounts = users(rng, "a-user", 40)
     for h in range(10):
         events += [{**r, "client_ip": RING_IP} for r in harvest(rng, f"a-ring-{h}")]
         accounts.append({"account_id": f"a-ring-{h}", "payment_fingerprint": RING_CARD})
@@ -93,11 +99,7 @@ def test_an_account_using_an_imported_identifier_is_challenged_before_any_scan(p
 def test_the_service_acts_on_an_intel_match_as_the_scan_does(peer):
     tmp, db, key = peer
     rng = random.Random(5)
-    events, accounts = [], []
-    for u in range(30):
-        rows, meta = short_chat(rng, f"b-user-{u}", u)
-        events += rows
-        accounts.append(meta)
+    events, accounts = users(rng, "b-user", 30)
     rows, _ = short_chat(rng, "b-reused-card", 99)  # ordinary-looking traffic, on the ring's card
     events += rows
     accounts.append({"account_id": "b-reused-card", "payment_fingerprint": RING_CARD})
@@ -110,6 +112,7 @@ def test_the_service_acts_on_an_intel_match_as_the_scan_does(peer):
 
     engine = Engine(EngineConfig(db=str(db), refresh_seconds=3600, intel_key=key))
     with serving(engine) as url, httpx.Client(base_url=url, timeout=10, auth=RoleAuth(db)) as c:
+        assert c.get("/healthz").json()["calibration"] == "reference"  # a small scan: its stored baselines are the reference
         scanned = decide(c, {"account_id": "b-reused-card"})
         assert scanned["action"] == scan["b-reused-card"]["action"] and scanned["rule_id"] == scan["b-reused-card"]["rule_id"]
         assert "KNOWN_INDICATOR" in reasons(scanned)
@@ -118,3 +121,28 @@ def test_the_service_acts_on_an_intel_match_as_the_scan_does(peer):
         assert (later["action"], later["rule_id"]) == (scan["b-reused-card"]["action"], scan["b-reused-card"]["rule_id"])
         assert reasons(later)["KNOWN_INDICATOR"]["weight"] == pytest.approx(reasons(scanned)["KNOWN_INDICATOR"]["weight"])
         assert decide(c, {"account_id": "b-user-1"})["action"] == scan["b-user-1"]["action"] == "allow"
+
+
+def test_a_campaign_an_analyst_confirms_blocks_its_card_at_once(peer, tmp_path):
+    """The scan blocks an identifier of a confirmed campaign (CONFIRMED_CAMPAIGN); so does the service, without a rescan."""
+    import shutil
+
+    from distillguard.audit import record_action
+
+    db = tmp_path / "a.duckdb"
+    shutil.copy(peer[0] / "a.duckdb", db)
+    campaign = json.loads((peer[0] / "a" / "campaigns.json").read_text())["campaigns"][0]
+    engine = Engine(EngineConfig(db=str(db), refresh_seconds=3600))
+    with serving(engine) as url, httpx.Client(base_url=url, timeout=10, auth=RoleAuth(db)) as c:
+        before = decide(c, {"account_id": "fresh-1", "account": {"payment_fingerprint": RING_CARD}})
+        assert before["action"] == "challenge" and "SHARED_PAYMENT" in reasons(before), before  # a link, not a verdict
+        with engine.journal.db_lock:
+            record_action(str(db), action="confirm", target_kind="campaign", target_id=campaign["campaign_id"],
+                          analyst="ana", reason="reviewed prompts and payment overlap")
+        engine.refresh()  # what the background refresh does every --refresh-seconds
+        for acc in ("fresh-1", "fresh-2"):
+            d = decide(c, {"account_id": acc, "account": {"payment_fingerprint": RING_CARD}})
+            r = reasons(d)["CONFIRMED_CAMPAIGN"]
+            assert d["action"] == "block" and d["rule_id"] == "confirmed-campaign", d
+            assert r["details"]["evidence"]["known_indicator"][0]["source"] == f"analyst:{campaign['campaign_id']}"
+        assert decide(c, {"account_id": "fresh-3", "account": {"payment_fingerprint": "pm_other"}})["action"] == "allow"

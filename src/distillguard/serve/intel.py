@@ -1,55 +1,60 @@
-"""Imported threat intelligence at decision time: ``KNOWN_INDICATOR`` between scans, as the scan gives it.
+"""Known identifiers at decision time: ``KNOWN_INDICATOR`` and ``CONFIRMED_CAMPAIGN`` between scans, as the scan gives them.
 
 The scan matches every account's identifiers against the store's imported indicators
-(:func:`distillguard.intel.match_known_indicators`); the service matches each request's client IP and
-user agent and the account's payment fingerprint and e-mail domain with the same
-:class:`~distillguard.intel.IntelIndex` (reloaded with the campaign map, so an ``intel import`` is
-picked up without a restart) and gives the scan's reason: weight = the best match's confidence / 100,
-evidence = the matches. An account that matched keeps the reason in this process until the next scan,
-which then carries it. Prompt templates are left to the scan (8 band keys of one source are needed).
+(:func:`distillguard.intel.match_known_indicators`, with the consortium key) and the identifiers of
+campaigns analysts confirmed (:func:`distillguard.intel.match.confirmed_matches`). The service matches
+each request's client IP and user agent and the account's payment fingerprint and e-mail domain with
+the same functions (:meth:`~distillguard.intel.IntelIndex.match_account`), reloaded with the campaign
+map so an ``intel import`` or a confirmation counts without a restart, and gives the scan's reason
+(:func:`distillguard.intel.match.known_indicator_reasons`). An account that matched keeps the reason
+in this process until the next scan, which then carries it. Prompt templates are left to the scan
+(a source's template indicators need 8 band keys, several prompts of the account).
 """
 from __future__ import annotations
 
 import pyarrow as pa
 
-from distillguard.intel.match import MATCH_SCHEMA, IntelIndex, known_indicator_evidence
+from distillguard.audit import confirmed_indicators
+from distillguard.intel.match import MATCH_SCHEMA, IntelIndex, confirmed_matches, known_indicator_reasons
+from distillguard.link.kinds import account_values, request_values
 
 __all__ = ["IntelMatcher"]
 
 MAX_REMEMBERED = 100_000
 """Matched accounts and identifier tuples kept in memory; the caches start over beyond it."""
 
+_KINDS = ("client_ip", "user_agent", "payment_fingerprint", "email_domain")
+"""The identifiers matched here, derived from a request and its account's metadata as the scan derives them."""
+
+_MEMBERSHIPS = pa.schema([("account_id", pa.string()), ("kind", pa.string()), ("value", pa.string())])
+
 
 class IntelMatcher:
-    """Matches one account's identifiers against the indicators imported under ``key`` (None: intel is off)."""
+    """Matches one account's identifiers against imported indicators (under ``key``; None: none) and
+    the identifiers of confirmed campaigns."""
 
     def __init__(self, key: bytes | None):
         self.key = key
-        self.index = None
+        self.index: IntelIndex | None = None
+        self.confirmed: list[dict] = []
         self._by_values: dict[tuple, list[dict]] = {}
         self._matched: dict[str, dict] = {}  # account -> its match rows and the reason they give
 
-    def __len__(self) -> int:
-        return len(self.index) if self.index is not None else 0
-
     def load(self, con) -> None:
-        """Reload the indicators valid now from the store (a DuckDB connection)."""
-        if self.key is None:
-            return
-        index = IntelIndex.from_store(con, self.key)
-        self._by_values, self._matched, self.index = {}, {}, index
+        """Reload imported indicators valid now and confirmed campaigns' identifiers (a DuckDB connection)."""
+        index = IntelIndex.from_store(con, self.key) if self.key is not None else None
+        confirmed = confirmed_indicators(con)
+        self._by_values, self._matched = {}, {}
+        self.index, self.confirmed = (index if index is not None and len(index) else None), confirmed
 
     def reason(self, account_id: str, event: dict, meta: dict | None) -> dict | None:
-        """The ``KNOWN_INDICATOR`` reason of the account, or None when nothing it used matched."""
-        if not len(self):
+        """The account's ``KNOWN_INDICATOR`` or ``CONFIRMED_CAMPAIGN`` reason, or None when nothing it used matched."""
+        if self.index is None and not self.confirmed:
             return None
-        meta = meta or {}
-        values = (event.get("client_ip"), event.get("user_agent"), meta.get("payment_fingerprint"), meta.get("email_domain"))
+        values = tuple(v for v in request_values(event) + account_values(meta or {}) if v[0] in _KINDS)
         hits = self._by_values.get(values)
         if hits is None:
-            ip, ua, card, domain = values
-            hits = self.index.match_account("", client_ips=[ip] if ip else (), user_agents=[ua] if ua else (),
-                                            payment_fingerprint=card, email_domain=domain)
+            hits = self._match(values)
             if len(self._by_values) > MAX_REMEMBERED:
                 self._by_values.clear()
             self._by_values[values] = hits
@@ -59,8 +64,19 @@ class IntelMatcher:
             if len(self._matched) > MAX_REMEMBERED:
                 self._matched.clear()
             rows = (known["rows"] if known else []) + new
-            matches = known_indicator_evidence(pa.Table.from_pylist(rows, schema=MATCH_SCHEMA))[""]
+            r, matches = known_indicator_reasons(pa.Table.from_pylist(rows, schema=MATCH_SCHEMA))[""]
             known = self._matched[account_id] = {"rows": rows, "reason": {
-                "code": "KNOWN_INDICATOR", "weight": round(max(m["confidence"] or 0 for m in matches) / 100.0, 3),
-                "details": {"source": "intel", "terms": ["known_indicator"], "evidence": {"known_indicator": matches}}}}
+                "code": r.code, "weight": r.weight,
+                "details": {"source": "intel", "terms": list(r.terms), "evidence": {"known_indicator": matches}}}}
         return known["reason"] if known else None
+
+    def _match(self, values: tuple) -> list[dict]:
+        """Match rows (account id ``""``) of one request's and account's ``(kind, value)`` identifiers."""
+        of = {k: [v for kk, v in values if kk == k] for k in _KINDS}
+        rows = [] if self.index is None else self.index.match_account(
+            "", client_ips=of["client_ip"], user_agents=of["user_agent"],
+            payment_fingerprint=next(iter(of["payment_fingerprint"]), None), email_domain=next(iter(of["email_domain"]), None))
+        if self.confirmed:
+            mem = pa.Table.from_pylist([{"account_id": "", "kind": k, "value": v} for k, v in values], schema=_MEMBERSHIPS)
+            rows += confirmed_matches(mem, self.confirmed).to_pylist()
+        return rows
