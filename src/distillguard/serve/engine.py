@@ -6,7 +6,8 @@ workers) and decides; its jobs live in the modules of the package:
 - :mod:`~distillguard.serve.intake`: events and account metadata in (ids, repeats, quarantine, journal);
 - :mod:`~distillguard.serve.online`: the fused behaviour risk of an account's running features;
 - :mod:`~distillguard.serve.linking`: first-request links to known campaigns, signup bursts;
-- :mod:`~distillguard.serve.intel`: imported threat intelligence (``KNOWN_INDICATOR``);
+- :mod:`~distillguard.serve.intel`: imported threat intelligence and confirmed campaigns' identifiers
+  (``KNOWN_INDICATOR``, ``CONFIRMED_CAMPAIGN``);
 - :mod:`~distillguard.serve.feedback`: analyst labels and challenge results;
 - :mod:`~distillguard.serve.views`: read-only account and campaign views.
 
@@ -328,7 +329,8 @@ class Engine:
                 campaign_id = campaign_id or lcid
                 risk = max(risk, lrisk)
                 _merge(reasons, lreasons)
-        # imported intel: the scan's KNOWN_INDICATOR for identifiers used since (the policy acts on the reason)
+        # imported intel and confirmed campaigns: the scan's KNOWN_INDICATOR / CONFIRMED_CAMPAIGN for the identifiers
+        # used since (the policy acts on the reason)
         intel = self.intel.reason(acc, event, meta)
         if intel is not None:
             _merge(reasons, [intel])

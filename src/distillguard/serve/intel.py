@@ -35,48 +35,47 @@ class IntelMatcher:
 
     def __init__(self, key: bytes | None):
         self.key = key
-        self.index: IntelIndex | None = None
-        self.confirmed: list[dict] = []
-        self._by_values: dict[tuple, list[dict]] = {}
-        self._matched: dict[str, dict] = {}  # account -> its match rows and the reason they give
+        # (index or None, confirmed identifiers, match rows by identifier tuple, account -> its rows and reason),
+        # replaced whole by load so that a decision never mixes two loads
+        self._loaded: tuple = (None, [], {}, {})
 
     def load(self, con) -> None:
         """Reload imported indicators valid now and confirmed campaigns' identifiers (a DuckDB connection)."""
         index = IntelIndex.from_store(con, self.key) if self.key is not None else None
-        confirmed = confirmed_indicators(con)
-        self._by_values, self._matched = {}, {}
-        self.index, self.confirmed = (index if index is not None and len(index) else None), confirmed
+        self._loaded = (index if index is not None and len(index) else None, confirmed_indicators(con), {}, {})
 
     def reason(self, account_id: str, event: dict, meta: dict | None) -> dict | None:
         """The account's ``KNOWN_INDICATOR`` or ``CONFIRMED_CAMPAIGN`` reason, or None when nothing it used matched."""
-        if self.index is None and not self.confirmed:
+        index, confirmed, by_values, matched = self._loaded
+        if index is None and not confirmed:
             return None
         values = tuple(v for v in request_values(event) + account_values(meta or {}) if v[0] in _KINDS)
-        hits = self._by_values.get(values)
+        hits = by_values.get(values)
         if hits is None:
-            hits = self._match(values)
-            if len(self._by_values) > MAX_REMEMBERED:
-                self._by_values.clear()
-            self._by_values[values] = hits
-        known = self._matched.get(account_id)
+            hits = _match(index, confirmed, values)
+            if len(by_values) > MAX_REMEMBERED:
+                by_values.clear()
+            by_values[values] = hits
+        known = matched.get(account_id)
         new = [h for h in hits if known is None or h not in known["rows"]]
         if new:
-            if len(self._matched) > MAX_REMEMBERED:
-                self._matched.clear()
+            if len(matched) > MAX_REMEMBERED:
+                matched.clear()
             rows = (known["rows"] if known else []) + new
             r, matches = known_indicator_reasons(pa.Table.from_pylist(rows, schema=MATCH_SCHEMA))[""]
-            known = self._matched[account_id] = {"rows": rows, "reason": {
+            known = matched[account_id] = {"rows": rows, "reason": {
                 "code": r.code, "weight": r.weight,
                 "details": {"source": "intel", "terms": list(r.terms), "evidence": {"known_indicator": matches}}}}
         return known["reason"] if known else None
 
-    def _match(self, values: tuple) -> list[dict]:
-        """Match rows (account id ``""``) of one request's and account's ``(kind, value)`` identifiers."""
-        of = {k: [v for kk, v in values if kk == k] for k in _KINDS}
-        rows = [] if self.index is None else self.index.match_account(
-            "", client_ips=of["client_ip"], user_agents=of["user_agent"],
-            payment_fingerprint=next(iter(of["payment_fingerprint"]), None), email_domain=next(iter(of["email_domain"]), None))
-        if self.confirmed:
-            mem = pa.Table.from_pylist([{"account_id": "", "kind": k, "value": v} for k, v in values], schema=_MEMBERSHIPS)
-            rows += confirmed_matches(mem, self.confirmed).to_pylist()
-        return rows
+
+def _match(index: IntelIndex | None, confirmed: list[dict], values: tuple) -> list[dict]:
+    """Match rows (account id ``""``) of one request's and account's ``(kind, value)`` identifiers."""
+    of = {k: [v for kk, v in values if kk == k] for k in _KINDS}
+    rows = [] if index is None else index.match_account(
+        "", client_ips=of["client_ip"], user_agents=of["user_agent"],
+        payment_fingerprint=next(iter(of["payment_fingerprint"]), None), email_domain=next(iter(of["email_domain"]), None))
+    if confirmed:
+        mem = pa.Table.from_pylist([{"account_id": "", "kind": k, "value": v} for k, v in values], schema=_MEMBERSHIPS)
+        rows += confirmed_matches(mem, confirmed).to_pylist()
+    return rows
