@@ -1,6 +1,7 @@
-"""Imported threat intelligence at decision time: the service gives ``KNOWN_INDICATOR`` as the scan does.
+"""Known identifiers and analysts' decisions at decision time, as the scan applies them.
 
-Provider A scans a ring (one card, one IP) and exports it (``intel export``); provider B imports the real
+Imported threat intelligence (``KNOWN_INDICATOR``), confirmed campaigns (``CONFIRMED_CAMPAIGN``) and
+console allowlists. Provider A scans a ring (one card, one IP) and exports it (``intel export``); provider B imports the real
 bundle (``intel import``) and runs the real service on loopback with tokens over a real DuckDB store.
 """
 from __future__ import annotations
@@ -146,3 +147,24 @@ def test_a_campaign_an_analyst_confirms_blocks_its_card_at_once(peer, tmp_path):
             assert d["action"] == "block" and d["rule_id"] == "confirmed-campaign", d
             assert r["details"]["evidence"]["known_indicator"][0]["source"] == f"analyst:{campaign['campaign_id']}"
         assert decide(c, {"account_id": "fresh-3", "account": {"payment_fingerprint": "pm_other"}})["action"] == "allow"
+
+
+def test_an_account_an_analyst_allowlists_in_the_console_is_allowed_by_the_service(peer, tmp_path):
+    """The scan applies console allowlists (``analyst_overrides``); the service does too, from its next refresh."""
+    import shutil
+
+    from distillguard.audit import record_action
+
+    db = tmp_path / "a.duckdb"
+    shutil.copy(peer[0] / "a.duckdb", db)
+    ring = json.loads((peer[0] / "a" / "campaigns.json").read_text())["campaigns"][0]["accounts"]
+    engine = Engine(EngineConfig(db=str(db), refresh_seconds=3600))
+    with serving(engine) as url, httpx.Client(base_url=url, timeout=10, auth=RoleAuth(db)) as c:
+        assert decide(c, {"account_id": ring[0]})["action"] == "block"
+        with engine.journal.db_lock:
+            record_action(str(db), action="allowlist", target_kind="account", target_id=ring[0], analyst="ana",
+                          reason="licensed distillation partner")
+        engine.refresh()
+        d = decide(c, {"account_id": ring[0]})
+        assert (d["action"], d["rule_id"]) == ("allow", "allowlisted"), d
+        assert decide(c, {"account_id": ring[1]})["action"] == "block"  # only the account allowlisted

@@ -25,6 +25,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from distillguard.audit import analyst_overrides
 from distillguard.erasure import forget_log, retain
 from distillguard.privacy.settings import StorePrivacy
 from distillguard.score.fusion import FusionModel
@@ -87,6 +88,7 @@ class Engine:
         else:  # read the store's campaign map, write nothing (replay --db)
             self.journal = Journal(None, None)
         self.map = CampaignMap()
+        self.analyst_policy = self.policy  # the policy with the analysts' allowlists (console), as the scan applies it
         self.counters = {"accepted": 0, "quarantined": 0, "duplicates": 0, "decisions": 0, "errors": 0, "refreshes": 0}
         qpath = config.quarantine or (str(config.db) + ".serve-quarantine.jsonl" if config.db and config.persist else None)
         self.signups = Signups()
@@ -195,8 +197,9 @@ class Engine:
                 con.close()
 
     def refresh(self) -> None:
-        """Reload the campaign map the last scan wrote (the store is opened only for the read), forget
-        the accounts erased since (``store forget``) and apply ``store.retention_days``."""
+        """Reload the campaign map the last scan wrote, the analysts' console decisions (allowlists, confirmed
+        campaigns) and imported intel (the store is opened only for the read), forget the accounts erased since
+        (``store forget``) and apply ``store.retention_days``."""
         if not self.config.db or not Path(self.config.db).exists():
             return
         with self.journal.db_lock:
@@ -209,9 +212,11 @@ class Engine:
                 m = CampaignMap.from_store(con, loaded_at=time.time())
                 self.signups.load(con)
                 self.intel.load(con)
+                feedback = analyst_overrides(con)
             finally:
                 con.close()
         self.map = m
+        self.analyst_policy = self.policy.with_allowlist(feedback.allow_accounts, feedback.allow_orgs)
         self.online.clear()
         self.counters["refreshes"] += 1
         self._retain()
@@ -290,7 +295,7 @@ class Engine:
         known = self.map.accounts.get(acc)
         risk, campaign_id, reasons = self._evidence(acc, event, meta, known)
         flag = self.state.get_flag(acc)
-        policy = self.policy
+        policy = self.analyst_policy
         if flag == "fraudulent":
             risk = 1.0
             _merge(reasons, [{"code": "ANALYST_CONFIRMED", "weight": 1.0, "details": {"source": "label"}}])
@@ -394,7 +399,8 @@ class Engine:
         reasons = {x["code"]: x for x in d["reasons"]}
         reasons["SIGNUP_BURST"] = {"code": "SIGNUP_BURST", "weight": r, "details": {"source": "signup", "window": window}}
         risk = max(d["risk"], r)
-        pol = self.policy.with_allowlist(accounts=[acc]) if self.state.immune_until(acc) else self.policy
+        pol = self.analyst_policy
+        pol = pol.with_allowlist(accounts=[acc]) if self.state.immune_until(acc) else pol
         dd = pol.decide(risk, list(reasons), in_campaign=d["campaign_id"] is not None, account_id=acc, org_id=row.get("org_id"))
         return self._shape(acc, dd.action, dd.rule_id, dd.ttl_seconds, risk, reasons, d["campaign_id"])
 
