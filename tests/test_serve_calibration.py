@@ -58,6 +58,15 @@ def world(tmp_path_factory):
     return tmp, events
 
 
+def agree(client, scan: dict) -> None:
+    """The service gives every scanned account the scan's risk, reasons and action."""
+    for acc, row in scan.items():
+        d = decide(client, acc)
+        assert d["risk"] == pytest.approx(row["risk"], abs=1e-4), acc
+        assert sorted(r["code"] for r in d["reasons"]) == sorted(row["reasons"]), acc
+        assert d["action"] == row["action"], acc
+
+
 def decide(client, acc) -> dict:
     d = client.post("/v1/decide", json={"account_id": acc}).json()
     assert "decision_id" in d, d
@@ -92,11 +101,7 @@ def test_after_a_scan_the_service_agrees_with_it_and_judges_new_accounts_against
     engine = Engine(EngineConfig(db=str(db), refresh_seconds=3600))
     with serving(engine) as url, httpx.Client(base_url=url, timeout=10, auth=RoleAuth(db)) as c:
         assert c.get("/healthz").json()["calibration"] == "population"
-        for acc, row in scan.items():  # every scanned account: the same risk, reasons and action
-            d = decide(c, acc)
-            assert d["risk"] == pytest.approx(row["risk"], abs=1e-4), acc
-            assert sorted(r["code"] for r in d["reasons"]) == sorted(row["reasons"]), acc
-            assert d["action"] == row["action"], acc
+        agree(c, scan)
         scan_weights = {r["code"]: r["weight"] for r in json.loads(scan["harv-0"]["reasons_json"])}
         assert {r["code"]: r["weight"] for r in decide(c, "harv-0")["reasons"]} == pytest.approx(scan_weights, abs=1e-3)
 
@@ -119,3 +124,23 @@ def test_after_a_scan_the_service_agrees_with_it_and_judges_new_accounts_against
         for acc in ("late-chat", "user-3"):
             engine.online.forget(acc)
             assert "HIGH_OUTPUT_RATIO" in {r["code"] for r in engine.online.score(acc)[1]}, acc
+
+
+def test_look_alikes_of_an_account_analysts_cleared_carry_no_strong_signal_in_the_service_either(world):
+    """After an analyst allowlists one harvester, the rescan clears its look-alikes' strong signals; so does the service."""
+    from distillguard.audit import record_action
+
+    tmp, events = world
+    db = tmp / "cleared.duckdb"
+    cli("ingest", events, "--db", db, "--quiet")
+    record_action(str(db), action="allowlist", target_kind="account", target_id="harv-0", analyst="ana",
+                  reason="licensed distillation partner")
+    cli("scan", events, "--db", db, "--out", tmp / "cleared", "--quiet")
+    doc = json.loads((tmp / "cleared" / "campaigns.json").read_text())["calibration"]["analyst_cleared"]
+    assert doc["lookalikes_without_strong_signals"] >= 4  # the other harvesters look like harv-0
+    scan = {r["account_id"]: r for r in pq.read_table(tmp / "cleared" / "accounts.parquet").to_pylist()}
+    assert scan["harv-1"]["reasons"] == [] and scan["harv-1"]["risk"] >= 0.5
+    engine = Engine(EngineConfig(db=str(db), refresh_seconds=3600))
+    with serving(engine) as url, httpx.Client(base_url=url, timeout=10, auth=RoleAuth(db)) as c:
+        agree(c, scan)
+        assert decide(c, "harv-0")["rule_id"] == "allowlisted"

@@ -54,6 +54,8 @@ class ScanResult:
     """Operators (campaigns that share operator evidence), largest first."""
     baselines: Baselines | None = None
     """The per-signal baselines the scores were made relative to (unrounded: the decision service applies them)."""
+    lookalikes: list[str] = field(default_factory=list)
+    """Accounts that look like one analysts cleared, so carry no strong signal (the decision service keeps it so)."""
 
 
 class _Stages:
@@ -377,6 +379,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
                      "behaviour_fit": {s.name: s.fitted() for s in an.signals if isinstance(s, BEHAVIOUR_SIGNALS)}},
         operators=_operators(campaigns),
         baselines=an.baselines,
+        lookalikes=[ids[i] for i in np.flatnonzero(an.lookalikes)],
     )
 
 

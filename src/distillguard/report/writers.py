@@ -110,6 +110,11 @@ def store_results(result, store) -> None:
     con.execute("CREATE OR REPLACE TABLE signal_fit AS SELECT * FROM _fit")  # what the service's signals load
     con.unregister("_fit")
     _store_baselines(con, result.run_id, result.baselines)
+    looks = pa.table({"run_id": pa.array([result.run_id] * len(result.lookalikes), pa.string()),
+                      "account_id": pa.array(result.lookalikes, pa.string())})
+    con.register("_look", looks)
+    con.execute("CREATE OR REPLACE TABLE cleared_lookalikes AS SELECT * FROM _look")  # no strong signal in the service either
+    con.unregister("_look")
     con.register("_ind", result.indicators)
     con.execute("CREATE OR REPLACE TABLE campaign_indicators AS SELECT * FROM _ind")
     con.unregister("_ind")

@@ -64,6 +64,7 @@ class CampaignMap:
     indicators: dict = field(default_factory=dict)  # campaign_id -> [{kind, value, weight}]
     behaviour_fit: dict = field(default_factory=dict)  # signal name -> what the scan's fit learned
     baselines: Baselines | None = None  # what the scan made its signal scores relative to; None: no scan stored them
+    lookalikes: frozenset = frozenset()  # accounts that look like one analysts cleared: no strong signal of their own
     loaded_at: float = 0.0
 
     @classmethod
@@ -101,6 +102,8 @@ class CampaignMap:
                 _, _, source, n_active, min_accounts, note = rows[0]
                 m.baselines = Baselines({r[0]: float(r[1]) for r in rows}, source, int(n_active), int(min_accounts),
                                         {"note": note} if note else {})
+        if table_exists(con, "cleared_lookalikes"):
+            m.lookalikes = frozenset(a for (a,) in con.execute("SELECT account_id FROM cleared_lookalikes").fetchall())
         return m
 
     def has_kind(self, kind: str) -> bool:

@@ -9,7 +9,8 @@ baselines while no scan stored any, as a small scan does), assembled by the
 scan's :func:`~distillguard.score.evidence.build_evidence` and fused by the same
 :class:`~distillguard.score.fusion.FusionModel`, with the scan's rule for
 reasons: an own signal's code is listed when it is strong (relative score at
-least the policy's ``population.strong``), whatever its weight.
+least the policy's ``population.strong``, and the scan did not find the account
+to look like one analysts cleared), whatever its weight.
 """
 from __future__ import annotations
 
@@ -89,7 +90,8 @@ class OnlineScorer:
         values = np.array([[own.column(n)[0] if m else float(scanned.get(n, 0.0)) for n, m in zip(names, mine)]])
         reasons_of = [own.reasons[own.names.index(n)] if m else None for n, m in zip(names, mine)]
         em = EvidenceMatrix([account_id], names, reasons_of, values)
-        strong = {n: values[:, j] >= self.strong for j, n in enumerate(names) if mine[j] and n in own_signals}
+        cleared = account_id in self.map.lookalikes  # looks like an account analysts cleared (the scan's rule)
+        strong = {n: (values[:, j] >= self.strong) & (not cleared) for j, n in enumerate(names) if mine[j] and n in own_signals}
         risk = float(self.model.risk(em)[0]) if st.n else 0.0
         reasons = [{"code": r.code, "weight": float(r.weight),
                     "details": {"source": "online", "terms": list(r.terms), "features": evidence.get(r.code) or {},
