@@ -14,15 +14,16 @@ from datetime import datetime, timezone
 import ibis
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from distillguard.features import feature_table
 from distillguard.features.samples import end_user_sample, prompt_sample
+from distillguard.intel.match import (CONFIRMED_KINDS, MATCH_SCHEMA, confirmed_matches, known_indicator_reasons,
+                                      match_known_indicators)
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
 from distillguard.score.campaigns import build_campaigns, hub_holders, judge_campaigns, strong_communities
 from distillguard.score.evidence import attachment, build_evidence, own_scores
-from distillguard.score.fusion import FusionModel, Reason
+from distillguard.score.fusion import FusionModel
 from distillguard.score.operators import BUCKET_S, footprint_candidates, group_operators, join_footprint
 from distillguard.score.policy import ACTIONS, Policy
 from distillguard.score.relative import Baselines, lookalikes, make_relative, population_baselines
@@ -51,6 +52,10 @@ class ScanResult:
     """How risk was made relative (population or reference baselines) and the alert budget's use."""
     operators: list[dict] = field(default_factory=list)
     """Operators (campaigns that share operator evidence), largest first."""
+    baselines: Baselines | None = None
+    """The per-signal baselines the scores were made relative to (unrounded: the decision service applies them)."""
+    lookalikes: list[str] = field(default_factory=list)
+    """Accounts that look like one analysts cleared, so carry no strong signal (the decision service keeps it so)."""
 
 
 class _Stages:
@@ -278,10 +283,6 @@ def store_inputs(store: EventStore):
     return store.ibis().table("events"), store.con.sql("SELECT * FROM accounts").to_arrow_table()
 
 
-CONFIRMED_KINDS = ("payment_fingerprint", "client_ip", "email_domain")
-"""Identifiers of an analyst-confirmed campaign that block whoever uses them next."""
-
-
 def intel_matcher(store: EventStore, key: bytes | None, confirmed: list[dict] = ()):
     """A ``match_intel`` for :func:`analyse`.
 
@@ -294,43 +295,12 @@ def intel_matcher(store: EventStore, key: bytes | None, confirmed: list[dict] = 
         return None
 
     def match(memberships: pa.Table) -> pa.Table:
-        from distillguard.intel.match import MATCH_SCHEMA, match_known_indicators
-
         parts = [match_known_indicators(store, memberships, key)] if key is not None else []
         if local:
-            ind = pa.Table.from_pylist(
-                [{"kind": c["kind"], "value": str(c["value"]), "source": f"analyst:{c['campaign_id']}"} for c in local]
-            )
-            hit = memberships.join(ind, ["kind", "value"], join_type="inner")
-            parts.append(pa.table({
-                "account_id": hit.column("account_id"),
-                "source": hit.column("source"),
-                "indicator_id": pc.binary_join_element_wise(hit.column("kind"), hit.column("value"), ":"),
-                "kind": hit.column("kind"),
-                "confidence": pa.array([100] * hit.num_rows, pa.int64()),
-            }, schema=MATCH_SCHEMA))
+            parts.append(confirmed_matches(memberships, local))
         return pa.concat_tables(parts) if parts else MATCH_SCHEMA.empty_table()
 
     return match
-
-
-def _known_indicator_reasons(known: pa.Table | None) -> dict[str, tuple[Reason, list[dict]]]:
-    """A reason per matched account: weight = best confidence, evidence = the matches.
-
-    CONFIRMED_CAMPAIGN when an identifier of a campaign an analyst confirmed
-    matched, else KNOWN_INDICATOR (a peer's bundle or a list). Neither is part
-    of the fitted fusion (no reference traffic carries them): the policy acts
-    on the reason itself.
-    """
-    if known is None or known.num_rows == 0:
-        return {}
-    from distillguard.intel import known_indicator_evidence
-
-    out = {}
-    for acc, matches in known_indicator_evidence(known).items():
-        code = "CONFIRMED_CAMPAIGN" if any(m["source"].startswith("analyst:") for m in matches) else "KNOWN_INDICATOR"
-        out[acc] = (Reason(code, round(max(m["confidence"] or 0 for m in matches) / 100.0, 3), ("known_indicator",)), matches)
-    return out
 
 
 def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: FusionModel | None = None, progress=None,
@@ -349,7 +319,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     ids = evidence.account_ids
     risk = model.risk(evidence)
     reasons = model.reasons(evidence, strong=an.strong)
-    known = _known_indicator_reasons(an.known)
+    known = known_indicator_reasons(an.known)
     for i, acc in enumerate(ids):
         if acc in known:
             reasons[i] = [known[acc][0], *reasons[i]]
@@ -429,6 +399,8 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
                      "candidate_communities": len(an.candidates),
                      "behaviour_fit": {s.name: s.fitted() for s in an.signals if isinstance(s, BEHAVIOUR_SIGNALS)}},
         operators=_operators(campaigns, footprint),
+        baselines=an.baselines,
+        lookalikes=[ids[i] for i in np.flatnonzero(an.lookalikes)],
     )
 
 
