@@ -24,7 +24,7 @@ from distillguard.link import memberships as mb
 from distillguard.score.campaigns import build_campaigns, hub_holders, judge_campaigns, strong_communities
 from distillguard.score.evidence import attachment, build_evidence, own_scores
 from distillguard.score.fusion import FusionModel
-from distillguard.score.operators import BUCKET_S, group_operators
+from distillguard.score.operators import BUCKET_S, footprint_candidates, group_operators, join_footprint
 from distillguard.score.policy import ACTIONS, Policy
 from distillguard.score.relative import Baselines, lookalikes, make_relative, population_baselines
 from distillguard.signals.behaviour import BEHAVIOUR_SIGNALS
@@ -137,18 +137,37 @@ def _campaign_activity(events, assignment: dict[str, str]) -> dict[str, dict[int
     return out
 
 
-def _activity_series(activity: dict[str, dict[int, int]]) -> dict[str, np.ndarray]:
-    """The buckets of every campaign on one common time axis."""
-    if not activity:
-        return {}
-    lo = min(min(b) for b in activity.values())
-    hi = max(max(b) for b in activity.values())
-    out = {}
-    for cid, buckets in activity.items():
-        s = np.zeros(hi - lo + 1)
-        s[np.fromiter(buckets, dtype=np.int64) - lo] = np.fromiter(buckets.values(), dtype=float)
-        out[cid] = s
+def _activity_series(*activities: dict[str, dict[int, int]]) -> list[dict[str, np.ndarray]]:
+    """The buckets of every group of every ``activities`` dict on one common time axis (a dict of series each)."""
+    spans = [(min(b), max(b)) for activity in activities for b in activity.values() if b]
+    if not spans:
+        return [{} for _ in activities]
+    lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+    out = []
+    for activity in activities:
+        series = {}
+        for key, buckets in activity.items():
+            s = np.zeros(hi - lo + 1)
+            s[np.fromiter(buckets, dtype=np.int64) - lo] = np.fromiter(buckets.values(), dtype=float)
+            series[key] = s
+        out.append(series)
     return out
+
+
+def _operator_footprint(events, memberships: pa.Table, n_accounts: int, assignment: dict[str, str], operator_of: dict[str, dict],
+                        activity: dict[str, dict[int, int]], camp: dict) -> dict[str, dict]:
+    """Accounts outside every campaign attributed to an operator (:func:`distillguard.score.operators.join_footprint`)."""
+    member_operator = {a: operator_of[cid]["operator_id"] for a, cid in assignment.items()}
+    candidates = footprint_candidates(member_operator, memberships, load_rules(), n_accounts, camp.get("core_kinds", ()))
+    if not candidates:
+        return {}
+    accounts, campaigns = _activity_series(_campaign_activity(events, {a: a for a in candidates}), activity)
+    operators: dict[str, np.ndarray] = {}
+    for cid, s in campaigns.items():
+        oid = operator_of[cid]["operator_id"]
+        operators[oid] = operators[oid] + s if oid in operators else s
+    return join_footprint(candidates, accounts, operators, min_corr=camp.get("footprint_min_corr", 0.15),
+                          min_z=camp.get("footprint_min_z", 4.0))
 
 
 def _finish_campaigns(activity: dict[str, dict[int, int]], campaigns: list[dict], rows: list[dict]) -> None:
@@ -314,8 +333,10 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         {r.name: r.evidence for r in results},
     )
     activity = st.run("campaign activity", _campaign_activity, events, assignment)
-    operator_of = group_operators(assignment, an.memberships, load_rules(), len(ids), _activity_series(activity),
+    operator_of = group_operators(assignment, an.memberships, load_rules(), len(ids), _activity_series(activity)[0],
                                   min_corr=camp.get("operator_min_corr", 0.3), min_z=camp.get("operator_min_z", 5.0))
+    footprint = st.run("operator footprint", _operator_footprint, events, an.memberships, len(ids), assignment, operator_of,
+                       activity, camp)
     for c in campaigns:
         c["operator_id"] = operator_of[c["campaign_id"]]["operator_id"]
         c["operator_shared"] = operator_of[c["campaign_id"]]["shared"]
@@ -343,7 +364,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
                 "risk": round(float(risk[i]), 6),
                 "action": d.action,
                 "campaign_id": cid,
-                "operator_id": operator_of[cid]["operator_id"] if cid else None,
+                "operator_id": operator_of[cid]["operator_id"] if cid else footprint.get(acc, {}).get("operator_id"),
                 "reasons": codes_of[i],
                 "rule_id": d.rule_id,
                 "n_events": int(features.column("n_events")[i].as_py()),
@@ -377,19 +398,24 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
                      "analyst_cleared": {"accounts": len(cleared), "lookalikes_without_strong_signals": int(an.lookalikes.sum())},
                      "candidate_communities": len(an.candidates),
                      "behaviour_fit": {s.name: s.fitted() for s in an.signals if isinstance(s, BEHAVIOUR_SIGNALS)}},
-        operators=_operators(campaigns),
+        operators=_operators(campaigns, footprint),
         baselines=an.baselines,
         lookalikes=[ids[i] for i in np.flatnonzero(an.lookalikes)],
     )
 
 
-def _operators(campaigns: list[dict]) -> list[dict]:
-    """Operator -> its campaigns, accounts and strongest action, largest first."""
+def _operators(campaigns: list[dict], footprint: dict[str, dict]) -> list[dict]:
+    """Operator -> its campaigns, accounts and strongest action, largest first.
+
+    ``attributed``: accounts outside its campaigns tied to it by ring evidence and activity
+    (``footprint``; their count, and the first 50 with what tied them).
+    """
     severity = {a: i for i, a in enumerate(ACTIONS)}
     ops: dict[str, dict] = {}
     for c in campaigns:
         o = ops.setdefault(c["operator_id"], {"operator_id": c["operator_id"], "campaigns": [], "n_accounts": 0,
-                                              "n_events": 0, "risk": 0.0, "action": "allow", "shared": []})
+                                              "n_events": 0, "risk": 0.0, "action": "allow", "shared": [],
+                                              "n_attributed": 0, "attributed": []})
         o["campaigns"].append(c["campaign_id"])
         o["n_accounts"] += c["n_accounts"]
         o["n_events"] += c["n_events"]
@@ -398,6 +424,11 @@ def _operators(campaigns: list[dict]) -> list[dict]:
             o["action"] = c["action"]
         seen = {(s["kind"], s["value"]) for s in o["shared"]}
         o["shared"] += [s for s in c["operator_shared"] if (s["kind"], s["value"]) not in seen][:20 - len(o["shared"])]
+    for acc, f in sorted(footprint.items()):
+        o = ops[f["operator_id"]]
+        o["n_attributed"] += 1
+        if len(o["attributed"]) < 50:
+            o["attributed"].append({"account_id": acc, "shared": f["shared"]})
     return sorted(ops.values(), key=lambda o: (-o["n_accounts"], o["operator_id"]))
 
 

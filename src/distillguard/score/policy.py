@@ -19,7 +19,7 @@ __all__ = ["ACTIONS", "Corroboration", "Policy", "PolicyRule", "Decision", "stor
 ACTIONS = ("allow", "monitor", "challenge", "throttle", "block")
 _CONDITIONS = {"risk_at_least", "risk_below", "any_reason", "in_campaign", "allowlisted"}
 CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", "min_strong_members", "max_p_value", "core_kinds",
-                     "grow_kinds", "operator_min_corr", "operator_min_z"}
+                     "grow_kinds", "operator_min_corr", "operator_min_z", "footprint_min_corr", "footprint_min_z"}
 POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "strong"}
 
 
