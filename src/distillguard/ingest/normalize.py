@@ -243,6 +243,8 @@ def _status(v):
         return None
     if isinstance(v, bool):
         raise Reject("wrong_type", "status must be a string, got a boolean")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise Reject("wrong_type", f"status must be a string or an HTTP status code, got {v!r}")
     if isinstance(v, (int, float)) or (isinstance(v, str) and v.strip().isdigit()):
         code = int(float(v))
         if code == RATE_LIMITED_HTTP:
@@ -353,7 +355,8 @@ def normalize_fields(fields: dict, extra: dict | None = None) -> dict:
     if _kept_as_is(fields):  # the mapper's usual output: the fields as they are
         out = dict(_ABSENT)
         out.update(fields)
-        out.pop("identity", None)
+        if len(out) > len(_ABSENT):  # "identity", the one key not a field, came last: popped without a hole
+            out.popitem()
         out["ts"] = parse_ts(fields.get("ts"))
         return _subject(out, identity, unknown)
     raw = {f: v for f, v in fields.items() if v is not None and not (isinstance(v, str) and v == "")}

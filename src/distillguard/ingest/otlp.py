@@ -256,6 +256,7 @@ IDENTITY: dict[str, list[str]] = {
     "key": ["metadata.user_api_key_hash", "gen_ai.api_key.id", "api_key.id"],
 }
 IDENTITY_ATTRS = tuple(a for names in IDENTITY.values() for a in names)
+_NO_IDENTITY = dict.fromkeys(IDENTITY)
 _MESSAGE_ATTRS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.prompt", "gen_ai.completion",
                   "llm.invocation_parameters", "input.value", "output.value")
 _KNOWN = ({a for names in (*OTLP_FIELDS.values(), *IDENTITY.values()) for a in names}
@@ -428,7 +429,7 @@ def map_item(it: Item) -> tuple[dict, dict]:
     """
     attrs, res = it.attrs, it.res
     rec: dict = {"event_id": it.span_id or None, "ts": it.ts}
-    identity = dict.fromkeys(IDENTITY)
+    identity = _NO_IDENTITY.copy()
     attr_extra: dict = {}
     indexed = _pick(attrs, rec, identity, attr_extra)
     if res:
