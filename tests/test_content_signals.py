@@ -261,6 +261,23 @@ def test_shipped_scorer_weights_match_the_bank():
     assert M.WEIGHTS_PATH.stat().st_size < 3_000_000
 
 
+def test_prompt_thresholds_were_calibrated_for_the_shipped_weights():
+    """The per-intent thresholds are chosen with the weights (train.py): retraining one without the other is a bug."""
+    import hashlib
+
+    import yaml
+
+    from distillguard.signals.content import model as M
+    from distillguard.signals.content.intents import PROMPT_THRESHOLDS, THRESHOLDS_PATH
+
+    doc = yaml.safe_load(THRESHOLDS_PATH.read_text(encoding="utf-8"))
+    assert doc["weights_sha256"] == hashlib.sha256(M.WEIGHTS_PATH.read_bytes()).hexdigest()[:16]
+    assert set(PROMPT_THRESHOLDS) == set(M.INTENTS)
+    assert all(0.5 <= t < 1.0 for t in PROMPT_THRESHOLDS.values())
+    for intent, held in (doc.get("fixed") or {}).items():  # a hand-held threshold says why and is the one used
+        assert PROMPT_THRESHOLDS[intent] == held["threshold"] and held["why"].strip()
+
+
 @pytest.mark.slow
 def test_heldout_auc_floor_by_paraphrase_group():
     """Grouped 4-fold CV over the exemplar bank: each idea is scored by a model that never saw it."""

@@ -3,7 +3,7 @@
 Input: JSONL with a ``prompt`` string per line, or plain text with one prompt
 per line. Output: one JSON object per input line, in input order:
 ``{"intents": {intent: p}, "matched": [intents with p >= the scan's per-prompt
-threshold]}``, or ``{"error": ..., "line": n}`` for a line that cannot be read
+threshold (:data:`.intents.PROMPT_THRESHOLDS`)]}``, or ``{"error": ..., "line": n}`` for a line that cannot be read
 (not UTF-8, not JSON, no ``prompt`` string, empty). Lines are scored in
 batches, so memory stays bounded on large files.
 """
@@ -13,7 +13,7 @@ import json
 from typing import IO, Iterable, Iterator
 
 from .bank import INTENTS
-from .intents import PROMPT_THRESHOLD
+from .intents import PROMPT_THRESHOLDS
 from .model import intent_scorer
 
 __all__ = ["FORMATS", "parse_line", "classify_lines", "classify_stream"]
@@ -49,7 +49,7 @@ def parse_line(raw: bytes, fmt: str) -> str:
 def _result(probs: dict[str, float]) -> dict:
     return {
         "intents": {k: round(float(probs[k]), 4) for k in INTENTS},
-        "matched": [k for k in INTENTS if probs[k] >= PROMPT_THRESHOLD],
+        "matched": [k for k in INTENTS if probs[k] >= PROMPT_THRESHOLDS[k]],
     }
 
 

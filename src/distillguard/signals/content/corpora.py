@@ -127,8 +127,17 @@ def _yaml_field(path: Path, source: dict):
 
 
 def _python_strings(path: Path, source: dict):
-    """Long string literals and f-strings of a module (f-string fields become ``{slot}`` to fill)."""
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    """Long string literals and f-strings of a module (f-string fields become ``{slot}`` to fill), docstrings excepted."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body and isinstance(node.body[0], ast.Expr)
+    }
+    for node in ast.walk(tree):
+        if id(node) in docstrings:
+            continue
         if isinstance(node, ast.JoinedStr):
             text = "".join(v.value if isinstance(v, ast.Constant) else "{slot}" for v in node.values)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):

@@ -18,6 +18,7 @@ import pyarrow as pa
 from distillguard.signals.base import Signal, SignalResult, ramp
 
 from .bank import INTENTS
+from .intents import PROMPT_THRESHOLDS
 from .sampling import EXAMPLE_CHARS
 from .view import PromptView
 
@@ -30,7 +31,8 @@ class EndUserHarvest(Signal):
     Parameters
     ----------
     prompt_threshold
-        A prompt is an extraction prompt when its highest intent probability reaches this.
+        A prompt is an extraction prompt when an intent's probability reaches this;
+        default each intent's calibrated threshold (:data:`.intents.PROMPT_THRESHOLDS`).
     min_prompts
         End users with fewer sampled prompts are not judged.
     share_lo, share_hi
@@ -44,7 +46,7 @@ class EndUserHarvest(Signal):
     reason = "END_USER_HARVEST"
     requires: ClassVar[tuple[str, ...]] = ("end_user", "prompt", "eu_events", "account_eu_events")
 
-    def __init__(self, prompt_threshold: float = 0.5, min_prompts: int = 3, share_lo: float = 0.2, share_hi: float = 0.6,
+    def __init__(self, prompt_threshold: float | None = None, min_prompts: int = 3, share_lo: float = 0.2, share_hi: float = 0.6,
                  traffic_lo: float = 0.05, traffic_hi: float = 0.25, evidence_floor: float = 0.3, n_examples: int = 3):
         self.prompt_threshold = prompt_threshold
         self.min_prompts = min_prompts
@@ -63,7 +65,10 @@ class EndUserHarvest(Signal):
         texts = sorted({p for p in cols["prompt"] if p})
         probs = view.scores(texts)["intent"]
         P = np.vstack([probs[i] for i in INTENTS])  # (intents, texts)
-        best, which = P.max(axis=0), P.argmax(axis=0)
+        t = [PROMPT_THRESHOLDS[i] if self.prompt_threshold is None else self.prompt_threshold for i in INTENTS]
+        margin = P / np.asarray(t)[:, None]  # >= 1: the intent matches
+        which = margin.argmax(axis=0)
+        best, extraction = P[which, np.arange(P.shape[1])], margin.max(axis=0) >= 1
         index = {t: i for i, t in enumerate(texts)}
         users: dict[str, dict[str, dict]] = defaultdict(dict)
         for a, e, p, n, total in zip(*cols.values()):
@@ -80,7 +85,7 @@ class EndUserHarvest(Signal):
                 rows = u["prompts"]
                 if len(rows) < self.min_prompts or not u["total"]:
                     continue
-                share = float(np.mean(best[rows] >= self.prompt_threshold))
+                share = float(np.mean(extraction[rows]))
                 weight = float(ramp(share, self.share_lo, self.share_hi))
                 if weight > 0:
                     traffic = u["events"] / u["total"]

@@ -9,19 +9,25 @@ not make an account.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import pyarrow as pa
+import yaml
 
 from distillguard.signals.base import Signal, SignalResult
 
 from .sampling import aggregate_intent, score_texts
 from .view import PromptView
 
-__all__ = ["PROMPT_THRESHOLD", "IntentSignal", "CotElicitation", "RubricGrading", "DatasetSynthesis", "Jailbreak"]
+__all__ = ["PROMPT_THRESHOLDS", "THRESHOLDS_PATH", "IntentSignal", "CotElicitation", "RubricGrading", "DatasetSynthesis", "Jailbreak"]
 
-#: Per-prompt probability at or above which a prompt matches an intent (scan and ``classify``).
-PROMPT_THRESHOLD = 0.5
+#: Per-intent decision thresholds, chosen by ``make train-content`` on leave-sources-out figures.
+THRESHOLDS_PATH = Path(__file__).resolve().parent / "prompt_thresholds.yaml"
+#: Per-prompt probability at or above which a prompt matches each intent (scan, end users and ``classify``).
+PROMPT_THRESHOLDS: dict[str, float] = {
+    k: float(v) for k, v in yaml.safe_load(THRESHOLDS_PATH.read_text(encoding="utf-8"))["thresholds"].items()
+}
 
 
 class IntentSignal(Signal):
@@ -30,7 +36,8 @@ class IntentSignal(Signal):
     Parameters
     ----------
     prompt_threshold
-        Per-prompt probability at or above which a prompt "matches".
+        Per-prompt probability at or above which a prompt "matches"; default
+        the intent's calibrated threshold (:data:`PROMPT_THRESHOLDS`).
     top_k
         How many of the account's best-matching prompts are averaged.
     full_share
@@ -59,7 +66,7 @@ class IntentSignal(Signal):
 
     def __init__(
         self,
-        prompt_threshold: float = PROMPT_THRESHOLD,
+        prompt_threshold: float | None = None,
         top_k: int = 3,
         full_share: float = 0.4,
         max_prompts: int = 64,
@@ -96,7 +103,7 @@ class IntentSignal(Signal):
         values, evidence = aggregate_intent(
             sample,
             p,
-            threshold=self.prompt_threshold,
+            threshold=PROMPT_THRESHOLDS[self.intent] if self.prompt_threshold is None else self.prompt_threshold,
             top_k=self.top_k,
             full_share=self.full_share,
             system_weight=self.system_weight,
