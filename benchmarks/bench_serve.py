@@ -358,6 +358,16 @@ def _journaled_events(db: Path) -> int:
     return n
 
 
+def _cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of a process so far; with no pid, of the whole machine (all CPUs busy)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    if pid is None:
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return (sum(f) - f[3] - f[4]) / tick  # all but idle and iowait
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / tick
+
+
 def scale_out(fixture: Path, processes: int, seconds: float, rounds: int = 4, batch: int = 500) -> dict:
     """1 and ``processes`` service processes sharing state through one real Redis, each on its own copy of the
     fixture store (the ``processes`` of a group share theirs, each with its own journal), driven in interleaved
@@ -387,13 +397,26 @@ def scale_out(fixture: Path, processes: int, seconds: float, rounds: int = 4, ba
                       for name in groups for m in SCALE_MODES}
             tot = {k: [0, 0.0] for k in bodies}
             loads = []
+            import redis
+
+            redis_pid = redis.Redis.from_url(url).info("server")["process_id"]
+            # where the cores went during each group's slices: its service processes, Redis, this load
+            # generator, the whole machine (other jobs included)
+            cpu = {k: dict.fromkeys(("services", "redis", "load_generator", "machine"), 0.0) for k in bodies}
+
+            def cpu_now(name):
+                return {"services": sum(_cpu_s(p.pid) for p in procs[name]), "redis": _cpu_s(redis_pid),
+                        "load_generator": time.process_time(), "machine": _cpu_s()}
 
             async def slices():
                 for _ in range(rounds):
                     for name in groups:
                         for m in SCALE_MODES:
+                            c0 = cpu_now(name)
                             got, wall = await _drive(ports[name], bodies[name, m], m, batch, seconds / rounds,
                                                      conns=4 * len(ports[name]))
+                            for k, v in cpu_now(name).items():
+                                cpu[name, m][k] += v - c0[k]
                             tot[name, m][0] += got
                             tot[name, m][1] += wall
                             loads.append(os.getloadavg()[0])
@@ -410,7 +433,11 @@ def scale_out(fixture: Path, processes: int, seconds: float, rounds: int = 4, ba
         stored = _stored_events(dbs[name]) - before[name]
         journaled = _journaled_events(dbs[name])
         out[name] = {m: {"items": tot[name, m][0], "seconds": round(tot[name, m][1], 2),
-                         "per_s": round(tot[name, m][0] / tot[name, m][1])} for m in SCALE_MODES}
+                         "per_s": round(tot[name, m][0] / tot[name, m][1]),
+                         "cores": {k: round(v / tot[name, m][1], 2) for k, v in cpu[name, m].items()},
+                         "service_cpu_us_per_item": round(cpu[name, m]["services"] / tot[name, m][0] * 1e6, 1),
+                         "redis_cpu_us_per_item": round(cpu[name, m]["redis"] / tot[name, m][0] * 1e6, 1)}
+                     for m in SCALE_MODES}
         out[name]["check"] = {"accepted": accepted, "stored": stored, "left_in_journals": journaled,
                               "lost": accepted - stored - journaled}
     return out
@@ -481,6 +508,12 @@ def _print_scale_out(r: dict) -> None:
         what = "/v1/traces protobuf" if m == "protobuf" else "/v1/events"
         one, many = r["1"][m]["per_s"], r[n][m]["per_s"]
         print(f"  {what:>20}: 1 process {one:,} /s, {n} processes {many:,} /s ({many / one:.2f}x)")
+        for g in ("1", n):
+            x = r[g][m]
+            c = x["cores"]
+            print(f"  {'':>20}  {g} process(es): CPU per item: services {x['service_cpu_us_per_item']} us, redis "
+                  f"{x['redis_cpu_us_per_item']} us; cores busy: services {c['services']}, redis {c['redis']}, "
+                  f"load generator {c['load_generator']}, whole machine {c['machine']} of {os.cpu_count()}")
     for g in ("1", n):
         c = r[g]["check"]
         verdict = "no loss" if c["lost"] == 0 else f"{c['lost']:,} LOST"
