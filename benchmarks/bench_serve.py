@@ -27,7 +27,11 @@ Then it measures:
    prompt on the span, caller in ``enduser.id``) as protobuf (what SDKs and
    Collectors send), protobuf+gzip and OTLP/JSON of the same spans, against
    ``/v1/events`` with the same number of canonical events per batch, in
-   interleaved slices; spans/s accepted (``--only-otlp`` runs just this part).
+   interleaved slices; spans/s accepted (``--only-otlp`` runs just this part and the next).
+5. Scale-out (``--processes N``, default 2; 1 skips it): a real ``redis-server``, then 1 and N
+   ``serve --redis`` processes (the N on one store, each with its own journal), the OTLP protobuf and
+   ``/v1/events`` batches round-robin over them in interleaved slices; spans/s and events/s for both,
+   their ratio, CPU per item and busy cores, and accepted = rows in the store once they stopped.
 
 Everything shares the machine's cores (2 here); ``--pin`` puts the servers on
 CPU 0 and the load generators on CPU 1 with ``taskset`` (worse on a machine
