@@ -153,3 +153,16 @@ def test_redis_state_concurrent_writers_lose_no_event(redis_url):
     st = RedisState(redis_url)
     for j, acc in enumerate(accounts):
         assert st.account(acc).n == sum(1 + (b + j + k) % 3 for b in range(40) for k in range(4))
+
+
+def test_a_journal_has_one_writer(tmp_path):
+    """A second service on the same journal would rotate the file under the first: it is refused in one line."""
+    from distillguard.errors import UsageError
+    from distillguard.serve.journal import Journal
+
+    first = Journal(None, str(tmp_path / "j.jsonl"))
+    with pytest.raises(UsageError, match="own --journal"):
+        Journal(None, str(tmp_path / "j.jsonl"))
+    Journal(None, str(tmp_path / "other.jsonl")).close()  # another journal is fine
+    first.close()
+    Journal(None, str(tmp_path / "j.jsonl")).close()  # and the path is free again once the first closed
