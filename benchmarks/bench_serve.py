@@ -27,7 +27,11 @@ Then it measures:
    prompt on the span, caller in ``enduser.id``) as protobuf (what SDKs and
    Collectors send), protobuf+gzip and OTLP/JSON of the same spans, against
    ``/v1/events`` with the same number of canonical events per batch, in
-   interleaved slices; spans/s accepted (``--only-otlp`` runs just this part).
+   interleaved slices; spans/s accepted (``--only-otlp`` runs just this part and the next).
+5. Scale-out (``--processes N``, default 2; 1 skips it): a real ``redis-server``, then 1 and N
+   ``serve --redis`` processes (the N on one store, each with its own journal), the OTLP protobuf and
+   ``/v1/events`` batches round-robin over them in interleaved slices; spans/s and events/s for both,
+   their ratio, CPU per item and busy cores, and accepted = rows in the store once they stopped.
 
 Everything shares the machine's cores (2 here); ``--pin`` puts the servers on
 CPU 0 and the load generators on CPU 1 with ``taskset`` (worse on a machine
@@ -268,12 +272,16 @@ def _accepted(kind: str, batch: int, body: bytes) -> int:
     return batch - ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans
 
 
-async def _drive(port: int, bodies, kind: str, batch: int, seconds: float, conns: int = 4) -> tuple[int, float]:
-    """Send distinct batches (an iterator shared by the connections) for ``seconds``: (items accepted, wall)."""
+async def _drive(port: int | list[int], bodies, kind: str, batch: int, seconds: float, conns: int = 4) -> tuple[int, float]:
+    """Send distinct batches (an iterator shared by the connections) for ``seconds``: (items accepted, wall).
+
+    With several ports, connection ``i`` goes to ``ports[i % len(ports)]``: batches go round-robin to the
+    processes as each answers."""
     got = 0
     stop = time.perf_counter() + seconds
+    ports = port if isinstance(port, list) else [port]
 
-    async def worker():
+    async def worker(port):
         nonlocal got
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         for body in bodies:
@@ -286,7 +294,7 @@ async def _drive(port: int, bodies, kind: str, batch: int, seconds: float, conns
         writer.close()
 
     t0 = time.perf_counter()
-    await asyncio.gather(*[worker() for _ in range(conns)])
+    await asyncio.gather(*[worker(ports[i % len(ports)]) for i in range(conns)])
     return got, time.perf_counter() - t0
 
 
@@ -317,6 +325,126 @@ async def otlp_intake(port: int, seconds: float, rounds: int = 8, batch: int = 5
             tot[m][1] += wall
     return {m: {"items": got, "seconds": round(wall, 2), "per_s": round(got / wall), "batch": batch, "connections": 4,
                 "fsync": True} for m, (got, wall) in tot.items()}
+
+
+def _serve(db: Path, port: int, *flags: str) -> subprocess.Popen:
+    """``distillguard serve`` on ``db`` in its own process (on CPU 0 with ``--pin``)."""
+    return subprocess.Popen([*_pin(0), sys.executable, "-m", "distillguard.cli", "serve", "--db", str(db), "--port", str(port),
+                             "--refresh-seconds", "3600", *flags], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _stop(procs) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+SCALE_MODES = ("protobuf", "events")
+
+
+def _stored_events(db: Path) -> int:
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+def _journaled_events(db: Path) -> int:
+    """Events still in journal files next to ``db`` (a flush that found the store busy at stop leaves them
+    for the next start to replay)."""
+    n = 0
+    for f in db.parent.glob(db.name + ".*journal*"):
+        n += sum(1 for line in f.open("rb") if line.startswith(b'{"e"'))
+    return n
+
+
+def _cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of a process so far; with no pid, of the whole machine (all CPUs busy)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    if pid is None:
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return (sum(f) - f[3] - f[4]) / tick  # all but idle and iowait
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / tick
+
+
+def scale_out(fixture: Path, processes: int, seconds: float, rounds: int = 4, batch: int = 500) -> dict:
+    """1 and ``processes`` service processes sharing state through one real Redis, each on its own copy of the
+    fixture store (the ``processes`` of a group share theirs, each with its own journal), driven in interleaved
+    slices (``seconds`` per group and mode in all, 4 connections per process, batches round-robin over the
+    processes); then every process is stopped and what it accepted is counted in the store."""
+    from distillguard.serve.testing import free_port, redis_server
+
+    tmp = fixture.parent
+    groups = {"1": 1, str(processes): processes}
+    with redis_server(tmp) as url:
+        procs, ports, dbs = {}, {}, {}
+        try:
+            for g, (name, n) in enumerate(groups.items()):
+                dbs[name] = tmp / f"scale-{name}.duckdb"
+                shutil.copy(fixture, dbs[name])
+                ports[name] = [free_port() for _ in range(n)]
+                redis_db = url.rsplit("/", 1)[0] + f"/{g + 1}"  # one Redis database per group
+                procs[name] = []
+                for i, port in enumerate(ports[name]):  # one after the other: each opens the store to start
+                    procs[name].append(_serve(dbs[name], port, "--redis", redis_db, "--journal",
+                                              f"{dbs[name]}.{i}.journal.jsonl"))
+                    _wait(f"http://127.0.0.1:{port}", procs[name][-1])
+            before = {name: _stored_events(db) for name, db in dbs.items()}
+            n = max(80, int(32_000 * seconds / batch))
+            bodies = {(name, m): iter(_canonical_bodies(n, batch, True, f"s{name}") if m == "events"
+                                      else _otlp_bodies(m, n, batch, f"s{name}"))
+                      for name in groups for m in SCALE_MODES}
+            tot = {k: [0, 0.0] for k in bodies}
+            loads = []
+            import redis
+
+            redis_pid = redis.Redis.from_url(url).info("server")["process_id"]
+            # where the cores went during each group's slices: its service processes, Redis, this load
+            # generator, the whole machine (other jobs included)
+            cpu = {k: dict.fromkeys(("services", "redis", "load_generator", "machine"), 0.0) for k in bodies}
+
+            def cpu_now(name):
+                return {"services": sum(_cpu_s(p.pid) for p in procs[name]), "redis": _cpu_s(redis_pid),
+                        "load_generator": time.process_time(), "machine": _cpu_s()}
+
+            async def slices():
+                for _ in range(rounds):
+                    for name in groups:
+                        for m in SCALE_MODES:
+                            c0 = cpu_now(name)
+                            got, wall = await _drive(ports[name], bodies[name, m], m, batch, seconds / rounds,
+                                                     conns=4 * len(ports[name]))
+                            for k, v in cpu_now(name).items():
+                                cpu[name, m][k] += v - c0[k]
+                            tot[name, m][0] += got
+                            tot[name, m][1] += wall
+                            loads.append(os.getloadavg()[0])
+
+            asyncio.run(slices())
+            time.sleep(2)  # the flushers' next round
+        finally:
+            for ps in procs.values():
+                _stop(ps)
+    out = {"processes": processes, "batch": batch, "connections_per_process": 4, "redis": True,
+           "load_average": [round(min(loads), 1), round(max(loads), 1)]}
+    for name in groups:
+        accepted = sum(tot[name, m][0] for m in SCALE_MODES)
+        stored = _stored_events(dbs[name]) - before[name]
+        journaled = _journaled_events(dbs[name])
+        out[name] = {m: {"items": tot[name, m][0], "seconds": round(tot[name, m][1], 2),
+                         "per_s": round(tot[name, m][0] / tot[name, m][1]),
+                         "cores": {k: round(v / tot[name, m][1], 2) for k, v in cpu[name, m].items()},
+                         "service_cpu_us_per_item": round(cpu[name, m]["services"] / tot[name, m][0] * 1e6, 1),
+                         "redis_cpu_us_per_item": round(cpu[name, m]["redis"] / tot[name, m][0] * 1e6, 1)}
+                     for m in SCALE_MODES}
+        out[name]["check"] = {"accepted": accepted, "stored": stored, "left_in_journals": journaled,
+                              "lost": accepted - stored - journaled}
+    return out
 
 
 def run_wrk(url: str, body: bytes, seconds: int = 5, conns: int = 2) -> dict | None:
@@ -375,6 +503,28 @@ def gate_cost(n: int = 50_000) -> dict:
             "token_check_cpu_us": round(gated - bare, 2)}
 
 
+def _print_scale_out(r: dict) -> None:
+    n = str(r["processes"])
+    print(f"scale-out through Redis, 4 interleaved slices per group and mode, batches of {r['batch']}, "
+          f"{r['connections_per_process']} connections per process, fsync before 2xx, load average "
+          f"{r['load_average'][0]}-{r['load_average'][1]} on {os.cpu_count()} CPUs:")
+    for m in SCALE_MODES:
+        what = "/v1/traces protobuf" if m == "protobuf" else "/v1/events"
+        one, many = r["1"][m]["per_s"], r[n][m]["per_s"]
+        print(f"  {what:>20}: 1 process {one:,} /s, {n} processes {many:,} /s ({many / one:.2f}x)")
+        for g in ("1", n):
+            x = r[g][m]
+            c = x["cores"]
+            print(f"  {'':>20}  {g} process(es): CPU per item: services {x['service_cpu_us_per_item']} us, redis "
+                  f"{x['redis_cpu_us_per_item']} us; cores busy: services {c['services']}, redis {c['redis']}, "
+                  f"load generator {c['load_generator']}, whole machine {c['machine']} of {os.cpu_count()}")
+    for g in ("1", n):
+        c = r[g]["check"]
+        verdict = "no loss" if c["lost"] == 0 else f"{c['lost']:,} LOST"
+        print(f"  {g} process(es): accepted {c['accepted']:,}, in the store {c['stored']:,}, left in journals "
+              f"{c['left_in_journals']:,}: {verdict}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=1000.0)
@@ -382,7 +532,9 @@ def main() -> None:
     ap.add_argument("--intake-seconds", type=float, default=8.0)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved fixed-rate rounds per target (median reported)")
     ap.add_argument("--pin", action="store_true", help="servers on CPU 0, load generators on CPU 1 (taskset)")
-    ap.add_argument("--only-otlp", action="store_true", help="only the OTLP intake figures")
+    ap.add_argument("--only-otlp", action="store_true", help="only the OTLP intake figures (and the scale-out)")
+    ap.add_argument("--processes", type=int, default=2,
+                    help="scale-out: this many service processes sharing state through Redis against 1 (1: skip)")
     args = ap.parse_args()
     global PIN
     PIN = args.pin
@@ -392,17 +544,15 @@ def main() -> None:
     global TOKEN
     OUT.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    db = fixture_store(tmp / "dg.duckdb")
-    open_db = tmp / "open.duckdb"
-    shutil.copy(db, open_db)
-    token = make_token(db, "gateway", "bench")
+    fixture = fixture_store(tmp / "fixture.duckdb")
+    token = make_token(fixture, "gateway", "bench")
+    db, open_db = tmp / "dg.duckdb", tmp / "open.duckdb"
+    shutil.copy(fixture, db)
+    shutil.copy(fixture, open_db)
     sport, oport, bport = free_port(), free_port(), free_port()
-    py = sys.executable
-    serve = subprocess.Popen([*_pin(0), py, "-m", "distillguard.cli", "serve", "--db", str(db), "--port", str(sport),
-                              "--refresh-seconds", "3600"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    unauth = subprocess.Popen([*_pin(0), py, "-m", "distillguard.cli", "serve", "--db", str(open_db), "--port", str(oport),
-                               "--refresh-seconds", "3600", "--insecure-no-auth"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    bare = subprocess.Popen([*_pin(0), py, "-c", BARE_APP, str(bport)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    serve = _serve(db, sport)
+    unauth = _serve(open_db, oport, "--insecure-no-auth")
+    bare = subprocess.Popen([*_pin(0), sys.executable, "-c", BARE_APP, str(bport)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     results: dict = {"cpu_pinning": bool(_pin(0)), "rate": args.rate, "seconds": args.seconds}
     try:
         _wait(f"http://127.0.0.1:{sport}", serve)
@@ -435,12 +585,11 @@ def main() -> None:
     except _Done:
         pass
     finally:
-        for p in (serve, unauth, bare):
-            p.terminate()
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        _stop((serve, unauth, bare))
+    try:
+        if args.processes > 1:  # after the single-process service stopped: its idle threads stay out of the figures
+            results["scale_out"] = scale_out(fixture, args.processes, args.intake_seconds)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
     (OUT / "bench_serve.json").write_text(json.dumps(results, indent=2))
     o = results["otlp"]
@@ -450,6 +599,8 @@ def main() -> None:
         what = "/v1/events canonical JSON" if m == "events" else f"/v1/traces {m}"
         print(f"  {what:>28}: {o[m]['per_s']:,} /s ({o[m]['items']:,} accepted)"
               + ("" if m == "events" else f", {o[m]['per_s'] / o['events']['per_s']:.2f} x /v1/events"))
+    if "scale_out" in results:
+        _print_scale_out(results["scale_out"])
     if args.only_otlp:
         return
     b, o, d = results["bare_fixed_rate"], results["decide_no_auth_fixed_rate"], results["decide_fixed_rate"]

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from distillguard.serve import Engine, EngineConfig
-from distillguard.serve.testing import RoleAuth, fixture_store, free_port, serving
+from distillguard.serve.testing import RoleAuth, fixture_store, free_port, redis_server, serving
 
 
 def _start(db, port, *extra):
@@ -68,24 +68,11 @@ def test_serve_bad_usage_exits_2(tmp_path):
 
 @pytest.fixture()
 def redis_url(tmp_path):
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.fail("redis-server is missing: `make deps-system` installs it")
-    port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-
-    r = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            r.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        with redis_server(tmp_path) as url:
+            yield url
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def test_two_processes_share_state_through_redis(tmp_path, redis_url):
@@ -116,3 +103,66 @@ def test_two_processes_share_state_through_redis(tmp_path, redis_url):
         assert httpx.post(b + "/v1/decide", json={"account_id": "shared-new"}, auth=auth[b]).json()["action"] == "challenge"
         assert httpx.post(b + f"/v1/challenges/{d['challenge']['challenge_id']}/result", json={"passed": True}, auth=auth[b]).status_code == 200
         assert httpx.post(a + "/v1/decide", json={"account_id": "shared-new"}, auth=auth[a]).json()["action"] == "allow"
+
+
+def _events(acc: str, n: int, t0: int = 1772582400) -> list[dict]:
+    return [{"account_id": acc, "ts": (t0 + i) * 1_000_000, "model": "orion-2", "output_tokens": 100 + i} for i in range(n)]
+
+
+def test_redis_state_keeps_an_update_written_between_read_and_write(redis_url):
+    """Process A reads an account, process B writes it, then A writes: A's compare-and-set must lose that key,
+    read it again and fold onto B's update (a plain SET would drop B's events)."""
+    from distillguard.serve.state import RedisState
+
+    a, b = RedisState(redis_url), RedisState(redis_url)
+    a.apply(_events("shared", 3) + _events("alone", 2))
+    real_mget, calls = a.r.mget, []
+
+    def mget_then_b_writes(keys):
+        got = real_mget(keys)
+        calls.append(len(keys))
+        if len(calls) == 1:
+            b.apply(_events("shared", 4, t0=1772590000))
+        return got
+
+    a.r.mget = mget_then_b_writes
+    a.apply(_events("shared", 5, t0=1772600000) + _events("alone", 1, t0=1772600000))
+    assert calls == [2, 1]  # the second read is of the one key B changed, not of both
+    assert a.account("shared").n == 3 + 4 + 5 and b.account("shared").n == 12
+    assert a.account("alone").n == 3
+
+
+def test_redis_state_concurrent_writers_lose_no_event(redis_url):
+    """Four writers (two connections each to the same Redis) fold overlapping batches at once."""
+    import threading
+
+    from distillguard.serve.state import RedisState
+
+    accounts = [f"acc-{i}" for i in range(5)]
+
+    def writer(k: int):
+        st = RedisState(redis_url)
+        for b in range(40):
+            st.apply([ev for j, acc in enumerate(accounts) for ev in _events(acc, 1 + (b + j + k) % 3, 1772582400 + 10 * b)])
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    st = RedisState(redis_url)
+    for j, acc in enumerate(accounts):
+        assert st.account(acc).n == sum(1 + (b + j + k) % 3 for b in range(40) for k in range(4))
+
+
+def test_a_journal_has_one_writer(tmp_path):
+    """A second service on the same journal would rotate the file under the first: it is refused in one line."""
+    from distillguard.errors import UsageError
+    from distillguard.serve.journal import Journal
+
+    first = Journal(None, str(tmp_path / "j.jsonl"))
+    with pytest.raises(UsageError, match="own --journal"):
+        Journal(None, str(tmp_path / "j.jsonl"))
+    Journal(None, str(tmp_path / "other.jsonl")).close()  # another journal is fine
+    first.close()
+    Journal(None, str(tmp_path / "j.jsonl")).close()  # and the path is free again once the first closed

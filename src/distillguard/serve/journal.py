@@ -68,6 +68,23 @@ def _not_forgotten(con, events: list[dict]) -> list[dict]:
             or _ts_us(e["ts"]) > int(gone[e["account_id"]].timestamp() * 1_000_000)]
 
 
+def _claim(path: str):
+    """Hold an exclusive lock on ``<path>.lock`` while the journal is open: a second service process on the same
+    journal would rotate the file under the first and lose what it appends (docs/serve.md, Several processes)."""
+    import fcntl
+
+    from distillguard.errors import UsageError
+
+    fh = open(path + ".lock", "ab")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise UsageError(f"journal {path} is in use by another service process: give each process that shares "
+                         "a store its own --journal") from None
+    return fh
+
+
 class Journal:
     """Append-only JSONL journal of accepted events and account metadata.
 
@@ -96,6 +113,7 @@ class Journal:
         self.pending = 0
         self.flushed_events = 0
         self.last_error: str | None = None
+        self._owner = _claim(self.path) if self.path else None
         self._fh = open(self.path, "ab") if self.path else None
         self._seq = 0
         # files holding only what this process wrote (rows as privacy.record left them: stored as they are);
@@ -224,3 +242,6 @@ class Journal:
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
+            if self._owner is not None:
+                self._owner.close()  # releases the claim
+                self._owner = None

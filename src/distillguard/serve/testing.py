@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pyarrow as pa
 
-__all__ = ["free_port", "serving", "fixture_store", "T0", "make_token", "auth_headers", "RoleAuth"]
+__all__ = ["free_port", "serving", "redis_server", "fixture_store", "T0", "make_token", "auth_headers", "RoleAuth"]
 
 T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -100,6 +100,38 @@ def serving(engine, max_body_bytes: int = 1024 * 1024, timeout: float = 30.0, **
     finally:
         server.should_exit = True
         th.join(timeout=15)
+
+
+@contextlib.contextmanager
+def redis_server(workdir):
+    """A real ``redis-server`` on a free loopback port, no persistence; yields its URL (database 0).
+
+    Raises ``RuntimeError`` when the Debian package is missing (``make deps-system`` installs it).
+    """
+    import shutil
+    import subprocess
+
+    import redis
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server is missing: `make deps-system` installs it")
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        r = redis.Redis(port=port)
+        for _ in range(200):
+            try:
+                r.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        r.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 TEMPLATE = ("You are grading answers. Think step by step and show your full reasoning before the verdict. "
