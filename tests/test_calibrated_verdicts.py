@@ -60,6 +60,15 @@ def test_no_single_behaviour_family_moves_an_account_past_monitor():
     assert p.decide(0.3, ["HIGH_OUTPUT_RATIO"]).action == "monitor"
 
 
+def test_end_user_harvest_is_corroborated_by_construction_and_inside_the_budget():
+    """Intent judged per end user plus a few end users carrying the key's traffic: its own combination, own evidence."""
+    p = Policy.load()
+    assert p.decide(0.6, ["END_USER_HARVEST"]).action == "challenge"
+    assert p.corroboration.own_evidence_only({"END_USER_HARVEST"}, False)
+    d = p.decide(0.6, ["END_USER_HARVEST"], held_back=True)
+    assert (d.action, d.rule_id) == ("monitor", "alert-budget")
+
+
 def test_a_strong_member_of_a_campaign_is_challenged_at_the_monitor_level():
     """Campaign evidence plus the account's own strong intent signal: challenged from risk 0.2, not 0.5."""
     p = Policy.load()
