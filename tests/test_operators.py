@@ -8,7 +8,7 @@ from conftest import scan_scenario
 
 from distillguard.link import load_rules
 from distillguard.link.components import UnionFind
-from distillguard.score.operators import BUCKET_S, co_moving, group_operators
+from distillguard.score.operators import BUCKET_S, co_moving, footprint_candidates, group_operators, join_footprint
 
 
 def _memberships(rows):
@@ -79,6 +79,36 @@ def test_one_schedule_is_one_operator_and_independent_schedules_or_day_rhythms_a
     assert co_moving({k: v[:30] for k, v in activity.items()}) == []  # five hours: too few shifts to test against
 
 
+def test_an_account_is_a_footprint_candidate_only_of_an_operator_that_holds_most_of_its_ring_value():
+    members = {**{f"a{i}": "O-a" for i in range(4)}, **{f"b{i}": "O-b" for i in range(2)}}
+    rows = [(f"a{i}", "template", "ring-a") for i in range(4)] + [("x", "template", "ring-a")]  # O-a's template
+    rows += [("b0", "template", "popular"), ("b1", "template", "popular")] + [(f"u{i}", "template", "popular") for i in range(5)]
+    rows += [("a0", "template", "mixed"), ("a1", "template", "mixed"), ("b0", "template", "mixed"), ("b1", "template", "mixed"),
+             ("y", "template", "mixed")]  # two operators' members hold it: neither holds half
+    rows += [("a0", "subnet", "10.0.0.0/24"), ("a1", "subnet", "10.0.0.0/24"), ("z", "subnet", "10.0.0.0/24")]  # not a core kind
+    got = footprint_candidates(members, _memberships(rows), load_rules(), 5000, ["template", "payment_fingerprint"])
+    assert got == {"x": {"O-a": [("template", "ring-a")]}}
+
+
+def test_a_candidate_joins_the_operator_whose_schedule_it_follows_and_no_other():
+    rng = np.random.default_rng(1)
+    days = 5 * 144
+    mine, theirs = _schedule(rng, days, 36, 5), _schedule(rng, days, 36, 20)
+    operators = {"O-a": _waves(rng, mine, days, 30), "O-b": _waves(rng, theirs, days, 30)}
+    accounts = {"follows-a": _waves(rng, mine, days, 1), "diurnal": _diurnal(rng, days, 1, 14),
+                "follows-b": _waves(rng, theirs, days, 1), "both": _waves(rng, np.r_[mine, theirs], days, 1)}
+    both = {"O-a": [("template", "t-a")], "O-b": [("template", "t-b")]}
+    candidates = {"follows-a": {"O-a": [("template", "t-a")]}, "diurnal": {"O-a": [("template", "t-a")]},
+                  "follows-b": {"O-a": [("template", "t-a")]}, "both": both}
+    got = join_footprint(candidates, accounts, operators)
+    assert set(got) == {"follows-a"}  # follows-b moves with O-b, whose ring evidence it does not hold
+    assert got["follows-a"]["operator_id"] == "O-a"
+    assert got["follows-a"]["shared"][0] == {"kind": "template", "value": "t-a"}
+    assert got["follows-a"]["shared"][-1]["kind"] == "activity"
+    assert join_footprint({"both": both}, accounts, operators) == {}  # moves with two operators: not attributed
+    assert join_footprint({"follows-b": {"O-b": [("template", "t-b")]}}, accounts, operators)["follows-b"]["operator_id"] == "O-b"
+
+
 def test_union_find_groups_every_item():
     uf = UnionFind(["a", "b", "c", "d"])
     uf.union("a", "b")
@@ -106,3 +136,32 @@ def test_a_real_scan_puts_one_operator_s_cells_under_one_operator_id(tmp_path):
     assert a != b
     cells = {r["campaign_id"] for r in lab if r["operator_id"] == "op-001"}
     assert len(cells) == 3 and len({c["campaign_id"] for c in result.campaigns if c["operator_id"] in a}) >= 2
+
+
+@pytest.mark.slow
+def test_a_real_scan_keeps_two_operators_on_one_cloud_range_apart_and_attributes_their_unflagged_members(tmp_path):
+    """Two operators' hydra rings egress from the same cloud range (infrastructure, not operator
+    evidence) and a third runs two cells: no operator id spans two true operators, a cell pair stays one,
+    and accounts outside every campaign that get an operator id (footprint) are that operator's."""
+    cloud = {"ip": {"kind": "cloud_shared", "shared_nets": 1, "group": [1, 1], "per_account": [1, 2]}}
+    sc = {"name": "two-operators-one-range", "window": {"days": 3},
+          "populations": [{"archetype": "chat", "accounts": 250}, {"archetype": "cloud_range_users", "accounts": 40},
+                          {"archetype": "hydra", "accounts": 45, "infra": cloud},
+                          {"archetype": "hydra", "accounts": 45, "infra": cloud},
+                          {"archetype": "hydra", "accounts": 60, "campaigns": 2, "operators": 1}]}
+    result, labels = scan_scenario(sc, 4, tmp_path)
+    pred = {r["account_id"]: r for r in result.accounts.to_pylist()}
+    true_of = {r["account_id"]: r["operator_id"] for r in labels}
+    held: dict[str, set] = {}
+    for acc, r in pred.items():
+        if r["operator_id"]:
+            held.setdefault(r["operator_id"], set()).add(true_of.get(acc))
+    assert held and all(len(owners - {None}) == 1 for owners in held.values()), held
+    attributed = [acc for acc, r in pred.items() if r["operator_id"] and not r["campaign_id"]]
+    assert attributed and all(true_of[acc] for acc in attributed)  # ring members, no ordinary user
+    by_true: dict[str, set] = {}
+    for acc, r in pred.items():
+        if r["operator_id"] and true_of.get(acc):
+            by_true.setdefault(true_of[acc], set()).add(r["operator_id"])
+    assert all(len(ids) == 1 for ids in by_true.values()), by_true
+    assert sum(o["n_attributed"] for o in result.operators) == len(attributed)

@@ -54,3 +54,50 @@ def test_bad_and_odd_values_get_the_same_event_or_rejection(change):
     rec, extra = mapped_fixture_records()[0]
     rec = {**rec, **change}
     assert outcome(normalize_fields, rec, extra) == outcome(normalize, rec, extra)
+
+
+# -- the fast paths give what the reference gives -----------------------------------------------------------
+from unittest import mock  # noqa: E402
+
+from distillguard.ingest import normalize as normalize_module  # noqa: E402
+from distillguard.ingest.fields import CHECK_ORDER, INT_LIMIT  # noqa: E402
+
+ODD_VALUES = [None, "", " ", "x", "12", " 12 ", "1e3", "-1", "ok", "OK", " ok", "error", "success", "refused",
+              "rate_limited", "throttled", "429", "200", "yes", "true", "high", 0, 1, -1, 7, 2**63 - 1, INT_LIMIT, 2**70,
+              True, False, 0.0, -0.0, 0.7, 2.5, -1.5, float("nan"), float("inf"), float("-inf"), 1e300,
+              ["a"], [{"role": "user", "content": "u"}], {"role": "system", "content": "s"}, 1772582400, 1772582400.5]
+
+
+@pytest.mark.parametrize("field", CHECK_ORDER)
+def test_fields_taken_as_they_are_get_what_the_coercions_give(field):
+    """normalize_fields skips the per-field coercions for values they keep unchanged: with that shortcut off
+    (every record through the coercions), every odd value in every field must come out the same, rejections
+    included."""
+    base, extra = mapped_fixture_records()[0]
+    for value in ODD_VALUES:
+        rec = {**base, field: value}
+        fast = repr(outcome(normalize_fields, rec, extra))  # repr: 1, 1.0 and True differ; nan equals nan
+        with mock.patch.object(normalize_module, "_kept_as_is", lambda raw: False):
+            assert repr(outcome(normalize_fields, rec, extra)) == fast, (field, value)
+            assert repr(outcome(normalize, rec, extra)) == fast, (field, value)
+
+
+def test_protobuf_attributes_read_in_their_usual_member_first_keep_every_type():
+    """Token counts are read as int_value and temperatures as double_value first; a value of any other type
+    (or a zero) is read through the oneof, so the attribute keeps its type."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+
+    values = [AnyValue(int_value=0), AnyValue(int_value=7), AnyValue(double_value=0.0), AnyValue(double_value=2.5),
+              AnyValue(string_value=""), AnyValue(string_value="12"), AnyValue(bool_value=False),
+              AnyValue(bool_value=True), AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=3)])), AnyValue()]
+    expected = [0, 7, 0.0, 2.5, None, "12", False, True, [3], None]
+    for key in ("gen_ai.usage.input_tokens", "gen_ai.request.temperature", "gen_ai.request.model"):
+        req = ExportTraceServiceRequest()
+        spans = req.resource_spans.add().scope_spans.add()
+        for i, v in enumerate(values):
+            s = spans.spans.add(name="chat", span_id=bytes([i + 1]) * 8)
+            s.attributes.append(KeyValue(key=key, value=v))
+        got = [it.attrs[key] for it in decode(req.SerializeToString(), "application/x-protobuf", "traces")]
+        assert repr(got) == repr(["" if e is None and v.WhichOneof("value") == "string_value" else e
+                                  for e, v in zip(expected, values)]), key

@@ -105,3 +105,18 @@ def test_planted_values_in_an_otlp_extra_are_redacted_and_trace_ids_kept_by_inge
 def test_only_the_mappers_hex_trace_ids_are_set_aside(extra):
     assert needs_redaction(extra) == ("4bf92f" not in extra)
     assert redact(extra) == extra.replace("Zx8pQ2rT7vW4yB9nM3kL6hJ1gF5dS0aP", "<SECRET>")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_PIECES, _HEX32, st.text(max_size=6)), max_size=8))
+def test_prefilters_called_directly_find_what_search_finds(parts):
+    """needs_redaction / needs_pseudonym call google-re2's compiled RE2 without its Python wrapper: the same
+    answer as the wrapper's ``search`` on the same bytes (this fails if a google-re2 upgrade changes the binding)."""
+    import importlib
+
+    redact_module = importlib.import_module("distillguard.privacy.redact")  # the package exports a function redact
+    text = "".join(parts)
+    raw = redact_module._utf8(redact_module._set_inert_aside(text))
+    assert needs_redaction(text) == (redact_module._PREFILTER.search(raw) is not None)
+    ident = redact_module._utf8(text)
+    assert redact_module.needs_pseudonym(text) == (redact_module._ID_PREFILTER.search(ident) is not None)

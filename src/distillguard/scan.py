@@ -14,17 +14,18 @@ from datetime import datetime, timezone
 import ibis
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from distillguard.features import feature_table
 from distillguard.features.samples import end_user_sample, prompt_sample
+from distillguard.intel.match import (CONFIRMED_KINDS, MATCH_SCHEMA, confirmed_matches, known_indicator_reasons,
+                                      match_known_indicators)
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
 from distillguard.score.campaigns import (build_campaigns, hub_holders, judge_campaigns, shared_strong_codes,
                                           strong_communities)
 from distillguard.score.evidence import attachment, build_evidence, own_scores
-from distillguard.score.fusion import FusionModel, Reason, strong_codes
-from distillguard.score.operators import BUCKET_S, group_operators
+from distillguard.score.fusion import FusionModel, strong_codes
+from distillguard.score.operators import BUCKET_S, footprint_candidates, group_operators, join_footprint
 from distillguard.score.policy import ACTIONS, Policy
 from distillguard.score.relative import Baselines, lookalikes, make_relative, population_baselines
 from distillguard.signals.behaviour import BEHAVIOUR_SIGNALS
@@ -52,6 +53,10 @@ class ScanResult:
     """How risk was made relative (population or reference baselines) and the alert budget's use."""
     operators: list[dict] = field(default_factory=list)
     """Operators (campaigns that share operator evidence), largest first."""
+    baselines: Baselines | None = None
+    """The per-signal baselines the scores were made relative to (unrounded: the decision service applies them)."""
+    lookalikes: list[str] = field(default_factory=list)
+    """Accounts that look like one analysts cleared, so carry no strong signal (the decision service keeps it so)."""
 
 
 class _Stages:
@@ -133,18 +138,37 @@ def _campaign_activity(events, assignment: dict[str, str]) -> dict[str, dict[int
     return out
 
 
-def _activity_series(activity: dict[str, dict[int, int]]) -> dict[str, np.ndarray]:
-    """The buckets of every campaign on one common time axis."""
-    if not activity:
-        return {}
-    lo = min(min(b) for b in activity.values())
-    hi = max(max(b) for b in activity.values())
-    out = {}
-    for cid, buckets in activity.items():
-        s = np.zeros(hi - lo + 1)
-        s[np.fromiter(buckets, dtype=np.int64) - lo] = np.fromiter(buckets.values(), dtype=float)
-        out[cid] = s
+def _activity_series(*activities: dict[str, dict[int, int]]) -> list[dict[str, np.ndarray]]:
+    """The buckets of every group of every ``activities`` dict on one common time axis (a dict of series each)."""
+    spans = [(min(b), max(b)) for activity in activities for b in activity.values() if b]
+    if not spans:
+        return [{} for _ in activities]
+    lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+    out = []
+    for activity in activities:
+        series = {}
+        for key, buckets in activity.items():
+            s = np.zeros(hi - lo + 1)
+            s[np.fromiter(buckets, dtype=np.int64) - lo] = np.fromiter(buckets.values(), dtype=float)
+            series[key] = s
+        out.append(series)
     return out
+
+
+def _operator_footprint(events, memberships: pa.Table, n_accounts: int, assignment: dict[str, str], operator_of: dict[str, dict],
+                        activity: dict[str, dict[int, int]], camp: dict) -> dict[str, dict]:
+    """Accounts outside every campaign attributed to an operator (:func:`distillguard.score.operators.join_footprint`)."""
+    member_operator = {a: operator_of[cid]["operator_id"] for a, cid in assignment.items()}
+    candidates = footprint_candidates(member_operator, memberships, load_rules(), n_accounts, camp.get("core_kinds", ()))
+    if not candidates:
+        return {}
+    accounts, campaigns = _activity_series(_campaign_activity(events, {a: a for a in candidates}), activity)
+    operators: dict[str, np.ndarray] = {}
+    for cid, s in campaigns.items():
+        oid = operator_of[cid]["operator_id"]
+        operators[oid] = operators[oid] + s if oid in operators else s
+    return join_footprint(candidates, accounts, operators, min_corr=camp.get("footprint_min_corr", 0.15),
+                          min_z=camp.get("footprint_min_z", 4.0))
 
 
 def _finish_campaigns(activity: dict[str, dict[int, int]], campaigns: list[dict], rows: list[dict]) -> None:
@@ -260,10 +284,6 @@ def store_inputs(store: EventStore):
     return store.ibis().table("events"), store.con.sql("SELECT * FROM accounts").to_arrow_table()
 
 
-CONFIRMED_KINDS = ("payment_fingerprint", "client_ip", "email_domain")
-"""Identifiers of an analyst-confirmed campaign that block whoever uses them next."""
-
-
 def intel_matcher(store: EventStore, key: bytes | None, confirmed: list[dict] = ()):
     """A ``match_intel`` for :func:`analyse`.
 
@@ -276,43 +296,12 @@ def intel_matcher(store: EventStore, key: bytes | None, confirmed: list[dict] = 
         return None
 
     def match(memberships: pa.Table) -> pa.Table:
-        from distillguard.intel.match import MATCH_SCHEMA, match_known_indicators
-
         parts = [match_known_indicators(store, memberships, key)] if key is not None else []
         if local:
-            ind = pa.Table.from_pylist(
-                [{"kind": c["kind"], "value": str(c["value"]), "source": f"analyst:{c['campaign_id']}"} for c in local]
-            )
-            hit = memberships.join(ind, ["kind", "value"], join_type="inner")
-            parts.append(pa.table({
-                "account_id": hit.column("account_id"),
-                "source": hit.column("source"),
-                "indicator_id": pc.binary_join_element_wise(hit.column("kind"), hit.column("value"), ":"),
-                "kind": hit.column("kind"),
-                "confidence": pa.array([100] * hit.num_rows, pa.int64()),
-            }, schema=MATCH_SCHEMA))
+            parts.append(confirmed_matches(memberships, local))
         return pa.concat_tables(parts) if parts else MATCH_SCHEMA.empty_table()
 
     return match
-
-
-def _known_indicator_reasons(known: pa.Table | None) -> dict[str, tuple[Reason, list[dict]]]:
-    """A reason per matched account: weight = best confidence, evidence = the matches.
-
-    CONFIRMED_CAMPAIGN when an identifier of a campaign an analyst confirmed
-    matched, else KNOWN_INDICATOR (a peer's bundle or a list). Neither is part
-    of the fitted fusion (no reference traffic carries them): the policy acts
-    on the reason itself.
-    """
-    if known is None or known.num_rows == 0:
-        return {}
-    from distillguard.intel import known_indicator_evidence
-
-    out = {}
-    for acc, matches in known_indicator_evidence(known).items():
-        code = "CONFIRMED_CAMPAIGN" if any(m["source"].startswith("analyst:") for m in matches) else "KNOWN_INDICATOR"
-        out[acc] = (Reason(code, round(max(m["confidence"] or 0 for m in matches) / 100.0, 3), ("known_indicator",)), matches)
-    return out
 
 
 def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: FusionModel | None = None, progress=None,
@@ -331,7 +320,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     ids = evidence.account_ids
     risk = model.risk(evidence)
     reasons = model.reasons(evidence, strong=an.strong)
-    known = _known_indicator_reasons(an.known)
+    known = known_indicator_reasons(an.known)
     for i, acc in enumerate(ids):
         if acc in known:
             reasons[i] = [known[acc][0], *reasons[i]]
@@ -346,8 +335,10 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         {r.name: r.evidence for r in results},
     )
     activity = st.run("campaign activity", _campaign_activity, events, assignment)
-    operator_of = group_operators(assignment, an.memberships, load_rules(), len(ids), _activity_series(activity),
+    operator_of = group_operators(assignment, an.memberships, load_rules(), len(ids), _activity_series(activity)[0],
                                   min_corr=camp.get("operator_min_corr", 0.3), min_z=camp.get("operator_min_z", 5.0))
+    footprint = st.run("operator footprint", _operator_footprint, events, an.memberships, len(ids), assignment, operator_of,
+                       activity, camp)
     for c in campaigns:
         c["operator_id"] = operator_of[c["campaign_id"]]["operator_id"]
         c["operator_shared"] = operator_of[c["campaign_id"]]["shared"]
@@ -377,7 +368,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
                 "risk": round(float(risk[i]), 6),
                 "action": d.action,
                 "campaign_id": cid,
-                "operator_id": operator_of[cid]["operator_id"] if cid else None,
+                "operator_id": operator_of[cid]["operator_id"] if cid else footprint.get(acc, {}).get("operator_id"),
                 "reasons": codes_of[i],
                 "rule_id": d.rule_id,
                 "n_events": int(features.column("n_events")[i].as_py()),
@@ -411,17 +402,24 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
                      "analyst_cleared": {"accounts": len(cleared), "lookalikes_without_strong_signals": int(an.lookalikes.sum())},
                      "candidate_communities": len(an.candidates),
                      "behaviour_fit": {s.name: s.fitted() for s in an.signals if isinstance(s, BEHAVIOUR_SIGNALS)}},
-        operators=_operators(campaigns),
+        operators=_operators(campaigns, footprint),
+        baselines=an.baselines,
+        lookalikes=[ids[i] for i in np.flatnonzero(an.lookalikes)],
     )
 
 
-def _operators(campaigns: list[dict]) -> list[dict]:
-    """Operator -> its campaigns, accounts and strongest action, largest first."""
+def _operators(campaigns: list[dict], footprint: dict[str, dict]) -> list[dict]:
+    """Operator -> its campaigns, accounts and strongest action, largest first.
+
+    ``attributed``: accounts outside its campaigns tied to it by ring evidence and activity
+    (``footprint``; their count, and the first 50 with what tied them).
+    """
     severity = {a: i for i, a in enumerate(ACTIONS)}
     ops: dict[str, dict] = {}
     for c in campaigns:
         o = ops.setdefault(c["operator_id"], {"operator_id": c["operator_id"], "campaigns": [], "n_accounts": 0,
-                                              "n_events": 0, "risk": 0.0, "action": "allow", "shared": []})
+                                              "n_events": 0, "risk": 0.0, "action": "allow", "shared": [],
+                                              "n_attributed": 0, "attributed": []})
         o["campaigns"].append(c["campaign_id"])
         o["n_accounts"] += c["n_accounts"]
         o["n_events"] += c["n_events"]
@@ -430,6 +428,11 @@ def _operators(campaigns: list[dict]) -> list[dict]:
             o["action"] = c["action"]
         seen = {(s["kind"], s["value"]) for s in o["shared"]}
         o["shared"] += [s for s in c["operator_shared"] if (s["kind"], s["value"]) not in seen][:20 - len(o["shared"])]
+    for acc, f in sorted(footprint.items()):
+        o = ops[f["operator_id"]]
+        o["n_attributed"] += 1
+        if len(o["attributed"]) < 50:
+            o["attributed"].append({"account_id": acc, "shared": f["shared"]})
     return sorted(ops.values(), key=lambda o: (-o["n_accounts"], o["operator_id"]))
 
 

@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         prompts: Optional[str] = typer.Option(None, "--prompts", help="redacted (default), full, sampled or none: what is stored of prompts and responses."),
         identifier_key: Optional[Path] = typer.Option(None, "--identifier-key", help="Key file for store.identifiers: hashed (64 hex)."),
         subject: Optional[str] = typer.Option(None, "--subject", help=SUBJECT_HELP),
+        intel_key: Optional[Path] = typer.Option(None, "--intel-key", help="Consortium key file: match imported threat intelligence at decision time (else $DISTILLGUARD_INTEL_KEY)."),
         insecure_no_auth: bool = typer.Option(False, "--insecure-no-auth", help="No credentials at all: for a local demo on a loopback address only."),
         proxy_header: Optional[str] = typer.Option(None, "--trusted-proxy-header", help="Console identity from this header (e.g. X-Forwarded-User) on requests from --trusted-proxy."),
         proxies: list[str] = typer.Option([], "--trusted-proxy", help="CIDR of the reverse proxy that sets --trusted-proxy-header (repeatable)."),
@@ -52,6 +53,7 @@ def register(app: typer.Typer) -> None:
                 _r.Redis.from_url(redis).ping()
             except Exception as exc:
                 raise UsageError(f"cannot reach redis at {redis}: {str(exc).splitlines()[0]}") from None
+        from distillguard.intel.keys import resolve_key
         from distillguard.score.policy import store_privacy
 
         security = _security(host, insecure_no_auth, proxy_header, proxies)
@@ -60,7 +62,7 @@ def register(app: typer.Typer) -> None:
         engine = Engine(EngineConfig(db=str(db), policy=policy, model=model, redis=redis, refresh_seconds=refresh_seconds,
                                      flush_seconds=flush_seconds, journal=str(journal) if journal else None,
                                      fsync=not no_fsync, warm_max_events=warm_max_events,
-                                     privacy=store_privacy(policy, prompts, identifier_key)))
+                                     privacy=store_privacy(policy, prompts, identifier_key), intel_key=resolve_key(intel_key)))
         run_server(create_app(engine, max_body_bytes=max_body, **security), host=host, port=port, log_level=log_level)
 
 

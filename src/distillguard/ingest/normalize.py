@@ -243,6 +243,8 @@ def _status(v):
         return None
     if isinstance(v, bool):
         raise Reject("wrong_type", "status must be a string, got a boolean")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise Reject("wrong_type", f"status must be a string or an HTTP status code, got {v!r}")
     if isinstance(v, (int, float)) or (isinstance(v, str) and v.strip().isdigit()):
         code = int(float(v))
         if code == RATE_LIMITED_HTTP:
@@ -265,6 +267,31 @@ _COERCE_BY_KIND = {"string": _as_string, "status": lambda _f, v: _status(v), "re
                    "int": _as_int, "float": _as_float, "bool": _as_bool}
 _COERCE = {f: _COERCE_BY_KIND[k] for f, k in KIND.items() if k != "ts"}
 _ABSENT = dict.fromkeys(CHECK_ORDER)
+# The values each rule above returns as they are (a clean mapper's output): the Python type, plus the range
+# of ``int`` and ``float`` and the canonical status words. A record whose fields all are such values skips
+# the coercions (same result, no call per field); any other value sends the record through them.
+_KEPT_TYPE = {f: {"int": int, "float": float, "bool": bool, "ts": None}.get(k, str) for f, k in KIND.items()}
+_KEPT_TYPE["identity"] = None  # normalize_fields' subject candidates: not a field (checked by the subject rule)
+_KEPT_STATUS = frozenset(s for s in STATUS_SYNONYMS.values() if STATUS_SYNONYMS.get(s) == s)
+
+
+def _kept_as_is(raw: dict) -> bool:
+    """Whether every field of ``raw`` but ``ts`` is absent (None) or a value its rule returns unchanged."""
+    for f, v in raw.items():
+        t = _KEPT_TYPE[f]
+        if type(v) is not t:
+            if t is None or v is None:
+                continue
+            return False
+        if t is str:
+            if not v or (f == "status" and v not in _KEPT_STATUS):
+                return False
+        elif t is int:
+            if not 0 <= v < INT_LIMIT:
+                return False
+        elif t is float and not math.isfinite(v):
+            return False
+    return True
 
 
 def normalize(record, extra: dict | None = None) -> dict:
@@ -322,21 +349,39 @@ def normalize(record, extra: dict | None = None) -> dict:
 def normalize_fields(fields: dict, extra: dict | None = None) -> dict:
     """:func:`normalize` for a record keyed by canonical field names only, plus an ``identity`` dict (what
     the OTLP mapping builds): no key matching, the same checks and result."""
-    raw = {f: v for f, v in fields.items() if v is not None and not (isinstance(v, str) and v == "")}
-    ident = raw.pop("identity", None)
+    ident = fields.get("identity")
     identity = {s: ident[s] for s in SOURCES if ident.get(s) not in (None, "")} if isinstance(ident, dict) else None
-    return _canonical(raw, identity, dict(extra) if extra else {})
+    unknown = dict(extra) if extra else {}
+    if _kept_as_is(fields):  # the mapper's usual output: the fields as they are
+        out = dict(_ABSENT)
+        out.update(fields)
+        if len(out) > len(_ABSENT):  # "identity", the one key not a field, came last: popped without a hole
+            out.popitem()
+        out["ts"] = parse_ts(fields.get("ts"))
+        return _subject(out, identity, unknown)
+    raw = {f: v for f, v in fields.items() if v is not None and not (isinstance(v, str) and v == "")}
+    raw.pop("identity", None)
+    return _canonical(raw, identity, unknown)
 
 
 def _canonical(raw: dict, identity: dict | None, unknown: dict) -> dict:
     """Matched fields -> the canonical event: each given field checked, the subject chosen, ``extra`` written."""
     out = dict(_ABSENT)  # a field not given is None: only the given ones are checked, in the order of _ORDER
-    out["ts"] = parse_ts(raw.get("ts"))
-    for f in sorted(raw, key=_ORDER.__getitem__) if len(raw) > 1 else raw:
-        if f != "ts":
-            out[f] = _COERCE[f](f, raw[f])
+    ts = parse_ts(raw.get("ts"))
+    if _kept_as_is(raw):
+        out.update(raw)
+    else:
+        for f in sorted(raw, key=_ORDER.__getitem__) if len(raw) > 1 else raw:
+            if f != "ts":
+                out[f] = _COERCE[f](f, raw[f])
+    out["ts"] = ts
     if "system_prompt" not in raw and isinstance(raw.get("prompt"), list):
         out["system_prompt"] = flatten_messages(raw["prompt"], roles=("system", "developer"))
+    return _subject(out, identity, unknown)
+
+
+def _subject(out: dict, identity: dict | None, unknown: dict) -> dict:
+    """The checked event with its subject chosen (the rule of :mod:`distillguard.subject`) and ``extra`` written."""
     if identity:
         if not out.get("account_id"):
             out["account_id"] = choose(identity)

@@ -25,6 +25,7 @@ from distillguard.ingest.base import ReadBatch
 from distillguard.ingest.normalize import Reject, flatten_messages
 from distillguard.ingest.records import _collect, _jsonish, iter_json_records
 from distillguard.request_params import OPENAI_REQUEST_PARAMS
+from distillguard.schema import FLOAT_FIELDS, INT_FIELDS
 
 __all__ = ["Item", "decode", "decode_pb", "items_from_json", "model_records", "is_model_item", "OtlpSource", "IDENTITY_ATTRS",
            "OTLP_FIELDS", "CONTENT_EVENTS"]
@@ -80,10 +81,24 @@ def _pb_value(v):
 
 def _pb_attrs(kvs) -> dict:
     out = {}
+    ints, floats = _INT_ATTRS, _FLOAT_ATTRS
     for kv in kvs:
+        k = kv.key
         v = kv.value
-        s = v.string_value  # most values are strings: read first, the oneof asked only when empty
-        out[kv.key] = s if s else _pb_value(v)
+        # read first the member the attribute usually holds (a non-default value tells it is the one set);
+        # the oneof is asked only when that read finds nothing
+        if k in ints:
+            x = v.int_value
+            if x:
+                out[k] = x
+                continue
+        elif k in floats:
+            x = v.double_value
+            if x:
+                out[k] = x
+                continue
+        s = v.string_value
+        out[k] = s if s else _pb_value(v)
     return out
 
 
@@ -232,6 +247,8 @@ OTLP_FIELDS: dict[str, list[str]] = {
     "reasoning_effort": ["gen_ai.request.reasoning_effort", "gen_ai.openai.request.reasoning_effort"],
     "system_prompt": ["gen_ai.system_instructions"],
 }
+_INT_ATTRS = frozenset(a for f, names in OTLP_FIELDS.items() if f in INT_FIELDS for a in names)
+_FLOAT_ATTRS = frozenset(a for f, names in OTLP_FIELDS.items() if f in FLOAT_FIELDS for a in names)
 # the candidates of the subject rule (distillguard.subject)
 IDENTITY: dict[str, list[str]] = {
     "end_user": ["enduser.id", "user.id", "gen_ai.user", "llm.user", "metadata.user_api_key_end_user_id"],
@@ -239,6 +256,7 @@ IDENTITY: dict[str, list[str]] = {
     "key": ["metadata.user_api_key_hash", "gen_ai.api_key.id", "api_key.id"],
 }
 IDENTITY_ATTRS = tuple(a for names in IDENTITY.values() for a in names)
+_NO_IDENTITY = dict.fromkeys(IDENTITY)
 _MESSAGE_ATTRS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.prompt", "gen_ai.completion",
                   "llm.invocation_parameters", "input.value", "output.value")
 _KNOWN = ({a for names in (*OTLP_FIELDS.values(), *IDENTITY.values()) for a in names}
@@ -337,21 +355,23 @@ def _merge(model: Item, parts: list[Item], caller: dict | None = None) -> Item:
                 attrs, model.res)
 
 
-# attribute -> (field, rank): one pass over a span's attributes finds every field (lowest rank wins)
-_ATTR_INDEX: dict[str, tuple[str, int]] = {
-    **{n: (f, r) for f, names in OTLP_FIELDS.items() for r, n in enumerate(names)},
-    **{n: ("identity." + src, r) for src, names in IDENTITY.items() for r, n in enumerate(names)},
+# attribute -> (field, rank, identity source or None): one pass over a span's attributes finds every
+# field and subject candidate (lowest rank wins); identity entries are ranked under "identity.<source>"
+_ROUTE: dict[str, tuple[str, int, str | None]] = {
+    **{n: (f, r, None) for f, names in OTLP_FIELDS.items() for r, n in enumerate(names)},
+    **{n: ("identity." + src, r, src) for src, names in IDENTITY.items() for r, n in enumerate(names)},
 }
-_IDENTITY_OF = {"identity." + src: src for src in IDENTITY}
 _INDEXED = ("llm.input_messages.", "gen_ai.prompt.", "llm.output_messages.", "gen_ai.completion.")
 
 
-def _pick(d: dict, out: dict, ranks: dict, extra: dict | None = None) -> bool:
-    """Fields of ``d`` (span or resource attributes) into ``out``, unknown ones into ``extra``;
-    whether ``d`` has indexed message attributes (OpenInference, old GenAI)."""
+def _pick(d: dict, rec: dict, identity: dict, extra: dict | None = None) -> bool:
+    """Fields of ``d`` (span or resource attributes) into ``rec``, subject candidates into ``identity``,
+    unknown attributes into ``extra``; whether ``d`` has indexed message attributes (OpenInference, old GenAI)."""
     indexed = False
+    ranks: dict = {}
+    route = _ROUTE.get
     for k, v in d.items():
-        hit = _ATTR_INDEX.get(k)
+        hit = route(k)
         if hit is None:
             if extra is not None and k not in _KNOWN:
                 if k.startswith(_INDEXED):
@@ -361,10 +381,14 @@ def _pick(d: dict, out: dict, ranks: dict, extra: dict | None = None) -> bool:
             continue
         if v is None or v == "":
             continue
-        f, r = hit
-        if f not in ranks or r < ranks[f]:
-            out[f] = v
+        f, r, src = hit
+        prev = ranks.get(f)
+        if prev is None or r < prev:
             ranks[f] = r
+            if src is None:
+                rec[f] = v
+            else:
+                identity[src] = v
     return indexed
 
 
@@ -382,19 +406,20 @@ def _messages(attrs: dict, indexed: bool, current: str, old: str, openinference:
     return msgs
 
 
-_last_resource: tuple[dict, dict] = ({}, {})  # (resource attributes, their fields): the spans of a batch share one
+_last_resource: tuple[dict, dict, dict] = ({}, {}, {})  # (resource attributes, fields, identity): a batch's spans share one
 
 
-def _resource_fields(res: dict) -> dict:
-    """The fields a resource's attributes give, picked once for all the spans it carries."""
+def _resource_fields(res: dict) -> tuple[dict, dict]:
+    """The fields and subject candidates a resource's attributes give, picked once for all the spans it carries."""
     global _last_resource
     last = _last_resource
     if last[0] is res:
-        return last[1]
+        return last[1], last[2]
     fields: dict = {}
-    _pick(res, fields, {})
-    _last_resource = (res, fields)
-    return fields
+    identity: dict = {}
+    _pick(res, fields, identity)
+    _last_resource = (res, fields, identity)
+    return fields, identity
 
 
 def map_item(it: Item) -> tuple[dict, dict]:
@@ -403,20 +428,17 @@ def map_item(it: Item) -> tuple[dict, dict]:
     Span attributes win over resource attributes; within each, the order of OTLP_FIELDS / IDENTITY.
     """
     attrs, res = it.attrs, it.res
-    found: dict = {}
-    attr_extra: dict = {}
-    indexed = _pick(attrs, found, {}, attr_extra)
-    if res:
-        for f, v in _resource_fields(res).items():
-            found.setdefault(f, v)
     rec: dict = {"event_id": it.span_id or None, "ts": it.ts}
-    identity = dict.fromkeys(IDENTITY)
-    for f, v in found.items():
-        src = _IDENTITY_OF.get(f)
-        if src is None:
-            rec[f] = v
-        else:
-            identity[src] = v
+    identity = _NO_IDENTITY.copy()
+    attr_extra: dict = {}
+    indexed = _pick(attrs, rec, identity, attr_extra)
+    if res:
+        res_fields, res_identity = _resource_fields(res)
+        for f, v in res_fields.items():
+            rec.setdefault(f, v)
+        for src, v in res_identity.items():
+            if identity[src] is None:
+                identity[src] = v
     get = attrs.get
     inv = get("llm.invocation_parameters")
     if inv is not None:
@@ -450,8 +472,9 @@ def map_item(it: Item) -> tuple[dict, dict]:
         extra["trace_id"] = it.trace_id
     if it.name:
         extra["span_name"] = it.name
-    if res.get("service.name"):
-        extra["service.name"] = res["service.name"]
+    service = res.get("service.name")
+    if service:
+        extra["service.name"] = service
     if attr_extra:
         extra.update(attr_extra)
     return rec, extra

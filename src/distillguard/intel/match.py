@@ -10,6 +10,9 @@ expanded.
 
 Batch: :func:`match_known_indicators` on the scan's membership table.
 Online: :meth:`IntelIndex.match_account` for one account's request attributes.
+Both the scan and the decision service also match the identifiers of
+campaigns analysts confirmed (:func:`confirmed_matches`) and turn matches into
+one reason per account (:func:`known_indicator_reasons`).
 """
 from __future__ import annotations
 
@@ -25,7 +28,10 @@ import pyarrow as pa
 from distillguard.intel.keys import canonical, keyed_hash
 
 __all__ = [
+    "CONFIRMED_KINDS",
     "MATCH_SCHEMA",
+    "confirmed_matches",
+    "known_indicator_reasons",
     "template_scheme",
     "IntelIndex",
     "account_memberships",
@@ -309,6 +315,53 @@ def known_indicator_evidence(matches: pa.Table) -> dict[str, list[dict]]:
         out.setdefault(r.pop("account_id"), []).append(r)
     for v in out.values():
         v.sort(key=lambda r: (-r["confidence"], r["source"], r["indicator_id"]))
+    return out
+
+
+CONFIRMED_KINDS = ("payment_fingerprint", "client_ip", "email_domain")
+"""Identifiers of an analyst-confirmed campaign that block whoever uses them next."""
+
+
+def confirmed_matches(memberships: pa.Table, confirmed: list[dict]) -> pa.Table:
+    """``MATCH_SCHEMA`` rows of accounts holding an identifier of a campaign analysts confirmed.
+
+    ``confirmed``: ``{kind, value, campaign_id}`` (:func:`distillguard.audit.confirmed_indicators`);
+    source ``analyst:<campaign id>``, indicator id ``kind:value``, confidence 100.
+    """
+    import pyarrow.compute as pc
+
+    local = [c for c in confirmed if c["kind"] in CONFIRMED_KINDS]
+    if not local or memberships.num_rows == 0:
+        return MATCH_SCHEMA.empty_table()
+    ind = pa.Table.from_pylist(
+        [{"kind": c["kind"], "value": str(c["value"]), "source": f"analyst:{c['campaign_id']}"} for c in local]
+    )
+    hit = memberships.select(["account_id", "kind", "value"]).join(ind, ["kind", "value"], join_type="inner")
+    return pa.table({
+        "account_id": hit.column("account_id"),
+        "source": hit.column("source"),
+        "indicator_id": pc.binary_join_element_wise(hit.column("kind"), hit.column("value"), ":"),
+        "kind": hit.column("kind"),
+        "confidence": pa.array([100] * hit.num_rows, pa.int64()),
+    }, schema=MATCH_SCHEMA)
+
+
+def known_indicator_reasons(matches: pa.Table | None) -> dict:
+    """``account_id -> (Reason, matches)``: weight = best confidence / 100, evidence = the matches.
+
+    CONFIRMED_CAMPAIGN when an identifier of a campaign an analyst confirmed
+    matched, else KNOWN_INDICATOR (a peer's bundle or a list). Neither is part
+    of the fitted fusion (no reference traffic carries them): the policy acts
+    on the reason itself.
+    """
+    if matches is None or matches.num_rows == 0:
+        return {}
+    from distillguard.score.fusion import Reason
+
+    out = {}
+    for acc, ms in known_indicator_evidence(matches).items():
+        code = "CONFIRMED_CAMPAIGN" if any(m["source"].startswith("analyst:") for m in ms) else "KNOWN_INDICATOR"
+        out[acc] = (Reason(code, round(max(m["confidence"] or 0 for m in ms) / 100.0, 3), ("known_indicator",)), ms)
     return out
 
 

@@ -204,14 +204,27 @@ def _set_inert_aside(text: str) -> str:
     return text
 
 
+def _finds(compiled) -> Callable[[bytes], bool]:
+    """Whether ``compiled`` matches anywhere in a byte string: the RE2 object that google-re2's ``search``
+    calls for bytes, called directly, without the generator and match object the wrapper builds around it
+    (~0.5 µs of a ~1 µs call; service intake runs two prefilters per row). tests/test_privacy_otlp.py holds
+    it equal to ``search``."""
+    match, unanchored, no_match = compiled._regexp.Match, re2._Anchor.UNANCHORED, (-1, -1)
+    return lambda b: match(unanchored, b, 0, len(b))[0] != no_match
+
+
+_prefilter_finds = _finds(_PREFILTER)
+_id_prefilter_finds = _finds(_ID_PREFILTER)
+
+
 def needs_redaction(text: str) -> bool:
     """Whether some rule could replace something in ``text`` (what the store's SQL computes)."""
-    return _PREFILTER.search(_utf8(_set_inert_aside(text))) is not None
+    return _prefilter_finds(_utf8(_set_inert_aside(text)))
 
 
 def needs_pseudonym(value: str) -> bool:
     """Whether some identifier rule could match in ``value`` (the prefilter of :func:`pseudonym`)."""
-    return _ID_PREFILTER.search(_utf8(value)) is not None
+    return _id_prefilter_finds(_utf8(value))
 
 
 def redact(text: str | None) -> str | None:

@@ -53,6 +53,23 @@ def _evidence_json(accounts: pa.Table) -> pa.Array:
     return pa.array(rows, pa.string())
 
 
+BASELINE_SCHEMA = pa.schema([("run_id", pa.string()), ("signal", pa.string()), ("baseline", pa.float64()),
+                             ("source", pa.string()), ("n_active", pa.int64()), ("min_accounts", pa.int64()),
+                             ("note", pa.string())])
+
+
+def _store_baselines(con, run_id: str, baselines) -> None:
+    """``signal_baselines``: the scan's per-signal baselines, unrounded, and whether they are the population's or
+    the packaged reference; the decision service makes its scores relative to them (score/relative.py)."""
+    rows = [] if baselines is None else [
+        {"run_id": run_id, "signal": name, "baseline": float(value), "source": baselines.source,
+         "n_active": baselines.n_active, "min_accounts": baselines.min_accounts, "note": baselines.details.get("note")}
+        for name, value in baselines.values.items()]
+    con.register("_base", pa.Table.from_pylist(rows, schema=BASELINE_SCHEMA))
+    con.execute("CREATE OR REPLACE TABLE signal_baselines AS SELECT * FROM _base")
+    con.unregister("_base")
+
+
 def store_results(result, store) -> None:
     """Replace the latest-scan tables in the store; append to ``scan_runs``."""
     con = store.con
@@ -92,6 +109,12 @@ def store_results(result, store) -> None:
                                                                      ("learned_json", pa.string())])))
     con.execute("CREATE OR REPLACE TABLE signal_fit AS SELECT * FROM _fit")  # what the service's signals load
     con.unregister("_fit")
+    _store_baselines(con, result.run_id, result.baselines)
+    looks = pa.table({"run_id": pa.array([result.run_id] * len(result.lookalikes), pa.string()),
+                      "account_id": pa.array(result.lookalikes, pa.string())})
+    con.register("_look", looks)
+    con.execute("CREATE OR REPLACE TABLE cleared_lookalikes AS SELECT * FROM _look")  # no strong signal in the service either
+    con.unregister("_look")
     con.register("_ind", result.indicators)
     con.execute("CREATE OR REPLACE TABLE campaign_indicators AS SELECT * FROM _ind")
     con.unregister("_ind")

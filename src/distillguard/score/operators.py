@@ -34,7 +34,8 @@ import pyarrow.compute as pc
 
 from distillguard.link.components import UnionFind
 
-__all__ = ["OPERATOR_KINDS", "co_moving", "group_operators", "operator_campaigns", "operator_id"]
+__all__ = ["OPERATOR_KINDS", "co_moving", "footprint_candidates", "group_operators", "join_footprint", "operator_campaigns",
+           "operator_id"]
 
 OPERATOR_KINDS = ("payment_fingerprint",)
 """Identifiers that tie two campaigns to one operator when members of both hold the same (linking) value."""
@@ -45,6 +46,28 @@ MIN_LAG_S = 3 * 3600
 def operator_id(campaign_ids: list[str]) -> str:
     """A stable id for a set of campaigns."""
     return "O-" + hashlib.sha1("\n".join(sorted(campaign_ids)).encode()).hexdigest()[:10]
+
+
+def _standardised(series: list[np.ndarray]) -> np.ndarray:
+    """Rows of log-scaled counts with mean 0 and standard deviation 1."""
+    x = np.log1p(np.vstack(series).astype(float))
+    return (x - x.mean(axis=1, keepdims=True)) / np.maximum(x.std(axis=1, keepdims=True), 1e-9)
+
+
+def _null_lags(t: int) -> np.ndarray | None:
+    """The circular shifts of at least ``MIN_LAG_S`` either way; None when too few to make a null."""
+    min_lag = MIN_LAG_S // BUCKET_S
+    lags = np.arange(min_lag, t - min_lag + 1)
+    return lags if len(lags) >= 24 else None
+
+
+def _corr_and_z(fx: np.ndarray, fy: np.ndarray, t: int, lags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Correlation of every row of ``fx`` (FFTs of standardised series) with ``fy`` (one row), and its z
+    against the same correlation at every lag of ``lags``."""
+    cross = np.fft.irfft(fx * np.conj(fy), n=t, axis=1) / t  # row i: corr(y, x_i shifted)
+    r = cross[:, 0]
+    null = cross[:, lags]
+    return r, (r - null.mean(axis=1)) / np.maximum(null.std(axis=1), 1e-9)
 
 
 def co_moving(activity: dict[str, np.ndarray], min_corr: float = 0.3, min_z: float = 5.0) -> list[tuple[str, str, float, float]]:
@@ -59,20 +82,15 @@ def co_moving(activity: dict[str, np.ndarray], min_corr: float = 0.3, min_z: flo
     cids = sorted(c for c, s in activity.items() if np.count_nonzero(s) >= 2)
     if len(cids) < 2:
         return []
-    x = np.log1p(np.vstack([activity[c] for c in cids]).astype(float))
-    x = (x - x.mean(axis=1, keepdims=True)) / np.maximum(x.std(axis=1, keepdims=True), 1e-9)
+    x = _standardised([activity[c] for c in cids])
     t = x.shape[1]
-    min_lag = MIN_LAG_S // BUCKET_S
-    lags = np.arange(min_lag, t - min_lag + 1)
-    if len(lags) < 24:
+    lags = _null_lags(t)
+    if lags is None:
         return []
     f = np.fft.rfft(x, axis=1)
     out = []
     for i in range(len(cids)):
-        cross = np.fft.irfft(f[i + 1:] * np.conj(f[i]), n=t, axis=1) / t  # row j: corr(x_i, x_j shifted)
-        r = cross[:, 0]
-        null = cross[:, lags]
-        z = (r - null.mean(axis=1)) / np.maximum(null.std(axis=1), 1e-9)
+        r, z = _corr_and_z(f[i + 1:], f[i], t, lags)
         for j in np.flatnonzero((r >= min_corr) & (z >= min_z)).tolist():
             out.append((cids[i], cids[i + 1 + j], round(float(r[j]), 3), round(float(z[j]), 1)))
     return out
@@ -142,3 +160,83 @@ def operator_campaigns(con, operator_id: str) -> list[str]:
     if not rows:
         raise UsageError(f"no operator {operator_id!r} in the store's latest scan")
     return [r[0] for r in rows]
+
+
+def footprint_candidates(operator_of: dict[str, str], memberships: pa.Table, rules, n_accounts: int, kinds,
+                         min_members: int = 2) -> dict[str, dict[str, list[tuple[str, str]]]]:
+    """Accounts outside every campaign that hold an operator's ring evidence: ``account -> {operator_id: hubs}``.
+
+    ``operator_of`` maps campaign members to their operator. A linking value
+    of ``kinds`` is an operator's ring evidence when at least ``min_members``
+    of that operator's members hold it and they are at least half of all its
+    holders in the scan (a ring's template or card, not a popular value a few
+    members also use). Harvest templates are shared between operators, so this
+    alone does not attribute an account: :func:`join_footprint` asks its
+    activity too.
+    """
+    t = memberships.filter(pc.is_in(memberships.column("kind"), pa.array(list(kinds), pa.string())))
+    t = t.select(["account_id", "kind", "value"])  # one row per distinct value an account holds (link.memberships)
+    member = pa.table({"account_id": pa.array(list(operator_of), pa.string()),
+                       "operator_id": pa.array(list(operator_of.values()), pa.string())})
+    held = (t.join(member, "account_id", join_type="inner").group_by(["kind", "value", "operator_id"])
+            .aggregate([("account_id", "count")]))
+    held = held.filter(pc.greater_equal(held.column("account_id_count"), min_members))
+    if held.num_rows == 0:
+        return {}
+    t = t.join(held.select(["kind", "value"]).group_by(["kind", "value"]).aggregate([]), ["kind", "value"], join_type="left semi")
+    total = t.group_by(["kind", "value"]).aggregate([("account_id", "count")]).rename_columns(["kind", "value", "holders"])
+    held = held.join(total, ["kind", "value"])
+    held = held.filter(pc.greater_equal(pc.multiply(held.column("account_id_count"), 2), held.column("holders")))
+    rule_of = {r.kind: r for r in rules}
+    owner: dict[tuple[str, str], tuple[int, str]] = {}
+    for k, v, oid, n, holders in zip(*(held.column(c).to_pylist() for c in ("kind", "value", "operator_id", "account_id_count", "holders"))):
+        rule = rule_of.get(k)
+        if rule is not None and rule.hub_weight(holders, n_accounts) > 0 and (n, oid) > owner.get((k, v), (0, "")):
+            owner[(k, v)] = (n, oid)
+    out: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    hubs = pa.table({"kind": [k for k, _ in owner], "value": [v for _, v in owner], "owner": [o for _, o in owner.values()]},
+                    schema=pa.schema([("kind", pa.string()), ("value", pa.string()), ("owner", pa.string())]))
+    outside = t.join(hubs, ["kind", "value"], join_type="inner").join(member, "account_id", join_type="left anti")
+    outside = outside.sort_by([("account_id", "ascending"), ("kind", "ascending"), ("value", "ascending")])
+    for a, k, v, oid in zip(*(outside.column(c).to_pylist() for c in ("account_id", "kind", "value", "owner"))):
+        out.setdefault(a, {}).setdefault(oid, []).append((k, v))
+    return out
+
+
+def join_footprint(candidates: dict[str, dict[str, list[tuple[str, str]]]], account_activity: dict[str, np.ndarray],
+                   operator_activity: dict[str, np.ndarray], min_corr: float = 0.15, min_z: float = 4.0) -> dict[str, dict]:
+    """``account -> {operator_id, shared}``: candidates whose activity moves with exactly one of their operators.
+
+    An account holding an operator's ring evidence (:func:`footprint_candidates`)
+    joins that operator's footprint when its requests per 10-minute bucket
+    correlate with the operator's at ``min_corr`` or more, ``min_z`` standard
+    deviations above the same correlation at every circular shift of 3 hours
+    or more (as :func:`co_moving`, at a lower bar: one account's requests are a
+    sparse sample of its operator's schedule, and the ring evidence is the
+    other half of the case). It carries the ``operator_id``, not a campaign id:
+    it is attributed, not flagged. Series: on one common time axis.
+    """
+    accs = sorted(a for a in candidates if np.count_nonzero(account_activity.get(a, 0)) >= 2)
+    oids = sorted({o for a in accs for o in candidates[a]} & operator_activity.keys())
+    if not accs or not oids:
+        return {}
+    fx = np.fft.rfft(_standardised([account_activity[a] for a in accs]), axis=1)
+    fo = np.fft.rfft(_standardised([operator_activity[o] for o in oids]), axis=1)
+    t = len(account_activity[accs[0]])
+    lags = _null_lags(t)
+    if lags is None:
+        return {}
+    moves: dict[str, list[tuple[str, float, float]]] = {}
+    for j, oid in enumerate(oids):
+        rows = [i for i, a in enumerate(accs) if oid in candidates[a]]
+        r, z = _corr_and_z(fx[rows], fo[j], t, lags)
+        for k in np.flatnonzero((r >= min_corr) & (z >= min_z)).tolist():
+            moves.setdefault(accs[rows[k]], []).append((oid, round(float(r[k]), 3), round(float(z[k]), 1)))
+    out = {}
+    for a, found in moves.items():
+        if len(found) != 1:  # moves with two operators' schedules: not attributed
+            continue
+        oid, r, z = found[0]
+        shared = [{"kind": k, "value": v} for k, v in candidates[a][oid][:5]]
+        out[a] = {"operator_id": oid, "shared": shared + [{"kind": "activity", "value": f"moves with {oid} (r={r}, z={z})"}]}
+    return out

@@ -14,6 +14,10 @@ little, so it cannot hide by being common. A signal that most accounts do not
 trip (median 0, MAD 0) keeps its raw meaning. A scan with too few active
 accounts for population statistics uses the packaged reference baselines
 (``model.yaml: reference_baselines``, measured on randomized worlds) and says so.
+
+The decision service applies the last scan's baselines with the same
+:func:`make_relative` (``signal_baselines`` in the store), and the reference
+baselines while no scan has been stored.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Baselines", "LOOKALIKE_DISTANCE", "lookalikes", "population_baselines", "make_relative"]
+__all__ = ["Baselines", "LOOKALIKE_DISTANCE", "lookalikes", "population_baselines", "reference_baselines", "make_relative"]
 
 LOOKALIKE_DISTANCE = 0.1
 """Largest difference on any signal (raw scores) at which an account looks like one an analyst cleared."""
@@ -54,14 +58,21 @@ def population_baselines(scores: np.ndarray, names: list[str], active: np.ndarra
     """
     n_active = int(np.count_nonzero(active))
     if n_active < min_accounts:
-        ref = reference or {}
-        return Baselines({n: float(ref.get(n, 0.0)) for n in names}, "reference", n_active, min_accounts,
-                         {"note": f"{n_active} active accounts (< {min_accounts}): packaged reference baselines"})
+        return reference_baselines(reference, names, n_active=n_active, min_accounts=min_accounts,
+                                   note=f"{n_active} active accounts (< {min_accounts}): packaged reference baselines")
     x = scores[active]
     med = np.median(x, axis=0)
     mad = np.median(np.abs(x - med), axis=0) * MAD_SCALE
     base = np.minimum(med + k_mad * mad, max_baseline)
     return Baselines({n: float(b) for n, b in zip(names, base)}, "population", n_active, min_accounts)
+
+
+def reference_baselines(reference: dict | None, names: list[str], *, note: str, n_active: int = 0,
+                        min_accounts: int = 200) -> Baselines:
+    """The packaged reference baselines (or 0, the raw scores): for a scan too small for population
+    statistics, and for the decision service before any scan was stored."""
+    ref = reference or {}
+    return Baselines({n: float(ref.get(n, 0.0)) for n in names}, "reference", n_active, min_accounts, {"note": note})
 
 
 def make_relative(scores: np.ndarray, names: list[str], baselines: Baselines) -> np.ndarray:

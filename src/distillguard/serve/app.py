@@ -374,6 +374,7 @@ def _operation_routes(app: FastAPI, engine, met) -> None:
             "journal_pending": engine.journal.pending,
             "state": "redis" if engine.state.shared else "memory",
             "last_error": engine.journal.last_error,
+            "calibration": engine.online.baselines.source,
         }
 
     @app.get("/metrics", tags=["operations"], response_class=Response,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import orjson
 import pyarrow as pa
 
+from distillguard.score.relative import Baselines
 from distillguard.store import table_exists
 
 __all__ = ["CampaignMap", "KnownAccount", "template_values", "MIN_TEMPLATE_BANDS"]
@@ -62,6 +63,8 @@ class CampaignMap:
     index: dict = field(default_factory=dict)  # (kind, value) -> [(campaign_id, weight)]
     indicators: dict = field(default_factory=dict)  # campaign_id -> [{kind, value, weight}]
     behaviour_fit: dict = field(default_factory=dict)  # signal name -> what the scan's fit learned
+    baselines: Baselines | None = None  # what the scan made its signal scores relative to; None: no scan stored them
+    lookalikes: frozenset = frozenset()  # accounts that look like one analysts cleared: no strong signal of their own
     loaded_at: float = 0.0
 
     @classmethod
@@ -93,6 +96,14 @@ class CampaignMap:
                 m.indicators.setdefault(cid, []).append({"kind": kind, "value": value, "weight": w})
         if table_exists(con, "signal_fit"):  # stores scanned before it existed: the signals stay unfitted
             m.behaviour_fit = {s: orjson.loads(j) for s, j in con.execute("SELECT signal, learned_json FROM signal_fit").fetchall()}
+        if table_exists(con, "signal_baselines"):  # stores scanned before it existed: the reference baselines apply
+            rows = con.execute("SELECT signal, baseline, source, n_active, min_accounts, note FROM signal_baselines").fetchall()
+            if rows:
+                _, _, source, n_active, min_accounts, note = rows[0]
+                m.baselines = Baselines({r[0]: float(r[1]) for r in rows}, source, int(n_active), int(min_accounts),
+                                        {"note": note} if note else {})
+        if table_exists(con, "cleared_lookalikes"):
+            m.lookalikes = frozenset(a for (a,) in con.execute("SELECT account_id FROM cleared_lookalikes").fetchall())
         return m
 
     def has_kind(self, kind: str) -> bool:

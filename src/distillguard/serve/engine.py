@@ -6,6 +6,8 @@ workers) and decides; its jobs live in the modules of the package:
 - :mod:`~distillguard.serve.intake`: events and account metadata in (ids, repeats, quarantine, journal);
 - :mod:`~distillguard.serve.online`: the fused behaviour risk of an account's running features;
 - :mod:`~distillguard.serve.linking`: first-request links to known campaigns, signup bursts;
+- :mod:`~distillguard.serve.intel`: imported threat intelligence and confirmed campaigns' identifiers
+  (``KNOWN_INDICATOR``, ``CONFIRMED_CAMPAIGN``);
 - :mod:`~distillguard.serve.feedback`: analyst labels and challenge results;
 - :mod:`~distillguard.serve.views`: read-only account and campaign views.
 
@@ -23,6 +25,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from distillguard.audit import analyst_overrides
 from distillguard.erasure import forget_log, retain
 from distillguard.privacy.settings import StorePrivacy
 from distillguard.score.campaigns import campaign_strong_codes
@@ -32,6 +35,7 @@ from distillguard.serve import views
 from distillguard.serve.campaigns import CampaignMap
 from distillguard.serve.feedback import Feedback
 from distillguard.serve.intake import Intake
+from distillguard.serve.intel import IntelMatcher
 from distillguard.serve.journal import Journal
 from distillguard.serve.linking import Linker, Signups
 from distillguard.serve.online import OnlineScorer
@@ -45,7 +49,7 @@ class EngineConfig:
 
     def __init__(self, db="distillguard.duckdb", policy=None, model=None, redis=None, refresh_seconds=30.0,
                  flush_seconds=1.0, journal=None, fsync=True, warm_max_events=2_000_000, quarantine=None,
-                 persist=True, privacy=None):
+                 persist=True, privacy=None, intel_key=None):
         self.db = db
         self.policy = policy
         self.model = model
@@ -58,6 +62,7 @@ class EngineConfig:
         self.quarantine = quarantine
         self.persist = persist
         self.privacy = privacy  # a StorePrivacy; None: the policy's store section
+        self.intel_key = intel_key  # consortium key (bytes) of imported intel to match at decision time; None: off
 
 
 GC_YOUNG_OBJECTS = 20_000  # ~ the objects one intake batch keeps alive at once (default 700)
@@ -84,12 +89,14 @@ class Engine:
         else:  # read the store's campaign map, write nothing (replay --db)
             self.journal = Journal(None, None)
         self.map = CampaignMap()
+        self.analyst_policy = self.policy  # the policy with the analysts' allowlists (console), as the scan applies it
         self.counters = {"accepted": 0, "quarantined": 0, "duplicates": 0, "decisions": 0, "errors": 0, "refreshes": 0}
         qpath = config.quarantine or (str(config.db) + ".serve-quarantine.jsonl" if config.db and config.persist else None)
         self.signups = Signups()
         self.intake = Intake(self.journal, self.state, self.privacy, self.counters, qpath, self.signups)
-        self.online = OnlineScorer(self.model, self.state, lambda: self.map)
+        self.online = OnlineScorer(self.model, self.state, lambda: self.map, self.policy.population)
         self.linking = Linker(self.state, lambda: self.map, serve)
+        self.intel = IntelMatcher(config.intel_key)
         immunity = int(serve.get("immunity_seconds", self.policy.ttl_seconds.get("challenge", 3600)))
         self.feedback = Feedback(self.state, self.journal, self.online, immunity)
         self._started = False
@@ -191,8 +198,9 @@ class Engine:
                 con.close()
 
     def refresh(self) -> None:
-        """Reload the campaign map the last scan wrote (the store is opened only for the read), forget
-        the accounts erased since (``store forget``) and apply ``store.retention_days``."""
+        """Reload the campaign map the last scan wrote, the analysts' console decisions (allowlists, confirmed
+        campaigns) and imported intel (the store is opened only for the read), forget the accounts erased since
+        (``store forget``) and apply ``store.retention_days``."""
         if not self.config.db or not Path(self.config.db).exists():
             return
         with self.journal.db_lock:
@@ -204,9 +212,12 @@ class Engine:
                     self._forget_seq = seq
                 m = CampaignMap.from_store(con, loaded_at=time.time())
                 self.signups.load(con)
+                self.intel.load(con)
+                feedback = analyst_overrides(con)
             finally:
                 con.close()
         self.map = m
+        self.analyst_policy = self.policy.with_allowlist(feedback.allow_accounts, feedback.allow_orgs)
         self.online.clear()
         self.counters["refreshes"] += 1
         self._retain()
@@ -285,7 +296,7 @@ class Engine:
         known = self.map.accounts.get(acc)
         risk, campaign_id, reasons = self._evidence(acc, event, meta, known)
         flag = self.state.get_flag(acc)
-        policy = self.policy
+        policy = self.analyst_policy
         if flag == "fraudulent":
             risk = 1.0
             _merge(reasons, [{"code": "ANALYST_CONFIRMED", "weight": 1.0, "details": {"source": "label"}}])
@@ -325,6 +336,11 @@ class Engine:
                 campaign_id = campaign_id or lcid
                 risk = max(risk, lrisk)
                 _merge(reasons, lreasons)
+        # imported intel and confirmed campaigns: the scan's KNOWN_INDICATOR / CONFIRMED_CAMPAIGN for the identifiers
+        # used since (the policy acts on the reason)
+        intel = self.intel.reason(acc, event, meta)
+        if intel is not None:
+            _merge(reasons, [intel])
         return risk, campaign_id, reasons
 
     def _shape(self, acc, action, rule_id, ttl, risk, reasons, campaign_id, immune=None, record: bool = True) -> dict:
@@ -385,7 +401,8 @@ class Engine:
         reasons = {x["code"]: x for x in d["reasons"]}
         reasons["SIGNUP_BURST"] = {"code": "SIGNUP_BURST", "weight": r, "details": {"source": "signup", "window": window}}
         risk = max(d["risk"], r)
-        pol = self.policy.with_allowlist(accounts=[acc]) if self.state.immune_until(acc) else self.policy
+        pol = self.analyst_policy
+        pol = pol.with_allowlist(accounts=[acc]) if self.state.immune_until(acc) else pol
         known = self.map.accounts.get(acc)
         dd = pol.decide(risk, list(reasons), in_campaign=d["campaign_id"] is not None, account_id=acc, org_id=row.get("org_id"),
                         strong=campaign_strong_codes(known.reasons) if known is not None else ())

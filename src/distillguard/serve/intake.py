@@ -97,6 +97,8 @@ class Intake:
                 rows.append(normalize_fields(rec, extra))
             except Reject as rej:
                 bad.append(Quarantined(source, i + 1, rej.reason, truncate_raw(rec), rej.detail))
+            except Exception as exc:  # as ingest: never let one record fail the batch
+                bad.append(Quarantined(source, i + 1, "invalid", truncate_raw(rec), str(exc)[:200]))
         return self.accept(rows, bad)
 
     def put_account(self, meta: dict) -> dict:

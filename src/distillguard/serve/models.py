@@ -183,6 +183,9 @@ class Health(BaseModel):
     journal_pending: int
     state: Literal["memory", "redis"]
     last_error: Optional[str] = None
+    calibration: Literal["population", "reference"] = Field(
+        "reference", description="what online signal scores are relative to: the last scan's population baselines, "
+                                 "or the packaged reference ones (no scan stored any yet, or it was too small)")
 
 
 class ErrorBody(BaseModel):

@@ -126,10 +126,11 @@ class JoinBuffer:
             touched: set[str] = set()
             fresh: list[Item] = []
             for it in items:
-                call = call_of(it)
                 if is_model_item(it):
                     fresh.append(it)
-                elif call and call in self.released:
+                    continue
+                call = call_of(it)
+                if call and call in self.released:
                     self.late += 1
                 elif call:
                     self.by_span.setdefault(call, []).append(it)
