@@ -10,6 +10,7 @@ import pytest
 import yaml
 from importlib import resources
 
+from distillguard.errors import UsageError
 from distillguard.score.policy import Policy
 from distillguard.score.relative import lookalikes, make_relative, population_baselines
 
@@ -57,6 +58,50 @@ def test_no_single_behaviour_family_moves_an_account_past_monitor():
     assert p.decide(0.99, ["HIGH_OUTPUT_RATIO"], in_campaign=True).action == "block"
     assert p.decide(0.1, ["KNOWN_INDICATOR"]).action == "challenge"
     assert p.decide(0.3, ["HIGH_OUTPUT_RATIO"]).action == "monitor"
+
+
+def test_end_user_harvest_is_corroborated_by_construction_and_inside_the_budget():
+    """Intent judged per end user plus a few end users carrying the key's traffic: its own combination, own evidence."""
+    p = Policy.load()
+    assert p.decide(0.6, ["END_USER_HARVEST"]).action == "challenge"
+    assert p.corroboration.own_evidence_only({"END_USER_HARVEST"}, False)
+    d = p.decide(0.6, ["END_USER_HARVEST"], held_back=True)
+    assert (d.action, d.rule_id) == ("monitor", "alert-budget")
+
+
+def test_a_strong_member_of_a_campaign_is_challenged_at_the_monitor_level():
+    """Campaign evidence plus the account's own strong intent signal: challenged from risk 0.2, not 0.5."""
+    p = Policy.load()
+    d = p.decide(0.3, ["RUBRIC_GRADING"], in_campaign=True, strong={"RUBRIC_GRADING"})
+    assert (d.action, d.rule_id) == ("challenge", "challenge-strong-campaign-member")
+    assert p.decide(0.3, ["REFUSAL_PROBING"], in_campaign=True, strong={"REFUSAL_PROBING"}).action == "challenge"
+    assert p.decide(0.3, ["RUBRIC_GRADING"], in_campaign=True).action == "monitor"  # its campaign's pooled evidence only
+    assert p.decide(0.3, ["RUBRIC_GRADING"], strong={"RUBRIC_GRADING"}).action == "monitor"  # no campaign
+    # a behaviour family is what templated apps on a cloud range share: it waits for risk 0.5
+    assert p.decide(0.3, ["LOGPROBS_HARVEST"], in_campaign=True, strong={"LOGPROBS_HARVEST"}).action == "monitor"
+    assert p.decide(0.1, ["RUBRIC_GRADING"], in_campaign=True, strong={"RUBRIC_GRADING"}).action == "allow"
+
+
+def test_strong_signal_conditions_name_known_families():
+    text = resources.files("distillguard.score").joinpath("policy.yaml").read_text()
+    with pytest.raises(UsageError, match="strong_signal"):
+        Policy.from_yaml(text.replace("strong_signal: [content, outcomes]", "strong_signal: [contnet]"))
+
+
+def test_the_scan_stores_the_strong_signals_it_decided_on(default_scan):
+    """The decision service reads back the strong codes the scan decided on (reasons_json)."""
+    from distillguard.score.campaigns import campaign_strong_codes
+    from distillguard.score.fusion import strong_codes
+
+    rows = _rows(default_scan)
+    own = [strong_codes(json.loads(r["reasons_json"])) for r in rows]
+    shared = [campaign_strong_codes(json.loads(r["reasons_json"])) for r in rows]
+    assert any(own) and not all(own) and any(shared)
+    for r, o, s in zip(rows, own, shared):
+        assert s <= o <= set(r["reasons"])
+        assert not s or r["campaign_id"] is not None  # shared with a campaign: only its members
+        if r["rule_id"] == "challenge-strong-campaign-member":
+            assert s and 0.2 <= r["risk"] < 0.5
 
 
 def test_every_flag_of_a_real_scan_is_corroborated(default_scan):

@@ -7,7 +7,7 @@ import pytest
 from conftest import scan_scenario
 
 from distillguard.link import Communities
-from distillguard.score.campaigns import hub_holders, strong_communities
+from distillguard.score.campaigns import hub_holders, shared_strong_codes, strong_communities
 
 
 def _world(n_users: int = 400, n_ring: int = 12, n_app: int = 40, n_app_strong: int = 4):
@@ -106,6 +106,18 @@ def test_growth_is_bounded_by_the_core():
     # 100 weak holders of the ring's burst and band outnumber its 28 core members: not its own evidence
     assert all(len(t["grown"]) <= t["firm_members"] for t in found.values())
     assert not any(a.startswith("late") for t in found.values() for a in t["grown"])
+
+
+def test_a_members_strong_signal_counts_when_its_campaign_shares_it():
+    """A rubric ring's RUBRIC_GRADING is the campaign's intent; a merged app user's DATASET_SYNTHESIS is not."""
+    ids = [f"r{i}" for i in range(8)] + ["app", "weak", "alone"]
+    assignment = {a: "C-ring" for a in ids[:10]}
+    strong = [{"RUBRIC_GRADING"}] * 6 + [{"RUBRIC_GRADING", "LOGPROBS_HARVEST"}, {"HIGH_OUTPUT_RATIO"},
+                                         {"DATASET_SYNTHESIS"}, set(), {"RUBRIC_GRADING"}]
+    out = shared_strong_codes(assignment, strong, ids, 0.25)
+    assert out[:7] == [{"RUBRIC_GRADING"}] * 7  # 7 of 9 strong members carry it; logprobs only 1 of 9
+    assert out[7] == set() and out[8] == set() and out[9] == set()
+    assert out[10] == set()  # outside every campaign
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ import pytest
 
 from distillguard.errors import UsageError
 from distillguard.score.evidence import EvidenceMatrix
-from distillguard.score.fusion import FusionModel, shift_to_operating_point
+from distillguard.score.fusion import FusionModel, shift_to_operating_point, strong_codes
 
 
 def _evidence(n=2000, seed=0):
@@ -124,3 +124,14 @@ def test_campaign_strong_share_is_the_candidates_share_of_strong_firm_members_sc
     share = build_evidence(*args, pool={7: {"firm_members": 4, "strong_members": 3}}).column("campaign_strong_share")
     assert np.allclose(share, [0.75, 0.75, 0.75, 0.375, 0.0]), "r4 is half as attached; the loner is in no candidate"
     assert not build_evidence(*args, pool=set()).column("campaign_strong_share").any(), "no candidate, no share"
+
+
+def test_a_reason_is_strong_only_for_the_accounts_own_strong_signal():
+    ev = EvidenceMatrix(["a", "b"], ["rubric_grading", "campaign_rubric_grading"], ["RUBRIC_GRADING", "RUBRIC_GRADING"],
+                        np.array([[0.8, 0.6], [0.1, 0.6]]))
+    model = FusionModel(-3.0, {"rubric_grading": 1.0, "campaign_rubric_grading": 2.0})
+    a, b = model.reasons(ev, strong={"rubric_grading": np.array([True, False])})
+    assert [(r.code, r.strong) for r in a] == [("RUBRIC_GRADING", True)]
+    assert [(r.code, r.strong) for r in b] == [("RUBRIC_GRADING", False)]  # listed for its campaign's pooled evidence
+    assert strong_codes(a) == {"RUBRIC_GRADING"} and strong_codes(b) == set()
+    assert strong_codes([{"code": "X", "strong": True}, {"code": "Y"}]) == {"X"}

@@ -381,3 +381,21 @@ def test_the_service_measures_refusals_against_the_scanned_populations_rate(tmp_
         assert RefusalProbing().score(prober).scores.column("refusal_probing")[0].as_py() >= 0.9  # at the reference
     finally:
         engine.stop()
+
+
+def test_a_strong_campaign_member_is_challenged_by_the_service_as_by_the_scan(store):
+    """The packaged rule challenge-strong-campaign-member holds in the service: it reads the strong codes the scan stored."""
+    con = duckdb.connect(str(store))
+    own = ('[{"code": "RUBRIC_GRADING", "weight": 0.8, "terms": ["rubric_grading"], "evidence": {}, "strong": true,'
+           ' "campaign_shared": true}]')
+    apart = own.replace('"campaign_shared": true', '"campaign_shared": false')  # strong, but not its campaign's intent
+    for acc, reasons in (("camp-2", own), ("camp-3", apart)):
+        con.execute("UPDATE account_results SET risk = 0.3, reasons = ['RUBRIC_GRADING'], reasons_json = ? WHERE account_id = ?",
+                    [reasons, acc])
+    con.close()
+    engine = Engine(EngineConfig(db=str(store), refresh_seconds=3600, flush_seconds=0.2))
+    with serving(engine) as url, httpx.Client(base_url=url, timeout=10, auth=RoleAuth(store)) as c:
+        d = c.post("/v1/decide", json={"account_id": "camp-2"}).json()
+        assert (d["action"], d["rule_id"]) == ("challenge", "challenge-strong-campaign-member"), d
+        d = c.post("/v1/decide", json={"account_id": "camp-3"}).json()
+        assert (d["action"], d["rule_id"]) == ("monitor", "monitor"), d

@@ -21,9 +21,10 @@ from distillguard.intel.match import (CONFIRMED_KINDS, MATCH_SCHEMA, confirmed_m
                                       match_known_indicators)
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
-from distillguard.score.campaigns import build_campaigns, hub_holders, judge_campaigns, strong_communities
+from distillguard.score.campaigns import (build_campaigns, hub_holders, judge_campaigns, shared_strong_codes,
+                                          strong_communities)
 from distillguard.score.evidence import attachment, build_evidence, own_scores
-from distillguard.score.fusion import FusionModel
+from distillguard.score.fusion import FusionModel, strong_codes
 from distillguard.score.operators import BUCKET_S, footprint_candidates, group_operators, join_footprint
 from distillguard.score.policy import ACTIONS, Policy
 from distillguard.score.relative import Baselines, lookalikes, make_relative, population_baselines
@@ -325,6 +326,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
             reasons[i] = [known[acc][0], *reasons[i]]
     by_account = _samples_by_account(samples)
     camp = policy.campaigns
+    codes_of = [[r.code for r in reasons[i]] for i in range(len(ids))]
     camp_risk, belongs = judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"),
                                          min_flagged_share=camp.get("min_flagged_share", 0.25),
                                          min_attachment=camp.get("min_attachment", 0.3), candidates=an.candidates)
@@ -343,16 +345,18 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     meta_org = dict(zip(meta.column("account_id").to_pylist(), meta.column("org_id").to_pylist()))
     orgs = features.column("org_id").to_pylist()
     org_of = [meta_org.get(acc) or orgs[i] for i, acc in enumerate(ids)]
-    codes_of = [[r.code for r in reasons[i]] for i in range(len(ids))]
-    decisions = [policy.decide(float(risk[i]), codes_of[i], in_campaign=acc in assignment, account_id=acc, org_id=org_of[i])
-                 for i, acc in enumerate(ids)]
-    budget = _apply_alert_budget(policy, ids, risk, codes_of, assignment, org_of, decisions, an.active, an.baselines)
+    # a member's strong signals that its campaign's strong members share: what the strong_signal rules read
+    strong_of = shared_strong_codes(assignment, [strong_codes(r) for r in reasons], ids, camp.get("shared_strong_share", 0.25))
+    decisions = [policy.decide(float(risk[i]), codes_of[i], in_campaign=acc in assignment, account_id=acc, org_id=org_of[i],
+                               strong=strong_of[i]) for i, acc in enumerate(ids)]
+    budget = _apply_alert_budget(policy, ids, risk, codes_of, strong_of, assignment, org_of, decisions, an.active, an.baselines)
     evidence_of = {r.name: r.evidence for r in results}
     rows = []
     for i, acc in enumerate(ids):
         cid = assignment.get(acc)
         details = [
-            {"code": r.code, "weight": r.weight, "evidence": {t: evidence_of[t][acc] for t in r.terms if t in evidence_of and acc in evidence_of[t]}, "terms": list(r.terms)}
+            {"code": r.code, "weight": r.weight, "evidence": {t: evidence_of[t][acc] for t in r.terms if t in evidence_of and acc in evidence_of[t]}, "terms": list(r.terms), "strong": r.strong,
+             "campaign_shared": r.code in strong_of[i]}
             for r in reasons[i]
         ]
         if acc in known:
@@ -432,7 +436,8 @@ def _operators(campaigns: list[dict], footprint: dict[str, dict]) -> list[dict]:
     return sorted(ops.values(), key=lambda o: (-o["n_accounts"], o["operator_id"]))
 
 
-def _apply_alert_budget(policy: Policy, ids, risk, codes_of, assignment, org_of, decisions, active, population: Baselines) -> dict:
+def _apply_alert_budget(policy: Policy, ids, risk, codes_of, strong_of, assignment, org_of, decisions, active,
+                        population: Baselines) -> dict:
     """Hold back own-evidence flags beyond ``max_flag_share`` of active accounts (highest risk kept).
 
     Only flags that rest on an account's own evidence alone count (policy
@@ -455,7 +460,7 @@ def _apply_alert_budget(policy: Policy, ids, risk, codes_of, assignment, org_of,
     held = own[budget:]
     for i in held:
         decisions[i] = policy.decide(float(risk[i]), codes_of[i], in_campaign=ids[i] in assignment, account_id=ids[i],
-                                     org_id=org_of[i], held_back=True)
+                                     org_id=org_of[i], held_back=True, strong=strong_of[i])
     return {"max_flag_share": c.max_flag_share, "active_accounts": n_active, "budget": budget,
             "own_evidence_flags": len(own), "binds": bool(held), "held_back": len(held),
             "held_back_accounts": [{"account_id": ids[i], "risk": round(float(risk[i]), 4), "would_be": decisions[i].capped_from,

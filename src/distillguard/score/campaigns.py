@@ -30,7 +30,8 @@ from scipy.stats import binom
 from distillguard.link import Communities
 from distillguard.link.components import UnionFind
 
-__all__ = ["campaign_id", "build_campaigns", "hub_holders", "judge_campaigns", "strong_communities"]
+__all__ = ["campaign_id", "build_campaigns", "campaign_strong_codes", "hub_holders", "judge_campaigns", "shared_strong_codes",
+           "strong_communities"]
 
 FLAG_RISK = 0.5
 
@@ -271,6 +272,33 @@ def judge_campaigns(
         for i in np.concatenate([firm, flagged, grown]):
             belongs[account_ids[i]] = c
     return camp_risk, belongs
+
+
+def shared_strong_codes(assignment: dict[str, str], strong: list[set[str]], account_ids: list[str], share: float) -> list[set[str]]:
+    """Per account, the codes of its strong own signals that its campaign's strong members share.
+
+    A code is shared when at least ``share`` of the campaign's members with a
+    strong signal carry it: the campaign's own intent (a rubric ring's
+    RUBRIC_GRADING), not the strong signal of a grading app's user that
+    linkage merged into a hydra campaign. Accounts outside campaigns get none.
+    """
+    by_campaign: dict[str, list[int]] = {}
+    for i, a in enumerate(account_ids):
+        if a in assignment:
+            by_campaign.setdefault(assignment[a], []).append(i)
+    out = [set() for _ in account_ids]
+    for rows in by_campaign.values():
+        holders = [strong[i] for i in rows if strong[i]]
+        counts = Counter(c for codes in holders for c in codes)
+        shared = {c for c, n in counts.items() if n >= share * len(holders)}
+        for i in rows:
+            out[i] = strong[i] & shared
+    return out
+
+
+def campaign_strong_codes(stored_reasons) -> set[str]:
+    """:func:`shared_strong_codes` of one account, read back from the reasons a scan stored (the decision service)."""
+    return {r["code"] for r in stored_reasons if r.get("strong") and r.get("campaign_shared")}
 
 
 def build_campaigns(

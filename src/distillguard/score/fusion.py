@@ -18,7 +18,7 @@ import yaml
 from distillguard.errors import UsageError
 from distillguard.score.evidence import EvidenceMatrix
 
-__all__ = ["FusionModel", "Reason", "evaded"]
+__all__ = ["FusionModel", "Reason", "evaded", "strong_codes"]
 
 CLEARING = ("campaign_declared_org",)
 """Evidence that may lower risk (a verified organisation sharing a card)."""
@@ -29,6 +29,19 @@ class Reason:
     code: str
     weight: float
     terms: tuple[str, ...]
+    strong: bool = False
+    """The account's own signal of this code is strong (not only its campaign's pooled evidence)."""
+
+
+def strong_codes(reasons) -> set[str]:
+    """The codes of an account's strong own signals, from its reasons (:class:`Reason` objects, or the scan's stored dicts).
+
+    What the policy's ``strong_signal`` condition reads: a campaign member
+    that carries strong evidence of its own is corroborated by its campaign
+    and by itself.
+    """
+    return {r["code"] if isinstance(r, dict) else r.code for r in reasons
+            if (r.get("strong", False) if isinstance(r, dict) else r.strong)}
 
 
 @dataclass
@@ -143,7 +156,7 @@ class FusionModel:
                 elif t > 0:
                     by_code.setdefault(code, []).append((float(t), evidence.names[j]))
             reasons = [
-                Reason(code, round(sum(t for t, _ in ts), 3), tuple(n for _, n in sorted(ts, reverse=True)))
+                Reason(code, round(sum(t for t, _ in ts), 3), tuple(n for _, n in sorted(ts, reverse=True)), code in forced)
                 for code, ts in by_code.items()
                 if code in forced or sum(t for t, _ in ts) >= min_weight
             ]

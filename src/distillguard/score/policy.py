@@ -17,9 +17,10 @@ from distillguard.errors import UsageError
 __all__ = ["ACTIONS", "Corroboration", "Policy", "PolicyRule", "Decision", "store_privacy"]
 
 ACTIONS = ("allow", "monitor", "challenge", "throttle", "block")
-_CONDITIONS = {"risk_at_least", "risk_below", "any_reason", "in_campaign", "allowlisted"}
+_CONDITIONS = {"risk_at_least", "risk_below", "any_reason", "in_campaign", "strong_signal", "allowlisted"}
 CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", "min_strong_members", "max_p_value", "core_kinds",
-                     "grow_kinds", "operator_min_corr", "operator_min_z", "footprint_min_corr", "footprint_min_z"}
+                     "grow_kinds", "operator_min_corr", "operator_min_z", "footprint_min_corr", "footprint_min_z",
+                     "shared_strong_share"}
 POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "strong"}
 
 
@@ -30,12 +31,19 @@ class PolicyRule:
     priority: int = 50
     when: dict = field(default_factory=dict)
 
-    def matches(self, risk: float, reasons: set[str], in_campaign: bool, allowlisted: bool) -> bool:
+    def matches(self, risk: float, reasons: set[str], in_campaign: bool, allowlisted: bool, strong: set[str] = frozenset()) -> bool:
+        """``strong``: the corroboration families of the account's strong own signals (``"any"`` added when there is one)."""
         w = self.when
         if "allowlisted" in w and bool(w["allowlisted"]) != allowlisted:
             return False
         if "in_campaign" in w and bool(w["in_campaign"]) != in_campaign:
             return False
+        if "strong_signal" in w:
+            want = w["strong_signal"]  # true (any strong own signal), false, or a list of families
+            if isinstance(want, bool) and want != ("any" in strong):
+                return False
+            if not isinstance(want, bool) and not strong.intersection(want):
+                return False
         if "risk_at_least" in w and risk < float(w["risk_at_least"]):
             return False
         if "risk_below" in w and risk >= float(w["risk_below"]):
@@ -145,6 +153,13 @@ class Policy:
             unknown = set(r.when) - _CONDITIONS
             if unknown:
                 raise UsageError(f"policy rule {r.id}: unknown condition {sorted(unknown)[0]!r}")
+        corroboration = Corroboration.from_dict(data["corroboration"]) if data.get("corroboration") else None
+        for r in rules:
+            want = r.when.get("strong_signal")
+            if want is not None and not isinstance(want, bool):
+                families = set(corroboration.families) if corroboration else set()
+                if not isinstance(want, list) or not set(want) <= families:
+                    raise UsageError(f"policy rule {r.id}: strong_signal is true, false or a list of corroboration families")
         unknown = set(data.get("campaigns") or {}) - CAMPAIGN_SETTINGS
         if unknown:
             raise UsageError(f"policy campaigns: unknown setting {sorted(unknown)[0]!r}")
@@ -164,7 +179,7 @@ class Policy:
             throttle=dict(data.get("throttle") or {}),
             challenge=dict(data.get("challenge") or {}),
             campaigns={k: v if k == "core_kinds" else float(v) for k, v in (data.get("campaigns") or {}).items()},
-            corroboration=Corroboration.from_dict(data["corroboration"]) if data.get("corroboration") else None,
+            corroboration=corroboration,
             population={k: float(v) for k, v in (data.get("population") or {}).items()},
             allow_accounts=frozenset(map(str, allow.get("accounts") or [])),
             allow_orgs=frozenset(map(str, allow.get("orgs") or [])),
@@ -202,16 +217,21 @@ class Policy:
         return Decision(action, rule_id, int(self.ttl_seconds.get(action, 300)), capped_from)
 
     def decide(self, risk: float, reasons=(), *, in_campaign: bool = False, account_id: str | None = None,
-               org_id: str | None = None, held_back: bool = False) -> Decision:
+               org_id: str | None = None, held_back: bool = False, strong=()) -> Decision:
         """The first matching rule's action, held at the corroboration cap when its evidence is not corroborated.
 
         ``held_back``: the scan's alert budget held this account's own-evidence
-        flag back (it then also stays at the cap).
+        flag back (it then also stays at the cap). ``strong``: the codes of the
+        account's strong own signals that its campaign's strong members share
+        (:func:`distillguard.score.campaigns.shared_strong_codes`), which a
+        rule's ``strong_signal`` condition reads by family.
         """
         allowlisted = (account_id in self.allow_accounts) or (org_id is not None and org_id in self.allow_orgs)
         codes = set(reasons)
+        strong = set(strong)
+        strong_families = (self.corroboration.families_of(strong, False) if self.corroboration else set()) | ({"any"} if strong else set())
         for rule in self.rules:
-            if rule.matches(risk, codes, in_campaign, allowlisted):
+            if rule.matches(risk, codes, in_campaign, allowlisted, strong_families):
                 break
         else:
             return self._decision("allow", "implicit-default")

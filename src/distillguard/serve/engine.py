@@ -28,6 +28,7 @@ from pathlib import Path
 from distillguard.audit import analyst_overrides
 from distillguard.erasure import forget_log, retain
 from distillguard.privacy.settings import StorePrivacy
+from distillguard.score.campaigns import campaign_strong_codes
 from distillguard.score.fusion import FusionModel
 from distillguard.score.policy import Policy
 from distillguard.serve import views
@@ -305,7 +306,8 @@ class Engine:
         org = event.get("org_id") or (meta or {}).get("org_id") or (known.org_id if known else None)
         # an own-evidence flag the scan's alert budget held back stays held back until the next scan
         held = known is not None and known.rule_id == "alert-budget"
-        d = policy.decide(risk, list(reasons), in_campaign=campaign_id is not None, account_id=acc, org_id=org, held_back=held)
+        d = policy.decide(risk, list(reasons), in_campaign=campaign_id is not None, account_id=acc, org_id=org, held_back=held,
+                          strong=campaign_strong_codes(known.reasons) if known is not None else ())
         return self._shape(acc, d.action, d.rule_id, d.ttl_seconds, risk, reasons, campaign_id, immune, record)
 
     def _evidence(self, acc: str, event: dict, meta: dict | None, known) -> tuple[float, str | None, dict]:
@@ -401,7 +403,9 @@ class Engine:
         risk = max(d["risk"], r)
         pol = self.analyst_policy
         pol = pol.with_allowlist(accounts=[acc]) if self.state.immune_until(acc) else pol
-        dd = pol.decide(risk, list(reasons), in_campaign=d["campaign_id"] is not None, account_id=acc, org_id=row.get("org_id"))
+        known = self.map.accounts.get(acc)
+        dd = pol.decide(risk, list(reasons), in_campaign=d["campaign_id"] is not None, account_id=acc, org_id=row.get("org_id"),
+                        strong=campaign_strong_codes(known.reasons) if known is not None else ())
         return self._shape(acc, dd.action, dd.rule_id, dd.ttl_seconds, risk, reasons, d["campaign_id"])
 
     # -- feedback and views (serve/app.py's routes) -------------------------------------
