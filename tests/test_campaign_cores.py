@@ -7,7 +7,7 @@ import pytest
 from conftest import scan_scenario
 
 from distillguard.link import Communities
-from distillguard.score.campaigns import hub_holders, shared_strong_codes, strong_communities
+from distillguard.score.campaigns import hub_holders, judge_campaigns, shared_strong_codes, strong_communities
 
 
 def _world(n_users: int = 400, n_ring: int = 12, n_app: int = 40, n_app_strong: int = 4):
@@ -118,6 +118,23 @@ def test_a_members_strong_signal_counts_when_its_campaign_shares_it():
     assert out[:7] == [{"RUBRIC_GRADING"}] * 7  # 7 of 9 strong members carry it; logprobs only 1 of 9
     assert out[7] == set() and out[8] == set() and out[9] == set()
     assert out[10] == set()  # outside every campaign
+
+
+def test_a_loosely_attached_member_at_risk_belongs_to_its_campaign():
+    """Of a whole community that is a campaign, a member at risk 0.5 with a strong signal of its own belongs to it
+    however few links it shares; a loosely attached member below 0.5, or without a strong signal, does not, and a
+    strong core holds only its own members."""
+    ids = [f"firm{i}" for i in range(6)] + ["loose_high", "loose_low", "loose_fused_only"]
+    comms = Communities(membership={a: 0 for a in ids})
+    risk = np.array([0.9] * 6 + [0.8, 0.3, 0.8])
+    attachment = np.array([1.0] * 6 + [0.05, 0.05, 0.05])
+    strong = np.array([True] * 8 + [False])
+    judge = lambda cands: judge_campaigns(comms, ids, risk, attachment, cands, strong=strong, min_flagged_share=0.25,
+                                          min_attachment=0.3)
+    camp_risk, belongs = judge({0: {}})
+    assert set(belongs) == set(ids[:7]) and camp_risk[0] == pytest.approx(0.9)
+    _, belongs = judge({(0, 0): {"core": ids[:6], "grown": []}})
+    assert set(belongs) == set(ids[:6])
 
 
 @pytest.mark.slow

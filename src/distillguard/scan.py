@@ -328,6 +328,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     camp = policy.campaigns
     codes_of = [[r.code for r in reasons[i]] for i in range(len(ids))]
     camp_risk, belongs = judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"),
+                                         strong=np.array([bool(strong_codes(r)) for r in reasons]),
                                          min_flagged_share=camp.get("min_flagged_share", 0.25),
                                          min_attachment=camp.get("min_attachment", 0.3), candidates=an.candidates)
     campaigns, assignment = st.run(

@@ -239,6 +239,7 @@ def judge_campaigns(
     risk: np.ndarray,
     attachment: np.ndarray,
     candidates: dict,
+    strong: np.ndarray,
     min_flagged_share: float = 0.5,
     min_attachment: float = 0.5,
 ) -> tuple[dict[int, float], dict[str, int]]:
@@ -246,10 +247,13 @@ def judge_campaigns(
 
     Returns ``community -> campaign risk`` (the mean risk of its flagged
     members) and ``account_id -> community`` for the members that belong to
-    a campaign: the firmly attached ones and the flagged ones. Only
+    a campaign: the firmly attached ones and, of a whole community, every
+    member at risk 0.5 with a ``strong`` signal of its own however loosely
+    attached (a ring member with few links to the ring). Only
     ``candidates`` (from :func:`strong_communities`) are considered; strong
-    cores (keyed ``(community, core number)``) are judged on the core's members;
-    the members they were grown by (``"grown"``) belong to the campaign too.
+    cores (keyed ``(community, core number)``) are judged on the core's members
+    and hold only them; the members they were grown by (``"grown"``) belong to
+    the campaign too.
     """
     index = {a: i for i, a in enumerate(account_ids)}
     camp_risk: dict = {}
@@ -258,7 +262,7 @@ def judge_campaigns(
     for c in candidates:
         core = candidates[c].get("core")
         if core is not None:
-            firm = np.array([index[a] for a in core])
+            rows = firm = np.array([index[a] for a in core])
         else:
             rows = np.array([index[a] for a in groups[c] if a in index])
             firm = rows[attachment[rows] >= min_attachment]
@@ -268,8 +272,9 @@ def judge_campaigns(
         if len(flagged) < max(2, min_flagged_share * len(firm)):
             continue
         camp_risk[c] = float(risk[flagged].mean())
+        loose = rows[(risk[rows] >= FLAG_RISK) & strong[rows]]
         grown = np.array([index[a] for a in candidates[c].get("grown", ())], dtype=np.int64)
-        for i in np.concatenate([firm, flagged, grown]):
+        for i in np.concatenate([firm, loose, grown]):
             belongs[account_ids[i]] = c
     return camp_risk, belongs
 
