@@ -184,6 +184,29 @@ def test_population_baselines_survive_a_campaign_of_a_fifth_of_accounts():
     assert (make_relative(chatty, ["output_harvest"], bc) < 0.5).mean() > 0.99
 
 
+def test_a_large_campaign_does_not_lift_the_baseline_over_a_smaller_ring():
+    """Most ordinary accounts barely trip the signal; a quarter of the accounts harvest at full strength
+    and a small ring harvests moderately (low-and-slow). Median and MAD over everyone put the baseline above
+    the small ring; leaving out the top 30% keeps it where ordinary accounts are."""
+    rng = np.random.default_rng(0)
+    ordinary = np.where(rng.random(700) < 0.6, 0.0, rng.uniform(0.0, 0.3, 700))
+    harvest, ring = rng.uniform(0.9, 1.0, 250), rng.uniform(0.6, 0.75, 50)
+    scores = np.concatenate([ordinary, harvest, ring])[:, None]
+    active = np.ones(len(scores), dtype=bool)
+
+    def strong(max_contamination):
+        b = population_baselines(scores, ["output_harvest"], active, min_accounts=100, max_contamination=max_contamination)
+        return make_relative(scores, ["output_harvest"], b)[:, 0] >= 0.5
+
+    everyone, trimmed = strong(0.0), strong(0.3)
+    assert everyone[700:950].all() and not everyone[950:].any()  # the ring hides under the harvesters
+    assert trimmed[700:].all() and not trimmed[:700].any()
+    # without any campaign, trimming lowers the baseline but ordinary accounts stay below the strong bar
+    clean = rng.gamma(2.0, 0.05, 1000)[:, None]
+    b = population_baselines(clean, ["output_harvest"], np.ones(1000, dtype=bool), min_accounts=100, max_contamination=0.3)
+    assert (make_relative(clean, ["output_harvest"], b) < 0.5).all()
+
+
 def test_lookalikes_of_cleared_accounts_are_found_within_the_distance():
     scores = np.array([[0.9, 0.0], [0.95, 0.05], [0.9, 0.5], [0.0, 0.0]])
     cleared = np.array([True, False, False, False])

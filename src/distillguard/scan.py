@@ -260,7 +260,8 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
     active = n_events >= pop.get("min_events", 10)
     raw = own_scores(ids, tables)
     baselines = population_baselines(raw, names, active, min_accounts=int(pop.get("min_accounts", 200)),
-                                     k_mad=pop.get("k_mad", 3.0), max_baseline=pop.get("max_baseline", 0.9), reference=reference)
+                                     k_mad=pop.get("k_mad", 3.0), max_baseline=pop.get("max_baseline", 0.9),
+                                     max_contamination=pop.get("max_contamination", 0.0), reference=reference)
     own = make_relative(raw, names, baselines)
     strong = own >= pop.get("strong", 0.5)
     like_cleared = lookalikes(raw, np.array([a in cleared for a in ids], dtype=bool))

@@ -21,7 +21,7 @@ _CONDITIONS = {"risk_at_least", "risk_below", "any_reason", "in_campaign", "stro
 CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", "min_strong_members", "max_p_value", "core_kinds",
                      "grow_kinds", "operator_min_corr", "operator_min_z", "footprint_min_corr", "footprint_min_z",
                      "shared_strong_share"}
-POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "strong"}
+POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "max_contamination", "strong"}
 
 
 @dataclass(frozen=True)

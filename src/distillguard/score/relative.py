@@ -8,10 +8,18 @@ score is re-expressed against the population's robust baseline
     baseline_j = min(median_j + k * 1.4826 * MAD_j, max_baseline)
     relative_ij = clip((x_ij - baseline_j) / (1 - baseline_j), 0, 1)
 
-over the active accounts (``min_events`` requests or more). Median and MAD
-have a 50% breakdown point: a campaign that is 20% of accounts moves them
-little, so it cannot hide by being common. A signal that most accounts do not
-trip (median 0, MAD 0) keeps its raw meaning. A scan with too few active
+over the active accounts (``min_events`` requests or more) whose score is
+below the ``1 - max_contamination`` quantile. Median and MAD have a 50%
+breakdown point, yet a signal most ordinary accounts barely trip is not
+protected by it: there a campaign of a fifth of the accounts moves the
+median off zero and inflates the MAD (measured: an output-harvest baseline
+of 0.90 with a quarter of the active accounts in campaigns, 0.14 without
+them), and every ring below that baseline disappears. Campaigns sit on the
+high side of a detector, so the top ``max_contamination`` of each signal can be
+left out before median and MAD are taken (policy ``population.max_contamination``;
+off in the packaged policy until the fusion is refitted with it, docs/scoring.md
+section 9). A signal that most accounts do
+not trip (median 0, MAD 0) keeps its raw meaning. A scan with too few active
 accounts for population statistics uses the packaged reference baselines
 (``model.yaml: reference_baselines``, measured on randomized worlds) and says so.
 
@@ -50,8 +58,9 @@ class Baselines:
 
 
 def population_baselines(scores: np.ndarray, names: list[str], active: np.ndarray, *, min_accounts: int = 200,
-                         k_mad: float = 3.0, max_baseline: float = 0.9, reference: dict | None = None) -> Baselines:
-    """Robust baselines of each signal column over the active accounts.
+                         k_mad: float = 3.0, max_baseline: float = 0.9, max_contamination: float = 0.0,
+                         reference: dict | None = None) -> Baselines:
+    """Robust baselines of each signal column over the active accounts, its top ``max_contamination`` left out.
 
     Falls back to ``reference`` (or 0, the raw scores) when fewer than
     ``min_accounts`` accounts are active.
@@ -60,7 +69,7 @@ def population_baselines(scores: np.ndarray, names: list[str], active: np.ndarra
     if n_active < min_accounts:
         return reference_baselines(reference, names, n_active=n_active, min_accounts=min_accounts,
                                    note=f"{n_active} active accounts (< {min_accounts}): packaged reference baselines")
-    x = scores[active]
+    x = np.sort(scores[active], axis=0)[: max(1, int(np.ceil(n_active * (1.0 - max_contamination))))]
     med = np.median(x, axis=0)
     mad = np.median(np.abs(x - med), axis=0) * MAD_SCALE
     base = np.minimum(med + k_mad * mad, max_baseline)
