@@ -328,8 +328,9 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     by_account = _samples_by_account(samples)
     camp = policy.campaigns
     codes_of = [[r.code for r in reasons[i]] for i in range(len(ids))]
+    own_strong = [strong_codes(r) for r in reasons]  # the codes of each account's strong own signals
     camp_risk, belongs = judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"),
-                                         strong=np.array([bool(strong_codes(r)) for r in reasons]),
+                                         strong=np.array([bool(codes) for codes in own_strong]),
                                          min_flagged_share=camp.get("min_flagged_share", 0.25),
                                          min_attachment=camp.get("min_attachment", 0.3), candidates=an.candidates)
     campaigns, assignment = st.run(
@@ -348,7 +349,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     orgs = features.column("org_id").to_pylist()
     org_of = [meta_org.get(acc) or orgs[i] for i, acc in enumerate(ids)]
     # a member's strong signals that its campaign's strong members share: what the strong_signal rules read
-    strong_of = shared_strong_codes(assignment, [strong_codes(r) for r in reasons], ids, camp.get("shared_strong_share", 0.25))
+    strong_of = shared_strong_codes(assignment, own_strong, ids, camp.get("shared_strong_share", 0.25))
     decisions = [policy.decide(float(risk[i]), codes_of[i], in_campaign=acc in assignment, account_id=acc, org_id=org_of[i],
                                strong=strong_of[i]) for i, acc in enumerate(ids)]
     budget = _apply_alert_budget(policy, ids, risk, codes_of, strong_of, assignment, org_of, decisions, an.active, an.baselines)

@@ -69,7 +69,9 @@ def population_baselines(scores: np.ndarray, names: list[str], active: np.ndarra
     if n_active < min_accounts:
         return reference_baselines(reference, names, n_active=n_active, min_accounts=min_accounts,
                                    note=f"{n_active} active accounts (< {min_accounts}): packaged reference baselines")
-    x = np.sort(scores[active], axis=0)[: max(1, int(np.ceil(n_active * (1.0 - max_contamination))))]
+    x = scores[active]
+    if max_contamination > 0:  # each column's lowest share, the rest left out as possible campaigns
+        x = np.sort(x, axis=0)[: max(1, int(np.ceil(n_active * (1.0 - max_contamination))))]
     med = np.median(x, axis=0)
     mad = np.median(np.abs(x - med), axis=0) * MAD_SCALE
     base = np.minimum(med + k_mad * mad, max_baseline)
