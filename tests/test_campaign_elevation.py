@@ -73,7 +73,7 @@ def test_a_small_scan_has_no_elevation_and_says_so(smoke_traffic, tmp_path):
         result = run_scan(*store_inputs(store))
     report = result.calibration["campaign_elevation"]
     assert result.calibration["population"]["source"] == "reference"
-    assert report["levels"] is None and "off" in report["note"]
+    assert report["levels"] is None and "small scan" in report["note"]
     assert not [r for r in result.accounts.to_pylist() if CODE in r["reasons"]]
 
 

@@ -463,8 +463,10 @@ def _campaign_elevation(an: Analysis, belongs: dict, camp_risk: dict, characteri
     outside = np.array([a not in belongs for a in ids], dtype=bool)
     levels = elevation.elevation_levels(an.raw, an.active, outside, q) if an.baselines.source == "population" else None
     if levels is None:
-        return {}, {"quantile": q, "levels": None, "note": "off: no population outside the campaigns to compare with"
-                    if q > 0 else "off (campaigns.elevation_quantile is 0)"}
+        note = ("off: campaigns.elevation_quantile is 0" if q <= 0 else
+                "off: small scan, no population to compare with (reference baselines)" if an.baselines.source != "population"
+                else "off: no active account outside the campaigns to compare with")
+        return {}, {"quantile": q, "levels": None, "note": note}
     codes = [s.reason for s in an.signals]
     n_before = len(belongs)
     whole = {k for k in camp_risk if not isinstance(k, tuple)}  # communities that are a campaign as a whole (not a core)
