@@ -7,7 +7,8 @@ import pytest
 from conftest import scan_scenario
 
 from distillguard.link import Communities
-from distillguard.score.campaigns import hub_holders, judge_campaigns, shared_strong_codes, strong_communities
+from distillguard.score.campaigns import (characteristic_codes, hub_holders, judge_campaigns, shared_strong_codes,
+                                          strong_communities)
 
 
 def _world(n_users: int = 400, n_ring: int = 12, n_app: int = 40, n_app_strong: int = 4):
@@ -114,7 +115,7 @@ def test_a_members_strong_signal_counts_when_its_campaign_shares_it():
     assignment = {a: "C-ring" for a in ids[:10]}
     strong = [{"RUBRIC_GRADING"}] * 6 + [{"RUBRIC_GRADING", "LOGPROBS_HARVEST"}, {"HIGH_OUTPUT_RATIO"},
                                          {"DATASET_SYNTHESIS"}, set(), {"RUBRIC_GRADING"}]
-    out = shared_strong_codes(assignment, strong, ids, 0.25)
+    out = shared_strong_codes(assignment, strong, ids, characteristic_codes(assignment, strong, ids, 0.25))
     assert out[:7] == [{"RUBRIC_GRADING"}] * 7  # 7 of 9 strong members carry it; logprobs only 1 of 9
     assert out[7] == set() and out[8] == set() and out[9] == set()
     assert out[10] == set()  # outside every campaign

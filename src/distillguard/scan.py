@@ -21,10 +21,11 @@ from distillguard.intel.match import (CONFIRMED_KINDS, MATCH_SCHEMA, confirmed_m
                                       match_known_indicators)
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
-from distillguard.score.campaigns import (build_campaigns, hub_holders, judge_campaigns, shared_strong_codes,
-                                          strong_communities)
+from distillguard.score.campaigns import (build_campaigns, characteristic_codes, hub_holders, judge_campaigns,
+                                          shared_strong_codes, strong_communities)
+from distillguard.score import elevation
 from distillguard.score.evidence import attachment, build_evidence, own_scores
-from distillguard.score.fusion import FusionModel, strong_codes
+from distillguard.score.fusion import FusionModel, Reason, strong_codes
 from distillguard.score.operators import BUCKET_S, footprint_candidates, group_operators, join_footprint
 from distillguard.score.policy import ACTIONS, Policy
 from distillguard.score.relative import Baselines, lookalikes, make_relative, population_baselines
@@ -207,6 +208,7 @@ class Analysis:
     active: object = None  # per-account bool: enough requests to count in population statistics
     candidates: dict = field(default_factory=dict)  # community -> strong-member test (score.campaigns.strong_communities)
     lookalikes: object = None  # per-account bool: looks like an account analysts cleared
+    raw: object = None  # per-account raw signal scores, columns in ``signals`` order
 
 
 def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Policy | None = None,
@@ -245,11 +247,11 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     comms = st.run("communities", find_communities, members, rules, len(ids))
     tables = [(r.name, s.reason, r.scores) for s, r in zip(signals, results)]
     n_events = features.column("n_events").to_numpy(zero_copy_only=False).astype(float)
-    baselines, strong, active, like_cleared, candidates, evidence = st.run(
+    raw, baselines, strong, active, like_cleared, candidates, evidence = st.run(
         "population calibration", _relative_evidence, ids, tables, comms, rules, meta, n_events, policy, reference,
         is_dismissed, cleared, members)
     return Analysis(features, samples, meta, signals, results, comms, evidence, members, known, baselines,
-                    {t[0]: strong[:, j] for j, t in enumerate(tables)}, active, candidates, like_cleared), st.timings
+                    {t[0]: strong[:, j] for j, t in enumerate(tables)}, active, candidates, like_cleared, raw), st.timings
 
 
 def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy, reference, is_dismissed, cleared,
@@ -277,7 +279,7 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
     cores = {c: t["core"] + t["grown"] for c, t in candidates.items() if "core" in t}
     evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, own=own, pool=candidates,
                               cores=cores, attach=attach)
-    return baselines, strong, active, like_cleared, candidates, evidence
+    return raw, baselines, strong, active, like_cleared, candidates, evidence
 
 
 def store_inputs(store: EventStore):
@@ -333,6 +335,15 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
                                          strong=np.array([bool(codes) for codes in own_strong]),
                                          min_flagged_share=camp.get("min_flagged_share", 0.25),
                                          min_attachment=camp.get("min_attachment", 0.3), candidates=an.candidates)
+    # the codes shared_strong_share of each campaign's strong members carry: what strong_signal and elevated_signal rules read
+    characteristic = characteristic_codes(belongs, own_strong, ids, camp.get("shared_strong_share", 0.25))
+    elevated, elevation_report = _campaign_elevation(an, belongs, camp_risk, characteristic, camp)
+    elevated_of = [{h["code"] for h in elevated.get(i, ())} for i in range(len(ids))]
+    signal_only = {i: [h for h in hits if h["code"] not in own_strong[i]] for i, hits in elevated.items()}
+    signal_only = {i: hits for i, hits in signal_only.items() if hits}  # a strong reason says it already: marked below
+    for i in signal_only:
+        reasons[i].append(Reason(elevation.CODE, 0.0, (elevation.TERM,)))
+        codes_of[i].append(elevation.CODE)
     campaigns, assignment = st.run(
         "campaigns", build_campaigns, comms, ids, risk, camp_risk, belongs, reasons, features, by_account,
         {r.name: r.evidence for r in results},
@@ -348,18 +359,20 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     meta_org = dict(zip(meta.column("account_id").to_pylist(), meta.column("org_id").to_pylist()))
     orgs = features.column("org_id").to_pylist()
     org_of = [meta_org.get(acc) or orgs[i] for i, acc in enumerate(ids)]
-    # a member's strong signals that its campaign's strong members share: what the strong_signal rules read
-    strong_of = shared_strong_codes(assignment, own_strong, ids, camp.get("shared_strong_share", 0.25))
+    strong_of = shared_strong_codes(belongs, own_strong, ids, characteristic)
     decisions = [policy.decide(float(risk[i]), codes_of[i], in_campaign=acc in assignment, account_id=acc, org_id=org_of[i],
-                               strong=strong_of[i]) for i, acc in enumerate(ids)]
-    budget = _apply_alert_budget(policy, ids, risk, codes_of, strong_of, assignment, org_of, decisions, an.active, an.baselines)
+                               strong=strong_of[i], elevated=elevated_of[i]) for i, acc in enumerate(ids)]
+    budget = _apply_alert_budget(policy, ids, risk, codes_of, strong_of, elevated_of, assignment, org_of, decisions, an.active,
+                                 an.baselines)
     evidence_of = {r.name: r.evidence for r in results}
+    evidence_of[elevation.TERM] = {ids[i]: {"campaign_id": assignment[ids[i]], "quantile": camp.get("elevation_quantile"),
+                                            "signals": hits} for i, hits in signal_only.items()}
     rows = []
     for i, acc in enumerate(ids):
         cid = assignment.get(acc)
         details = [
             {"code": r.code, "weight": r.weight, "evidence": {t: evidence_of[t][acc] for t in r.terms if t in evidence_of and acc in evidence_of[t]}, "terms": list(r.terms), "strong": r.strong,
-             "campaign_shared": r.code in strong_of[i]}
+             "campaign_shared": r.code in strong_of[i], "campaign_elevated": r.strong and r.code in elevated_of[i]}
             for r in reasons[i]
         ]
         if acc in known:
@@ -401,7 +414,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         timings=timings | st.timings,
         n_events=int(features.column("n_events").to_numpy().sum()),
         policy_sha256=policy.sha256,
-        calibration={"population": an.baselines.as_dict(), "alert_budget": budget,
+        calibration={"population": an.baselines.as_dict(), "alert_budget": budget, "campaign_elevation": elevation_report,
                      "analyst_cleared": {"accounts": len(cleared), "lookalikes_without_strong_signals": int(an.lookalikes.sum())},
                      "candidate_communities": len(an.candidates),
                      "behaviour_fit": {s.name: s.fitted() for s in an.signals if isinstance(s, BEHAVIOUR_SIGNALS)}},
@@ -439,7 +452,32 @@ def _operators(campaigns: list[dict], footprint: dict[str, dict]) -> list[dict]:
     return sorted(ops.values(), key=lambda o: (-o["n_accounts"], o["operator_id"]))
 
 
-def _apply_alert_budget(policy: Policy, ids, risk, codes_of, strong_of, assignment, org_of, decisions, active,
+def _campaign_elevation(an: Analysis, belongs: dict, camp_risk: dict, characteristic: dict, camp: dict):
+    """Campaign members elevated on their campaign's characteristic detectors (:mod:`distillguard.score.elevation`).
+
+    Returns ``row -> signals`` and what the scan reports; adds the loosely attached members that
+    are elevated to ``belongs``. A scan too small for population statistics has no elevation.
+    """
+    ids = an.evidence.account_ids
+    q = float(camp.get("elevation_quantile", 0.0))
+    outside = np.array([a not in belongs for a in ids], dtype=bool)
+    levels = elevation.elevation_levels(an.raw, an.active, outside, q) if an.baselines.source == "population" else None
+    if levels is None:
+        note = ("off: campaigns.elevation_quantile is 0" if q <= 0 else
+                "off: small scan, no population to compare with (reference baselines)" if an.baselines.source != "population"
+                else "off: no active account outside the campaigns to compare with")
+        return {}, {"quantile": q, "levels": None, "note": note}
+    codes = [s.reason for s in an.signals]
+    n_before = len(belongs)
+    whole = {k for k in camp_risk if not isinstance(k, tuple)}  # communities that are a campaign as a whole (not a core)
+    elevated = elevation.elevated_members(belongs, characteristic, an.communities.membership, whole, ids, an.raw, codes,
+                                          levels)
+    return elevated, {"quantile": q, "population": int((an.active & outside).sum()),
+                      "levels": {c: round(float(v), 4) for c, v in zip(codes, levels)},
+                      "elevated_members": len(elevated), "joined": len(belongs) - n_before}
+
+
+def _apply_alert_budget(policy: Policy, ids, risk, codes_of, strong_of, elevated_of, assignment, org_of, decisions, active,
                         population: Baselines) -> dict:
     """Hold back own-evidence flags beyond ``max_flag_share`` of active accounts (highest risk kept).
 
@@ -463,7 +501,7 @@ def _apply_alert_budget(policy: Policy, ids, risk, codes_of, strong_of, assignme
     held = own[budget:]
     for i in held:
         decisions[i] = policy.decide(float(risk[i]), codes_of[i], in_campaign=ids[i] in assignment, account_id=ids[i],
-                                     org_id=org_of[i], held_back=True, strong=strong_of[i])
+                                     org_id=org_of[i], held_back=True, strong=strong_of[i], elevated=elevated_of[i])
     return {"max_flag_share": c.max_flag_share, "active_accounts": n_active, "budget": budget,
             "own_evidence_flags": len(own), "binds": bool(held), "held_back": len(held),
             "held_back_accounts": [{"account_id": ids[i], "risk": round(float(risk[i]), 4), "would_be": decisions[i].capped_from,

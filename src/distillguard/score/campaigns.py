@@ -30,8 +30,8 @@ from scipy.stats import binom
 from distillguard.link import Communities
 from distillguard.link.components import UnionFind
 
-__all__ = ["campaign_id", "build_campaigns", "campaign_strong_codes", "hub_holders", "judge_campaigns", "shared_strong_codes",
-           "strong_communities"]
+__all__ = ["campaign_id", "build_campaigns", "campaign_strong_codes", "characteristic_codes", "hub_holders", "judge_campaigns",
+           "shared_strong_codes", "strong_communities"]
 
 FLAG_RISK = 0.5
 
@@ -279,26 +279,31 @@ def judge_campaigns(
     return camp_risk, belongs
 
 
-def shared_strong_codes(assignment: dict[str, str], strong: list[set[str]], account_ids: list[str], share: float) -> list[set[str]]:
-    """Per account, the codes of its strong own signals that its campaign's strong members share.
+def characteristic_codes(assignment: dict, strong: list[set[str]], account_ids: list[str], share: float) -> dict:
+    """Per campaign, the codes that at least ``share`` of its members with a strong signal carry.
 
-    A code is shared when at least ``share`` of the campaign's members with a
-    strong signal carry it: the campaign's own intent (a rubric ring's
+    A campaign's characteristic detectors: its own intent (a rubric ring's
     RUBRIC_GRADING), not the strong signal of a grading app's user that
-    linkage merged into a hydra campaign. Accounts outside campaigns get none.
+    linkage merged into a hydra campaign. ``assignment``: account -> campaign
+    (id or community key).
     """
-    by_campaign: dict[str, list[int]] = {}
+    holders: dict = {}
     for i, a in enumerate(account_ids):
-        if a in assignment:
-            by_campaign.setdefault(assignment[a], []).append(i)
-    out = [set() for _ in account_ids]
-    for rows in by_campaign.values():
-        holders = [strong[i] for i in rows if strong[i]]
-        counts = Counter(c for codes in holders for c in codes)
-        shared = {c for c, n in counts.items() if n >= share * len(holders)}
-        for i in rows:
-            out[i] = strong[i] & shared
+        if a in assignment and strong[i]:
+            holders.setdefault(assignment[a], []).append(strong[i])
+    out = {c: set() for c in set(assignment.values())}
+    for c, sets in holders.items():
+        counts = Counter(code for codes in sets for code in codes)
+        out[c] = {code for code, n in counts.items() if n >= share * len(sets)}
     return out
+
+
+def shared_strong_codes(assignment: dict, strong: list[set[str]], account_ids: list[str], characteristic: dict) -> list[set[str]]:
+    """Per account, the codes of its strong own signals that are its campaign's :func:`characteristic_codes`.
+
+    Accounts outside campaigns get none.
+    """
+    return [strong[i] & characteristic[assignment[a]] if a in assignment else set() for i, a in enumerate(account_ids)]
 
 
 def campaign_strong_codes(stored_reasons) -> set[str]:

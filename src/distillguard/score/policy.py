@@ -17,10 +17,12 @@ from distillguard.errors import UsageError
 __all__ = ["ACTIONS", "Corroboration", "Policy", "PolicyRule", "Decision", "store_privacy"]
 
 ACTIONS = ("allow", "monitor", "challenge", "throttle", "block")
-_CONDITIONS = {"risk_at_least", "risk_below", "any_reason", "in_campaign", "strong_signal", "allowlisted"}
+_CONDITIONS = {"risk_at_least", "risk_below", "any_reason", "in_campaign", "strong_signal", "elevated_signal", "allowlisted"}
+_FAMILY_CONDITIONS = ("strong_signal", "elevated_signal")
+"""Conditions on the corroboration families of an account's signals: true (any), false, or a list of families."""
 CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", "min_strong_members", "max_p_value", "core_kinds",
                      "grow_kinds", "operator_min_corr", "operator_min_z", "footprint_min_corr", "footprint_min_z",
-                     "shared_strong_share"}
+                     "shared_strong_share", "elevation_quantile"}
 POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "max_contamination", "strong"}
 
 
@@ -31,19 +33,22 @@ class PolicyRule:
     priority: int = 50
     when: dict = field(default_factory=dict)
 
-    def matches(self, risk: float, reasons: set[str], in_campaign: bool, allowlisted: bool, strong: set[str] = frozenset()) -> bool:
-        """``strong``: the corroboration families of the account's strong own signals (``"any"`` added when there is one)."""
+    def matches(self, risk: float, reasons: set[str], in_campaign: bool, allowlisted: bool, strong: set[str] = frozenset(),
+                elevated: set[str] = frozenset()) -> bool:
+        """``strong``, ``elevated``: the corroboration families of the account's strong own signals its campaign
+        shares, and of its campaign's signals it is elevated on (``"any"`` added when there is one)."""
         w = self.when
         if "allowlisted" in w and bool(w["allowlisted"]) != allowlisted:
             return False
         if "in_campaign" in w and bool(w["in_campaign"]) != in_campaign:
             return False
-        if "strong_signal" in w:
-            want = w["strong_signal"]  # true (any strong own signal), false, or a list of families
-            if isinstance(want, bool) and want != ("any" in strong):
-                return False
-            if not isinstance(want, bool) and not strong.intersection(want):
-                return False
+        for cond, have in (("strong_signal", strong), ("elevated_signal", elevated)):
+            if cond in w:
+                want = w[cond]  # true (any such signal), false, or a list of families
+                if isinstance(want, bool) and want != ("any" in have):
+                    return False
+                if not isinstance(want, bool) and not have.intersection(want):
+                    return False
         if "risk_at_least" in w and risk < float(w["risk_at_least"]):
             return False
         if "risk_below" in w and risk >= float(w["risk_below"]):
@@ -155,11 +160,12 @@ class Policy:
                 raise UsageError(f"policy rule {r.id}: unknown condition {sorted(unknown)[0]!r}")
         corroboration = Corroboration.from_dict(data["corroboration"]) if data.get("corroboration") else None
         for r in rules:
-            want = r.when.get("strong_signal")
-            if want is not None and not isinstance(want, bool):
-                families = set(corroboration.families) if corroboration else set()
-                if not isinstance(want, list) or not set(want) <= families:
-                    raise UsageError(f"policy rule {r.id}: strong_signal is true, false or a list of corroboration families")
+            for cond in _FAMILY_CONDITIONS:
+                want = r.when.get(cond)
+                if want is not None and not isinstance(want, bool):
+                    families = set(corroboration.families) if corroboration else set()
+                    if not isinstance(want, list) or not set(want) <= families:
+                        raise UsageError(f"policy rule {r.id}: {cond} is true, false or a list of corroboration families")
         unknown = set(data.get("campaigns") or {}) - CAMPAIGN_SETTINGS
         if unknown:
             raise UsageError(f"policy campaigns: unknown setting {sorted(unknown)[0]!r}")
@@ -216,22 +222,28 @@ class Policy:
     def _decision(self, action: str, rule_id: str, capped_from: str | None = None) -> Decision:
         return Decision(action, rule_id, int(self.ttl_seconds.get(action, 300)), capped_from)
 
+    def _families(self, codes) -> set[str]:
+        """The corroboration families of ``codes``, plus ``"any"`` when there is one."""
+        codes = set(codes)
+        return (self.corroboration.families_of(codes, False) if self.corroboration else set()) | ({"any"} if codes else set())
+
     def decide(self, risk: float, reasons=(), *, in_campaign: bool = False, account_id: str | None = None,
-               org_id: str | None = None, held_back: bool = False, strong=()) -> Decision:
+               org_id: str | None = None, held_back: bool = False, strong=(), elevated=()) -> Decision:
         """The first matching rule's action, held at the corroboration cap when its evidence is not corroborated.
 
         ``held_back``: the scan's alert budget held this account's own-evidence
         flag back (it then also stays at the cap). ``strong``: the codes of the
         account's strong own signals that its campaign's strong members share
         (:func:`distillguard.score.campaigns.shared_strong_codes`), which a
-        rule's ``strong_signal`` condition reads by family.
+        rule's ``strong_signal`` condition reads by family. ``elevated``: the
+        codes of its campaign's characteristic signals it is elevated on
+        (:mod:`distillguard.score.elevation`), which ``elevated_signal`` reads by family.
         """
         allowlisted = (account_id in self.allow_accounts) or (org_id is not None and org_id in self.allow_orgs)
         codes = set(reasons)
-        strong = set(strong)
-        strong_families = (self.corroboration.families_of(strong, False) if self.corroboration else set()) | ({"any"} if strong else set())
+        strong_families, elevated_families = self._families(strong), self._families(elevated)
         for rule in self.rules:
-            if rule.matches(risk, codes, in_campaign, allowlisted, strong_families):
+            if rule.matches(risk, codes, in_campaign, allowlisted, strong_families, elevated_families):
                 break
         else:
             return self._decision("allow", "implicit-default")
