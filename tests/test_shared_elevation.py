@@ -71,26 +71,15 @@ def test_shared_elevation_families_are_corroboration_families():
 
 def test_the_service_challenges_a_shared_elevation_member_as_the_scan_does(tmp_path):
     """The decision service reads the SHARED_ELEVATION reason and the campaign the scan stored, and decides alike."""
-    import duckdb
-    import httpx
+    from conftest import service_decisions
 
-    from distillguard.serve import Engine, EngineConfig
-    from distillguard.serve.testing import RoleAuth, fixture_store, serving
-
-    store = fixture_store(tmp_path / "dg.duckdb")
     reason = [{"code": CODE, "weight": 0.0, "terms": [TERM], "strong": False, "campaign_shared": False,
                "evidence": {TERM: {"campaign_id": "C-test", "signal": "HIGH_OUTPUT_RATIO", "score": 0.4, "level": 0.35,
                                    "elevated": 20, "linked": 60, "expected": 1.2, "p_value": 1e-20,
                                    "linked_by": ["template"]}}}]
-    con = duckdb.connect(str(store))
-    con.execute("UPDATE account_results SET risk = 0.02, reasons = [?], reasons_json = ? WHERE account_id = 'camp-2'",
-                [CODE, json.dumps(reason)])
-    con.close()
-    engine = Engine(EngineConfig(db=str(store), refresh_seconds=3600, flush_seconds=0.2))
-    with serving(engine) as url, httpx.Client(base_url=url, timeout=10, auth=RoleAuth(store)) as c:
-        d = c.post("/v1/decide", json={"account_id": "camp-2"}).json()
-        assert (d["action"], d["rule_id"]) == ("challenge", RULE), d
-        assert CODE in {r["code"] for r in d["reasons"]}
+    d = service_decisions(tmp_path, {"camp-2": (0.02, reason)})["camp-2"]
+    assert (d["action"], d["rule_id"]) == ("challenge", RULE), d
+    assert CODE in {r["code"] for r in d["reasons"]}
 
 
 def test_a_real_scan_forms_a_low_and_slow_campaign_and_leaves_templated_apps_alone(tmp_path):
