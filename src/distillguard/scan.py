@@ -345,7 +345,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         reasons[i].append(Reason(elevation.CODE, 0.0, (elevation.TERM,)))
         codes_of[i].append(elevation.CODE)
     shared, shared_report = _shared_elevation(an, belongs, camp_risk, characteristic, risk, policy)
-    for key, g in shared.items():
+    for g in shared.values():
         for i in g["members"]:
             reasons[i].append(Reason(shared_elevation.CODE, 0.0, (shared_elevation.TERM,)))
             codes_of[i].append(shared_elevation.CODE)
