@@ -91,17 +91,17 @@ def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds) -> li
         return []
     index = {a: i for i, a in enumerate(account_ids)}
     row = np.array([index.get(a, -1) for a in t.column("account_id").to_pylist()], dtype=np.int64)
-    kinds_ = t.column("kind").to_pylist()
+    kind = np.array(t.column("kind").to_pylist(), dtype=object)
     hub = pc.binary_join_element_wise(t.column("kind"), t.column("value"), "\x1f").combine_chunks().dictionary_encode()
     hub = hub.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    order = np.argsort(hub, kind="stable")
-    cut = np.flatnonzero(np.diff(hub[order]) != 0) + 1
-    out = []
-    for part in np.split(order, cut):
-        held = np.unique(row[part][row[part] >= 0])
-        if len(held) >= 2:
-            out.append((kinds_[part[0]], held))
-    return out
+    order = np.lexsort((row, hub))
+    row, hub, kind = row[order], hub[order], kind[order]
+    keep = row >= 0
+    keep[1:] &= (hub[1:] != hub[:-1]) | (row[1:] != row[:-1])  # one row per holder
+    row, hub, kind = row[keep], hub[keep], kind[keep]
+    starts = np.flatnonzero(np.r_[True, hub[1:] != hub[:-1]])
+    sizes = np.diff(np.r_[starts, len(hub)])
+    return [(kind[a], row[a:a + n]) for a, n in zip(starts.tolist(), sizes.tolist()) if n >= 2]
 
 
 def chance_tail(k: int, n: int, rate: float, tried: int) -> float:
