@@ -505,7 +505,8 @@ def _shared_elevation(an: Analysis, belongs: dict, camp_risk: dict, characterist
     ids = an.evidence.account_ids
     families = camp.get("shared_elevation_families", [])
     tested = set().union(*(policy.corroboration.families.get(f, ()) for f in families)) if policy.corroboration else set()
-    outside = np.array([a not in belongs for a in ids], dtype=bool)
+    # look-alikes of accounts analysts cleared carry no strong signal (section 8): nor a shared elevation
+    outside = np.array([a not in belongs for a in ids], dtype=bool) & ~np.asarray(an.lookalikes, dtype=bool)
     hubs = kept_hubs(an.memberships, ids, load_rules(), camp.get("core_kinds", ()))
     groups = shared_elevation.shared_elevation_groups(
         an.raw, an.active, outside, [s.reason for s in an.signals], tested, hubs, quantile=q,
