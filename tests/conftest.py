@@ -39,6 +39,28 @@ def scan_scenario(scenario: dict, seed: int, where):
     return result, pq.read_table(where / "w" / "labels.parquet").to_pylist()
 
 
+def service_decisions(where, stored: dict[str, tuple[float, list[dict]]]) -> dict[str, dict]:
+    """What a real decision service (loopback HTTP, DuckDB fixture store) answers for accounts whose scan verdict
+    is replaced by ``stored``: account -> (risk, reasons as the scan stores them)."""
+    import json
+
+    import duckdb
+    import httpx
+
+    from distillguard.serve import Engine, EngineConfig
+    from distillguard.serve.testing import RoleAuth, fixture_store, serving
+
+    store = fixture_store(where / "dg.duckdb")
+    con = duckdb.connect(str(store))
+    for acc, (risk, reasons) in stored.items():
+        con.execute("UPDATE account_results SET risk = ?, reasons = ?, reasons_json = ? WHERE account_id = ?",
+                    [risk, [r["code"] for r in reasons], json.dumps(reasons), acc])
+    con.close()
+    engine = Engine(EngineConfig(db=str(store), refresh_seconds=3600, flush_seconds=0.2))
+    with serving(engine) as url, httpx.Client(base_url=url, timeout=10, auth=RoleAuth(store)) as c:
+        return {acc: c.post("/v1/decide", json={"account_id": acc}).json() for acc in stored}
+
+
 @pytest.fixture(scope="session")
 def smoke_traffic(tmp_path_factory):
     """The simulator's smoke scenario, holdout phrasing (never used to develop detectors)."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-import duckdb
-import httpx
 import numpy as np
 import pytest
 
@@ -79,28 +77,18 @@ def test_a_small_scan_has_no_elevation_and_says_so(smoke_traffic, tmp_path):
 
 def test_the_service_challenges_an_elevated_member_as_the_scan_does(tmp_path):
     """The decision service reads the CAMPAIGN_SIGNAL reason the scan stored and decides with the same rule."""
-    from distillguard.serve import Engine, EngineConfig
-    from distillguard.serve.testing import RoleAuth, fixture_store, serving
+    from conftest import service_decisions
 
-    store = fixture_store(tmp_path / "dg.duckdb")
     signal = [{"code": CODE, "weight": 0.0, "terms": ["campaign_elevation"], "strong": False, "campaign_shared": False,
                "evidence": {"campaign_elevation": {"campaign_id": "C-test", "quantile": 0.99,
                                                    "signals": [{"code": "REFUSAL_PROBING", "score": 0.3, "level": 0.05}]}}}]
     volume = json.loads(json.dumps(signal))
     volume[0]["evidence"]["campaign_elevation"]["signals"][0]["code"] = "HIGH_OUTPUT_RATIO"
     assert campaign_elevated_codes(signal) == {"REFUSAL_PROBING"}
-    con = duckdb.connect(str(store))
-    for acc, reasons in (("camp-2", signal), ("camp-3", volume)):
-        con.execute("UPDATE account_results SET risk = 0.05, reasons = [?], reasons_json = ? WHERE account_id = ?",
-                    [CODE, json.dumps(reasons), acc])
-    con.close()
-    engine = Engine(EngineConfig(db=str(store), refresh_seconds=3600, flush_seconds=0.2))
-    with serving(engine) as url, httpx.Client(base_url=url, timeout=10, auth=RoleAuth(store)) as c:
-        d = c.post("/v1/decide", json={"account_id": "camp-2"}).json()
-        assert (d["action"], d["rule_id"]) == ("challenge", RULE), d
-        assert CODE in {r["code"] for r in d["reasons"]}
-        d = c.post("/v1/decide", json={"account_id": "camp-3"}).json()
-        assert d["action"] not in FLAGS, d
+    d = service_decisions(tmp_path, {"camp-2": (0.05, signal), "camp-3": (0.05, volume)})
+    assert (d["camp-2"]["action"], d["camp-2"]["rule_id"]) == ("challenge", RULE), d
+    assert CODE in {r["code"] for r in d["camp-2"]["reasons"]}
+    assert d["camp-3"]["action"] not in FLAGS, d
 
 
 def test_a_real_scan_challenges_elevated_ring_members_and_not_the_benign_users_merged_with_them(tmp_path):

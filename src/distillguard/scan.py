@@ -21,9 +21,9 @@ from distillguard.intel.match import (CONFIRMED_KINDS, MATCH_SCHEMA, confirmed_m
                                       match_known_indicators)
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
-from distillguard.score.campaigns import (build_campaigns, characteristic_codes, hub_holders, judge_campaigns,
+from distillguard.score.campaigns import (build_campaigns, characteristic_codes, hub_holders, judge_campaigns, kept_hubs,
                                           shared_strong_codes, strong_communities)
-from distillguard.score import elevation
+from distillguard.score import elevation, shared_elevation
 from distillguard.score.evidence import attachment, build_evidence, own_scores
 from distillguard.score.fusion import FusionModel, Reason, strong_codes
 from distillguard.score.operators import BUCKET_S, footprint_candidates, group_operators, join_footprint
@@ -344,6 +344,11 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     for i in signal_only:
         reasons[i].append(Reason(elevation.CODE, 0.0, (elevation.TERM,)))
         codes_of[i].append(elevation.CODE)
+    shared, shared_report = _shared_elevation(an, belongs, camp_risk, characteristic, risk, policy)
+    for g in shared.values():
+        for i in g["members"]:
+            reasons[i].append(Reason(shared_elevation.CODE, 0.0, (shared_elevation.TERM,)))
+            codes_of[i].append(shared_elevation.CODE)
     campaigns, assignment = st.run(
         "campaigns", build_campaigns, comms, ids, risk, camp_risk, belongs, reasons, features, by_account,
         {r.name: r.evidence for r in results},
@@ -353,7 +358,10 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
                                   min_corr=camp.get("operator_min_corr", 0.3), min_z=camp.get("operator_min_z", 5.0))
     footprint = st.run("operator footprint", _operator_footprint, events, an.memberships, len(ids), assignment, operator_of,
                        activity, camp)
+    shared_of = {assignment[ids[g["members"][0]]]: g for g in shared.values()}
     for c in campaigns:
+        if c["campaign_id"] in shared_of:
+            c["shared_elevation"] = _shared_summary(shared_of[c["campaign_id"]])
         c["operator_id"] = operator_of[c["campaign_id"]]["operator_id"]
         c["operator_shared"] = operator_of[c["campaign_id"]]["shared"]
     meta_org = dict(zip(meta.column("account_id").to_pylist(), meta.column("org_id").to_pylist()))
@@ -367,6 +375,9 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     evidence_of = {r.name: r.evidence for r in results}
     evidence_of[elevation.TERM] = {ids[i]: {"campaign_id": assignment[ids[i]], "quantile": camp.get("elevation_quantile"),
                                             "signals": hits} for i, hits in signal_only.items()}
+    evidence_of[shared_elevation.TERM] = {ids[i]: {"campaign_id": assignment[ids[i]], "score": round(float(score), 4),
+                                                   **_shared_summary(g)}
+                                          for g in shared.values() for i, score in zip(g["members"], g["scores"])}
     rows = []
     for i, acc in enumerate(ids):
         cid = assignment.get(acc)
@@ -415,6 +426,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         n_events=int(features.column("n_events").to_numpy().sum()),
         policy_sha256=policy.sha256,
         calibration={"population": an.baselines.as_dict(), "alert_budget": budget, "campaign_elevation": elevation_report,
+                     "shared_elevation": shared_report,
                      "analyst_cleared": {"accounts": len(cleared), "lookalikes_without_strong_signals": int(an.lookalikes.sum())},
                      "candidate_communities": len(an.candidates),
                      "behaviour_fit": {s.name: s.fitted() for s in an.signals if isinstance(s, BEHAVIOUR_SIGNALS)}},
@@ -475,6 +487,48 @@ def _campaign_elevation(an: Analysis, belongs: dict, camp_risk: dict, characteri
     return elevated, {"quantile": q, "population": int((an.active & outside).sum()),
                       "levels": {c: round(float(v), 4) for c, v in zip(codes, levels)},
                       "elevated_members": len(elevated), "joined": len(belongs) - n_before}
+
+
+def _shared_elevation(an: Analysis, belongs: dict, camp_risk: dict, characteristic: dict, risk: np.ndarray, policy: Policy):
+    """Campaigns of accounts outside every campaign, linked and elevated together on one detector
+    (:mod:`distillguard.score.shared_elevation`).
+
+    Adds them to ``belongs``, ``camp_risk`` and ``characteristic`` (keyed ``("shared elevation", n)``) and
+    returns ``key -> group`` and what the scan reports. A scan too small for population statistics has none.
+    """
+    camp = policy.campaigns
+    q = float(camp.get("shared_elevation_quantile", 0.0))
+    if q <= 0 or an.baselines.source != "population":
+        return {}, {"quantile": q, "campaigns": 0, "members": 0,
+                    "note": "off: campaigns.shared_elevation_quantile is 0" if q <= 0 else
+                    "off: small scan, no population to compare with (reference baselines)"}
+    ids = an.evidence.account_ids
+    families = camp.get("shared_elevation_families", [])
+    tested = set().union(*(policy.corroboration.families.get(f, ()) for f in families)) if policy.corroboration else set()
+    # look-alikes of accounts analysts cleared carry no strong signal (section 8): nor a shared elevation
+    outside = np.array([a not in belongs for a in ids], dtype=bool) & ~np.asarray(an.lookalikes, dtype=bool)
+    hubs = kept_hubs(an.memberships, ids, load_rules(), camp.get("core_kinds", ()))
+    groups = shared_elevation.shared_elevation_groups(
+        an.raw, an.active, outside, [s.reason for s in an.signals], tested, hubs, quantile=q,
+        min_share=float(camp.get("shared_elevation_share", 0.3)), min_members=int(camp.get("min_strong_members", 3)),
+        max_p_value=float(camp.get("max_p_value", 1e-4)))
+    out = {}
+    for n, g in enumerate(groups):
+        key = ("shared elevation", n)
+        members = g["members"]
+        out[key] = g
+        camp_risk[key] = float(risk[members].mean())
+        characteristic[key] = {g["code"]}
+        for i in members:
+            belongs[ids[i]] = key
+    return out, {"quantile": q, "families": families, "population": int((an.active & outside).sum()),
+                 "campaigns": len(groups), "members": int(sum(len(g["members"]) for g in groups))}
+
+
+def _shared_summary(g: dict) -> dict:
+    """What a shared-elevation campaign's reason and record say: the detector, level, count against chance, links."""
+    return {"signal": g["code"], "level": round(g["level"], 4), "elevated": g["elevated"], "linked": g["linked"],
+            "expected": g["expected"], "p_value": float(f"{g['p_value']:.3g}"), "linked_by": g["kinds"]}
 
 
 def _apply_alert_budget(policy: Policy, ids, risk, codes_of, strong_of, elevated_of, assignment, org_of, decisions, active,

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from distillguard.link.rules import LinkRule
 
-__all__ = ["Communities", "find_communities"]
+__all__ = ["Communities", "find_communities", "weighted_hubs"]
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Communities:
         return dict(out)
 
 
-def _weighted_hubs(memberships: pa.Table, rules: dict[str, LinkRule], n_accounts: int) -> pa.Table:
+def weighted_hubs(memberships: pa.Table, rules: dict[str, LinkRule], n_accounts: int) -> pa.Table:
     """Memberships of hubs that link (weight > 0), with the hub's weight.
 
     Values held by a single account are dropped in Arrow first: most prompt
@@ -108,7 +108,7 @@ def find_communities(
     n_accounts
         All accounts in the scan (for rarity weights).
     """
-    linked = _weighted_hubs(memberships, {r.kind: r for r in rules}, n_accounts)
+    linked = weighted_hubs(memberships, {r.kind: r for r in rules}, n_accounts)
     if linked.num_rows == 0:
         return Communities()
     acc, accounts = _codes(linked.column("account_id"))

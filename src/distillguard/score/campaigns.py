@@ -28,10 +28,11 @@ import pyarrow.compute as pc
 from scipy.stats import binom
 
 from distillguard.link import Communities
+from distillguard.link.graph import weighted_hubs
 from distillguard.link.components import UnionFind
 
-__all__ = ["campaign_id", "build_campaigns", "campaign_strong_codes", "characteristic_codes", "hub_holders", "judge_campaigns",
-           "shared_strong_codes", "strong_communities"]
+__all__ = ["campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
+           "judge_campaigns", "kept_hubs", "shared_strong_codes", "strong_cores", "strong_communities"]
 
 FLAG_RISK = 0.5
 
@@ -82,7 +83,33 @@ def hub_holders(memberships: pa.Table, account_ids: list[str], comms: Communitie
     return out
 
 
-def _strong_cores(firm: np.ndarray, strong: np.ndarray, hubs: list[tuple[str, np.ndarray]], min_strong_share: float):
+def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds) -> list[tuple[str, np.ndarray]]:
+    """``(kind, holder rows)`` of every hub of ``kinds`` over the whole scan that the link rules keep (not popular)."""
+    t = memberships.filter(pc.is_in(memberships.column("kind"), pa.array(list(kinds), pa.string())))
+    t = weighted_hubs(t, {r.kind: r for r in rules}, len(account_ids))
+    if t.num_rows == 0:
+        return []
+    index = {a: i for i, a in enumerate(account_ids)}
+    row = np.array([index.get(a, -1) for a in t.column("account_id").to_pylist()], dtype=np.int64)
+    kind = np.array(t.column("kind").to_pylist(), dtype=object)
+    hub = pc.binary_join_element_wise(t.column("kind"), t.column("value"), "\x1f").combine_chunks().dictionary_encode()
+    hub = hub.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.lexsort((row, hub))
+    row, hub, kind = row[order], hub[order], kind[order]
+    keep = row >= 0
+    keep[1:] &= (hub[1:] != hub[:-1]) | (row[1:] != row[:-1])  # one row per holder
+    row, hub, kind = row[keep], hub[keep], kind[keep]
+    starts = np.flatnonzero(np.r_[True, hub[1:] != hub[:-1]])
+    sizes = np.diff(np.r_[starts, len(hub)])
+    return [(kind[a], row[a:a + n]) for a, n in zip(starts.tolist(), sizes.tolist()) if n >= 2]
+
+
+def chance_tail(k: int, n: int, rate: float, tried: int) -> float:
+    """P(Binomial(n, rate) >= k), times the ``tried`` groups it was the best of (Bonferroni): the random-group null."""
+    return min(1.0, float(binom.sf(k - 1, n, rate)) * max(tried, 1))
+
+
+def strong_cores(firm: np.ndarray, strong: np.ndarray, hubs: list[tuple[str, np.ndarray]], min_strong_share: float):
     """Groups of firm members tied by hubs mostly held by strong members, and how many hubs were tried.
 
     A campaign mixed into a community of ordinary users (a shared cloud range
@@ -188,7 +215,7 @@ def strong_communities(
 
     ``core_hubs`` (:func:`hub_holders` of the specific link kinds): a
     community that fails the test as a whole is tested again on its strong
-    core (:func:`_strong_cores`), with the p-value multiplied by the number of
+    core (:func:`strong_cores`), with the p-value multiplied by the number of
     hubs tried (Bonferroni: picking the strongest part of a community must
     not make chance look like a ring). Such a campaign is its core
     (``"core"``: account ids), not the whole community, keyed
@@ -209,7 +236,7 @@ def strong_communities(
         if len(firm) and k >= max(min_strong_members, min_strong_share * len(firm)):
             groups.append((c, firm, k, 0, None))
         elif core_hubs and c in core_hubs and len(firm):
-            cores, tried = _strong_cores(firm, strong, core_hubs[c], min_strong_share)
+            cores, tried = strong_cores(firm, strong, core_hubs[c], min_strong_share)
             passing = [core for core in cores if strong[core].sum() >= max(min_strong_members, min_strong_share * len(core))]
             for j, (core, grown) in enumerate(_rejoin_and_grow(passing, rows, core_hubs[c], len(account_ids), grow_kinds)):
                 groups.append(((c, j), core, int(strong[core].sum()), tried, grown))
@@ -224,7 +251,7 @@ def strong_communities(
     rate = min(max(rate, 1.0 / max(int(pool.sum()), 1)), 0.5)
     out: dict[int, dict] = {}
     for c, firm, k, tried, grown in groups:
-        p = min(1.0, float(binom.sf(k - 1, len(firm), rate)) * max(tried, 1))
+        p = chance_tail(k, len(firm), rate, tried)
         if p <= max_p_value:
             out[c] = {"firm_members": int(len(firm)), "strong_members": k, "p_value": p, "base_rate": round(rate, 5)}
             if tried:

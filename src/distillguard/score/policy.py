@@ -22,7 +22,9 @@ _FAMILY_CONDITIONS = ("strong_signal", "elevated_signal")
 """Conditions on the corroboration families of an account's signals: true (any), false, or a list of families."""
 CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", "min_strong_members", "max_p_value", "core_kinds",
                      "grow_kinds", "operator_min_corr", "operator_min_z", "footprint_min_corr", "footprint_min_z",
-                     "shared_strong_share", "elevation_quantile"}
+                     "shared_strong_share", "elevation_quantile", "shared_elevation_quantile", "shared_elevation_share",
+                     "shared_elevation_families"}
+_LIST_SETTINGS = ("core_kinds", "shared_elevation_families")
 POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "max_contamination", "strong"}
 
 
@@ -169,6 +171,9 @@ class Policy:
         unknown = set(data.get("campaigns") or {}) - CAMPAIGN_SETTINGS
         if unknown:
             raise UsageError(f"policy campaigns: unknown setting {sorted(unknown)[0]!r}")
+        tested = (data.get("campaigns") or {}).get("shared_elevation_families", [])
+        if not isinstance(tested, list) or not set(tested) <= set(corroboration.families if corroboration else ()):
+            raise UsageError("policy campaigns: shared_elevation_families is a list of corroboration families")
         unknown = set(data.get("population") or {}) - POPULATION_SETTINGS
         if unknown:
             raise UsageError(f"policy population: unknown setting {sorted(unknown)[0]!r}")
@@ -184,7 +189,7 @@ class Policy:
             ttl_seconds={a: int(v) for a, v in (data.get("ttl_seconds") or {}).items()},
             throttle=dict(data.get("throttle") or {}),
             challenge=dict(data.get("challenge") or {}),
-            campaigns={k: v if k == "core_kinds" else float(v) for k, v in (data.get("campaigns") or {}).items()},
+            campaigns={k: v if k in _LIST_SETTINGS else float(v) for k, v in (data.get("campaigns") or {}).items()},
             corroboration=corroboration,
             population={k: float(v) for k, v in (data.get("population") or {}).items()},
             allow_accounts=frozenset(map(str, allow.get("accounts") or [])),
