@@ -26,6 +26,9 @@ from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
 
 __all__ = ["Journal", "events_to_table"]
 
+HELD_EVENTS = 500_000
+"""Journaled events kept in memory as well, to be stored without reading them back (beyond: read from the file)."""
+
 
 def _ts_us(v) -> int:
     if isinstance(v, int):
@@ -120,6 +123,11 @@ class Journal:
         # a file left by an earlier process, perhaps under other settings, is redacted by the store again
         self._clean = self._fh is not None and self._fh.tell() == 0
         self._kept: set[str] = set()
+        # the events of this process's files, as appended, while a file holds nothing else: drained from
+        # memory (the file is the same rows, read back only after a crash or beyond HELD_EVENTS)
+        self._live: list | None = [] if self._clean else None
+        self._held: dict[str, list] = {}
+        self._n_held = 0
 
     # -- writing ------------------------------------------------------------------
     def append(self, events: list[dict], accounts: list[dict] = (), labels: list[dict] = (), audits: list[dict] = ()) -> None:
@@ -135,11 +143,18 @@ class Journal:
         buf += b"".join(orjson.dumps({"l": x}, default=_default, option=_OPT) + b"\n" for x in labels)
         buf += b"".join(orjson.dumps({"x": x}, default=_default, option=_OPT) + b"\n" for x in audits)
         with self.lock:
+            live, self._live = self._live, None  # an append failing half-way: the file is read back
             self._fh.write(buf)
             self._fh.flush()
             if self.fsync:
                 os.fsync(self._fh.fileno())
             self.pending += len(events)
+            if live is not None and not (accounts or labels or audits) and self._n_held + len(events) <= HELD_EVENTS:
+                live.extend(events)
+                self._n_held += len(events)
+                self._live = live
+            elif live is not None:
+                self._n_held -= len(live)
 
     # -- draining -------------------------------------------------------------------
     def _rotate(self) -> str | None:
@@ -152,8 +167,11 @@ class Journal:
             os.replace(self.path, rotated)
             if self._clean:
                 self._kept.add(rotated)
+            if self._live is not None:
+                self._held[rotated] = self._live
             self._fh = open(self.path, "ab")
             self._clean = True
+            self._live = []
             self.pending = 0
             return rotated
 
@@ -187,7 +205,8 @@ class Journal:
 
     def drain_file(self, path: str) -> int:
         """Move one journal file into the store; delete it once committed."""
-        events, accounts, labels, audits = self.read(path)
+        held = self._held.get(path)
+        events, accounts, labels, audits = (held, [], [], []) if held is not None else self.read(path)
         if self.db:
             from distillguard.store import EventStore
 
@@ -222,6 +241,9 @@ class Journal:
             self.flushed_events += inserted
         os.remove(path)
         self._kept.discard(path)
+        if self._held.pop(path, None) is not None:
+            with self.lock:
+                self._n_held -= len(held)
         return len(events)
 
     def flush(self) -> int:
