@@ -12,6 +12,7 @@ idempotent by ``event_id``.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import threading
@@ -24,7 +25,7 @@ import pyarrow as pa
 
 from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
 
-__all__ = ["Journal", "events_to_table"]
+__all__ = ["Journal", "Turns", "events_to_table"]
 
 HELD_EVENTS = 500_000
 """Journaled events kept in memory as well, to be stored without reading them back (beyond: read from the file)."""
@@ -71,6 +72,42 @@ def _not_forgotten(con, events: list[dict]) -> list[dict]:
             or _ts_us(e["ts"]) > int(gone[e["account_id"]].timestamp() * 1_000_000)]
 
 
+class Turns:
+    """Intake batches taking turns at their Python work (decoding, checks, the fold).
+
+    Under the GIL, batches that run together only interleave, handing the GIL back and forth at
+    every switch; in turn they cost less CPU each (docs/serve.md, Performance). A batch waiting on
+    the disk (:meth:`Journal.append`'s fsync) steps aside meanwhile, so the next one runs.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._mine = threading.local()
+
+    @contextlib.contextmanager
+    def turn(self):
+        with self._lock:
+            self._mine.held = True
+            try:
+                yield
+            finally:
+                self._mine.held = False
+
+    @contextlib.contextmanager
+    def aside(self):
+        """Around blocking I/O: the turn goes to the next batch meanwhile (nothing to do outside a turn)."""
+        if not getattr(self._mine, "held", False):
+            yield
+            return
+        self._mine.held = False
+        self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.acquire()
+            self._mine.held = True
+
+
 def _claim(path: str):
     """Hold an exclusive lock on ``<path>.lock`` while the journal is open: a second service process on the same
     journal would rotate the file under the first and lose what it appends (docs/serve.md, Several processes)."""
@@ -113,6 +150,7 @@ class Journal:
         self.fsync = fsync
         self.lock = threading.Lock()
         self.db_lock = threading.Lock()
+        self.turns = Turns()
         self.pending = 0
         self.flushed_events = 0
         self.last_error: str | None = None
@@ -142,7 +180,7 @@ class Journal:
         buf += b"".join(orjson.dumps({"a": a}, default=_default, option=_OPT) + b"\n" for a in accounts)
         buf += b"".join(orjson.dumps({"l": x}, default=_default, option=_OPT) + b"\n" for x in labels)
         buf += b"".join(orjson.dumps({"x": x}, default=_default, option=_OPT) + b"\n" for x in audits)
-        with self.lock:
+        with self.turns.aside(), self.lock:  # the turn back only once the lock is free: no batch waits on both
             live, self._live = self._live, None  # an append failing half-way: the file is read back
             self._fh.write(buf)
             self._fh.flush()

@@ -244,15 +244,9 @@ def register_otlp(app, engine, met, max_body_bytes: int) -> JoinBuffer:
 
     engine.add_periodic(lambda: accept(buf.sweep()), 1.0)
 
-    # One export at a time: decoding, mapping and folding are Python under the GIL, so concurrent exports
-    # only take turns, and each turn hands the GIL over (the store's regexes and the journal's fsync release
-    # it): four exporters' batches at once cost ~5-10% more CPU per span than the same batches in turn
-    # (docs/serve.md, Performance). Request bodies are still read concurrently.
-    one_at_a_time = threading.Lock()
-
     def process(raw: bytes, ctype: str, signal: str, peer: str) -> tuple[int, str]:
         """The export's calls that went in now; the rejections among its own (not earlier exports' held calls)."""
-        with one_at_a_time:
+        with engine.journal.turns.turn():  # exports in turn (Turns: less CPU each); bodies are read meanwhile
             try:
                 items = decode(raw, ctype, signal)
             except Reject as rej:
