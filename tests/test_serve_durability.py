@@ -166,3 +166,31 @@ def test_a_journal_has_one_writer(tmp_path):
     Journal(None, str(tmp_path / "other.jsonl")).close()  # another journal is fine
     first.close()
     Journal(None, str(tmp_path / "j.jsonl")).close()  # and the path is free again once the first closed
+
+
+def test_events_drained_from_memory_are_stored_as_read_back_from_the_journal(tmp_path, monkeypatch):
+    """The flusher stores this process's journaled events from memory; the rows equal those the file gives."""
+    from distillguard.serve import journal
+
+    evs = [{"account_id": f"mem-{i % 3}", "ts": f"2026-03-03T00:{i:02d}:00.123456Z", "output_tokens": 10 * i,
+            "temperature": 0.7, "prompt": f"mail me at user{i}@example.com", "logprobs": i % 2 == 0,
+            "custom_field": {"nested": i}} for i in range(40)]
+
+    def stored(name: str, held: int) -> list:
+        monkeypatch.setattr(journal, "HELD_EVENTS", held)
+        db = fixture_store(tmp_path / f"{name}.duckdb")
+        engine = Engine(EngineConfig(db=str(db), refresh_seconds=3600, flush_seconds=3600)).start()
+        try:
+            assert engine.ingest(evs)["accepted"] == 40
+            assert bool(engine.journal._held or engine.journal._live) == (held > 0)
+            assert engine.journal.flush() == 40
+        finally:
+            engine.stop()
+        con = duckdb.connect(str(db), read_only=True)
+        rows = con.execute("SELECT * FROM events WHERE account_id LIKE 'mem-%' ORDER BY event_id").fetchall()
+        con.close()
+        return rows
+
+    from_memory, from_file = stored("memory", journal.HELD_EVENTS), stored("file", 0)
+    assert len(from_memory) == 40 and from_memory == from_file
+    assert all("<EMAIL>" in str(r) for r in from_memory)  # redacted once, either way

@@ -77,6 +77,12 @@ class _Scalar(Aggregator):
         self.names = (name,)
         self.x = x
 
+    def each(self, names: Names, body: str) -> str:
+        """``body`` (lines over ``v``) run for the event's value when it is not null (no check when it cannot be)."""
+        if not self.x.nullable:
+            return f"v = {self.x.code(names)}\n{body}"
+        return f"if (v := {self.x.code(names)}) is not None:\n" + "".join(f"    {line}\n" for line in body.splitlines())
+
 
 class Sum(_Scalar):
     """Sum of a per-event value, nulls skipped (a condition sums to the number of events where it holds)."""
@@ -88,7 +94,7 @@ class Sum(_Scalar):
         return 0
 
     def source(self, slot, names):
-        return f"if (v := {self.x.code(names)}) is not None:\n    {slot} += v"
+        return self.each(names, f"{slot} += v")
 
     def merge(self, a, b):
         return a + b
@@ -117,7 +123,7 @@ class Mean(_Scalar):
         return [0, 0]
 
     def source(self, slot, names):
-        return f"if (v := {self.x.code(names)}) is not None:\n    {slot}[0] += v\n    {slot}[1] += 1"
+        return self.each(names, f"{slot}[0] += v\n{slot}[1] += 1")
 
     def merge(self, a, b):
         return [a[0] + b[0], a[1] + b[1]]
@@ -143,7 +149,7 @@ class _Extreme(_Scalar):
         return None
 
     def source(self, slot, names):
-        return f"if (v := {self.x.code(names)}) is not None and ({slot} is None or v {self.better} {slot}):\n    {slot} = v"
+        return self.each(names, f"if {slot} is None or v {self.better} {slot}:\n    {slot} = v")
 
     def merge(self, a, b):
         return a if b is None else b if a is None else self.pick(a, b)
@@ -202,9 +208,8 @@ class Distinct(_Scalar):
     def source(self, slot, names):
         me, h = names.constant(self), names.constant(_hash64)
         key = f"{h}(v)" if self.hashed else "v"
-        return (f"if (v := {self.x.code(names)}) is not None:\n"
-                f"    if {slot}[1] is None and len({slot}[0]) < {self.k}:\n        {slot}[0].add({key})\n"
-                f"    else:\n        {me}.add_value({slot}, v)")
+        return self.each(names, f"if {slot}[1] is None and len({slot}[0]) < {self.k}:\n    {slot}[0].add({key})\n"
+                                f"else:\n    {me}.add_value({slot}, v)")
 
     def _hashes(self, s) -> set:
         return s[0] if self.hashed or s[1] is not None else {_hash64(v) for v in s[0]}

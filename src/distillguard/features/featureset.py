@@ -56,9 +56,10 @@ class FeatureSet:
         """The empty partial of one account (one entry per aggregator)."""
         return [a.start() for a in self.aggregators]
 
-    def add(self, parts: list, ev: dict) -> None:
-        """Fold one canonical event (a dict as the ingest normaliser returns) into ``parts``."""
-        self._fold(parts, ev, to_us(ev["ts"]))
+    def add(self, parts: list, ev: dict, us: int | None = None) -> None:
+        """Fold one canonical event (a dict as the ingest normaliser returns; ``us``: its time in epoch
+        microseconds when the caller has it) into ``parts``."""
+        self._fold(parts, ev, to_us(ev["ts"]) if us is None else us)
 
     def merge(self, a: list, b: list) -> list:
         """Two partials of one account (``a`` earlier than ``b``) -> the partial of both."""

@@ -181,7 +181,7 @@ class ModelAdoption(Aggregator):
         return {}  # model -> [first use us, requests]
 
     def source(self, slot, names):
-        return (f"if (m := row.get('model')) is not None:\n"
+        return (f"if (m := {names.column('model')}) is not None:\n"
                 f"    if (u := {slot}.get(m)) is None:\n        {slot}[m] = [us, 1]\n"
                 f"    else:\n        u[1] += 1\n        if us < u[0]:\n            u[0] = us")
 

@@ -35,9 +35,10 @@ class AccountState:
     parts: list = field(default_factory=BEHAVIOUR.start)
     version: int = 0
 
-    def update(self, ev: dict) -> None:
-        """Fold one canonical event (a dict as :func:`distillguard.ingest.normalize.normalize` returns)."""
-        BEHAVIOUR.add(self.parts, ev)
+    def update(self, ev: dict, us: int | None = None) -> None:
+        """Fold one canonical event (a dict as :func:`distillguard.ingest.normalize.normalize` returns; ``us``: its
+        time in epoch microseconds, when the caller has it)."""
+        BEHAVIOUR.add(self.parts, ev, us)
         self.version += 1
 
     @property
@@ -81,17 +82,20 @@ class MemoryState:
 
     def apply(self, events: list[dict]) -> None:
         with self.lock:
+            accounts, models, start = self.accounts, self.models, self.start_us
             for ev in events:
-                acc = ev["account_id"]
-                st = self.accounts.get(acc)
-                if st is None:
-                    st = self.accounts[acc] = AccountState(acc)
-                st.update(ev)
                 t = to_us(ev["ts"])
-                self.start_us = t if self.start_us is None else min(self.start_us, t)
+                acc = ev["account_id"]
+                st = accounts.get(acc)
+                if st is None:
+                    st = accounts[acc] = AccountState(acc)
+                st.update(ev, t)
+                if start is None or t < start:
+                    start = t
                 m = ev.get("model")
-                if m is not None and (m not in self.models or t < self.models[m]):
-                    self.models[m] = t
+                if m is not None and (m not in models or t < models[m]):
+                    models[m] = t
+            self.start_us = start
 
     def account(self, account_id: str) -> AccountState | None:
         return self.accounts.get(account_id)
