@@ -25,7 +25,8 @@ CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", 
                      "shared_strong_share", "elevation_quantile", "shared_elevation_quantile", "shared_elevation_share",
                      "shared_elevation_families"}
 _LIST_SETTINGS = ("core_kinds", "shared_elevation_families")
-POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "max_contamination", "strong"}
+POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "max_contamination", "strong",
+                       "baseline_passes"}
 
 
 @dataclass(frozen=True)
