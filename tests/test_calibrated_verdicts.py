@@ -207,6 +207,48 @@ def test_a_large_campaign_does_not_lift_the_baseline_over_a_smaller_ring():
     assert (make_relative(clean, ["output_harvest"], b) < 0.5).all()
 
 
+@pytest.mark.slow
+def test_a_second_baseline_pass_outside_the_campaigns_uncovers_a_ring_the_lifted_baseline_hid(tmp_path):
+    """``population.baseline_passes: 2`` (off in the packaged policy, docs/scoring.md section 9 "Two-pass"):
+    a world where campaigns are nearly half the active accounts lifts the output-harvest baseline over a
+    smaller ring's scores; taken again outside the first judging's campaigns, the baseline drops, a campaign
+    of that world that was missed is found, no benign account is flagged for it, and the scan stores the
+    second pass's baselines, which the decision service loads."""
+    from distillguard.serve.campaigns import CampaignMap
+    from distillguard.sim import simulate
+    from distillguard.store import EventStore
+    from distillguard.report.writers import store_results
+
+    world = tmp_path / "w"
+    simulate("smoke", scale=3.0, seed=3, out=world, fmt="parquet", family="holdout")
+    labels = pq.read_table(world / "labels.parquet").to_pylist()
+    one = _scan(world, _policy(population__baseline_passes=1), db=tmp_path / "one.duckdb")
+    two = _scan(world, _policy(population__baseline_passes=2), db=tmp_path / "two.duckdb")
+    first, second = one.calibration["population"], two.calibration["population"]
+    assert first["source"] == second["source"] == "population"
+    assert second["n_active"] < first["n_active"] and second["note"].startswith("second pass")
+    assert second["baselines"]["output_harvest"] < first["baselines"]["output_harvest"]
+
+    def flagged(result):
+        return {r["account_id"] for r in _rows(result) if r["action"] in FLAGS}
+
+    def found(result):
+        f, sizes, hits = flagged(result), {}, {}
+        for r in labels:
+            if r["is_attack"]:
+                sizes[r["campaign_id"]] = sizes.get(r["campaign_id"], 0) + 1
+                hits[r["campaign_id"]] = hits.get(r["campaign_id"], 0) + (r["account_id"] in f)
+        return {c for c in sizes if hits[c] >= sizes[c] / 2}
+
+    assert found(one) < found(two)  # a campaign missed before is found, none is lost
+    benign = {r["account_id"] for r in labels if not r["is_attack"]}
+    assert not (flagged(two) - flagged(one)) & benign
+    with EventStore(tmp_path / "two.duckdb") as store:
+        store_results(two, store)
+        served = CampaignMap.from_store(store.con).baselines
+    assert served.values == two.baselines.values and served.details["note"] == second["note"]
+
+
 def test_lookalikes_of_cleared_accounts_are_found_within_the_distance():
     scores = np.array([[0.9, 0.0], [0.95, 0.05], [0.9, 0.5], [0.0, 0.0]])
     cleared = np.array([True, False, False, False])
