@@ -88,6 +88,20 @@ def test_strong_signal_conditions_name_known_families():
         Policy.from_yaml(text.replace("strong_signal: [content, outcomes]", "strong_signal: [contnet]"))
 
 
+def test_baseline_passes_is_one_or_two(tmp_path):
+    with pytest.raises(UsageError, match="baseline_passes"):
+        _policy(population__baseline_passes=3)
+    import subprocess
+    import sys
+
+    bad = tmp_path / "p.yaml"
+    bad.write_text(resources.files("distillguard.score").joinpath("policy.yaml").read_text()
+                   .replace("  strong: 0.5", "  baseline_passes: 0\n  strong: 0.5"))
+    p = subprocess.run([sys.executable, "-m", "distillguard.cli", "calibrate", "--world", str(tmp_path), "--policy", str(bad),
+                        "--out", str(tmp_path / "m.yaml")], capture_output=True, text=True)
+    assert p.returncode == 2 and "baseline_passes is 1 or 2" in p.stderr and "Traceback" not in p.stderr
+
+
 def test_the_scan_stores_the_strong_signals_it_decided_on(default_scan):
     """The decision service reads back the strong codes the scan decided on (reasons_json)."""
     from distillguard.score.campaigns import campaign_strong_codes

@@ -178,6 +178,8 @@ class Policy:
         unknown = set(data.get("population") or {}) - POPULATION_SETTINGS
         if unknown:
             raise UsageError(f"policy population: unknown setting {sorted(unknown)[0]!r}")
+        if (data.get("population") or {}).get("baseline_passes", 1) not in (1, 2):
+            raise UsageError("policy population: baseline_passes is 1 or 2")
         if data.get("mode", "shadow") not in ("shadow", "enforce"):
             raise UsageError("policy: mode must be shadow or enforce")
         if data.get("fail", "open") not in ("open", "closed"):
