@@ -88,6 +88,20 @@ def test_strong_signal_conditions_name_known_families():
         Policy.from_yaml(text.replace("strong_signal: [content, outcomes]", "strong_signal: [contnet]"))
 
 
+def test_baseline_passes_is_one_or_two(tmp_path):
+    with pytest.raises(UsageError, match="baseline_passes"):
+        _policy(population__baseline_passes=3)
+    import subprocess
+    import sys
+
+    bad = tmp_path / "p.yaml"
+    bad.write_text(resources.files("distillguard.score").joinpath("policy.yaml").read_text()
+                   .replace("  strong: 0.5", "  baseline_passes: 0\n  strong: 0.5"))
+    p = subprocess.run([sys.executable, "-m", "distillguard.cli", "calibrate", "--world", str(tmp_path), "--policy", str(bad),
+                        "--out", str(tmp_path / "m.yaml")], capture_output=True, text=True)
+    assert p.returncode == 2 and "baseline_passes is 1 or 2" in p.stderr and "Traceback" not in p.stderr
+
+
 def test_the_scan_stores_the_strong_signals_it_decided_on(default_scan):
     """The decision service reads back the strong codes the scan decided on (reasons_json)."""
     from distillguard.score.campaigns import campaign_strong_codes
@@ -205,6 +219,48 @@ def test_a_large_campaign_does_not_lift_the_baseline_over_a_smaller_ring():
     clean = rng.gamma(2.0, 0.05, 1000)[:, None]
     b = population_baselines(clean, ["output_harvest"], np.ones(1000, dtype=bool), min_accounts=100, max_contamination=0.3)
     assert (make_relative(clean, ["output_harvest"], b) < 0.5).all()
+
+
+@pytest.mark.slow
+def test_a_second_baseline_pass_outside_the_campaigns_uncovers_a_ring_the_lifted_baseline_hid(tmp_path):
+    """``population.baseline_passes: 2`` (off in the packaged policy, docs/scoring.md section 9 "Two-pass"):
+    a world where campaigns are nearly half the active accounts lifts the output-harvest baseline over a
+    smaller ring's scores; taken again outside the first judging's campaigns, the baseline drops, a campaign
+    of that world that was missed is found, no benign account is flagged for it, and the scan stores the
+    second pass's baselines, which the decision service loads."""
+    from distillguard.serve.campaigns import CampaignMap
+    from distillguard.sim import simulate
+    from distillguard.store import EventStore
+    from distillguard.report.writers import store_results
+
+    world = tmp_path / "w"
+    simulate("smoke", scale=3.0, seed=3, out=world, fmt="parquet", family="holdout")
+    labels = pq.read_table(world / "labels.parquet").to_pylist()
+    one = _scan(world, _policy(population__baseline_passes=1), db=tmp_path / "one.duckdb")
+    two = _scan(world, _policy(population__baseline_passes=2), db=tmp_path / "two.duckdb")
+    first, second = one.calibration["population"], two.calibration["population"]
+    assert first["source"] == second["source"] == "population"
+    assert second["n_active"] < first["n_active"] and second["note"].startswith("second pass")
+    assert second["baselines"]["output_harvest"] < first["baselines"]["output_harvest"]
+
+    def flagged(result):
+        return {r["account_id"] for r in _rows(result) if r["action"] in FLAGS}
+
+    def found(result):
+        f, sizes, hits = flagged(result), {}, {}
+        for r in labels:
+            if r["is_attack"]:
+                sizes[r["campaign_id"]] = sizes.get(r["campaign_id"], 0) + 1
+                hits[r["campaign_id"]] = hits.get(r["campaign_id"], 0) + (r["account_id"] in f)
+        return {c for c in sizes if hits[c] >= sizes[c] / 2}
+
+    assert found(one) < found(two)  # a campaign missed before is found, none is lost
+    benign = {r["account_id"] for r in labels if not r["is_attack"]}
+    assert not (flagged(two) - flagged(one)) & benign
+    with EventStore(tmp_path / "two.duckdb") as store:
+        store_results(two, store)
+        served = CampaignMap.from_store(store.con).baselines
+    assert served.values == two.baselines.values and served.details["note"] == second["note"]
 
 
 def test_lookalikes_of_cleared_accounts_are_found_within_the_distance():

@@ -212,7 +212,8 @@ class Analysis:
 
 
 def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Policy | None = None,
-            reference: dict | None = None, is_dismissed=None, cleared=frozenset()) -> tuple[Analysis, dict[str, float]]:
+            reference: dict | None = None, is_dismissed=None, cleared=frozenset(),
+            model: FusionModel | None = None) -> tuple[Analysis, dict[str, float]]:
     """Features, signals, linkage and the evidence matrix of every account.
 
     ``events`` is an Ibis table with the canonical schema on any backend
@@ -223,7 +224,9 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     ``reference`` baselines when it is too small), and only communities whose
     members carry strong signals pool their evidence. ``cleared``: accounts
     analysts labelled legitimate; accounts that look like them carry no
-    strong signal (:func:`distillguard.score.relative.lookalikes`).
+    strong signal (:func:`distillguard.score.relative.lookalikes`). With ``population.baseline_passes: 2`` the
+    baselines are taken again over the active accounts outside the campaigns that a first judging with ``model``
+    (the packaged one by default) forms, and everything after them recomputed (docs/scoring.md section 4).
     """
     policy = policy or Policy.load()
     st = _Stages(progress)
@@ -250,18 +253,33 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     raw, baselines, strong, active, like_cleared, candidates, evidence = st.run(
         "population calibration", _relative_evidence, ids, tables, comms, rules, meta, n_events, policy, reference,
         is_dismissed, cleared, members)
+    if policy.population.get("baseline_passes", 1) >= 2 and baselines.source == "population":
+        model = model or FusionModel.load()
+        strong_dict = {t[0]: strong[:, j] for j, t in enumerate(tables)}
+        _, belongs = _judge(comms, ids, model.risk(evidence), evidence, model.reasons(evidence, strong=strong_dict),
+                            candidates, policy.campaigns)
+        outside = active & np.array([a not in belongs for a in ids], dtype=bool)
+        if outside.sum() >= int(policy.population.get("min_accounts", 200)):
+            raw, baselines, strong, active, like_cleared, candidates, evidence = st.run(
+                "second baseline pass", _relative_evidence, ids, tables, comms, rules, meta, n_events, policy, reference,
+                is_dismissed, cleared, members, outside)
+            baselines.details["note"] = (f"second pass: over the {baselines.n_active} active accounts outside the "
+                                         f"{len(belongs)} members of the first pass's {len(set(belongs.values()))} campaigns")
     return Analysis(features, samples, meta, signals, results, comms, evidence, members, known, baselines,
                     {t[0]: strong[:, j] for j, t in enumerate(tables)}, active, candidates, like_cleared, raw), st.timings
 
 
 def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy, reference, is_dismissed, cleared,
-                       memberships):
-    """Scores relative to the population, strong signals, campaign candidates and the evidence matrix."""
+                       memberships, population=None):
+    """Scores relative to the population, strong signals, campaign candidates and the evidence matrix.
+
+    ``population``: the accounts whose active ones the baselines are taken over (all by default; the accounts
+    outside the first pass's campaigns on a second pass)."""
     names = [t[0] for t in tables]
     pop, camp = policy.population, policy.campaigns
     active = n_events >= pop.get("min_events", 10)
     raw = own_scores(ids, tables)
-    baselines = population_baselines(raw, names, active, min_accounts=int(pop.get("min_accounts", 200)),
+    baselines = population_baselines(raw, names, active if population is None else active & population, min_accounts=int(pop.get("min_accounts", 200)),
                                      k_mad=pop.get("k_mad", 3.0), max_baseline=pop.get("max_baseline", 0.9),
                                      max_contamination=pop.get("max_contamination", 0.0), reference=reference)
     own = make_relative(raw, names, baselines)
@@ -280,6 +298,15 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
     evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, own=own, pool=candidates,
                               cores=cores, attach=attach)
     return raw, baselines, strong, active, like_cleared, candidates, evidence
+
+
+def _judge(comms, ids, risk, evidence, reasons, candidates, camp: dict):
+    """Which candidate communities are campaigns (:func:`judge_campaigns`), a strong member being one with a strong
+    own signal among its ``reasons``."""
+    return judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"),
+                           strong=np.array([bool(strong_codes(r)) for r in reasons]),
+                           min_flagged_share=camp.get("min_flagged_share", 0.25),
+                           min_attachment=camp.get("min_attachment", 0.3), candidates=candidates)
 
 
 def store_inputs(store: EventStore):
@@ -317,7 +344,8 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     """
     policy = policy or Policy.load()
     model = model or FusionModel.load()
-    an, timings = analyse(events, meta, progress, match_intel, policy, model.reference_baselines, is_dismissed, cleared)
+    an, timings = analyse(events, meta, progress, match_intel, policy, model.reference_baselines, is_dismissed, cleared,
+                          model)
     st = _Stages(progress)
     features, samples, meta, results, comms, evidence = an.features, an.samples, an.meta, an.results, an.communities, an.evidence
     ids = evidence.account_ids
@@ -331,10 +359,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     camp = policy.campaigns
     codes_of = [[r.code for r in reasons[i]] for i in range(len(ids))]
     own_strong = [strong_codes(r) for r in reasons]  # the codes of each account's strong own signals
-    camp_risk, belongs = judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"),
-                                         strong=np.array([bool(codes) for codes in own_strong]),
-                                         min_flagged_share=camp.get("min_flagged_share", 0.25),
-                                         min_attachment=camp.get("min_attachment", 0.3), candidates=an.candidates)
+    camp_risk, belongs = _judge(comms, ids, risk, evidence, reasons, an.candidates, camp)
     # the codes shared_strong_share of each campaign's strong members carry: what strong_signal and elevated_signal rules read
     characteristic = characteristic_codes(belongs, own_strong, ids, camp.get("shared_strong_share", 0.25))
     elevated, elevation_report = _campaign_elevation(an, belongs, camp_risk, characteristic, camp)

@@ -25,7 +25,8 @@ CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", 
                      "shared_strong_share", "elevation_quantile", "shared_elevation_quantile", "shared_elevation_share",
                      "shared_elevation_families"}
 _LIST_SETTINGS = ("core_kinds", "shared_elevation_families")
-POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "max_contamination", "strong"}
+POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "max_contamination", "strong",
+                       "baseline_passes"}
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,8 @@ class Policy:
         unknown = set(data.get("population") or {}) - POPULATION_SETTINGS
         if unknown:
             raise UsageError(f"policy population: unknown setting {sorted(unknown)[0]!r}")
+        if (data.get("population") or {}).get("baseline_passes", 1) not in (1, 2):
+            raise UsageError("policy population: baseline_passes is 1 or 2")
         if data.get("mode", "shadow") not in ("shadow", "enforce"):
             raise UsageError("policy: mode must be shadow or enforce")
         if data.get("fail", "open") not in ("open", "closed"):

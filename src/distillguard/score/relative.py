@@ -18,7 +18,9 @@ them), and every ring below that baseline disappears. Campaigns sit on the
 high side of a detector, so the top ``max_contamination`` of each signal can be
 left out before median and MAD are taken (policy ``population.max_contamination``;
 off in the packaged policy until the fusion is refitted with it, docs/scoring.md
-section 9). A signal that most accounts do
+section 9). ``population.baseline_passes: 2`` instead takes them again over the
+accounts outside the campaigns a first judging formed (``distillguard.scan.analyse``;
+off too, section 9 "Two-pass"). A signal that most accounts do
 not trip (median 0, MAD 0) keeps its raw meaning. A scan with too few active
 accounts for population statistics uses the packaged reference baselines
 (``model.yaml: reference_baselines``, measured on randomized worlds) and says so.
