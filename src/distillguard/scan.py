@@ -334,6 +334,26 @@ def intel_matcher(store: EventStore, key: bytes | None, confirmed: list[dict] = 
     return match
 
 
+def _elevation_reasons(an, belongs, camp_risk, characteristic, risk, policy: Policy, own_strong, reasons, codes_of):
+    """Both elevation tests, their reasons appended to ``reasons`` / ``codes_of`` in place.
+
+    Returns each account's codes elevated in its campaign, the members elevated only there (no strong reason
+    of their own says it), the shared-elevation groups, and both tests' reports."""
+    elevated, elevation_report = _campaign_elevation(an, belongs, camp_risk, characteristic, policy.campaigns)
+    elevated_of = [{h["code"] for h in elevated.get(i, ())} for i in range(len(reasons))]
+    signal_only = {i: [h for h in hits if h["code"] not in own_strong[i]] for i, hits in elevated.items()}
+    signal_only = {i: hits for i, hits in signal_only.items() if hits}  # a strong reason says it already: marked
+    for i in signal_only:
+        reasons[i].append(Reason(elevation.CODE, 0.0, (elevation.TERM,)))
+        codes_of[i].append(elevation.CODE)
+    shared, shared_report = _shared_elevation(an, belongs, camp_risk, characteristic, risk, policy)
+    for g in shared.values():
+        for i in g["members"]:
+            reasons[i].append(Reason(shared_elevation.CODE, 0.0, (shared_elevation.TERM,)))
+            codes_of[i].append(shared_elevation.CODE)
+    return elevated_of, signal_only, shared, elevation_report, shared_report
+
+
 def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: FusionModel | None = None, progress=None,
              match_intel=None, is_dismissed=None, cleared=frozenset()) -> ScanResult:
     """Scan ``events`` (an Ibis table, see :func:`analyse`) and decide an action for every account.
@@ -362,18 +382,8 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     camp_risk, belongs = _judge(comms, ids, risk, evidence, reasons, an.candidates, camp)
     # the codes shared_strong_share of each campaign's strong members carry: what strong_signal and elevated_signal rules read
     characteristic = characteristic_codes(belongs, own_strong, ids, camp.get("shared_strong_share", 0.25))
-    elevated, elevation_report = _campaign_elevation(an, belongs, camp_risk, characteristic, camp)
-    elevated_of = [{h["code"] for h in elevated.get(i, ())} for i in range(len(ids))]
-    signal_only = {i: [h for h in hits if h["code"] not in own_strong[i]] for i, hits in elevated.items()}
-    signal_only = {i: hits for i, hits in signal_only.items() if hits}  # a strong reason says it already: marked below
-    for i in signal_only:
-        reasons[i].append(Reason(elevation.CODE, 0.0, (elevation.TERM,)))
-        codes_of[i].append(elevation.CODE)
-    shared, shared_report = _shared_elevation(an, belongs, camp_risk, characteristic, risk, policy)
-    for g in shared.values():
-        for i in g["members"]:
-            reasons[i].append(Reason(shared_elevation.CODE, 0.0, (shared_elevation.TERM,)))
-            codes_of[i].append(shared_elevation.CODE)
+    elevated_of, signal_only, shared, elevation_report, shared_report = _elevation_reasons(
+        an, belongs, camp_risk, characteristic, risk, policy, own_strong, reasons, codes_of)
     campaigns, assignment = st.run(
         "campaigns", build_campaigns, comms, ids, risk, camp_risk, belongs, reasons, features, by_account,
         {r.name: r.evidence for r in results},
