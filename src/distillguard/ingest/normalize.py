@@ -60,9 +60,11 @@ def parse_ts(value) -> datetime:
     if value is None or value == "":
         raise Reject("missing_ts", "no timestamp")
     try:
-        if isinstance(value, bool):
+        if type(value) is int:  # epoch numbers (OTLP's nanoseconds), the common case: finite, not a boolean
+            dt = epoch_to_datetime(value)
+        elif isinstance(value, bool):
             raise Reject("bad_ts", f"timestamp is a boolean: {value!r}")
-        if isinstance(value, datetime):
+        elif isinstance(value, datetime):
             dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         elif isinstance(value, (int, float)):
             if not math.isfinite(value):
@@ -139,8 +141,8 @@ def flatten_messages(messages, roles=("user",)) -> str | None:
             continue
         if not isinstance(m, dict):
             continue
-        role = str(m.get("role") or "user").lower()
-        if role not in roles:
+        role = m.get("role") or "user"
+        if role not in roles and str(role).lower() not in roles:  # the role as sent is usually lower case already
             continue
         text = content_text(m.get("content"))
         if text is None and "parts" in m:

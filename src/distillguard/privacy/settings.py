@@ -315,23 +315,34 @@ class StorePrivacy:
         return texts, ids, tuple(f for f in names if f in dropped or f in hashed)
 
     def record(self, row: dict) -> dict:
-        """A canonical event or account row as the store would keep it (in place; returned).
+        """A canonical event or account row as the store would keep it (in place; returned)."""
+        return self.records([row])[0]
+
+    def records(self, rows: list[dict]) -> list[dict]:
+        """:meth:`record` for each row of a batch (in place; returned), the settings read once a batch.
 
         A sampled-out event's texts are dropped first (nothing to redact); then :meth:`_value` per
         field, behind one prefilter over the row's free texts and one over its identifiers (as
         :meth:`select` has them): most rows need no rule at all.
         """
-        if self.prompts == "sampled" and "event_id" in row and not sampled_in(row["event_id"], self.sample_rate):
-            row.update((f, None) for f in TEXT_FIELDS if f in row)
-        texts, ids, other = self._record_plan
-        for group, needs in ((texts, needs_redaction), (ids, needs_pseudonym)):
-            vals = [v for f in group if isinstance(v := row.get(f), str)]
-            if vals and needs("\x1f".join(vals)):
-                other = (*group, *other)
-        for f in other:
-            if f in row:
-                row[f] = self._value(f, row[f])
-        return row
+        sampled, rate = self.prompts == "sampled", self.sample_rate
+        texts, ids, always = self._record_plan
+        value = self._value
+        for row in rows:
+            if sampled and "event_id" in row and not sampled_in(row["event_id"], rate):
+                row.update((f, None) for f in TEXT_FIELDS if f in row)
+            get = row.get
+            other = always
+            vals = [v for v in map(get, texts) if isinstance(v, str)]
+            if vals and needs_redaction("\x1f".join(vals)):
+                other = (*texts, *other)
+            vals = [v for v in map(get, ids) if isinstance(v, str)]
+            if vals and needs_pseudonym("\x1f".join(vals)):
+                other = (*ids, *other)
+            for f in other:
+                if f in row:
+                    row[f] = value(f, row[f])
+        return rows
 
     def identifier(self, value: str) -> str:
         """An account id as the store keeps it (what ``store forget`` looks for)."""

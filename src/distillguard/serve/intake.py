@@ -66,7 +66,7 @@ class Intake:
                 ids = fill_event_ids(self.con, rows_to_batch(rows)).column("event_id").to_pylist()
             for r, i in zip(rows, ids):
                 r["event_id"] = i
-        rows = [self.privacy.record(r) for r in rows]  # ids above come from what was received, as ingest's do
+        rows = self.privacy.records(rows)  # ids above come from what was received, as ingest's do
         fresh = self.remember([r["event_id"] for r in rows])
         new = [r for r, f in zip(rows, fresh) if f]
         self.journal.append(new)

@@ -206,7 +206,8 @@ class JoinBuffer:
         # a details log record until its span does; content that comes first is already in by_span
         if not force and not any(rec["identity"].values()) and (model.kind == "log" or model.parent_id):
             return None
-        self.by_span.pop(key, None)
+        if parts is not None:
+            self.by_span.pop(key, None)
         self.released[key] = None
         if len(self.released) > self.max_items:
             self.released.popitem(last=False)
