@@ -256,8 +256,8 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     if policy.population.get("baseline_passes", 1) >= 2 and baselines.source == "population":
         model = model or FusionModel.load()
         strong_dict = {t[0]: strong[:, j] for j, t in enumerate(tables)}
-        _, belongs, _ = _judge(comms, ids, model.risk(evidence), evidence, model.reasons(evidence, strong=strong_dict),
-                               candidates, policy.campaigns, members)
+        _, belongs = _judge(comms, ids, model.risk(evidence), evidence, model.reasons(evidence, strong=strong_dict),
+                            candidates, policy.campaigns)
         outside = active & np.array([a not in belongs for a in ids], dtype=bool)
         if outside.sum() >= int(policy.population.get("min_accounts", 200)):
             raw, baselines, strong, active, like_cleared, candidates, evidence = st.run(
@@ -300,20 +300,26 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
     return raw, baselines, strong, active, like_cleared, candidates, evidence
 
 
-def _judge(comms, ids, risk, evidence, reasons, candidates, camp: dict, memberships):
+def _judge(comms, ids, risk, evidence, reasons, candidates, camp: dict):
     """Which candidate communities are campaigns (:func:`judge_campaigns`), a strong member being one with a strong
-    own signal among its ``reasons``; then the outsiders whose kept hubs are mostly a campaign's join it
-    (:func:`hub_joins`). Returns campaign risks, members and the joined members' evidence."""
-    camp_risk, belongs = judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"),
-                                         strong=np.array([bool(strong_codes(r)) for r in reasons]),
-                                         min_flagged_share=camp.get("min_flagged_share", 0.25),
-                                         min_attachment=camp.get("min_attachment", 0.3), candidates=candidates)
+    own signal among its ``reasons``."""
+    return judge_campaigns(comms, ids, risk, evidence.column("campaign_attachment"),
+                           strong=np.array([bool(strong_codes(r)) for r in reasons]),
+                           min_flagged_share=camp.get("min_flagged_share", 0.25),
+                           min_attachment=camp.get("min_attachment", 0.3), candidates=candidates)
+
+
+def _hub_joins(an, belongs: dict, risk, camp: dict) -> dict[str, dict]:
+    """The outsiders whose kept hubs are mostly a campaign's join it (:func:`hub_joins`), last, after both
+    elevation tests: ``belongs`` gains them; returns their evidence."""
     min_hubs = int(camp.get("hub_join_min_hubs", 0))
-    rules = load_rules()
-    hubs = kept_hubs(memberships, ids, rules, [r.kind for r in rules], values=True) if min_hubs > 0 else []
-    joined = hub_joins(comms, ids, risk, belongs, hubs, min_hubs, float(camp.get("hub_join_min_share", 0.5)))
+    if min_hubs <= 0:
+        return {}
+    ids, rules = an.evidence.account_ids, load_rules()
+    hubs = kept_hubs(an.memberships, ids, rules, [r.kind for r in rules], values=True)
+    joined = hub_joins(an.communities, ids, risk, belongs, hubs, min_hubs, float(camp.get("hub_join_min_share", 0.5)))
     belongs.update({a: j["campaign"] for a, j in joined.items()})
-    return camp_risk, belongs, joined
+    return joined
 
 
 def store_inputs(store: EventStore):
@@ -341,8 +347,7 @@ def intel_matcher(store: EventStore, key: bytes | None, confirmed: list[dict] = 
     return match
 
 
-def _elevation_reasons(an, belongs, camp_risk, characteristic, risk, policy: Policy, own_strong, reasons, codes_of,
-                       joined=frozenset()):
+def _elevation_reasons(an, belongs, camp_risk, characteristic, risk, policy: Policy, own_strong, reasons, codes_of):
     """Both elevation tests, their reasons appended to ``reasons`` / ``codes_of`` in place.
 
     Returns each account's codes elevated in its campaign, the members elevated only there (no strong reason
@@ -354,7 +359,7 @@ def _elevation_reasons(an, belongs, camp_risk, characteristic, risk, policy: Pol
     for i in signal_only:
         reasons[i].append(Reason(elevation.CODE, 0.0, (elevation.TERM,)))
         codes_of[i].append(elevation.CODE)
-    shared, shared_report = _shared_elevation(an, belongs, camp_risk, characteristic, risk, policy, joined)
+    shared, shared_report = _shared_elevation(an, belongs, camp_risk, characteristic, risk, policy)
     for g in shared.values():
         for i in g["members"]:
             reasons[i].append(Reason(shared_elevation.CODE, 0.0, (shared_elevation.TERM,)))
@@ -387,11 +392,12 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     camp = policy.campaigns
     codes_of = [[r.code for r in reasons[i]] for i in range(len(ids))]
     own_strong = [strong_codes(r) for r in reasons]  # the codes of each account's strong own signals
-    camp_risk, belongs, joined = _judge(comms, ids, risk, evidence, reasons, an.candidates, camp, an.memberships)
+    camp_risk, belongs = _judge(comms, ids, risk, evidence, reasons, an.candidates, camp)
     # the codes shared_strong_share of each campaign's strong members carry: what strong_signal and elevated_signal rules read
     characteristic = characteristic_codes(belongs, own_strong, ids, camp.get("shared_strong_share", 0.25))
     elevated_of, signal_only, shared, elevation_report, shared_report = _elevation_reasons(
-        an, belongs, camp_risk, characteristic, risk, policy, own_strong, reasons, codes_of, joined)
+        an, belongs, camp_risk, characteristic, risk, policy, own_strong, reasons, codes_of)
+    joined = _hub_joins(an, belongs, risk, camp)
     campaigns, assignment = st.run(
         "campaigns", build_campaigns, comms, ids, risk, camp_risk, belongs, reasons, features, by_account,
         {r.name: r.evidence for r in results}, joined,
@@ -532,8 +538,7 @@ def _campaign_elevation(an: Analysis, belongs: dict, camp_risk: dict, characteri
                       "elevated_members": len(elevated), "joined": len(belongs) - n_before}
 
 
-def _shared_elevation(an: Analysis, belongs: dict, camp_risk: dict, characteristic: dict, risk: np.ndarray, policy: Policy,
-                      joined=frozenset()):
+def _shared_elevation(an: Analysis, belongs: dict, camp_risk: dict, characteristic: dict, risk: np.ndarray, policy: Policy):
     """Campaigns of accounts outside every campaign, linked and elevated together on one detector
     (:mod:`distillguard.score.shared_elevation`).
 
@@ -550,8 +555,7 @@ def _shared_elevation(an: Analysis, belongs: dict, camp_risk: dict, characterist
     families = camp.get("shared_elevation_families", [])
     tested = set().union(*(policy.corroboration.families.get(f, ()) for f in families)) if policy.corroboration else set()
     # look-alikes of accounts analysts cleared carry no strong signal (section 8): nor a shared elevation
-    # members that joined a campaign by their hubs alone (hub_joins) may still form one; it then holds them
-    outside = np.array([a not in belongs or a in joined for a in ids], dtype=bool) & ~np.asarray(an.lookalikes, dtype=bool)
+    outside = np.array([a not in belongs for a in ids], dtype=bool) & ~np.asarray(an.lookalikes, dtype=bool)
     hubs = kept_hubs(an.memberships, ids, load_rules(), camp.get("core_kinds", ()))
     groups = shared_elevation.shared_elevation_groups(
         an.raw, an.active, outside, [s.reason for s in an.signals], tested, hubs, quantile=q,
