@@ -45,3 +45,27 @@ def test_only_flagged_members_tie_an_outsider():
     ids, comms, memberships, risk, belongs, hubs = _world()
     risk[:6] = 0.2
     assert hub_joins(comms, ids, risk, belongs, hubs, min_hubs=3, min_share=0.5) == {}
+
+
+def test_a_real_scan_joins_ring_members_by_their_hubs_and_flags_no_benign_one_by_it(tmp_path):
+    """Rings among chat users, coding agents and app backends: members outside every campaign whose kept hubs are
+    mostly a campaign's flagged members' join it, each recorded with the hubs that tie it; a benign account that
+    joins is not flagged for it."""
+    from conftest import scan_scenario
+
+    sc = {"name": "rings", "window": {"days": 7},
+          "populations": [{"archetype": "chat", "accounts": 2000}, {"archetype": "coding_agent", "accounts": 200},
+                          {"archetype": "app_backend", "accounts": 60}, {"archetype": "jailbreak", "accounts": 40},
+                          {"archetype": "rubric_grading", "accounts": 40}, {"archetype": "capability_sweep", "accounts": 30}]}
+    result, labels = scan_scenario(sc, 3, tmp_path)
+    attack = {r["account_id"]: r["is_attack"] for r in labels}
+    rows = {r["account_id"]: r for r in result.accounts.to_pylist()}
+    joined = {a: (c["campaign_id"], ev) for c in result.campaigns for a, ev in c["hub_joined"].items()}
+    assert joined and sum(attack[a] for a in joined) >= 0.75 * len(joined), joined
+    for a, (cid, ev) in joined.items():
+        assert rows[a]["campaign_id"] == cid
+        assert len(ev["hubs"]) >= 3 and len(ev["hubs"]) >= 0.5 * ev["kept_hubs"]
+        if not attack[a]:
+            assert rows[a]["action"] not in {"challenge", "throttle", "block"}
+    benign = [r for r in rows.values() if not attack[r["account_id"]]]
+    assert sum(r["action"] in {"challenge", "throttle", "block"} for r in benign) <= 0.005 * len(benign)
