@@ -17,7 +17,7 @@ def _world():
     rows += [("user", "template", "t0")] + [("user", "template", f"own{j}") for j in range(6)]
     rows += [("far", "template", f"t{j}") for j in range(4)]
     rows += [(a, "template", f"own{j}") for a in ids[-6:] for j in range(6)]  # the user's hubs are others' too
-    rows += [(ids[-7], "user_agent", "ua-quiet")]
+    rows += [(ids[-7], "user_agent", "ua-quiet")]  # the quiet member's one hub that is not the ring's
     memberships = pa.table({k: list(v) for k, v in zip(("account_id", "kind", "value"), zip(*rows))})
     comms = Communities(membership={a: (1 if a == "far" else 0) for a in ids})
     risk = np.array([0.9] * 6 + [0.1] * (len(ids) - 6))
