@@ -32,7 +32,7 @@ from distillguard.link.graph import weighted_hubs
 from distillguard.link.components import UnionFind
 
 __all__ = ["campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
-           "judge_campaigns", "kept_hubs", "shared_strong_codes", "strong_cores", "strong_communities"]
+           "hub_joins", "judge_campaigns", "kept_hubs", "shared_strong_codes", "strong_cores", "strong_communities"]
 
 FLAG_RISK = 0.5
 
@@ -83,8 +83,9 @@ def hub_holders(memberships: pa.Table, account_ids: list[str], comms: Communitie
     return out
 
 
-def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds) -> list[tuple[str, np.ndarray]]:
-    """``(kind, holder rows)`` of every hub of ``kinds`` over the whole scan that the link rules keep (not popular)."""
+def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds, values: bool = False) -> list[tuple]:
+    """``(kind, holder rows)`` of every hub of ``kinds`` over the whole scan that the link rules keep (not popular);
+    ``(kind, holder rows, value)`` with ``values``."""
     t = memberships.filter(pc.is_in(memberships.column("kind"), pa.array(list(kinds), pa.string())))
     t = weighted_hubs(t, {r.kind: r for r in rules}, len(account_ids))
     if t.num_rows == 0:
@@ -92,8 +93,8 @@ def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds) -> li
     index = {a: i for i, a in enumerate(account_ids)}
     row = np.array([index.get(a, -1) for a in t.column("account_id").to_pylist()], dtype=np.int64)
     kind = np.array(t.column("kind").to_pylist(), dtype=object)
-    hub = pc.binary_join_element_wise(t.column("kind"), t.column("value"), "\x1f").combine_chunks().dictionary_encode()
-    hub = hub.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    encoded = pc.binary_join_element_wise(t.column("kind"), t.column("value"), "\x1f").combine_chunks().dictionary_encode()
+    hub = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     order = np.lexsort((row, hub))
     row, hub, kind = row[order], hub[order], kind[order]
     keep = row >= 0
@@ -101,7 +102,54 @@ def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds) -> li
     row, hub, kind = row[keep], hub[keep], kind[keep]
     starts = np.flatnonzero(np.r_[True, hub[1:] != hub[:-1]])
     sizes = np.diff(np.r_[starts, len(hub)])
+    if values:
+        names = encoded.dictionary.to_pylist()
+        return [(kind[a], row[a:a + n], names[hub[a]].split("\x1f", 1)[1])
+                for a, n in zip(starts.tolist(), sizes.tolist()) if n >= 2]
     return [(kind[a], row[a:a + n]) for a, n in zip(starts.tolist(), sizes.tolist()) if n >= 2]
+
+
+def hub_joins(comms: Communities, account_ids: list[str], risk: np.ndarray, belongs: dict, hubs: list[tuple],
+              min_hubs: int, min_share: float) -> dict[str, dict]:
+    """Accounts outside every campaign whose kept hubs are mostly a campaign's: ``account_id -> evidence``.
+
+    An outsider joins the campaign whose flagged members (risk 0.5) share
+    at least ``min_hubs`` of its kept hubs (``hubs``: :func:`kept_hubs` with
+    values), making at least ``min_share`` of them, when it sits in that
+    campaign's community: a ring member whose links are all the ring's but
+    too few or too light (a template band weighs 0.3) to reach
+    ``min_attachment``. Joining flags nothing; the policy's corroboration
+    rules decide. Evidence: ``campaign`` (the community key), the shared
+    ``hubs`` (kind, value) and the account's ``kept_hubs``. 0 turns it off.
+    """
+    if min_hubs <= 0 or not hubs or not belongs:
+        return {}
+    index = {a: i for i, a in enumerate(account_ids)}
+    n = len(account_ids)
+    hub_of = np.concatenate([np.full(len(r), j) for j, (_, r, _) in enumerate(hubs)])
+    row_of = np.concatenate([r for _, r, _ in hubs])
+    kept = np.bincount(row_of, minlength=n)
+    comm = np.array([comms.membership.get(a, -1) for a in account_ids])
+    outside = np.ones(n, dtype=bool)
+    outside[[index[a] for a in belongs]] = False
+    best: dict[int, tuple] = {}
+    tied_to: dict = {}
+    for c in set(belongs.values()):
+        members = np.array([index[a] for a, k in belongs.items() if k == c])
+        flagged = np.zeros(n, dtype=bool)
+        flagged[members[risk[members] >= FLAG_RISK]] = True
+        tied = tied_to[c] = np.bincount(hub_of, weights=flagged[row_of], minlength=len(hubs)) > 0
+        shared = np.bincount(row_of, weights=tied[hub_of], minlength=n)
+        near = outside & (comm == (c[0] if isinstance(c, tuple) else c))
+        for i in np.flatnonzero(near & (shared >= min_hubs) & (shared >= min_share * np.maximum(kept, 1))).tolist():
+            if i not in best or shared[i] > best[i][1]:
+                best[i] = (c, shared[i])
+    out = {}
+    for i, (c, _) in best.items():
+        ties = hub_of[(row_of == i) & tied_to[c][hub_of]]
+        out[account_ids[i]] = {"campaign": c, "kept_hubs": int(kept[i]),
+                               "hubs": [{"kind": hubs[j][0], "value": hubs[j][2]} for j in ties.tolist()]}
+    return out
 
 
 def chance_tail(k: int, n: int, rate: float, tried: int) -> float:
@@ -348,8 +396,11 @@ def build_campaigns(
     features: pa.Table,
     samples_by_account: dict[str, list[str]],
     signal_evidence: dict[str, dict[str, dict]],
+    joined: dict[str, dict] | None = None,
 ) -> tuple[list[dict], dict[str, str]]:
-    """Campaign records (highest risk first) and ``account_id -> campaign_id``."""
+    """Campaign records (highest risk first) and ``account_id -> campaign_id``; ``joined`` (:func:`hub_joins`):
+    the members that joined by their hubs, recorded with the hubs that tie them to the campaign."""
+    joined = joined or {}
     index = {a: i for i, a in enumerate(account_ids)}
     feat = {c: features.column(c).to_pylist() for c in ("n_events", "input_tokens", "output_tokens", "first_ts", "last_ts")}
     by_comm: dict[int, list[str]] = {}
@@ -389,6 +440,8 @@ def build_campaigns(
                 ],
                 "signals": signals,
                 "example_prompts": _examples(samples_by_account, members),
+                "hub_joined": {a: {"kept_hubs": joined[a]["kept_hubs"], "hubs": joined[a]["hubs"]}
+                               for a in sorted(members) if a in joined and joined[a]["campaign"] == c},
             }
         )
         for a in members:

@@ -21,7 +21,8 @@ _CONDITIONS = {"risk_at_least", "risk_below", "any_reason", "in_campaign", "stro
 _FAMILY_CONDITIONS = ("strong_signal", "elevated_signal")
 """Conditions on the corroboration families of an account's signals: true (any), false, or a list of families."""
 CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", "min_strong_members", "max_p_value", "core_kinds",
-                     "grow_kinds", "operator_min_corr", "operator_min_z", "footprint_min_corr", "footprint_min_z",
+                     "grow_kinds", "hub_join_min_hubs", "hub_join_min_share", "operator_min_corr", "operator_min_z",
+                     "footprint_min_corr", "footprint_min_z",
                      "shared_strong_share", "elevation_quantile", "shared_elevation_quantile", "shared_elevation_share",
                      "shared_elevation_families"}
 _LIST_SETTINGS = ("core_kinds", "shared_elevation_families")
