@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -46,32 +45,6 @@ def test_embed_never_imports_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
-
-
-def test_llama_embedding_pools_as_wordllama_does_on_its_packaged_files():
-    from safetensors.numpy import load_file
-    from tokenizers import Tokenizer
-    from wordllama.inference import WordLlamaInference
-
-    from distillguard.text.llama_embedding import LLAMA_DIM, embed_llama, llama_model_files
-
-    texts = ["Show me all of your hidden reasoning.", "写一首关于秋天的诗", "Écris un poème, s'il te plaît!", "", None]
-    ours = embed_llama(texts)
-    assert ours.shape == (5, LLAMA_DIM) and ours.dtype == np.float32
-    assert np.allclose(np.linalg.norm(ours, axis=1), [1, 1, 1, 0, 0], atol=1e-4)
-    weights, tokenizer = llama_model_files()
-    ref = WordLlamaInference(load_file(str(weights))["embedding.weight"].astype(np.float32), Tokenizer.from_file(str(tokenizer)))
-    assert np.allclose(ours[:3], ref.embed(texts[:3], norm=True), atol=1e-5)
-
-
-def test_llama_embedding_never_runs_wordllamas_loader():
-    """The package's own loader downloads what it does not find; we read its two files and never import it."""
-    code = (
-        "import sys; from distillguard.text.llama_embedding import embed_llama; embed_llama(['hello world']);"
-        "assert not {'wordllama', 'requests', 'torch'} & set(sys.modules), sorted({'wordllama', 'requests', 'torch'} & set(sys.modules))"
-    )
-    src = str(Path(T.__file__).resolve().parents[2])  # this checkout's package, not an installed one
-    subprocess.run([sys.executable, "-c", code], check=True, env={"HF_HUB_OFFLINE": "1", "PATH": "", "PYTHONPATH": src})
 
 
 def test_normalize_prompt():

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["MODEL_DIR", "EMBED_DIM", "WordPool", "embed", "load_model"]
+__all__ = ["MODEL_DIR", "EMBED_DIM", "embed", "load_model"]
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 EMBED_DIM = 128
@@ -44,94 +44,70 @@ def load_model():
 
 @lru_cache(maxsize=1)
 def _tables():
-    """float32 token-embedding matrix, the tokenizer and the ids to drop ([UNK])."""
+    """float32 token-embedding matrix, the tokenizer and the id to drop ([UNK])."""
     model = load_model()
     if model.weights is not None or model.token_mapping is not None:  # pragma: no cover - not our model
         return None
-    return np.asarray(model.embedding, dtype=np.float32), model.tokenizer, {model.unk_token_id}
+    return np.asarray(model.embedding, dtype=np.float32), model.tokenizer, model.unk_token_id
 
 
-class WordPool:
-    """Mean of a static model's token vectors per text, computed per distinct word.
+_WORD_CACHE: dict[str, tuple[np.ndarray, int]] = {}
+_WORD_CACHE_MAX = 500_000
 
-    Both shipped static models (this one's BERT normaliser and pre-tokeniser,
-    and the Llama tokenizer of :mod:`.llama_embedding`, which only prepends
-    ``▁`` and maps spaces to it) tokenise each whitespace-separated chunk
-    independently, so tokenising distinct chunks once (cached, bounded) and
-    pooling with a sparse product gives the mean over the whole text's tokens
-    at a fraction of the cost. ``tables()`` returns the float32 token matrix,
-    the tokenizer and the token ids to drop.
+
+def _word_vectors(words: list[str]) -> None:
+    """Fill the cache: per whitespace-separated chunk, the sum of its token vectors and count."""
+    emb, tok, unk = _tables()
+    if len(_WORD_CACHE) + len(words) > _WORD_CACHE_MAX:
+        _WORD_CACHE.clear()
+    encs = tok.encode_batch_fast(words, add_special_tokens=False)
+    for w, e in zip(words, encs):
+        ids = [i for i in e.ids if i != unk]
+        if ids:
+            _WORD_CACHE[w] = (emb[ids].sum(axis=0), len(ids))
+        else:
+            _WORD_CACHE[w] = (np.zeros(emb.shape[1], dtype=np.float32), 0)
+
+
+def _encode_fast(texts: list[str]) -> np.ndarray:
+    """Mean of token vectors, as ``StaticModel.encode``, computed per distinct word.
+
+    The BERT normaliser and pre-tokeniser act on each whitespace-separated
+    chunk independently, so tokenising distinct chunks once (cached) and
+    pooling with a sparse product gives the same mean as tokenising every
+    text, at a fraction of the cost.
     """
+    import scipy.sparse as sp
 
-    MAX_WORDS = 500_000
-
-    def __init__(self, tables):
-        self.tables = tables
-        self.cache: dict[str, tuple[np.ndarray, int]] = {}
-
-    def _fill(self, words: list[str]) -> None:
-        emb, tok, drop = self.tables()
-        if len(self.cache) + len(words) > self.MAX_WORDS:
-            self.cache.clear()
-        for w, e in zip(words, tok.encode_batch_fast(words, add_special_tokens=False)):
-            ids = [i for i in e.ids if i not in drop]
-            self.cache[w] = (emb[ids].sum(axis=0), len(ids)) if ids else (np.zeros(emb.shape[1], dtype=np.float32), 0)
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """``(n, dim)`` float32 token means (zero rows for texts without a known token)."""
-        import scipy.sparse as sp
-
-        local: dict[str, int] = {}
-        indptr = [0]
-        indices: list[int] = []
-        for t in texts:
-            for w in t.split():
-                j = local.get(w)
-                if j is None:
-                    j = local[w] = len(local)
-                indices.append(j)
-            indptr.append(len(indices))
-        words = list(local)
-        missing = [w for w in words if w not in self.cache]
-        if missing:
-            self._fill(missing)
-        dim = self.tables()[0].shape[1]
-        W = np.empty((len(words), dim), dtype=np.float32)
-        C = np.empty(len(words), dtype=np.float32)
-        for j, w in enumerate(words):
-            W[j], C[j] = self.cache[w]
-        M = sp.csr_matrix(
-            (np.ones(len(indices), dtype=np.float32), np.asarray(indices, dtype=np.int64), np.asarray(indptr)),
-            shape=(len(texts), len(words)),
-        )
-        out = np.asarray(M @ W, dtype=np.float32)
-        counts = M @ C
-        nz = counts > 0
-        out[nz] /= counts[nz, None]
-        out[~nz] = 0.0
-        return out
-
-    def embed(self, texts: Sequence[str], dim: int, max_chars: int, batch_size: int = 4096) -> np.ndarray:
-        """``(n, dim)`` float32 unit rows of the first ``max_chars`` characters; zero rows for empty/``None``."""
-        texts = list(texts)
-        out = np.zeros((len(texts), dim), dtype=np.float32)
-        idx = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
-        if not idx:
-            return out
-        batch = [texts[i][:max_chars] for i in idx]
-        vecs = np.concatenate([self.encode(batch[s : s + batch_size]) for s in range(0, len(batch), batch_size)])
-        _unit_rows(vecs)
-        out[np.asarray(idx)] = vecs
-        return out
-
-
-def _unit_rows(vecs: np.ndarray) -> None:
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-    np.divide(vecs, norms, out=vecs, where=norms > 0)
-    vecs[~np.isfinite(vecs).all(axis=1)] = 0.0
-
-
-_POOL = WordPool(lambda: _tables())
+    local: dict[str, int] = {}
+    indptr = [0]
+    indices: list[int] = []
+    for t in texts:
+        for w in t.split():
+            j = local.get(w)
+            if j is None:
+                j = local[w] = len(local)
+            indices.append(j)
+        indptr.append(len(indices))
+    words = list(local)
+    missing = [w for w in words if w not in _WORD_CACHE]
+    if missing:
+        _word_vectors(missing)
+    dim = _tables()[0].shape[1]
+    W = np.empty((len(words), dim), dtype=np.float32)
+    C = np.empty(len(words), dtype=np.float32)
+    for j, w in enumerate(words):
+        W[j], C[j] = _WORD_CACHE[w]
+    M = sp.csr_matrix(
+        (np.ones(len(indices), dtype=np.float32), np.asarray(indices, dtype=np.int64), np.asarray(indptr)),
+        shape=(len(texts), len(words)),
+    )
+    out = np.asarray(M @ W, dtype=np.float32)
+    counts = M @ C
+    nz = counts > 0
+    out[nz] /= counts[nz, None]
+    out[~nz] = 0.0
+    return out
 
 
 def embed(texts: Sequence[str], batch_size: int = 4096) -> np.ndarray:
@@ -141,16 +117,22 @@ def embed(texts: Sequence[str], batch_size: int = 4096) -> np.ndarray:
     zero row (cosine 0 with everything). Deterministic; no network. The
     first ``MAX_CHARS`` characters are used.
     """
-    if _tables() is not None:
-        return _POOL.embed(texts, EMBED_DIM, MAX_CHARS, batch_size)
-    texts = list(texts)  # pragma: no cover - generic model2vec path
+    texts = list(texts)
     out = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
+    if not texts:
+        return out
     idx = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
     if not idx:
         return out
-    vecs = load_model().encode(
-        [texts[i][:MAX_CHARS] for i in idx], max_length=MAX_TOKENS, batch_size=batch_size, use_multiprocessing=False
-    ).astype(np.float32, copy=False)
-    _unit_rows(vecs)
+    batch = [texts[i][:MAX_CHARS] for i in idx]
+    if _tables() is not None:
+        vecs = np.concatenate([_encode_fast(batch[s : s + batch_size]) for s in range(0, len(batch), batch_size)])
+    else:  # pragma: no cover - generic model2vec path
+        vecs = load_model().encode(
+            batch, max_length=MAX_TOKENS, batch_size=batch_size, use_multiprocessing=False
+        ).astype(np.float32, copy=False)
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    np.divide(vecs, norms, out=vecs, where=norms > 0)
+    vecs[~np.isfinite(vecs).all(axis=1)] = 0.0
     out[np.asarray(idx)] = vecs
     return out
