@@ -21,8 +21,9 @@ from distillguard.intel.match import (CONFIRMED_KINDS, MATCH_SCHEMA, confirmed_m
                                       match_known_indicators)
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
-from distillguard.score.campaigns import (HUB_TIE_CODE, HUB_TIE_TERM, build_campaigns, characteristic_codes, hub_holders,
-                                          hub_ties, judge_campaigns, kept_hubs, shared_strong_codes, strong_communities)
+from distillguard.score.campaigns import (HUB_JOIN_CODE, HUB_TIE_CODE, HUB_TIE_TERM, build_campaigns, characteristic_codes,
+                                          hub_holders, hub_ties, judge_campaigns, kept_hubs, shared_strong_codes,
+                                          strong_communities)
 from distillguard.score import elevation, shared_elevation
 from distillguard.score.evidence import attachment, build_evidence, own_scores
 from distillguard.score.fusion import FusionModel, Reason, strong_codes
@@ -311,8 +312,8 @@ def _judge(comms, ids, risk, evidence, reasons, candidates, camp: dict):
 
 def _hub_ties(an, belongs: dict, risk, camp: dict, reasons, codes_of) -> dict[str, dict]:
     """The accounts tied to a campaign by their kept hubs (:func:`hub_ties`), last, after both elevation tests:
-    ``belongs`` gains those outside every campaign, each tied account the reason ``HUB_TIED`` (in ``reasons`` /
-    ``codes_of``, in place); returns their evidence."""
+    ``belongs`` gains those outside every campaign; a tied member gets the reason ``HUB_TIED``, an account that
+    joined ``HUB_JOINED`` (in ``reasons`` / ``codes_of``, in place); returns their evidence."""
     min_hubs = int(camp.get("hub_join_min_hubs", 0))
     if min_hubs <= 0:
         return {}
@@ -321,9 +322,10 @@ def _hub_ties(an, belongs: dict, risk, camp: dict, reasons, codes_of) -> dict[st
     tied = hub_ties(an.communities, ids, risk, belongs, hubs, min_hubs, float(camp.get("hub_join_min_share", 0.5)))
     belongs.update({a: t["campaign"] for a, t in tied.items()})
     index = {a: i for i, a in enumerate(ids)}
-    for a in tied:
-        reasons[index[a]].append(Reason(HUB_TIE_CODE, 0.0, (HUB_TIE_TERM,)))
-        codes_of[index[a]].append(HUB_TIE_CODE)
+    for a, t in tied.items():
+        code = HUB_JOIN_CODE if t["joined"] else HUB_TIE_CODE
+        reasons[index[a]].append(Reason(code, 0.0, (HUB_TIE_TERM,)))
+        codes_of[index[a]].append(code)
     return tied
 
 

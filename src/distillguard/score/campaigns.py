@@ -31,12 +31,14 @@ from distillguard.link import Communities
 from distillguard.link.graph import weighted_hubs
 from distillguard.link.components import UnionFind
 
-__all__ = ["HUB_TIE_CODE", "HUB_TIE_TERM", "campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
+__all__ = ["HUB_JOIN_CODE", "HUB_TIE_CODE", "HUB_TIE_TERM", "campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
            "hub_ties", "judge_campaigns", "kept_hubs", "shared_strong_codes", "strong_cores", "strong_communities"]
 
 FLAG_RISK = 0.5
 HUB_TIE_CODE = "HUB_TIED"
-"""The reason an account tied to its campaign by its hubs carries (:func:`hub_ties`); the policy's rules act on it."""
+"""The reason a member of a campaign tied to it by its hubs carries (:func:`hub_ties`); the policy's rules act on it."""
+HUB_JOIN_CODE = "HUB_JOINED"
+"""The reason an account outside every campaign that joined one by its hubs carries (:func:`hub_ties`)."""
 HUB_TIE_TERM = "hub_tie"
 
 
@@ -125,7 +127,7 @@ def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belon
     tested against its own campaign; an account outside every campaign
     against the campaigns of its community, and **joins** the one with the
     most such hubs (``joined``: true). Tying flags nothing here; the policy
-    decides (reason ``HUB_TIED``). Evidence: ``campaign`` (the community
+    decides (reasons ``HUB_TIED``, ``HUB_JOINED``). Evidence: ``campaign`` (the community
     key), ``joined``, the shared ``hubs`` (kind, value) and the account's
     ``kept_hubs``. ``min_hubs`` 0 turns it off.
     """
