@@ -21,8 +21,9 @@ from distillguard.intel.match import (CONFIRMED_KINDS, MATCH_SCHEMA, confirmed_m
                                       match_known_indicators)
 from distillguard.link import find_communities, load_rules
 from distillguard.link import memberships as mb
-from distillguard.score.campaigns import (build_campaigns, characteristic_codes, hub_holders, hub_joins,
-                                          judge_campaigns, kept_hubs, shared_strong_codes, strong_communities)
+from distillguard.score.campaigns import (HUB_JOIN_CODE, HUB_TIE_CODE, HUB_TIE_TERM, build_campaigns, characteristic_codes,
+                                          hub_holders, hub_ties, judge_campaigns, kept_hubs, shared_strong_codes,
+                                          strong_communities)
 from distillguard.score import elevation, shared_elevation
 from distillguard.score.evidence import attachment, build_evidence, own_scores
 from distillguard.score.fusion import FusionModel, Reason, strong_codes
@@ -309,17 +310,23 @@ def _judge(comms, ids, risk, evidence, reasons, candidates, camp: dict):
                            min_attachment=camp.get("min_attachment", 0.3), candidates=candidates)
 
 
-def _hub_joins(an, belongs: dict, risk, camp: dict) -> dict[str, dict]:
-    """The outsiders whose kept hubs are mostly a campaign's join it (:func:`hub_joins`), last, after both
-    elevation tests: ``belongs`` gains them; returns their evidence."""
+def _hub_ties(an, belongs: dict, risk, camp: dict, reasons, codes_of) -> dict[str, dict]:
+    """The accounts tied to a campaign by their kept hubs (:func:`hub_ties`), last, after both elevation tests:
+    ``belongs`` gains those outside every campaign; a tied member gets the reason ``HUB_TIED``, an account that
+    joined ``HUB_JOINED`` (in ``reasons`` / ``codes_of``, in place); returns their evidence."""
     min_hubs = int(camp.get("hub_join_min_hubs", 0))
     if min_hubs <= 0:
         return {}
     ids, rules = an.evidence.account_ids, load_rules()
     hubs = kept_hubs(an.memberships, ids, rules, [r.kind for r in rules], values=True)
-    joined = hub_joins(an.communities, ids, risk, belongs, hubs, min_hubs, float(camp.get("hub_join_min_share", 0.5)))
-    belongs.update({a: j["campaign"] for a, j in joined.items()})
-    return joined
+    tied = hub_ties(an.communities, ids, risk, belongs, hubs, min_hubs, float(camp.get("hub_join_min_share", 0.5)))
+    belongs.update({a: t["campaign"] for a, t in tied.items()})
+    index = {a: i for i, a in enumerate(ids)}
+    for a, t in tied.items():
+        code = HUB_JOIN_CODE if t["joined"] else HUB_TIE_CODE
+        reasons[index[a]].append(Reason(code, 0.0, (HUB_TIE_TERM,)))
+        codes_of[index[a]].append(code)
+    return tied
 
 
 def store_inputs(store: EventStore):
@@ -397,10 +404,10 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     characteristic = characteristic_codes(belongs, own_strong, ids, camp.get("shared_strong_share", 0.25))
     elevated_of, signal_only, shared, elevation_report, shared_report = _elevation_reasons(
         an, belongs, camp_risk, characteristic, risk, policy, own_strong, reasons, codes_of)
-    joined = _hub_joins(an, belongs, risk, camp)
+    tied = _hub_ties(an, belongs, risk, camp, reasons, codes_of)
     campaigns, assignment = st.run(
         "campaigns", build_campaigns, comms, ids, risk, camp_risk, belongs, reasons, features, by_account,
-        {r.name: r.evidence for r in results}, joined,
+        {r.name: r.evidence for r in results}, tied,
     )
     activity = st.run("campaign activity", _campaign_activity, events, assignment)
     operator_of = group_operators(assignment, an.memberships, load_rules(), len(ids), _activity_series(activity)[0],
@@ -427,6 +434,8 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     evidence_of[shared_elevation.TERM] = {ids[i]: {"campaign_id": assignment[ids[i]], "score": round(float(score), 4),
                                                    **_shared_summary(g)}
                                           for g in shared.values() for i, score in zip(g["members"], g["scores"])}
+    evidence_of[HUB_TIE_TERM] = {a: {"campaign_id": assignment[a], "joined": t["joined"], "kept_hubs": t["kept_hubs"],
+                                      "hubs": t["hubs"][:20]} for a, t in tied.items()}
     rows = []
     for i, acc in enumerate(ids):
         cid = assignment.get(acc)

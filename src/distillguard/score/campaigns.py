@@ -31,10 +31,15 @@ from distillguard.link import Communities
 from distillguard.link.graph import weighted_hubs
 from distillguard.link.components import UnionFind
 
-__all__ = ["campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
-           "hub_joins", "judge_campaigns", "kept_hubs", "shared_strong_codes", "strong_cores", "strong_communities"]
+__all__ = ["HUB_JOIN_CODE", "HUB_TIE_CODE", "HUB_TIE_TERM", "campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
+           "hub_ties", "judge_campaigns", "kept_hubs", "shared_strong_codes", "strong_cores", "strong_communities"]
 
 FLAG_RISK = 0.5
+HUB_TIE_CODE = "HUB_TIED"
+"""The reason a member of a campaign tied to it by its hubs carries (:func:`hub_ties`); the policy's rules act on it."""
+HUB_JOIN_CODE = "HUB_JOINED"
+"""The reason an account outside every campaign that joined one by its hubs carries (:func:`hub_ties`)."""
+HUB_TIE_TERM = "hub_tie"
 
 
 def _iso(ts) -> str | None:
@@ -109,18 +114,22 @@ def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds, value
     return [(kind[a], row[a:a + n]) for a, n in zip(starts.tolist(), sizes.tolist()) if n >= 2]
 
 
-def hub_joins(comms: Communities, account_ids: list[str], risk: np.ndarray, belongs: dict, hubs: list[tuple],
-              min_hubs: int, min_share: float) -> dict[str, dict]:
-    """Accounts outside every campaign whose kept hubs are mostly a campaign's: ``account_id -> evidence``.
+def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belongs: dict, hubs: list[tuple],
+             min_hubs: int, min_share: float) -> dict[str, dict]:
+    """Accounts below the flag level whose kept hubs are mostly a campaign's: ``account_id -> evidence``.
 
-    An outsider joins the campaign whose flagged members (risk 0.5) share
-    at least ``min_hubs`` of its kept hubs (``hubs``: :func:`kept_hubs` with
-    values), making at least ``min_share`` of them, when it sits in that
-    campaign's community: a ring member whose links are all the ring's but
-    too few or too light (a template band weighs 0.3) to reach
-    ``min_attachment``. Joining flags nothing; the policy's corroboration
-    rules decide. Evidence: ``campaign`` (the community key), the shared
-    ``hubs`` (kind, value) and the account's ``kept_hubs``. 0 turns it off.
+    An account is **tied** to a campaign when that campaign's flagged members
+    (risk 0.5) share at least ``min_hubs`` of its kept hubs (``hubs``:
+    :func:`kept_hubs` with values), making at least ``min_share`` of them: a
+    ring member whose links are all the ring's, whatever kinds carry them
+    (template bands weigh 0.3 each, so attachment caps a template-only member
+    below ``min_attachment``). A member of a campaign below the flag level is
+    tested against its own campaign; an account outside every campaign
+    against the campaigns of its community, and **joins** the one with the
+    most such hubs (``joined``: true). Tying flags nothing here; the policy
+    decides (reasons ``HUB_TIED``, ``HUB_JOINED``). Evidence: ``campaign`` (the community
+    key), ``joined``, the shared ``hubs`` (kind, value) and the account's
+    ``kept_hubs``. ``min_hubs`` 0 turns it off.
     """
     if min_hubs <= 0 or not hubs or not belongs:
         return {}
@@ -141,13 +150,14 @@ def hub_joins(comms: Communities, account_ids: list[str], risk: np.ndarray, belo
         tied = tied_to[c] = np.bincount(hub_of, weights=flagged[row_of], minlength=len(hubs)) > 0
         shared = np.bincount(row_of, weights=tied[hub_of], minlength=n)
         near = outside & (comm == (c[0] if isinstance(c, tuple) else c))
+        near[members[~flagged[members]]] = True
         for i in np.flatnonzero(near & (shared >= min_hubs) & (shared >= min_share * np.maximum(kept, 1))).tolist():
             if i not in best or shared[i] > best[i][1]:
                 best[i] = (c, shared[i])
     out = {}
     for i, (c, _) in best.items():
         ties = hub_of[(row_of == i) & tied_to[c][hub_of]]
-        out[account_ids[i]] = {"campaign": c, "kept_hubs": int(kept[i]),
+        out[account_ids[i]] = {"campaign": c, "joined": bool(outside[i]), "kept_hubs": int(kept[i]),
                                "hubs": [{"kind": hubs[j][0], "value": hubs[j][2]} for j in ties.tolist()]}
     return out
 
@@ -396,11 +406,11 @@ def build_campaigns(
     features: pa.Table,
     samples_by_account: dict[str, list[str]],
     signal_evidence: dict[str, dict[str, dict]],
-    joined: dict[str, dict] | None = None,
+    tied: dict[str, dict] | None = None,
 ) -> tuple[list[dict], dict[str, str]]:
-    """Campaign records (highest risk first) and ``account_id -> campaign_id``; ``joined`` (:func:`hub_joins`):
-    the members that joined by their hubs, recorded with the hubs that tie them to the campaign."""
-    joined = joined or {}
+    """Campaign records (highest risk first) and ``account_id -> campaign_id``; ``tied`` (:func:`hub_ties`): the
+    members tied to it by their hubs (``joined``: from outside every campaign), recorded with the hubs that tie them."""
+    tied = tied or {}
     index = {a: i for i, a in enumerate(account_ids)}
     feat = {c: features.column(c).to_pylist() for c in ("n_events", "input_tokens", "output_tokens", "first_ts", "last_ts")}
     by_comm: dict[int, list[str]] = {}
@@ -440,8 +450,8 @@ def build_campaigns(
                 ],
                 "signals": signals,
                 "example_prompts": _examples(samples_by_account, members),
-                "hub_joined": {a: {"kept_hubs": joined[a]["kept_hubs"], "hubs": joined[a]["hubs"]}
-                               for a in sorted(members) if a in joined and joined[a]["campaign"] == c},
+                "hub_tied": {a: {k: tied[a][k] for k in ("joined", "kept_hubs", "hubs")}
+                             for a in sorted(members) if a in tied and tied[a]["campaign"] == c},
             }
         )
         for a in members:
