@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 
 import ibis
@@ -210,6 +211,13 @@ class Analysis:
     lookalikes: object = None  # per-account bool: looks like an account analysts cleared
     raw: object = None  # per-account raw signal scores, columns in ``signals`` order
 
+    @cached_property
+    def hubs_kept(self) -> list[tuple]:
+        """``(kind, holder rows, value)`` of every hub the link rules keep (:func:`kept_hubs`), found once for the
+        shared-elevation test and the hub joins (each reads the kinds it needs)."""
+        rules = load_rules()
+        return kept_hubs(self.memberships, self.evidence.account_ids, rules, [r.kind for r in rules], values=True)
+
 
 def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Policy | None = None,
             reference: dict | None = None, is_dismissed=None, cleared=frozenset(),
@@ -315,9 +323,8 @@ def _hub_joins(an, belongs: dict, risk, camp: dict) -> dict[str, dict]:
     min_hubs = int(camp.get("hub_join_min_hubs", 0))
     if min_hubs <= 0:
         return {}
-    ids, rules = an.evidence.account_ids, load_rules()
-    hubs = kept_hubs(an.memberships, ids, rules, [r.kind for r in rules], values=True)
-    joined = hub_joins(an.communities, ids, risk, belongs, hubs, min_hubs, float(camp.get("hub_join_min_share", 0.5)))
+    joined = hub_joins(an.communities, an.evidence.account_ids, risk, belongs, an.hubs_kept, min_hubs,
+                       float(camp.get("hub_join_min_share", 0.5)))
     belongs.update({a: j["campaign"] for a, j in joined.items()})
     return joined
 
@@ -556,7 +563,8 @@ def _shared_elevation(an: Analysis, belongs: dict, camp_risk: dict, characterist
     tested = set().union(*(policy.corroboration.families.get(f, ()) for f in families)) if policy.corroboration else set()
     # look-alikes of accounts analysts cleared carry no strong signal (section 8): nor a shared elevation
     outside = np.array([a not in belongs for a in ids], dtype=bool) & ~np.asarray(an.lookalikes, dtype=bool)
-    hubs = kept_hubs(an.memberships, ids, load_rules(), camp.get("core_kinds", ()))
+    core = set(camp.get("core_kinds", ()))
+    hubs = [(kind, rows) for kind, rows, _ in an.hubs_kept if kind in core]
     groups = shared_elevation.shared_elevation_groups(
         an.raw, an.active, outside, [s.reason for s in an.signals], tested, hubs, quantile=q,
         min_share=float(camp.get("shared_elevation_share", 0.3)), min_members=int(camp.get("min_strong_members", 3)),
