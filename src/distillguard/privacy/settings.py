@@ -220,7 +220,9 @@ class StorePrivacy:
         salt = self.salt
 
         def pseudonym_arrow(values: pa.Array) -> pa.Array:
-            return pa.array([pseudonym(v, salt) for v in values.to_pylist()], pa.string())
+            # once per distinct value: the rows the prefilter passes repeat a few user agents, models, orgs
+            enc = (values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values).dictionary_encode()
+            return pa.array([pseudonym(v, salt) for v in enc.dictionary.to_pylist()], pa.string()).take(enc.indices)
 
         def validating(rule):
             def fn(texts: pa.Array, candidates: pa.Array) -> pa.Array:
