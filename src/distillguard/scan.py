@@ -21,6 +21,7 @@ from distillguard.features.samples import end_user_sample, prompt_sample
 from distillguard.intel.match import (CONFIRMED_KINDS, MATCH_SCHEMA, confirmed_matches, known_indicator_reasons,
                                       match_known_indicators)
 from distillguard.link import find_communities, load_rules
+from distillguard.link.graph import weighted_hubs
 from distillguard.link import memberships as mb
 from distillguard.score.campaigns import (build_campaigns, characteristic_codes, hub_holders, hub_joins,
                                           judge_campaigns, kept_hubs, shared_strong_codes, strong_communities)
@@ -210,13 +211,15 @@ class Analysis:
     candidates: dict = field(default_factory=dict)  # community -> strong-member test (score.campaigns.strong_communities)
     lookalikes: object = None  # per-account bool: looks like an account analysts cleared
     raw: object = None  # per-account raw signal scores, columns in ``signals`` order
+    linked: pa.Table | None = None  # the weighted hub memberships the communities were built on (link.weighted_hubs)
 
     @cached_property
     def hubs_kept(self) -> list[tuple]:
         """``(kind, holder rows, value)`` of every hub the link rules keep (:func:`kept_hubs`), found once for the
         shared-elevation test and the hub joins (each reads the kinds it needs)."""
         rules = load_rules()
-        return kept_hubs(self.memberships, self.evidence.account_ids, rules, [r.kind for r in rules], values=True)
+        return kept_hubs(self.memberships, self.evidence.account_ids, rules, [r.kind for r in rules], values=True,
+                         weighted=self.linked)
 
 
 def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Policy | None = None,
@@ -255,7 +258,7 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     known = match_intel(members) if match_intel else None
     ids = features.column("account_id").to_pylist()
     rules = load_rules()
-    comms = st.run("communities", find_communities, members, rules, len(ids))
+    linked, comms = st.run("communities", _communities, members, rules, len(ids))
     tables = [(r.name, s.reason, r.scores) for s, r in zip(signals, results)]
     n_events = features.column("n_events").to_numpy(zero_copy_only=False).astype(float)
     raw, baselines, strong, active, like_cleared, candidates, evidence = st.run(
@@ -274,7 +277,14 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
             baselines.details["note"] = (f"second pass: over the {baselines.n_active} active accounts outside the "
                                          f"{len(belongs)} members of the first pass's {len(set(belongs.values()))} campaigns")
     return Analysis(features, samples, meta, signals, results, comms, evidence, members, known, baselines,
-                    {t[0]: strong[:, j] for j, t in enumerate(tables)}, active, candidates, like_cleared, raw), st.timings
+                    {t[0]: strong[:, j] for j, t in enumerate(tables)}, active, candidates, like_cleared, raw,
+                    linked), st.timings
+
+
+def _communities(members: pa.Table, rules, n_accounts: int):
+    """The weighted hub memberships (kept for :attr:`Analysis.hubs_kept`) and the communities built on them."""
+    linked = weighted_hubs(members, {r.kind: r for r in rules}, n_accounts)
+    return linked, find_communities(members, rules, n_accounts, linked=linked)
 
 
 def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy, reference, is_dismissed, cleared,

@@ -90,11 +90,14 @@ def _rows_of(values: pa.ChunkedArray, names) -> np.ndarray:
     return pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds, values: bool = False) -> list[tuple]:
+def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds, values: bool = False,
+              weighted: pa.Table | None = None) -> list[tuple]:
     """``(kind, holder rows)`` of every hub of ``kinds`` over the whole scan that the link rules keep (not popular);
-    ``(kind, holder rows, value)`` with ``values``."""
-    t = memberships.filter(pc.is_in(memberships.column("kind"), pa.array(list(kinds), pa.string())))
-    t = weighted_hubs(t, {r.kind: r for r in rules}, len(account_ids))
+    ``(kind, holder rows, value)`` with ``values``. ``weighted``: :func:`weighted_hubs` of ``memberships`` under
+    ``rules`` when the caller has it already (a hub's weight depends on its own kind's holders only)."""
+    if weighted is None:
+        weighted = weighted_hubs(memberships, {r.kind: r for r in rules}, len(account_ids))
+    t = weighted.filter(pc.is_in(weighted.column("kind"), pa.array(list(kinds), pa.string())))
     if t.num_rows == 0:
         return []
     row = _rows_of(t.column("account_id"), account_ids)
