@@ -255,7 +255,8 @@ class StorePrivacy:
         if self.identifiers == "hashed" and field in keyed.ACCOUNT_FIELDS:
             return keyed.value_sql(col, self.identifier_key)
         if self._pseudonymises(field):
-            return f"CASE WHEN s._dg_ids THEN dg_pseudonym({col}) ELSE {col} END"
+            # the value's own prefilter (as pseudonym() has it) spares the call on the row's other identifiers
+            return f"CASE WHEN s._dg_ids AND regexp_matches({col}, {_sql_text(ID_PREFILTER)}) THEN dg_pseudonym({col}) ELSE {col} END"
         return col
 
     def select(self, names, source: str, kept: bool = False) -> str:
