@@ -57,6 +57,26 @@ def test_campaigns_json_matches_the_accounts_table(scanned):
     assert {a["campaign_id"] for a in acc.values() if a["campaign_id"]} == ids
 
 
+def test_a_scan_without_a_store_keeps_no_responses_and_decides_the_same(scanned, tmp_path):
+    """Without --db the scan's temporary store leaves the response texts out (no stage reads them: they are
+    neither redacted nor written); the decisions are those of the scan that kept everything in its store."""
+    from distillguard.ingest import ingest_files
+    from distillguard.store import EventStore
+
+    traffic, results, db, _ = scanned
+    _cli("scan", traffic / "events.parquet", "--accounts", traffic / "accounts.parquet", "--out", tmp_path / "results",
+         "--json", "--quiet")
+    kept, scratch = (pq.read_table(d / "accounts.parquet") for d in (results, tmp_path / "results"))
+    assert scratch.equals(kept)
+    with EventStore(tmp_path / "scratch.duckdb", scratch=True) as store:
+        ingest_files([str(traffic / "events.parquet")], store, progress=False)
+        thin = store.con.sql("SELECT * FROM events ORDER BY event_id").to_arrow_table()
+    with EventStore(db, read_only=True) as store:
+        full = store.con.sql("SELECT * FROM events ORDER BY event_id").to_arrow_table()
+    assert full.column("response").null_count < full.num_rows and thin.column("response").null_count == thin.num_rows
+    assert thin.drop_columns(["response"]).equals(full.drop_columns(["response"]))
+
+
 def test_results_are_stored_for_the_service(scanned):
     _, _, db, summary = scanned
     con = duckdb.connect(str(db), read_only=True)

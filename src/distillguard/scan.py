@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 
 import ibis
@@ -20,6 +21,7 @@ from distillguard.features.samples import end_user_sample, prompt_sample
 from distillguard.intel.match import (CONFIRMED_KINDS, MATCH_SCHEMA, confirmed_matches, known_indicator_reasons,
                                       match_known_indicators)
 from distillguard.link import find_communities, load_rules
+from distillguard.link.graph import weighted_hubs
 from distillguard.link import memberships as mb
 from distillguard.score.campaigns import (HUB_JOIN_CODE, HUB_TIE_CODE, HUB_TIE_TERM, build_campaigns, characteristic_codes,
                                           hub_holders, hub_ties, judge_campaigns, kept_hubs, shared_strong_codes,
@@ -210,6 +212,15 @@ class Analysis:
     candidates: dict = field(default_factory=dict)  # community -> strong-member test (score.campaigns.strong_communities)
     lookalikes: object = None  # per-account bool: looks like an account analysts cleared
     raw: object = None  # per-account raw signal scores, columns in ``signals`` order
+    linked: pa.Table | None = None  # the weighted hub memberships the communities were built on (link.weighted_hubs)
+
+    @cached_property
+    def hubs_kept(self) -> list[tuple]:
+        """``(kind, holder rows, value)`` of every hub the link rules keep (:func:`kept_hubs`), found once for the
+        shared-elevation test and the hub joins (each reads the kinds it needs)."""
+        rules = load_rules()
+        return kept_hubs(self.memberships, self.evidence.account_ids, rules, [r.kind for r in rules], values=True,
+                         weighted=self.linked)
 
 
 def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Policy | None = None,
@@ -248,7 +259,7 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     known = match_intel(members) if match_intel else None
     ids = features.column("account_id").to_pylist()
     rules = load_rules()
-    comms = st.run("communities", find_communities, members, rules, len(ids))
+    linked, comms = st.run("communities", _communities, members, rules, len(ids))
     tables = [(r.name, s.reason, r.scores) for s, r in zip(signals, results)]
     n_events = features.column("n_events").to_numpy(zero_copy_only=False).astype(float)
     raw, baselines, strong, active, like_cleared, candidates, evidence = st.run(
@@ -267,7 +278,14 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
             baselines.details["note"] = (f"second pass: over the {baselines.n_active} active accounts outside the "
                                          f"{len(belongs)} members of the first pass's {len(set(belongs.values()))} campaigns")
     return Analysis(features, samples, meta, signals, results, comms, evidence, members, known, baselines,
-                    {t[0]: strong[:, j] for j, t in enumerate(tables)}, active, candidates, like_cleared, raw), st.timings
+                    {t[0]: strong[:, j] for j, t in enumerate(tables)}, active, candidates, like_cleared, raw,
+                    linked), st.timings
+
+
+def _communities(members: pa.Table, rules, n_accounts: int):
+    """The weighted hub memberships (kept for :attr:`Analysis.hubs_kept`) and the communities built on them."""
+    linked = weighted_hubs(members, {r.kind: r for r in rules}, n_accounts)
+    return linked, find_communities(members, rules, n_accounts, linked=linked)
 
 
 def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy, reference, is_dismissed, cleared,
@@ -317,9 +335,8 @@ def _hub_ties(an, belongs: dict, risk, camp: dict, reasons, codes_of) -> dict[st
     min_hubs = int(camp.get("hub_join_min_hubs", 0))
     if min_hubs <= 0:
         return {}
-    ids, rules = an.evidence.account_ids, load_rules()
-    hubs = kept_hubs(an.memberships, ids, rules, [r.kind for r in rules], values=True)
-    tied = hub_ties(an.communities, ids, risk, belongs, hubs, min_hubs, float(camp.get("hub_join_min_share", 0.5)))
+    ids = an.evidence.account_ids
+    tied = hub_ties(an.communities, ids, risk, belongs, an.hubs_kept, min_hubs, float(camp.get("hub_join_min_share", 0.5)))
     belongs.update({a: t["campaign"] for a, t in tied.items()})
     index = {a: i for i, a in enumerate(ids)}
     for a, t in tied.items():
@@ -565,7 +582,8 @@ def _shared_elevation(an: Analysis, belongs: dict, camp_risk: dict, characterist
     tested = set().union(*(policy.corroboration.families.get(f, ()) for f in families)) if policy.corroboration else set()
     # look-alikes of accounts analysts cleared carry no strong signal (section 8): nor a shared elevation
     outside = np.array([a not in belongs for a in ids], dtype=bool) & ~np.asarray(an.lookalikes, dtype=bool)
-    hubs = kept_hubs(an.memberships, ids, load_rules(), camp.get("core_kinds", ()))
+    core = set(camp.get("core_kinds", ()))
+    hubs = [(kind, rows) for kind, rows, _ in an.hubs_kept if kind in core]
     groups = shared_elevation.shared_elevation_groups(
         an.raw, an.active, outside, [s.reason for s in an.signals], tested, hubs, quantile=q,
         min_share=float(camp.get("shared_elevation_share", 0.3)), min_members=int(camp.get("min_strong_members", 3)),

@@ -56,7 +56,7 @@ def scan(
     out.mkdir(parents=True, exist_ok=True)
     err = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="distillguard-") as tmp, memory_errors_as_usage(memory_limit):
-        store = EventStore(db if db else Path(tmp) / "scan.duckdb", memory_limit=memory_limit, privacy=privacy,
+        store = EventStore(db if db else Path(tmp) / "scan.duckdb", memory_limit=memory_limit, privacy=privacy, scratch=not db,
                            db_key_file=db_key_file)
         with store:
             t0 = time.perf_counter()

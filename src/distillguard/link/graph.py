@@ -91,6 +91,7 @@ def find_communities(
     min_size: int = 3,
     resolution: float = 1.0,
     seed: int = 7,
+    linked: pa.Table | None = None,
 ) -> Communities:
     """Leiden communities of the account-hub graph.
 
@@ -107,8 +108,11 @@ def find_communities(
         Link rules; kinds without a rule are ignored.
     n_accounts
         All accounts in the scan (for rarity weights).
+    linked
+        :func:`weighted_hubs` of ``memberships`` under ``rules``, when the caller has it already.
     """
-    linked = weighted_hubs(memberships, {r.kind: r for r in rules}, n_accounts)
+    if linked is None:
+        linked = weighted_hubs(memberships, {r.kind: r for r in rules}, n_accounts)
     if linked.num_rows == 0:
         return Communities()
     acc, accounts = _codes(linked.column("account_id"))

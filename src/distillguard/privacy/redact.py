@@ -167,8 +167,8 @@ _INERT = tuple((f'"{key}":"', re.compile(f'(?:{value})"', re.ASCII)) for key, va
 
 def inert_sql(col: str) -> str:
     """The text expression ``col`` as the prefilter of free text sees it, in DuckDB SQL."""
-    for pattern in INERT:
-        col = f"regexp_replace({col}, {_lit(pattern)}, {_lit(chr(92) + '1' + chr(34))}, 'g')"
+    for (key, _), pattern in zip(_INERT, INERT):  # only where the literal key is (as _set_inert_aside)
+        col = f"CASE WHEN contains({col}, {_lit(key)}) THEN regexp_replace({col}, {_lit(pattern)}, {_lit(chr(92) + '1' + chr(34))}, 'g') ELSE {col} END"
     return col
 
 

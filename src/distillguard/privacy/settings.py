@@ -220,7 +220,9 @@ class StorePrivacy:
         salt = self.salt
 
         def pseudonym_arrow(values: pa.Array) -> pa.Array:
-            return pa.array([pseudonym(v, salt) for v in values.to_pylist()], pa.string())
+            # once per distinct value: the rows the prefilter passes repeat a few user agents, models, orgs
+            enc = (values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values).dictionary_encode()
+            return pa.array([pseudonym(v, salt) for v in enc.dictionary.to_pylist()], pa.string()).take(enc.indices)
 
         def validating(rule):
             def fn(texts: pa.Array, candidates: pa.Array) -> pa.Array:
@@ -253,7 +255,8 @@ class StorePrivacy:
         if self.identifiers == "hashed" and field in keyed.ACCOUNT_FIELDS:
             return keyed.value_sql(col, self.identifier_key)
         if self._pseudonymises(field):
-            return f"CASE WHEN s._dg_ids THEN dg_pseudonym({col}) ELSE {col} END"
+            # the value's own prefilter (as pseudonym() has it) spares the call on the row's other identifiers
+            return f"CASE WHEN s._dg_ids AND regexp_matches({col}, {_sql_text(ID_PREFILTER)}) THEN dg_pseudonym({col}) ELSE {col} END"
         return col
 
     def select(self, names, source: str, kept: bool = False) -> str:

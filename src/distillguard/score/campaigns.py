@@ -66,12 +66,11 @@ def _examples(samples_by_account: dict[str, list[str]], members: list[str], k: i
 def hub_holders(memberships: pa.Table, account_ids: list[str], comms: Communities, kinds) -> dict[int, list[tuple[str, np.ndarray]]]:
     """Per community, ``(kind, member rows)`` of each hub of ``kinds`` that two or more of its members share."""
     t = memberships.filter(pc.is_in(memberships.column("kind"), pa.array(list(kinds), pa.string())))
-    if t.num_rows == 0:
+    if t.num_rows == 0 or not comms.membership:
         return {}
-    index = {a: i for i, a in enumerate(account_ids)}
-    accs = t.column("account_id").to_pylist()
-    row = np.array([index.get(a, -1) for a in accs], dtype=np.int64)
-    comm = np.array([comms.membership.get(a, -1) for a in accs], dtype=np.int64)
+    row = _rows_of(t.column("account_id"), account_ids)
+    at = _rows_of(t.column("account_id"), list(comms.membership))
+    comm = np.where(at >= 0, np.fromiter(comms.membership.values(), np.int64, len(comms.membership))[at], -1)
     hub = pc.binary_join_element_wise(t.column("kind"), t.column("value"), "\x1f").combine_chunks().dictionary_encode()
     kind_of = [h.split("\x1f", 1)[0] for h in hub.dictionary.to_pylist()]
     hub = hub.indices.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -79,24 +78,34 @@ def hub_holders(memberships: pa.Table, account_ids: list[str], comms: Communitie
     row, comm, hub = row[on], comm[on], hub[on]
     order = np.lexsort((row, hub, comm))
     row, comm, hub = row[order], comm[order], hub[order]
-    cut = np.flatnonzero((np.diff(comm) != 0) | (np.diff(hub) != 0)) + 1
+    first = np.r_[True, (comm[1:] != comm[:-1]) | (hub[1:] != hub[:-1])]  # each (community, hub) group's first row
+    keep = first | np.r_[True, row[1:] != row[:-1]]  # one row per holder
+    row, comm, hub, first = row[keep], comm[keep], hub[keep], first[keep]
+    starts = np.flatnonzero(first)
+    sizes = np.diff(np.r_[starts, len(row)])
     out: dict[int, list[tuple[str, np.ndarray]]] = {}
-    for start, stop in zip(np.r_[0, cut], np.r_[cut, len(row)]):
-        held = np.unique(row[start:stop])
-        if len(held) >= 2:
-            out.setdefault(int(comm[start]), []).append((kind_of[hub[start]], held))
+    for a, n in zip(starts[sizes >= 2].tolist(), sizes[sizes >= 2].tolist()):
+        out.setdefault(int(comm[a]), []).append((kind_of[hub[a]], row[a:a + n]))
     return out
 
 
-def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds, values: bool = False) -> list[tuple]:
+def _rows_of(values: pa.ChunkedArray, names) -> np.ndarray:
+    """The position of each value in ``names`` (distinct), -1 where it is not there."""
+    at = pc.index_in(values, value_set=pa.array(names, pa.string()))
+    return pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds, values: bool = False,
+              weighted: pa.Table | None = None) -> list[tuple]:
     """``(kind, holder rows)`` of every hub of ``kinds`` over the whole scan that the link rules keep (not popular);
-    ``(kind, holder rows, value)`` with ``values``."""
-    t = memberships.filter(pc.is_in(memberships.column("kind"), pa.array(list(kinds), pa.string())))
-    t = weighted_hubs(t, {r.kind: r for r in rules}, len(account_ids))
+    ``(kind, holder rows, value)`` with ``values``. ``weighted``: :func:`weighted_hubs` of ``memberships`` under
+    ``rules`` when the caller has it already (a hub's weight depends on its own kind's holders only)."""
+    if weighted is None:
+        weighted = weighted_hubs(memberships, {r.kind: r for r in rules}, len(account_ids))
+    t = weighted.filter(pc.is_in(weighted.column("kind"), pa.array(list(kinds), pa.string())))
     if t.num_rows == 0:
         return []
-    index = {a: i for i, a in enumerate(account_ids)}
-    row = np.array([index.get(a, -1) for a in t.column("account_id").to_pylist()], dtype=np.int64)
+    row = _rows_of(t.column("account_id"), account_ids)
     kind = np.array(t.column("kind").to_pylist(), dtype=object)
     encoded = pc.binary_join_element_wise(t.column("kind"), t.column("value"), "\x1f").combine_chunks().dictionary_encode()
     hub = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)

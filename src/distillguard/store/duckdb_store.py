@@ -22,7 +22,7 @@ from distillguard.limits import DEFAULT_MEMORY_LIMIT
 from distillguard.privacy.settings import StorePrivacy
 from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "EventStore", "ddl_for", "memory_errors_as_usage", "table_exists"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "EventStore", "SCRATCH_UNKEPT", "ddl_for", "memory_errors_as_usage", "table_exists"]
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -43,6 +43,11 @@ def ddl_for(name: str, schema: pa.Schema, key: str | None = None) -> str:
     """``CREATE TABLE IF NOT EXISTS`` text for an Arrow schema."""
     cols = ", ".join(f'"{f.name}" {_DUCK_TYPES[f.type]}' for f in schema)
     return f'CREATE TABLE IF NOT EXISTS "{name}" ({cols})'
+
+
+SCRATCH_UNKEPT = ("response",)
+"""Event columns a scan's temporary store leaves NULL: no detection stage reads them (the
+largest texts: leaving them out halves ingest at 1M events, docs/scoring.md)."""
 
 
 @contextmanager
@@ -77,17 +82,23 @@ class EventStore:
     db_key_file
         Encrypt the store at rest with the key in this file (DuckDB's AES-GCM;
         see :func:`distillguard.privacy.encryption.connect`).
+    scratch
+        A temporary store that only the scan writing it reads (``scan`` without
+        ``--db``): the columns of :data:`SCRATCH_UNKEPT`, which no detection
+        stage reads, stay NULL, so they are neither redacted nor written
+        (validation still reads them).
     """
 
     def __init__(self, path: str | Path = "distillguard.duckdb", read_only: bool = False,
                  memory_limit: str | None = DEFAULT_MEMORY_LIMIT, privacy: StorePrivacy | None = None,
-                 db_key_file: str | Path | None = None):
+                 db_key_file: str | Path | None = None, scratch: bool = False):
         from distillguard.privacy.encryption import connect
 
         self.path = str(path)
         self.read_only = read_only
         self.privacy = privacy or StorePrivacy()
         self._bound, self._given = False, privacy is not None
+        self.kept_columns = [n for n in EVENT_SCHEMA.names if not (scratch and n in SCRATCH_UNKEPT)]
         self.con = connect(self.path, read_only=read_only, key_file=db_key_file)
         self.con.execute("SET TimeZone = 'UTC'")
         if memory_limit is not None:
@@ -170,8 +181,10 @@ class EventStore:
         ``event_id`` is not stored yet, as the privacy settings keep them; the count inserted.
         ``kept``: the rows are as :meth:`StorePrivacy.record` keeps them already (the service's
         journal, written by this process): not redacted a second time."""
+        names = self.kept_columns
         return self.con.execute(
-            f"INSERT INTO events SELECT * FROM ({self.writing().select(EVENT_SCHEMA.names, source, kept)}) p "
+            f"INSERT INTO events ({', '.join(chr(34) + n + chr(34) for n in names)}) "
+            f"SELECT * FROM ({self.writing().select(names, source, kept)}) p "
             "ANTI JOIN events e ON p.event_id = e.event_id").fetchone()[0]
 
     def append_accounts(self, table: pa.Table, kept: bool = False) -> int:

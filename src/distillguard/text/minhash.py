@@ -82,31 +82,47 @@ def minhash_signatures(
     """``(n, num_perm)`` uint64 MinHash values of the texts' template shingles.
 
     Empty texts get the all-max signature (matches only other empty texts).
+    Each distinct text is skeletonised once and each distinct skeleton hashed
+    once: a campaign's prompts differ mostly in the slots the skeleton blanks.
     """
+    form_of: dict[str, int] = {}  # skeleton (or text) -> row of its signature
+    seen: dict = {}  # text -> the same row
+    which = np.empty(len(texts), dtype=np.int64)
+    for i, t in enumerate(texts):
+        j = seen.get(t)
+        if j is None:
+            j = seen[t] = form_of.setdefault(template_skeleton(t) if skeletonize else (t or ""), len(form_of))
+        which[i] = j
+    return _signatures(list(form_of), num_perm, k, seed)[which]
+
+
+def _signatures(forms: list[str], num_perm: int, k: int, seed: int) -> np.ndarray:
+    """MinHash of each already-skeletonised text's token shingles."""
     a, b = _perms(num_perm, seed)
-    n = len(texts)
+    n = len(forms)
     out = np.full((n, num_perm), _MAX_HASH, dtype=np.uint64)
     # Texts in blocks, so the Python lists of shingle hashes stay small however many texts there are.
     for lo in range(0, n, _TEXT_BLOCK):
         hashes: list[int] = []
         owners: list[int] = []
         for i in range(lo, min(n, lo + _TEXT_BLOCK)):
-            t = texts[i]
-            sh = set(shingles(template_skeleton(t) if skeletonize else (t or ""), k))
+            sh = set(shingles(forms[i], k))
             hashes.extend(_h64(s) for s in sh)
             owners.extend([i] * len(sh))
         if not hashes:
             continue
         hv = np.asarray(hashes, dtype=np.uint64)
-        own = np.asarray(owners, dtype=np.int64)
+        own = np.asarray(owners, dtype=np.int64)  # ascending: each text's shingles are contiguous
         del hashes, owners
         # chunk to bound memory: (chunk, num_perm) uint64
         chunk = max(1, 2_000_000 // num_perm)
         for s in range(0, len(hv), chunk):
-            h = hv[s : s + chunk, None]
+            h, o = hv[s : s + chunk, None], own[s : s + chunk]
             with np.errstate(over="ignore"):
                 ph = h * a[None, :] + b[None, :]  # wraps modulo 2^64
-            np.minimum.at(out, own[s : s + chunk], ph)
+            starts = np.flatnonzero(np.r_[True, o[1:] != o[:-1]])
+            rows = o[starts]  # a text cut by a chunk boundary takes the smaller of both chunks' minima
+            out[rows] = np.minimum(out[rows], np.minimum.reduceat(ph, starts, axis=0))
     return out
 
 

@@ -28,6 +28,7 @@ _QUOTED = re.compile(
     r'"[^"\n]{1,2000}"|“[^”\n]{1,2000}”|«[^»\n]{1,2000}»|「[^」\n]{1,2000}」|『[^』\n]{1,2000}』'
     r"|`[^`\n]{1,500}`|(?<!\w)'[^'\n]{3,2000}'(?!\w)"
 )
+_QUOTES = ('"', "“", "«", "「", "『", "`", "'")  # the first character of each of _QUOTED's alternatives
 _NUM = re.compile(r"[-+]?\d+(?:[.,:/]\d+)*(?:[eE][-+]?\d+)?%?")
 _REPEAT_PH = re.compile(r"(<(?:num|str)>)(?:\W{0,3}\1)+")
 
@@ -53,13 +54,19 @@ def template_skeleton(text: str | None, max_chars: int = 4000) -> str:
         return ""
     t = unicodedata.normalize("NFKC", str(text)[:max_chars])
     t = _ZERO_WIDTH.sub("", t)
-    t = _CODE.sub(" <code> ", t)
+    # each pattern runs only where a character it cannot match without is present: the same text, sooner
+    if "```" in t:
+        t = _CODE.sub(" <code> ", t)
     t = _URL.sub(" <url> ", t)
-    t = _EMAIL.sub(" <email> ", t)
-    t = _UUID.sub(" <uuid> ", t)
+    if "@" in t:
+        t = _EMAIL.sub(" <email> ", t)
+    if "-" in t:
+        t = _UUID.sub(" <uuid> ", t)
     t = _HEX.sub(" <hex> ", t)
-    t = _PATH.sub(" <path> ", t)
-    t = _QUOTED.sub(" <str> ", t)
+    if "/" in t or "\\" in t:
+        t = _PATH.sub(" <path> ", t)
+    if any(q in t for q in _QUOTES):
+        t = _QUOTED.sub(" <str> ", t)
     t = t.casefold()
     t = _NUM.sub(" <num> ", t)
     t = _WS.sub(" ", t).strip()
