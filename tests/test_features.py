@@ -187,3 +187,20 @@ def test_end_user_sample_takes_the_busiest_end_users_of_router_accounts_only():
     big = [r for r in out if r["end_user"] == "big"]
     assert len(big) == 2 and {r["eu_events"] for r in big} == {6}
     assert {r["account_eu_events"] for r in out if r["account_id"] == "router"} == {10}
+
+
+def test_gaps_keep_every_gap_up_to_the_sample_then_a_bounded_reservoir():
+    """The fold keeps each gap while under the sample (inlined), then samples through ``keep``: bounded, mean exact."""
+    from distillguard.features.timing import Gaps
+
+    g = Gaps("mean", "std", "median", sample=8)
+    few, many = g.start(), g.start()
+    times = [i * 2_000_000 + (i % 3) * 1_000_000 for i in range(100)]
+    for us in times[:6]:
+        g.add(few, {}, us)
+    assert few[5] == [(b - a) / 1e6 for a, b in zip(times[:5], times[1:6])]
+    for us in times:
+        g.add(many, {}, us)
+    gaps = [(b - a) / 1e6 for a, b in zip(times, times[1:])]
+    assert many[0] == 99 and len(many[5]) == 8 and set(many[5]) <= set(gaps)
+    assert g.values(many, None)["mean"] == pytest.approx(sum(gaps) / len(gaps))

@@ -123,7 +123,8 @@ class Mean(_Scalar):
         return [0, 0]
 
     def source(self, slot, names):
-        return self.each(names, f"{slot}[0] += v\n{slot}[1] += 1")
+        m = names.temp()  # the partial looked up once
+        return self.each(names, f"{m} = {slot}\n{m}[0] += v\n{m}[1] += 1")
 
     def merge(self, a, b):
         return [a[0] + b[0], a[1] + b[1]]
@@ -206,10 +207,10 @@ class Distinct(_Scalar):
             self._insert(s, _hash64(v))
 
     def source(self, slot, names):
-        me, h = names.constant(self), names.constant(_hash64)
+        me, h, d = names.constant(self), names.constant(_hash64), names.temp()
         key = f"{h}(v)" if self.hashed else "v"
-        return self.each(names, f"if {slot}[1] is None and len({slot}[0]) < {self.k}:\n    {slot}[0].add({key})\n"
-                                f"else:\n    {me}.add_value({slot}, v)")
+        return self.each(names, f"{d} = {slot}\nif {d}[1] is None and len({d}[0]) < {self.k}:\n    {d}[0].add({key})\n"
+                                f"else:\n    {me}.add_value({d}, v)")
 
     def _hashes(self, s) -> set:
         return s[0] if self.hashed or s[1] is not None else {_hash64(v) for v in s[0]}

@@ -29,7 +29,7 @@ class FeatureSet:
         self.units = units
         self.aggregators = [u for u in units if isinstance(u, Aggregator)]
         self.columns = ("account_id", *(n for u in units for n in u.names if not n.startswith("_")))
-        self._fold = self._compile_fold()
+        self.fold = self._compile_fold()  # fold(parts, row, us): add() with the time given (the service's hot path)
         self._at = {n: i for i, a in enumerate(self.aggregators) for n in a.names}
 
     def _compile_fold(self):
@@ -59,7 +59,7 @@ class FeatureSet:
     def add(self, parts: list, ev: dict, us: int | None = None) -> None:
         """Fold one canonical event (a dict as the ingest normaliser returns; ``us``: its time in epoch
         microseconds when the caller has it) into ``parts``."""
-        self._fold(parts, ev, to_us(ev["ts"]) if us is None else us)
+        self.fold(parts, ev, to_us(ev["ts"]) if us is None else us)
 
     def merge(self, a: list, b: list) -> list:
         """Two partials of one account (``a`` earlier than ``b``) -> the partial of both."""

@@ -52,7 +52,8 @@ class Gaps(Aggregator):
                 f"if {g}[4] is not None:\n"  # Welford's update with the gap since the latest request
                 f"    gap = max(0.0, us / 1e6 - {g}[4] / 1e6)\n"
                 f"    {g}[0] += 1\n    d = gap - {g}[1]\n    {g}[1] += d / {g}[0]\n    {g}[2] += d * (gap - {g}[1])\n"
-                f"    {me}.keep(({g}), gap)\n"
+                f"    if len({g}[5]) < {self.sample}:\n        {g}[5].append(gap)\n"  # keep() inlined while every gap is kept
+                f"    else:\n        {me}.keep({g}, gap)\n"
                 f"if {g}[3] is None or us < {g}[3]:\n    {g}[3] = us\n"
                 f"if {g}[4] is None or us > {g}[4]:\n    {g}[4] = us")
 
