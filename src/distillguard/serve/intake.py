@@ -3,7 +3,6 @@ journalled (durably) and folded into the running state; account metadata likewis
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 import orjson
 
@@ -13,7 +12,8 @@ from distillguard.ingest.normalize import Reject, normalize, normalize_fields, r
 __all__ = ["Intake"]
 
 DEDUP_IDS = 1_000_000
-"""Event ids remembered for dropping repeats (the oldest are forgotten first)."""
+"""Event ids remembered for dropping repeats: the latest half of this to all of it, in two generations (sets: a
+lookup and an insert per id, no per-id bookkeeping); when the newer fills, the older is forgotten whole."""
 
 
 class Intake:
@@ -22,7 +22,8 @@ class Intake:
     def __init__(self, journal, state, privacy, counters: dict, quarantine_path: str | None, signups):
         self.journal, self.state, self.privacy, self.counters, self.signups = journal, state, privacy, counters, signups
         self.con = None  # a DuckDB connection for content-derived ids, from open()
-        self._seen: OrderedDict = OrderedDict()
+        self._seen: set = set()  # ids of the current generation
+        self._older: set = set()  # the generation before
         self._lock = threading.Lock()
         self._qfile = open(quarantine_path, "ab") if quarantine_path else None
         self._qlock = threading.Lock()
@@ -40,14 +41,15 @@ class Intake:
         """Whether each id is new (and remember it)."""
         out = []
         with self._lock:
+            seen, older, half = self._seen, self._older, DEDUP_IDS // 2
             for i in ids:
-                if i in self._seen:
+                if i in seen or i in older:
                     out.append(False)
                     continue
-                self._seen[i] = None
+                seen.add(i)
                 out.append(True)
-            while len(self._seen) > DEDUP_IDS:
-                self._seen.popitem(last=False)
+                if len(seen) >= half:
+                    self._older, self._seen = older, seen = seen, set()
         return out
 
     def quarantine(self, bad: list[Quarantined]) -> None:
