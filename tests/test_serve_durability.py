@@ -199,6 +199,10 @@ def test_events_drained_from_memory_are_stored_as_read_back_from_the_journal(tmp
 def test_held_journal_lines_give_the_table_the_events_give(tmp_path):
     """Arrow's JSON reader on the journal's lines (the flusher's path, GIL released) gives the table that
     ``from_pylist`` gives on the same events: every column, odd values included, a line longer than a block."""
+    from datetime import datetime, timedelta, timezone
+
+    import orjson
+
     from distillguard.ingest.normalize import normalize
     from distillguard.serve.journal import Journal, events_to_table, lines_to_table
 
@@ -217,6 +221,11 @@ def test_held_journal_lines_give_the_table_the_events_give(tmp_path):
     assert got.schema == want.schema and got.to_pylist() == want.to_pylist()
     assert events_to_table(Journal.read(str(tmp_path / "j.jsonl"))[0]).to_pylist() == want.to_pylist()
     j.close()
+    # a journal an earlier version left (every time as epoch microseconds) is read back the same
+    old = tmp_path / "old.jsonl"
+    old.write_bytes(b"".join(orjson.dumps({"e": {**e, "ts": (e["ts"] - datetime(1970, 1, 1, tzinfo=timezone.utc))
+                                                 // timedelta(microseconds=1)}}) + b"\n" for e in evs))
+    assert events_to_table(Journal.read(str(old))[0]).to_pylist() == want.to_pylist()
 
 
 @pytest.mark.parametrize("held", [True, False])
