@@ -33,6 +33,7 @@ class FeatureSet:
         for a in self.aggregators:
             self._place.append((a, sum(w for _, _, w in self._place), a.width))
         self.fold = self._compile_fold()  # fold(parts, row, us): add() with the time given (the service's hot path)
+        self.dump, self.load = self._compile_codec()
         self._at = {n: place for place in self._place for n in place[0].names}
 
     def _compile_fold(self):
@@ -40,6 +41,21 @@ class FeatureSet:
         names = Names()
         return names.function("p, row, us", "\n".join(
             a.source(f"p[{i}]" if w == 1 else tuple(f"p[{i + j}]" for j in range(w)), names) for a, i, w in self._place))
+
+    def _compile_codec(self):
+        """``dump(parts)``: JSON-ready, one entry per aggregator (the form other processes and the warmed state
+        share); ``load(raw)``: its inverse. Generated, as the fold: an aggregator whose partial is its own JSON
+        form is read in place, the others call their :meth:`~Aggregator.dump` / :meth:`~Aggregator.load` (the
+        Redis state dumps and loads an account per update)."""
+        names, dumped, loaded = Names(), [], []
+        for k, (a, i, w) in enumerate(self._place):
+            items = f"p[{i}]" if w == 1 else f"p[{i}:{i + w}]"
+            as_is = type(a).dump is Aggregator.dump and type(a).load is Aggregator.load
+            dumped.append(items if as_is else f"{names.constant(a)}.dump({items})")
+            got = f"x[{k}]" if as_is else f"{names.constant(a)}.load(x[{k}])"
+            loaded.append(got if w == 1 else f"*{got}")
+        return (names.function("p", f"return [{', '.join(dumped)}]"),
+                names.function("x", f"return [{', '.join(loaded)}]"))
 
     @staticmethod
     def _of(parts: list, i: int, w: int):
@@ -102,9 +118,3 @@ class FeatureSet:
                     out[n] = u.f(values, None) if isinstance(u, Derived) else values[n]
         return out
 
-    def dump(self, parts: list) -> list:
-        """JSON-ready, one entry per aggregator (the form other processes and the warmed state share)."""
-        return [a.dump(self._of(parts, i, w)) for a, i, w in self._place]
-
-    def load(self, raw: list) -> list:
-        return self._flat(a.load(x) for a, x in zip(self.aggregators, raw))

@@ -8,12 +8,12 @@ import orjson
 
 from distillguard.ingest.base import Quarantined, truncate_raw
 from distillguard.ingest.normalize import Reject, normalize, normalize_fields, rows_to_batch
+from distillguard.serve.recent import Recent
 
 __all__ = ["Intake"]
 
 DEDUP_IDS = 1_000_000
-"""Event ids remembered for dropping repeats: the latest half of this to all of it, in two generations (sets: a
-lookup and an insert per id, no per-id bookkeeping); when the newer fills, the older is forgotten whole."""
+"""Event ids remembered for dropping repeats: at least the latest this many (:class:`Recent`)."""
 
 
 class Intake:
@@ -22,8 +22,7 @@ class Intake:
     def __init__(self, journal, state, privacy, counters: dict, quarantine_path: str | None, signups):
         self.journal, self.state, self.privacy, self.counters, self.signups = journal, state, privacy, counters, signups
         self.con = None  # a DuckDB connection for content-derived ids, from open()
-        self._seen: set = set()  # ids of the current generation
-        self._older: set = set()  # the generation before
+        self._seen = Recent(DEDUP_IDS)
         self._lock = threading.Lock()
         self._qfile = open(quarantine_path, "ab") if quarantine_path else None
         self._qlock = threading.Lock()
@@ -39,18 +38,8 @@ class Intake:
 
     def remember(self, ids) -> list[bool]:
         """Whether each id is new (and remember it)."""
-        out = []
         with self._lock:
-            seen, older, half = self._seen, self._older, DEDUP_IDS // 2
-            for i in ids:
-                if i in seen or i in older:
-                    out.append(False)
-                    continue
-                seen.add(i)
-                out.append(True)
-                if len(seen) >= half:
-                    self._older, self._seen = older, seen = seen, set()
-        return out
+            return self._seen.fresh(ids)
 
     def quarantine(self, bad: list[Quarantined]) -> None:
         if self._qfile is not None and bad:
