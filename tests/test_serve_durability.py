@@ -206,7 +206,7 @@ def test_held_journal_lines_give_the_table_the_events_give(tmp_path):
     from distillguard.ingest.normalize import normalize
     from distillguard.serve.journal import Journal, events_to_table, lines_to_table
 
-    evs = [normalize({"account_id": f"odd-{i}", "ts": f"2026-03-03T00:00:{i % 60:02d}.{(999999 - i * 7919) % 10**6:06d}Z",
+    evs = [normalize({"account_id": f"odd-{i}", "ts": f"2026-03-03T00:00:{i:02d}.{(999999 - i * 7919) % 10**6:06d}Z",
                       "prompt": ["ünïcødé 🚀 \"quoted\" \\ \n\t", "x" * (3 << 20), "", None][i % 4],
                       "output_tokens": [0, 2**62, None][i % 3], "temperature": [0, 0.1 + 0.2, 1e-300, None][i % 4],
                       "logprobs": [True, False, None][i % 3], "top_p": 1, "status": ["ok", "error"][i % 2],

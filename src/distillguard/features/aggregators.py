@@ -68,7 +68,8 @@ class Aggregator:
     def add(self, s, ev: dict, us: int):
         """Fold one event into the partial ``s``; returns the partial."""
         names = Names()
-        self.add = names.function("s, row, us", self.source(self.slots("s"), names) + "\nreturn s")  # compiled on first use
+        # compiled on first use
+        self.add = names.function("s, row, us", self.source(self.slots("s"), names) + "\nreturn s")
         return self.add(s, ev, us)
 
     def dump(self, s):
@@ -222,7 +223,8 @@ class Distinct(_Scalar):
         (kept, heap), me, h, s = slot, names.constant(self), names.constant(_hash64), names.temp()
         key = f"{h}(v)" if self.hashed else "v"
         return self.each(names, f"if {heap} is None and len({kept}) < {self.k}:\n    {kept}.add({key})\n"
-                                f"else:\n    {s} = [{kept}, {heap}]\n    {me}.add_value({s}, v)\n    {kept}, {heap} = {s}")
+                                f"else:\n    {s} = [{kept}, {heap}]\n    {me}.add_value({s}, v)\n"
+                                f"    {kept}, {heap} = {s}")
 
     def _hashes(self, s) -> set:
         return s[0] if self.hashed or s[1] is not None else {_hash64(v) for v in s[0]}

@@ -39,8 +39,8 @@ class FeatureSet:
     def _compile_fold(self):
         """One Python function folding an event into every aggregator: their :meth:`Aggregator.source` inlined."""
         names = Names()
-        return names.function("p, row, us", "\n".join(
-            a.source(f"p[{i}]" if w == 1 else tuple(f"p[{i + j}]" for j in range(w)), names) for a, i, w in self._place))
+        slots = (f"p[{i}]" if w == 1 else tuple(f"p[{i + j}]" for j in range(w)) for _, i, w in self._place)
+        return names.function("p, row, us", "\n".join(a.source(s, names) for a, s in zip(self.aggregators, slots)))
 
     def _compile_codec(self):
         """``dump(parts)``: JSON-ready, one entry per aggregator (the form other processes and the warmed state

@@ -53,7 +53,7 @@ class Gaps(Aggregator):
         return (f"if {last} is not None:\n"  # Welford's update with the gap since the latest request
                 f"    gap = max(0.0, us / 1e6 - {last} / 1e6)\n"
                 f"    {n} += 1\n    d = gap - {mean}\n    {mean} += d / {n}\n    {m2} += d * (gap - {mean})\n"
-                f"    if len({kept}) < {self.sample}:\n        {kept}.append(gap)\n"  # keep() inlined while every gap is kept
+                f"    if len({kept}) < {self.sample}:\n        {kept}.append(gap)\n"  # keep(), inlined while under
                 f"    else:\n        {me}.keep({kept}, {n}, gap)\n"
                 f"if {first} is None or us < {first}:\n    {first} = us\n"
                 f"if {last} is None or us > {last}:\n    {last} = us")
