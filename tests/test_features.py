@@ -187,3 +187,57 @@ def test_end_user_sample_takes_the_busiest_end_users_of_router_accounts_only():
     big = [r for r in out if r["end_user"] == "big"]
     assert len(big) == 2 and {r["eu_events"] for r in big} == {6}
     assert {r["account_eu_events"] for r in out if r["account_id"] == "router"} == {10}
+
+
+def test_gaps_keep_every_gap_up_to_the_sample_then_a_bounded_reservoir():
+    """The fold keeps each gap while under the sample (inlined), then samples through ``keep``: bounded, mean exact."""
+    from distillguard.features.timing import Gaps
+
+    g = Gaps("mean", "std", "median", sample=8)
+    few, many = g.start(), g.start()
+    times = [i * 2_000_000 + (i % 3) * 1_000_000 for i in range(100)]
+    for us in times[:6]:
+        g.add(few, {}, us)
+    assert few[5] == [(b - a) / 1e6 for a, b in zip(times[:5], times[1:6])]
+    for us in times:
+        g.add(many, {}, us)
+    gaps = [(b - a) / 1e6 for a, b in zip(times, times[1:])]
+    assert many[0] == 99 and len(many[5]) == 8 and set(many[5]) <= set(gaps)
+    assert g.values(many, None)["mean"] == pytest.approx(sum(gaps) / len(gaps))
+
+
+def test_partials_kept_in_place_fold_and_dump_as_each_aggregator_alone():
+    """A feature set keeps partials of width > 1 (means, distincts, gaps, peak hour) in one list per account; folded,
+    merged and dumped they are what each aggregator gives on its own partial, past every bound (sketch, reservoir,
+    trimmed hours) too, and the JSON form is the aggregators' own."""
+    import random
+
+    import orjson
+
+    from distillguard.features.aggregators import Count, Distinct, Mean
+    from distillguard.features.expr import col
+    from distillguard.features.featureset import FeatureSet
+    from distillguard.features.timing import Gaps, HourHistogram, PeakHour
+
+    units = (Count("n"), Distinct("d", col("v"), k=8), Mean("m", col("x")), Gaps("gm", "gs", "gmed", sample=4),
+             Distinct("h", col("v"), hashed=True, k=8), PeakHour("p", keep=3), HourHistogram("e", "a"))
+    fs = FeatureSet(*units)
+    events = [({"v": f"v{i % 13}", "x": None if i % 5 == 0 else i * 0.5}, 1_700_000_000_000_000 + i * 1_900_000_000)
+              for i in range(60)]
+    alone = [u.start() for u in units]
+    parts, first, second = fs.start(), fs.start(), fs.start()
+    random.seed(3)
+    for i, (ev, us) in enumerate(events):
+        fs.add(parts, ev, us)
+        fs.add(first if i < 30 else second, ev, us)
+    random.seed(3)
+    for ev, us in events:
+        alone = [u.add(s, ev, us) for u, s in zip(units, alone)]
+    assert len(parts) == 1 + 2 + 2 + 6 + 2 + 2 + 1
+    assert orjson.dumps(fs.dump(parts)) == orjson.dumps([u.dump(s) for u, s in zip(units, alone)])
+    want = {k: v for u, s in zip(units, alone) for k, v in u.values(s, None).items()}
+    assert fs.row("a", parts) == {"account_id": "a", **want}
+    assert fs.row("a", fs.load(orjson.loads(orjson.dumps(fs.dump(parts))))) == fs.row("a", parts)
+    merged = fs.row("a", fs.merge(first, second))
+    exact = ("n", "d", "h", "m", "gm", "p", "a")
+    assert {k: merged[k] for k in exact} == {k: want[k] for k in exact}

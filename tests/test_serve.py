@@ -215,6 +215,24 @@ def test_bad_events_in_a_batch_are_quarantined_and_the_rest_accepted(service):
     assert service.get("/v1/accounts/q-1").json()["n_events_live"] == 2
 
 
+def test_repeats_are_dropped_within_the_latest_ids_and_memory_stays_bounded(monkeypatch):
+    """Two generations of ids: a repeat of any of the latest DEDUP_IDS ids (and within a batch) is dropped;
+    the oldest go first, a generation at a time, and no more than twice DEDUP_IDS are held."""
+    from distillguard.serve import intake
+
+    monkeypatch.setattr(intake, "DEDUP_IDS", 5)
+    it = intake.Intake(None, None, None, {}, None, None)
+    assert it.remember(["a", "b", "a"]) == [True, True, False]
+    assert it.remember([str(i) for i in range(20)]) == [True] * 20
+    assert len(it._seen) <= 10
+    assert it.remember([str(i) for i in range(15, 20)]) == [False] * 5  # the latest five: always remembered
+    assert it.remember(["0", "a"]) == [True, True]  # the oldest: forgotten
+    for i in range(100):
+        it.remember([f"x{i}"])
+        latest = [f"x{j}" for j in range(max(0, i - 4), i + 1)]
+        assert len(it._seen) <= 10 and it.remember(latest) == [False] * len(latest)
+
+
 def test_otlp_traces_are_read_by_the_ingest_otlp_reader(service):
     def span(sid, attrs):
         return {"traceId": "t1", "spanId": sid, "name": "chat", "startTimeUnixNano": "1772582400000000000",

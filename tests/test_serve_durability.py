@@ -194,3 +194,66 @@ def test_events_drained_from_memory_are_stored_as_read_back_from_the_journal(tmp
     from_memory, from_file = stored("memory", journal.HELD_EVENTS), stored("file", 0)
     assert len(from_memory) == 40 and from_memory == from_file
     assert all("<EMAIL>" in str(r) for r in from_memory)  # redacted once, either way
+
+
+def test_held_journal_lines_give_the_table_the_events_give(tmp_path):
+    """Arrow's JSON reader on the journal's lines (the flusher's path, GIL released) gives the table that
+    ``from_pylist`` gives on the same events: every column, odd values included, a line longer than a block."""
+    from datetime import datetime, timedelta, timezone
+
+    import orjson
+
+    from distillguard.ingest.normalize import normalize
+    from distillguard.serve.journal import Journal, events_to_table, lines_to_table
+
+    evs = [normalize({"account_id": f"odd-{i}", "ts": f"2026-03-03T00:00:{i:02d}.{(999999 - i * 7919) % 10**6:06d}Z",
+                      "prompt": ["ünïcødé 🚀 \"quoted\" \\ \n\t", "x" * (3 << 20), "", None][i % 4],
+                      "output_tokens": [0, 2**62, None][i % 3], "temperature": [0, 0.1 + 0.2, 1e-300, None][i % 4],
+                      "logprobs": [True, False, None][i % 3], "top_p": 1, "status": ["ok", "error"][i % 2],
+                      "request_id": f"r-{i}", "custom": {"k": i}}) for i in range(12)]
+    j = Journal(None, str(tmp_path / "j.jsonl"), fsync=False)
+    j.append(evs[:5])
+    j.append(evs[5:])
+    lines, longest = b"".join(b for b, _, _ in j._live), max(m for _, _, m in j._live)
+    assert longest > 3 << 20
+    assert lines == (tmp_path / "j.jsonl").read_bytes()  # held lines are the file's
+    got, want = lines_to_table(lines, longest), events_to_table(evs)
+    assert got.schema == want.schema and got.to_pylist() == want.to_pylist()
+    assert events_to_table(Journal.read(str(tmp_path / "j.jsonl"))[0]).to_pylist() == want.to_pylist()
+    j.close()
+    # a journal an earlier version left (every time as epoch microseconds) is read back the same
+    old = tmp_path / "old.jsonl"
+    old.write_bytes(b"".join(orjson.dumps({"e": {**e, "ts": (e["ts"] - datetime(1970, 1, 1, tzinfo=timezone.utc))
+                                                 // timedelta(microseconds=1)}}) + b"\n" for e in evs))
+    assert events_to_table(Journal.read(str(old))[0]).to_pylist() == want.to_pylist()
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_events_of_an_account_forgotten_before_the_drain_are_not_stored(tmp_path, monkeypatch, held):
+    """An account erased while its events wait in the journal: those up to the erasure are dropped, later ones kept
+    (from memory and from the file alike)."""
+    from datetime import datetime, timedelta, timezone
+
+    from distillguard.erasure import forget
+    from distillguard.ingest.normalize import normalize
+    from distillguard.serve import journal
+    from distillguard.store import EventStore
+
+    monkeypatch.setattr(journal, "HELD_EVENTS", journal.HELD_EVENTS if held else 0)
+    db = fixture_store(tmp_path / "dg.duckdb")
+    later = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    evs = [normalize({"account_id": acc, "ts": ts, "request_id": f"{acc}-{k}"})
+           for k, (acc, ts) in enumerate([("gone-1", "2026-03-03T00:00:00Z"), ("kept-1", "2026-03-03T00:00:00Z"),
+                                          ("gone-1", "2026-03-04T00:00:00Z"), ("gone-1", later)])]
+    j = journal.Journal(str(db), str(tmp_path / "j.jsonl"))
+    j.append(evs)
+    assert bool(j._live) == held
+    with EventStore(str(db)) as store:
+        forget(store, "gone-1", "test")
+    assert j.flush() == 2
+    j.close()
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("SELECT account_id, event_id FROM events WHERE account_id IN ('gone-1', 'kept-1') "
+                       "ORDER BY account_id").fetchall()
+    con.close()
+    assert [a for a, _ in rows] == ["gone-1", "kept-1"]

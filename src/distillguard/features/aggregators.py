@@ -41,6 +41,9 @@ class Aggregator:
     """Base of the units (see the module docstring). ``names``: the columns it gives."""
 
     names: tuple[str, ...] = ()
+    width = 1
+    """Items of a partial that is a list of ``width`` > 1 values: a feature set keeps them in place among the other
+    partials (one list per account, not one per unit: fewer objects for the fold to touch)."""
 
     def reduce(self, t: ir.Table) -> dict | None:
         return None
@@ -48,8 +51,9 @@ class Aggregator:
     def table(self, t: ir.Table) -> ir.Table | None:
         return None
 
-    def source(self, slot: str, names: Names) -> str:
-        """Python lines that fold one event (``row``, ``us``) into the partial at ``slot``.
+    def source(self, slot, names: Names) -> str:
+        """Python lines that fold one event (``row``, ``us``) into the partial at ``slot`` (an expression; with
+        ``width`` > 1, a tuple of one expression per item of the partial).
 
         Written once per unit: :meth:`add` is compiled from it, and the
         feature set inlines it into one fold function (the stream's hot path,
@@ -57,10 +61,15 @@ class Aggregator:
         """
         raise NotImplementedError
 
+    def slots(self, partial: str):
+        """The ``slot`` argument of :meth:`source` for a partial held whole in ``partial``."""
+        return partial if self.width == 1 else tuple(f"{partial}[{j}]" for j in range(self.width))
+
     def add(self, s, ev: dict, us: int):
         """Fold one event into the partial ``s``; returns the partial."""
         names = Names()
-        self.add = names.function("s, row, us", self.source("s", names) + "\nreturn s")  # compiled on first use
+        # compiled on first use
+        self.add = names.function("s, row, us", self.source(self.slots("s"), names) + "\nreturn s")
         return self.add(s, ev, us)
 
     def dump(self, s):
@@ -119,11 +128,14 @@ class Mean(_Scalar):
     def reduce(self, t):
         return {self.names[0]: self.x.ibis(t).mean()}
 
+    width = 2
+
     def start(self):
         return [0, 0]
 
     def source(self, slot, names):
-        return self.each(names, f"{slot}[0] += v\n{slot}[1] += 1")
+        total, count = slot
+        return self.each(names, f"{total} += v\n{count} += 1")
 
     def merge(self, a, b):
         return [a[0] + b[0], a[1] + b[1]]
@@ -194,6 +206,8 @@ class Distinct(_Scalar):
     def reduce(self, t):
         return {self.names[0]: self.x.ibis(t).nunique()}
 
+    width = 2
+
     def start(self):
         return [set(), None]  # values (or their hashes); once saturated, a max-heap (negated) of the k smallest hashes
 
@@ -206,10 +220,11 @@ class Distinct(_Scalar):
             self._insert(s, _hash64(v))
 
     def source(self, slot, names):
-        me, h = names.constant(self), names.constant(_hash64)
+        (kept, heap), me, h, s = slot, names.constant(self), names.constant(_hash64), names.temp()
         key = f"{h}(v)" if self.hashed else "v"
-        return self.each(names, f"if {slot}[1] is None and len({slot}[0]) < {self.k}:\n    {slot}[0].add({key})\n"
-                                f"else:\n    {me}.add_value({slot}, v)")
+        return self.each(names, f"if {heap} is None and len({kept}) < {self.k}:\n    {kept}.add({key})\n"
+                                f"else:\n    {s} = [{kept}, {heap}]\n    {me}.add_value({s}, v)\n"
+                                f"    {kept}, {heap} = {s}")
 
     def _hashes(self, s) -> set:
         return s[0] if self.hashed or s[1] is not None else {_hash64(v) for v in s[0]}

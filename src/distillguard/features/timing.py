@@ -43,25 +43,26 @@ class Gaps(Aggregator):
         mean, std, median = self.names
         return g.group_by("account_id").aggregate(**{mean: g.gap.mean(), std: g.gap.std(), median: g.gap.median()})
 
+    width = 6
+
     def start(self):
         return [0, 0.0, 0.0, None, None, []]  # n, mean, M2 (Welford), first us, last us, gaps kept
 
     def source(self, slot, names):
-        me, g = names.constant(self), names.temp()
-        return (f"{g} = {slot}\n"
-                f"if {g}[4] is not None:\n"  # Welford's update with the gap since the latest request
-                f"    gap = max(0.0, us / 1e6 - {g}[4] / 1e6)\n"
-                f"    {g}[0] += 1\n    d = gap - {g}[1]\n    {g}[1] += d / {g}[0]\n    {g}[2] += d * (gap - {g}[1])\n"
-                f"    {me}.keep(({g}), gap)\n"
-                f"if {g}[3] is None or us < {g}[3]:\n    {g}[3] = us\n"
-                f"if {g}[4] is None or us > {g}[4]:\n    {g}[4] = us")
+        (n, mean, m2, first, last, kept), me = slot, names.constant(self)
+        return (f"if {last} is not None:\n"  # Welford's update with the gap since the latest request
+                f"    gap = max(0.0, us / 1e6 - {last} / 1e6)\n"
+                f"    {n} += 1\n    d = gap - {mean}\n    {mean} += d / {n}\n    {m2} += d * (gap - {mean})\n"
+                f"    if len({kept}) < {self.sample}:\n        {kept}.append(gap)\n"  # keep(), inlined while under
+                f"    else:\n        {me}.keep({kept}, {n}, gap)\n"
+                f"if {first} is None or us < {first}:\n    {first} = us\n"
+                f"if {last} is None or us > {last}:\n    {last} = us")
 
-    def keep(self, s, gap: float) -> None:
-        """Keep a gap for the median: every one up to ``sample``, then a uniform reservoir (Algorithm R)."""
-        kept = s[5]
+    def keep(self, kept: list, n: int, gap: float) -> None:
+        """Keep the ``n``-th gap for the median: every one up to ``sample``, then a uniform reservoir (Algorithm R)."""
         if len(kept) < self.sample:
             kept.append(gap)
-        elif (j := random.randrange(s[0])) < self.sample:
+        elif (j := random.randrange(n)) < self.sample:
             kept[j] = gap
 
     def merge(self, a, b):
@@ -124,26 +125,28 @@ class PeakHour(Aggregator):
         b = t.group_by([t.account_id, HOUR_BUCKET.ibis(t).name("bucket")]).aggregate(c=t.count())
         return b.group_by("account_id").aggregate(**{self.names[0]: b.c.max()})
 
+    width = 2
+
     def start(self):
         return [{}, 0]  # hour bucket -> requests, peak
 
-    def _trim(self, s):
-        buckets = s[0]
+    def _trim(self, buckets: dict) -> dict:
+        """Only the latest ``keep`` hours (in place)."""
         if len(buckets) > self.keep:
             for old in sorted(buckets)[: len(buckets) - self.keep]:
                 del buckets[old]
-        return s
+        return buckets
 
     def source(self, slot, names):
-        me = names.constant(self)
-        return (f"b = {slot}[0]\nc = b[k] = b.get(k := us // {HOUR_US}, 0) + 1\n"
-                f"if c > {slot}[1]:\n    {slot}[1] = c\nif len(b) > {self.keep}:\n    {me}._trim({slot})")
+        (buckets, peak), me = slot, names.constant(self)
+        return (f"b = {buckets}\nc = b[k] = b.get(k := us // {HOUR_US}, 0) + 1\n"
+                f"if c > {peak}:\n    {peak} = c\nif len(b) > {self.keep}:\n    {me}._trim(b)")
 
     def merge(self, a, b):
         buckets = dict(a[0])
         for k, c in b[0].items():
             buckets[k] = buckets.get(k, 0) + c
-        return self._trim([buckets, max(a[1], b[1], *buckets.values(), 0)])
+        return [self._trim(buckets), max(a[1], b[1], *buckets.values(), 0)]
 
     def values(self, s, context):
         return {self.names[0]: s[1]}

@@ -3,17 +3,17 @@ journalled (durably) and folded into the running state; account metadata likewis
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 import orjson
 
 from distillguard.ingest.base import Quarantined, truncate_raw
 from distillguard.ingest.normalize import Reject, normalize, normalize_fields, rows_to_batch
+from distillguard.serve.recent import Recent
 
 __all__ = ["Intake"]
 
 DEDUP_IDS = 1_000_000
-"""Event ids remembered for dropping repeats (the oldest are forgotten first)."""
+"""Event ids remembered for dropping repeats: at least the latest this many (:class:`Recent`)."""
 
 
 class Intake:
@@ -22,7 +22,7 @@ class Intake:
     def __init__(self, journal, state, privacy, counters: dict, quarantine_path: str | None, signups):
         self.journal, self.state, self.privacy, self.counters, self.signups = journal, state, privacy, counters, signups
         self.con = None  # a DuckDB connection for content-derived ids, from open()
-        self._seen: OrderedDict = OrderedDict()
+        self._seen = Recent(DEDUP_IDS)
         self._lock = threading.Lock()
         self._qfile = open(quarantine_path, "ab") if quarantine_path else None
         self._qlock = threading.Lock()
@@ -38,17 +38,8 @@ class Intake:
 
     def remember(self, ids) -> list[bool]:
         """Whether each id is new (and remember it)."""
-        out = []
         with self._lock:
-            for i in ids:
-                if i in self._seen:
-                    out.append(False)
-                    continue
-                self._seen[i] = None
-                out.append(True)
-            while len(self._seen) > DEDUP_IDS:
-                self._seen.popitem(last=False)
-        return out
+            return self._seen.fresh(ids)
 
     def quarantine(self, bad: list[Quarantined]) -> None:
         if self._qfile is not None and bad:

@@ -17,19 +17,25 @@ import glob
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
 
 __all__ = ["Journal", "Turns", "events_to_table"]
 
 HELD_EVENTS = 50_000
-"""Journaled events kept in memory as well, to be stored without reading them back: a few flushes' worth at
-20,000 events/s (~1.5 KB each); beyond, as while a scan holds the store, they are read back from the file."""
+"""Journaled events kept in memory as well (their journal lines), to be stored without reading the file back: a
+few flushes' worth at 20,000 events/s (~0.7-1.5 KB each); beyond, as while a scan holds the store, they are read
+back from the file."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
 
 
 def _ts_us(v) -> int:
@@ -43,6 +49,22 @@ def events_to_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
 
 
+_LINES = pa_json.ParseOptions(explicit_schema=pa.schema([pa.field("e", pa.struct(list(EVENT_SCHEMA)))]),
+                              unexpected_field_behavior="ignore")
+
+
+def lines_to_table(lines: bytes, longest: int) -> pa.Table:
+    """Journal lines of events (``{"e": {...}}`` as :meth:`Journal.append` writes them; ``longest``: the longest
+    line's length) -> the EVENT_SCHEMA table :func:`events_to_table` gives on the same events.
+
+    Arrow's JSON reader parses them in its own threads with the GIL released: the flusher then leaves the
+    GIL to intake, where building the table from Python dicts held it ~2-6 µs a row (docs/serve.md)."""
+    read = pa_json.ReadOptions(block_size=max(1 << 20, 2 * longest + 2))  # a line never straddles two blocks
+    t = pa_json.read_json(pa.BufferReader(lines), read_options=read, parse_options=_LINES)
+    t = pa.Table.from_batches([pa.RecordBatch.from_struct_array(c) for c in t.column("e").chunks])
+    return t.cast(EVENT_SCHEMA)
+
+
 def accounts_to_table(rows: list[dict]) -> pa.Table:
     cols = {}
     for f in ACCOUNT_SCHEMA:
@@ -54,23 +76,28 @@ def accounts_to_table(rows: list[dict]) -> pa.Table:
 
 
 _OPT = orjson.OPT_PASSTHROUGH_DATETIME
+_EVENT_LINE = orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE
+"""An event's ``ts`` is journaled as orjson writes a datetime (RFC 3339, microseconds exact), in C: no Python call
+per event; account, label and audit times as epoch microseconds. Journals of earlier versions (epoch microseconds
+everywhere) are read as well."""
 
 
 def _default(o):
-    if isinstance(o, datetime):
-        return int(o.timestamp() * 1_000_000)
+    if isinstance(o, datetime):  # exact microseconds (``timestamp() * 1e6`` can be one off), as from_pylist keeps
+        return ((o if o.tzinfo else o.replace(tzinfo=timezone.utc)) - _EPOCH) // _US
     raise TypeError
 
 
-def _not_forgotten(con, events: list[dict]) -> list[dict]:
+def _not_forgotten(con, events: pa.Table) -> pa.Table:
     """The events not erased meanwhile: an account forgotten after an event happened stays forgotten."""
     from distillguard.erasure import forgotten_before
 
     gone = forgotten_before(con)
     if not gone:
         return events
-    return [e for e in events if e["account_id"] not in gone
-            or _ts_us(e["ts"]) > int(gone[e["account_id"]].timestamp() * 1_000_000)]
+    until = pa.array(list(gone.values()), EVENT_SCHEMA.field("ts").type)
+    cutoff = until.take(pc.index_in(events["account_id"], value_set=pa.array(list(gone), pa.string())))
+    return events.filter(pc.fill_null(pc.greater(events["ts"], cutoff), True))
 
 
 class Turns:
@@ -162,8 +189,9 @@ class Journal:
         # a file left by an earlier process, perhaps under other settings, is redacted by the store again
         self._clean = self._fh is not None and self._fh.tell() == 0
         self._kept: set[str] = set()
-        # the events of this process's files, as appended, while a file holds nothing else: drained from
-        # memory (the file is the same rows, read back only after a crash or beyond HELD_EVENTS)
+        # the events of this process's files, as appended (their journal lines and the longest line's length),
+        # while a file holds nothing else: drained from memory (the file is the same lines, read back only after
+        # a crash or beyond HELD_EVENTS)
         self._live: list | None = [] if self._clean else None
         self._held: dict[str, list] = {}
         self._n_held = 0
@@ -177,8 +205,9 @@ class Journal:
         """
         if self._fh is None or not (events or accounts or labels or audits):
             return
-        buf = b"".join(orjson.dumps({"e": e}, default=_default, option=_OPT) + b"\n" for e in events)
-        buf += b"".join(orjson.dumps({"a": a}, default=_default, option=_OPT) + b"\n" for a in accounts)
+        lines = [orjson.dumps({"e": e}, option=_EVENT_LINE) for e in events]
+        held = b"".join(lines)
+        buf = held + b"".join(orjson.dumps({"a": a}, default=_default, option=_OPT) + b"\n" for a in accounts)
         buf += b"".join(orjson.dumps({"l": x}, default=_default, option=_OPT) + b"\n" for x in labels)
         buf += b"".join(orjson.dumps({"x": x}, default=_default, option=_OPT) + b"\n" for x in audits)
         with self.turns.aside(), self.lock:  # the turn back only once the lock is free: no batch waits on both
@@ -189,11 +218,11 @@ class Journal:
                 os.fsync(self._fh.fileno())
             self.pending += len(events)
             if live is not None and not (accounts or labels or audits) and self._n_held + len(events) <= HELD_EVENTS:
-                live.extend(events)
+                live.append((held, len(events), max(map(len, lines))))
                 self._n_held += len(events)
                 self._live = live
             elif live is not None:
-                self._n_held -= len(live)
+                self._n_held -= sum(n for _, n, _ in live)
 
     # -- draining -------------------------------------------------------------------
     def _rotate(self) -> str | None:
@@ -233,7 +262,10 @@ class Journal:
                 except orjson.JSONDecodeError:
                     continue  # a torn last line of a crash: that request was never answered 2xx
                 if "e" in rec:
-                    events.append(rec["e"])
+                    e = rec["e"]
+                    if isinstance(e.get("ts"), str):
+                        e["ts"] = datetime.fromisoformat(e["ts"])
+                    events.append(e)
                 elif "a" in rec:
                     accounts.append(rec["a"])
                 elif "l" in rec:
@@ -245,16 +277,23 @@ class Journal:
     def drain_file(self, path: str) -> int:
         """Move one journal file into the store; delete it once committed."""
         held = self._held.get(path)
-        events, accounts, labels, audits = (held, [], [], []) if held is not None else self.read(path)
+        if held is not None:
+            accounts, labels, audits = [], [], []
+            events = lines_to_table(b"".join(b for b, _, _ in held), max(m for _, _, m in held)) if held else None
+        else:
+            events, accounts, labels, audits = self.read(path)
+            events = events_to_table(events) if events else None
+        n = events.num_rows if events is not None else 0
         if self.db:
             from distillguard.store import EventStore
 
             with self.db_lock, EventStore(self.db, privacy=self.privacy) as store:
                 inserted = 0
-                events = _not_forgotten(store.con, events)
+                events = _not_forgotten(store.con, events) if events is not None else None
+                n = events.num_rows if events is not None else 0
                 kept = path in self._kept
-                if events:
-                    inserted, _ = store.append_events([events_to_table(events)], kept=kept)
+                if n:
+                    inserted, _ = store.append_events([events], kept=kept)
                 if accounts:
                     store.append_accounts(accounts_to_table(accounts), kept=kept)
                 if labels:
@@ -282,8 +321,8 @@ class Journal:
         self._kept.discard(path)
         if self._held.pop(path, None) is not None:
             with self.lock:
-                self._n_held -= len(held)
-        return len(events)
+                self._n_held -= sum(k for _, k, _ in held)
+        return n
 
     def flush(self) -> int:
         """Rotate the live journal and drain every pending file; returns events moved."""

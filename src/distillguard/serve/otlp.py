@@ -33,6 +33,7 @@ from fastapi.responses import Response
 from distillguard.ingest.normalize import Reject
 from distillguard.ingest.otlp import (LOGS, TRACES, Item, call_of, caller_identity, decode, is_model_item, map_item,
                                       model_records)
+from distillguard.serve.recent import Recent
 
 __all__ = ["register_otlp", "JoinBuffer", "Released", "decompress"]
 
@@ -101,7 +102,7 @@ class JoinBuffer:
         self.by_trace: dict[str, dict] = {}  # identity attributes seen on other spans of the trace
         self.trace_waiting: dict[str, set[str]] = {}  # trace id -> keys of its waiting calls
         self.expiry: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self.released: OrderedDict[str, None] = OrderedDict()  # span ids whose call went in
+        self.released = Recent(max_items)  # span ids whose call went in (the latest max_items at least)
         self.unjoined = 0  # content records whose call never came
         self.late = 0  # content or details records that came after their call went in
         self._lock = threading.Lock()
@@ -208,9 +209,7 @@ class JoinBuffer:
             return None
         if parts is not None:
             self.by_span.pop(key, None)
-        self.released[key] = None
-        if len(self.released) > self.max_items:
-            self.released.popitem(last=False)
+        self.released.add(key)
         return Released(rec, extra, origin, TRACES if model.kind == "span" else LOGS)
 
 
