@@ -103,6 +103,12 @@ def test_a_real_scan_challenges_ring_members_tied_by_their_hubs_and_no_templated
     # ring's); rarely: 6 of 145 over fit worlds 1008-1014 (docs/scoring.md section 9, "Tied members")
     assert len(tied) >= 5 and sum(label[a]["is_attack"] for a in tied) >= 0.75 * len(tied), tied
     assert any(not ev["joined"] for _, ev in tied.values()), tied  # members of a campaign, tied and challenged
+    joined = sum(ev["joined"] for _, ev in tied.values())
+    assert result.calibration["hub_ties"] == {"min_hubs": 3, "min_share": 0.5, "tied_members": len(tied) - joined,
+                                              "joined": joined}
+    from distillguard.report.html import render_report
+    html = " ".join(render_report(result, {}).split())
+    assert f"reason HUB_TIED): {len(tied) - joined}; accounts that joined a campaign that way from outside (HUB_JOINED): {joined}." in html
     for a, (cid, ev) in tied.items():
         code = HUB_JOIN_CODE if ev["joined"] else HUB_TIE_CODE
         assert rows[a]["campaign_id"] == cid and code in rows[a]["reasons"]

@@ -346,6 +346,13 @@ def _hub_ties(an, belongs: dict, risk, camp: dict, reasons, codes_of) -> dict[st
     return tied
 
 
+def _tie_summary(tied: dict[str, dict], camp: dict) -> dict:
+    """What the hub-tie test did (for the report): its levels, the members it tied and the outsiders that joined."""
+    joined = sum(t["joined"] for t in tied.values())
+    return {"min_hubs": int(camp.get("hub_join_min_hubs", 0)), "min_share": float(camp.get("hub_join_min_share", 0.5)),
+            "tied_members": len(tied) - joined, "joined": joined}
+
+
 def store_inputs(store: EventStore):
     """The canonical events (Ibis, DuckDB-bound) and account metadata of a store."""
     return store.ibis().table("events"), store.con.sql("SELECT * FROM accounts").to_arrow_table()
@@ -501,7 +508,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         n_events=int(features.column("n_events").to_numpy().sum()),
         policy_sha256=policy.sha256,
         calibration={"population": an.baselines.as_dict(), "alert_budget": budget, "campaign_elevation": elevation_report,
-                     "shared_elevation": shared_report,
+                     "shared_elevation": shared_report, "hub_ties": _tie_summary(tied, camp),
                      "analyst_cleared": {"accounts": len(cleared), "lookalikes_without_strong_signals": int(an.lookalikes.sum())},
                      "candidate_communities": len(an.candidates),
                      "behaviour_fit": {s.name: s.fitted() for s in an.signals if isinstance(s, BEHAVIOUR_SIGNALS)}},
