@@ -27,7 +27,8 @@ Then it measures:
    prompt on the span, caller in ``enduser.id``) as protobuf (what SDKs and
    Collectors send), protobuf+gzip and OTLP/JSON of the same spans, against
    ``/v1/events`` with the same number of canonical events per batch, in
-   interleaved slices, the order balanced over rounds; spans/s accepted (``--only-otlp`` runs just this part and the next).
+   interleaved slices, the order balanced over rounds; spans/s accepted (``--only-otlp`` runs just
+   this part and the next).
 5. Scale-out (``--processes N``, default 2; 1 skips it): a real ``redis-server``, then 1 and N
    ``serve --redis`` processes (the N on one store, each with its own journal), the OTLP protobuf and
    ``/v1/events`` batches round-robin over them in interleaved slices; spans/s and events/s for both,
