@@ -27,7 +27,8 @@ Then it measures:
    prompt on the span, caller in ``enduser.id``) as protobuf (what SDKs and
    Collectors send), protobuf+gzip and OTLP/JSON of the same spans, against
    ``/v1/events`` with the same number of canonical events per batch, in
-   interleaved slices; spans/s accepted (``--only-otlp`` runs just this part and the next).
+   interleaved slices, the order balanced over rounds; spans/s accepted (``--only-otlp`` runs just
+   this part and the next).
 5. Scale-out (``--processes N``, default 2; 1 skips it): a real ``redis-server``, then 1 and N
    ``serve --redis`` processes (the N on one store, each with its own journal), the OTLP protobuf and
    ``/v1/events`` batches round-robin over them in interleaved slices; spans/s and events/s for both,
@@ -310,16 +311,30 @@ async def intake(port: int, seconds: float, batch: int = 1000, conns: int = 4, n
 OTLP_MODES = ("events", "protobuf", "protobuf+gzip", "json")
 
 
-async def otlp_intake(port: int, seconds: float, rounds: int = 8, batch: int = 500) -> dict:
+def balanced_orders(modes: tuple, rounds: int) -> list[tuple]:
+    """Each round's mode order, a Williams square (``len(modes)`` even): every mode is first once and
+    follows every other mode once in each ``len(modes)`` rounds. A slice pays for the journal drain of
+    the slice before it (the flusher runs each second, so a slice's last second drains in the next); in a
+    fixed order each mode always had the same predecessor, and the one after ``/v1/events`` came out
+    10-20% ahead (docs/serve.md, "Slice order")."""
+    n = len(modes)
+    first = [0] + [(k + 1) // 2 if k % 2 else n - k // 2 for k in range(1, n)]  # 0, 1, n-1, 2, n-2, ...
+    return [tuple(modes[(i + r) % n] for i in first) for r in range(rounds)]
+
+
+async def otlp_intake(port: int, seconds: float, rounds: int = 8, batch: int = 500, settle: float = 2.0) -> dict:
     """/v1/traces in each encoding and /v1/events (the baseline) in interleaved slices (``seconds`` per
-    mode in all), so that a machine whose load drifts during the run weighs on all of them alike.
-    Enough distinct batches that no mode runs out before its last slice up to ~32,000 items/s."""
+    mode in all), so that a machine whose load drifts during the run weighs on all of them alike; in
+    balanced orders, each round after ``settle`` s for the last round's drain (so the first slice of a
+    round, each mode in turn, follows none). Enough distinct batches that no mode runs out before its
+    last slice up to ~32,000 items/s."""
     n = max(80, int(32_000 * seconds / batch))
     bodies = {m: iter(_canonical_bodies(n, batch, True, "o") if m == "events" else _otlp_bodies(m, n, batch, m[0] + m[-1]))
               for m in OTLP_MODES}
     tot = {m: [0, 0.0] for m in OTLP_MODES}
-    for _ in range(rounds):
-        for m in OTLP_MODES:
+    for order in balanced_orders(OTLP_MODES, rounds):
+        await asyncio.sleep(settle)
+        for m in order:
             got, wall = await _drive(port, bodies[m], "events" if m == "events" else m, batch, seconds / rounds)
             tot[m][0] += got
             tot[m][1] += wall
@@ -593,7 +608,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     (OUT / "bench_serve.json").write_text(json.dumps(results, indent=2))
     o = results["otlp"]
-    print(f"intake, 8 interleaved slices per mode (~{o['events']['seconds']} s in all for each), batches of "
+    print(f"intake, 8 interleaved slices per mode in balanced orders (~{o['events']['seconds']} s in all for each), batches of "
           f"{o['events']['batch']}, 4 connections, fsync before 2xx:")
     for m in OTLP_MODES:
         what = "/v1/events canonical JSON" if m == "events" else f"/v1/traces {m}"
