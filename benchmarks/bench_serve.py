@@ -322,18 +322,17 @@ def balanced_orders(modes: tuple, rounds: int) -> list[tuple]:
     return [tuple(modes[(i + r) % n] for i in first) for r in range(rounds)]
 
 
-async def otlp_intake(port: int, seconds: float, rounds: int = 8, batch: int = 500, settle: float = 2.0) -> dict:
+async def otlp_intake(port: int, seconds: float, rounds: int = 8, batch: int = 500) -> dict:
     """/v1/traces in each encoding and /v1/events (the baseline) in interleaved slices (``seconds`` per
     mode in all), so that a machine whose load drifts during the run weighs on all of them alike; in
-    balanced orders, each round after ``settle`` s for the last round's drain (so the first slice of a
-    round, each mode in turn, follows none). Enough distinct batches that no mode runs out before its
-    last slice up to ~32,000 items/s."""
+    balanced orders, back to back: every slice pays for the drain of the one before, as in steady
+    intake, and no mode always for the same one. Enough distinct batches that no mode runs out before
+    its last slice up to ~32,000 items/s."""
     n = max(80, int(32_000 * seconds / batch))
     bodies = {m: iter(_canonical_bodies(n, batch, True, "o") if m == "events" else _otlp_bodies(m, n, batch, m[0] + m[-1]))
               for m in OTLP_MODES}
     tot = {m: [0, 0.0] for m in OTLP_MODES}
     for order in balanced_orders(OTLP_MODES, rounds):
-        await asyncio.sleep(settle)
         for m in order:
             got, wall = await _drive(port, bodies[m], "events" if m == "events" else m, batch, seconds / rounds)
             tot[m][0] += got
