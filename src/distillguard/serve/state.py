@@ -82,15 +82,14 @@ class MemoryState:
 
     def apply(self, events: list[dict]) -> None:
         with self.lock:
-            accounts, models, start, fold = self.accounts, self.models, self.start_us, BEHAVIOUR.fold
+            accounts, models, start = self.accounts, self.models, self.start_us
             for ev in events:
                 t = to_us(ev["ts"])
                 acc = ev["account_id"]
                 st = accounts.get(acc)
                 if st is None:
                     st = accounts[acc] = AccountState(acc)
-                fold(st.parts, ev, t)  # AccountState.update without its two calls
-                st.version += 1
+                st.update(ev, t)
                 if start is None or t < start:
                     start = t
                 m = ev.get("model")
