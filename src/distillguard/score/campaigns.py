@@ -68,24 +68,11 @@ def hub_holders(memberships: pa.Table, account_ids: list[str], comms: Communitie
     t = memberships.filter(pc.is_in(memberships.column("kind"), pa.array(list(kinds), pa.string())))
     if t.num_rows == 0 or not comms.membership:
         return {}
-    row = _rows_of(t.column("account_id"), account_ids)
     at = _rows_of(t.column("account_id"), list(comms.membership))
     comm = np.where(at >= 0, np.fromiter(comms.membership.values(), np.int64, len(comms.membership))[at], -1)
-    hub = pc.binary_join_element_wise(t.column("kind"), t.column("value"), "\x1f").combine_chunks().dictionary_encode()
-    kind_of = [h.split("\x1f", 1)[0] for h in hub.dictionary.to_pylist()]
-    hub = hub.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    on = (row >= 0) & (comm >= 0)
-    row, comm, hub = row[on], comm[on], hub[on]
-    order = np.lexsort((row, hub, comm))
-    row, comm, hub = row[order], comm[order], hub[order]
-    first = np.r_[True, (comm[1:] != comm[:-1]) | (hub[1:] != hub[:-1])]  # each (community, hub) group's first row
-    keep = first | np.r_[True, row[1:] != row[:-1]]  # one row per holder
-    row, comm, hub, first = row[keep], comm[keep], hub[keep], first[keep]
-    starts = np.flatnonzero(first)
-    sizes = np.diff(np.r_[starts, len(row)])
     out: dict[int, list[tuple[str, np.ndarray]]] = {}
-    for a, n in zip(starts[sizes >= 2].tolist(), sizes[sizes >= 2].tolist()):
-        out.setdefault(int(comm[a]), []).append((kind_of[hub[a]], row[a:a + n]))
+    for group, kind, _, rows in _shared_hubs(t, _rows_of(t.column("account_id"), account_ids), comm):
+        out.setdefault(group, []).append((kind, rows))
     return out
 
 
@@ -93,6 +80,27 @@ def _rows_of(values: pa.ChunkedArray, names) -> np.ndarray:
     """The position of each value in ``names`` (distinct), -1 where it is not there."""
     at = pc.index_in(values, value_set=pa.array(names, pa.string()))
     return pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _shared_hubs(t: pa.Table, row: np.ndarray, group: np.ndarray):
+    """``(group, kind, value, holder rows)`` of each hub (a ``kind``/``value`` row of ``t``) that two or more
+    accounts hold within one group: ``row`` and ``group`` per row of ``t``, -1 where the row is left out.
+    Ordered by group, then hub; holders ascending, each once."""
+    encoded = pc.binary_join_element_wise(t.column("kind"), t.column("value"), "\x1f").combine_chunks().dictionary_encode()
+    hub = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    on = (row >= 0) & (group >= 0)
+    row, group, hub = row[on], group[on], hub[on]
+    order = np.lexsort((row, hub, group))
+    row, group, hub = row[order], group[order], hub[order]
+    first = np.r_[True, (group[1:] != group[:-1]) | (hub[1:] != hub[:-1])]  # each (group, hub)'s first row
+    keep = first | np.r_[True, row[1:] != row[:-1]]  # one row per holder
+    row, group, hub, first = row[keep], group[keep], hub[keep], first[keep]
+    starts = np.flatnonzero(first)
+    sizes = np.diff(np.r_[starts, len(row)])
+    names = encoded.dictionary.to_pylist()
+    for a, n in zip(starts[sizes >= 2].tolist(), sizes[sizes >= 2].tolist()):
+        kind, value = names[hub[a]].split("\x1f", 1)
+        yield int(group[a]), kind, value, row[a:a + n]
 
 
 def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds, values: bool = False,
@@ -105,22 +113,8 @@ def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds, value
     t = weighted.filter(pc.is_in(weighted.column("kind"), pa.array(list(kinds), pa.string())))
     if t.num_rows == 0:
         return []
-    row = _rows_of(t.column("account_id"), account_ids)
-    kind = np.array(t.column("kind").to_pylist(), dtype=object)
-    encoded = pc.binary_join_element_wise(t.column("kind"), t.column("value"), "\x1f").combine_chunks().dictionary_encode()
-    hub = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    order = np.lexsort((row, hub))
-    row, hub, kind = row[order], hub[order], kind[order]
-    keep = row >= 0
-    keep[1:] &= (hub[1:] != hub[:-1]) | (row[1:] != row[:-1])  # one row per holder
-    row, hub, kind = row[keep], hub[keep], kind[keep]
-    starts = np.flatnonzero(np.r_[True, hub[1:] != hub[:-1]])
-    sizes = np.diff(np.r_[starts, len(hub)])
-    if values:
-        names = encoded.dictionary.to_pylist()
-        return [(kind[a], row[a:a + n], names[hub[a]].split("\x1f", 1)[1])
-                for a, n in zip(starts.tolist(), sizes.tolist()) if n >= 2]
-    return [(kind[a], row[a:a + n]) for a, n in zip(starts.tolist(), sizes.tolist()) if n >= 2]
+    shared = _shared_hubs(t, _rows_of(t.column("account_id"), account_ids), np.zeros(t.num_rows, dtype=np.int64))
+    return [(kind, rows, value) if values else (kind, rows) for _, kind, value, rows in shared]
 
 
 def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belongs: dict, hubs: list[tuple],
