@@ -149,6 +149,28 @@ def test_thresholds_rule_stops_at_the_benign_target_and_keeps_fixed_intents():
     assert chosen["rubric_grading"] == 0.5 and report["rubric_grading"]["benign_rate_source_mean"] > 0.01
 
 
+def test_adding_a_source_re_deals_only_its_own_roles_folds():
+    """source_folds deals each role on its own: a new jailbreak source leaves every benign and judge source's
+    fold where it was (the thresholds are chosen on these folds), and each role's sources spread over the folds."""
+    from distillguard.signals.content.corpora import CorpusRecord
+    from distillguard.signals.content.train import source_folds
+
+    def records(sources):
+        return [CorpusRecord("x", s, s, role, "train", "latin") for role, s in sources]
+
+    base = [("benign", f"b{i}") for i in range(7)] + [("rubric_grading", f"r{i}") for i in range(6)]
+    base += [("jailbreak", f"j{i}") for i in range(5)] + [("dataset_synthesis", "s0")]
+    before = source_folds(records(base))
+    for added in ("a_first_by_name", "zz_last_by_name"):
+        after = source_folds(records(base + [("jailbreak", added)]))
+        assert {s: f for s, f in after.items() if not s.startswith(("j", "a_", "zz"))} == \
+            {s: f for s, f in before.items() if not s.startswith("j")}
+    for prefix, n in (("b", 7), ("r", 6), ("j", 5)):
+        folds = [before[f"{prefix}{i}"] for i in range(n)]
+        assert sorted(set(folds)) == [0, 1, 2, 3], prefix
+        assert max(folds.count(f) for f in range(4)) - min(folds.count(f) for f in range(4)) <= 1, prefix
+
+
 def test_package_entries_fetch_into_folders_of_their_own():
     """An entry with a ``dist`` (more files of an already fetched package) gets its own folder, so adding it
     never rewrites the cached folder of the older entry."""

@@ -14,8 +14,9 @@ agendas, tutoring); real jailbreaks and judge prompts add positives. The
 ``eval`` sources are never read here.
 
 ``python -m distillguard.signals.content.train --cv`` prints leave-sources-out
-figures over the *training* sources (4 folds of whole sources; each source
-scored by a model fitted without its fold): the only figures the settings
+figures over the *training* sources (4 folds of whole sources, each role's
+sources dealt on their own; each source scored by a model fitted without its
+fold): the only figures the settings
 below were chosen on. Training runs the same folds first and writes each
 intent's per-prompt decision threshold (:func:`choose_thresholds`) to
 ``prompt_thresholds.yaml``: so the threshold is set on sources the model had
@@ -98,9 +99,20 @@ def fit_intent_scorer(
 
 
 def source_folds(records: list[CorpusRecord], k: int = 4) -> dict[str, int]:
-    """Sources dealt round-robin into ``k`` folds by role, so each fold holds out some of every role."""
-    sources = sorted({(r.role, r.source) for r in records})
-    return {source: i % k for i, (_, source) in enumerate(sources)}
+    """Each role's sources dealt round-robin into ``k`` folds on their own (sorted by name).
+
+    Every fold holds out some of every role with at least ``k`` sources, and a
+    source added to one role re-deals only that role: dealing all roles in one
+    sequence let an added jailbreak source move every judge source, and with
+    them the thresholds chosen on the folds. Each role starts at its own fold
+    (its place in ``benign`` + :data:`INTENTS`, a fixed list) so the roles'
+    remainders do not all land in fold 0.
+    """
+    roles = ("benign", *INTENTS)
+    by_role: dict[str, list[str]] = {}
+    for role, source in sorted({(r.role, r.source) for r in records}):
+        by_role.setdefault(role, []).append(source)
+    return {source: (roles.index(role) + i) % k for role, sources in by_role.items() for i, source in enumerate(sources)}
 
 
 def leave_sources_out(
