@@ -217,7 +217,7 @@ class Analysis:
     @cached_property
     def hubs_kept(self) -> list[tuple]:
         """``(kind, holder rows, value)`` of every hub the link rules keep (:func:`kept_hubs`), found once for the
-        shared-elevation test and the hub joins (each reads the kinds it needs)."""
+        shared-elevation test and the hub ties (each reads the kinds it needs)."""
         rules = load_rules()
         return kept_hubs(self.memberships, self.evidence.account_ids, rules, [r.kind for r in rules], values=True,
                          weighted=self.linked)
