@@ -120,9 +120,12 @@ def _json_field(path: Path, source: dict):
 
 
 def _jsonl_prompt(path: Path, source: dict):
+    """One field per JSON line; a list (a conversation's turns) gives its first item."""
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             value = json.loads(line).get(source["field"])
+            if isinstance(value, list) and value:
+                value = value[0]
             if isinstance(value, str):
                 yield value, None
 
@@ -134,6 +137,23 @@ def _yaml_field(path: Path, source: dict):
         return
     if isinstance(d, dict) and isinstance(d.get(source["field"]), str):
         yield d[source["field"]], path.parent.name
+
+
+_GRAMMAR_SLOT = re.compile(r"\$\{(\w+)\}")
+
+
+def _helm_prompt_grammar(path: Path, source: dict):
+    """HELM's prompt grammar: each ``Root`` text, its ``${Category}`` slots filled from that category (fixed choice)."""
+    rules = yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]
+    slots: dict[str, list[str]] = {}
+    for rule in rules:
+        if rule["category"] != "Root":
+            slots.setdefault(rule["category"], []).extend(e["text"] for e in rule["expansions"])
+    for rule in rules:
+        if rule["category"] == "Root":
+            for e in rule["expansions"]:
+                rng = random.Random(e["text"])
+                yield _GRAMMAR_SLOT.sub(lambda m: rng.choice(slots[m.group(1)]), e["text"]), f"helm/{(rule.get('tags') or ['root'])[0]}"
 
 
 def _string_value(node) -> str | None:
@@ -208,6 +228,7 @@ _PARSERS = {
     "yaml_field": _yaml_field,
     "python_strings": _python_strings,
     "python_assigned_strings": _python_assigned_strings,
+    "helm_prompt_grammar": _helm_prompt_grammar,
     "text_file": _text_file,
     "text_lines": _text_lines,
     "alpaca_outputs": _alpaca_outputs,
