@@ -7,8 +7,7 @@ Per intent, one logistic regression on ``featurize`` features over:
 - the corpora's ``train`` sources (:func:`.corpora.training_records`, near
   duplicates of held-out text removed): a record whose role is the intent is
   a positive, every other record (real benign text, other intents' real
-  prompts) a negative, weight ``REAL_WEIGHT`` times the source's ``weight`` in
-  the manifest (default 1).
+  prompts) a negative, weight ``REAL_WEIGHT``.
 
 Real benign text is the hard negative the bank lacked (fiction, pasted code,
 agendas, tutoring); real jailbreaks and judge prompts add positives. The
@@ -34,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .bank import INTENTS, intent_training_set
-from .corpora import CorporaMissing, CorpusRecord, manifest, training_records
+from .corpora import CorporaMissing, CorpusRecord, training_records
 from .intents import THRESHOLDS_PATH
 from .model import INTENT_C, WEIGHTS_PATH, IntentScorer, featurize, write_weights
 
@@ -77,8 +76,7 @@ def _training_set(intent: str, records: list[CorpusRecord], real_weight: float):
     w = [1.0] * len(texts)
     texts = list(texts) + [r.text for r in records]
     y = list(y) + [int(r.role == intent) for r in records]
-    sources = manifest()["sources"]
-    w = w + [real_weight * sources[r.source].get("weight", 1.0) for r in records]
+    w = w + [real_weight] * len(records)
     return texts, np.asarray(y), np.asarray(w)
 
 
