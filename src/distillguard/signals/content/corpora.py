@@ -120,12 +120,9 @@ def _json_field(path: Path, source: dict):
 
 
 def _jsonl_prompt(path: Path, source: dict):
-    """One field per JSON line; a list (a conversation's turns) gives its first item."""
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             value = json.loads(line).get(source["field"])
-            if isinstance(value, list) and value:
-                value = value[0]
             if isinstance(value, str):
                 yield value, None
 
