@@ -187,9 +187,10 @@ def randomized_scenario(range_name: str, seed: int, exclude: Iterable[str] = (),
     overrides: dict[str, dict] = {a: {} for a in present}
     merged = {a: _merge(DEFAULTS, ARCHETYPES[a], "") for a in present}
     for name, knob in lib["knobs"].items():
-        interval = R["knobs"][name]
+        if knob.get("adaptation_only") and name not in adapted:
+            continue  # archetype default unless an adaptation moves it; no draw, so worlds stay as they were
         targets = [a for a in _group(knob["archetypes"], groups) if a in present]
-        values = _knob_values(rng, knob, interval, targets)
+        values = {} if knob.get("adaptation_only") else _knob_values(rng, knob, R["knobs"][name], targets)
         if name in adapted:
             values = _knob_values(adapt_rng, knob, adapted[name], targets)
         for a, value in values.items():
