@@ -30,7 +30,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from distillguard.errors import UsageError  # noqa: E402
-from distillguard.evaluate.worlds import adaptation_worlds, pooled_rates, pooled_reasons, run_world  # noqa: E402
+from distillguard.evaluate.worlds import adaptation_worlds, pooled_rates, pooled_reasons, run_world, slim  # noqa: E402
 from distillguard.sim.randomize import adaptation, adaptation_names  # noqa: E402
 
 BASELINE = "unadapted"
@@ -78,19 +78,20 @@ def summary(figs: list[dict[str, Any]]) -> dict[str, Any]:
         "campaigns": sum(f["campaigns"] for f in figs),
         "operator_ari": sum(aris) / len(aris) if aris else None,
         "recall_by_type": {a: v["rate"] for a, v in rates.items() if a not in benign},
+        "accounts_by_type": {a: v["n"] for a, v in rates.items() if a not in benign},
         "reasons": {c: v["share"] for c, v in pooled_reasons(figs).items()},
         "scan_s": sum(f["seconds"]["scan"] for f in figs),
     }
 
 
-def _cell(v, base, pct: bool = False, show_delta: bool = True) -> str:
+def _cell(v, base, pct: bool = False, show_delta: bool = True, digits: int = 1) -> str:
     if v is None:
         return "—"
-    txt = f"{100 * v:.1f}%" if pct else f"{v:.3f}"
+    txt = f"{100 * v:.{digits}f}%" if pct else f"{v:.3f}"
     if not show_delta or base is None:
         return txt
     d = v - base
-    return txt + (f" ({100 * d:+.1f})" if pct else f" ({d:+.3f})")
+    return txt + (f" ({100 * d:+.{digits}f})" if pct else f" ({d:+.3f})")
 
 
 def silenced(s: dict, base: dict) -> list[tuple[str, float, float]]:
@@ -114,7 +115,7 @@ def render_summary(sums: dict[str, dict], seeds: list[int]) -> Table:
         lost = ", ".join(f"{c} {100 * b:.0f}%->{100 * a:.0f}%" for c, b, a in silenced(s, base)) if not first else ""
         t.add_row(name, _cell(s["policy_recall"], base["policy_recall"], show_delta=not first),
                   _cell(s["worst_recall"], base["worst_recall"], show_delta=not first),
-                  _cell(s["benign_flag_rate"], base["benign_flag_rate"], pct=True, show_delta=not first), found,
+                  _cell(s["benign_flag_rate"], base["benign_flag_rate"], pct=True, show_delta=not first, digits=2), found,
                   _cell(s["operator_ari"], base["operator_ari"], show_delta=not first), lost or ("—" if not first else ""))
     return t
 
@@ -130,7 +131,8 @@ def render_matrix(sums: dict[str, dict], key: str, title: str) -> Table:
     for r in rows:
         missing = 0.0 if key == "reasons" else None  # a reason nobody carries has share 0; an absent campaign type has no recall
         b = base[key].get(r, missing)
-        t.add_row(r, *[_cell(s[key].get(r, missing), b, pct=True, show_delta=n != BASELINE)
+        label = f"{r} ({base['accounts_by_type'][r]} accounts)" if key == "recall_by_type" and r in base["accounts_by_type"] else r
+        t.add_row(label, *[_cell(s[key].get(r, missing), b, pct=True, show_delta=n != BASELINE)
                        for n, s in sums.items()])
     return t
 
@@ -170,9 +172,8 @@ def main(argv=None) -> int:
                   "simulator worlds (evidence class 2), nothing tuned on them")
     out = args.out or args.work / "adaptation.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    slim = {n: [{k: v for k, v in f.items() if k != "evaluation"} for f in fs] for n, fs in figs.items()}
-    out.write_text(json.dumps({"seeds": seeds, "seconds": round(elapsed), "summary": sums,
-                               "adaptations": {n: adaptation(n) for n in names}, "worlds": slim}, indent=1, default=str) + "\n",
+    out.write_text(json.dumps({"seeds": seeds, "seconds": round(elapsed), "summary": sums, "adaptations": {n: adaptation(n) for n in names},
+                               "worlds": {n: slim(fs) for n, fs in figs.items()}}, indent=1, default=str) + "\n",
                    encoding="utf-8")
     console.print(f"figures: {out}")
     return 0

@@ -27,7 +27,7 @@ from distillguard.sim import simulate
 from distillguard.sim.randomize import protocol, randomized_scenario, world_name
 
 __all__ = ["WorldSpec", "parse_worlds", "report_worlds", "run_world", "world_figures", "judge", "pooled_rates", "dump", "scan_cli",
-           "fit_worlds", "adaptation_worlds", "pooled_reasons"]
+           "fit_worlds", "adaptation_worlds", "pooled_reasons", "slim"]
 
 WorldSpec = tuple[str, int, str]  # (range, seed, family)
 
@@ -204,8 +204,12 @@ def judge(figs: list[dict[str, Any]], loco_type: str | None = None) -> list[dict
     return out
 
 
+def slim(figs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The figures without the bulky full evaluation (what JSON dumps keep)."""
+    return [{k: v for k, v in f.items() if k != "evaluation"} for f in figs]
+
+
 def dump(figs: list[dict[str, Any]], verdicts: list[dict[str, Any]], path: str | Path) -> None:
-    """Write the figures (without the bulky full evaluation) and verdicts as JSON."""
-    slim = [{k: v for k, v in f.items() if k != "evaluation"} for f in figs]
+    """Write the figures (:func:`slim`) and verdicts as JSON."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps({"worlds": slim, "targets": verdicts}, indent=1, default=str) + "\n", encoding="utf-8")
+    Path(path).write_text(json.dumps({"worlds": slim(figs), "targets": verdicts}, indent=1, default=str) + "\n", encoding="utf-8")
