@@ -242,6 +242,7 @@ OTLP_FIELDS: dict[str, list[str]] = {
     "conversation_id": ["gen_ai.conversation.id", "session.id"],
     "client_ip": ["client.address", "metadata.requester_ip_address"],
     "user_agent": ["user_agent.original", "http.user_agent", "metadata.user_agent"],
+    "client_fingerprint": ["client_fingerprint", "tls.client.ja3"],
     "org_id": ["gen_ai.organization.id", "organization.id", "tenant.id", "metadata.user_api_key_team_id",
                "metadata.user_api_key_org_id"],
     "reasoning_effort": ["gen_ai.request.reasoning_effort", "gen_ai.openai.request.reasoning_effort"],

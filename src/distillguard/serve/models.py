@@ -43,6 +43,7 @@ class DecideRequest(BaseModel):
     org_id: Optional[str] = Field(None, max_length=512)
     client_ip: Optional[str] = Field(None, max_length=128)
     user_agent: Optional[str] = Field(None, max_length=2048)
+    client_fingerprint: Optional[str] = Field(None, max_length=2048, description="JA4 / JA3 TLS or HTTP/2 fingerprint")
     model: Optional[str] = Field(None, max_length=512)
     prompt: Optional[Union[str, list[Any]]] = None
     system_prompt: Optional[Union[str, list[Any]]] = None
