@@ -222,7 +222,7 @@ def test_popular_and_per_connection_fingerprints_link_nobody(scanned):
 
 def test_the_decision_service_links_a_new_account_by_its_requests_fingerprint(scanned):
     """A real service on the scanned store: the fingerprint of one request ties a never-seen account to the ring,
-    under the canonical name and under an alias; a popular browser's fingerprint ties nobody."""
+    under the canonical name and under an alias, and at signup; a popular browser's fingerprint ties nobody."""
     from distillguard.serve import Engine, EngineConfig
     from distillguard.serve.testing import RoleAuth, serving
 
@@ -241,7 +241,8 @@ def test_the_decision_service_links_a_new_account_by_its_requests_fingerprint(sc
         by_alias = c.post("/v1/decide", json=request("newcomer-2", ja4=RARE)).json()
         popular = c.post("/v1/decide", json=request("newcomer-3", client_fingerprint=POPULAR[0])).json()
         bare = c.post("/v1/decide", json=request("newcomer-4")).json()
-    for d in (by_field, by_alias):
+        signup = c.post("/v1/accounts/assess", json={"account_id": "signup-1", "client_fingerprint": RARE}).json()
+    for d in (by_field, by_alias, signup):
         assert linked(d) == [{"kind": "client_fingerprint", "value": RARE}], d
         assert d["risk"] > bare["risk"]
     assert linked(popular) == [] and popular["risk"] == bare["risk"]

@@ -118,11 +118,12 @@ class IntakeResult(BaseModel):
 
 
 class AssessRequest(AccountMeta):
-    """Signup-time assessment: account metadata plus the signup request's IP and user agent."""
+    """Signup-time assessment: account metadata plus the signup request's IP, user agent and client fingerprint."""
 
     account_id: str = Field(..., min_length=1, max_length=512)
     client_ip: Optional[str] = Field(None, max_length=128)
     user_agent: Optional[str] = Field(None, max_length=2048)
+    client_fingerprint: Optional[str] = Field(None, max_length=2048)
 
 
 class LabelRequest(BaseModel):
