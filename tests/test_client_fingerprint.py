@@ -246,3 +246,22 @@ def test_the_decision_service_links_a_new_account_by_its_requests_fingerprint(sc
         assert linked(d) == [{"kind": "client_fingerprint", "value": RARE}], d
         assert d["risk"] > bare["risk"]
     assert linked(popular) == [] and popular["risk"] == bare["risk"]
+
+
+@pytest.mark.slow  # a Spark session
+@pytest.mark.skipif(__import__("shutil").which("java") is None or __import__("importlib").util.find_spec("pyspark") is None,
+                    reason="PySpark (distillguard[spark]) and Java 17 are needed")
+def test_spark_reads_the_fingerprint_and_gives_the_content_ids_duckdb_gives(tmp_path):
+    """Parquet without event ids: Spark's canonical events carry the same fingerprint and the same content ids as
+    the DuckDB ingest, for rows with a fingerprint (an alias column) and rows without."""
+    from distillguard.engines.spark import get_session
+    from distillguard.engines.spark_inputs import read_events
+
+    table = pa.table({"timestamp": ["2026-03-01T08:00:00Z", "2026-03-01T08:01:00Z", "2026-03-01T08:02:00Z"],
+                      "user": ["a", "b", "c"], "prompt": ["hi", "hello", "hey"], "input_tokens": [3, 4, 5],
+                      "JA4": ["t13d1516h2_x_y", None, "t13d0912h2_a_b"]})
+    pq.write_table(table, tmp_path / "events.parquet")
+    events, result = read_events(get_session("local[2]", app_name="distillguard-tests"), [tmp_path / "events.parquet"])
+    spark_rows = {(r["event_id"], r["client_fingerprint"]) for r in events.select("event_id", "client_fingerprint").collect()}
+    assert result.accepted == 3
+    assert spark_rows == set(_stored(tmp_path / "events.parquet").items())
