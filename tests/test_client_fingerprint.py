@@ -80,6 +80,40 @@ def test_otlp_span_attribute_tls_client_ja3(tmp_path):
     assert list(_stored(path).values()) == ["e7d705a3286e19ea42f587b344ee6865"]
 
 
+def _traced_request(ja3: str) -> bytes:
+    """openai-v2's capture (the model span names nobody; the app's request span names the caller), with the TLS
+    fingerprint on the app's server span, where the handshake is seen."""
+    from pathlib import Path
+
+    doc = json.loads((Path(__file__).parent / "data" / "otel" / "openai-v2-latest-span.traces.json").read_text())
+    server = next(s for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]
+                  if s["name"] == "handle_request")
+    server["attributes"].append({"key": "tls.client.ja3", "value": {"stringValue": ja3}})
+    return json.dumps(doc).encode()
+
+
+def test_otlp_takes_the_fingerprint_from_the_server_span_of_the_calls_trace(tmp_path):
+    path = tmp_path / "calls.traces.json"
+    path.write_bytes(_traced_request("e7d705a3286e19ea42f587b344ee6865"))
+    with EventStore(":memory:") as store:
+        assert ingest_files([str(path)], store, progress=False).accepted == 1
+        assert store.con.execute("SELECT account_id, client_fingerprint FROM events").fetchall() == [
+            ("acct-capture-1", "e7d705a3286e19ea42f587b344ee6865")]
+
+
+def test_the_services_otlp_intake_takes_it_from_the_trace_too(tmp_path):
+    from test_serve_otlp import JSON, TOKENS, client, post, stored
+
+    from distillguard.serve import Engine, EngineConfig
+    from distillguard.serve.testing import fixture_store, serving
+
+    engine = Engine(EngineConfig(db=str(fixture_store(tmp_path / "dg.duckdb")), refresh_seconds=3600, flush_seconds=0.2))
+    with serving(engine, tokens=TOKENS) as url, client(url) as c:
+        assert post(c, "traces", _traced_request("e7d705a3286e19ea42f587b344ee6865"), JSON).status_code == 200
+        ev, = stored(engine, "account_id = 'acct-capture-1'")
+    assert ev["client_fingerprint"] == "e7d705a3286e19ea42f587b344ee6865"
+
+
 def test_litellm_spend_log_headers_carry_the_cdns_fingerprint(tmp_path):
     row = {"request_id": "ll-1", "api_key": "hk-1", "user": "u-1", "model": "m", "startTime": "2026-03-02T09:00:00+00:00",
            "prompt_tokens": 7, "completion_tokens": 70, "spend": 0.01,
