@@ -230,6 +230,18 @@ def test_a_rare_fingerprint_links_the_ring_across_rotating_ips_and_user_agents(s
     assert "SHARED_INFRA" in accounts["ring-0"]["reasons"]
 
 
+def test_the_console_graph_draws_the_fingerprint_hub(scanned):
+    from distillguard.console.data import graph_data
+
+    campaign = json.loads((scanned / "scan" / "campaigns.json").read_text())["campaigns"][0]
+    con = duckdb.connect(str(scanned / "dg.duckdb"), read_only=True)
+    graph = graph_data(con, campaign)
+    hub = f"h:client_fingerprint:{RARE}"
+    assert hub in {n["data"]["id"] for n in graph["nodes"]}
+    assert sorted(e["data"]["source"] for e in graph["edges"] if e["data"]["target"] == hub) == [
+        f"a:ring-{i}" for i in range(6)]
+
+
 def test_popular_and_per_connection_fingerprints_link_nobody(scanned):
     from distillguard.link import load_rules
     from distillguard.link.memberships import infrastructure
