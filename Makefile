@@ -65,6 +65,12 @@ bench-quality: $(STAMP)
 bench-generalization: $(STAMP)
 	$(BIN)/python benchmarks/bench_generalization.py $(if $(LOCO),--loco $(LOCO)) $(if $(MODEL),--model $(MODEL))
 
+# Adversary adaptation: each operator change of sim/ranges.yaml `adaptations` against the same
+# fit-range worlds unadapted (docs/evaluation.md); ONLY=name,name SEEDS=LO-HI to narrow it.
+.PHONY: bench-adaptation
+bench-adaptation: $(STAMP)
+	$(BIN)/python benchmarks/bench_adaptation.py $(if $(ONLY),--only $(ONLY)) $(if $(SEEDS),--seeds $(SEEDS))
+
 # What redaction before storage and encryption at rest cost (docs/privacy.md).
 bench-privacy: $(STAMP)
 	$(BIN)/python benchmarks/bench_privacy.py

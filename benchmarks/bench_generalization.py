@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/bench_generalization.py [--worlds report] [--loco TYPE] [--glasswally PATH]
                                                  [--model M] [--policy P] [--no-baselines] [--out FILE]
+       python benchmarks/bench_generalization.py --only-glasswally --glasswally PATH   # step 3 alone
        python benchmarks/bench_generalization.py --fit-worlds [--loco TYPE]   # only write the fitting worlds
 
 1. Report worlds (``protocol.report`` of sim/ranges.yaml: the shifted range and
@@ -90,12 +91,17 @@ def glasswally(path: Path, work: Path, scan_args: list[str], with_baselines: boo
                 res["systems"][name] = m
     m = res["systems"]["scan"]
     console.print(render_table(res, title=f"Glasswally labelled set: {path.name}"))
+    formed = pq.read_table(scan_dir / "accounts.parquet", columns=["campaign_id"]).column("campaign_id").drop_null()
     summary = {"campaigns_found": m["campaigns_found"]["found"], "campaigns": m["campaigns_found"]["total"],
+               "campaigns_formed": len(set(formed.to_pylist())), "linkage_ari": m["linkage_ari"],
+               "linkage_ari_all": m["linkage_ari_all"],
                "benign_flagged": m["policy"]["fp"], "benign": res["counts"]["benign"], "roc_auc": m["roc_auc"],
                "policy_recall": m["policy"]["recall"], "pass": m["campaigns_found"]["found"] == m["campaigns_found"]["total"]
                and m["policy"]["fp"] == 0}
     console.print(f"Glasswally: campaigns found {summary['campaigns_found']}/{summary['campaigns']}, benign flagged "
-                  f"{summary['benign_flagged']}/{summary['benign']}, AUC {summary['roc_auc']:.3f} -> "
+                  f"{summary['benign_flagged']}/{summary['benign']}, AUC {summary['roc_auc']:.3f}, campaigns formed "
+                  f"{summary['campaigns_formed']}, linkage ARI {summary['linkage_ari']:.3f} (campaign accounts) / "
+                  f"{summary['linkage_ari_all']:.3f} (all accounts) -> "
                   + ("PASS" if summary["pass"] else "FAIL"), highlight=False)
     return summary
 
@@ -111,6 +117,7 @@ def main(argv=None) -> int:
     ap.add_argument("--glasswally", type=Path, default=os.environ.get("GLASSWALLY_LABELED") or None,
                     help="Glasswally's datasets/labeled_5k.jsonl (default: $GLASSWALLY_LABELED)")
     ap.add_argument("--no-baselines", action="store_true", help="skip the volume, PRADA and MMD baselines")
+    ap.add_argument("--only-glasswally", action="store_true", help="skip the worlds: only Glasswally's labelled set")
     ap.add_argument("--out", type=Path, help="also write every figure as JSON here")
     args = ap.parse_args(argv)
     console = Console(width=max(Console().width, 170))
@@ -122,7 +129,7 @@ def main(argv=None) -> int:
     scan_args = [*(["--model", str(args.model)] if args.model else []), *(["--policy", str(args.policy)] if args.policy else [])]
     t_start = time.perf_counter()
     figs = []
-    for spec in parse_worlds(args.worlds):
+    for spec in [] if args.only_glasswally else parse_worlds(args.worlds):
         t0 = time.perf_counter()
         f = run_world(spec, args.work / "worlds", include=loco, scan_args=scan_args)
         if not args.no_baselines:
@@ -133,16 +140,18 @@ def main(argv=None) -> int:
         figs.append(f)
         console.print(f"{f['world']}: {f['events']:,} events, {f['accounts']:,} accounts; simulate {f['seconds']['simulate']} s, "
                       f"scan {f['seconds']['scan']} s, all {time.perf_counter() - t0:.0f} s", highlight=False)
-    console.print(render_worlds(figs, title="report worlds (never fitted on); baselines flagged at the scan's benign flag rate"))
+    if figs:
+        console.print(render_worlds(figs, title="report worlds (never fitted on); baselines flagged at the scan's benign flag rate"))
     for f in figs:  # the largest benign communities that reached challenge, and what linked them
         comm = f["benign_communities"]
         for entry in comm[:SHOW_COMMUNITIES]:
             console.print(f"  {f['world']} benign community flagged: {describe(entry)}", highlight=False)
         if len(comm) > SHOW_COMMUNITIES:
             console.print(f"  {f['world']}: {len(comm) - SHOW_COMMUNITIES} more (all in --out)", highlight=False)
-    console.print(render_pooled(figs))
-    verdicts = judge(figs, args.loco)
-    console.print(render_verdicts(verdicts))
+    verdicts = judge(figs, args.loco) if figs else []
+    if figs:
+        console.print(render_pooled(figs))
+        console.print(render_verdicts(verdicts))
     gw = None
     if args.glasswally is None or not Path(args.glasswally).is_file():
         console.print("Glasswally: skipped (give --glasswally PATH or $GLASSWALLY_LABELED: datasets/labeled_5k.jsonl "

@@ -57,6 +57,18 @@ def _members(labels) -> dict[str, set]:
     assert "chat" in world["benign_archetypes"]
 
 
+def test_reason_codes_of_campaign_accounts_are_counted_from_the_scan(world):
+    labels = pq.read_table(f"{world['data']}/labels.parquet").to_pylist()
+    scan = pq.read_table(f"{world['data']}/scan/accounts.parquet").to_pylist()
+    attack = {r["account_id"] for r in labels if r["is_attack"]}
+    carrying: dict[str, int] = {}
+    for r in scan:
+        for code in set(r["reasons"] or []) if r["account_id"] in attack else ():
+            carrying[code] = carrying.get(code, 0) + 1
+    assert world["attack_reasons"] == carrying and carrying
+    assert max(carrying.values()) <= world["attack"]
+
+
 def test_targets_are_judged_on_the_worst_world(world):
     good = dict(world, world="good", policy_recall=1.0, benign_flag_rate=0.0, operator_ari=1.0,
                 campaigns_found=world["campaigns"], archetypes={a: {"n": 100, "flagged": 0, "rate": 0.0} for a in world["archetypes"]})

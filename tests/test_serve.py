@@ -149,11 +149,14 @@ def test_request_values_match_the_scan_memberships():
 
     ips = ["203.0.113.7", "2001:DB8:ab:1::5", "10.1.2.3", "not-an-ip", "::1", hash_ip("198.51.100.7", bytes(32)), None]
     uas = ["ua", "ua", None, "ua2", "", "ua", "ua"]
-    t = ibis.memtable(pa.table({"account_id": [f"a{i}" for i in range(len(ips))], "client_ip": ips, "user_agent": uas}))
+    fps = ["t13d1516h2_a_b", None, "t13d1516h2_a_b", "", "e7d705a3", None, "2:0:4:65535"]
+    t = ibis.memtable(pa.table({"account_id": [f"a{i}" for i in range(len(ips))], "client_ip": ips, "user_agent": uas,
+                                "client_fingerprint": fps}))
     want = {(r["account_id"], r["kind"], r["value"]) for r in mb.infrastructure(t).to_pyarrow().to_pylist()}
-    got = {(f"a{i}", k, v) for i, (ip, ua) in enumerate(zip(ips, uas))
-           for k, v in request_values({"client_ip": ip, "user_agent": ua})}
+    got = {(f"a{i}", k, v) for i, (ip, ua, fp) in enumerate(zip(ips, uas, fps))
+           for k, v in request_values({"client_ip": ip, "user_agent": ua, "client_fingerprint": fp})}
     assert got == want and any(k == "subnet" and v.startswith("h:") for _, k, v in got)
+    assert sum(k == "client_fingerprint" for _, k, _ in got) == 4
     meta = pa.table({"account_id": ["a", "b", "c"], "payment_fingerprint": ["FP1", None, "fp2"],
                      "email_domain": ["Mail.example", "x.example", None]})
     want = {(r["account_id"], r["kind"], r["value"]) for r in mb.account_metadata(meta).to_pylist()}

@@ -39,7 +39,7 @@ from distillguard.store import EventStore
 
 __all__ = ["Analysis", "ScanResult", "analyse", "intel_matcher", "run_scan", "store_inputs"]
 
-INDICATOR_KINDS = ("payment_fingerprint", "client_ip", "subnet", "user_agent", "email_domain", "template")
+INDICATOR_KINDS = ("payment_fingerprint", "client_ip", "subnet", "user_agent", "client_fingerprint", "email_domain", "template")
 
 
 @dataclass

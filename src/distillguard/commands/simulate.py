@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
         randomize: Optional[str] = typer.Option(None, "--randomize", help="Draw a randomized world from this named range of sim/ranges.yaml (fit, shifted) with --seed, instead of a scenario."),
         exclude_type: List[str] = typer.Option([], "--exclude-type", help="With --randomize: leave this campaign archetype out (repeatable)."),
         include_type: List[str] = typer.Option([], "--include-type", help="With --randomize: always include this campaign archetype (repeatable)."),
+        adapt: Optional[str] = typer.Option(None, "--adapt", help="With --randomize: the same world with this adversary adaptation of sim/ranges.yaml (short_outputs, low_volume...)."),
         scale: str = typer.Option("1.0", "--scale", help="Multiplies every population's account count (a positive number)."),
         seed: str = typer.Option("0", "--seed", help="Random seed (a non-negative integer); the same seed gives the same content."),
         fmt: str = typer.Option("parquet", "--format", help="Events file format: parquet or jsonl."),
@@ -39,9 +40,9 @@ def register(app: typer.Typer) -> None:
 
             if scenario is not None:
                 raise UsageError("give either --scenario or --randomize, not both")
-            scenario = randomized_scenario(randomize, int(seed), exclude_type, include_type)
-        elif exclude_type or include_type:
-            raise UsageError("--exclude-type and --include-type need --randomize")
+            scenario = randomized_scenario(randomize, int(seed), exclude_type, include_type, adapt)
+        elif exclude_type or include_type or adapt:
+            raise UsageError("--exclude-type, --include-type and --adapt need --randomize")
         summary = simulate(scenario=scenario or "default", scale=scale_f, seed=int(seed), out=out, fmt=fmt.lower(), family=family.lower(),
                            progress=not quiet and not summary_json)
         if summary_json:

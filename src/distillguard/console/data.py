@@ -19,7 +19,8 @@ __all__ = ["PAGE_SIZE", "queue", "campaign_detail", "account_detail", "load_pric
 
 PAGE_SIZE = 50
 STATUSES = ("open", "confirmed", "dismissed", "escalated")
-HUB_KINDS = ("payment_fingerprint", "email_domain", "client_ip", "subnet", "user_agent", "signup_burst")
+HUB_KINDS = ("payment_fingerprint", "email_domain", "client_ip", "subnet", "user_agent", "client_fingerprint",
+             "signup_burst")
 
 
 def load_prices(path: str | Path | None = None) -> dict:
@@ -197,7 +198,8 @@ def account_volume(con, members: list[str], top: int = 12) -> dict:
 
 
 def graph_data(con, ev: dict, max_accounts: int = 150, max_hubs: int = 40) -> dict:
-    """Accounts and the shared hubs (cards, IPs, subnets, user agents, domains, signup bursts) that link them."""
+    """Accounts and the shared hubs (cards, IPs, subnets, user agents, client fingerprints, domains, signup bursts)
+    that link them."""
     members = _members(con, ev)
     risk = {}
     if table_exists(con, "account_results") and members:
@@ -222,6 +224,9 @@ def graph_data(con, ev: dict, max_accounts: int = 150, max_hubs: int = 40) -> di
             if table_exists(con, "events"):
                 q.append("SELECT DISTINCT 'client_ip', client_ip, account_id FROM events JOIN _members USING (account_id)")
                 q.append("SELECT DISTINCT 'user_agent', user_agent, account_id FROM events JOIN _members USING (account_id)")
+                if any(k == "client_fingerprint" for k, _ in wanted):  # a store no scan since wrote lacks the column
+                    q.append("SELECT DISTINCT 'client_fingerprint', client_fingerprint, account_id FROM events "
+                             "JOIN _members USING (account_id)")
                 q.append("SELECT DISTINCT 'subnet', regexp_extract(client_ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24', account_id "
                          "FROM events JOIN _members USING (account_id) WHERE regexp_matches(client_ip, '^\\d+\\.\\d+\\.\\d+\\.\\d+$')")
             if not q:

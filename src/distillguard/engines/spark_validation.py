@@ -26,7 +26,7 @@ import pyarrow as pa
 from distillguard.errors import UsageError
 from distillguard.ingest.base import Quarantined, truncate_raw
 from distillguard.ingest.fields import (
-    EPOCH_UNITS, FALSE_WORDS, FIELD_KEYS, ID_COLUMNS, ID_NULL, ID_SEPARATOR, ISO_TS_PATTERN, KEY_TO_FIELD, KIND,
+    EPOCH_UNITS, FALSE_WORDS, FIELD_KEYS, ID_ADDED, ID_COLUMNS, ID_NULL, ID_SEPARATOR, ISO_TS_PATTERN, KEY_TO_FIELD, KIND,
     NUMBER_PATTERN, STATUS_SYNONYMS, TRUE_WORDS, TS_MAX, TS_MIN,
 )
 from distillguard.ingest.normalize import Reject, normalize, rows_to_batch
@@ -205,7 +205,8 @@ def plan(schema):
     ok = ok & exprs["ts"].isNotNull() & exprs["account_id"].isNotNull()
     exprs["extra"], extra_ok = _extra(col, unknown, extra_col)
     ok = F.coalesce(ok & extra_ok, F.lit(False))
-    content = F.md5(F.concat_ws(ID_SEPARATOR, *[_id_text(c, exprs[c]) for c in ID_COLUMNS]))
+    content = F.md5(F.concat_ws(ID_SEPARATOR, *[_id_text(c, exprs[c]) for c in ID_COLUMNS],
+                                *[exprs[c].cast("string") for c in ID_ADDED]))  # NULL skipped, as in EVENT_ID_SQL
     exprs["event_id"] = F.coalesce(exprs["event_id"], content)
     return {f: exprs[f] for f in EVENT_SCHEMA.names}, ok, [col(n) for n in schema.names]
 

@@ -5,13 +5,15 @@ unless it is already on disk, scans it with ``distillguard scan`` (the CLI, in a
 child process: exactly what a user runs) and scores it with :func:`evaluate`.
 ``judge`` compares the per-world figures with the issue's targets
 (``protocol.targets`` in ``sim/ranges.yaml``): the worst world decides, not
-the mean. ``distillguard evaluate --worlds`` and
-``benchmarks/bench_generalization.py`` both use it; see docs/evaluation.md.
+the mean. ``distillguard evaluate --worlds``, ``benchmarks/bench_generalization.py``
+and ``benchmarks/bench_adaptation.py`` (adapted worlds: ``adaptation_worlds``,
+``run_world(..., adaptation=NAME)``, ``pooled_reasons``) use it; see docs/evaluation.md.
 """
 from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 import sys
 import time
 from pathlib import Path
@@ -25,7 +27,7 @@ from distillguard.sim import simulate
 from distillguard.sim.randomize import protocol, randomized_scenario, world_name
 
 __all__ = ["WorldSpec", "parse_worlds", "report_worlds", "run_world", "world_figures", "judge", "pooled_rates", "dump", "scan_cli",
-           "fit_worlds"]
+           "fit_worlds", "adaptation_worlds", "pooled_reasons", "slim"]
 
 WorldSpec = tuple[str, int, str]  # (range, seed, family)
 
@@ -53,6 +55,16 @@ def report_worlds() -> list[WorldSpec]:
             for s in range(r["seeds"][0], r["seeds"][1] + 1)]
 
 
+def adaptation_worlds(seeds: Iterable[int] | None = None) -> list[WorldSpec]:
+    """The worlds adversary adaptations are applied to: ``protocol.adaptation``'s range on ``seeds`` (default: its seeds)."""
+    spec = protocol()["adaptation"]
+    if seeds is None:
+        seeds = range(spec["seeds"][0], spec["seeds"][1] + 1)
+    out = [(spec["range"], int(s), spec.get("family", "holdout")) for s in seeds]
+    _never_fitted(out)
+    return out
+
+
 def _never_fitted(worlds: Iterable[WorldSpec]) -> None:
     fit = protocol()["fit"]
     lo, hi = fit["seeds"]
@@ -77,15 +89,15 @@ def fit_worlds(work: str | Path, exclude: Iterable[str] = ()) -> list[Path]:
 
 
 def run_world(spec: WorldSpec, work: str | Path, exclude: Iterable[str] = (), include: Iterable[str] = (),
-              scale: float = 1.0, scan_args: Iterable[str] = ()) -> dict[str, Any]:
-    """Simulate (if absent), scan and evaluate one world; returns its figures (:func:`world_figures`)."""
+              scale: float = 1.0, scan_args: Iterable[str] = (), adaptation: str | None = None) -> dict[str, Any]:
+    """Simulate (if absent), scan and evaluate one world (adapted by ``adaptation``); returns :func:`world_figures`."""
     rn, seed, family = spec
-    name = (world_name(rn, seed, exclude) + (f"-with-{'-'.join(sorted(include))}" if include else "")
+    name = (world_name(rn, seed, exclude, adaptation) + (f"-with-{'-'.join(sorted(include))}" if include else "")
             + (f"-x{scale:g}" if scale != 1.0 else ""))
     data = Path(work) / name
     t0 = time.perf_counter()
     if not (data / "labels.parquet").exists():
-        simulate(randomized_scenario(rn, seed, exclude, include), scale=scale, seed=seed, out=data, family=family)
+        simulate(randomized_scenario(rn, seed, exclude, include, adaptation), scale=scale, seed=seed, out=data, family=family)
     sim_s = time.perf_counter() - t0
     scan_dir = data / "scan"
     t0 = time.perf_counter()
@@ -93,7 +105,7 @@ def run_world(spec: WorldSpec, work: str | Path, exclude: Iterable[str] = (), in
     scan_s = time.perf_counter() - t0
     fig = world_figures(data / "labels.parquet", scan_dir)
     n_events = pq.ParquetFile(data / "events.parquet").metadata.num_rows
-    fig.update(world=name, range=rn, seed=seed, family=family, data=str(data), events=n_events,
+    fig.update(world=name, range=rn, seed=seed, family=family, adaptation=adaptation, data=str(data), events=n_events,
                seconds={"simulate": round(sim_s, 1), "scan": round(scan_s, 1)})
     return fig
 
@@ -129,8 +141,26 @@ def world_figures(labels_path: str | Path, scan_dir: str | Path) -> dict[str, An
         "archetypes": {a: m["flag_rate_by_archetype"][a] for a in m["flag_rate_by_archetype"]},
         "benign_archetypes": benign_arch,
         "benign_communities": res["benign_communities"],
+        "attack_reasons": _attack_reasons(lab, scan_dir),
         "evaluation": res,
     }
+
+
+def _attack_reasons(lab, scan_dir: str | Path) -> dict[str, int]:
+    """How many campaign accounts carry each reason code in the scan's ``accounts.parquet``."""
+    attack = {a for a, y in zip(lab.account_id, lab.is_attack) if y}
+    t = pq.read_table(Path(scan_dir) / "accounts.parquet", columns=["account_id", "reasons"])
+    return dict(Counter(code for a, codes in zip(t.column("account_id").to_pylist(), t.column("reasons").to_pylist())
+                        if a in attack for code in set(codes or [])))
+
+
+def pooled_reasons(figs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Share of campaign accounts carrying each reason code, pooled over worlds: ``{code: {n, carrying, share}}``."""
+    n = sum(f["attack"] for f in figs)
+    pool: Counter = Counter()
+    for f in figs:
+        pool.update(f["attack_reasons"])
+    return {c: {"n": n, "carrying": k, "share": k / n if n else None} for c, k in sorted(pool.items())}
 
 
 def pooled_rates(figs: list[dict[str, Any]], archetypes: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -174,8 +204,12 @@ def judge(figs: list[dict[str, Any]], loco_type: str | None = None) -> list[dict
     return out
 
 
+def slim(figs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The figures without the bulky full evaluation (what JSON dumps keep)."""
+    return [{k: v for k, v in f.items() if k != "evaluation"} for f in figs]
+
+
 def dump(figs: list[dict[str, Any]], verdicts: list[dict[str, Any]], path: str | Path) -> None:
-    """Write the figures (without the bulky full evaluation) and verdicts as JSON."""
-    slim = [{k: v for k, v in f.items() if k != "evaluation"} for f in figs]
+    """Write the figures (:func:`slim`) and verdicts as JSON."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps({"worlds": slim, "targets": verdicts}, indent=1, default=str) + "\n", encoding="utf-8")
+    Path(path).write_text(json.dumps({"worlds": slim(figs), "targets": verdicts}, indent=1, default=str) + "\n", encoding="utf-8")

@@ -38,6 +38,7 @@ __all__ = [
     "ID_SEPARATOR",
     "ID_NULL",
     "ID_COLUMNS",
+    "ID_ADDED",
     "epoch_scale",
 ]
 
@@ -114,9 +115,14 @@ ISO_TS_PATTERN = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2
 
 ID_SEPARATOR = chr(31)
 ID_NULL = chr(0)
-ID_COLUMNS: list[str] = [c for c in EVENT_SCHEMA.names if c != "event_id"]
+ID_ADDED: tuple[str, ...] = ("client_fingerprint",)
+"""Columns added to the schema after content ids were first issued: they enter an id after
+:data:`ID_COLUMNS` and only when present (NULL is skipped, not ``ID_NULL``), so an event without
+them keeps the id it always had and re-ingesting an old log into an old store adds nothing."""
+ID_COLUMNS: list[str] = [c for c in EVENT_SCHEMA.names if c != "event_id" and c not in ID_ADDED]
 """An event without an id gets the MD5 of these columns' text (``ts`` as epoch microseconds,
-NULL as ``ID_NULL``) joined by ``ID_SEPARATOR``: see ``sqlfast.EVENT_ID_SQL``."""
+NULL as ``ID_NULL``), then of the present :data:`ID_ADDED` columns, joined by ``ID_SEPARATOR``:
+see ``sqlfast.EVENT_ID_SQL``."""
 
 
 def epoch_scale(x: float) -> float:

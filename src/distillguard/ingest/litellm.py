@@ -6,7 +6,7 @@ from typing import ClassVar, Iterator
 from distillguard.ingest.base import ReadBatch
 from distillguard.ingest.normalize import Reject, flatten_messages
 from distillguard.ingest.records import _collect, _csv_records, _jsonish, _response_text, iter_json_records
-from distillguard.request_params import OPENAI_REQUEST_PARAMS
+from distillguard.request_params import OPENAI_REQUEST_PARAMS, fingerprint_of_headers
 
 __all__ = ["LiteLLMSource", "map_litellm"]
 
@@ -50,6 +50,9 @@ def map_litellm(row: dict):
         ua = meta.get("user_agent") or headers.get("user-agent") or headers.get("User-Agent")
         if ua:
             rec["user_agent"] = ua
+        fp = fingerprint_of_headers(headers)
+        if fp and not rec.get("client_fingerprint"):
+            rec["client_fingerprint"] = fp
         for k in ("user_api_key_alias", "user_api_key_user_id", "status", "error_information"):
             if meta.get(k) not in (None, "", {}):
                 extra[f"metadata.{k}"] = meta[k]

@@ -242,6 +242,7 @@ OTLP_FIELDS: dict[str, list[str]] = {
     "conversation_id": ["gen_ai.conversation.id", "session.id"],
     "client_ip": ["client.address", "metadata.requester_ip_address"],
     "user_agent": ["user_agent.original", "http.user_agent", "metadata.user_agent"],
+    "client_fingerprint": ["client_fingerprint", "tls.client.ja3"],
     "org_id": ["gen_ai.organization.id", "organization.id", "tenant.id", "metadata.user_api_key_team_id",
                "metadata.user_api_key_org_id"],
     "reasoning_effort": ["gen_ai.request.reasoning_effort", "gen_ai.openai.request.reasoning_effort"],
@@ -256,6 +257,10 @@ IDENTITY: dict[str, list[str]] = {
     "key": ["metadata.user_api_key_hash", "gen_ai.api_key.id", "api_key.id"],
 }
 IDENTITY_ATTRS = tuple(a for names in IDENTITY.values() for a in names)
+TRACE_CLIENT_ATTRS = tuple(OTLP_FIELDS["client_fingerprint"])
+"""Client attributes a model call takes from another span of its trace when it carries none: the server
+span sees the TLS handshake (semantic conventions record ``tls.client.ja3`` there), the model
+instrumentation does not."""
 _NO_IDENTITY = dict.fromkeys(IDENTITY)
 _MESSAGE_ATTRS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.prompt", "gen_ai.completion",
                   "llm.invocation_parameters", "input.value", "output.value")
@@ -322,15 +327,17 @@ def _fill(attrs: dict, more: dict) -> None:
             attrs[k] = v
 
 
-def _merge(model: Item, parts: list[Item], caller: dict | None = None) -> Item:
+def _merge(model: Item, parts: list[Item], caller: dict | None = None, client: dict | None = None) -> Item:
     """The model item with what its log records, span events, raw-request child and trace add (fills, never overrides).
 
     ``caller``: identity attributes another span of the trace carries (the application's request span
-    names the end user where the model instrumentation cannot, as with openai-v2).
+    names the end user where the model instrumentation cannot, as with openai-v2); ``client``: the
+    :data:`TRACE_CLIENT_ATTRS` of the trace's other spans.
     """
     attrs = dict(model.attrs)
-    if caller and not any(attrs.get(a) not in (None, "") for a in IDENTITY_ATTRS):
-        _fill(attrs, caller)
+    for given, names in ((caller, IDENTITY_ATTRS), (client, TRACE_CLIENT_ATTRS)):
+        if given and not any(attrs.get(a) not in (None, "") for a in names):
+            _fill(attrs, given)
     inputs: list = []
     outputs: list = []
     for name, eattrs, body in [*model.events, *((p.name, p.attrs, p.body) for p in parts if p.kind == "log")]:
@@ -490,9 +497,10 @@ def call_of(it: Item) -> str | None:
     return None
 
 
-def caller_identity(it: Item) -> dict:
-    """The caller a (non-model) span names, e.g. an app's request span with ``enduser.id``."""
-    return {a: it.attrs[a] for a in IDENTITY_ATTRS if it.attrs.get(a) not in (None, "")}
+def caller_identity(it: Item, names: tuple[str, ...] = IDENTITY_ATTRS) -> dict:
+    """The caller a (non-model) span names, e.g. an app's request span with ``enduser.id`` (or, with
+    ``names``, other attributes of the caller, e.g. its TLS fingerprint)."""
+    return {a: it.attrs[a] for a in names if it.attrs.get(a) not in (None, "")}
 
 
 def model_records(items: list[Item]) -> tuple[list[tuple[dict, dict]], list[Item]]:
@@ -506,6 +514,7 @@ def model_records(items: list[Item]) -> tuple[list[tuple[dict, dict]], list[Item
     parts: dict[str, list[Item]] = {}
     order: list[Item] = []
     callers: dict[str, dict] = {}  # trace id -> identity attributes on its other spans
+    clients: dict[str, dict] = {}  # trace id -> TRACE_CLIENT_ATTRS on its other spans
     for it in items:
         if is_model_item(it):
             key = it.span_id or f"#{len(order)}"
@@ -522,11 +531,12 @@ def model_records(items: list[Item]) -> tuple[list[tuple[dict, dict]], list[Item
         elif call := call_of(it):
             parts.setdefault(call, []).append(it)
         elif it.kind == "span":
-            ident = caller_identity(it)
-            if ident:
-                callers.setdefault(it.trace_id, {}).update(ident)
-    out = [map_item(_merge(m, parts.pop(m.span_id, []) if m.span_id else [], callers.get(m.trace_id)))
-           for m in order]
+            for found, names in ((callers, IDENTITY_ATTRS), (clients, TRACE_CLIENT_ATTRS)):
+                attrs = caller_identity(it, names)
+                if attrs:
+                    found.setdefault(it.trace_id, {}).update(attrs)
+    out = [map_item(_merge(m, parts.pop(m.span_id, []) if m.span_id else [], callers.get(m.trace_id),
+                           clients.get(m.trace_id))) for m in order]
     return out, [p for ps in parts.values() for p in ps]
 
 

@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from distillguard.ingest.fields import (
-    CANONICAL, EPOCH_UNITS, FALSE_WORDS, ID_COLUMNS, ID_NULL, ID_SEPARATOR, KIND, STATUS_SYNONYMS, TRUE_WORDS,
+    CANONICAL, EPOCH_UNITS, FALSE_WORDS, ID_ADDED, ID_COLUMNS, ID_NULL, ID_SEPARATOR, KIND, STATUS_SYNONYMS, TRUE_WORDS,
     TS_MAX, TS_MIN,
 )
 from distillguard.schema import EVENT_SCHEMA
@@ -53,9 +53,11 @@ def _id_part(col: str) -> str:
     return f"coalesce(CAST({q(col)} AS VARCHAR), chr({ord(ID_NULL)}))"
 
 
-EVENT_ID_SQL = f"md5(concat_ws(chr({ord(ID_SEPARATOR)}), {', '.join(_id_part(c) for c in ID_COLUMNS)}))"
+EVENT_ID_SQL = (f"md5(concat_ws(chr({ord(ID_SEPARATOR)}), {', '.join(_id_part(c) for c in ID_COLUMNS)}"
+                + "".join(f", CAST({q(c)} AS VARCHAR)" for c in ID_ADDED) + "))")
 """Deterministic id of an event without one: MD5 of its canonical content
-(every canonical column and ``extra``, :data:`~distillguard.ingest.fields.ID_COLUMNS`),
+(every canonical column and ``extra``, :data:`~distillguard.ingest.fields.ID_COLUMNS`, then the
+present :data:`~distillguard.ingest.fields.ID_ADDED` ones: ``concat_ws`` skips a NULL),
 so the same record always gets the same id and a re-ingest adds nothing. The
 one id expression of every engine: the Spark engine runs it through DuckDB."""
 

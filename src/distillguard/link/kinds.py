@@ -1,8 +1,8 @@
 """Link kinds as units: each kind of shared evidence declared once.
 
 A :class:`LinkKind` carries everything the scan and the service need to know
-about one kind (payment fingerprint, client IP, subnet, user agent, e-mail
-domain, signup burst, template, lockstep): its tunable numbers and reason code
+about one kind (payment fingerprint, client IP, subnet, user agent, client
+TLS/HTTP2 fingerprint, e-mail domain, signup burst, template, lockstep): its tunable numbers and reason code
 (``rules.yaml``, :class:`~distillguard.link.rules.LinkRule`: weight, share
 limits, attachment, ``reason``, ``online_risk``), the evidence column it feeds
 (``link_<column>`` of the evidence matrix), and how its values are read: from
@@ -70,6 +70,7 @@ _DECLARED: dict[str, _Declared] = {
     "client_ip": _Declared("infra", lambda e: e.get("client_ip"), lambda t: t.client_ip),
     "subnet": _Declared("infra", lambda e: subnet_of_ip(e.get("client_ip")), _subnet_expr),
     "user_agent": _Declared("infra", lambda e: e.get("user_agent"), lambda t: t.user_agent),
+    "client_fingerprint": _Declared("infra", lambda e: e.get("client_fingerprint"), lambda t: t.client_fingerprint),
     "email_domain": _Declared("infra", from_account=True),
     "signup_burst": _Declared("signup_burst"),  # memberships.signup_bursts (and the service's signup check)
     "template": _Declared("template"),  # memberships.templates, per request: serve.campaigns.template_values
@@ -86,7 +87,7 @@ class LinkKind:
     rule
         Its tunable numbers and reason code (``rules.yaml``).
     column
-        The evidence column it feeds, ``link_<column>``; the four
+        The evidence column it feeds, ``link_<column>``; the five
         infrastructure kinds share ``link_infra``.
     request_value, request_expr
         Its value in one request (a canonical event dict) and the same as an

@@ -47,11 +47,23 @@ def _table(account_ids, kind: str, values) -> pa.Table:
 def infrastructure(events: ir.Table) -> ir.Table:
     """Distinct values per account of the link kinds read from requests (:mod:`distillguard.link.kinds`):
     client IPs, /24 (IPv4) or /48 (IPv6) subnets (a keyed-hash IP carries its subnet's hash:
-    :mod:`distillguard.privacy.keyed`) and user agents."""
-    parts = [events.select("account_id", kind=ibis.literal(k.name), value=k.request_expr(events))
+    :mod:`distillguard.privacy.keyed`), user agents and client fingerprints (but not those of an
+    account that draws a new one per connection: ``max_distinct_share`` of the kind's rule)."""
+    parts = [_stable(events.select("account_id", kind=ibis.literal(k.name), value=k.request_expr(events)), k.rule)
              for k in link_kinds().values() if k.request_expr is not None]
     u = ibis.union(*parts, distinct=True)
     return u.filter(u.value.notnull() & (u.value != ""))
+
+
+def _stable(values: ir.Table, rule) -> ir.Table:
+    """``values`` (one row per request) without the accounts whose values change per connection (the rule's
+    ``max_distinct_share`` of at least ``stable_min_requests`` requests with a value)."""
+    if rule.max_distinct_share is None:
+        return values
+    v = values.filter(values.value.notnull() & (values.value != ""))
+    per = v.group_by("account_id").aggregate(n=v.count(), d=v.value.nunique())
+    randomising = per.filter((per.n >= rule.stable_min_requests) & (per.d > rule.max_distinct_share * per.n))
+    return values.anti_join(randomising.select("account_id"), "account_id")
 
 
 def _with_retained(infra: ir.Table, events: ir.Table) -> ir.Table:

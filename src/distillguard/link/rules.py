@@ -25,6 +25,11 @@ class LinkRule:
     into big communities, so it does not apply. ``reason`` is the reason
     code the evidence supports; ``online_risk`` the risk one shared value of
     this kind gives a new account in the decision service (None: not linked online).
+    ``max_distinct_share`` (kinds read from requests): an account whose
+    requests (at least ``stable_min_requests`` with a value) carry more
+    distinct values than this share of them draws a new value per connection
+    (a randomised TLS ClientHello): its values describe no client and link
+    nobody, and by chance collisions they would join unrelated accounts.
     """
 
     kind: str
@@ -36,6 +41,8 @@ class LinkRule:
     min_cap: int = 50
     small_scan: int = 1000
     online_risk: float | None = None
+    max_distinct_share: float | None = None
+    stable_min_requests: int = 4
 
     def hub_weight(self, k: int, n: int) -> float:
         return float(self.hub_weights(np.array([k], dtype=float), n)[0])

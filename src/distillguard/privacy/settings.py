@@ -10,7 +10,7 @@ in Python). Fields come in three kinds:
 * prompt texts (prompt, system prompt, response): ``store.prompts`` decides;
 * other free text (``extra``, a signup path): redacted unless ``prompts: full``;
 * identifiers and linkage values (event, account, key, org, conversation
-  ids, model, user agent, payment fingerprint): kept, except a value holding
+  ids, model, user agent, client fingerprint, payment fingerprint): kept, except a value holding
   personal or secret data (an account id that is an e-mail address, a user
   agent with a contact address), which becomes a keyed pseudonym: equal
   values stay equal, so linkage and joins work as before;
@@ -39,7 +39,7 @@ PROMPT_MODES = ("redacted", "full", "sampled", "none")
 TEXT_FIELDS = ("prompt", "system_prompt", "response")
 FREE_TEXT = ("extra", "signup_path")
 ID_FIELDS = ("event_id", "account_id", "api_key_id", "org_id", "conversation_id", "model", "user_agent",
-             "payment_fingerprint", "email_domain")
+             "client_fingerprint", "payment_fingerprint", "email_domain")
 _SETTINGS = {"prompts", "sample_rate", "identifiers", "identifier_key_file", "retention_days"}
 
 

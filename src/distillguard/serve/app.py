@@ -278,9 +278,9 @@ def _gateway_routes(app: FastAPI, engine, met, decision, max_body_bytes: int) ->
     def assess(req: AssessRequest) -> dict:
         """Signup-time decision from account metadata alone (before any request)."""
         body = req.model_dump(exclude_none=True)
-        ip, ua = body.pop("client_ip", None), body.pop("user_agent", None)
+        ip, ua, fp = body.pop("client_ip", None), body.pop("user_agent", None), body.pop("client_fingerprint", None)
         try:
-            return engine.assess(body, ip, ua)
+            return engine.assess(body, ip, ua, fp)
         except Reject as rej:
             raise _refused_field(rej) from None
 

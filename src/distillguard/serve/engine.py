@@ -390,11 +390,13 @@ class Engine:
         return self._shape(account_id or "unknown", action, f"fail-{self.policy.fail}",
                            self.policy.ttl_seconds.get(action, 60), 0.0, reasons, None)
 
-    def assess(self, meta: dict, client_ip: str | None = None, user_agent: str | None = None) -> dict:
+    def assess(self, meta: dict, client_ip: str | None = None, user_agent: str | None = None,
+               client_fingerprint: str | None = None) -> dict:
         """Signup-time decision from metadata alone: campaign indicators and signup bursts."""
         row = self.intake.put_account(meta)
         acc = row["account_id"]
-        d = self.decide({"account_id": acc, "client_ip": client_ip, "user_agent": user_agent})
+        d = self.decide({"account_id": acc, "client_ip": client_ip, "user_agent": user_agent,
+                         "client_fingerprint": client_fingerprint})
         window = None if row.get("created_at") is None else self.signups.burst(
             acc, int(row["created_at"].timestamp() * 1_000_000))
         if window is None:

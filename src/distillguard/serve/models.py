@@ -43,6 +43,7 @@ class DecideRequest(BaseModel):
     org_id: Optional[str] = Field(None, max_length=512)
     client_ip: Optional[str] = Field(None, max_length=128)
     user_agent: Optional[str] = Field(None, max_length=2048)
+    client_fingerprint: Optional[str] = Field(None, max_length=2048, description="JA4 / JA3 TLS or HTTP/2 fingerprint")
     model: Optional[str] = Field(None, max_length=512)
     prompt: Optional[Union[str, list[Any]]] = None
     system_prompt: Optional[Union[str, list[Any]]] = None
@@ -117,11 +118,12 @@ class IntakeResult(BaseModel):
 
 
 class AssessRequest(AccountMeta):
-    """Signup-time assessment: account metadata plus the signup request's IP and user agent."""
+    """Signup-time assessment: account metadata plus the signup request's IP, user agent and client fingerprint."""
 
     account_id: str = Field(..., min_length=1, max_length=512)
     client_ip: Optional[str] = Field(None, max_length=128)
     user_agent: Optional[str] = Field(None, max_length=2048)
+    client_fingerprint: Optional[str] = Field(None, max_length=2048)
 
 
 class LabelRequest(BaseModel):

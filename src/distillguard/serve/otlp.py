@@ -31,8 +31,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from distillguard.ingest.normalize import Reject
-from distillguard.ingest.otlp import (LOGS, TRACES, Item, call_of, caller_identity, decode, is_model_item, map_item,
-                                      model_records)
+from distillguard.ingest.otlp import (IDENTITY_ATTRS, LOGS, TRACE_CLIENT_ATTRS, TRACES, Item, call_of, caller_identity,
+                                      decode, is_model_item, map_item, model_records)
 from distillguard.serve.recent import Recent
 
 __all__ = ["register_otlp", "JoinBuffer", "Released", "decompress"]
@@ -138,7 +138,7 @@ class JoinBuffer:
                     self._keep(("span", call), now)
                     touched.add(call)
                 elif it.kind == "span" and it.trace_id:
-                    ident = caller_identity(it)
+                    ident = caller_identity(it, IDENTITY_ATTRS + TRACE_CLIENT_ATTRS)  # split again by model_records
                     if ident:
                         self.by_trace.setdefault(it.trace_id, {}).update(ident)
                         self._keep(("trace", it.trace_id), now)

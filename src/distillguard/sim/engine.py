@@ -204,6 +204,7 @@ def _gen_chunk(ctx: _Ctx, P: PopAccounts, accs: np.ndarray, rng: np.random.Gener
         "org_id": infra["org_id"],
         "client_ip": infra["client_ip"],
         "user_agent": infra["user_agent"],
+        "client_fingerprint": pa.nulls(c.N, pa.string()),  # simulated clients log none
         "model": model,
         "prompt": prompt,
         "system_prompt": system_prompt,

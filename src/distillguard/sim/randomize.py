@@ -5,8 +5,10 @@ as a scenario YAML file) whose populations, sizes and behaviour knobs are drawn
 from ``ranges.yaml`` with ``seed``; :func:`distillguard.sim.simulate` accepts it
 as ``scenario``. The same range and seed always give the same mapping.
 ``exclude`` drops campaign archetypes (leave-one-campaign-type-out fitting);
-``include`` forces them in (evaluating the left-out type). See
-docs/simulator.md, "Randomized worlds".
+``include`` forces them in (evaluating the left-out type); ``adaptation``
+names an adversary adaptation (``adaptations`` of ranges.yaml): the same world,
+with only that adaptation's operator knobs redrawn from its intervals. See
+docs/simulator.md, "Randomized worlds" and "Adversary adaptations".
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import yaml
 from distillguard.errors import UsageError
 from distillguard.sim.scenario import _FREE, ARCHETYPES, DEFAULTS, _merge
 
-__all__ = ["range_names", "randomized_scenario", "protocol", "campaign_types", "world_name"]
+__all__ = ["range_names", "randomized_scenario", "protocol", "campaign_types", "world_name", "adaptation_names", "adaptation"]
 
 _BASE_MODELS = {"base": {"orion-2": 0.55, "orion-2-mini": 0.3, "orion-2-reasoner": 0.15},
                 "reasoning": ["orion-2-reasoner", "orion-3"]}
@@ -48,9 +50,28 @@ def protocol() -> dict:
     return copy.deepcopy(_library()["protocol"])
 
 
-def world_name(range_name: str, seed: int, exclude: Iterable[str] = ()) -> str:
+def world_name(range_name: str, seed: int, exclude: Iterable[str] = (), adaptation: str | None = None) -> str:
     ex = sorted(exclude)
-    return f"{range_name}-{seed}" + (f"-without-{'-'.join(ex)}" if ex else "")
+    return f"{range_name}-{seed}" + (f"-without-{'-'.join(ex)}" if ex else "") + (f"-adapt-{adaptation}" if adaptation else "")
+
+
+def adaptation_names() -> list[str]:
+    return sorted(_library().get("adaptations", {}))
+
+
+def adaptation(name: str) -> dict:
+    """One adversary adaptation of ranges.yaml, ``{why, knobs: {knob: interval}}``; only campaign knobs may move."""
+    lib = _library()
+    if name not in lib.get("adaptations", {}):
+        raise UsageError(f"unknown adaptation {name!r}; adaptations: {', '.join(adaptation_names())}")
+    spec = copy.deepcopy(lib["adaptations"][name])
+    attack = set(lib["groups"]["attack"])
+    for knob in spec["knobs"]:
+        if knob not in lib["knobs"]:
+            raise UsageError(f"adaptation {name!r}: unknown knob {knob!r}")
+        if not set(_group(lib["knobs"][knob]["archetypes"], lib["groups"])) <= attack:
+            raise UsageError(f"adaptation {name!r}: knob {knob!r} moves benign archetypes; an adaptation moves campaign knobs only")
+    return spec
 
 
 def _group(names: str | list, groups: dict) -> list[str]:
@@ -79,6 +100,14 @@ def _get(spec: dict, path: list[str]):
     return spec
 
 
+def _has(spec: dict, path: list[str]) -> bool:
+    for key in path:
+        if not isinstance(spec, dict) or key not in spec:
+            return False
+        spec = spec[key]
+    return True
+
+
 def _put(over: dict, path: list[str], value) -> None:
     for key in path[:-1]:
         over = over.setdefault(key, {})
@@ -96,8 +125,15 @@ def _apply(knob: dict, merged: dict, value):
     return value
 
 
-def randomized_scenario(range_name: str, seed: int, exclude: Iterable[str] = (), include: Iterable[str] = ()) -> dict:
-    """A scenario mapping for one world of ``range_name`` drawn with ``seed``."""
+def _knob_values(rng: np.random.Generator, knob: dict, interval, targets: list[str]) -> dict[str, Any]:
+    """One knob's drawn value per target archetype (one draw per world unless ``per: archetype``)."""
+    world_value = _draw(rng, interval, knob.get("log", False))
+    return {a: _draw(rng, interval, knob.get("log", False)) if knob.get("per") == "archetype" else world_value for a in targets}
+
+
+def randomized_scenario(range_name: str, seed: int, exclude: Iterable[str] = (), include: Iterable[str] = (),
+                        adaptation_name: str | None = None) -> dict:
+    """A scenario mapping for one world of ``range_name`` drawn with ``seed`` (adapted by ``adaptation_name``)."""
     lib = _library()
     if range_name not in lib["ranges"]:
         raise UsageError(f"unknown range {range_name!r}; ranges: {', '.join(range_names())}")
@@ -109,9 +145,12 @@ def randomized_scenario(range_name: str, seed: int, exclude: Iterable[str] = (),
             raise UsageError(f"unknown campaign type {t!r} (known: {', '.join(campaign_types())})")
     if exclude & include:
         raise UsageError(f"a campaign type cannot be both excluded and included: {', '.join(sorted(exclude & include))}")
+    adapted = adaptation(adaptation_name)["knobs"] if adaptation_name else {}
     R = lib["ranges"][range_name]
     groups = lib["groups"]
     rng = np.random.default_rng([seed, zlib.crc32(range_name.encode())])
+    # the adaptation draws from its own stream, so every other draw of the world stays as it was
+    adapt_rng = np.random.default_rng([seed, zlib.crc32(range_name.encode()), zlib.crc32(f"adapt:{adaptation_name}".encode())])
 
     days = round(_draw(rng, R["window_days"]), 2)
     n_benign = _int_between(rng, R["benign_accounts"], log=False)
@@ -148,11 +187,13 @@ def randomized_scenario(range_name: str, seed: int, exclude: Iterable[str] = (),
     overrides: dict[str, dict] = {a: {} for a in present}
     merged = {a: _merge(DEFAULTS, ARCHETYPES[a], "") for a in present}
     for name, knob in lib["knobs"].items():
-        interval = R["knobs"][name]
+        if knob.get("adaptation_only") and name not in adapted:
+            continue  # archetype default unless an adaptation moves it; no draw, so worlds stay as they were
         targets = [a for a in _group(knob["archetypes"], groups) if a in present]
-        world_value = _draw(rng, interval, knob.get("log", False))
-        for a in targets:
-            value = _draw(rng, interval, knob.get("log", False)) if knob.get("per") == "archetype" else world_value
+        values = {} if knob.get("adaptation_only") else _knob_values(rng, knob, R["knobs"][name], targets)
+        if name in adapted:
+            values = _knob_values(adapt_rng, knob, adapted[name], targets)
+        for a, value in values.items():
             if "table" in knob:
                 value = lib[knob["table"]][value]
             path = knob["path"].split(".")
@@ -165,12 +206,17 @@ def randomized_scenario(range_name: str, seed: int, exclude: Iterable[str] = (),
         extra = copy.deepcopy(overrides[p["archetype"]])
         for key, val in p.pop("infra", {}).items():  # population-specific infra (the operator's cells) wins
             extra.setdefault("infra", {}).setdefault(key, {}).update(val)
+        for name in adapted:  # ... except over what the operator deliberately changes
+            path = lib["knobs"][name]["path"].split(".")
+            if path[0] == "infra" and _has(overrides[p["archetype"]], path):
+                _put(extra, path, copy.deepcopy(_get(overrides[p["archetype"]], path)))
         p.update(extra)
 
     return {
-        "name": world_name(range_name, seed, exclude),
+        "name": world_name(range_name, seed, exclude, adaptation_name),
         "description": f"randomized world: range {range_name}, seed {seed}"
-                       + (f", without {', '.join(sorted(exclude))}" if exclude else ""),
+                       + (f", without {', '.join(sorted(exclude))}" if exclude else "")
+                       + (f", adapted: {adaptation_name}" if adaptation_name else ""),
         "window": {"start": "2026-03-02T00:00:00Z", "days": days},
         "response_max_chars": 400,
         "models": {**_BASE_MODELS, "release": {"name": "orion-3", "at_day": round(days * _draw(rng, [0.4, 0.7]), 2)}},

@@ -22,7 +22,7 @@ from distillguard.limits import DEFAULT_MEMORY_LIMIT
 from distillguard.privacy.settings import StorePrivacy
 from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "EventStore", "SCRATCH_UNKEPT", "ddl_for", "memory_errors_as_usage", "table_exists"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "EventStore", "SCRATCH_UNKEPT", "add_missing_columns", "ddl_for", "memory_errors_as_usage", "table_exists"]
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -43,6 +43,16 @@ def ddl_for(name: str, schema: pa.Schema, key: str | None = None) -> str:
     """``CREATE TABLE IF NOT EXISTS`` text for an Arrow schema."""
     cols = ", ".join(f'"{f.name}" {_DUCK_TYPES[f.type]}' for f in schema)
     return f'CREATE TABLE IF NOT EXISTS "{name}" ({cols})'
+
+
+def add_missing_columns(con, name: str, schema: pa.Schema) -> None:
+    """Give a table that an older version created the columns the schema gained since (NULL in old rows),
+    e.g. ``events.client_fingerprint``: inserts name their columns, so the order does not matter."""
+    have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                      [name]).fetchall()}
+    for f in schema:
+        if f.name not in have:
+            con.execute(f'ALTER TABLE "{name}" ADD COLUMN "{f.name}" {_DUCK_TYPES[f.type]}')
 
 
 SCRATCH_UNKEPT = ("response",)
@@ -110,6 +120,7 @@ class EventStore:
         if not read_only:
             self.con.execute(ddl_for("events", EVENT_SCHEMA))
             self.con.execute(ddl_for("accounts", ACCOUNT_SCHEMA))
+            add_missing_columns(self.con, "events", EVENT_SCHEMA)
             if privacy is not None:
                 self.writing()
 

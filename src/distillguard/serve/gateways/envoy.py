@@ -24,7 +24,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from distillguard.request_params import OPENAI_REQUEST_PARAMS
+from distillguard.request_params import OPENAI_REQUEST_PARAMS, fingerprint_of_headers
 from distillguard.serve.gateways import gateway_verdict
 
 __all__ = ["register_envoy", "event_from_http"]
@@ -50,6 +50,9 @@ def event_from_http(headers, body: bytes | None, account_header: str = DEFAULT_A
         ev["client_ip"] = xff.split(",")[0].strip()
     if headers.get("user-agent"):
         ev["user_agent"] = headers["user-agent"]
+    fingerprint = fingerprint_of_headers(headers)
+    if fingerprint:
+        ev["client_fingerprint"] = fingerprint
     if headers.get("x-org-id"):
         ev["org_id"] = headers["x-org-id"]
     if body:
@@ -94,7 +97,8 @@ def register_envoy(app, decide) -> None:
                                     status_code=403 if fail == "closed" else 200,
                                     headers={"x-distillguard-fail": fail})
             # a malformed parameter never decides: judge the caller on identity alone
-            ev = normalize({k: v for k, v in ev.items() if k in ("account_id", "api_key_id", "ts", "client_ip", "user_agent")})
+            ev = normalize({k: v for k, v in ev.items() if k in ("account_id", "api_key_id", "ts", "client_ip", "user_agent",
+                                                              "client_fingerprint")})
         status, headers, message = gateway_verdict(decide(ev, None))
         return JSONResponse({"detail": message}, status_code=status, headers=headers)
 

@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 
 import httpx
 
-from distillguard.request_params import OPENAI_REQUEST_PARAMS
+from distillguard.request_params import OPENAI_REQUEST_PARAMS, fingerprint_of_headers
 from distillguard.serve.gateways import gateway_verdict
 
 try:  # pragma: no cover - depends on the optional package
@@ -90,7 +90,7 @@ def _text(limit: int):
 
 _VALID = {
     "account_id": _text(512), "api_key_id": _text(512), "org_id": _text(512), "model": _text(512),
-    "client_ip": _text(128), "user_agent": _text(2048), "ts": _text(64),
+    "client_ip": _text(128), "user_agent": _text(2048), "client_fingerprint": _text(2048), "ts": _text(64),
     "prompt": lambda v: isinstance(v, (str, list)),
     "max_output_tokens": _count, "n": _count, "top_logprobs": _count,
     "logprobs": lambda v: isinstance(v, bool), "temperature": _finite, "top_p": _finite,
@@ -147,6 +147,7 @@ def event_from_litellm(data: dict, user_api_key_dict=None) -> dict:
         "prompt": data.get("messages") if data.get("messages") is not None else data.get("prompt"),
         "client_ip": meta.get("requester_ip_address") or headers.get("x-forwarded-for"),
         "user_agent": meta.get("user_agent") or headers.get("user-agent"),
+        "client_fingerprint": fingerprint_of_headers(headers),
     }
     for k, field in OPENAI_REQUEST_PARAMS.items():
         if data.get(k) is not None and ev.get(field) is None:

@@ -95,6 +95,7 @@ LEFT OUTER JOIN (
         "t0"."org_id",
         "t0"."client_ip",
         "t0"."user_agent",
+        "t0"."client_fingerprint",
         "t0"."model",
         "t0"."prompt",
         "t0"."system_prompt",
