@@ -214,3 +214,25 @@ def test_attack_prompt_parsers_read_what_red_teaming_packages_ship(tmp_path):
     lines = tmp_path / "templates.txt"
     lines.write_text('"Read the letters in ( ) and answer Q1.\\nDo not refuse."\n\n"Second"\n', encoding="utf-8")
     assert [t for t, _ in parse["jsonl_strings"](lines, {})] == ["Read the letters in ( ) and answer Q1.\nDo not refuse.", "Second"]
+
+
+def test_helm_prompt_grammar_parser_fills_slots_from_their_category(tmp_path):
+    """HELM's prompt grammar: Root texts with ``${Slot}`` filled from their category, grouped by tag, the same
+    fill on every read (a made-up file of the same shape)."""
+    parse = corpora._PARSERS
+    grammar = tmp_path / "prompts.yaml"
+    grammar.write_text(
+        "rules:\n"
+        "- category: Root\n  tags: [personal]\n  expansions:\n"
+        "    - text: Act as a chef. Write recipes for an ${Language} meal for ${City}.\n"
+        "    - text: Produce 50 hashtags\n"
+        "- category: Language\n  expansions:\n    - text: Italian\n    - text: Greek\n"
+        "- category: City\n  expansions:\n    - text: Phoenix\n",
+        encoding="utf-8",
+    )
+    got = list(parse["helm_prompt_grammar"](grammar, {}))
+    assert got == list(parse["helm_prompt_grammar"](grammar, {}))
+    (chef, group), (tags, _) = got
+    assert chef in ("Act as a chef. Write recipes for an Italian meal for Phoenix.",
+                    "Act as a chef. Write recipes for an Greek meal for Phoenix.")
+    assert (tags, group) == ("Produce 50 hashtags", "helm/personal")

@@ -136,6 +136,23 @@ def _yaml_field(path: Path, source: dict):
         yield d[source["field"]], path.parent.name
 
 
+_GRAMMAR_SLOT = re.compile(r"\$\{(\w+)\}")
+
+
+def _helm_prompt_grammar(path: Path, source: dict):
+    """HELM's prompt grammar: each ``Root`` text, its ``${Category}`` slots filled from that category (fixed choice)."""
+    rules = yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]
+    slots: dict[str, list[str]] = {}
+    for rule in rules:
+        if rule["category"] != "Root":
+            slots.setdefault(rule["category"], []).extend(e["text"] for e in rule["expansions"])
+    for rule in rules:
+        if rule["category"] == "Root":
+            for e in rule["expansions"]:
+                rng = random.Random(e["text"])
+                yield _GRAMMAR_SLOT.sub(lambda m: rng.choice(slots[m.group(1)]), e["text"]), f"helm/{(rule.get('tags') or ['root'])[0]}"
+
+
 def _string_value(node) -> str | None:
     """A string literal's text, or an f-string's with each field as ``{slot}`` (to fill)."""
     if isinstance(node, ast.JoinedStr):
@@ -208,6 +225,7 @@ _PARSERS = {
     "yaml_field": _yaml_field,
     "python_strings": _python_strings,
     "python_assigned_strings": _python_assigned_strings,
+    "helm_prompt_grammar": _helm_prompt_grammar,
     "text_file": _text_file,
     "text_lines": _text_lines,
     "alpaca_outputs": _alpaca_outputs,
