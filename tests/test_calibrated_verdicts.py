@@ -67,6 +67,11 @@ def test_end_user_harvest_is_corroborated_by_construction_and_inside_the_budget(
     assert p.corroboration.own_evidence_only({"END_USER_HARVEST"}, False)
     d = p.decide(0.6, ["END_USER_HARVEST"], held_back=True)
     assert (d.action, d.rule_id) == ("monitor", "alert-budget")
+    # corroborated twice in one signal, as a strong campaign member is: challenged from the monitor level, still budgeted
+    assert (p.decide(0.3, ["END_USER_HARVEST"]).action, p.decide(0.3, ["END_USER_HARVEST"]).rule_id) == \
+        ("challenge", "challenge-end-user-harvest")
+    assert p.decide(0.3, ["END_USER_HARVEST"], held_back=True).rule_id == "alert-budget"
+    assert p.decide(0.1, ["END_USER_HARVEST"]).action == "allow"
 
 
 def test_a_strong_member_of_a_campaign_is_challenged_at_the_monitor_level():

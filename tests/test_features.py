@@ -165,7 +165,7 @@ def test_distinct_counts_exactly_up_to_k_then_estimates_and_merges():
     assert d.values(d.merge(exact, big), None)["d"] == pytest.approx(20_000, rel=0.1)  # x0..x499 counted once
 
 
-def test_end_user_sample_takes_the_busiest_end_users_of_router_accounts_only():
+def test_end_user_sample_takes_the_busiest_end_users_of_router_accounts_only_and_pools_the_others():
     import json
 
     from distillguard.features.samples import end_user_sample
@@ -182,8 +182,9 @@ def test_end_user_sample_takes_the_busiest_end_users_of_router_accounts_only():
     store = EventStore(":memory:")
     store.append_events([_events(rows)])
     out = end_user_sample(store.ibis().table("events"), top_end_users=2, per_end_user=2).to_pyarrow().to_pylist()
-    got = {(r["account_id"], r["end_user"]) for r in out}
-    assert got == {("router", "big"), ("router", "mid"), ("openai", "s-1"), ("openai", "s-2")}
+    got = {(r["account_id"], r["end_user"], r["busiest"]) for r in out}
+    assert got == {("router", "big", True), ("router", "mid", True), ("router", "small", False),
+                   ("openai", "s-1", True), ("openai", "s-2", True)}
     big = [r for r in out if r["end_user"] == "big"]
     assert len(big) == 2 and {r["eu_events"] for r in big} == {6}
     assert {r["account_eu_events"] for r in out if r["account_id"] == "router"} == {10}

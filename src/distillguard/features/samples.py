@@ -36,15 +36,19 @@ account itself is the subject."""
 _END_USER = r'"(?:' + "|".join(END_USER_KEYS) + r')"\s*:\s*"([^"]+)"'
 
 
-def end_user_sample(events: ir.Table, top_end_users: int = 5, per_end_user: int = 10, max_chars: int = 512) -> ir.Table:
-    """Distinct prompts of the busiest end users behind each router account.
+def end_user_sample(events: ir.Table, top_end_users: int = 5, per_end_user: int = 40, max_chars: int = 512) -> ir.Table:
+    """Distinct prompts of the busiest end users behind each router account, and of the others pooled.
 
     A reseller's harvest can come from a handful of its end users while the
     rest are real customers; per account its prompts are diluted, per end
     user they are not. Only accounts with at least two end users are routers.
-    Columns: ``account_id``, ``end_user``, ``prompt``, ``uses``, ``eu_events``
-    (requests of that end user), ``account_eu_events`` (requests of the
-    account that name an end user).
+    Up to ``per_end_user`` prompts of each of the ``top_end_users`` busiest end
+    users (``busiest`` true), and as many of all its other end users together
+    (``busiest`` false): what the key's ordinary customers ask, the reference
+    its busiest end users are compared with. Columns: ``account_id``,
+    ``end_user``, ``prompt``, ``uses``, ``busiest``, ``eu_events`` (requests of
+    that end user), ``account_eu_events`` (requests of the account that name an
+    end user).
     """
     t = events.filter(events.extra.notnull() & events.prompt.notnull() & (events.prompt.length() > 0))
     t = t.mutate(end_user=t.extra.re_extract(_END_USER, 1))
@@ -52,13 +56,14 @@ def end_user_sample(events: ir.Table, top_end_users: int = 5, per_end_user: int 
     eu = t.group_by(["account_id", "end_user"]).aggregate(eu_events=t.count())
     per_account = ibis.window(group_by=eu.account_id)
     busiest = ibis.window(group_by=eu.account_id, order_by=[ibis.desc(eu.eu_events), eu.end_user])
-    eu = eu.mutate(_rank=ibis.row_number().over(busiest), _n=eu.end_user.count().over(per_account),
+    eu = eu.mutate(busiest=ibis.row_number().over(busiest) < top_end_users, _n=eu.end_user.count().over(per_account),
                    account_eu_events=eu.eu_events.sum().over(per_account))
-    eu = eu.filter((eu._rank < top_end_users) & (eu._n >= 2)).drop("_rank", "_n")
+    eu = eu.filter(eu._n >= 2).drop("_n")
     p = t.mutate(prompt=t.prompt.substr(0, max_chars))
     p = p.group_by(["account_id", "end_user", "prompt"]).aggregate(uses=p.count())
     p = p.join(eu, ["account_id", "end_user"])
-    rank = ibis.row_number().over(ibis.window(group_by=[p.account_id, p.end_user], order_by=p.prompt.hash()))
+    slot = p.busiest.ifelse(p.end_user, "")  # each busiest end user alone, the others pooled
+    rank = ibis.row_number().over(ibis.window(group_by=[p.account_id, slot], order_by=[p.prompt.hash(), p.end_user]))
     p = p.mutate(_r=rank)
     return p.filter(p._r < per_end_user).drop("_r")
 

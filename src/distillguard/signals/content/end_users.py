@@ -5,7 +5,11 @@ sends its harvest through a handful of them. Per account the harvest is
 diluted by the real customers, per end user it is not. This detector scores
 each of the account's busiest end users on the four extraction intents and
 estimates the share of the account's traffic that comes from end users who
-mostly send extraction prompts.
+harvest: who mostly send extraction prompts, or who send them far more often
+than the key's other end users do. The second is the key's own reference: the
+intent scorer matches only part of a harvest phrased unlike its training
+text, and a key's ordinary customers show how often it matches ordinary
+prompts of that key.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
+from scipy.stats import binom
 
 from distillguard.signals.base import Signal, SignalResult, ramp
 
@@ -40,6 +45,11 @@ class EndUserHarvest(Signal):
         to "harvester" (1) at ``share_hi``.
     traffic_lo, traffic_hi
         The account scores 0 when harvesters carry ``traffic_lo`` of its traffic, 1 at ``traffic_hi``.
+    p_lo, p_hi
+        An end user is also a harvester, from 0 at p-value ``p_lo`` to 1 at ``p_hi``, when its count of
+        extraction prompts is improbable for the key's other end users' rate (binomial tail, Laplace-smoothed
+        rate, times the end users tested): a harvest the intent scorer matches only in part still stands
+        out from the customers beside it.
     """
 
     name = "end_user_harvest"
@@ -47,13 +57,16 @@ class EndUserHarvest(Signal):
     requires: ClassVar[tuple[str, ...]] = ("end_user", "prompt", "eu_events", "account_eu_events")
 
     def __init__(self, prompt_threshold: float | None = None, min_prompts: int = 3, share_lo: float = 0.2, share_hi: float = 0.6,
-                 traffic_lo: float = 0.05, traffic_hi: float = 0.25, evidence_floor: float = 0.3, n_examples: int = 3):
+                 traffic_lo: float = 0.05, traffic_hi: float = 0.25, p_lo: float = 1e-2, p_hi: float = 1e-4,
+                 evidence_floor: float = 0.3, n_examples: int = 3):
         self.prompt_threshold = prompt_threshold
         self.min_prompts = min_prompts
         self.share_lo = share_lo
         self.share_hi = share_hi
         self.traffic_lo = traffic_lo
         self.traffic_hi = traffic_hi
+        self.p_lo = p_lo
+        self.p_hi = p_hi
         self.evidence_floor = evidence_floor
         self.n_examples = n_examples
 
@@ -61,7 +74,7 @@ class EndUserHarvest(Signal):
         view = PromptView.of(data)
         table = view.table
         cols = {c: table.column(c).to_pylist() if c in table.column_names else [None] * table.num_rows
-                for c in ("account_id", "end_user", "prompt", "eu_events", "account_eu_events")}
+                for c in ("account_id", "end_user", "prompt", "eu_events", "account_eu_events", "busiest")}
         texts = sorted({p for p in cols["prompt"] if p})
         probs = view.scores(texts)["intent"]
         P = np.vstack([probs[i] for i in INTENTS])  # (intents, texts)
@@ -71,8 +84,12 @@ class EndUserHarvest(Signal):
         best, extraction = P[which, np.arange(P.shape[1])], margin.max(axis=0) >= 1
         index = {t: i for i, t in enumerate(texts)}
         users: dict[str, dict[str, dict]] = defaultdict(dict)
-        for a, e, p, n, total in zip(*cols.values()):
+        others: dict[str, set[int]] = defaultdict(set)  # the key's other end users' distinct prompts
+        for a, e, p, n, total, busiest in zip(*cols.values()):
             if a is None or e is None or not p:
+                continue
+            if busiest is False:
+                others[a].add(index[p])
                 continue
             u = users[a].setdefault(e, {"prompts": [], "events": n or 0, "total": total or 0})
             u["prompts"].append(index[p])
@@ -80,28 +97,33 @@ class EndUserHarvest(Signal):
         values = np.zeros(len(ids))
         evidence = {}
         for k, a in enumerate(ids):
+            judged = {e: u for e, u in users.get(a, {}).items() if len(u["prompts"]) >= self.min_prompts and u["total"]}
+            rest = list(others.get(a, ()))
+            rate = (float(np.sum(extraction[rest])) + 1.0) / (len(rest) + 2.0)  # Laplace: no sample, no evidence
             harvesters, harvested = [], 0.0
-            for e, u in sorted(users.get(a, {}).items()):
+            for e, u in sorted(judged.items()):
                 rows = u["prompts"]
-                if len(rows) < self.min_prompts or not u["total"]:
-                    continue
-                share = float(np.mean(extraction[rows]))
-                weight = float(ramp(share, self.share_lo, self.share_hi))
+                hits = int(np.sum(extraction[rows]))
+                share = hits / len(rows)
+                p_value = min(1.0, float(binom.sf(hits - 1, len(rows), rate)) * len(judged))
+                weight = max(float(ramp(share, self.share_lo, self.share_hi)),
+                             float(ramp(-np.log10(max(p_value, 1e-300)), -np.log10(self.p_lo), -np.log10(self.p_hi))))
                 if weight > 0:
                     traffic = u["events"] / u["total"]
                     harvested += weight * traffic
-                    harvesters.append((e, u, share, traffic, rows))
+                    harvesters.append((e, u, share, traffic, rows, p_value))
             values[k] = float(ramp(harvested, self.traffic_lo, self.traffic_hi))
             if values[k] >= self.evidence_floor:
                 evidence[a] = {
                     "harvested_traffic_share": round(harvested, 4),
+                    "other_end_users": {"prompts": len(rest), "extraction_share": round(float(np.mean(extraction[rest])), 4) if rest else None},
                     "end_users": [
                         {"end_user": e, "requests": u["events"], "traffic_share": round(traffic, 4),
-                         "extraction_share": round(share, 4),
+                         "extraction_share": round(share, 4), "p_value": float(f"{p_value:.3g}"),
                          "examples": [{"text": texts[j][:EXAMPLE_CHARS], "intent": INTENTS[int(which[j])],
                                        "score": round(float(best[j]), 4)}
                                       for j in sorted(rows, key=lambda j: -best[j])[: self.n_examples]]}
-                        for e, u, share, traffic, rows in sorted(harvesters, key=lambda h: -h[3])
+                        for e, u, share, traffic, rows, p_value in sorted(harvesters, key=lambda h: -h[3])
                     ],
                 }
         scores = pa.table({"account_id": pa.array(ids, pa.string()), self.name: pa.array(values, pa.float64())})
