@@ -362,7 +362,7 @@ def test_a_campaign_corroborates_only_a_member_that_carries_its_evidence():
     assert p.decide(0.6, ["COT_ELICITATION"], in_campaign=True).action == "monitor"
     for evidence in ({"strong": {"COT_ELICITATION"}}, {"elevated": {"COT_ELICITATION"}}):
         assert p.decide(0.6, ["COT_ELICITATION"], in_campaign=True, **evidence).action == "challenge", evidence
-    for code in ("RING_LINKED", "HUB_TIED", "SHARED_ELEVATION", "CAMPAIGN_SIGNAL"):
+    for code in ("RING_EVIDENCE", "HUB_TIED", "SHARED_ELEVATION", "CAMPAIGN_SIGNAL"):
         assert p.decide(0.6, ["COT_ELICITATION", code], in_campaign=True).action == "challenge", code
     # a member with own content plus behaviour is corroborated by its own evidence: inside the alert budget
     assert p.decide(0.6, ["COT_ELICITATION", "HIGH_OUTPUT_RATIO"], in_campaign=True).action == "challenge"

@@ -85,6 +85,6 @@ def test_templated_app_users_linked_to_a_clean_identifier_ring_are_not_flagged(t
     hydra = [a for a in arch if arch[a] == "hydra"]
     assert len(flagged(packaged, ("hydra",))) >= 0.5 * len(hydra)
     assert len(flagged(packaged, ("hydra",))) == len(flagged(results["every_member"], ("hydra",)))
-    linked = [r for r in packaged.accounts.to_pylist() if "RING_LINKED" in r["reasons"]]
+    linked = [r for r in packaged.accounts.to_pylist() if "RING_EVIDENCE" in r["reasons"]]
     assert linked and all(r["campaign_id"] for r in linked)
-    assert packaged.calibration["ring_links"]["linked_members"] == len(linked)
+    assert packaged.calibration["ring_evidence"]["members"] == len(linked)

@@ -23,7 +23,7 @@ from distillguard.intel.match import (CONFIRMED_KINDS, MATCH_SCHEMA, confirmed_m
 from distillguard.link import find_communities, load_rules
 from distillguard.link.graph import weighted_hubs
 from distillguard.link import memberships as mb
-from distillguard.score.campaigns import (HUB_JOIN_CODE, HUB_TIE_CODE, HUB_TIE_TERM, RING_LINK_CODE, RING_LINK_TERM,
+from distillguard.score.campaigns import (HUB_JOIN_CODE, HUB_TIE_CODE, HUB_TIE_TERM, RING_CODE, RING_TERM,
                                           build_campaigns, characteristic_codes, hub_holders, hub_ties, judge_campaigns,
                                           kept_hubs, ring_links, shared_strong_codes, strong_communities)
 from distillguard.score import elevation, shared_elevation
@@ -348,9 +348,10 @@ def _hub_ties(an, belongs: dict, risk, camp: dict, reasons, codes_of) -> dict[st
 
 def _ring_links(an, belongs: dict, strong_of: list[set], elevated_of: list[set], own_strong: list[set], policy: Policy,
                 reasons, codes_of) -> dict[str, dict]:
-    """The campaign members without a strong or elevated campaign signal that are linked to its ring members by their
-    own hubs (:func:`ring_links`): each gets the reason ``RING_LINKED`` (in ``reasons`` / ``codes_of``, in place).
-    Ring members: a strong signal of the campaign's own, or of ``campaigns.ring_families`` (intent)."""
+    """The campaign members without a strong or elevated campaign signal that carry ring evidence of their own: ring
+    members (a strong signal of ``campaigns.ring_families``, intent: ``own_intent``) and members linked to the ring
+    members by their own hubs (:func:`ring_links`). Each gets the reason ``RING_EVIDENCE`` (in ``reasons`` /
+    ``codes_of``, in place). Ring members: a strong signal of the campaign's own, or of intent."""
     ids = an.evidence.account_ids
     camp = policy.campaigns
     families = policy.corroboration.families if policy.corroboration else {}
@@ -359,10 +360,13 @@ def _ring_links(an, belongs: dict, strong_of: list[set], elevated_of: list[set],
     linked = ring_links(ids, belongs, ring, an.hubs_kept, int(camp.get("ring_link_min_hubs", 0)),
                         float(camp.get("ring_link_min_share", 0.1)))
     index = {a: i for i, a in enumerate(ids)}
+    for a in belongs:
+        if own_strong[index[a]] & intent:
+            linked.setdefault(a, {})["own_intent"] = sorted(own_strong[index[a]] & intent)
     linked = {a: t for a, t in linked.items() if not (strong_of[index[a]] or elevated_of[index[a]])}
     for a in linked:
-        reasons[index[a]].append(Reason(RING_LINK_CODE, 0.0, (RING_LINK_TERM,)))
-        codes_of[index[a]].append(RING_LINK_CODE)
+        reasons[index[a]].append(Reason(RING_CODE, 0.0, (RING_TERM,)))
+        codes_of[index[a]].append(RING_CODE)
     return linked
 
 
@@ -481,7 +485,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
                                           for g in shared.values() for i, score in zip(g["members"], g["scores"])}
     evidence_of[HUB_TIE_TERM] = {a: {"campaign_id": assignment[a], "joined": t["joined"], "kept_hubs": t["kept_hubs"],
                                       "hubs": t["hubs"][:20]} for a, t in tied.items()}
-    evidence_of[RING_LINK_TERM] = {a: {"campaign_id": assignment[a], **t} for a, t in linked.items()}
+    evidence_of[RING_TERM] = {a: {"campaign_id": assignment[a], **t} for a, t in linked.items()}
     rows = []
     for i, acc in enumerate(ids):
         cid = assignment.get(acc)
@@ -531,8 +535,8 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         policy_sha256=policy.sha256,
         calibration={"population": an.baselines.as_dict(), "alert_budget": budget, "campaign_elevation": elevation_report,
                      "shared_elevation": shared_report, "hub_ties": _tie_summary(tied, camp),
-                     "ring_links": {"min_hubs": int(camp.get("ring_link_min_hubs", 0)),
-                                    "min_share": float(camp.get("ring_link_min_share", 0.1)), "linked_members": len(linked)},
+                     "ring_evidence": {"min_hubs": int(camp.get("ring_link_min_hubs", 0)),
+                                       "min_share": float(camp.get("ring_link_min_share", 0.1)), "members": len(linked)},
                      "analyst_cleared": {"accounts": len(cleared), "lookalikes_without_strong_signals": int(an.lookalikes.sum())},
                      "candidate_communities": len(an.candidates),
                      "behaviour_fit": {s.name: s.fitted() for s in an.signals if isinstance(s, BEHAVIOUR_SIGNALS)}},

@@ -31,7 +31,7 @@ from distillguard.link import Communities
 from distillguard.link.graph import weighted_hubs
 from distillguard.link.components import UnionFind
 
-__all__ = ["HUB_JOIN_CODE", "HUB_TIE_CODE", "HUB_TIE_TERM", "RING_LINK_CODE", "RING_LINK_TERM", "campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
+__all__ = ["HUB_JOIN_CODE", "HUB_TIE_CODE", "HUB_TIE_TERM", "RING_CODE", "RING_TERM", "campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
            "hub_ties", "judge_campaigns", "kept_hubs", "ring_links", "shared_strong_codes", "strong_cores", "strong_communities"]
 
 FLAG_RISK = 0.5
@@ -40,9 +40,10 @@ HUB_TIE_CODE = "HUB_TIED"
 HUB_JOIN_CODE = "HUB_JOINED"
 """The reason an account outside every campaign that joined one by its hubs carries (:func:`hub_ties`)."""
 HUB_TIE_TERM = "hub_tie"
-RING_LINK_CODE = "RING_LINKED"
-"""The reason a campaign member linked to its campaign's ring members by its own kept hubs carries (:func:`ring_links`)."""
-RING_LINK_TERM = "ring_link"
+RING_CODE = "RING_EVIDENCE"
+"""The reason a campaign member that is one of its ring members, or linked to them by its own kept hubs, carries
+(:func:`ring_links`)."""
+RING_TERM = "ring_evidence"
 
 
 def _iso(ts) -> str | None:
@@ -139,10 +140,8 @@ def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belon
     """
     if min_hubs <= 0 or not hubs or not belongs:
         return {}
-    index = {a: i for i, a in enumerate(account_ids)}
+    index, hub_of, row_of, kept = _hub_rows(hubs, account_ids)
     n = len(account_ids)
-    hub_of, row_of = _hub_rows(hubs)
-    kept = np.bincount(row_of, minlength=n)
     comm = np.array([comms.membership.get(a, -1) for a in account_ids])
     outside = np.ones(n, dtype=bool)
     outside[[index[a] for a in belongs]] = False
@@ -167,10 +166,12 @@ def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belon
     return out
 
 
-def _hub_rows(hubs: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
-    """One entry per (hub, holder) of ``hubs`` (:func:`kept_hubs`): the hub's index and the holder's row."""
-    return (np.concatenate([np.full(len(r), j) for j, (_, r, *_) in enumerate(hubs)]),
-            np.concatenate([r for _, r, *_ in hubs]))
+def _hub_rows(hubs: list[tuple], account_ids: list[str]):
+    """Account -> row, then one entry per (hub, holder) of ``hubs`` (:func:`kept_hubs`): the hub's index and the
+    holder's row, and each row's number of kept hubs."""
+    row_of = np.concatenate([r for _, r, *_ in hubs])
+    return ({a: i for i, a in enumerate(account_ids)}, np.concatenate([np.full(len(r), j) for j, (_, r, *_) in enumerate(hubs)]),
+            row_of, np.bincount(row_of, minlength=len(account_ids)))
 
 
 def ring_links(account_ids: list[str], belongs: dict, ring: np.ndarray, hubs: list[tuple], min_hubs: int,
@@ -190,10 +191,8 @@ def ring_links(account_ids: list[str], belongs: dict, ring: np.ndarray, hubs: li
     """
     if min_hubs <= 0 or not hubs or not belongs:
         return {}
-    index = {a: i for i, a in enumerate(account_ids)}
+    index, hub_of, row_of, kept = _hub_rows(hubs, account_ids)
     n = len(account_ids)
-    hub_of, row_of = _hub_rows(hubs)
-    kept = np.bincount(row_of, minlength=n)
     out = {}
     for c in set(belongs.values()):
         member = np.zeros(n, dtype=bool)
