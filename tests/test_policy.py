@@ -53,6 +53,6 @@ def test_bad_policies_are_usage_errors(text, message):
 
 def test_packaged_default_policy_maps_the_risk_ladder():
     p = Policy.load()
-    actions = [p.decide(r, ["RING_EVIDENCE"], in_campaign=True).action for r in (0.0, 0.3, 0.6, 0.95, 0.99)]
+    actions = [p.decide(r, in_campaign=True).action for r in (0.0, 0.3, 0.6, 0.95, 0.99)]
     assert actions == ["allow", "monitor", "challenge", "throttle", "block"]
     assert p.mode == "shadow" and p.fail == "open" and len(p.sha256) == 64
