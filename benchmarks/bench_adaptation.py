@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from distillguard.errors import UsageError  # noqa: E402
+from distillguard.errors import UsageError, exit_with  # noqa: E402
 from distillguard.evaluate.worlds import adaptation_worlds, pooled_rates, pooled_reasons, run_world, slim  # noqa: E402
 from distillguard.sim.randomize import adaptation, adaptation_names  # noqa: E402
 
@@ -180,8 +179,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UsageError as exc:
-        print(f"bench_adaptation: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    exit_with(main, "bench_adaptation")

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 import compare  # noqa: E402
-from distillguard.errors import UsageError  # noqa: E402
+from distillguard.errors import UsageError, exit_with  # noqa: E402
 from distillguard.evaluate import evaluate  # noqa: E402
 from distillguard.evaluate.communities import describe  # noqa: E402
 from distillguard.evaluate.labelled import split_labelled_jsonl  # noqa: E402
@@ -165,8 +165,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UsageError as exc:
-        print(f"bench_generalization: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    exit_with(main, "bench_generalization")
