@@ -78,12 +78,14 @@ def test_government_csv_list_cidr_containment_and_kinds(store, tmp_path):
         "entity,Acme AI Labs,70\n"
         "email_domain,harvest.example,\n"
         "user_agent,harvester/1.0,\n"
+        "ja4,t13d1516h2_8daaf6152771_02713d6af862,\n"
+        "client_fingerprint,h2:1:65536;2:0;4:6291456;6:262144|15663105|0|m;a;s;p,\n"
         "asn,AS64500,60\n"
         "bogus,x,\n"
         "ip,999.1.1.1,\n"
     )
     got = import_csv(store, KEY, lst, source="gov-list")
-    assert got["imported"] == 9 and got["rejected"] == 2
+    assert got["imported"] == 11 and got["rejected"] == 2
     raw = store.con.execute("SELECT * FROM intel_indicators").fetchall()
     assert "203.0.113" not in json.dumps(raw, default=str)  # stored keyed, never raw
     (tmp_path / "asn.csv").write_text("cidr,asn\n192.0.2.0/24,AS64500\n")
@@ -102,10 +104,14 @@ def test_government_csv_list_cidr_containment_and_kinds(store, tmp_path):
         ("a9", "client_ip", "192.0.2.44"),        # ASN via the local map
         ("a10", "user_agent", "Mozilla/5.0"),
         ("a11", "client_ip", "2001:db8::1"),
+        ("a13", "client_fingerprint", "t13d1516h2_8daaf6152771_02713d6af862"),  # a fingerprint alone is weak too
+        ("a14", "client_fingerprint", "h2:1:65536;2:0;4:6291456;6:262144|15663105|0|m;a;s;p"),  # ... next to a card
+        ("a14", "payment_fingerprint", "pm_deadbeef"),
     ])
     m = match_known_indicators(store, mem, KEY)
     hit = {r["account_id"]: r for r in m.to_pylist()}
-    assert set(hit) == {"a1", "a3", "a4", "a5", "a6", "a7", "a9", "a11", "a12"}
+    assert set(hit) == {"a1", "a3", "a4", "a5", "a6", "a7", "a9", "a11", "a12", "a14"}
+    assert sorted(r["kind"] for r in m.to_pylist() if r["account_id"] == "a14") == ["client_fingerprint", "payment_fingerprint"]
     assert sorted(r["kind"] for r in m.to_pylist() if r["account_id"] == "a12") == ["payment_fingerprint", "user_agent"]
     assert hit["a1"]["kind"] == "cidr" and hit["a1"]["confidence"] == 90 and hit["a1"]["source"] == "gov-list"
     assert hit["a9"]["kind"] == "asn" and hit["a6"]["kind"] == "entity"
@@ -151,12 +157,14 @@ def test_template_matches_need_several_bands(store):
 
 
 def test_match_account_for_the_decision_service(store, tmp_path):
-    (tmp_path / "l.csv").write_text("type,value\ncidr,100.64.0.0/16\npayment_hash,pm_x\n")
+    (tmp_path / "l.csv").write_text("type,value\ncidr,100.64.0.0/16\npayment_hash,pm_x\nja3,e7d705a3286e19ea42f587b344ee6865\n")
     import_csv(store, KEY, tmp_path / "l.csv", source="gov")
     idx = IntelIndex.from_store(store, KEY)
-    assert len(idx) == 2
-    hits = idx.match_account("acct", client_ips=["100.64.3.3", "8.8.8.8"], payment_fingerprint="PM_X", user_agents=["curl/8"])
-    assert sorted(h["kind"] for h in hits) == ["cidr", "payment_fingerprint"]
+    assert len(idx) == 3
+    hits = idx.match_account("acct", client_ips=["100.64.3.3", "8.8.8.8"], payment_fingerprint="PM_X", user_agents=["curl/8"],
+                             client_fingerprints=["e7d705a3286e19ea42f587b344ee6865"])
+    assert sorted(h["kind"] for h in hits) == ["cidr", "client_fingerprint", "payment_fingerprint"]
+    assert idx.match_account("acct", client_fingerprints=["e7d705a3286e19ea42f587b344ee6865"]) == []  # weak alone
     assert idx.match_account("acct", client_ips=["garbage"]) == []
 
 

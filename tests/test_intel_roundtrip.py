@@ -51,6 +51,18 @@ def _renamed(t: pa.Table) -> pa.Table:
     return t.cast(schema)
 
 
+def _fingerprint(op: str) -> str:
+    """A JA4-shaped client fingerprint of an operator's harvest tool (the simulator logs none)."""
+    h = hashlib.sha256(("tool|" + op).encode()).hexdigest()
+    return f"t13d1516h2_{h[:12]}_{h[12:24]}"
+
+
+def _with_fingerprints(events: pa.Table, fp_of: dict) -> pa.Table:
+    i = events.schema.get_field_index("client_fingerprint")
+    return events.set_column(i, "client_fingerprint",
+                             pa.array([fp_of.get(a) for a in events["account_id"].to_pylist()], pa.string()))
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     from distillguard.report import store_results
@@ -67,6 +79,7 @@ def world(tmp_path_factory):
     e2, a2, l2 = sims[12]
     truth1 = dict(zip(l1["account_id"].to_pylist(), l1["campaign_id"].to_pylist()))
     truth2 = dict(zip(l2["account_id"].to_pylist(), l2["campaign_id"].to_pylist()))
+    e1 = _with_fingerprints(e1, {a: _fingerprint(c) for a, c in truth1.items() if c})  # each operator's own tool
     a_ids = {a for a, c in truth1.items() if c is None or _half(a) == 0}
     b_camp = {a for a, c in truth1.items() if c is not None and _half(a) == 1}
     b_benign = {a for a, c in truth2.items() if c is None}
@@ -90,8 +103,12 @@ def world(tmp_path_factory):
             members_of.setdefault(c, []).append(truth1[a])
     exported_ops = {Counter(ops).most_common(1)[0][0] for ops in members_of.values()}
 
+    # benign B accounts whose client happens to share an operator's fingerprint (a popular library build)
+    ops = sorted({c for c in truth1.values() if c})
+    decoys = dict(zip(sorted(b_benign)[: len(ops)], ops))
     store_b = EventStore(tmp / "b.duckdb")
-    store_b.append_events([_renamed(_subset(e1, b_camp)), _subset(e2, b_benign)])
+    store_b.append_events([_renamed(_subset(e1, b_camp)),
+                           _with_fingerprints(_subset(e2, b_benign), {a: _fingerprint(op) for a, op in decoys.items()})])
     store_b.append_accounts(pa.concat_tables([_renamed(_subset(a1, b_camp)), _subset(a2, b_benign)]))
     imported = import_bundle(store_b, key, bundle_path)
     members = account_memberships(*store_inputs(store_b))
@@ -101,7 +118,7 @@ def world(tmp_path_factory):
     yield {
         "tmp": tmp, "key": key, "key_file": key_file, "store_a": store_a, "store_b": store_b, "bundle": bundle_path,
         "summary": summary, "imported": imported, "matches": matches, "hit": hit, "on_b": on_b, "b_benign": b_benign,
-        "exported_ops": exported_ops, "inputs_a": (_subset(e1, a_ids), _subset(a1, a_ids)), "result": result,
+        "exported_ops": exported_ops, "decoys": decoys, "inputs_a": (_subset(e1, a_ids), _subset(a1, a_ids)), "result": result,
     }
     store_a.close()
     store_b.close()
@@ -122,12 +139,28 @@ def test_b_finds_a_s_operators(world):
     assert benign_rate <= 0.005
 
 
+def test_a_campaigns_client_fingerprint_travels_as_a_weak_indicator(world):
+    """A campaign's shared harvest-tool fingerprint is exported; at B it marks the operator's accounts next to
+    their other matches, never a benign account that merely shares it."""
+    assert world["summary"]["kinds"].get("client_fingerprint", 0) >= 1
+    m = world["matches"].to_pylist()
+    fp_hit = {r["account_id"] for r in m if r["kind"] == "client_fingerprint"}
+    ops = {a for a, op in world["on_b"].items() if op in world["exported_ops"]}
+    assert len(fp_hit & ops) >= 0.8 * len(ops)
+    assert fp_hit <= world["hit"] and not fp_hit - set(world["on_b"])
+    for a in fp_hit:  # weak: always beside a non-weak match from the same source
+        assert any(r["account_id"] == a and r["kind"] != "client_fingerprint" and r["kind"] != "user_agent" for r in m)
+    shared = [a for a, op in world["decoys"].items() if op in world["exported_ops"]]
+    assert shared and not set(shared) & world["hit"]
+
+
 def test_no_raw_identifier_leaves(world):
     text = world["bundle"].read_text(encoding="utf-8")
     low = text.lower()
     events, accounts = world["inputs_a"]
     secrets = set()
-    for col in ("account_id", "event_id", "api_key_id", "org_id", "client_ip", "user_agent", "conversation_id"):
+    for col in ("account_id", "event_id", "api_key_id", "org_id", "client_ip", "user_agent", "client_fingerprint",
+                "conversation_id"):
         secrets |= {v for v in events[col].to_pylist() if v}
     for col in ("account_id", "email_domain", "payment_fingerprint", "org_id"):
         secrets |= {v for v in accounts[col].to_pylist() if v}

@@ -18,7 +18,7 @@ from distillguard.serve import Engine, EngineConfig
 from distillguard.serve.testing import RoleAuth, serving
 from test_serve_calibration import calls, cli, harvest
 
-RING_CARD, RING_IP = "pm_ring", "198.51.100.7"
+RING_CARD, RING_IP, RING_TOOL = "pm_ring", "198.51.100.7", "t13d1516h2_8daaf6152771_e5627efa2ab1"
 
 
 def short_chat(rng, acc, u):
@@ -50,7 +50,7 @@ def peer(tmp_path_factory):
     rng = random.Random(3)
     events, accounts = users(rng, "a-user", 40)
     for h in range(10):
-        events += [{**r, "client_ip": RING_IP} for r in harvest(rng, f"a-ring-{h}")]
+        events += [{**r, "client_ip": RING_IP, "client_fingerprint": RING_TOOL} for r in harvest(rng, f"a-ring-{h}")]
         accounts.append({"account_id": f"a-ring-{h}", "payment_fingerprint": RING_CARD})
     key, bundle, db_a, db_b = tmp / "consortium.key", tmp / "bundle.json", tmp / "a.duckdb", tmp / "b.duckdb"
     cli("scan", write(tmp / "a-events.jsonl", events), "--accounts", write(tmp / "a-accounts.jsonl", accounts),
@@ -58,7 +58,7 @@ def peer(tmp_path_factory):
     cli("intel", "keygen", "--out", key)
     cli("intel", "export", "--db", db_a, "--key-file", key, "--out", bundle)
     kinds = {o["pattern"].split("'")[1] for o in json.loads(bundle.read_text())["objects"] if o["type"] == "indicator"}
-    assert {"payment_fingerprint", "client_ip"} <= kinds
+    assert {"payment_fingerprint", "client_ip", "client_fingerprint"} <= kinds
     cli("intel", "import", bundle, "--db", db_b, "--key-file", key)
     return tmp, db_b, load_key(key)
 
@@ -95,6 +95,19 @@ def test_an_account_using_an_imported_identifier_is_challenged_before_any_scan(p
         assert "KNOWN_INDICATOR" not in reasons(engine.decide({"account_id": "b-ip2", "client_ip": RING_IP}, record=False))
     finally:
         engine.stop()
+
+
+def test_the_rings_client_fingerprint_is_matched_per_request_as_a_weak_kind(peer):
+    """The harvest tool's JA4 counts beside the ring's card, never alone (a popular client build is shared)."""
+    tmp, db, key = peer
+    engine = Engine(EngineConfig(db=str(db), refresh_seconds=3600, intel_key=key))
+    with serving(engine) as url, httpx.Client(base_url=url, timeout=10, auth=RoleAuth(db)) as c:
+        alone = decide(c, {"account_id": "b-tool", "client_ip": "192.0.2.9", "client_fingerprint": RING_TOOL})
+        assert "KNOWN_INDICATOR" not in reasons(alone)
+        both = decide(c, {"account_id": "b-tool-card", "client_fingerprint": RING_TOOL,
+                          "account": {"payment_fingerprint": RING_CARD}})
+        hits = reasons(both)["KNOWN_INDICATOR"]["details"]["evidence"]["known_indicator"]
+        assert {"client_fingerprint", "payment_fingerprint"} <= {h["kind"] for h in hits}
 
 
 def test_the_service_acts_on_an_intel_match_as_the_scan_does(peer):

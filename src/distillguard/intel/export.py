@@ -37,8 +37,8 @@ __all__ = ["ExportOptions", "build_bundle", "export_bundle", "HASH_OBJECT", "ind
 HASH_OBJECT = "x-distillguard-keyed-hash"
 """The custom STIX cyber-observable type the indicator patterns refer to."""
 
-EXPORT_KINDS = ("payment_fingerprint", "client_ip", "subnet", "user_agent", "email_domain", "template")
-_KIND_FACTOR = {"payment_fingerprint": 1.0, "client_ip": 1.0, "subnet": 0.7, "user_agent": 0.8, "email_domain": 0.8, "template": 0.9}
+EXPORT_KINDS = ("payment_fingerprint", "client_ip", "subnet", "user_agent", "client_fingerprint", "email_domain", "template")
+_KIND_FACTOR = {"payment_fingerprint": 1.0, "client_ip": 1.0, "subnet": 0.7, "user_agent": 0.8, "client_fingerprint": 0.8, "email_domain": 0.8, "template": 0.9}
 TLP_LEVELS = ("white", "clear", "green", "amber", "red")
 _NS = uuid.UUID("0b4f3f8e-5b1c-4c3e-8d0a-1f6b6c2d9e11")
 

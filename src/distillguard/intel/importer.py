@@ -35,6 +35,7 @@ CSV_TYPES = {
     "entity": "entity", "entity_name": "entity", "organisation": "entity", "organization": "entity",
     "email_domain": "email_domain", "domain": "email_domain",
     "user_agent": "user_agent",
+    "client_fingerprint": "client_fingerprint", "ja4": "client_fingerprint", "ja3": "client_fingerprint",
 }
 
 _SCHEMA = pa.schema(
@@ -167,7 +168,7 @@ def import_objects(store, key: bytes, objects: list[dict], source: str | None = 
 def import_csv(store, key: bytes, path, source: str, confidence: int = 80, valid_days: int | None = None, now: datetime | None = None) -> dict:
     """Import a government-style CSV list: header ``type,value`` (+ optional ``confidence,valid_until,name``).
 
-    Types: ip, cidr, asn, payment_hash, entity, email_domain, user_agent (and
+    Types: ip, cidr, asn, payment_hash, entity, email_domain, user_agent, client_fingerprint (and
     aliases, see ``CSV_TYPES``). Values are keyed here; the raw list is not stored.
     """
     now = now or datetime.now(timezone.utc)

@@ -51,6 +51,7 @@ HASH_KINDS = {
     "asn": "asn",
     "payment_fingerprint": "payment_fingerprint",
     "user_agent": "user_agent",
+    "client_fingerprint": "client_fingerprint",
     "email_domain": "email_domain",
     "template": "template",
     "entity": "entity",
@@ -108,7 +109,7 @@ def canonical(kind: str, value: str) -> str:
         return v.lower()
     if ns == "entity":
         return re.sub(r"[^0-9a-z]+", " ", v.lower()).strip()
-    return v  # user_agent and template band keys: exact
+    return v  # user_agent, client_fingerprint and template band keys: exact
 
 
 @lru_cache(maxsize=64)

@@ -1,8 +1,8 @@
 """Matching accounts against imported indicators (``KNOWN_INDICATOR``).
 
 Imported indicators are keyed hashes; an account's own attribute values
-(memberships: client IPs, payment fingerprints, user agents, email domains,
-template band keys) are hashed under the same key and looked up. IP
+(memberships: client IPs, payment fingerprints, user agents, client TLS/HTTP2
+fingerprints, email domains, template band keys) are hashed under the same key and looked up. IP
 indicators match by containment: an account's IP is hashed as each network
 prefix length that some indicator uses (``/32`` for an exact IP, ``/24`` for
 a subnet, any CIDR length from a government list), so a CIDR never has to be
@@ -71,11 +71,12 @@ def template_scheme() -> str:
     return f"minhash{d['num_perm']}-bands{d['bands']}-{fp}"
 
 
-WEAK_KINDS = ("user_agent",)
+WEAK_KINDS = ("user_agent", "client_fingerprint")
 """Kinds that only count next to another match from the same source: client software
-strings are shared by unrelated customers far more often than an exporter can see."""
+strings and TLS/HTTP2 fingerprints (one per client library build) are shared by unrelated
+customers far more often than an exporter can see."""
 
-_DIRECT = ("payment_fingerprint", "user_agent", "email_domain", "template", "asn", "entity")
+_DIRECT = ("payment_fingerprint", *WEAK_KINDS, "email_domain", "template", "asn", "entity")
 
 
 @dataclass
@@ -252,6 +253,7 @@ class IntelIndex:
         *,
         client_ips=(),
         user_agents=(),
+        client_fingerprints=(),
         payment_fingerprint: str | None = None,
         email_domain: str | None = None,
         org_name: str | None = None,
@@ -263,7 +265,8 @@ class IntelIndex:
         template band keys here exactly as the scan does, and never stored.
         """
         rows = [("client_ip", ip) for ip in client_ips if ip]
-        rows += [("user_agent", ua) for ua in user_agents if ua]
+        rows += [(k, v) for k, vs in (("user_agent", user_agents), ("client_fingerprint", client_fingerprints))
+                 for v in vs if v]
         if payment_fingerprint:
             rows.append(("payment_fingerprint", payment_fingerprint.lower()))
         if email_domain:
@@ -370,7 +373,7 @@ def account_memberships(events, meta: pa.Table) -> pa.Table:
 
     ``events``: an Ibis table of canonical events; ``meta``: account metadata.
     The scan's own memberships (``link.memberships.collect``); matching uses client_ip,
-    user_agent, payment_fingerprint, email_domain and template rows and ignores the rest.
+    user_agent, client_fingerprint, payment_fingerprint, email_domain and template rows and ignores the rest.
     """
     from distillguard.features.samples import prompt_sample
     from distillguard.link import memberships as mb

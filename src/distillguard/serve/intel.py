@@ -3,7 +3,7 @@
 The scan matches every account's identifiers against the store's imported indicators
 (:func:`distillguard.intel.match_known_indicators`, with the consortium key) and the identifiers of
 campaigns analysts confirmed (:func:`distillguard.intel.match.confirmed_matches`). The service matches
-each request's client IP and user agent and the account's payment fingerprint and e-mail domain with
+each request's client IP, user agent and client fingerprint and the account's payment fingerprint and e-mail domain with
 the same functions (:meth:`~distillguard.intel.IntelIndex.match_account`), reloaded with the campaign
 map so an ``intel import`` or a confirmation counts without a restart, and gives the scan's reason
 (:func:`distillguard.intel.match.known_indicator_reasons`). An account that matched keeps the reason
@@ -23,7 +23,7 @@ __all__ = ["IntelMatcher"]
 MAX_REMEMBERED = 100_000
 """Matched accounts and identifier tuples kept in memory; the caches start over beyond it."""
 
-_KINDS = ("client_ip", "user_agent", "payment_fingerprint", "email_domain")
+_KINDS = ("client_ip", "user_agent", "client_fingerprint", "payment_fingerprint", "email_domain")
 """The identifiers matched here, derived from a request and its account's metadata as the scan derives them."""
 
 _MEMBERSHIPS = pa.schema([("account_id", pa.string()), ("kind", pa.string()), ("value", pa.string())])
@@ -73,7 +73,7 @@ def _match(index: IntelIndex | None, confirmed: list[dict], values: tuple) -> li
     """Match rows (account id ``""``) of one request's and account's ``(kind, value)`` identifiers."""
     of = {k: [v for kk, v in values if kk == k] for k in _KINDS}
     rows = [] if index is None else index.match_account(
-        "", client_ips=of["client_ip"], user_agents=of["user_agent"],
+        "", client_ips=of["client_ip"], user_agents=of["user_agent"], client_fingerprints=of["client_fingerprint"],
         payment_fingerprint=next(iter(of["payment_fingerprint"]), None), email_domain=next(iter(of["email_domain"]), None))
     if confirmed:
         mem = pa.Table.from_pylist([{"account_id": "", "kind": k, "value": v} for k, v in values], schema=_MEMBERSHIPS)
