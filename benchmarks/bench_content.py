@@ -13,7 +13,10 @@ are not there) and prints:
    accounts wrap ordinary tasks in held-out in-the-wild jailbreaks: the share
    of accounts that carry each intent (score > 0: the signals give 0 unless
    the intent is systematic in the account);
-3. ``distillguard classify`` throughput (prompts/s, end to end: a subprocess
+3. reseller keys: ``END_USER_HARVEST`` on router keys whose end users send
+   held-out real prompts (each from one sub-source), legitimate and with a
+   few end users mixing in held-out jailbreak-wrapped tasks (docs/content-signals.md);
+4. ``distillguard classify`` throughput (prompts/s, end to end: a subprocess
    on a JSONL file, start-up included), against the bare scorer in the same
    run, on chat-length prompts and on the long held-out mix.
 
@@ -38,6 +41,7 @@ import pyarrow as pa
 
 from distillguard.signals.content import corpora
 from distillguard.signals.content.bank import INTENTS
+from distillguard.signals.content.end_users import EndUserHarvest
 from distillguard.signals.content.intents import PROMPT_THRESHOLDS, CotElicitation, DatasetSynthesis, Jailbreak, RubricGrading
 from distillguard.signals.content.model import intent_scorer
 
@@ -133,6 +137,60 @@ def account_level(seed: int = 7, n_benign: int = 1000, n_ring: int = 100) -> dic
     return out
 
 
+def reseller_keys(benign_by_group: dict[str, list[str]], harvest: list[str], n_keys: int, mixed: bool, rng: random.Random):
+    """The rows ``end_user_sample`` gives for router keys whose end users send real held-out prompts.
+
+    Each end user draws from one sub-source (a writer, a coder, a Chinese user: ordinary customers differ
+    from each other far more than a key's average suggests), traffic shares are skewed (the busiest carries
+    up to a third). A mixed key adds 2-3 end users carrying 30-45% of its traffic, a third of whose prompts
+    are held-out jailbreaks wrapped around ordinary tasks.
+    """
+    groups = sorted(benign_by_group)
+    rows = []
+    for k in range(n_keys):
+        key = f"{'mixed' if mixed else 'legit'}{k}"
+        users = {f"u{j}": rng.sample(benign_by_group[g := rng.choice(groups)], min(len(benign_by_group[g]), rng.randint(5, 60)))
+                 for j in range(rng.randint(8, 30))}
+        events = {u: len(ps) * rng.randint(1, 4) for u, ps in users.items()}
+        if mixed:
+            total = sum(events.values())
+            n_h = rng.randint(2, 3)
+            for j in range(n_h):
+                ps = [rng.choice(harvest) if rng.random() < 1 / 3 else rng.choice(benign_by_group[rng.choice(groups)])
+                      for _ in range(60)]
+                users[f"h{j}"] = sorted(set(ps))
+                events[f"h{j}"] = int(total * rng.uniform(0.3, 0.45) / (1 - 0.4) / n_h)
+        total = sum(events.values())
+        busiest = sorted(users, key=lambda u: (-events[u], u))[:5]
+        others = [(u, p) for u in users if u not in busiest for p in users[u]]
+        sample = [(u, p) for u in busiest for p in users[u][:40]] + rng.sample(others, min(40, len(others)))
+        rows += [{"account_id": key, "end_user": u, "prompt": p, "uses": 1, "busiest": u in busiest,
+                  "eu_events": events[u], "account_eu_events": total} for u, p in sample]
+    return rows
+
+
+def reseller_level(seed: int = 11, n_keys: int = 300) -> dict:
+    """END_USER_HARVEST on router keys built from real held-out text: legitimate keys must score 0."""
+    held = corpora.eval_records()
+    by_group: dict[str, list[str]] = defaultdict(list)
+    for r in held:
+        if r.role == "benign":
+            by_group[r.group].append(r.text)
+    templates = [r.text for r in held if r.role == "jailbreak"]
+    tasks = [r.text for r in held if r.source == "alpaca_eval_instructions"]
+    rng = random.Random(seed)
+    harvest = [_wrap(rng.choice(templates), rng.choice(tasks)) for _ in range(2000)]
+    out = {}
+    for mixed in (False, True):
+        table = pa.Table.from_pylist(reseller_keys(by_group, harvest, n_keys, mixed, rng))
+        det = EndUserHarvest()
+        scores = det.score(table).scores.column("end_user_harvest").to_numpy()
+        out["mixed" if mixed else "legitimate"] = {"keys": n_keys, "scored": float(np.mean(scores > 0)),
+                                                   "evidence": float(np.mean(scores >= det.evidence_floor)),
+                                                   "strong": float(np.mean(scores >= 0.5))}
+    return out
+
+
 def classify_speed(texts: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "prompts.jsonl"
@@ -167,6 +225,8 @@ def main() -> int:
     print("\n# account level (held-out corpora)")
     acc = account_level()
     print(json.dumps(acc, indent=1))
+    print("\n# reseller keys (held-out corpora): END_USER_HARVEST > 0, at the evidence floor and >= 0.5 (strong), legitimate vs mixed")
+    print(json.dumps(reseller_level(), indent=1))
     print("\n# classify throughput (distinct prompts: a random suffix on each)")
     rng = random.Random(0)
     workloads = {
