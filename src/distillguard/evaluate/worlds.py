@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections import Counter
 import sys
+from collections import Counter
 import time
 from pathlib import Path
 from typing import Any, Iterable
