@@ -377,6 +377,21 @@ def _tie_summary(tied: dict[str, dict], camp: dict) -> dict:
             "tied_members": len(tied) - joined, "joined": joined}
 
 
+def _ring_summary(linked: dict[str, dict], camp: dict) -> dict:
+    """What the ring-evidence test did (for the report): its levels and the members it gave RING_EVIDENCE."""
+    return {"min_hubs": int(camp.get("ring_link_min_hubs", 0)), "min_share": float(camp.get("ring_link_min_share", 0.1)),
+            "members": len(linked)}
+
+
+def _decisions(policy: Policy, ids, risk, reasons, codes_of, assignment, org_of, strong_of, elevated_of):
+    """Each account's policy decision, and per account the codes it carries only through its campaign's pooled
+    evidence (:func:`pooled_codes`: they corroborate only as the campaign does)."""
+    pooled_of = [pooled_codes(r) for r in reasons]
+    decisions = [policy.decide(float(risk[i]), codes_of[i], in_campaign=acc in assignment, account_id=acc, org_id=org_of[i],
+                               strong=strong_of[i], elevated=elevated_of[i], pooled=pooled_of[i]) for i, acc in enumerate(ids)]
+    return decisions, pooled_of
+
+
 def store_inputs(store: EventStore):
     """The canonical events (Ibis, DuckDB-bound) and account metadata of a store."""
     return store.ibis().table("events"), store.con.sql("SELECT * FROM accounts").to_arrow_table()
@@ -473,9 +488,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     meta_org = dict(zip(meta.column("account_id").to_pylist(), meta.column("org_id").to_pylist()))
     orgs = features.column("org_id").to_pylist()
     org_of = [meta_org.get(acc) or orgs[i] for i, acc in enumerate(ids)]
-    pooled_of = [pooled_codes(r) for r in reasons]
-    decisions = [policy.decide(float(risk[i]), codes_of[i], in_campaign=acc in assignment, account_id=acc, org_id=org_of[i],
-                               strong=strong_of[i], elevated=elevated_of[i], pooled=pooled_of[i]) for i, acc in enumerate(ids)]
+    decisions, pooled_of = _decisions(policy, ids, risk, reasons, codes_of, assignment, org_of, strong_of, elevated_of)
     budget = _apply_alert_budget(policy, ids, risk, codes_of, strong_of, elevated_of, pooled_of, assignment, org_of, decisions, an.active,
                                  an.baselines)
     evidence_of = {r.name: r.evidence for r in results}
@@ -536,8 +549,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         policy_sha256=policy.sha256,
         calibration={"population": an.baselines.as_dict(), "alert_budget": budget, "campaign_elevation": elevation_report,
                      "shared_elevation": shared_report, "hub_ties": _tie_summary(tied, camp),
-                     "ring_evidence": {"min_hubs": int(camp.get("ring_link_min_hubs", 0)),
-                                       "min_share": float(camp.get("ring_link_min_share", 0.1)), "members": len(linked)},
+                     "ring_evidence": _ring_summary(linked, camp),
                      "analyst_cleared": {"accounts": len(cleared), "lookalikes_without_strong_signals": int(an.lookalikes.sum())},
                      "candidate_communities": len(an.candidates),
                      "behaviour_fit": {s.name: s.fitted() for s in an.signals if isinstance(s, BEHAVIOUR_SIGNALS)}},

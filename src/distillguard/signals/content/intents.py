@@ -107,7 +107,7 @@ class IntentSignal(Signal):
         self.system_weight = system_weight
         self.min_matching = min_matching
         self.min_share = min_share
-        self.wrapper_min_prompts = (3 if self.wraps else 0) if wrapper_min_prompts is None else wrapper_min_prompts
+        self.wrapper_min_prompts = wrapper_min_prompts
         self.wrapper_min_share = wrapper_min_share
         self.wrapper_threshold = wrapper_threshold
         self.evidence_floor = evidence_floor
@@ -127,8 +127,9 @@ class IntentSignal(Signal):
         p = view.scores(sample.texts)["intent"][self.intent]
         threshold = PROMPT_THRESHOLDS[self.intent] if self.prompt_threshold is None else self.prompt_threshold
         wrappers = None
-        if self.wrapper_min_prompts:
-            per_account, alone, around, wtexts = view.wrapper_scores(sample, self.wrapper_min_prompts, self.wrapper_min_share)
+        min_prompts = (3 if self.wraps else 0) if self.wrapper_min_prompts is None else self.wrapper_min_prompts
+        if min_prompts:
+            per_account, alone, around, wtexts = view.wrapper_scores(sample, min_prompts, self.wrapper_min_share)
             wp, ctx = alone[self.intent], around[self.intent]
             lifts = (wp >= max(threshold, self.wrapper_threshold)) & (ctx >= threshold)
             wrappers = (per_account, np.where(lifts, wp, 0.0), wtexts)

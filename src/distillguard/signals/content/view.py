@@ -46,10 +46,10 @@ class PromptView:
         key = (id(sample), min_prompts, min_share)
         if key not in self._wrappers:
             texts, per_account = account_wrappers(sample, min_prompts, min_share)
-            alone = score_texts([fragment(w) for w in texts])["intent"]
-            around = score_texts([c for w in texts for c in in_context(w)])["intent"]
-            k = len(NEUTRAL_TASKS)
-            around = {i: p.reshape(-1, k).mean(axis=1) if len(p) else p for i, p in around.items()}
+            n, k = len(texts), len(NEUTRAL_TASKS)
+            p = score_texts([fragment(w) for w in texts] + [c for w in texts for c in in_context(w)])["intent"]
+            alone = {i: v[:n] for i, v in p.items()}
+            around = {i: v[n:].reshape(n, k).mean(axis=1) for i, v in p.items()}
             self._wrappers[key] = (per_account, alone, around, texts)
         return self._wrappers[key]
 
