@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import sys
 
 import typer
 
 from distillguard import commands
-from distillguard.errors import UsageError
+from distillguard.errors import exit_with
 
 app = typer.Typer(
     name="distillguard",
@@ -35,11 +34,7 @@ _register_commands()
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
-    try:
-        app(standalone_mode=True)
-    except UsageError as exc:
-        print(f"distillguard: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    exit_with(lambda: app(standalone_mode=True), "distillguard")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections import Counter
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
