@@ -31,8 +31,8 @@ from distillguard.link import Communities
 from distillguard.link.graph import weighted_hubs
 from distillguard.link.components import UnionFind
 
-__all__ = ["HUB_JOIN_CODE", "HUB_TIE_CODE", "HUB_TIE_TERM", "campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
-           "hub_ties", "judge_campaigns", "kept_hubs", "shared_strong_codes", "strong_cores", "strong_communities"]
+__all__ = ["HUB_JOIN_CODE", "HUB_TIE_CODE", "HUB_TIE_TERM", "RING_CODE", "RING_TERM", "campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
+           "hub_ties", "judge_campaigns", "kept_hubs", "ring_links", "shared_strong_codes", "strong_cores", "strong_communities"]
 
 FLAG_RISK = 0.5
 HUB_TIE_CODE = "HUB_TIED"
@@ -40,6 +40,10 @@ HUB_TIE_CODE = "HUB_TIED"
 HUB_JOIN_CODE = "HUB_JOINED"
 """The reason an account outside every campaign that joined one by its hubs carries (:func:`hub_ties`)."""
 HUB_TIE_TERM = "hub_tie"
+RING_CODE = "RING_EVIDENCE"
+"""The reason a campaign member that is one of its ring members, or linked to them by its own kept hubs, carries
+(:func:`ring_links`)."""
+RING_TERM = "ring_evidence"
 
 
 def _iso(ts) -> str | None:
@@ -136,11 +140,8 @@ def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belon
     """
     if min_hubs <= 0 or not hubs or not belongs:
         return {}
-    index = {a: i for i, a in enumerate(account_ids)}
+    index, hub_of, row_of, kept = _hub_rows(hubs, account_ids)
     n = len(account_ids)
-    hub_of = np.concatenate([np.full(len(r), j) for j, (_, r, _) in enumerate(hubs)])
-    row_of = np.concatenate([r for _, r, _ in hubs])
-    kept = np.bincount(row_of, minlength=n)
     comm = np.array([comms.membership.get(a, -1) for a in account_ids])
     outside = np.ones(n, dtype=bool)
     outside[[index[a] for a in belongs]] = False
@@ -162,6 +163,46 @@ def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belon
         ties = hub_of[(row_of == i) & tied_to[c][hub_of]]
         out[account_ids[i]] = {"campaign": c, "joined": bool(outside[i]), "kept_hubs": int(kept[i]),
                                "hubs": [{"kind": hubs[j][0], "value": hubs[j][2]} for j in ties.tolist()]}
+    return out
+
+
+def _hub_rows(hubs: list[tuple], account_ids: list[str]):
+    """Account -> row, then one entry per (hub, holder) of ``hubs`` (:func:`kept_hubs`): the hub's index and the
+    holder's row, and each row's number of kept hubs."""
+    row_of = np.concatenate([r for _, r, *_ in hubs])
+    return ({a: i for i, a in enumerate(account_ids)}, np.concatenate([np.full(len(r), j) for j, (_, r, *_) in enumerate(hubs)]),
+            row_of, np.bincount(row_of, minlength=len(account_ids)))
+
+
+def ring_links(account_ids: list[str], belongs: dict, ring: np.ndarray, hubs: list[tuple], min_hubs: int,
+               min_share: float) -> dict[str, dict]:
+    """Campaign members linked to their campaign's **ring members** by their own kept hubs: ``account_id -> evidence``.
+
+    Ring members: ``ring`` per row, the members whose strong own signal is
+    their campaign's (:func:`shared_strong_codes`). A member is linked when
+    at least ``min_hubs`` of its kept hubs (:func:`kept_hubs`, every kind),
+    and at least ``min_share`` of them, are held by another ring member of
+    its campaign. A ring member without a strong signal shares the ring's
+    templates, waves and bursts; a templated app's user that its community
+    merged with a ring shares one signup burst or template with it and its
+    other hubs with its own app (docs/scoring.md section 9, "Clean
+    identifiers"). Evidence: ``linked_hubs`` and ``kept_hubs``. ``min_hubs``
+    0 links nobody (off).
+    """
+    if min_hubs <= 0 or not hubs or not belongs:
+        return {}
+    index, hub_of, row_of, kept = _hub_rows(hubs, account_ids)
+    n = len(account_ids)
+    out = {}
+    for c in set(belongs.values()):
+        member = np.zeros(n, dtype=bool)
+        member[[index[a] for a, k in belongs.items() if k == c]] = True
+        in_ring = member & ring
+        held = np.bincount(hub_of, weights=in_ring[row_of], minlength=len(hubs))  # ring holders of each hub
+        by_other = held[hub_of] - in_ring[row_of] >= 1
+        linked = np.bincount(row_of, weights=by_other & member[row_of], minlength=n)
+        for i in np.flatnonzero(member & (linked >= min_hubs) & (linked >= min_share * np.maximum(kept, 1))).tolist():
+            out[account_ids[i]] = {"linked_hubs": int(linked[i]), "kept_hubs": int(kept[i])}
     return out
 
 

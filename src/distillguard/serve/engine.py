@@ -28,9 +28,9 @@ from pathlib import Path
 from distillguard.audit import analyst_overrides
 from distillguard.erasure import forget_log, retain
 from distillguard.privacy.settings import StorePrivacy
-from distillguard.score.campaigns import campaign_strong_codes
+from distillguard.score.campaigns import RING_CODE, campaign_strong_codes
 from distillguard.score.elevation import campaign_elevated_codes
-from distillguard.score.fusion import FusionModel
+from distillguard.score.fusion import FusionModel, pooled_codes
 from distillguard.score.policy import Policy
 from distillguard.serve import views
 from distillguard.serve.campaigns import CampaignMap
@@ -309,7 +309,8 @@ class Engine:
         held = known is not None and known.rule_id == "alert-budget"
         d = policy.decide(risk, list(reasons), in_campaign=campaign_id is not None, account_id=acc, org_id=org, held_back=held,
                           strong=campaign_strong_codes(known.reasons) if known is not None else (),
-                          elevated=campaign_elevated_codes(known.reasons) if known is not None else ())
+                          elevated=campaign_elevated_codes(known.reasons) if known is not None else (),
+                          pooled=pooled_codes(known.reasons) if known is not None else ())
         return self._shape(acc, d.action, d.rule_id, d.ttl_seconds, risk, reasons, campaign_id, immune, record)
 
     def _evidence(self, acc: str, event: dict, meta: dict | None, known) -> tuple[float, str | None, dict]:
@@ -337,7 +338,10 @@ class Engine:
             if lcid is not None:
                 campaign_id = campaign_id or lcid
                 risk = max(risk, lrisk)
-                _merge(reasons, lreasons)
+                # linked by its own identifiers to the campaign's accounts: member-level evidence, as the scan's
+                # RING_EVIDENCE is (policy corroboration.campaign_member_evidence)
+                _merge(reasons, lreasons + [{"code": RING_CODE, "weight": 0.0,
+                                             "details": {"source": "first-request link", "campaign_id": lcid}}])
         # imported intel and confirmed campaigns: the scan's KNOWN_INDICATOR / CONFIRMED_CAMPAIGN for the identifiers
         # used since (the policy acts on the reason)
         intel = self.intel.reason(acc, event, meta)
@@ -410,7 +414,8 @@ class Engine:
         known = self.map.accounts.get(acc)
         dd = pol.decide(risk, list(reasons), in_campaign=d["campaign_id"] is not None, account_id=acc, org_id=row.get("org_id"),
                         strong=campaign_strong_codes(known.reasons) if known is not None else (),
-                        elevated=campaign_elevated_codes(known.reasons) if known is not None else ())
+                        elevated=campaign_elevated_codes(known.reasons) if known is not None else (),
+                        pooled=pooled_codes(known.reasons) if known is not None else ())
         return self._shape(acc, dd.action, dd.rule_id, dd.ttl_seconds, risk, reasons, d["campaign_id"])
 
     # -- feedback and views (serve/app.py's routes) -------------------------------------
