@@ -28,7 +28,7 @@ from pathlib import Path
 from distillguard.audit import analyst_overrides
 from distillguard.erasure import forget_log, retain
 from distillguard.privacy.settings import StorePrivacy
-from distillguard.score.campaigns import RING_CODE, campaign_strong_codes
+from distillguard.score.campaigns import campaign_strong_codes
 from distillguard.score.elevation import campaign_elevated_codes
 from distillguard.score.fusion import FusionModel, pooled_codes
 from distillguard.score.policy import Policy
@@ -338,10 +338,7 @@ class Engine:
             if lcid is not None:
                 campaign_id = campaign_id or lcid
                 risk = max(risk, lrisk)
-                # linked by its own identifiers to the campaign's accounts: member-level evidence, as the scan's
-                # RING_EVIDENCE is (policy corroboration.campaign_member_evidence)
-                _merge(reasons, lreasons + [{"code": RING_CODE, "weight": 0.0,
-                                             "details": {"source": "first-request link", "campaign_id": lcid}}])
+                _merge(reasons, lreasons)
         # imported intel and confirmed campaigns: the scan's KNOWN_INDICATOR / CONFIRMED_CAMPAIGN for the identifiers
         # used since (the policy acts on the reason)
         intel = self.intel.reason(acc, event, meta)
