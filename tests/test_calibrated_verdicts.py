@@ -232,14 +232,15 @@ def test_a_second_baseline_pass_outside_the_campaigns_uncovers_a_ring_the_lifted
     a world where campaigns are nearly half the active accounts lifts the output-harvest baseline over a
     smaller ring's scores; taken again outside the first judging's campaigns, the baseline drops, a campaign
     of that world that was missed is found, no benign account is flagged for it, and the scan stores the
-    second pass's baselines, which the decision service loads."""
+    second pass's baselines, which the decision service loads. Of the smoke worlds at scale 3, seeds 3-10, the first
+    pass misses a campaign the second finds on seeds 4 and 9 (on the rest both find the same): seed 4 is the premise."""
     from distillguard.serve.campaigns import CampaignMap
     from distillguard.sim import simulate
     from distillguard.store import EventStore
     from distillguard.report.writers import store_results
 
     world = tmp_path / "w"
-    simulate("smoke", scale=3.0, seed=3, out=world, fmt="parquet", family="holdout")
+    simulate("smoke", scale=3.0, seed=4, out=world, fmt="parquet", family="holdout")
     labels = pq.read_table(world / "labels.parquet").to_pylist()
     one = _scan(world, _policy(population__baseline_passes=1), db=tmp_path / "one.duckdb")
     two = _scan(world, _policy(population__baseline_passes=2), db=tmp_path / "two.duckdb")
