@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from datetime import datetime, timezone
 
 import ibis
@@ -25,7 +25,8 @@ from distillguard.link.graph import weighted_hubs
 from distillguard.link import memberships as mb
 from distillguard.score.campaigns import (HUB_JOIN_CODE, HUB_TIE_CODE, HUB_TIE_TERM, RING_CODE, RING_TERM,
                                           build_campaigns, characteristic_codes, hub_holders, hub_ties, judge_campaigns,
-                                          kept_hubs, ring_links, shared_strong_codes, strong_communities)
+                                          kept_hubs, ring_links, shared_strong_codes, split_by_operator,
+                                          strong_communities)
 from distillguard.score import elevation, shared_elevation
 from distillguard.score.evidence import attachment, build_evidence, own_scores
 from distillguard.score.fusion import FusionModel, Reason, pooled_codes, strong_codes
@@ -140,6 +141,11 @@ def _campaign_activity(events, assignment: dict[str, str]) -> dict[str, dict[int
     for cid, b, n in zip(*(counts.column(c).to_pylist() for c in ("campaign_id", "bucket", "n"))):
         out.setdefault(cid, {})[b] = n
     return out
+
+
+def _account_activity(events, account_ids: list[str]) -> dict[str, np.ndarray]:
+    """Requests of each of ``account_ids`` per ``BUCKET_S`` bucket, on one time axis."""
+    return _activity_series(_campaign_activity(events, {a: a for a in account_ids}))[0]
 
 
 def _activity_series(*activities: dict[str, dict[int, int]]) -> list[dict[str, np.ndarray]]:
@@ -260,11 +266,12 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     ids = features.column("account_id").to_pylist()
     rules = load_rules()
     linked, comms = st.run("communities", _communities, members, rules, len(ids))
+    activity_of = partial(_account_activity, events)
     tables = [(r.name, s.reason, r.scores) for s, r in zip(signals, results)]
     n_events = features.column("n_events").to_numpy(zero_copy_only=False).astype(float)
     raw, baselines, strong, active, like_cleared, candidates, evidence = st.run(
         "population calibration", _relative_evidence, ids, tables, comms, rules, meta, n_events, policy, reference,
-        is_dismissed, cleared, members)
+        is_dismissed, cleared, members, activity_of)
     if policy.population.get("baseline_passes", 1) >= 2 and baselines.source == "population":
         model = model or FusionModel.load()
         strong_dict = {t[0]: strong[:, j] for j, t in enumerate(tables)}
@@ -274,7 +281,7 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
         if outside.sum() >= int(policy.population.get("min_accounts", 200)):
             raw, baselines, strong, active, like_cleared, candidates, evidence = st.run(
                 "second baseline pass", _relative_evidence, ids, tables, comms, rules, meta, n_events, policy, reference,
-                is_dismissed, cleared, members, outside)
+                is_dismissed, cleared, members, activity_of, outside)
             baselines.details["note"] = (f"second pass: over the {baselines.n_active} active accounts outside the "
                                          f"{len(belongs)} members of the first pass's {len(set(belongs.values()))} campaigns")
     return Analysis(features, samples, meta, signals, results, comms, evidence, members, known, baselines,
@@ -289,11 +296,12 @@ def _communities(members: pa.Table, rules, n_accounts: int):
 
 
 def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy, reference, is_dismissed, cleared,
-                       memberships, population=None):
+                       memberships, activity_of, population=None):
     """Scores relative to the population, strong signals, campaign candidates and the evidence matrix.
 
-    ``population``: the accounts whose active ones the baselines are taken over (all by default; the accounts
-    outside the first pass's campaigns on a second pass)."""
+    ``activity_of(account_ids)``: their requests per bucket (:func:`_account_activity`), read when a candidate
+    is split by operator. ``population``: the accounts whose active ones the baselines are taken over (all by
+    default; the accounts outside the first pass's campaigns on a second pass)."""
     names = [t[0] for t in tables]
     pop, camp = policy.population, policy.campaigns
     active = n_events >= pop.get("min_events", 10)
@@ -306,13 +314,19 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
     like_cleared = lookalikes(raw, np.array([a in cleared for a in ids], dtype=bool))
     strong[like_cleared] = False
     attach = attachment(ids, comms, {r.kind: r.attach for r in rules})
+    core_hubs = hub_holders(memberships, ids, comms, camp.get("core_kinds", ()))
     candidates = strong_communities(
         comms, ids, strong.any(axis=1), attach,
         min_attachment=camp.get("min_attachment", 0.3), min_strong_share=camp.get("min_strong_share", 0.5),
         min_strong_members=int(camp.get("min_strong_members", 3)), max_p_value=camp.get("max_p_value", 1e-4),
-        is_dismissed=is_dismissed, core_hubs=hub_holders(memberships, ids, comms, camp.get("core_kinds", ())),
-        grow_kinds=int(camp.get("grow_kinds", 2)),
+        is_dismissed=is_dismissed, core_hubs=core_hubs, grow_kinds=int(camp.get("grow_kinds", 2)),
     )
+    candidates = split_by_operator(
+        candidates, comms, ids, strong.any(axis=1), attach, core_hubs, activity_of, kinds=camp.get("split_kinds", ()),
+        min_cell=int(camp.get("split_min_cell", 0)), min_z=camp.get("split_min_z", 3.0),
+        follow_z=camp.get("split_follow_z", -np.inf),
+        min_attachment=camp.get("min_attachment", 0.3), min_strong_share=camp.get("min_strong_share", 0.5),
+        min_strong_members=int(camp.get("min_strong_members", 3)), max_p_value=camp.get("max_p_value", 1e-4))
     cores = {c: t["core"] + t["grown"] for c, t in candidates.items() if "core" in t}
     evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, own=own, pool=candidates,
                               cores=cores, attach=attach)
@@ -328,6 +342,11 @@ def _judge(comms, ids, risk, evidence, reasons, candidates, camp: dict):
                            min_attachment=camp.get("min_attachment", 0.3), candidates=candidates)
 
 
+def _strays(an) -> set[str]:
+    """Accounts a split by operator left out of a ring as another operator's (:func:`split_by_operator`)."""
+    return {a for t in an.candidates.values() for a in t.get("strays", ())}
+
+
 def _hub_ties(an, belongs: dict, risk, camp: dict, reasons, codes_of) -> dict[str, dict]:
     """The accounts tied to a campaign by their kept hubs (:func:`hub_ties`), last, after both elevation tests:
     ``belongs`` gains those outside every campaign; a tied member gets the reason ``HUB_TIED``, an account that
@@ -336,7 +355,8 @@ def _hub_ties(an, belongs: dict, risk, camp: dict, reasons, codes_of) -> dict[st
     if min_hubs <= 0:
         return {}
     ids = an.evidence.account_ids
-    tied = hub_ties(an.communities, ids, risk, belongs, an.hubs_kept, min_hubs, float(camp.get("hub_join_min_share", 0.5)))
+    tied = hub_ties(an.communities, ids, risk, belongs, an.hubs_kept, min_hubs, float(camp.get("hub_join_min_share", 0.5)),
+                     strays=_strays(an))
     belongs.update({a: t["campaign"] for a, t in tied.items()})
     index = {a: i for i, a in enumerate(ids)}
     for a, t in tied.items():
@@ -629,7 +649,9 @@ def _shared_elevation(an: Analysis, belongs: dict, camp_risk: dict, characterist
     families = camp.get("shared_elevation_families", [])
     tested = set().union(*(policy.corroboration.families.get(f, ()) for f in families)) if policy.corroboration else set()
     # look-alikes of accounts analysts cleared carry no strong signal (section 8): nor a shared elevation
-    outside = np.array([a not in belongs for a in ids], dtype=bool) & ~np.asarray(an.lookalikes, dtype=bool)
+    # nor does another operator's account that a split left out of a ring (score.campaigns.split_by_operator)
+    strays = _strays(an)
+    outside = np.array([a not in belongs and a not in strays for a in ids], dtype=bool) & ~np.asarray(an.lookalikes, dtype=bool)
     core = set(camp.get("core_kinds", ()))
     hubs = [(kind, rows) for kind, rows, _ in an.hubs_kept if kind in core]
     groups = shared_elevation.shared_elevation_groups(

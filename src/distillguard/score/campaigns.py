@@ -30,6 +30,7 @@ from scipy.stats import binom
 from distillguard.link import Communities
 from distillguard.link.graph import weighted_hubs
 from distillguard.link.components import UnionFind
+from distillguard.score.operators import followed, identity_cells, schedule_parts
 
 __all__ = ["HUB_JOIN_CODE", "HUB_TIE_CODE", "HUB_TIE_TERM", "RING_CODE", "RING_TERM", "campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
            "hub_ties", "judge_campaigns", "kept_hubs", "ring_links", "shared_strong_codes", "strong_cores", "strong_communities"]
@@ -122,7 +123,7 @@ def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds, value
 
 
 def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belongs: dict, hubs: list[tuple],
-             min_hubs: int, min_share: float) -> dict[str, dict]:
+             min_hubs: int, min_share: float, strays=frozenset()) -> dict[str, dict]:
     """Accounts below the flag level whose kept hubs are mostly a campaign's: ``account_id -> evidence``.
 
     An account is **tied** to a campaign when that campaign's flagged members
@@ -136,7 +137,8 @@ def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belon
     most such hubs (``joined``: true). Tying flags nothing here; the policy
     decides (reasons ``HUB_TIED``, ``HUB_JOINED``). Evidence: ``campaign`` (the community
     key), ``joined``, the shared ``hubs`` (kind, value) and the account's
-    ``kept_hubs``. ``min_hubs`` 0 turns it off.
+    ``kept_hubs``. ``strays`` (:func:`split_by_operator`: another operator's
+    accounts) join nothing. ``min_hubs`` 0 turns it off.
     """
     if min_hubs <= 0 or not hubs or not belongs:
         return {}
@@ -145,6 +147,7 @@ def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belon
     comm = np.array([comms.membership.get(a, -1) for a in account_ids])
     outside = np.ones(n, dtype=bool)
     outside[[index[a] for a in belongs]] = False
+    outside[[index[a] for a in strays if a in index]] = False
     best: dict[int, tuple] = {}
     tied_to: dict = {}
     for c in set(belongs.values()):
@@ -359,6 +362,73 @@ def strong_communities(
             if tried:
                 out[c]["core"] = sorted(account_ids[i] for i in firm)
                 out[c]["grown"] = sorted(account_ids[i] for i in grown)
+    return out
+
+
+def split_by_operator(candidates: dict, comms: Communities, account_ids: list[str], strong: np.ndarray, attachment: np.ndarray,
+                      core_hubs: dict, activity_of, *, kinds, min_cell: int, min_z: float, follow_z: float = -np.inf,
+                      min_attachment: float = 0.3, min_strong_share: float = 0.5, min_strong_members: int = 3,
+                      max_p_value: float = 1e-4) -> dict:
+    """``candidates`` with each whole community that two operators' rings share split into their parts.
+
+    Two operators on one cloud range, sending the same public harvest
+    templates, fall into one Leiden community; once their members are strong
+    it passes as a whole, and one campaign (one operator id) spans both. The
+    firm members are grouped by the identifiers no two operators share
+    (:func:`~distillguard.score.operators.identity_cells` of ``kinds``), and
+    groups of at least ``min_cell`` accounts whose activity does not co-move
+    at ``min_z`` are different operators
+    (:func:`~distillguard.score.operators.schedule_parts`;
+    ``activity_of(account_ids) -> {account: requests per bucket}``). A member
+    tied by no such identifier whose activity follows none of its ring's
+    schedule (``follow_z``) but does follow (``min_z``) an anchor of another
+    community that does not move with this ring is a stray: another
+    operator's account, left out. The members grouped are those
+    the whole campaign would hold: the firm ones and the loose ones with a
+    strong signal. Each part is then tested as the whole was, on its firm
+    members, the p-value times the parts, and keyed ``(community, part)``
+    with all its members as the core; a part that fails is no campaign.
+    ``min_cell`` 0 turns it off.
+    """
+    whole = [c for c, t in candidates.items() if "core" not in t]
+    if min_cell <= 0 or not whole:
+        return candidates
+    groups = comms.members()
+    index = {a: i for i, a in enumerate(account_ids)}
+    held_of = {}  # the members a whole campaign may hold: firm ones, and loose ones with a strong signal
+    for c in whole:
+        rows = np.array([index[a] for a in groups[c] if a in index], dtype=np.int64)
+        held_of[c] = rows[(attachment[rows] >= min_attachment) | strong[rows]]
+    series = activity_of(sorted(account_ids[i] for rows in held_of.values() for i in rows.tolist()))
+    zero = np.zeros(len(next(iter(series.values()))) if series else 1)
+
+    def activity(rows: np.ndarray) -> np.ndarray:
+        return sum((series.get(account_ids[i], zero) for i in rows.tolist()), zero)
+
+    split = {}
+    for c in whole:
+        cells = identity_cells(held_of[c], core_hubs.get(c, []), kinds)
+        split[c] = schedule_parts(cells, activity, min_cell=min_cell, min_z=min_z, follow_z=follow_z)
+    anchors = [(d, activity(a)) for d, (_, held, _) in split.items() for a in held]
+    out = dict(candidates)
+    for c, (parts, _, loners) in split.items():
+        own = [s for d, s in anchors if d == c]
+        elsewhere = [s for d, s in anchors if d != c]
+        # a ring another community's anchor belongs to, unless that anchor moves with this ring too (one operator's)
+        strays = {i for i in loners if any(not followed(elsewhere[h], own, min_z)
+                                           for h in followed(activity(np.array([i])), elsewhere, min_z))}
+        if len(parts) < 2 and not strays:
+            continue
+        rate = out.pop(c)["base_rate"]
+        for j, part in enumerate(parts):
+            part = part[~np.isin(part, list(strays))]
+            firm = part[attachment[part] >= min_attachment]
+            k = int(strong[firm].sum())
+            p = chance_tail(k, len(firm), rate, len(parts))
+            if len(firm) and k >= max(min_strong_members, min_strong_share * len(firm)) and p <= max_p_value:
+                out[(c, j)] = {"firm_members": int(len(firm)), "strong_members": k, "p_value": p, "base_rate": rate,
+                               "core": sorted(account_ids[i] for i in part), "grown": [], "parts": len(parts),
+                               "strays": sorted(account_ids[i] for i in strays)}
     return out
 
 

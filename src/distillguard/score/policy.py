@@ -22,10 +22,11 @@ _FAMILY_CONDITIONS = ("strong_signal", "elevated_signal")
 """Conditions on the corroboration families of an account's signals: true (any), false, or a list of families."""
 CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", "min_strong_members", "max_p_value", "core_kinds",
                      "grow_kinds", "hub_join_min_hubs", "hub_join_min_share", "ring_link_min_hubs", "ring_link_min_share", "ring_families", "operator_min_corr", "operator_min_z",
-                     "footprint_min_corr", "footprint_min_z",
+                     "footprint_min_corr", "footprint_min_z", "split_kinds", "split_min_cell", "split_min_z",
+                     "split_follow_z",
                      "shared_strong_share", "elevation_quantile", "shared_elevation_quantile", "shared_elevation_share",
                      "shared_elevation_families"}
-_LIST_SETTINGS = ("core_kinds", "shared_elevation_families", "ring_families")
+_LIST_SETTINGS = ("core_kinds", "shared_elevation_families", "ring_families", "split_kinds")
 POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "max_contamination", "strong",
                        "baseline_passes"}
 
