@@ -33,7 +33,8 @@ from distillguard.link.components import UnionFind
 from distillguard.score.operators import followed, identity_cells, schedule_parts
 
 __all__ = ["HUB_JOIN_CODE", "HUB_TIE_CODE", "HUB_TIE_TERM", "RING_CODE", "RING_TERM", "campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
-           "hub_ties", "judge_campaigns", "kept_hubs", "ring_links", "shared_strong_codes", "strong_cores", "strong_communities"]
+           "hub_ties", "judge_campaigns", "kept_hubs", "ring_links", "shared_strong_codes", "split_by_operator", "strong_cores",
+           "strong_communities"]
 
 FLAG_RISK = 0.5
 HUB_TIE_CODE = "HUB_TIED"
@@ -374,21 +375,20 @@ def split_by_operator(candidates: dict, comms: Communities, account_ids: list[st
     Two operators on one cloud range, sending the same public harvest
     templates, fall into one Leiden community; once their members are strong
     it passes as a whole, and one campaign (one operator id) spans both. The
-    firm members are grouped by the identifiers no two operators share
+    members the whole campaign would hold (firm, or loose with a strong
+    signal) are grouped by the identifiers no two operators share
     (:func:`~distillguard.score.operators.identity_cells` of ``kinds``), and
-    groups of at least ``min_cell`` accounts whose activity does not co-move
-    at ``min_z`` are different operators
+    groups of at least ``min_cell`` accounts that keep schedules of their own
+    which do not co-move at ``min_z`` are different operators
     (:func:`~distillguard.score.operators.schedule_parts`;
     ``activity_of(account_ids) -> {account: requests per bucket}``). A member
     tied by no such identifier whose activity follows none of its ring's
     schedule (``follow_z``) but does follow (``min_z``) an anchor of another
     community that does not move with this ring is a stray: another
-    operator's account, left out. The members grouped are those
-    the whole campaign would hold: the firm ones and the loose ones with a
-    strong signal. Each part is then tested as the whole was, on its firm
-    members, the p-value times the parts, and keyed ``(community, part)``
-    with all its members as the core; a part that fails is no campaign.
-    ``min_cell`` 0 turns it off.
+    operator's account, left out. Each part is then tested as the whole was,
+    on its firm members, the p-value times the parts, and keyed
+    ``(community, part)`` with all its members as the core; a part that
+    fails is no campaign. ``min_cell`` 0 turns it off.
     """
     whole = [c for c, t in candidates.items() if "core" not in t]
     if min_cell <= 0 or not whole:
