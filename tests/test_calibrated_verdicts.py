@@ -55,7 +55,7 @@ def test_no_single_behaviour_family_moves_an_account_past_monitor():
         d = p.decide(0.99, codes)
         assert (d.action, d.rule_id, d.capped_from) == ("monitor", "corroboration-required", "throttle"), codes
     assert p.decide(0.99, ["COT_ELICITATION", "HIGH_OUTPUT_RATIO"]).action == "throttle"
-    assert p.decide(0.99, ["HIGH_OUTPUT_RATIO"], in_campaign=True).action == "block"
+    assert p.decide(0.99, ["HIGH_OUTPUT_RATIO"], in_campaign=True, strong={"HIGH_OUTPUT_RATIO"}).action == "block"
     assert p.decide(0.1, ["KNOWN_INDICATOR"]).action == "challenge"
     assert p.decide(0.3, ["HIGH_OUTPUT_RATIO"]).action == "monitor"
 
@@ -232,14 +232,15 @@ def test_a_second_baseline_pass_outside_the_campaigns_uncovers_a_ring_the_lifted
     a world where campaigns are nearly half the active accounts lifts the output-harvest baseline over a
     smaller ring's scores; taken again outside the first judging's campaigns, the baseline drops, a campaign
     of that world that was missed is found, no benign account is flagged for it, and the scan stores the
-    second pass's baselines, which the decision service loads."""
+    second pass's baselines, which the decision service loads. Of the smoke worlds at scale 3, seeds 3-10, the first
+    pass misses a campaign the second finds on seeds 4 and 9 (on the rest both find the same): seed 4 is the premise."""
     from distillguard.serve.campaigns import CampaignMap
     from distillguard.sim import simulate
     from distillguard.store import EventStore
     from distillguard.report.writers import store_results
 
     world = tmp_path / "w"
-    simulate("smoke", scale=3.0, seed=3, out=world, fmt="parquet", family="holdout")
+    simulate("smoke", scale=3.0, seed=4, out=world, fmt="parquet", family="holdout")
     labels = pq.read_table(world / "labels.parquet").to_pylist()
     one = _scan(world, _policy(population__baseline_passes=1), db=tmp_path / "one.duckdb")
     two = _scan(world, _policy(population__baseline_passes=2), db=tmp_path / "two.duckdb")
@@ -351,3 +352,31 @@ def test_case_files_and_intel_export_per_operator(smoke_traffic, tmp_path):
     rows = queue(con, operator=op["operator_id"])["rows"]
     assert sorted(r["campaign_id"] for r in rows) == sorted(op["campaigns"])
     assert all(r["operator_id"] == op["operator_id"] and r["operator_campaigns"] == len(op["campaigns"]) for r in rows)
+
+
+def test_a_campaign_corroborates_only_a_member_that_carries_its_evidence():
+    """Membership by the community's links alone (a templated app's user merged with a ring) is not corroboration:
+    the member needs the campaign's strong or elevated signal, or a reason of ``campaign_member_evidence``."""
+    p = Policy.load()
+    d = p.decide(0.99, ["SIGNUP_BURST", "SHARED_INFRA"], in_campaign=True)
+    assert (d.action, d.rule_id, d.capped_from) == ("monitor", "corroboration-required", "block")
+    assert p.decide(0.6, ["COT_ELICITATION"], in_campaign=True).action == "monitor"
+    for evidence in ({"strong": {"COT_ELICITATION"}}, {"elevated": {"COT_ELICITATION"}}):
+        assert p.decide(0.6, ["COT_ELICITATION"], in_campaign=True, **evidence).action == "challenge", evidence
+    for code in ("RING_EVIDENCE", "HUB_TIED", "SHARED_ELEVATION", "CAMPAIGN_SIGNAL"):
+        assert p.decide(0.6, ["COT_ELICITATION", code], in_campaign=True).action == "challenge", code
+    # a member with own content plus behaviour is corroborated by its own evidence: inside the alert budget
+    assert p.decide(0.6, ["COT_ELICITATION", "HIGH_OUTPUT_RATIO"], in_campaign=True).action == "challenge"
+    d = p.decide(0.6, ["COT_ELICITATION", "HIGH_OUTPUT_RATIO"], in_campaign=True, held_back=True)
+    assert (d.action, d.rule_id) == ("monitor", "alert-budget")
+    # a policy without the setting lets every member's campaign corroborate it (the behaviour before it)
+    text = resources.files("distillguard.score").joinpath("policy.yaml").read_text()
+    old = Policy.from_yaml("\n".join(line for line in text.splitlines() if "campaign_member_evidence:" not in line))
+    assert old.decide(0.6, ["COT_ELICITATION"], in_campaign=True).action == "challenge"
+
+
+def test_campaign_member_evidence_must_be_a_list_of_codes():
+    text = resources.files("distillguard.score").joinpath("policy.yaml").read_text()
+    bad = "\n".join("  campaign_member_evidence: 3" if "campaign_member_evidence:" in line else line for line in text.splitlines())
+    with pytest.raises(UsageError, match="campaign_member_evidence is a list of reason codes"):
+        Policy.from_yaml(bad)

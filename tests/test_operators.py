@@ -8,7 +8,8 @@ from conftest import scan_scenario
 
 from distillguard.link import load_rules
 from distillguard.link.components import UnionFind
-from distillguard.score.operators import BUCKET_S, co_moving, footprint_candidates, group_operators, join_footprint
+from distillguard.score.operators import (BUCKET_S, co_moving, followed, footprint_candidates, group_operators,
+                                         identity_cells, join_footprint, schedule_parts)
 
 
 def _memberships(rows):
@@ -107,6 +108,57 @@ def test_a_candidate_joins_the_operator_whose_schedule_it_follows_and_no_other()
     assert got["follows-a"]["shared"][-1]["kind"] == "activity"
     assert join_footprint({"both": both}, accounts, operators) == {}  # moves with two operators: not attributed
     assert join_footprint({"follows-b": {"O-b": [("template", "t-b")]}}, accounts, operators)["follows-b"]["operator_id"] == "O-b"
+
+
+def test_identity_cells_follow_cards_waves_and_bursts_not_ranges_or_templates():
+    hubs = [("payment_fingerprint", np.array([0, 1, 2])), ("lockstep", np.array([2, 3])), ("payment_fingerprint", np.array([4, 5])),
+            ("subnet", np.array([0, 1, 2, 3, 4, 5, 6])), ("template", np.array([3, 4, 6])), ("signup_burst", np.array([6, 9]))]
+    cells = identity_cells(np.arange(7), hubs, ("payment_fingerprint", "lockstep", "signup_burst"))
+    assert sorted(c.tolist() for c in cells) == [[0, 1, 2, 3], [4, 5], [6]]  # 9 is not a member: 6 stays alone
+
+
+def _activity(per_account: list[np.ndarray]):
+    return lambda rows: np.sum([per_account[i] for i in rows], axis=0)
+
+
+def test_two_operators_schedules_split_one_community_and_one_operator_s_cells_do_not():
+    rng = np.random.default_rng(2)
+    days = 3 * 144
+    mine, theirs = _schedule(rng, days, 36, 5), _schedule(rng, days, 36, 20)
+    per_account = ([_waves(rng, mine, days, 1) for _ in range(9)] + [_waves(rng, theirs, days, 1) for _ in range(5)]
+                   + [np.eye(1, days, 50)[0]])  # 14: one request, no schedule
+    cells = [np.arange(0, 5), np.arange(5, 9), np.arange(9, 13), np.array([13]), np.array([14])]
+    parts, anchors, loners = schedule_parts(cells, _activity(per_account), min_cell=3, min_z=3.0)
+    assert sorted(p.tolist() for p in parts) == [list(range(0, 9)) + [14], [9, 10, 11, 12, 13]] and loners == []
+    assert [a.tolist() for a in anchors] == [c.tolist() for c in cells[:3]]
+    # one operator's cells (and a small cell with no schedule) stay one part
+    one, _, _ = schedule_parts(cells[:2] + cells[4:], _activity(per_account), min_cell=3, min_z=3.0)
+    assert [p.tolist() for p in one] == [list(range(0, 9)) + [14]]
+
+
+def test_a_ring_at_a_steady_rate_is_never_cut():
+    """Cells that keep no schedule of their own (steady Poisson senders) do not co-move, and that is no evidence of two
+    operators."""
+    rng = np.random.default_rng(4)
+    per_account = [rng.poisson(0.5, 3 * 144) for _ in range(12)]
+    cells = [np.arange(0, 4), np.arange(4, 8), np.arange(8, 12)]
+    parts, anchors, loners = schedule_parts(cells, _activity(per_account), min_cell=3, min_z=3.0, follow_z=1.5)
+    assert [p.tolist() for p in parts] == [list(range(12))] and anchors == [] and loners == []
+
+
+def test_an_account_that_keeps_its_ring_s_schedule_is_no_loner_and_one_that_follows_another_ring_is_a_stray():
+    rng = np.random.default_rng(3)
+    days = 3 * 144
+    mine, theirs = _schedule(rng, days, 36, 5), _schedule(rng, days, 36, 20)
+    per_account = ([_waves(rng, mine, days, 1) for _ in range(9)] + [_waves(rng, theirs, days, 1), _waves(rng, mine, days, 1),
+                                                                       np.eye(1, days, 50)[0], rng.poisson(0.5, days)])
+    cells = [np.arange(0, 5), np.arange(5, 9), np.array([9]), np.array([10]), np.array([11]), np.array([12])]
+    parts, _, loners = schedule_parts(cells, _activity(per_account), min_cell=3, min_z=3.0, follow_z=1.5)
+    assert [p.tolist() for p in parts] == [list(range(13))]  # loners stay in their part until shown to be another's
+    assert loners == [9, 12]  # 10 follows this ring; 11 (one request) is too quiet to tell
+    other_ring, my_other_ring = _waves(rng, theirs, days, 6), _waves(rng, mine, days, 6)
+    assert followed(per_account[9], [my_other_ring, other_ring], 3.0) == [1]  # the other operator's account
+    assert followed(per_account[12], [my_other_ring, other_ring], 3.0) == []  # a steady sender follows nobody: it stays
 
 
 def test_union_find_groups_every_item():

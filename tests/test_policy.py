@@ -53,6 +53,25 @@ def test_bad_policies_are_usage_errors(text, message):
 
 def test_packaged_default_policy_maps_the_risk_ladder():
     p = Policy.load()
-    actions = [p.decide(r, in_campaign=True).action for r in (0.0, 0.3, 0.6, 0.95, 0.99)]
+    actions = [p.decide(r, ["RING_EVIDENCE"], in_campaign=True).action for r in (0.0, 0.3, 0.6, 0.95, 0.99)]
     assert actions == ["allow", "monitor", "challenge", "throttle", "block"]
     assert p.mode == "shadow" and p.fail == "open" and len(p.sha256) == 64
+
+
+def test_a_campaigns_pooled_content_corroborates_only_the_members_it_corroborates():
+    """An app user merged into a ring's campaign shows the campaign's COT_ELICITATION (pooled evidence) beside its
+    own behaviour; that pooled reason is the campaign's, so it corroborates no more than the campaign does."""
+    from distillguard.score.fusion import Reason, pooled_codes
+
+    reasons = [Reason("COT_ELICITATION", 2.0, ("campaign_cot_elicitation",)), Reason("LOGPROBS_HARVEST", 1.5, ("logprobs_harvest",), True),
+               Reason("SIGNUP_BURST", 1.0, ("link_signup_burst",))]
+    pooled = pooled_codes(reasons)
+    assert pooled == {"COT_ELICITATION"}
+    assert pooled_codes([{"code": r.code, "terms": list(r.terms), "strong": r.strong} for r in reasons]) == pooled  # as stored
+    assert pooled_codes([Reason("COT_ELICITATION", 2.0, ("campaign_cot_elicitation", "cot_elicitation"), True)]) == set()
+    p = Policy.load()
+    codes = [r.code for r in reasons]
+    merged = p.decide(0.7, codes, in_campaign=True, pooled=pooled)
+    assert (merged.action, merged.rule_id) == ("monitor", "corroboration-required")
+    assert p.decide(0.7, codes, in_campaign=True).action == "challenge"  # read as its own content, it was corroborated
+    assert p.decide(0.7, codes + ["RING_EVIDENCE"], in_campaign=True, pooled=pooled).action == "challenge"  # a ring member

@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from datetime import datetime, timezone
 
 import ibis
@@ -23,12 +23,13 @@ from distillguard.intel.match import (CONFIRMED_KINDS, MATCH_SCHEMA, confirmed_m
 from distillguard.link import find_communities, load_rules
 from distillguard.link.graph import weighted_hubs
 from distillguard.link import memberships as mb
-from distillguard.score.campaigns import (HUB_JOIN_CODE, HUB_TIE_CODE, HUB_TIE_TERM, build_campaigns, characteristic_codes,
-                                          hub_holders, hub_ties, judge_campaigns, kept_hubs, shared_strong_codes,
+from distillguard.score.campaigns import (HUB_JOIN_CODE, HUB_TIE_CODE, HUB_TIE_TERM, RING_CODE, RING_TERM,
+                                          build_campaigns, characteristic_codes, hub_holders, hub_ties, judge_campaigns,
+                                          kept_hubs, ring_links, shared_strong_codes, split_by_operator,
                                           strong_communities)
 from distillguard.score import elevation, shared_elevation
 from distillguard.score.evidence import attachment, build_evidence, own_scores
-from distillguard.score.fusion import FusionModel, Reason, strong_codes
+from distillguard.score.fusion import FusionModel, Reason, pooled_codes, strong_codes
 from distillguard.score.operators import BUCKET_S, footprint_candidates, group_operators, join_footprint
 from distillguard.score.policy import ACTIONS, Policy
 from distillguard.score.relative import Baselines, lookalikes, make_relative, population_baselines
@@ -140,6 +141,11 @@ def _campaign_activity(events, assignment: dict[str, str]) -> dict[str, dict[int
     for cid, b, n in zip(*(counts.column(c).to_pylist() for c in ("campaign_id", "bucket", "n"))):
         out.setdefault(cid, {})[b] = n
     return out
+
+
+def _account_activity(events, account_ids: list[str]) -> dict[str, np.ndarray]:
+    """Requests of each of ``account_ids`` per ``BUCKET_S`` bucket, on one time axis."""
+    return _activity_series(_campaign_activity(events, {a: a for a in account_ids}))[0]
 
 
 def _activity_series(*activities: dict[str, dict[int, int]]) -> list[dict[str, np.ndarray]]:
@@ -260,11 +266,12 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
     ids = features.column("account_id").to_pylist()
     rules = load_rules()
     linked, comms = st.run("communities", _communities, members, rules, len(ids))
+    activity_of = partial(_account_activity, events)
     tables = [(r.name, s.reason, r.scores) for s, r in zip(signals, results)]
     n_events = features.column("n_events").to_numpy(zero_copy_only=False).astype(float)
     raw, baselines, strong, active, like_cleared, candidates, evidence = st.run(
         "population calibration", _relative_evidence, ids, tables, comms, rules, meta, n_events, policy, reference,
-        is_dismissed, cleared, members)
+        is_dismissed, cleared, members, activity_of)
     if policy.population.get("baseline_passes", 1) >= 2 and baselines.source == "population":
         model = model or FusionModel.load()
         strong_dict = {t[0]: strong[:, j] for j, t in enumerate(tables)}
@@ -274,7 +281,7 @@ def analyse(events, meta: pa.Table, progress=None, match_intel=None, policy: Pol
         if outside.sum() >= int(policy.population.get("min_accounts", 200)):
             raw, baselines, strong, active, like_cleared, candidates, evidence = st.run(
                 "second baseline pass", _relative_evidence, ids, tables, comms, rules, meta, n_events, policy, reference,
-                is_dismissed, cleared, members, outside)
+                is_dismissed, cleared, members, activity_of, outside)
             baselines.details["note"] = (f"second pass: over the {baselines.n_active} active accounts outside the "
                                          f"{len(belongs)} members of the first pass's {len(set(belongs.values()))} campaigns")
     return Analysis(features, samples, meta, signals, results, comms, evidence, members, known, baselines,
@@ -289,11 +296,12 @@ def _communities(members: pa.Table, rules, n_accounts: int):
 
 
 def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy, reference, is_dismissed, cleared,
-                       memberships, population=None):
+                       memberships, activity_of, population=None):
     """Scores relative to the population, strong signals, campaign candidates and the evidence matrix.
 
-    ``population``: the accounts whose active ones the baselines are taken over (all by default; the accounts
-    outside the first pass's campaigns on a second pass)."""
+    ``activity_of(account_ids)``: their requests per bucket (:func:`_account_activity`), read when a candidate
+    is split by operator. ``population``: the accounts whose active ones the baselines are taken over (all by
+    default; the accounts outside the first pass's campaigns on a second pass)."""
     names = [t[0] for t in tables]
     pop, camp = policy.population, policy.campaigns
     active = n_events >= pop.get("min_events", 10)
@@ -306,13 +314,19 @@ def _relative_evidence(ids, tables, comms, rules, meta, n_events, policy: Policy
     like_cleared = lookalikes(raw, np.array([a in cleared for a in ids], dtype=bool))
     strong[like_cleared] = False
     attach = attachment(ids, comms, {r.kind: r.attach for r in rules})
+    core_hubs = hub_holders(memberships, ids, comms, camp.get("core_kinds", ()))
     candidates = strong_communities(
         comms, ids, strong.any(axis=1), attach,
         min_attachment=camp.get("min_attachment", 0.3), min_strong_share=camp.get("min_strong_share", 0.5),
         min_strong_members=int(camp.get("min_strong_members", 3)), max_p_value=camp.get("max_p_value", 1e-4),
-        is_dismissed=is_dismissed, core_hubs=hub_holders(memberships, ids, comms, camp.get("core_kinds", ())),
-        grow_kinds=int(camp.get("grow_kinds", 2)),
+        is_dismissed=is_dismissed, core_hubs=core_hubs, grow_kinds=int(camp.get("grow_kinds", 2)),
     )
+    candidates = split_by_operator(
+        candidates, comms, ids, strong.any(axis=1), attach, core_hubs, activity_of, kinds=camp.get("split_kinds", ()),
+        min_cell=int(camp.get("split_min_cell", 0)), min_z=camp.get("split_min_z", 3.0),
+        follow_z=camp.get("split_follow_z", -np.inf),
+        min_attachment=camp.get("min_attachment", 0.3), min_strong_share=camp.get("min_strong_share", 0.5),
+        min_strong_members=int(camp.get("min_strong_members", 3)), max_p_value=camp.get("max_p_value", 1e-4))
     cores = {c: t["core"] + t["grown"] for c, t in candidates.items() if "core" in t}
     evidence = build_evidence(ids, tables, comms, _declared_orgs(meta), n_events, own=own, pool=candidates,
                               cores=cores, attach=attach)
@@ -328,6 +342,11 @@ def _judge(comms, ids, risk, evidence, reasons, candidates, camp: dict):
                            min_attachment=camp.get("min_attachment", 0.3), candidates=candidates)
 
 
+def _strays(an) -> set[str]:
+    """Accounts a split by operator left out of a ring as another operator's (:func:`split_by_operator`)."""
+    return {a for t in an.candidates.values() for a in t.get("strays", ())}
+
+
 def _hub_ties(an, belongs: dict, risk, camp: dict, reasons, codes_of) -> dict[str, dict]:
     """The accounts tied to a campaign by their kept hubs (:func:`hub_ties`), last, after both elevation tests:
     ``belongs`` gains those outside every campaign; a tied member gets the reason ``HUB_TIED``, an account that
@@ -336,7 +355,8 @@ def _hub_ties(an, belongs: dict, risk, camp: dict, reasons, codes_of) -> dict[st
     if min_hubs <= 0:
         return {}
     ids = an.evidence.account_ids
-    tied = hub_ties(an.communities, ids, risk, belongs, an.hubs_kept, min_hubs, float(camp.get("hub_join_min_share", 0.5)))
+    tied = hub_ties(an.communities, ids, risk, belongs, an.hubs_kept, min_hubs, float(camp.get("hub_join_min_share", 0.5)),
+                     strays=_strays(an))
     belongs.update({a: t["campaign"] for a, t in tied.items()})
     index = {a: i for i, a in enumerate(ids)}
     for a, t in tied.items():
@@ -346,11 +366,50 @@ def _hub_ties(an, belongs: dict, risk, camp: dict, reasons, codes_of) -> dict[st
     return tied
 
 
+def _ring_links(an, belongs: dict, strong_of: list[set], elevated_of: list[set], own_strong: list[set], policy: Policy,
+                reasons, codes_of) -> dict[str, dict]:
+    """The campaign members without a strong or elevated campaign signal that carry ring evidence of their own: ring
+    members (a strong signal of ``campaigns.ring_families``, intent: ``own_intent``) and members linked to the ring
+    members by their own hubs (:func:`ring_links`). Each gets the reason ``RING_EVIDENCE`` (in ``reasons`` /
+    ``codes_of``, in place). Ring members: a strong signal of the campaign's own, or of intent."""
+    ids = an.evidence.account_ids
+    camp = policy.campaigns
+    families = policy.corroboration.families if policy.corroboration else {}
+    intent = set().union(*(families.get(f, ()) for f in camp.get("ring_families", ())))
+    ring = np.array([bool(s or own & intent) for s, own in zip(strong_of, own_strong)])
+    linked = ring_links(ids, belongs, ring, an.hubs_kept, int(camp.get("ring_link_min_hubs", 0)),
+                        float(camp.get("ring_link_min_share", 0.1)))
+    index = {a: i for i, a in enumerate(ids)}
+    for a in belongs:
+        if own_strong[index[a]] & intent:
+            linked.setdefault(a, {})["own_intent"] = sorted(own_strong[index[a]] & intent)
+    linked = {a: t for a, t in linked.items() if not (strong_of[index[a]] or elevated_of[index[a]])}
+    for a in linked:
+        reasons[index[a]].append(Reason(RING_CODE, 0.0, (RING_TERM,)))
+        codes_of[index[a]].append(RING_CODE)
+    return linked
+
+
 def _tie_summary(tied: dict[str, dict], camp: dict) -> dict:
     """What the hub-tie test did (for the report): its levels, the members it tied and the outsiders that joined."""
     joined = sum(t["joined"] for t in tied.values())
     return {"min_hubs": int(camp.get("hub_join_min_hubs", 0)), "min_share": float(camp.get("hub_join_min_share", 0.5)),
             "tied_members": len(tied) - joined, "joined": joined}
+
+
+def _ring_summary(linked: dict[str, dict], camp: dict) -> dict:
+    """What the ring-evidence test did (for the report): its levels and the members it gave RING_EVIDENCE."""
+    return {"min_hubs": int(camp.get("ring_link_min_hubs", 0)), "min_share": float(camp.get("ring_link_min_share", 0.1)),
+            "members": len(linked)}
+
+
+def _decisions(policy: Policy, ids, risk, reasons, codes_of, assignment, org_of, strong_of, elevated_of):
+    """Each account's policy decision, and per account the codes it carries only through its campaign's pooled
+    evidence (:func:`pooled_codes`: they corroborate only as the campaign does)."""
+    pooled_of = [pooled_codes(r) for r in reasons]
+    decisions = [policy.decide(float(risk[i]), codes_of[i], in_campaign=acc in assignment, account_id=acc, org_id=org_of[i],
+                               strong=strong_of[i], elevated=elevated_of[i], pooled=pooled_of[i]) for i, acc in enumerate(ids)]
+    return decisions, pooled_of
 
 
 def store_inputs(store: EventStore):
@@ -429,6 +488,8 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     elevated_of, signal_only, shared, elevation_report, shared_report = _elevation_reasons(
         an, belongs, camp_risk, characteristic, risk, policy, own_strong, reasons, codes_of)
     tied = _hub_ties(an, belongs, risk, camp, reasons, codes_of)
+    strong_of = shared_strong_codes(belongs, own_strong, ids, characteristic)
+    linked = _ring_links(an, belongs, strong_of, elevated_of, own_strong, policy, reasons, codes_of)
     campaigns, assignment = st.run(
         "campaigns", build_campaigns, comms, ids, risk, camp_risk, belongs, reasons, features, by_account,
         {r.name: r.evidence for r in results}, tied,
@@ -447,10 +508,8 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
     meta_org = dict(zip(meta.column("account_id").to_pylist(), meta.column("org_id").to_pylist()))
     orgs = features.column("org_id").to_pylist()
     org_of = [meta_org.get(acc) or orgs[i] for i, acc in enumerate(ids)]
-    strong_of = shared_strong_codes(belongs, own_strong, ids, characteristic)
-    decisions = [policy.decide(float(risk[i]), codes_of[i], in_campaign=acc in assignment, account_id=acc, org_id=org_of[i],
-                               strong=strong_of[i], elevated=elevated_of[i]) for i, acc in enumerate(ids)]
-    budget = _apply_alert_budget(policy, ids, risk, codes_of, strong_of, elevated_of, assignment, org_of, decisions, an.active,
+    decisions, pooled_of = _decisions(policy, ids, risk, reasons, codes_of, assignment, org_of, strong_of, elevated_of)
+    budget = _apply_alert_budget(policy, ids, risk, codes_of, strong_of, elevated_of, pooled_of, assignment, org_of, decisions, an.active,
                                  an.baselines)
     evidence_of = {r.name: r.evidence for r in results}
     evidence_of[elevation.TERM] = {ids[i]: {"campaign_id": assignment[ids[i]], "quantile": camp.get("elevation_quantile"),
@@ -460,6 +519,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
                                           for g in shared.values() for i, score in zip(g["members"], g["scores"])}
     evidence_of[HUB_TIE_TERM] = {a: {"campaign_id": assignment[a], "joined": t["joined"], "kept_hubs": t["kept_hubs"],
                                       "hubs": t["hubs"][:20]} for a, t in tied.items()}
+    evidence_of[RING_TERM] = {a: {"campaign_id": assignment[a], **t} for a, t in linked.items()}
     rows = []
     for i, acc in enumerate(ids):
         cid = assignment.get(acc)
@@ -509,6 +569,7 @@ def run_scan(events, meta: pa.Table, policy: Policy | None = None, model: Fusion
         policy_sha256=policy.sha256,
         calibration={"population": an.baselines.as_dict(), "alert_budget": budget, "campaign_elevation": elevation_report,
                      "shared_elevation": shared_report, "hub_ties": _tie_summary(tied, camp),
+                     "ring_evidence": _ring_summary(linked, camp),
                      "analyst_cleared": {"accounts": len(cleared), "lookalikes_without_strong_signals": int(an.lookalikes.sum())},
                      "candidate_communities": len(an.candidates),
                      "behaviour_fit": {s.name: s.fitted() for s in an.signals if isinstance(s, BEHAVIOUR_SIGNALS)}},
@@ -588,7 +649,9 @@ def _shared_elevation(an: Analysis, belongs: dict, camp_risk: dict, characterist
     families = camp.get("shared_elevation_families", [])
     tested = set().union(*(policy.corroboration.families.get(f, ()) for f in families)) if policy.corroboration else set()
     # look-alikes of accounts analysts cleared carry no strong signal (section 8): nor a shared elevation
-    outside = np.array([a not in belongs for a in ids], dtype=bool) & ~np.asarray(an.lookalikes, dtype=bool)
+    # nor does another operator's account that a split left out of a ring (score.campaigns.split_by_operator)
+    strays = _strays(an)
+    outside = np.array([a not in belongs and a not in strays for a in ids], dtype=bool) & ~np.asarray(an.lookalikes, dtype=bool)
     core = set(camp.get("core_kinds", ()))
     hubs = [(kind, rows) for kind, rows, _ in an.hubs_kept if kind in core]
     groups = shared_elevation.shared_elevation_groups(
@@ -614,7 +677,7 @@ def _shared_summary(g: dict) -> dict:
             "expected": g["expected"], "p_value": float(f"{g['p_value']:.3g}"), "linked_by": g["kinds"]}
 
 
-def _apply_alert_budget(policy: Policy, ids, risk, codes_of, strong_of, elevated_of, assignment, org_of, decisions, active,
+def _apply_alert_budget(policy: Policy, ids, risk, codes_of, strong_of, elevated_of, pooled_of, assignment, org_of, decisions, active,
                         population: Baselines) -> dict:
     """Hold back own-evidence flags beyond ``max_flag_share`` of active accounts (highest risk kept).
 
@@ -631,14 +694,17 @@ def _apply_alert_budget(policy: Policy, ids, risk, codes_of, strong_of, elevated
                 "held_back": 0, "note": "small scan: no alert budget (it is a share of a population)"}
     cap = ACTIONS.index(c.cap)
     own = [i for i, d in enumerate(decisions)
-           if ACTIONS.index(d.action) > cap and c.own_evidence_only(set(codes_of[i]), ids[i] in assignment)]
+           if ACTIONS.index(d.action) > cap
+           and c.own_evidence_only(set(codes_of[i]) - pooled_of[i],
+                                   c.campaign_counts(ids[i] in assignment, set(codes_of[i]), strong_of[i], elevated_of[i]))]
     n_active = int(active.sum())
     budget = int(c.max_flag_share * n_active)
     own.sort(key=lambda i: -risk[i])
     held = own[budget:]
     for i in held:
         decisions[i] = policy.decide(float(risk[i]), codes_of[i], in_campaign=ids[i] in assignment, account_id=ids[i],
-                                     org_id=org_of[i], held_back=True, strong=strong_of[i], elevated=elevated_of[i])
+                                     org_id=org_of[i], held_back=True, strong=strong_of[i], elevated=elevated_of[i],
+                                     pooled=pooled_of[i])
     return {"max_flag_share": c.max_flag_share, "active_accounts": n_active, "budget": budget,
             "own_evidence_flags": len(own), "binds": bool(held), "held_back": len(held),
             "held_back_accounts": [{"account_id": ids[i], "risk": round(float(risk[i]), 4), "would_be": decisions[i].capped_from,

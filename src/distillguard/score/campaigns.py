@@ -30,9 +30,11 @@ from scipy.stats import binom
 from distillguard.link import Communities
 from distillguard.link.graph import weighted_hubs
 from distillguard.link.components import UnionFind
+from distillguard.score.operators import followed, identity_cells, schedule_parts
 
-__all__ = ["HUB_JOIN_CODE", "HUB_TIE_CODE", "HUB_TIE_TERM", "campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
-           "hub_ties", "judge_campaigns", "kept_hubs", "shared_strong_codes", "strong_cores", "strong_communities"]
+__all__ = ["HUB_JOIN_CODE", "HUB_TIE_CODE", "HUB_TIE_TERM", "RING_CODE", "RING_TERM", "campaign_id", "build_campaigns", "campaign_strong_codes", "chance_tail", "characteristic_codes", "hub_holders",
+           "hub_ties", "judge_campaigns", "kept_hubs", "ring_links", "shared_strong_codes", "split_by_operator", "strong_cores",
+           "strong_communities"]
 
 FLAG_RISK = 0.5
 HUB_TIE_CODE = "HUB_TIED"
@@ -40,6 +42,10 @@ HUB_TIE_CODE = "HUB_TIED"
 HUB_JOIN_CODE = "HUB_JOINED"
 """The reason an account outside every campaign that joined one by its hubs carries (:func:`hub_ties`)."""
 HUB_TIE_TERM = "hub_tie"
+RING_CODE = "RING_EVIDENCE"
+"""The reason a campaign member that is one of its ring members, or linked to them by its own kept hubs, carries
+(:func:`ring_links`)."""
+RING_TERM = "ring_evidence"
 
 
 def _iso(ts) -> str | None:
@@ -118,7 +124,7 @@ def kept_hubs(memberships: pa.Table, account_ids: list[str], rules, kinds, value
 
 
 def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belongs: dict, hubs: list[tuple],
-             min_hubs: int, min_share: float) -> dict[str, dict]:
+             min_hubs: int, min_share: float, strays=frozenset()) -> dict[str, dict]:
     """Accounts below the flag level whose kept hubs are mostly a campaign's: ``account_id -> evidence``.
 
     An account is **tied** to a campaign when that campaign's flagged members
@@ -132,18 +138,17 @@ def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belon
     most such hubs (``joined``: true). Tying flags nothing here; the policy
     decides (reasons ``HUB_TIED``, ``HUB_JOINED``). Evidence: ``campaign`` (the community
     key), ``joined``, the shared ``hubs`` (kind, value) and the account's
-    ``kept_hubs``. ``min_hubs`` 0 turns it off.
+    ``kept_hubs``. ``strays`` (:func:`split_by_operator`: another operator's
+    accounts) join nothing. ``min_hubs`` 0 turns it off.
     """
     if min_hubs <= 0 or not hubs or not belongs:
         return {}
-    index = {a: i for i, a in enumerate(account_ids)}
+    index, hub_of, row_of, kept = _hub_rows(hubs, account_ids)
     n = len(account_ids)
-    hub_of = np.concatenate([np.full(len(r), j) for j, (_, r, _) in enumerate(hubs)])
-    row_of = np.concatenate([r for _, r, _ in hubs])
-    kept = np.bincount(row_of, minlength=n)
     comm = np.array([comms.membership.get(a, -1) for a in account_ids])
     outside = np.ones(n, dtype=bool)
     outside[[index[a] for a in belongs]] = False
+    outside[[index[a] for a in strays if a in index]] = False
     best: dict[int, tuple] = {}
     tied_to: dict = {}
     for c in set(belongs.values()):
@@ -162,6 +167,46 @@ def hub_ties(comms: Communities, account_ids: list[str], risk: np.ndarray, belon
         ties = hub_of[(row_of == i) & tied_to[c][hub_of]]
         out[account_ids[i]] = {"campaign": c, "joined": bool(outside[i]), "kept_hubs": int(kept[i]),
                                "hubs": [{"kind": hubs[j][0], "value": hubs[j][2]} for j in ties.tolist()]}
+    return out
+
+
+def _hub_rows(hubs: list[tuple], account_ids: list[str]):
+    """Account -> row, then one entry per (hub, holder) of ``hubs`` (:func:`kept_hubs`): the hub's index and the
+    holder's row, and each row's number of kept hubs."""
+    row_of = np.concatenate([r for _, r, *_ in hubs])
+    return ({a: i for i, a in enumerate(account_ids)}, np.concatenate([np.full(len(r), j) for j, (_, r, *_) in enumerate(hubs)]),
+            row_of, np.bincount(row_of, minlength=len(account_ids)))
+
+
+def ring_links(account_ids: list[str], belongs: dict, ring: np.ndarray, hubs: list[tuple], min_hubs: int,
+               min_share: float) -> dict[str, dict]:
+    """Campaign members linked to their campaign's **ring members** by their own kept hubs: ``account_id -> evidence``.
+
+    Ring members: ``ring`` per row, the members whose strong own signal is
+    their campaign's (:func:`shared_strong_codes`). A member is linked when
+    at least ``min_hubs`` of its kept hubs (:func:`kept_hubs`, every kind),
+    and at least ``min_share`` of them, are held by another ring member of
+    its campaign. A ring member without a strong signal shares the ring's
+    templates, waves and bursts; a templated app's user that its community
+    merged with a ring shares one signup burst or template with it and its
+    other hubs with its own app (docs/scoring.md section 9, "Clean
+    identifiers"). Evidence: ``linked_hubs`` and ``kept_hubs``. ``min_hubs``
+    0 links nobody (off).
+    """
+    if min_hubs <= 0 or not hubs or not belongs:
+        return {}
+    index, hub_of, row_of, kept = _hub_rows(hubs, account_ids)
+    n = len(account_ids)
+    out = {}
+    for c in set(belongs.values()):
+        member = np.zeros(n, dtype=bool)
+        member[[index[a] for a, k in belongs.items() if k == c]] = True
+        in_ring = member & ring
+        held = np.bincount(hub_of, weights=in_ring[row_of], minlength=len(hubs))  # ring holders of each hub
+        by_other = held[hub_of] - in_ring[row_of] >= 1
+        linked = np.bincount(row_of, weights=by_other & member[row_of], minlength=n)
+        for i in np.flatnonzero(member & (linked >= min_hubs) & (linked >= min_share * np.maximum(kept, 1))).tolist():
+            out[account_ids[i]] = {"linked_hubs": int(linked[i]), "kept_hubs": int(kept[i])}
     return out
 
 
@@ -318,6 +363,72 @@ def strong_communities(
             if tried:
                 out[c]["core"] = sorted(account_ids[i] for i in firm)
                 out[c]["grown"] = sorted(account_ids[i] for i in grown)
+    return out
+
+
+def split_by_operator(candidates: dict, comms: Communities, account_ids: list[str], strong: np.ndarray, attachment: np.ndarray,
+                      core_hubs: dict, activity_of, *, kinds, min_cell: int, min_z: float, follow_z: float = -np.inf,
+                      min_attachment: float = 0.3, min_strong_share: float = 0.5, min_strong_members: int = 3,
+                      max_p_value: float = 1e-4) -> dict:
+    """``candidates`` with each whole community that two operators' rings share split into their parts.
+
+    Two operators on one cloud range, sending the same public harvest
+    templates, fall into one Leiden community; once their members are strong
+    it passes as a whole, and one campaign (one operator id) spans both. The
+    members the whole campaign would hold (firm, or loose with a strong
+    signal) are grouped by the identifiers no two operators share
+    (:func:`~distillguard.score.operators.identity_cells` of ``kinds``), and
+    groups of at least ``min_cell`` accounts that keep schedules of their own
+    which do not co-move at ``min_z`` are different operators
+    (:func:`~distillguard.score.operators.schedule_parts`;
+    ``activity_of(account_ids) -> {account: requests per bucket}``). A member
+    tied by no such identifier whose activity follows none of its ring's
+    schedule (``follow_z``) but does follow (``min_z``) an anchor of another
+    community that does not move with this ring is a stray: another
+    operator's account, left out. Each part is then tested as the whole was,
+    on its firm members, the p-value times the parts, and keyed
+    ``(community, part)`` with all its members as the core; a part that
+    fails is no campaign. ``min_cell`` 0 turns it off.
+    """
+    whole = [c for c, t in candidates.items() if "core" not in t]
+    if min_cell <= 0 or not whole:
+        return candidates
+    groups = comms.members()
+    index = {a: i for i, a in enumerate(account_ids)}
+    held_of = {}  # the members a whole campaign may hold: firm ones, and loose ones with a strong signal
+    for c in whole:
+        rows = np.array([index[a] for a in groups[c] if a in index], dtype=np.int64)
+        held_of[c] = rows[(attachment[rows] >= min_attachment) | strong[rows]]
+    series = activity_of(sorted(account_ids[i] for rows in held_of.values() for i in rows.tolist()))
+    zero = np.zeros(len(next(iter(series.values()))) if series else 1)
+
+    def activity(rows: np.ndarray) -> np.ndarray:
+        return sum((series.get(account_ids[i], zero) for i in rows.tolist()), zero)
+
+    split = {}
+    for c in whole:
+        cells = identity_cells(held_of[c], core_hubs.get(c, []), kinds)
+        split[c] = schedule_parts(cells, activity, min_cell=min_cell, min_z=min_z, follow_z=follow_z)
+    anchors = [(d, activity(a)) for d, (_, held, _) in split.items() for a in held]
+    out = dict(candidates)
+    for c, (parts, _, loners) in split.items():
+        own = [s for d, s in anchors if d == c]
+        elsewhere = [s for d, s in anchors if d != c]
+        # a ring another community's anchor belongs to, unless that anchor moves with this ring too (one operator's)
+        strays = {i for i in loners if any(not followed(elsewhere[h], own, min_z)
+                                           for h in followed(activity(np.array([i])), elsewhere, min_z))}
+        if len(parts) < 2 and not strays:
+            continue
+        rate = out.pop(c)["base_rate"]
+        for j, part in enumerate(parts):
+            part = part[~np.isin(part, list(strays))]
+            firm = part[attachment[part] >= min_attachment]
+            k = int(strong[firm].sum())
+            p = chance_tail(k, len(firm), rate, len(parts))
+            if len(firm) and k >= max(min_strong_members, min_strong_share * len(firm)) and p <= max_p_value:
+                out[(c, j)] = {"firm_members": int(len(firm)), "strong_members": k, "p_value": p, "base_rate": rate,
+                               "core": sorted(account_ids[i] for i in part), "grown": [], "parts": len(parts),
+                               "strays": sorted(account_ids[i] for i in strays)}
     return out
 
 

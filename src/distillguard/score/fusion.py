@@ -44,6 +44,24 @@ def strong_codes(reasons) -> set[str]:
             if (r.get("strong", False) if isinstance(r, dict) else r.strong)}
 
 
+def pooled_codes(reasons) -> set[str]:
+    """The codes an account carries only through its campaign's pooled evidence (every term a ``campaign_*``
+    column, none of its own signal strong), from :class:`Reason` objects or the scan's stored dicts.
+
+    They are the campaign's evidence, not the account's: where the campaign
+    does not corroborate a member (policy ``campaign_member_evidence``) they
+    do not either.
+    """
+    def parts(r):
+        return (r["code"], r.get("terms", ()), r.get("strong", False)) if isinstance(r, dict) else (r.code, r.terms, r.strong)
+
+    out: set[str] = set()
+    own: set[str] = set()
+    for code, terms, strong in map(parts, reasons):
+        (out if terms and not strong and all(t.startswith("campaign_") for t in terms) else own).add(code)
+    return out - own
+
+
 @dataclass
 class FusionModel:
     intercept: float

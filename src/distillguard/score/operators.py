@@ -34,8 +34,8 @@ import pyarrow.compute as pc
 
 from distillguard.link.components import UnionFind
 
-__all__ = ["OPERATOR_KINDS", "co_moving", "footprint_candidates", "group_operators", "join_footprint", "operator_campaigns",
-           "operator_id"]
+__all__ = ["OPERATOR_KINDS", "co_moving", "followed", "footprint_candidates", "group_operators", "identity_cells", "join_footprint",
+           "operator_campaigns", "operator_id", "schedule_parts"]
 
 OPERATOR_KINDS = ("payment_fingerprint",)
 """Identifiers that tie two campaigns to one operator when members of both hold the same (linking) value."""
@@ -94,6 +94,82 @@ def co_moving(activity: dict[str, np.ndarray], min_corr: float = 0.3, min_z: flo
         for j in np.flatnonzero((r >= min_corr) & (z >= min_z)).tolist():
             out.append((cids[i], cids[i + 1 + j], round(float(r[j]), 3), round(float(z[j]), 1)))
     return out
+
+
+def identity_cells(rows: np.ndarray, hubs: list[tuple[str, np.ndarray]], kinds) -> list[np.ndarray]:
+    """``rows`` grouped by the hubs of ``kinds`` at least two of them hold: connected components, singletons included.
+
+    ``kinds`` are identifiers one operator's accounts share and another's do
+    not (a card, a wave band, a signup burst): unlike a cloud range or a
+    public harvest template, they do not cross operators.
+    """
+    mine = set(rows.tolist())
+    cells = UnionFind(rows.tolist())
+    for kind, held in hubs:
+        if kind in kinds:
+            cells.union_all([i for i in held.tolist() if i in mine])
+    return [np.array(sorted(g), dtype=np.int64) for g in cells.groups()]
+
+
+def _keeps_schedule(cell: np.ndarray, activity, min_z: float) -> bool:
+    """Whether a cell's two halves (alternate members) co-move at ``min_z``: its accounts run on one schedule."""
+    halves = {0: activity(cell[0::2]), 1: activity(cell[1::2])}
+    return bool(co_moving(halves, min_corr=-1.0, min_z=min_z))
+
+
+def schedule_parts(cells: list[np.ndarray], activity, *, min_cell: int, min_z: float,
+                   follow_z: float = -np.inf) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """``cells`` (:func:`identity_cells`) regrouped into the parts that run on independent schedules.
+
+    ``activity(rows)``: the summed requests per bucket of those accounts.
+    Anchors are cells of at least ``min_cell`` accounts that keep a schedule
+    of their own (their halves co-move at ``min_z``: a ring sending at a
+    steady rate gives no evidence either way, so it is never cut). Anchors
+    that co-move at ``min_z`` or more (:func:`co_moving`, any correlation) are
+    one part. Every other cell joins the part of the anchor it co-moves with
+    most, or the largest part when it co-moves positively with none.
+
+    Returns the parts, the anchors and the **loners**: accounts alone in their
+    cell which, active enough to test, follow no anchor at ``follow_z``
+    (each is in a part too; :func:`followed` tells whether it follows
+    another operator's ring). One part and nothing else without anchors.
+    """
+    anchors = [j for j, c in enumerate(cells) if len(c) >= min_cell and _keeps_schedule(c, activity, min_z)]
+    if not anchors:
+        return ([np.concatenate(cells)] if cells else []), [], []
+    z: dict[tuple[int, int], float] = {}
+    for a, b, _, zz in co_moving({j: activity(c) for j, c in enumerate(cells)}, min_corr=-1.0, min_z=-np.inf):
+        z[(a, b)] = z[(b, a)] = zz
+    uf = UnionFind(anchors)
+    for a in anchors:
+        for b in anchors:
+            if a < b and z.get((a, b), -np.inf) >= min_z:
+                uf.union(a, b)
+    groups = uf.groups()
+    part_of = {a: k for k, g in enumerate(groups) for a in g}
+    largest = max(range(len(groups)), key=lambda k: (sum(len(cells[a]) for a in groups[k]), -k))
+    loners = []
+    for j in range(len(cells)):
+        if j in part_of:
+            continue
+        best = max(anchors, key=lambda a: (z.get((j, a), -np.inf), len(cells[a])))
+        groups[part_of[best] if z.get((j, best), -np.inf) > 0 else largest].append(j)
+        if len(cells[j]) == 1 and (j, best) in z and z[(j, best)] < follow_z:
+            loners.append(int(cells[j][0]))
+    return [np.concatenate([cells[j] for j in g]) for g in groups], [cells[a] for a in anchors], loners
+
+
+def followed(series: np.ndarray, others: list[np.ndarray], min_z: float) -> list[int]:
+    """Which of ``others`` (series on its time axis) ``series`` co-moves with at ``min_z``, any correlation."""
+    if not others or np.count_nonzero(series) < 2:
+        return []
+    x = _standardised([series, *others])
+    lags = _null_lags(x.shape[1])
+    if lags is None:
+        return []
+    f = np.fft.rfft(x, axis=1)
+    _, z = _corr_and_z(f[1:], f[0], x.shape[1], lags)
+    return np.flatnonzero(z >= min_z).tolist()
 
 
 def _shared_identifiers(assignment: dict[str, str], memberships: pa.Table, rules, n_accounts: int, min_members: int):

@@ -21,11 +21,12 @@ _CONDITIONS = {"risk_at_least", "risk_below", "any_reason", "in_campaign", "stro
 _FAMILY_CONDITIONS = ("strong_signal", "elevated_signal")
 """Conditions on the corroboration families of an account's signals: true (any), false, or a list of families."""
 CAMPAIGN_SETTINGS = {"min_flagged_share", "min_attachment", "min_strong_share", "min_strong_members", "max_p_value", "core_kinds",
-                     "grow_kinds", "hub_join_min_hubs", "hub_join_min_share", "operator_min_corr", "operator_min_z",
-                     "footprint_min_corr", "footprint_min_z",
+                     "grow_kinds", "hub_join_min_hubs", "hub_join_min_share", "ring_link_min_hubs", "ring_link_min_share", "ring_families", "operator_min_corr", "operator_min_z",
+                     "footprint_min_corr", "footprint_min_z", "split_kinds", "split_min_cell", "split_min_z",
+                     "split_follow_z",
                      "shared_strong_share", "elevation_quantile", "shared_elevation_quantile", "shared_elevation_share",
                      "shared_elevation_families"}
-_LIST_SETTINGS = ("core_kinds", "shared_elevation_families")
+_LIST_SETTINGS = ("core_kinds", "shared_elevation_families", "ring_families", "split_kinds")
 POPULATION_SETTINGS = {"min_accounts", "min_events", "k_mad", "max_baseline", "max_contamination", "strong",
                        "baseline_passes"}
 
@@ -78,7 +79,8 @@ class Corroboration:
     ``families`` groups reason codes into independent kinds of evidence; an
     account's families are those of its reason codes, plus ``campaign`` when
     it belongs to a campaign (campaigns form only on strong member-level
-    evidence). ``any_of`` lists the accepted combinations: each is a list of
+    evidence) and, when ``member_evidence`` is set, carries evidence of that
+    campaign itself (:meth:`campaign_counts`). ``any_of`` lists the accepted combinations: each is a list of
     family groups, every group needing at least one of its families. With
     the packaged policy one behaviour family alone (or content alone) stays
     at ``monitor``; content plus behaviour, a campaign, or an analyst or
@@ -91,6 +93,8 @@ class Corroboration:
     own_evidence: tuple = ()
     """Combinations (indices into ``any_of``) that rest on an account's own evidence alone: the alert budget counts these."""
     max_flag_share: float = 0.005
+    member_evidence: frozenset | None = None
+    """Reason codes that make a member's campaign corroborate it (besides a strong or elevated campaign signal); None: any member."""
 
     @classmethod
     def from_dict(cls, data: dict) -> "Corroboration":
@@ -111,7 +115,25 @@ class Corroboration:
         share = float(data.get("max_flag_share", 0.005))
         if not 0 <= share <= 1:
             raise UsageError("policy corroboration: max_flag_share must be in [0, 1]")
-        return cls(families, any_of, cap, own, share)
+        member = data.get("campaign_member_evidence")
+        if member is not None and not (isinstance(member, list) and all(isinstance(m, str) for m in member)):
+            raise UsageError("policy corroboration: campaign_member_evidence is a list of reason codes")
+        return cls(families, any_of, cap, own, share, None if member is None else frozenset(member))
+
+    def campaign_counts(self, in_campaign: bool, codes: set[str], strong=(), elevated=()) -> bool:
+        """Whether the account's campaign corroborates it: it is a member and carries the campaign's evidence itself.
+
+        Its strong own signal is the campaign's (``strong``), it is elevated on
+        the campaign's signal (``elevated``), or it has a reason of
+        ``member_evidence`` (linked to the ring members, tied by its hubs, a
+        shared-elevation member). A member with none of these is in the
+        campaign by its community's links alone (a templated app's user merged
+        with a ring): the campaign's pooled evidence may raise its risk, but
+        it does not corroborate its flag.
+        """
+        if not in_campaign:
+            return False
+        return self.member_evidence is None or bool(strong) or bool(elevated) or bool(codes & self.member_evidence)
 
     def families_of(self, codes: set[str], in_campaign: bool) -> set[str]:
         out = {f for f, members in self.families.items() if codes & members}
@@ -173,9 +195,10 @@ class Policy:
         unknown = set(data.get("campaigns") or {}) - CAMPAIGN_SETTINGS
         if unknown:
             raise UsageError(f"policy campaigns: unknown setting {sorted(unknown)[0]!r}")
-        tested = (data.get("campaigns") or {}).get("shared_elevation_families", [])
-        if not isinstance(tested, list) or not set(tested) <= set(corroboration.families if corroboration else ()):
-            raise UsageError("policy campaigns: shared_elevation_families is a list of corroboration families")
+        for setting in ("shared_elevation_families", "ring_families"):
+            tested = (data.get("campaigns") or {}).get(setting, [])
+            if not isinstance(tested, list) or not set(tested) <= set(corroboration.families if corroboration else ()):
+                raise UsageError(f"policy campaigns: {setting} is a list of corroboration families")
         unknown = set(data.get("population") or {}) - POPULATION_SETTINGS
         if unknown:
             raise UsageError(f"policy population: unknown setting {sorted(unknown)[0]!r}")
@@ -237,7 +260,7 @@ class Policy:
         return (self.corroboration.families_of(codes, False) if self.corroboration else set()) | ({"any"} if codes else set())
 
     def decide(self, risk: float, reasons=(), *, in_campaign: bool = False, account_id: str | None = None,
-               org_id: str | None = None, held_back: bool = False, strong=(), elevated=()) -> Decision:
+               org_id: str | None = None, held_back: bool = False, strong=(), elevated=(), pooled=()) -> Decision:
         """The first matching rule's action, held at the corroboration cap when its evidence is not corroborated.
 
         ``held_back``: the scan's alert budget held this account's own-evidence
@@ -247,6 +270,9 @@ class Policy:
         rule's ``strong_signal`` condition reads by family. ``elevated``: the
         codes of its campaign's characteristic signals it is elevated on
         (:mod:`distillguard.score.elevation`), which ``elevated_signal`` reads by family.
+        ``pooled``: the codes it carries only through its campaign's pooled
+        evidence (:func:`distillguard.score.fusion.pooled_codes`): the
+        campaign's, so they corroborate only as the campaign does.
         """
         allowlisted = (account_id in self.allow_accounts) or (org_id is not None and org_id in self.allow_orgs)
         codes = set(reasons)
@@ -258,9 +284,11 @@ class Policy:
             return self._decision("allow", "implicit-default")
         c = self.corroboration
         if c is not None and ACTIONS.index(rule.action) > ACTIONS.index(c.cap):
-            if not c.satisfied(codes, in_campaign):
+            campaign = c.campaign_counts(in_campaign, codes, strong, elevated)
+            own = codes - set(pooled)
+            if not c.satisfied(own, campaign):
                 return self._decision(c.cap, "corroboration-required", rule.action)
-            if held_back and c.own_evidence_only(codes, in_campaign):
+            if held_back and c.own_evidence_only(own, campaign):
                 return self._decision(c.cap, "alert-budget", rule.action)
         return self._decision(rule.action, rule.id)
 

@@ -30,7 +30,7 @@ from distillguard.erasure import forget_log, retain
 from distillguard.privacy.settings import StorePrivacy
 from distillguard.score.campaigns import campaign_strong_codes
 from distillguard.score.elevation import campaign_elevated_codes
-from distillguard.score.fusion import FusionModel
+from distillguard.score.fusion import FusionModel, pooled_codes
 from distillguard.score.policy import Policy
 from distillguard.serve import views
 from distillguard.serve.campaigns import CampaignMap
@@ -309,7 +309,8 @@ class Engine:
         held = known is not None and known.rule_id == "alert-budget"
         d = policy.decide(risk, list(reasons), in_campaign=campaign_id is not None, account_id=acc, org_id=org, held_back=held,
                           strong=campaign_strong_codes(known.reasons) if known is not None else (),
-                          elevated=campaign_elevated_codes(known.reasons) if known is not None else ())
+                          elevated=campaign_elevated_codes(known.reasons) if known is not None else (),
+                          pooled=pooled_codes(known.reasons) if known is not None else ())
         return self._shape(acc, d.action, d.rule_id, d.ttl_seconds, risk, reasons, campaign_id, immune, record)
 
     def _evidence(self, acc: str, event: dict, meta: dict | None, known) -> tuple[float, str | None, dict]:
@@ -410,7 +411,8 @@ class Engine:
         known = self.map.accounts.get(acc)
         dd = pol.decide(risk, list(reasons), in_campaign=d["campaign_id"] is not None, account_id=acc, org_id=row.get("org_id"),
                         strong=campaign_strong_codes(known.reasons) if known is not None else (),
-                        elevated=campaign_elevated_codes(known.reasons) if known is not None else ())
+                        elevated=campaign_elevated_codes(known.reasons) if known is not None else (),
+                        pooled=pooled_codes(known.reasons) if known is not None else ())
         return self._shape(acc, dd.action, dd.rule_id, dd.ttl_seconds, risk, reasons, d["campaign_id"])
 
     # -- feedback and views (serve/app.py's routes) -------------------------------------

@@ -9,6 +9,7 @@ import threading
 import pyarrow as pa
 
 from distillguard.link.kinds import account_values, link_kinds, request_values
+from distillguard.score.campaigns import RING_CODE
 from distillguard.serve.campaigns import MIN_TEMPLATE_BANDS, template_values
 
 __all__ = ["Linker", "Signups"]
@@ -102,6 +103,13 @@ class Linker:
                 w = max(self.link_risk.get(s["kind"], 0.3) for s in shared)
                 reasons.append({"code": code, "weight": round(w, 3),
                                 "details": {"source": "link", "campaign_id": best_cid, "shared": shared}})
+            # tied by an identifier of its own (a card, an IP: a link rule's attach 1), not a coincidence any customer
+            # can have (a public template, a signup window): member-level evidence, as the scan's RING_EVIDENCE is
+            # (policy corroboration.campaign_member_evidence)
+            kinds = link_kinds()
+            if any(k in kinds and kinds[k].rule.attach >= 1 for k, _ in links[best_cid]):
+                reasons.append({"code": RING_CODE, "weight": 0.0,
+                                "details": {"source": "first-request link", "campaign_id": best_cid}})
         return best, best_cid, reasons
 
 

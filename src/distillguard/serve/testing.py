@@ -179,7 +179,7 @@ def fixture_store(path, n_campaign_accounts: int = 6, n_benign: int = 6):
         con = store.con
         ar = [{"run_id": "run-1", "account_id": f"camp-{i}", "risk": 0.95, "action": "throttle", "campaign_id": "C-test",
                "reasons": ["SHARED_PAYMENT", "COT_ELICITATION"], "rule_id": "throttle-high-risk", "n_events": 5,
-               "org_id": None, "reasons_json": '[{"code": "SHARED_PAYMENT", "weight": 2.1, "terms": ["link_payment_fingerprint"], "evidence": {}}, {"code": "COT_ELICITATION", "weight": 1.5, "terms": ["cot_elicitation"], "evidence": {}}]'}
+               "org_id": None, "reasons_json": '[{"code": "SHARED_PAYMENT", "weight": 2.1, "terms": ["link_payment_fingerprint"], "evidence": {}}, {"code": "COT_ELICITATION", "weight": 1.5, "terms": ["cot_elicitation"], "evidence": {}, "strong": true, "campaign_shared": true}]'}
               for i in range(n_campaign_accounts)]
         ar += [{"run_id": "run-1", "account_id": f"user-{i}", "risk": 0.01, "action": "allow", "campaign_id": None,
                 "reasons": [], "rule_id": "default", "n_events": 3, "org_id": None, "reasons_json": "[]"} for i in range(n_benign)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pyarrow as pa
 import yaml
 
@@ -55,6 +56,20 @@ class IntentSignal(Signal):
         distinct prompts and at least ``min_share`` of the account's distinct
         prompts, else the score is 0 (calibrated on accounts simulated from
         real benign training text; see docs/content-signals.md).
+    wrapper_min_prompts, wrapper_min_share
+        A prompt also counts when its wrapper matches: the words it shares
+        with at least this many, and this share, of the account's distinct
+        prompts (:mod:`.wrappers`); ``wrapper_min_prompts=0`` turns it off.
+        Default: on for the intents that ride on an arbitrary task (``wraps``).
+    wrapper_threshold
+        A wrapper lifts a prompt only when it scores at least this alone and
+        matches (the prompt threshold) around short ordinary tasks
+        (:data:`.wrappers.NEUTRAL_TASKS`, mean): a fragment is read out of
+        the scorer's training distribution of whole prompts (an eval
+        harness's "Let's think step by step, then give the option." reads as
+        a jailbreak alone, 0.83, and not around a question, 0.33), so a
+        prompt counts as its wrapper would around a short task, the same
+        rule as any prompt.
     evidence_floor
         Accounts scoring at least this get evidence.
     n_examples
@@ -63,6 +78,10 @@ class IntentSignal(Signal):
 
     requires: ClassVar[tuple[str, ...]] = ("prompt",)
     intent: ClassVar[str]
+    wraps: ClassVar[bool] = False
+    """The intent is an addition wrapped around any task (a persona, "show your reasoning"), so a short
+    wrapper is diluted by long tasks and is read on its own too; grading and synthesis are the task itself,
+    and an app's fixed instruction read without its payload looks like them."""
 
     def __init__(
         self,
@@ -74,6 +93,9 @@ class IntentSignal(Signal):
         system_weight: float = 0.8,
         min_matching: int = 2,
         min_share: float = 0.25,
+        wrapper_min_prompts: int | None = None,
+        wrapper_min_share: float = 0.15,
+        wrapper_threshold: float = 0.8,
         evidence_floor: float = 0.3,
         n_examples: int = 3,
     ):
@@ -85,6 +107,9 @@ class IntentSignal(Signal):
         self.system_weight = system_weight
         self.min_matching = min_matching
         self.min_share = min_share
+        self.wrapper_min_prompts = wrapper_min_prompts
+        self.wrapper_min_share = wrapper_min_share
+        self.wrapper_threshold = wrapper_threshold
         self.evidence_floor = evidence_floor
         self.n_examples = n_examples
 
@@ -100,10 +125,18 @@ class IntentSignal(Signal):
         view = PromptView.of(data)
         sample = view.sample(max_prompts=self.max_prompts, max_total=self.max_total_prompts)
         p = view.scores(sample.texts)["intent"][self.intent]
+        threshold = PROMPT_THRESHOLDS[self.intent] if self.prompt_threshold is None else self.prompt_threshold
+        wrappers = None
+        min_prompts = (3 if self.wraps else 0) if self.wrapper_min_prompts is None else self.wrapper_min_prompts
+        if min_prompts:
+            per_account, alone, around, wtexts = view.wrapper_scores(sample, min_prompts, self.wrapper_min_share)
+            wp, ctx = alone[self.intent], around[self.intent]
+            lifts = (wp >= max(threshold, self.wrapper_threshold)) & (ctx >= threshold)
+            wrappers = (per_account, np.where(lifts, wp, 0.0), wtexts)
         values, evidence = aggregate_intent(
             sample,
             p,
-            threshold=PROMPT_THRESHOLDS[self.intent] if self.prompt_threshold is None else self.prompt_threshold,
+            threshold=threshold,
             top_k=self.top_k,
             full_share=self.full_share,
             system_weight=self.system_weight,
@@ -111,6 +144,7 @@ class IntentSignal(Signal):
             min_share=self.min_share,
             evidence_floor=self.evidence_floor,
             n_examples=self.n_examples,
+            wrappers=wrappers,
         )
         scores = pa.table(
             {
@@ -123,7 +157,7 @@ class IntentSignal(Signal):
     @classmethod
     def _test_params(cls):
         yield {}
-        yield {"prompt_threshold": 0.7, "top_k": 1, "max_prompts": 8}
+        yield {"prompt_threshold": 0.7, "top_k": 1, "max_prompts": 8, "wrapper_min_prompts": 0}
 
 
 class CotElicitation(IntentSignal):
@@ -137,6 +171,7 @@ class CotElicitation(IntentSignal):
     name = "cot_elicitation"
     reason = "COT_ELICITATION"
     intent = "cot_elicitation"
+    wraps = True
     description = "Prompts coercing full, hidden or verbatim reasoning traces."
 
 
@@ -164,4 +199,5 @@ class Jailbreak(IntentSignal):
     name = "jailbreak"
     reason = "JAILBREAK"
     intent = "jailbreak"
+    wraps = True
     description = "Prompts overriding instructions or safety (DAN-style personas, fake overrides)."

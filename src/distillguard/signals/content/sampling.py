@@ -154,6 +154,7 @@ def aggregate_intent(
     n_examples: int,
     min_matching: int = 2,
     min_share: float = 0.25,
+    wrappers: tuple[list[list[int]], np.ndarray, list[str]] | None = None,
 ) -> tuple[np.ndarray, dict[str, dict]]:
     """Per-account intent score and evidence from per-text probabilities ``p``.
 
@@ -165,6 +166,10 @@ def aggregate_intent(
     ``share = h / (n + 1)`` (one pseudo-prompt of prior), ``top = mean of the
     top-k p_i`` and ``score = top * min(1, share / full_share) ** 0.5``. System
     prompts count as prompts with weight ``system_weight`` on their probability.
+    With ``wrappers`` (per account the wrapper index of each prompt, the
+    wrappers' probabilities and texts; :mod:`.wrappers`) a prompt's
+    probability is the larger of its own and its wrapper's, and the evidence
+    names the best matching wrapper.
     """
     n_acc = len(sample.account_ids)
     scores = np.zeros(n_acc)
@@ -174,7 +179,10 @@ def aggregate_intent(
         si = sample.system_idx[a]
         if not pi and not si:
             continue
-        vals = [(float(p[j]), j, "prompt") for j in pi] + [(float(p[j]) * system_weight, j, "system_prompt") for j in si]
+        own = [float(p[j]) for j in pi]
+        wrap = [] if wrappers is None else [float(wrappers[1][w]) if w >= 0 else 0.0 for w in wrappers[0][a]]
+        lifted = [max(o, w) for o, w in zip(own, wrap)] if wrap else own
+        vals = [(v, j, "prompt") for v, j in zip(lifted, pi)] + [(float(p[j]) * system_weight, j, "system_prompt") for j in si]
         probs = np.array([v[0] for v in vals])
         hits = int((probs >= threshold).sum())
         share = hits / (len(vals) + 1)
@@ -204,7 +212,7 @@ def aggregate_intent(
                     if sc is None:
                         sc = sample.scripts[v[1]] = script_of(sample.texts[v[1]][:200])
                     scripts[sc] = scripts.get(sc, 0) + 1
-            evidence[sample.account_ids[a]] = {
+            ev = evidence[sample.account_ids[a]] = {
                 "n_prompts": len(pi),
                 "n_system_prompts": len(si),
                 "n_matching": hits,
@@ -215,4 +223,8 @@ def aggregate_intent(
                     {"text": sample.texts[j][:EXAMPLE_CHARS], "field": f, "score": round(v, 4)} for v, j, f in best
                 ],
             }
+            if wrap and max(wrap) >= threshold:
+                w = wrappers[0][a][int(np.argmax(wrap))]
+                ev["wrapper"] = {"text": wrappers[2][w][:EXAMPLE_CHARS], "score": round(max(wrap), 4),
+                                 "n_prompts": sum(x >= threshold for x in wrap)}
     return np.clip(scores, 0.0, 1.0), evidence

@@ -13,6 +13,7 @@ import hashlib
 import pyarrow as pa
 
 from .sampling import AccountSample, sample_accounts, score_texts
+from .wrappers import NEUTRAL_TASKS, account_wrappers, fragment, in_context
 
 __all__ = ["PromptView"]
 
@@ -24,6 +25,7 @@ class PromptView:
         self.table = table
         self._samples: dict[tuple, AccountSample] = {}
         self._scores: dict[bytes, dict] = {}
+        self._wrappers: dict[tuple, tuple] = {}
 
     @classmethod
     def of(cls, data: "PromptView | pa.Table") -> "PromptView":
@@ -36,6 +38,20 @@ class PromptView:
         if key not in self._samples:
             self._samples[key] = sample_accounts(self.table, max_prompts, max_system, max_total)
         return self._samples[key]
+
+    def wrapper_scores(self, sample: AccountSample, min_prompts: int, min_share: float) -> tuple[list[list[int]], dict, dict, list[str]]:
+        """:func:`.wrappers.account_wrappers` of ``sample`` (per account, each prompt's wrapper index or -1),
+        the wrappers' intent probabilities alone and (mean) around the neutral tasks, and their texts; once per
+        sample and settings."""
+        key = (id(sample), min_prompts, min_share)
+        if key not in self._wrappers:
+            texts, per_account = account_wrappers(sample, min_prompts, min_share)
+            n, k = len(texts), len(NEUTRAL_TASKS)
+            p = score_texts([fragment(w) for w in texts] + [c for w in texts for c in in_context(w)])["intent"]
+            alone = {i: v[:n] for i, v in p.items()}
+            around = {i: v[n:].reshape(n, k).mean(axis=1) for i, v in p.items()}
+            self._wrappers[key] = (per_account, alone, around, texts)
+        return self._wrappers[key]
 
     def scores(self, texts: list[str]) -> dict:
         """:func:`.sampling.score_texts` of ``texts``, once per distinct text list."""
