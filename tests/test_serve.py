@@ -72,6 +72,8 @@ def test_a_new_account_linked_to_a_campaign_is_challenged_at_its_first_request(s
     assert d["campaign_id"] == "C-test"
     r = next(r for r in d["reasons"] if r["code"] == code)
     assert r["details"]["campaign_id"] == "C-test"
+    # an identifier of its own (card, IP, subnet) ties it to the ring: member evidence the campaign corroborates
+    assert "RING_EVIDENCE" in {r["code"] for r in d["reasons"]}
     assert d["challenge"]["url"].startswith("https://verify.example.test/step-up?challenge_id=")
     # the link is remembered: the next request, without the attribute, is still challenged
     assert service.post("/v1/decide", json={"account_id": acc}).json()["action"] == "challenge"

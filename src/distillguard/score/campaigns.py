@@ -210,6 +210,12 @@ def ring_links(account_ids: list[str], belongs: dict, ring: np.ndarray, hubs: li
     return out
 
 
+def _enough_strong(k: int, n: int, min_strong_members: int, min_strong_share: float) -> bool:
+    """Whether ``k`` strong members of ``n`` are a campaign's share: at least ``min_strong_members`` and
+    ``min_strong_share`` of them (a templated app's few strong users do not carry it)."""
+    return n > 0 and k >= max(min_strong_members, min_strong_share * n)
+
+
 def chance_tail(k: int, n: int, rate: float, tried: int) -> float:
     """P(Binomial(n, rate) >= k), times the ``tried`` groups it was the best of (Bonferroni): the random-group null."""
     return min(1.0, float(binom.sf(k - 1, n, rate)) * max(tried, 1))
@@ -339,11 +345,11 @@ def strong_communities(
         rows = np.array([index[a] for a in members if a in index], dtype=int)
         firm = rows[attachment[rows] >= min_attachment]
         k = int(strong[firm].sum())
-        if len(firm) and k >= max(min_strong_members, min_strong_share * len(firm)):
+        if _enough_strong(k, len(firm), min_strong_members, min_strong_share):
             groups.append((c, firm, k, 0, None))
         elif core_hubs and c in core_hubs and len(firm):
             cores, tried = strong_cores(firm, strong, core_hubs[c], min_strong_share)
-            passing = [core for core in cores if strong[core].sum() >= max(min_strong_members, min_strong_share * len(core))]
+            passing = [core for core in cores if _enough_strong(int(strong[core].sum()), len(core), min_strong_members, min_strong_share)]
             for j, (core, grown) in enumerate(_rejoin_and_grow(passing, rows, core_hubs[c], len(account_ids), grow_kinds)):
                 groups.append(((c, j), core, int(strong[core].sum()), tried, grown))
     # The null's base rate comes from the accounts outside the groups under test: a
@@ -425,7 +431,7 @@ def split_by_operator(candidates: dict, comms: Communities, account_ids: list[st
             firm = part[attachment[part] >= min_attachment]
             k = int(strong[firm].sum())
             p = chance_tail(k, len(firm), rate, len(parts))
-            if len(firm) and k >= max(min_strong_members, min_strong_share * len(firm)) and p <= max_p_value:
+            if _enough_strong(k, len(firm), min_strong_members, min_strong_share) and p <= max_p_value:
                 out[(c, j)] = {"firm_members": int(len(firm)), "strong_members": k, "p_value": p, "base_rate": rate,
                                "core": sorted(account_ids[i] for i in part), "grown": [], "parts": len(parts),
                                "strays": sorted(account_ids[i] for i in strays)}
